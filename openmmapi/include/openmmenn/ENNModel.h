@@ -1,0 +1,151 @@
+#ifndef OPENMM_ENN_MODEL_H_
+#define OPENMM_ENN_MODEL_H_
+
+// The parsed, validated contents of an openmm-enn model file (docs/model-format.md).
+// Everything is in the model's own units (model.units); platforms convert at the boundary.
+// All numbers are kept in double; platforms convert to their working precision.
+
+#include <array>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace OpenMMENN {
+
+/** One irreducible representation of O(3): degree l and parity p (+1 even, -1 odd). */
+struct Irrep {
+    int l = 0, p = 1;
+    int dim() const { return 2 * l + 1; }
+    bool operator==(const Irrep& o) const { return l == o.l && p == o.p; }
+    bool operator!=(const Irrep& o) const { return !(*this == o); }
+};
+
+/** A direct sum of irreps, e.g. "16x0e+16x1o", laid out [entry][channel][2l+1]. */
+struct Irreps {
+    struct Entry {
+        int mul;
+        Irrep ir;
+        int offset; // first index of this entry in the feature vector
+        int dim() const { return mul * ir.dim(); }
+    };
+    std::vector<Entry> entries;
+    int dim = 0;
+    /** Throws OpenMMException naming `field` if the text is not a valid irreps string. */
+    static Irreps parse(const std::string& text, const std::string& field);
+    std::string str() const;
+    /** The irrep of every component, in layout order (to compare layouts of unsimplified irreps). */
+    std::vector<Irrep> componentIrreps() const;
+};
+
+/** e3nn Linear: for each path, out[w,m] += pathWeight * sum_u W[u,w] in[u,m] between equal irreps.
+ *  With perElement, there is one weight set per element (MACE's species-dependent skip). */
+struct LinearSpec {
+    struct Path {
+        int in, out;
+        double weight;
+        int weightOffset; // W[u,w] at weightOffset + u*mulOut + w
+    };
+    Irreps in, out;
+    std::vector<Path> paths;
+    bool perElement = false;
+    int weightsPerElement = 0;
+    std::vector<double> weights; // [numElements or 1][weightsPerElement]
+};
+
+/** A smooth scalar activation times a normalisation constant: scale * f(x). */
+struct ActivationSpec {
+    enum Kind { SiLU, Tanh } kind = SiLU;
+    double scale = 1.0;
+};
+
+/** Radial MLP: t <- act(t @ W_k * weightScale_k) for hidden layers, no activation on the last. */
+struct RadialMLPSpec {
+    std::vector<int> sizes;                   // sizes[0] = num radial basis, back() = TP weights per edge
+    std::vector<std::vector<double>> weights; // W_k, [sizes[k]][sizes[k+1]] row-major
+    std::vector<double> weightScales;
+    ActivationSpec activation;
+};
+
+/** Channel-wise ('uvu') tensor product of node features (in1) with edge harmonics (in2, all 1x).
+ *  out[u,k] += pathWeight * w_edge[weightOffset + u] * sum_ij C[i,j,k] in1[u,i] in2[j]. */
+struct TensorProductSpec {
+    struct Path {
+        int in1, in2, out;
+        double weight;
+        int weightOffset;
+    };
+    Irreps in1, in2, out;
+    std::vector<Path> paths;
+    int numWeights = 0;
+};
+
+/** Symmetric contraction for one output irrep: B[c,M] = sum_nu sum_k W_nu[z,k,c] U_nu[M,a1..a_nu,k] A[c,a1]...A[c,a_nu]. */
+struct ContractionSpec {
+    Irrep out;
+    int correlation = 0;
+    std::vector<std::vector<double>> U;       // U[nu-1]: [2L+1][D^nu][K_nu]
+    std::vector<int> numBasis;                // K_nu
+    std::vector<std::vector<double>> weights; // W[nu-1]: [numElements][K_nu][channels]
+};
+
+struct ReadoutSpec {
+    bool nonlinear = false;
+    LinearSpec linear1;       // the only linear of a linear readout
+    ActivationSpec activation; // nonlinear only
+    LinearSpec linear2;       // nonlinear only
+};
+
+struct LayerSpec {
+    bool residual = true;     // MACE RealAgnosticResidualInteractionBlock; false: RealAgnosticInteractionBlock
+    double avgNumNeighbors = 1.0;
+    LinearSpec linearUp;
+    RadialMLPSpec radial;
+    TensorProductSpec conv;
+    LinearSpec linear;        // simplified conv output -> message irreps
+    LinearSpec skip;          // per element; residual: input -> output, else: message -> message
+    int channels = 0;         // multiplicity of every message irrep
+    int featuresPerChannel = 0; // D = sum of (2l+1) over the message irreps
+    std::vector<ContractionSpec> contractions;
+    LinearSpec productLinear;
+    ReadoutSpec readout;
+    const Irreps& irrepsIn() const { return linearUp.in; }
+    const Irreps& irrepsMessage() const { return linear.out; }
+    const Irreps& irrepsOut() const { return productLinear.out; }
+};
+
+class ENNModel {
+public:
+    /** Parse and validate the bytes of a model file. Throws OpenMMException naming the bad field. */
+    static std::shared_ptr<const ENNModel> fromBytes(const std::string& bytes);
+    static std::string readFile(const std::string& path);
+
+    static const int FormatVersion = 1;
+    int formatVersion = 0;
+    std::string energyUnit, lengthUnit;
+    double energyToKJPerMol = 1.0, lengthToNm = 1.0;
+    std::vector<int> elements;   // atomic numbers, in the model's element order
+    bool o3 = true;              // false: SO(3) model, parity selection rules not enforced
+    double rMax = 0.0;
+    std::vector<double> besselFrequencies;
+    double besselPrefactor = 0.0;
+    int envelopeP = 0;
+    int shLmax = 0;
+    /** Wigner 3j blocks by (l1, l2, l3), each [2l1+1][2l2+1][2l3+1]. */
+    std::map<std::array<int, 3>, std::vector<double>> wigner3j;
+    LinearSpec embedding;        // one-hot (n_elements x 0e) -> first layer input
+    std::vector<LayerSpec> layers;
+    std::vector<double> e0;      // per element
+    double energyScale = 1.0, energyShift = 0.0;
+    bool hasChargeHead = false;
+    ReadoutSpec chargeReadout;   // on the last layer's output features
+
+    /** Index of an atomic number in `elements`, or -1. */
+    int elementIndex(int atomicNumber) const;
+    int numElements() const { return static_cast<int>(elements.size()); }
+    const std::vector<double>& w3j(int l1, int l2, int l3) const;
+};
+
+} // namespace OpenMMENN
+
+#endif

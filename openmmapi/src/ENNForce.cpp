@@ -1,0 +1,68 @@
+#include "openmmenn/ENNForce.h"
+#include "openmmenn/ENNModel.h"
+#include "openmmenn/internal/ENNForceImpl.h"
+#include "openmm/OpenMMException.h"
+
+using namespace OpenMMENN;
+using OpenMM::OpenMMException;
+
+ENNForce::ENNForce(const std::string& modelFile) : ENNForce(ENNModel::readFile(modelFile), true) {}
+
+ENNForce::ENNForce(const std::string& data, bool) : modelData(data), model(ENNModel::fromBytes(data)) {}
+
+ENNForce* ENNForce::createFromModelData(const std::string& data) {
+    return new ENNForce(data, true);
+}
+
+void ENNForce::checkElement(int atomicNumber) const {
+    if (model->elementIndex(atomicNumber) < 0) {
+        std::string known;
+        for (int z : model->elements)
+            known += (known.empty() ? "" : ", ") + std::to_string(z);
+        throw OpenMMException("ENNForce: element with atomic number " + std::to_string(atomicNumber) +
+                              " is not in the model (it knows " + known + ")");
+    }
+}
+
+int ENNForce::addParticle(int particle, int atomicNumber) {
+    if (particle < 0)
+        throw OpenMMException("ENNForce: particle index " + std::to_string(particle) + " is negative");
+    checkElement(atomicNumber);
+    particles.push_back({particle, atomicNumber});
+    return getNumParticles() - 1;
+}
+
+void ENNForce::getParticleParameters(int index, int& particle, int& atomicNumber) const {
+    if (index < 0 || index >= getNumParticles())
+        throw OpenMMException("ENNForce: particle index " + std::to_string(index) + " out of range");
+    particle = particles[index].particle;
+    atomicNumber = particles[index].atomicNumber;
+}
+
+void ENNForce::setParticleParameters(int index, int particle, int atomicNumber) {
+    if (index < 0 || index >= getNumParticles())
+        throw OpenMMException("ENNForce: particle index " + std::to_string(index) + " out of range");
+    if (particle < 0)
+        throw OpenMMException("ENNForce: particle index " + std::to_string(particle) + " is negative");
+    checkElement(atomicNumber);
+    particles[index] = {particle, atomicNumber};
+}
+
+bool ENNForce::hasChargeHead() const {
+    return model->hasChargeHead;
+}
+
+std::vector<double> ENNForce::getCharges(OpenMM::Context& context) const {
+    if (!model->hasChargeHead)
+        throw OpenMMException("ENNForce: the model has no charge head, so it predicts no charges");
+    auto& impl = const_cast<ENNForceImpl&>(dynamic_cast<const ENNForceImpl&>(getImplInContext(const_cast<OpenMM::Context&>(context))));
+    return impl.getCharges(const_cast<ENNForce*>(this)->getContextImpl(context));
+}
+
+void ENNForce::updateParametersInContext(OpenMM::Context& context) {
+    dynamic_cast<ENNForceImpl&>(getImplInContext(context)).updateParametersInContext(getContextImpl(context));
+}
+
+OpenMM::ForceImpl* ENNForce::createImpl() const {
+    return new ENNForceImpl(*this);
+}

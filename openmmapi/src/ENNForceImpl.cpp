@@ -1,0 +1,44 @@
+#include "openmmenn/internal/ENNForceImpl.h"
+#include "openmmenn/ENNKernels.h"
+#include "openmm/OpenMMException.h"
+#include "openmm/internal/ContextImpl.h"
+#include <set>
+
+using namespace OpenMMENN;
+using OpenMM::OpenMMException;
+
+void ENNForceImpl::initialize(OpenMM::ContextImpl& context) {
+    const OpenMM::System& system = context.getSystem();
+    if (owner.getNumParticles() == 0)
+        throw OpenMMException("ENNForce: no particles were added");
+    std::set<int> seen;
+    for (int i = 0; i < owner.getNumParticles(); i++) {
+        int particle, z;
+        owner.getParticleParameters(i, particle, z);
+        if (particle >= system.getNumParticles())
+            throw OpenMMException("ENNForce: particle index " + std::to_string(particle) + " is out of range (the System has " +
+                                  std::to_string(system.getNumParticles()) + " particles)");
+        if (!seen.insert(particle).second)
+            throw OpenMMException("ENNForce: particle " + std::to_string(particle) + " was added twice");
+    }
+    kernel = context.getPlatform().createKernel(CalcENNForceKernel::Name(), context);
+    kernel.getAs<CalcENNForceKernel>().initialize(system, owner);
+}
+
+double ENNForceImpl::calcForcesAndEnergy(OpenMM::ContextImpl& context, bool includeForces, bool includeEnergy, int groups) {
+    if ((groups & (1 << owner.getForceGroup())) == 0)
+        return 0.0;
+    return kernel.getAs<CalcENNForceKernel>().execute(context, includeForces, includeEnergy);
+}
+
+std::vector<std::string> ENNForceImpl::getKernelNames() {
+    return {CalcENNForceKernel::Name()};
+}
+
+void ENNForceImpl::updateParametersInContext(OpenMM::ContextImpl& context) {
+    kernel.getAs<CalcENNForceKernel>().copyParametersToContext(context, owner);
+}
+
+std::vector<double> ENNForceImpl::getCharges(OpenMM::ContextImpl& context) {
+    return kernel.getAs<CalcENNForceKernel>().getCharges(context);
+}

@@ -1,0 +1,483 @@
+#include "openmmenn/ENNModel.h"
+#include "openmmenn/internal/SafeTensors.h"
+#include "openmm/OpenMMException.h"
+#include <nlohmann/json.hpp>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+using namespace OpenMMENN;
+using OpenMM::OpenMMException;
+using nlohmann::json;
+
+namespace {
+
+[[noreturn]] void fail(const std::string& msg) {
+    throw OpenMMException("ENN model file: " + msg);
+}
+
+/** A JSON value plus its path in the architecture description, for error messages. */
+class Field {
+public:
+    Field(const json& value, std::string path) : value(value), path(std::move(path)) {}
+    bool has(const std::string& key) const { return value.is_object() && value.contains(key) && !value[key].is_null(); }
+    Field at(const std::string& key) const {
+        if (!value.is_object() || !value.contains(key))
+            fail("missing field '" + child(key) + "'");
+        return Field(value[key], child(key));
+    }
+    Field at(size_t i) const { return Field(value.at(i), path + "[" + std::to_string(i) + "]"); }
+    size_t size() const {
+        if (!value.is_array())
+            fail("field '" + path + "' must be an array");
+        return value.size();
+    }
+    double number() const {
+        if (!value.is_number() || !std::isfinite(value.get<double>()))
+            fail("field '" + path + "' must be a finite number");
+        return value.get<double>();
+    }
+    int integer() const {
+        if (!value.is_number_integer())
+            fail("field '" + path + "' must be an integer");
+        return value.get<int>();
+    }
+    std::string string() const {
+        if (!value.is_string())
+            fail("field '" + path + "' must be a string");
+        return value.get<std::string>();
+    }
+    bool boolean() const {
+        if (!value.is_boolean())
+            fail("field '" + path + "' must be true or false");
+        return value.get<bool>();
+    }
+    [[noreturn]] void invalid(const std::string& why) const { fail("field '" + path + "': " + why); }
+    const json& value;
+    const std::string path;
+
+private:
+    std::string child(const std::string& key) const { return path.empty() ? key : path + "." + key; }
+};
+
+std::string shapeString(const std::vector<int64_t>& shape) {
+    std::string s = "[";
+    for (size_t i = 0; i < shape.size(); i++)
+        s += (i ? ", " : "") + std::to_string(shape[i]);
+    return s + "]";
+}
+
+class Parser {
+public:
+    explicit Parser(const SafeTensorsFile& file) : file(file) {}
+
+    const std::vector<double>& tensor(const Field& nameField, const std::vector<int64_t>& shape) {
+        std::string name = nameField.string();
+        auto it = file.tensors.find(name);
+        if (it == file.tensors.end())
+            nameField.invalid("names tensor '" + name + "', which is not in the file");
+        if (it->second.shape != shape)
+            nameField.invalid("tensor '" + name + "' has shape " + shapeString(it->second.shape) + ", expected " + shapeString(shape));
+        return it->second.values;
+    }
+
+    const std::vector<double>& namedTensor(const std::string& name, const std::vector<int64_t>& shape) {
+        json j = name;
+        return tensor(Field(j, "(tensor " + name + ")"), shape);
+    }
+
+    ActivationSpec activation(const Field& f) {
+        ActivationSpec act;
+        std::string name = f.at("function").string();
+        if (name == "silu")
+            act.kind = ActivationSpec::SiLU;
+        else if (name == "tanh")
+            act.kind = ActivationSpec::Tanh;
+        else
+            f.at("function").invalid("activation '" + name + "' is not accepted: energies must be at least C2, so only smooth "
+                                     "activations (silu, tanh) are allowed");
+        act.scale = f.at("scale").number();
+        return act;
+    }
+
+    LinearSpec linear(const Field& f, int numElements) {
+        LinearSpec lin;
+        lin.in = Irreps::parse(f.at("irreps_in").string(), f.path + ".irreps_in");
+        lin.out = Irreps::parse(f.at("irreps_out").string(), f.path + ".irreps_out");
+        lin.perElement = f.has("per_element") && f.at("per_element").boolean();
+        Field paths = f.at("paths");
+        int offset = 0;
+        for (size_t i = 0; i < paths.size(); i++) {
+            Field p = paths.at(i);
+            if (p.size() != 3)
+                p.invalid("a path is [i_in, i_out, path_weight]");
+            LinearSpec::Path path{p.at(0).integer(), p.at(1).integer(), p.at(2).number(), offset};
+            if (path.in < 0 || path.in >= (int) lin.in.entries.size() || path.out < 0 || path.out >= (int) lin.out.entries.size())
+                p.invalid("irreps index out of range");
+            const auto& a = lin.in.entries[path.in];
+            const auto& b = lin.out.entries[path.out];
+            if (a.ir != b.ir)
+                p.invalid("a linear path must connect equal irreps");
+            offset += a.mul * b.mul;
+            lin.paths.push_back(path);
+        }
+        lin.weightsPerElement = offset;
+        if (lin.perElement)
+            lin.weights = tensor(f.at("weight"), {numElements, offset});
+        else
+            lin.weights = tensor(f.at("weight"), {offset});
+        return lin;
+    }
+
+    ReadoutSpec readout(const Field& f, const Irreps& input) {
+        ReadoutSpec r;
+        std::string type = f.at("type").string();
+        if (type == "linear") {
+            r.linear1 = linear(f.at("linear"), 0);
+        } else if (type == "nonlinear") {
+            r.nonlinear = true;
+            r.linear1 = linear(f.at("linear_1"), 0);
+            r.activation = activation(f.at("activation"));
+            r.linear2 = linear(f.at("linear_2"), 0);
+            for (const auto& e : r.linear1.out.entries)
+                if (e.ir.l != 0)
+                    f.at("linear_1").invalid("the hidden features of a nonlinear readout must be scalars");
+            if (r.linear2.in.str() != r.linear1.out.str())
+                f.at("linear_2").invalid("irreps_in must equal linear_1.irreps_out");
+        } else {
+            f.at("type").invalid("must be 'linear' or 'nonlinear'");
+        }
+        if (r.linear1.in.str() != input.str())
+            f.invalid("the readout input irreps " + r.linear1.in.str() + " differ from the features " + input.str());
+        const LinearSpec& last = r.nonlinear ? r.linear2 : r.linear1;
+        if (last.out.str() != "1x0e")
+            f.invalid("a readout must produce 1x0e");
+        return r;
+    }
+
+    const SafeTensorsFile& file;
+};
+
+double energyUnitInKJPerMol(const Field& f) {
+    std::string u = f.string();
+    if (u == "eV") return 96.4853321233100184;
+    if (u == "kJ/mol") return 1.0;
+    if (u == "kcal/mol") return 4.184;
+    if (u == "Hartree") return 2625.4996394798254;
+    f.invalid("unknown energy unit '" + u + "' (eV, kJ/mol, kcal/mol or Hartree)");
+}
+
+double lengthUnitInNm(const Field& f) {
+    std::string u = f.string();
+    if (u == "Angstrom") return 0.1;
+    if (u == "nm") return 1.0;
+    if (u == "Bohr") return 0.0529177210903;
+    f.invalid("unknown length unit '" + u + "' (Angstrom, nm or Bohr)");
+}
+
+} // namespace
+
+Irreps Irreps::parse(const std::string& text, const std::string& field) {
+    Irreps irreps;
+    auto bad = [&](const std::string& why) -> void { fail("field '" + field + "': irreps '" + text + "': " + why); };
+    std::stringstream ss(text);
+    std::string item;
+    while (std::getline(ss, item, '+')) {
+        size_t x = item.find('x');
+        if (x == std::string::npos || x == 0 || item.size() != x + 3)
+            bad("each term must look like 16x1o");
+        int mul = 0;
+        for (size_t i = 0; i < x; i++) {
+            if (!std::isdigit(static_cast<unsigned char>(item[i])) || mul > 100000)
+                bad("bad multiplicity in '" + item + "'");
+            mul = 10 * mul + (item[i] - '0');
+        }
+        char lc = item[x + 1], pc = item[x + 2];
+        if (!std::isdigit(static_cast<unsigned char>(lc)) || (pc != 'e' && pc != 'o'))
+            bad("bad irrep in '" + item + "'");
+        Entry e{mul, Irrep{lc - '0', pc == 'e' ? 1 : -1}, irreps.dim};
+        if (e.ir.l > 4)
+            bad("degrees above 4 are not supported");
+        irreps.entries.push_back(e);
+        irreps.dim += e.dim();
+    }
+    if (irreps.entries.empty())
+        bad("empty");
+    return irreps;
+}
+
+std::string Irreps::str() const {
+    std::string s;
+    for (const auto& e : entries)
+        s += (s.empty() ? "" : "+") + std::to_string(e.mul) + "x" + std::to_string(e.ir.l) + (e.ir.p > 0 ? "e" : "o");
+    return s;
+}
+
+std::vector<Irrep> Irreps::componentIrreps() const {
+    std::vector<Irrep> c;
+    for (const auto& e : entries)
+        for (int i = 0; i < e.dim(); i++)
+            c.push_back(e.ir);
+    return c;
+}
+
+int ENNModel::elementIndex(int atomicNumber) const {
+    for (size_t i = 0; i < elements.size(); i++)
+        if (elements[i] == atomicNumber)
+            return static_cast<int>(i);
+    return -1;
+}
+
+const std::vector<double>& ENNModel::w3j(int l1, int l2, int l3) const {
+    auto it = wigner3j.find({l1, l2, l3});
+    if (it == wigner3j.end())
+        throw OpenMMException("ENN model: Wigner 3j block (" + std::to_string(l1) + "," + std::to_string(l2) + "," +
+                              std::to_string(l3) + ") was not loaded");
+    return it->second;
+}
+
+std::string ENNModel::readFile(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+        throw OpenMMException("ENN model file: cannot open '" + path + "'");
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    return buffer.str();
+}
+
+std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
+    SafeTensorsFile file = SafeTensorsFile::parse(bytes);
+    auto meta = file.metadata.find("openmm_enn");
+    if (meta == file.metadata.end())
+        fail("__metadata__ has no 'openmm_enn' entry: this is not an openmm-enn model (wrong magic)");
+    json archJson;
+    try {
+        archJson = json::parse(meta->second);
+    } catch (const json::exception& e) {
+        fail(std::string("__metadata__.openmm_enn is not valid JSON (") + e.what() + ")");
+    }
+    Field arch(archJson, "");
+    Parser parser(file);
+    auto model = std::make_shared<ENNModel>();
+    ENNModel& m = *model;
+
+    if (arch.at("format").string() != "openmm-enn")
+        arch.at("format").invalid("must be 'openmm-enn' (wrong magic)");
+    m.formatVersion = arch.at("format_version").integer();
+    if (m.formatVersion != FormatVersion)
+        arch.at("format_version").invalid("version " + std::to_string(m.formatVersion) + " is not supported (this build reads version " +
+                                          std::to_string(FormatVersion) + ")");
+    m.energyUnit = arch.at("units").at("energy").string();
+    m.lengthUnit = arch.at("units").at("length").string();
+    m.energyToKJPerMol = energyUnitInKJPerMol(arch.at("units").at("energy"));
+    m.lengthToNm = lengthUnitInNm(arch.at("units").at("length"));
+
+    Field elements = arch.at("elements");
+    for (size_t i = 0; i < elements.size(); i++) {
+        int z = elements.at(i).integer();
+        if (z < 1 || z > 118)
+            elements.at(i).invalid("not an atomic number");
+        if (m.elementIndex(z) >= 0)
+            elements.at(i).invalid("element listed twice");
+        m.elements.push_back(z);
+    }
+    if (m.elements.empty())
+        elements.invalid("no elements");
+    const int nel = m.numElements();
+
+    std::string symmetry = arch.at("symmetry").string();
+    if (symmetry != "O3" && symmetry != "SO3")
+        arch.at("symmetry").invalid("must be 'O3' or 'SO3'");
+    m.o3 = symmetry == "O3";
+
+    m.rMax = arch.at("r_max").number();
+    if (!(m.rMax > 0))
+        arch.at("r_max").invalid("must be positive");
+
+    Field radial = arch.at("radial_basis");
+    if (radial.at("type").string() != "bessel")
+        radial.at("type").invalid("only 'bessel' is supported");
+    int numBessel = radial.at("num_basis").integer();
+    if (numBessel < 1)
+        radial.at("num_basis").invalid("must be positive");
+    m.besselFrequencies = parser.tensor(radial.at("frequencies"), {numBessel});
+    m.besselPrefactor = radial.at("prefactor").number();
+    if (radial.at("envelope").string() != "polynomial")
+        radial.at("envelope").invalid("only 'polynomial' is supported");
+    m.envelopeP = radial.at("envelope_p").integer();
+    if (m.envelopeP < 3)
+        radial.at("envelope_p").invalid("p must be at least 3 for a smooth (C2) cutoff");
+
+    Field sh = arch.at("spherical_harmonics");
+    m.shLmax = sh.at("lmax").integer();
+    if (m.shLmax < 0 || m.shLmax > 4)
+        sh.at("lmax").invalid("must be between 0 and 4");
+    if (sh.at("normalization").string() != "component")
+        sh.at("normalization").invalid("only 'component' normalization is supported");
+    auto loadW3j = [&](int l1, int l2, int l3) {
+        if (m.wigner3j.count({l1, l2, l3}))
+            return;
+        std::string name = "w3j." + std::to_string(l1) + "." + std::to_string(l2) + "." + std::to_string(l3);
+        m.wigner3j[{l1, l2, l3}] = parser.namedTensor(name, {2 * l1 + 1, 2 * l2 + 1, 2 * l3 + 1});
+    };
+    for (int l = 2; l <= m.shLmax; l++)
+        loadW3j(1, l - 1, l);
+
+    m.embedding = parser.linear(arch.at("embedding"), nel);
+    if (m.embedding.in.str() != std::to_string(nel) + "x0e")
+        arch.at("embedding").at("irreps_in").invalid("must be " + std::to_string(nel) + "x0e (one-hot of the elements)");
+
+    Field layers = arch.at("layers");
+    if (layers.size() < 1)
+        layers.invalid("at least one interaction layer is needed");
+    const Irreps* previous = &m.embedding.out;
+    for (size_t t = 0; t < layers.size(); t++) {
+        Field lf = layers.at(t);
+        LayerSpec layer;
+        std::string kind = lf.at("interaction").string();
+        if (kind != "residual" && kind != "non_residual")
+            lf.at("interaction").invalid("must be 'residual' or 'non_residual'");
+        layer.residual = kind == "residual";
+        layer.avgNumNeighbors = lf.at("avg_num_neighbors").number();
+        if (!(layer.avgNumNeighbors > 0))
+            lf.at("avg_num_neighbors").invalid("must be positive");
+
+        layer.linearUp = parser.linear(lf.at("linear_up"), 0);
+        if (layer.linearUp.in.str() != previous->str())
+            lf.at("linear_up").invalid("irreps_in " + layer.linearUp.in.str() + " differ from the previous features " + previous->str());
+
+        // Edge tensor product.
+        Field tf = lf.at("conv_tp");
+        TensorProductSpec& tp = layer.conv;
+        tp.in1 = Irreps::parse(tf.at("irreps_in1").string(), tf.path + ".irreps_in1");
+        tp.in2 = Irreps::parse(tf.at("irreps_in2").string(), tf.path + ".irreps_in2");
+        tp.out = Irreps::parse(tf.at("irreps_out").string(), tf.path + ".irreps_out");
+        if (tp.in1.str() != layer.linearUp.out.str())
+            tf.at("irreps_in1").invalid("must equal linear_up.irreps_out");
+        if ((int) tp.in2.entries.size() != m.shLmax + 1)
+            tf.at("irreps_in2").invalid("must be the spherical harmonics 1x0e+1x1o+... up to lmax");
+        for (int l = 0; l <= m.shLmax; l++) {
+            const auto& e = tp.in2.entries[l];
+            if (e.mul != 1 || e.ir.l != l || e.ir.p != (l % 2 ? -1 : 1))
+                tf.at("irreps_in2").invalid("must be the spherical harmonics 1x0e+1x1o+... up to lmax");
+        }
+        Field paths = tf.at("paths");
+        for (size_t i = 0; i < paths.size(); i++) {
+            Field p = paths.at(i);
+            if (p.size() != 4)
+                p.invalid("a path is [i_in1, i_in2, i_out, path_weight]");
+            TensorProductSpec::Path path{p.at(0).integer(), p.at(1).integer(), p.at(2).integer(), p.at(3).number(), tp.numWeights};
+            if (path.in1 < 0 || path.in1 >= (int) tp.in1.entries.size() || path.in2 < 0 || path.in2 >= (int) tp.in2.entries.size() ||
+                path.out < 0 || path.out >= (int) tp.out.entries.size())
+                p.invalid("irreps index out of range");
+            const auto &a = tp.in1.entries[path.in1], &b = tp.in2.entries[path.in2], &c = tp.out.entries[path.out];
+            if (c.mul != a.mul)
+                p.invalid("a channel-wise path keeps the multiplicity of irreps_in1");
+            if (c.ir.l < std::abs(a.ir.l - b.ir.l) || c.ir.l > a.ir.l + b.ir.l)
+                p.invalid("the degrees violate the triangle rule");
+            if (m.o3 && c.ir.p != a.ir.p * b.ir.p)
+                p.invalid("the parities violate O(3) selection rules (use symmetry 'SO3' for such models)");
+            loadW3j(a.ir.l, b.ir.l, c.ir.l);
+            tp.numWeights += a.mul;
+            tp.paths.push_back(path);
+        }
+
+        Field rf = lf.at("radial_mlp");
+        RadialMLPSpec& mlp = layer.radial;
+        for (size_t i = 0; i < rf.at("sizes").size(); i++) {
+            mlp.sizes.push_back(rf.at("sizes").at(i).integer());
+            if (mlp.sizes.back() < 1)
+                rf.at("sizes").at(i).invalid("must be positive");
+        }
+        if (mlp.sizes.size() < 2 || mlp.sizes.front() != numBessel || mlp.sizes.back() != tp.numWeights)
+            rf.at("sizes").invalid("must run from radial_basis.num_basis (" + std::to_string(numBessel) + ") to the number of "
+                                   "tensor-product weights (" + std::to_string(tp.numWeights) + ")");
+        if (rf.at("weights").size() != mlp.sizes.size() - 1 || rf.at("weight_scales").size() != mlp.sizes.size() - 1)
+            rf.invalid("needs one weight tensor and one weight scale per layer");
+        for (size_t k = 0; k + 1 < mlp.sizes.size(); k++) {
+            mlp.weights.push_back(parser.tensor(rf.at("weights").at(k), {mlp.sizes[k], mlp.sizes[k + 1]}));
+            mlp.weightScales.push_back(rf.at("weight_scales").at(k).number());
+        }
+        mlp.activation = parser.activation(rf.at("activation"));
+
+        layer.linear = parser.linear(lf.at("linear"), 0);
+        {
+            auto a = tp.out.componentIrreps(), b = layer.linear.in.componentIrreps();
+            if (a.size() != b.size() || !std::equal(a.begin(), a.end(), b.begin()))
+                lf.at("linear").at("irreps_in").invalid("must have the same layout as conv_tp.irreps_out " + tp.out.str());
+        }
+        const Irreps& message = layer.linear.out;
+        layer.channels = message.entries[0].mul;
+        for (const auto& e : message.entries) {
+            if (e.mul != layer.channels)
+                lf.at("linear").at("irreps_out").invalid("every message irrep needs the same multiplicity");
+            layer.featuresPerChannel += e.ir.dim();
+        }
+
+        Field pf = lf.at("product");
+        layer.productLinear = parser.linear(pf.at("linear"), 0);
+        layer.skip = parser.linear(lf.at("skip"), nel);
+        if (!layer.skip.perElement)
+            lf.at("skip").at("per_element").invalid("the skip connection is element-dependent (per_element: true)");
+        if (layer.residual) {
+            if (layer.skip.in.str() != previous->str() || layer.skip.out.str() != layer.productLinear.out.str())
+                lf.at("skip").invalid("a residual skip maps the layer input to the layer output");
+        } else if (layer.skip.in.str() != message.str() || layer.skip.out.str() != message.str()) {
+            lf.at("skip").invalid("a non-residual skip maps the message to itself");
+        }
+
+        Field cf = pf.at("contractions");
+        Irreps contractionOut;
+        const int D = layer.featuresPerChannel;
+        for (size_t k = 0; k < cf.size(); k++) {
+            Field c = cf.at(k);
+            ContractionSpec con;
+            Irreps single = Irreps::parse("1x" + c.at("irrep_out").string(), c.path + ".irrep_out");
+            con.out = single.entries[0].ir;
+            con.correlation = c.at("correlation").integer();
+            if (con.correlation < 1 || con.correlation > 3)
+                c.at("correlation").invalid("must be 1, 2 or 3");
+            if (c.at("U").size() != (size_t) con.correlation || c.at("weights").size() != (size_t) con.correlation)
+                c.invalid("needs one U tensor and one weight tensor per correlation order");
+            for (int nu = 1; nu <= con.correlation; nu++) {
+                std::string uname = c.at("U").at(nu - 1).string();
+                auto it = file.tensors.find(uname);
+                if (it == file.tensors.end() || it->second.shape.size() != size_t(nu + 2))
+                    c.at("U").at(nu - 1).invalid("names a missing tensor or one without shape [2L+1, D x nu, K]");
+                int64_t K = it->second.shape.back();
+                std::vector<int64_t> shape{con.out.dim()};
+                for (int i = 0; i < nu; i++)
+                    shape.push_back(D);
+                shape.push_back(K);
+                con.U.push_back(parser.tensor(c.at("U").at(nu - 1), shape));
+                con.numBasis.push_back(static_cast<int>(K));
+                con.weights.push_back(parser.tensor(c.at("weights").at(nu - 1), {nel, K, layer.channels}));
+            }
+            contractionOut.entries.push_back({layer.channels, con.out, contractionOut.dim});
+            contractionOut.dim += layer.channels * con.out.dim();
+            layer.contractions.push_back(std::move(con));
+        }
+        if (layer.contractions.empty())
+            cf.invalid("at least one contraction is needed");
+        if (layer.productLinear.in.str() != contractionOut.str())
+            pf.at("linear").at("irreps_in").invalid("must be the contraction outputs " + contractionOut.str());
+        layer.readout = parser.readout(lf.at("readout"), layer.productLinear.out);
+        m.layers.push_back(std::move(layer));
+        previous = &m.layers.back().productLinear.out;
+    }
+
+    Field energy = arch.at("energy");
+    Field e0 = energy.at("e0");
+    if (e0.size() != (size_t) nel)
+        e0.invalid("needs one reference energy per element");
+    for (int i = 0; i < nel; i++)
+        m.e0.push_back(e0.at(i).number());
+    m.energyScale = energy.at("scale").number();
+    m.energyShift = energy.at("shift").number();
+
+    if (arch.has("charge_head")) {
+        m.hasChargeHead = true;
+        m.chargeReadout = parser.readout(arch.at("charge_head").at("readout"), *previous);
+    }
+    return model;
+}

@@ -1,0 +1,78 @@
+#include "ReferenceENNKernels.h"
+#include "openmm/OpenMMException.h"
+#include "openmm/internal/ContextImpl.h"
+#include "ReferencePlatform.h"
+#include <cmath>
+
+using namespace OpenMMENN;
+using OpenMM::Vec3;
+
+static OpenMM::ReferencePlatform::PlatformData& platformData(OpenMM::ContextImpl& context) {
+    return *reinterpret_cast<OpenMM::ReferencePlatform::PlatformData*>(context.getPlatformData());
+}
+
+void ReferenceCalcENNForceKernel::initialize(const OpenMM::System&, const ENNForce& force) {
+    network = std::make_unique<ReferenceENNNetwork>(force.getModelPtr());
+    particles.clear();
+    species.clear();
+    for (int i = 0; i < force.getNumParticles(); i++) {
+        int particle, z;
+        force.getParticleParameters(i, particle, z);
+        particles.push_back(particle);
+        species.push_back(force.getModel().elementIndex(z));
+    }
+    totalCharge = force.getTotalCharge();
+    periodic = force.usesPeriodicBoundaryConditions();
+}
+
+std::vector<ENNEdge> ReferenceCalcENNForceKernel::buildEdges(OpenMM::ContextImpl& context) {
+    const ENNModel& m = network->getModel();
+    const std::vector<Vec3>& pos = *platformData(context).positions;
+    const double toModel = 1.0 / m.lengthToNm;
+    std::vector<Vec3> local(particles.size());
+    for (size_t i = 0; i < particles.size(); i++) {
+        const Vec3& p = pos[particles[i]];
+        if (!std::isfinite(p[0]) || !std::isfinite(p[1]) || !std::isfinite(p[2]))
+            throw OpenMM::OpenMMException("ENNForce: particle " + std::to_string(particles[i]) + " has a non-finite position (NaN or infinity)");
+        local[i] = p * toModel;
+    }
+    Vec3 box[3];
+    if (periodic) {
+        const Vec3* b = platformData(context).periodicBoxVectors;
+        for (int k = 0; k < 3; k++)
+            box[k] = b[k] * toModel;
+    }
+    return buildReferenceEdges(local, m.rMax, periodic ? box : nullptr);
+}
+
+double ReferenceCalcENNForceKernel::execute(OpenMM::ContextImpl& context, bool includeForces, bool) {
+    const ENNModel& m = network->getModel();
+    std::vector<ENNEdge> edges = buildEdges(context);
+    std::vector<Vec3> gradient;
+    double energy = network->compute(species, edges, totalCharge, nullptr, nullptr, includeForces ? &gradient : nullptr);
+    if (includeForces) {
+        std::vector<Vec3>& forces = *platformData(context).forces;
+        const double scale = m.energyToKJPerMol / m.lengthToNm;
+        for (size_t i = 0; i < particles.size(); i++)
+            forces[particles[i]] -= gradient[i] * scale;
+    }
+    return energy * m.energyToKJPerMol;
+}
+
+void ReferenceCalcENNForceKernel::copyParametersToContext(OpenMM::ContextImpl&, const ENNForce& force) {
+    if (force.getNumParticles() != static_cast<int>(particles.size()))
+        throw OpenMM::OpenMMException("ENNForce: updateParametersInContext cannot change the number of particles");
+    for (int i = 0; i < force.getNumParticles(); i++) {
+        int particle, z;
+        force.getParticleParameters(i, particle, z);
+        if (particle != particles[i] || force.getModel().elementIndex(z) != species[i])
+            throw OpenMM::OpenMMException("ENNForce: updateParametersInContext cannot change the particles or their elements");
+    }
+    totalCharge = force.getTotalCharge();
+}
+
+std::vector<double> ReferenceCalcENNForceKernel::getCharges(OpenMM::ContextImpl& context) {
+    std::vector<double> charges;
+    network->compute(species, buildEdges(context), totalCharge, nullptr, &charges, nullptr);
+    return charges;
+}

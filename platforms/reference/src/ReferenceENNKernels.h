@@ -1,0 +1,30 @@
+#ifndef OPENMM_REFERENCE_ENN_KERNELS_H_
+#define OPENMM_REFERENCE_ENN_KERNELS_H_
+
+#include "openmmenn/ENNKernels.h"
+#include "ReferenceENNNetwork.h"
+#include <memory>
+
+namespace OpenMMENN {
+
+/** ENNForce on the Reference platform: double precision throughout. */
+class ReferenceCalcENNForceKernel : public CalcENNForceKernel {
+public:
+    ReferenceCalcENNForceKernel(std::string name, const OpenMM::Platform& platform) : CalcENNForceKernel(name, platform) {}
+    void initialize(const OpenMM::System& system, const ENNForce& force) override;
+    double execute(OpenMM::ContextImpl& context, bool includeForces, bool includeEnergy) override;
+    void copyParametersToContext(OpenMM::ContextImpl& context, const ENNForce& force) override;
+    std::vector<double> getCharges(OpenMM::ContextImpl& context) override;
+
+private:
+    /** Edges of the ML region at the context's positions, in model length units. */
+    std::vector<ENNEdge> buildEdges(OpenMM::ContextImpl& context);
+    std::unique_ptr<ReferenceENNNetwork> network;
+    std::vector<int> particles, species;
+    double totalCharge = 0.0;
+    bool periodic = false;
+};
+
+} // namespace OpenMMENN
+
+#endif

@@ -1,0 +1,48 @@
+#include "ReferenceENNNeighbors.h"
+#include "openmm/OpenMMException.h"
+#include <cmath>
+
+using namespace OpenMMENN;
+using OpenMM::Vec3;
+
+std::vector<ENNEdge> OpenMMENN::buildReferenceEdges(const std::vector<Vec3>& pos, double cutoff, const Vec3* box) {
+    const int n = static_cast<int>(pos.size());
+    const double cutoff2 = cutoff * cutoff;
+    std::vector<ENNEdge> edges;
+    int range[3] = {0, 0, 0};
+    if (box != nullptr) {
+        // Distance between opposite faces of the cell, for each lattice direction.
+        double volume = box[0][0] * box[1][1] * box[2][2];
+        auto length = [](const Vec3& v) { return std::sqrt(v.dot(v)); };
+        double width[3] = {volume / length(box[1].cross(box[2])), volume / length(box[0].cross(box[2])), volume / length(box[0].cross(box[1]))};
+        for (int k = 0; k < 3; k++)
+            range[k] = static_cast<int>(std::ceil(cutoff / width[k] + 0.5));
+    }
+    for (int r = 0; r < n; r++)
+        for (int s = 0; s < n; s++) {
+            Vec3 d = pos[r] - pos[s];
+            if (box != nullptr) {
+                // Fractional coordinates into [-0.5, 0.5] (exact for the lower-triangular reduced form).
+                d -= box[2] * std::round(d[2] / box[2][2]);
+                d -= box[1] * std::round(d[1] / box[1][1]);
+                d -= box[0] * std::round(d[0] / box[0][0]);
+            }
+            for (int i = -range[0]; i <= range[0]; i++)
+                for (int j = -range[1]; j <= range[1]; j++)
+                    for (int k = -range[2]; k <= range[2]; k++) {
+                        Vec3 v = d;
+                        if (box != nullptr)
+                            v += box[0] * i + box[1] * j + box[2] * k;
+                        double r2 = v.dot(v);
+                        if (r2 >= cutoff2)
+                            continue;
+                        if (r == s && i == 0 && j == 0 && k == 0)
+                            continue;
+                        if (r2 < 1e-20)
+                            throw OpenMM::OpenMMException("ENNForce: particles " + std::to_string(r) + " and " + std::to_string(s) +
+                                                          " of the ML region are at the same position");
+                        edges.push_back({r, s, v});
+                    }
+        }
+    return edges;
+}

@@ -1,0 +1,59 @@
+#ifndef OPENMM_REFERENCE_ENN_NETWORK_H_
+#define OPENMM_REFERENCE_ENN_NETWORK_H_
+
+// The MACE-family network of an ENNModel in double precision, with plain loops: the oracle the
+// other platforms are tested against. Forces come from a hand-written reverse pass.
+
+#include "openmmenn/ENNModel.h"
+#include "ReferenceENNNeighbors.h"
+#include "openmm/Vec3.h"
+#include <memory>
+#include <vector>
+
+namespace OpenMMENN {
+
+class ReferenceENNNetwork {
+public:
+    explicit ReferenceENNNetwork(std::shared_ptr<const ENNModel> model);
+
+    /**
+     * Evaluate the network, in the model's units.
+     * @param species         element index (into model.elements) of each atom
+     * @param edges           directed edges, vector = x[receiver] - image of x[sender]
+     * @param totalCharge     total charge the predicted charges are constrained to
+     * @param chargePotential if not null, dE_extra/dq_i of an energy term that depends on the charges;
+     *                        its chain-rule contribution sum_i phi_i dq_i/dx is added to the gradient
+     * @param charges         if not null, receives the predicted charges (requires a charge head)
+     * @param gradient        if not null, receives dE/dx for each atom
+     * @return the network energy, including E0, scale and shift
+     */
+    double compute(const std::vector<int>& species, const std::vector<ENNEdge>& edges, double totalCharge,
+                   const std::vector<double>* chargePotential, std::vector<double>* charges,
+                   std::vector<OpenMM::Vec3>* gradient);
+
+    const ENNModel& getModel() const { return *model; }
+
+private:
+    struct SparseEntry {
+        int i, j, k;
+        double value;
+    };
+    struct ContractionTerms {
+        int correlation;
+        std::vector<std::array<int, 4>> terms; // M, a1..a_nu (sorted; unused slots -1)
+        std::vector<double> coefficients;      // [element][term][channel]
+    };
+    const std::vector<SparseEntry>& sparseW3j(int l1, int l2, int l3);
+    void sphericalHarmonics(const OpenMM::Vec3& v, double* y, double (*dy)[3]) const;
+
+    std::shared_ptr<const ENNModel> model;
+    std::map<std::array<int, 3>, std::vector<SparseEntry>> sparse;
+    std::vector<double> shNormalization;                       // per l, for the recursion
+    std::vector<std::vector<std::vector<ContractionTerms>>> contractionTerms; // [layer][contraction][nu-1]
+    std::vector<std::vector<int>> featurePositions;            // [layer][f]: entry offset; with featureDims gives A[c,f]
+    std::vector<std::vector<int>> featureDims;
+};
+
+} // namespace OpenMMENN
+
+#endif

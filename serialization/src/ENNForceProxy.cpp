@@ -1,0 +1,104 @@
+// XmlSerializer support for ENNForce: the model file is embedded (base64) so a serialized System
+// is self-contained. Registered when the library loads.
+
+#include "openmmenn/ENNForce.h"
+#include "openmm/OpenMMException.h"
+#include "openmm/serialization/SerializationNode.h"
+#include "openmm/serialization/SerializationProxy.h"
+#include "openmm/internal/windowsExport.h"
+#include <algorithm>
+#include <cstdint>
+
+using namespace OpenMMENN;
+using OpenMM::OpenMMException;
+using OpenMM::SerializationNode;
+
+namespace {
+
+const char* const Base64Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+std::string encodeBase64(const std::string& data) {
+    std::string out;
+    out.reserve((data.size() + 2) / 3 * 4);
+    for (size_t i = 0; i < data.size(); i += 3) {
+        uint32_t chunk = uint32_t(uint8_t(data[i])) << 16;
+        if (i + 1 < data.size()) chunk |= uint32_t(uint8_t(data[i + 1])) << 8;
+        if (i + 2 < data.size()) chunk |= uint32_t(uint8_t(data[i + 2]));
+        out += Base64Alphabet[(chunk >> 18) & 63];
+        out += Base64Alphabet[(chunk >> 12) & 63];
+        out += i + 1 < data.size() ? Base64Alphabet[(chunk >> 6) & 63] : '=';
+        out += i + 2 < data.size() ? Base64Alphabet[chunk & 63] : '=';
+    }
+    return out;
+}
+
+std::string decodeBase64(const std::string& text) {
+    int table[256];
+    std::fill(table, table + 256, -1);
+    for (int i = 0; i < 64; i++)
+        table[uint8_t(Base64Alphabet[i])] = i;
+    std::string out;
+    uint32_t buffer = 0;
+    int bits = 0;
+    for (char ch : text) {
+        if (ch == '=')
+            break;
+        int v = table[uint8_t(ch)];
+        if (v < 0)
+            throw OpenMMException("ENNForce: the serialized model is not valid base64");
+        buffer = (buffer << 6) | uint32_t(v);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out += char((buffer >> bits) & 0xFF);
+        }
+    }
+    return out;
+}
+
+class ENNForceProxy : public OpenMM::SerializationProxy {
+public:
+    ENNForceProxy() : SerializationProxy("ENNForce") {}
+    void serialize(const void* object, SerializationNode& node) const override {
+        node.setIntProperty("version", 1);
+        const ENNForce& force = *reinterpret_cast<const ENNForce*>(object);
+        node.setIntProperty("forceGroup", force.getForceGroup());
+        node.setBoolProperty("usesPeriodic", force.usesPeriodicBoundaryConditions());
+        node.setDoubleProperty("totalCharge", force.getTotalCharge());
+        node.setStringProperty("model", encodeBase64(force.getModelData()));
+        SerializationNode& particles = node.createChildNode("Particles");
+        for (int i = 0; i < force.getNumParticles(); i++) {
+            int particle, z;
+            force.getParticleParameters(i, particle, z);
+            particles.createChildNode("Particle").setIntProperty("index", particle).setIntProperty("z", z);
+        }
+    }
+    void* deserialize(const SerializationNode& node) const override {
+        int version = node.getIntProperty("version");
+        if (version != 1)
+            throw OpenMMException("ENNForce: unsupported serialization version " + std::to_string(version));
+        ENNForce* force = ENNForce::createFromModelData(decodeBase64(node.getStringProperty("model")));
+        try {
+            force->setForceGroup(node.getIntProperty("forceGroup", 0));
+            force->setUsesPeriodicBoundaryConditions(node.getBoolProperty("usesPeriodic", false));
+            force->setTotalCharge(node.getDoubleProperty("totalCharge", 0.0));
+            for (const SerializationNode& p : node.getChildNode("Particles").getChildren())
+                force->addParticle(p.getIntProperty("index"), p.getIntProperty("z"));
+        } catch (...) {
+            delete force;
+            throw;
+        }
+        return force;
+    }
+};
+
+struct RegisterProxies {
+    RegisterProxies() { OpenMM::SerializationProxy::registerProxy(typeid(ENNForce), new ENNForceProxy()); }
+} registerProxies;
+
+} // namespace
+
+namespace OpenMMENN {
+/** Referenced by code that must be sure the proxy is linked in. */
+extern "C" OPENMM_EXPORT void registerENNSerializationProxies() {}
+} // namespace OpenMMENN

@@ -1,0 +1,306 @@
+"""Convert MACE models (ScaleShiftMACE / MACE, e3nn 0.4.x conventions) to openmm-enn model files.
+
+Two inputs are supported:
+
+* a description plus weights, as in shared/fixtures/mace: ``hyperparameters.json`` (every
+  constructor argument and each block's e3nn instructions) and ``state_dict.npz``;
+* a live MACE ``torch.nn.Module`` (needs ``torch`` and ``mace``), from which the same
+  description is extracted with :func:`describe_mace_model`.
+
+Numbers that depend on e3nn's conventions (symmetric-contraction U tensors, activation
+constants, path weights) are copied from the MACE model. Wigner 3j blocks are computed by
+:mod:`openmmenn.o3`, which reproduces e3nn 0.4.4's tables, and are checked against any
+blocks the state_dict carries.
+"""
+import json
+import os
+
+import numpy as np
+
+from . import modelfile, o3
+
+
+def _irreps_terms(text):
+    out = []
+    for term in text.split("+"):
+        mul, ir = term.split("x")
+        out.append((int(mul), int(ir[:-1]), ir[-1]))
+    return out
+
+
+def _linear(desc, weights, per_element_elements=None):
+    """An e3nn Linear description -> our linear; checks the e3nn weight layout is the sequential one."""
+    ins = _irreps_terms(desc["irreps_in"])
+    outs = _irreps_terms(desc["irreps_out"])
+    paths, offset = [], 0
+    for ins_ in desc["instructions"]:
+        mul_in, mul_out = ins_["path_shape"]
+        if ins_["weight_offset"] != offset or mul_in != ins[ins_["i_in"]][0] or mul_out != outs[ins_["i_out"]][0]:
+            raise ValueError(f"unexpected weight layout in {desc.get('weight_key')}")
+        paths.append([ins_["i_in"], ins_["i_out"], float(ins_["path_weight"])])
+        offset += mul_in * mul_out
+    if weights.size != offset:
+        raise ValueError(f"{desc.get('weight_key')} has {weights.size} weights, expected {offset}")
+    return {"irreps_in": desc["irreps_in"], "irreps_out": desc["irreps_out"], "paths": paths}, weights.reshape(-1)
+
+
+def _skip(desc, weights, num_elements):
+    """e3nn FullyConnectedTensorProduct(x, one-hot) -> a per-element linear.
+
+    W[u, z, w] sits at weight_offset + (u * n_el + z) * mul_out + w, and the one-hot (0e) path
+    multiplies by w3j(l, 0, l) = identity / sqrt(2l + 1), folded into the path weight.
+    """
+    ins = _irreps_terms(desc["irreps_in1"])
+    outs = _irreps_terms(desc["irreps_out"])
+    paths, blocks, offset = [], [], 0
+    for ins_ in desc["instructions"]:
+        mul1, mul2, mul_out = ins_["path_shape"]
+        if ins_["connection_mode"] != "uvw" or ins_["i_in2"] != 0 or mul2 != num_elements or ins_["weight_offset"] != offset:
+            raise ValueError(f"unexpected skip tensor product {desc.get('weight_key')}")
+        l = ins[ins_["i_in1"]][1]
+        cg = o3.wigner_3j(l, 0, l)[:, 0, :]
+        if not np.allclose(cg, np.eye(2 * l + 1) / np.sqrt(2 * l + 1), atol=1e-14):
+            raise ValueError("w3j(l, 0, l) is not identity / sqrt(2l+1)")
+        block = weights[offset:offset + mul1 * mul2 * mul_out].reshape(mul1, mul2, mul_out)
+        blocks.append(np.transpose(block, (1, 0, 2)).reshape(num_elements, -1))  # [z][u*mul_out + w]
+        paths.append([ins_["i_in1"], ins_["i_out"], float(ins_["path_weight"]) / np.sqrt(2 * l + 1)])
+        offset += mul1 * mul2 * mul_out
+    w = np.concatenate(blocks, axis=1) if blocks else np.zeros((num_elements, 0))
+    return {"irreps_in": desc["irreps_in1"], "irreps_out": desc["irreps_out"], "paths": paths, "per_element": True}, w
+
+
+def _activation(name, cst):
+    if name not in ("silu", "tanh"):
+        raise ValueError(f"activation {name!r} is not supported (silu, tanh)")
+    return {"function": name, "scale": float(cst)}
+
+
+def convert(hp, state_dict):
+    """Build (architecture, tensors) from a MACE description and its state_dict (numpy arrays)."""
+    sd = {k: np.asarray(v, dtype=np.float64) for k, v in state_dict.items()}
+    tensors = {}
+    elements = [int(z) for z in hp["atomic_numbers"]]
+    nel = len(elements)
+    w3j_needed = set()
+
+    def add(name, array):
+        tensors[name] = np.asarray(array, dtype=np.float64)
+        return name
+
+    def linear(prefix, desc):
+        spec, w = _linear(desc, sd[desc["weight_key"]])
+        spec["weight"] = add(prefix + ".weight", w)
+        return spec
+
+    lmax = int(hp["max_ell"])
+    for l in range(2, lmax + 1):
+        w3j_needed.add((1, l - 1, l))
+    arch = {
+        "format": modelfile.FORMAT,
+        "format_version": modelfile.FORMAT_VERSION,
+        "source": "MACE " + str(hp.get("versions", {}).get("mace", {}).get("version", "")).strip(),
+        "units": {"energy": "eV", "length": "Angstrom"},
+        "elements": elements,
+        "symmetry": "O3",
+        "r_max": float(hp["r_max"]),
+        "radial_basis": {
+            "type": "bessel",
+            "num_basis": int(hp["num_bessel"]),
+            "frequencies": add("radial.frequencies", sd["radial_embedding.bessel_fn.bessel_weights"].reshape(-1)),
+            "prefactor": float(sd["radial_embedding.bessel_fn.prefactor"]),
+            "envelope": "polynomial",
+            "envelope_p": int(round(float(sd["radial_embedding.cutoff_fn.p"]))),
+        },
+        "spherical_harmonics": {"lmax": lmax, "normalization": "component"},
+        "embedding": linear("embedding", hp["node_embedding"]),
+        "layers": [],
+        "energy": {
+            "e0": [float(x) for x in sd["atomic_energies_fn.atomic_energies"].reshape(-1)],
+            "scale": float(sd["scale_shift.scale"]) if "scale_shift.scale" in sd else 1.0,
+            "shift": float(sd["scale_shift.shift"]) if "scale_shift.shift" in sd else 0.0,
+        },
+    }
+    if hp["spherical_harmonics"].get("normalization", "component") != "component" or not hp["spherical_harmonics"].get("normalize", True):
+        raise ValueError("only normalized, component-normalised spherical harmonics are supported")
+    for t, layer in enumerate(hp["layers"]):
+        p = f"layers.{t}"
+        cls = layer["interaction_class"]
+        if cls not in ("RealAgnosticResidualInteractionBlock", "RealAgnosticInteractionBlock"):
+            raise ValueError(f"interaction block {cls} is not supported")
+        residual = cls == "RealAgnosticResidualInteractionBlock"
+        tp = layer["conv_tp"]
+        in1, in2 = _irreps_terms(tp["irreps_in1"]), _irreps_terms(tp["irreps_in2"])
+        outs = _irreps_terms(tp["irreps_out"])
+        paths, offset = [], 0
+        for ins in tp["instructions"]:
+            if ins["connection_mode"] != "uvu" or ins["weight_offset"] != offset or ins["path_shape"][1] != 1:
+                raise ValueError(f"unexpected conv_tp instruction in layer {t}")
+            paths.append([ins["i_in1"], ins["i_in2"], ins["i_out"], float(ins["path_weight"])])
+            w3j_needed.add((in1[ins["i_in1"]][1], in2[ins["i_in2"]][1], outs[ins["i_out"]][1]))
+            offset += ins["path_shape"][0]
+        mlp = layer["conv_tp_weights"]
+        weights, scales, act = [], [], None
+        for k, lay in enumerate(mlp["layers"]):
+            if lay["var_in"] != 1.0 or lay["var_out"] != 1.0:
+                raise ValueError("radial MLPs with var_in or var_out other than 1 are not supported")
+            weights.append(add(f"{p}.radial_mlp.{k}.weight", sd[lay["weight_key"]]))
+            scales.append(1.0 / np.sqrt(lay["h_in"]))
+            if lay["has_activation"]:
+                this = _activation(lay["activation"], lay["activation_cst"])
+                if act is not None and this != act:
+                    raise ValueError("a radial MLP with different activations per layer is not supported")
+                act = this
+        skip_spec, skip_w = _skip(layer["skip_tp"], sd[layer["skip_tp"]["weight_key"]], nel)
+        skip_spec["weight"] = add(f"{p}.skip.weight", skip_w)
+        contractions = []
+        for k, c in enumerate(layer["product"]["symmetric_contraction"]["contractions"]):
+            L = int(c["irrep_out"][:-1])
+            us, ws = [], []
+            for nu in range(1, int(c["correlation"]) + 1):
+                u = sd[c["U_matrices"][str(nu)]["key"]]
+                if L == 0:
+                    u = u[None]
+                us.append(add(f"{p}.product.{k}.U{nu}", u))
+                ws.append(add(f"{p}.product.{k}.W{nu}", sd[c["weights"][str(nu)]["key"]]))
+            contractions.append({"irrep_out": c["irrep_out"], "correlation": int(c["correlation"]), "U": us, "weights": ws})
+        ro = layer["readout"]
+        if ro["type"] == "LinearReadoutBlock":
+            readout = {"type": "linear", "linear": linear(f"{p}.readout.linear", ro["linear"])}
+        elif ro["type"] == "NonLinearReadoutBlock":
+            acts = ro["activation"]
+            if len(acts["acts"]) != 1:
+                raise ValueError("nonlinear readouts with several activations are not supported")
+            readout = {"type": "nonlinear", "linear_1": linear(f"{p}.readout.linear_1", ro["linear_1"]),
+                       "activation": _activation(acts["acts"][0], acts["cst"][0]),
+                       "linear_2": linear(f"{p}.readout.linear_2", ro["linear_2"])}
+        else:
+            raise ValueError(f"readout {ro['type']} is not supported")
+        arch["layers"].append({
+            "interaction": "residual" if residual else "non_residual",
+            "avg_num_neighbors": float(layer["avg_num_neighbors"]),
+            "linear_up": linear(f"{p}.linear_up", layer["linear_up"]),
+            "conv_tp": {"irreps_in1": tp["irreps_in1"], "irreps_in2": tp["irreps_in2"], "irreps_out": tp["irreps_out"], "paths": paths},
+            "radial_mlp": {"sizes": [int(h) for h in mlp["hs"]], "weights": weights, "weight_scales": scales, "activation": act},
+            "linear": linear(f"{p}.linear", layer["linear"]),
+            "skip": skip_spec,
+            "product": {"contractions": contractions, "linear": linear(f"{p}.product.linear", layer["product"]["linear"])},
+            "readout": readout,
+        })
+    for l1, l2, l3 in sorted(w3j_needed):
+        tensors[f"w3j.{l1}.{l2}.{l3}"] = o3.wigner_3j(l1, l2, l3)
+    # Any Wigner 3j block MACE compiled into its state_dict must agree with ours.
+    for key, value in sd.items():
+        if "._w3j_" in key:
+            l1, l2, l3 = (int(x) for x in key.rsplit("_w3j_", 1)[1].split("_"))
+            if np.abs(o3.wigner_3j(l1, l2, l3) - value).max() > 1e-12:
+                raise ValueError(f"{key} disagrees with openmmenn.o3.wigner_3j: unsupported e3nn convention")
+    return arch, tensors
+
+
+def convert_fixture(folder, output):
+    """Convert a folder holding hyperparameters.json and state_dict.npz (shared/fixtures/mace layout)."""
+    with open(os.path.join(folder, "hyperparameters.json")) as f:
+        hp = json.load(f)
+    with np.load(os.path.join(folder, "state_dict.npz"), allow_pickle=False) as npz:
+        sd = {k: npz[k] for k in npz.files}
+    arch, tensors = convert(hp, sd)
+    modelfile.write(output, arch, tensors)
+    return arch
+
+
+def describe_mace_model(model):
+    """Extract the description convert() needs from a live MACE model (torch and mace required).
+
+    This reads e3nn's instruction lists from the modules, the same information as the fixtures'
+    hyperparameters.json. It cannot be exercised without the mace package installed.
+    """
+    import torch  # noqa: F401  (the model is a torch module)
+
+    def lin(mod, key):
+        return {"irreps_in": str(mod.irreps_in), "irreps_out": str(mod.irreps_out), "weight_key": key,
+                "instructions": [{"i_in": i.i_in, "i_out": i.i_out, "path_shape": list(i.path_shape),
+                                  "path_weight": float(i.path_weight), "weight_offset": off}
+                                 for i, off in zip(mod.instructions, _offsets([i.path_shape for i in mod.instructions]))]}
+
+    def tp(mod, key):
+        return {"irreps_in1": str(mod.irreps_in1), "irreps_in2": str(mod.irreps_in2), "irreps_out": str(mod.irreps_out),
+                "weight_key": key,
+                "instructions": [{"i_in1": i.i_in1, "i_in2": i.i_in2, "i_out": i.i_out, "connection_mode": i.connection_mode,
+                                  "path_shape": list(i.path_shape), "path_weight": float(i.path_weight), "weight_offset": off}
+                                 for i, off in zip(mod.instructions, _offsets([i.path_shape for i in mod.instructions]))]}
+
+    hp = {"atomic_numbers": [int(z) for z in model.atomic_numbers], "r_max": float(model.r_max),
+          "num_bessel": int(model.radial_embedding.out_dim), "max_ell": int(model.spherical_harmonics._lmax),
+          "spherical_harmonics": {"normalize": bool(model.spherical_harmonics.normalize),
+                                  "normalization": model.spherical_harmonics.normalization},
+          "node_embedding": lin(model.node_embedding.linear, "node_embedding.linear.weight"), "layers": []}
+    for t, (inter, prod, ro) in enumerate(zip(model.interactions, model.products, model.readouts)):
+        p = f"interactions.{t}"
+        mlp = inter.conv_tp_weights
+        layers = []
+        for k, lay in enumerate(mlp):
+            layers.append({"weight_key": f"{p}.conv_tp_weights.layer{k}.weight", "h_in": lay.h_in, "var_in": float(lay.var_in),
+                           "var_out": float(lay.var_out), "has_activation": lay.act is not None,
+                           "activation": "silu" if lay.act is not None else None,
+                           "activation_cst": float(lay.act.cst) if lay.act is not None else None})
+        contractions = []
+        for k, c in enumerate(prod.symmetric_contractions.contractions):
+            q = f"products.{t}.symmetric_contractions.contractions.{k}"
+            corr = c.correlation
+            contractions.append({
+                "irrep_out": str(prod.symmetric_contractions.irreps_out[k].ir), "correlation": corr,
+                "U_matrices": {str(nu): {"key": f"{q}.U_matrix_{nu}"} for nu in range(1, corr + 1)},
+                "weights": {str(nu): {"key": f"{q}.weights_max" if nu == corr else f"{q}.weights.{corr - 1 - nu}"}
+                            for nu in range(1, corr + 1)}})
+        if hasattr(ro, "linear_1"):
+            readout = {"type": "NonLinearReadoutBlock", "linear_1": lin(ro.linear_1, f"readouts.{t}.linear_1.weight"),
+                       "activation": {"acts": ["silu"], "cst": [float(ro.non_linearity.acts[0].cst)]},
+                       "linear_2": lin(ro.linear_2, f"readouts.{t}.linear_2.weight")}
+        else:
+            readout = {"type": "LinearReadoutBlock", "linear": lin(ro.linear, f"readouts.{t}.linear.weight")}
+        hp["layers"].append({
+            "interaction_class": type(inter).__name__, "avg_num_neighbors": float(inter.avg_num_neighbors),
+            "linear_up": lin(inter.linear_up, f"{p}.linear_up.weight"), "conv_tp": tp(inter.conv_tp, None),
+            "conv_tp_weights": {"hs": list(mlp.hs), "layers": layers}, "linear": lin(inter.linear, f"{p}.linear.weight"),
+            "skip_tp": tp(inter.skip_tp, f"{p}.skip_tp.weight"),
+            "product": {"symmetric_contraction": {"contractions": contractions},
+                        "linear": lin(prod.linear, f"products.{t}.linear.weight")},
+            "readout": readout})
+    return hp
+
+
+def _offsets(shapes):
+    out, offset = [], 0
+    for s in shapes:
+        out.append(offset)
+        offset += int(np.prod(s))
+    return out
+
+
+def convert_mace_model(model_path, output):
+    """Convert a MACE ``.model`` file (torch.save of the module). Needs torch and mace importable."""
+    import torch
+    model = torch.load(model_path, map_location="cpu")
+    model = model.double()
+    hp = describe_mace_model(model)
+    sd = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    arch, tensors = convert(hp, sd)
+    modelfile.write(output, arch, tensors)
+    return arch
+
+
+def main(argv=None):
+    import argparse
+    parser = argparse.ArgumentParser(description="Convert a MACE model to an openmm-enn model file")
+    parser.add_argument("source", help="a MACE .model file, or a folder with hyperparameters.json and state_dict.npz")
+    parser.add_argument("output", help="the model file to write")
+    args = parser.parse_args(argv)
+    if os.path.isdir(args.source):
+        convert_fixture(args.source, args.output)
+    else:
+        convert_mace_model(args.source, args.output)
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

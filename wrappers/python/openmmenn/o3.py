@@ -1,0 +1,124 @@
+"""Real spherical harmonics, Wigner 3j symbols and symmetric-contraction U tensors.
+
+Written for openmm-enn from the published conventions of e3nn 0.4.4 (the version MACE
+pins): the real basis is obtained from the complex |l m> basis by e3nn's change of
+basis, l = 1 is ordered (x, y, z) with y as the polar axis, harmonics use "component"
+normalisation (|Y_l|^2 = 2l + 1), and each Wigner 3j block has unit Frobenius norm
+with e3nn 0.4.4's sign rule.  Only numpy is used.
+"""
+import functools
+import itertools
+
+import numpy as np
+
+
+def _real_to_complex(l):
+    """Unitary Q with complex = Q @ real (e3nn's convention, including the (-i)^l)."""
+    q = np.zeros((2 * l + 1, 2 * l + 1), dtype=complex)
+    s = 2 ** -0.5
+    for m in range(-l, 0):
+        q[l + m, l + abs(m)] = s
+        q[l + m, l - abs(m)] = -1j * s
+    q[l, l] = 1
+    for m in range(1, l + 1):
+        q[l + m, l + abs(m)] = (-1) ** m * s
+        q[l + m, l - abs(m)] = 1j * (-1) ** m * s
+    return (-1j) ** l * q
+
+
+@functools.lru_cache(maxsize=None)
+def so3_generators(l):
+    """The three real, antisymmetric generators of the degree-l representation."""
+    j = l
+    m = np.arange(-j, j)
+    raising = np.diag(-np.sqrt(j * (j + 1) - m * (m + 1)), k=-1)
+    m = np.arange(-j + 1, j + 1)
+    lowering = np.diag(np.sqrt(j * (j + 1) - m * (m - 1)), k=1)
+    m = np.arange(-j, j + 1)
+    su2 = [0.5 * (raising + lowering), np.diag(1j * m), -0.5j * (raising - lowering)]
+    q = _real_to_complex(l)
+    gens = np.array([np.real(q.conj().T @ x @ q) for x in su2])
+    return gens
+
+
+def _null_space(a, tol=1e-9):
+    _, s, vt = np.linalg.svd(a)
+    rank = int(np.sum(s > tol * max(1.0, s[0] if len(s) else 1.0)))
+    return vt[rank:]
+
+
+def _fix_sign(c):
+    """e3nn 0.4.4: the centre entry positive, else the first non-zero entry (row-major)."""
+    l1, l2, l3 = [(n - 1) // 2 for n in c.shape]
+    centre = c[l1, l2, l3]
+    if abs(centre) > 1e-10:
+        return c if centre > 0 else -c
+    flat = c.reshape(-1)
+    first = flat[np.argmax(np.abs(flat) > 1e-10)]
+    return c if first > 0 else -c
+
+
+@functools.lru_cache(maxsize=None)
+def _wigner_3j_sorted(l1, l2, l3):
+    dims = (2 * l1 + 1, 2 * l2 + 1, 2 * l3 + 1)
+    rows = []
+    for k in range(3):
+        x1, x2, x3 = so3_generators(l1)[k], so3_generators(l2)[k], so3_generators(l3)[k]
+        op = (np.kron(np.kron(x1, np.eye(dims[1])), np.eye(dims[2]))
+              + np.kron(np.kron(np.eye(dims[0]), x2), np.eye(dims[2]))
+              + np.kron(np.kron(np.eye(dims[0]), np.eye(dims[1])), x3))
+        rows.append(op)
+    ns = _null_space(np.concatenate(rows))
+    if len(ns) != 1:
+        raise ValueError(f"no unique coupling for ({l1},{l2},{l3})")
+    c = ns[0].reshape(dims)
+    c[np.abs(c) < 1e-14] = 0.0
+    return _fix_sign(c / np.linalg.norm(c))
+
+
+def wigner_3j(l1, l2, l3):
+    """The (2l1+1, 2l2+1, 2l3+1) coupling tensor C[m1, m2, m3] with ||C|| = 1."""
+    if not abs(l1 - l2) <= l3 <= l1 + l2:
+        raise ValueError(f"({l1},{l2},{l3}) violates the triangle rule")
+    ls = (l1, l2, l3)
+    order = sorted(range(3), key=lambda i: ls[i])
+    c = _wigner_3j_sorted(*[ls[i] for i in order])
+    # c has axes in the sorted order; bring them back to (l1, l2, l3).
+    c = np.transpose(c, np.argsort(order))
+    parity = _permutation_parity(order)
+    if parity and (l1 + l2 + l3) % 2 == 1:
+        c = -c
+    return c.copy()
+
+
+def _permutation_parity(perm):
+    perm = list(perm)
+    odd = 0
+    for i in range(len(perm)):
+        for j in range(i + 1, len(perm)):
+            if perm[i] > perm[j]:
+                odd ^= 1
+    return odd
+
+
+def spherical_harmonics(lmax, vectors):
+    """e3nn real harmonics of the normalised vectors, l = 0..lmax concatenated, shape [n, (lmax+1)^2]."""
+    v = np.atleast_2d(np.asarray(vectors, dtype=float))
+    u = v / np.linalg.norm(v, axis=1, keepdims=True)
+    ys = [np.ones((len(u), 1))]
+    if lmax >= 1:
+        ys.append(np.sqrt(3.0) * u)
+    for l in range(2, lmax + 1):
+        y = np.einsum("ijk,ni,nj->nk", wigner_3j(1, l - 1, l), ys[1], ys[l - 1])
+        y *= np.sqrt(2 * l + 1) / np.linalg.norm(y, axis=1, keepdims=True)
+        ys.append(y)
+    return np.concatenate(ys, axis=1)
+
+
+def rotation_matrix_for_irrep(l, rotation):
+    """D_l(R) for a proper rotation R (3x3), by least squares on the harmonics."""
+    pts = np.random.default_rng(1).normal(size=(4 * (2 * l + 1) + 8, 3))
+    y = spherical_harmonics(l, pts)[:, l * l:]
+    yr = spherical_harmonics(l, pts @ np.asarray(rotation).T)[:, l * l:]
+    d, *_ = np.linalg.lstsq(y, yr, rcond=None)
+    return d.T
