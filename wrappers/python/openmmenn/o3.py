@@ -122,3 +122,68 @@ def rotation_matrix_for_irrep(l, rotation):
     yr = spherical_harmonics(l, pts @ np.asarray(rotation).T)[:, l * l:]
     d, *_ = np.linalg.lstsq(y, yr, rcond=None)
     return d.T
+
+
+def _irrep_blocks(features):
+    """Offsets of each (l, p) entry of one channel's feature vector."""
+    offsets, offset = [], 0
+    for l, _ in features:
+        offsets.append(offset)
+        offset += 2 * l + 1
+    return offsets, offset
+
+
+def symmetric_contraction_basis(features, out, correlation, parity=True):
+    """A basis of symmetric equivariant tensors U[M, a1..a_nu, k] mapping Sym^nu(features) to `out`.
+
+    features: [(l, p), ...] of one channel (e.g. [(0, 1), (1, -1), (2, 1), (3, -1)]);
+    out: (L, P); with parity=False parities are ignored (SO(3) models).
+    Built from products of our Wigner 3j blocks, symmetrised over the nu indices, and
+    orthonormalised. Any basis spans the same maps; the weights pick one.
+    """
+    L, P = out
+    offsets, D = _irrep_blocks(features)
+    n = len(features)
+    candidates = []
+
+    def ok(p):
+        return (not parity) or p == P
+
+    if correlation == 1:
+        for i, (l, p) in enumerate(features):
+            if l == L and ok(p):
+                t = np.zeros((2 * L + 1, D))
+                t[:, offsets[i]:offsets[i] + 2 * l + 1] = np.eye(2 * l + 1)
+                candidates.append(t)
+    elif correlation == 2:
+        for i, j in itertools.combinations_with_replacement(range(n), 2):
+            (l1, p1), (l2, p2) = features[i], features[j]
+            if abs(l1 - l2) <= L <= l1 + l2 and ok(p1 * p2):
+                t = np.zeros((2 * L + 1, D, D))
+                t[:, offsets[i]:offsets[i] + 2 * l1 + 1, offsets[j]:offsets[j] + 2 * l2 + 1] = \
+                    np.transpose(wigner_3j(l1, l2, L), (2, 0, 1))
+                candidates.append(t + np.transpose(t, (0, 2, 1)))
+    elif correlation == 3:
+        for i, j, k in itertools.combinations_with_replacement(range(n), 3):
+            (l1, p1), (l2, p2), (l3, p3) = features[i], features[j], features[k]
+            if not ok(p1 * p2 * p3):
+                continue
+            for lam in range(abs(l1 - l2), l1 + l2 + 1):
+                if not abs(lam - l3) <= L <= lam + l3:
+                    continue
+                c = np.einsum("abm,mcM->Mabc", wigner_3j(l1, l2, lam), wigner_3j(lam, l3, L))
+                t = np.zeros((2 * L + 1, D, D, D))
+                t[:, offsets[i]:offsets[i] + 2 * l1 + 1, offsets[j]:offsets[j] + 2 * l2 + 1,
+                  offsets[k]:offsets[k] + 2 * l3 + 1] = c
+                candidates.append(sum(np.transpose(t, (0,) + tuple(1 + q for q in perm))
+                                      for perm in itertools.permutations(range(3))))
+    else:
+        raise ValueError("correlation must be 1, 2 or 3")
+    shape = (2 * L + 1,) + (D,) * correlation
+    if not candidates:
+        return np.zeros(shape + (0,))
+    flat = np.array([c.reshape(-1) for c in candidates])
+    u, s, vt = np.linalg.svd(flat, full_matrices=False)
+    basis = vt[s > 1e-10 * s[0]]
+    basis[np.abs(basis) < 1e-15] = 0.0
+    return np.moveaxis(basis.reshape((-1,) + shape), 0, -1)

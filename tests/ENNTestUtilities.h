@@ -1,0 +1,119 @@
+#ifndef OPENMM_ENN_TEST_UTILITIES_H_
+#define OPENMM_ENN_TEST_UTILITIES_H_
+
+// Shared helpers for the C++ tests: where the test models live, and evaluating an ENNForce
+// through a real OpenMM Context on the Reference platform.
+
+#include "openmmenn/ENNForce.h"
+#include "openmm/Context.h"
+#include "openmm/Platform.h"
+#include "openmm/State.h"
+#include "openmm/System.h"
+#include "openmm/VerletIntegrator.h"
+#include <gtest/gtest.h>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+extern "C" void registerENNReferenceKernelFactories();
+
+namespace enntest {
+
+using OpenMM::Vec3;
+
+inline std::string fixturesDir() {
+    const char* env = std::getenv("ENN_FIXTURES_DIR");
+    return env ? env : ENN_FIXTURES_DIR;
+}
+
+inline bool fileExists(const std::string& path) {
+    return std::ifstream(path).good();
+}
+
+/** Path of a model written by make_test_models.py. */
+inline std::string modelPath(const std::string& name) {
+    return std::string(ENN_TEST_MODELS_DIR) + "/" + name + ".enn";
+}
+
+inline OpenMM::Platform& referencePlatform() {
+    static bool registered = false;
+    if (!registered) {
+        registerENNReferenceKernelFactories();
+        registered = true;
+    }
+    return OpenMM::Platform::getPlatformByName("Reference");
+}
+
+/** A System holding only an ENNForce over all its particles, with a Context on Reference. */
+struct Simulation {
+    OpenMM::System system;
+    OpenMM::VerletIntegrator integrator{0.0005};
+    std::unique_ptr<OpenMM::Context> context;
+    OpenMMENN::ENNForce* force;
+
+    Simulation(const std::string& model, const std::vector<int>& atomicNumbers, const std::vector<Vec3>& positions,
+               const Vec3* box = nullptr, double totalCharge = 0.0) {
+        force = new OpenMMENN::ENNForce(model);
+        for (int z : atomicNumbers) {
+            force->addParticle(system.addParticle(z == 1 ? 1.008 : 2.0 * z), z);
+        }
+        force->setTotalCharge(totalCharge);
+        if (box != nullptr) {
+            force->setUsesPeriodicBoundaryConditions(true);
+            system.setDefaultPeriodicBoxVectors(box[0], box[1], box[2]);
+        }
+        system.addForce(force);
+        context = std::make_unique<OpenMM::Context>(system, integrator, referencePlatform());
+        context->setPositions(positions);
+    }
+    double energy() { return context->getState(OpenMM::State::Energy).getPotentialEnergy(); }
+    std::vector<Vec3> forces() { return context->getState(OpenMM::State::Forces).getForces(); }
+    void setPositions(const std::vector<Vec3>& positions) { context->setPositions(positions); }
+};
+
+/** A uniformly random rotation matrix (rows), times -1 when `reflect`. */
+inline std::array<Vec3, 3> randomOrthogonal(std::mt19937& rng, bool reflect) {
+    std::normal_distribution<double> normal;
+    double q[4];
+    double norm = 0.0;
+    for (double& x : q) {
+        x = normal(rng);
+        norm += x * x;
+    }
+    norm = std::sqrt(norm);
+    double a = q[0] / norm, b = q[1] / norm, c = q[2] / norm, d = q[3] / norm;
+    std::array<Vec3, 3> r = {Vec3(a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)),
+                             Vec3(2 * (b * c + a * d), a * a - b * b + c * c - d * d, 2 * (c * d - a * b)),
+                             Vec3(2 * (b * d - a * c), 2 * (c * d + a * b), a * a - b * b - c * c + d * d)};
+    if (reflect)
+        for (auto& row : r)
+            row *= -1.0;
+    return r;
+}
+
+inline Vec3 apply(const std::array<Vec3, 3>& r, const Vec3& v) {
+    return Vec3(r[0].dot(v), r[1].dot(v), r[2].dot(v));
+}
+
+/** A small organic-looking molecule (nm): C, N, O and H at bonded distances, no symmetry. */
+inline void smallMolecule(std::vector<int>& z, std::vector<Vec3>& pos) {
+    z = {6, 6, 8, 7, 1, 1, 1, 1, 1, 1};
+    pos = {Vec3(0.000, 0.010, -0.005), Vec3(0.151, -0.004, 0.012), Vec3(0.212, 0.101, 0.003), Vec3(0.208, -0.125, 0.021),
+           Vec3(-0.038, 0.112, 0.004), Vec3(-0.036, -0.045, 0.083), Vec3(-0.041, -0.036, -0.096), Vec3(0.305, -0.131, 0.037),
+           Vec3(0.160, -0.210, 0.018), Vec3(0.302, 0.092, -0.010)};
+}
+
+inline double maxAbs(const std::vector<Vec3>& a) {
+    double m = 0.0;
+    for (const Vec3& v : a)
+        for (int k = 0; k < 3; k++)
+            m = std::max(m, std::abs(v[k]));
+    return m;
+}
+
+} // namespace enntest
+
+#endif

@@ -1,0 +1,36 @@
+"""Write the model files the C++ tests use into a folder (run by ctest before the tests).
+
+The MACE fixtures (shared/fixtures/mace) are converted when present; random models built with
+openmmenn.builder cover the options the fixtures do not (charge head, unnatural parities,
+SO(3) symmetry, linear readouts, tanh, other units, three layers).
+"""
+import os
+import sys
+
+from openmmenn import builder, mace
+
+out, fixtures = sys.argv[1], sys.argv[2]
+os.makedirs(out, exist_ok=True)
+for name in ("public_A", "public_B"):
+    folder = os.path.join(fixtures, "mace", name)
+    target = os.path.join(out, name + ".enn")
+    if os.path.isdir(folder):
+        mace.convert_fixture(folder, target)
+    elif os.path.exists(target):
+        os.remove(target)
+
+models = {
+    # Charge head, hidden irreps of both parities, non-residual then residual layers.
+    "mixed_charge": dict(channels=4, hidden=("4x0e+4x0o+4x1o+4x1e+4x2e", "4x0e"), residual=(False, True),
+                         message_parities="both", message_lmax=2, charge_head=True, seed=1),
+    # The same network with and without parity selection rules, for the mirror-image test.
+    "chiral_so3": dict(channels=4, hidden=("4x0e+4x1o", "4x0e"), residual=(True, True), symmetry="SO3", seed=2),
+    "chiral_o3": dict(channels=4, hidden=("4x0e+4x1o", "4x0e"), residual=(True, True), symmetry="O3", seed=2),
+    # Three layers, correlation 2, linear readouts, tanh, l_max 2, kJ/mol and nm.
+    "three_layer_tanh": dict(channels=4, hidden=("4x0e+4x1o+4x2e", "4x0e+4x1o", "4x0e"), residual=(True, False, True),
+                             correlation=2, sh_lmax=2, message_lmax=2, readout_hidden=0, activation="tanh",
+                             units=("kJ/mol", "nm"), r_max=0.45, seed=3, charge_head=True),
+}
+for name, kwargs in models.items():
+    builder.write_random_model(os.path.join(out, name + ".enn"), **kwargs)
+print("test models written to", out)

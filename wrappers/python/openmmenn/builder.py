@@ -1,0 +1,156 @@
+"""Build openmm-enn models with random weights, for tests and as starting points for training.
+
+Every architectural option of the file format can be produced: any number of layers, residual
+or not, hidden irreps with any l <= 3 and either parity, correlation 1-3, linear or nonlinear
+readouts, a charge head, and O(3) or SO(3) symmetry. Wigner 3j blocks and U tensors come from
+openmmenn.o3.
+"""
+import numpy as np
+
+from . import modelfile, o3
+
+
+def parse_irreps(text):
+    out = []
+    for term in text.split("+"):
+        mul, ir = term.split("x")
+        out.append((int(mul), int(ir[:-1]), 1 if ir[-1] == "e" else -1))
+    return out
+
+
+def irreps_str(entries):
+    return "+".join(f"{m}x{l}{'e' if p > 0 else 'o'}" for m, l, p in entries)
+
+
+def _simplify(entries):
+    out = []
+    for m, l, p in entries:
+        if out and out[-1][1:] == (l, p):
+            out[-1] = (out[-1][0] + m, l, p)
+        else:
+            out.append((m, l, p))
+    return out
+
+
+def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e"), residual=(False, True),
+                 correlation=3, sh_lmax=3, message_lmax=3, r_max=4.5, num_bessel=8, envelope_p=5,
+                 radial_hidden=(16, 16), readout_hidden=8, charge_head=False, symmetry="O3",
+                 activation="silu", seed=0, weight_std=1.0, units=("eV", "Angstrom"), avg_num_neighbors=8.0,
+                 message_parities="natural"):
+    """Return (architecture, tensors) of a model with N(0, weight_std^2) weights.
+
+    message_parities: "natural" gives messages channels x (0e+1o+2e+...), as MACE does; "both"
+    adds the other parity of every l, so hidden features of unnatural parity (0o, 1e) take part.
+    """
+    rng = np.random.default_rng(seed)
+    parity = symmetry == "O3"
+    nel = len(elements)
+    tensors = {}
+    act = {"function": activation, "scale": 1.679176792398942 if activation == "silu" else 1.0}
+
+    def weights(name, shape, std=1.0):
+        tensors[name] = rng.normal(0.0, weight_std * std, size=shape)
+        return name
+
+    def linear(name, ins, outs, per_element=False):
+        paths, count = [], 0
+        fan_in = {}
+        for i, (m1, l1, p1) in enumerate(ins):
+            for j, (m2, l2, p2) in enumerate(outs):
+                if (l1, p1) == (l2, p2):
+                    fan_in[j] = fan_in.get(j, 0) + m1
+        for i, (m1, l1, p1) in enumerate(ins):
+            for j, (m2, l2, p2) in enumerate(outs):
+                if (l1, p1) == (l2, p2):
+                    paths.append([i, j, 1.0 / np.sqrt(fan_in[j])])
+                    count += m1 * m2
+        spec = {"irreps_in": irreps_str(ins), "irreps_out": irreps_str(outs), "paths": paths}
+        if per_element:
+            spec["per_element"] = True
+        spec["weight"] = weights(name, (nel, count) if per_element else (count,))
+        return spec
+
+    def readout(name, ins):
+        if readout_hidden:
+            mid = [(readout_hidden, 0, 1)]
+            return {"type": "nonlinear", "linear_1": linear(name + ".linear_1", ins, mid), "activation": act,
+                    "linear_2": linear(name + ".linear_2", mid, [(1, 0, 1)])}
+        return {"type": "linear", "linear": linear(name + ".linear", ins, [(1, 0, 1)])}
+
+    sh = [(1, l, (-1) ** l) for l in range(sh_lmax + 1)]
+    message = [(channels, l, (-1) ** l) for l in range(message_lmax + 1)]
+    if message_parities == "both":
+        message = [(channels, l, p) for l in range(message_lmax + 1) for p in ((-1) ** l, -(-1) ** l)]
+    w3j = {(1, l - 1, l) for l in range(2, sh_lmax + 1)}
+    arch = {
+        "units": {"energy": units[0], "length": units[1]},
+        "elements": list(elements), "symmetry": symmetry, "r_max": r_max,
+        "radial_basis": {"type": "bessel", "num_basis": num_bessel, "prefactor": float(np.sqrt(2.0 / r_max)),
+                         "frequencies": "radial.frequencies", "envelope": "polynomial", "envelope_p": envelope_p},
+        "spherical_harmonics": {"lmax": sh_lmax, "normalization": "component"},
+        "layers": [],
+        "energy": {"e0": list(rng.normal(-1.0, 0.5, size=nel)), "scale": 0.7, "shift": 0.05},
+    }
+    tensors["radial.frequencies"] = np.pi * np.arange(1, num_bessel + 1) / r_max
+    previous = [(channels, 0, 1)]
+    arch["embedding"] = linear("embedding.weight", [(nel, 0, 1)], previous)
+    for t, (hid, res) in enumerate(zip(hidden, residual)):
+        p = f"layers.{t}"
+        out = parse_irreps(hid)
+        # conv_tp: every path from the layer input and the harmonics to a message irrep.
+        paths, tp_out = [], []
+        for i, (m1, l1, p1) in enumerate(previous):
+            for j, (_, l2, p2) in enumerate(sh):
+                for (_, l3, p3) in message:
+                    if abs(l1 - l2) <= l3 <= l1 + l2 and (not parity or p1 * p2 == p3):
+                        paths.append((i, j, l3, p3, m1))
+                        w3j.add((l1, l2, l3))
+        rank = {(l, q): n for n, (_, l, q) in enumerate(message)}
+        order = sorted(range(len(paths)), key=lambda k: rank[(paths[k][2], paths[k][3])])
+        # Outputs are sorted in message order, so the linear after the product sees merged blocks.
+        position = {k: n for n, k in enumerate(order)}
+        tp_out = [(paths[k][4], paths[k][2], paths[k][3]) for k in order]
+        tp_paths = [[i, j, position[k], float(np.sqrt(2 * l3 + 1))] for k, (i, j, l3, p3, m1) in enumerate(paths)]
+        num_weights = sum(m1 for *_, m1 in paths)
+        sizes = [num_bessel, *radial_hidden, num_weights]
+        mlp = {"sizes": sizes, "activation": act,
+               "weights": [weights(f"{p}.radial_mlp.{k}.weight", (sizes[k], sizes[k + 1])) for k in range(len(sizes) - 1)],
+               "weight_scales": [1.0 / np.sqrt(h) for h in sizes[:-1]]}
+        msg_in = _simplify(tp_out)
+        features = [(l, q) for _, l, q in message]
+        contractions = []
+        for k, (m, L, P) in enumerate(out):
+            us, ws = [], []
+            for nu in range(1, correlation + 1):
+                u = o3.symmetric_contraction_basis(features, (L, P), nu, parity=parity)
+                tensors[f"{p}.product.{k}.U{nu}"] = u
+                us.append(f"{p}.product.{k}.U{nu}")
+                ws.append(weights(f"{p}.product.{k}.W{nu}", (nel, u.shape[-1], channels), std=0.5 / np.sqrt(max(1, u.shape[-1]))))
+            contractions.append({"irrep_out": f"{L}{'e' if P > 0 else 'o'}", "correlation": correlation, "U": us, "weights": ws})
+        contraction_out = [(channels, L, P) for _, L, P in out]
+        layer = {
+            "interaction": "residual" if res else "non_residual",
+            "avg_num_neighbors": avg_num_neighbors,
+            "linear_up": linear(f"{p}.linear_up.weight", previous, previous),
+            "conv_tp": {"irreps_in1": irreps_str(previous), "irreps_in2": irreps_str(sh), "irreps_out": irreps_str(tp_out),
+                        "paths": tp_paths},
+            "radial_mlp": mlp,
+            "linear": linear(f"{p}.linear.weight", msg_in, message),
+            "skip": (linear(f"{p}.skip.weight", previous, out, per_element=True) if res
+                     else linear(f"{p}.skip.weight", message, message, per_element=True)),
+            "product": {"contractions": contractions, "linear": linear(f"{p}.product.linear.weight", contraction_out, out)},
+            "readout": readout(f"{p}.readout", out),
+        }
+        arch["layers"].append(layer)
+        previous = out
+    if charge_head:
+        arch["charge_head"] = {"readout": readout("charge_head.readout", previous)}
+    for l1, l2, l3 in sorted(w3j):
+        tensors[f"w3j.{l1}.{l2}.{l3}"] = o3.wigner_3j(l1, l2, l3)
+    return arch, tensors
+
+
+def write_random_model(path, **kwargs):
+    arch, tensors = random_model(**kwargs)
+    modelfile.write(path, arch, tensors)
+    return arch
