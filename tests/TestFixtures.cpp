@@ -36,7 +36,7 @@ TEST_P(MaceFixture, ReproducesEnergiesAndForces) {
             box[k] = Vec3(config["cell"][k][0].get<double>(), config["cell"][k][1].get<double>(), config["cell"][k][2].get<double>()) * ANGSTROM;
         Simulation sim(modelPath(name), z, pos, periodic ? box : nullptr);
         const double energy = sim.energy() / EV;
-        EXPECT_NEAR(energy, config["energy"].get<double>(), 1e-6) << name << " config " << config["name"];
+        EXPECT_NEAR(energy, config["energy"].get<double>(), 1e-8) << name << " config " << config["name"];
         std::vector<Vec3> forces = sim.forces();
         double worst = 0.0;
         for (size_t i = 0; i < z.size(); i++)
