@@ -94,7 +94,7 @@ inline std::array<Vec3, 3> randomOrthogonal(std::mt19937& rng, bool reflect) {
     return r;
 }
 
-inline Vec3 apply(const std::array<Vec3, 3>& r, const Vec3& v) {
+inline Vec3 rotate(const std::array<Vec3, 3>& r, const Vec3& v) {
     return Vec3(r[0].dot(v), r[1].dot(v), r[2].dot(v));
 }
 

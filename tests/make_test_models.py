@@ -29,7 +29,8 @@ models = {
     # Three layers, correlation 2, linear readouts, tanh, l_max 2, kJ/mol and nm.
     "three_layer_tanh": dict(channels=4, hidden=("4x0e+4x1o+4x2e", "4x0e+4x1o", "4x0e"), residual=(True, False, True),
                              correlation=2, sh_lmax=2, message_lmax=2, readout_hidden=0, activation="tanh",
-                             units=("kJ/mol", "nm"), r_max=0.45, seed=3, charge_head=True),
+                             units=("kJ/mol", "nm"), r_max=0.45, seed=3, charge_head=True, weight_std=0.5,
+                             energy_scale=200.0),
 }
 for name, kwargs in models.items():
     builder.write_random_model(os.path.join(out, name + ".enn"), **kwargs)

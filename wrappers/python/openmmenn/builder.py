@@ -36,7 +36,7 @@ def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e")
                  correlation=3, sh_lmax=3, message_lmax=3, r_max=4.5, num_bessel=8, envelope_p=5,
                  radial_hidden=(16, 16), readout_hidden=8, charge_head=False, symmetry="O3",
                  activation="silu", seed=0, weight_std=1.0, units=("eV", "Angstrom"), avg_num_neighbors=8.0,
-                 message_parities="natural"):
+                 message_parities="natural", energy_scale=0.7):
     """Return (architecture, tensors) of a model with N(0, weight_std^2) weights.
 
     message_parities: "natural" gives messages channels x (0e+1o+2e+...), as MACE does; "both"
@@ -89,7 +89,7 @@ def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e")
                          "frequencies": "radial.frequencies", "envelope": "polynomial", "envelope_p": envelope_p},
         "spherical_harmonics": {"lmax": sh_lmax, "normalization": "component"},
         "layers": [],
-        "energy": {"e0": list(rng.normal(-1.0, 0.5, size=nel)), "scale": 0.7, "shift": 0.05},
+        "energy": {"e0": list(rng.normal(-1.0, 0.5, size=nel)), "scale": energy_scale, "shift": 0.05},
     }
     tensors["radial.frequencies"] = np.pi * np.arange(1, num_bessel + 1) / r_max
     previous = [(channels, 0, 1)]

@@ -1,0 +1,144 @@
+// Forces are the exact gradient: they equal central finite differences of the energy (through an
+// OpenMM Context), the internal forces sum to zero, and with a charge head the chain-rule term
+// sum_i phi_i dq_i/dx is exact (checked on the network, with a random potential phi).
+// Derivatives use the fourth-order central stencil with h = 1e-4 nm: its truncation error
+// ~h^4 |E^(5)| and round-off ~1e-16 |E| / h are both far below 1e-6 of the largest force. (The
+// second-order stencil is not enough: a rough random tanh model shows its h^2 error at 1e-5.)
+
+#include "ENNTestUtilities.h"
+#include "ReferenceENNNetwork.h"
+#include "openmmenn/ENNModel.h"
+
+using namespace enntest;
+using namespace OpenMMENN;
+
+namespace {
+
+const double H = 1e-4;
+
+/** dE/dx by the fourth-order central stencil, energy(delta) being E at x + delta. */
+template <class F>
+double derivative(F energy, double h) {
+    return (8 * (energy(h) - energy(-h)) - (energy(2 * h) - energy(-2 * h))) / (12 * h);
+}
+
+void checkFiniteDifferences(const std::string& model, const std::vector<int>& z, const std::vector<Vec3>& pos, const Vec3* box) {
+    Simulation sim(model, z, pos, box);
+    std::vector<Vec3> forces = sim.forces();
+    const double scale = maxAbs(forces);
+    ASSERT_GT(scale, 0.1) << model << ": the test needs non-trivial forces";
+    Vec3 total;
+    for (const Vec3& f : forces)
+        total += f;
+    for (int k = 0; k < 3; k++)
+        EXPECT_NEAR(total[k], 0.0, 1e-10 * scale * z.size()) << model << ": internal forces do not sum to zero";
+    for (size_t i = 0; i < z.size(); i++)
+        for (int k = 0; k < 3; k++) {
+            auto energy = [&](double delta) {
+                std::vector<Vec3> p = pos;
+                p[i][k] += delta;
+                sim.setPositions(p);
+                return sim.energy();
+            };
+            EXPECT_NEAR(forces[i][k], -derivative(energy, H), 1e-6 * scale) << model << " atom " << i << " axis " << k;
+        }
+}
+
+std::vector<std::string> models() {
+    std::vector<std::string> names = {"mixed_charge", "three_layer_tanh", "chiral_so3"};
+    for (const char* fixture : {"public_A", "public_B"})
+        if (fileExists(modelPath(fixture)))
+            names.push_back(fixture);
+    return names;
+}
+
+TEST(Gradients, FiniteDifferencesInVacuum) {
+    std::vector<int> z;
+    std::vector<Vec3> pos;
+    smallMolecule(z, pos);
+    for (const std::string& name : models())
+        checkFiniteDifferences(modelPath(name), z, pos, nullptr);
+}
+
+TEST(Gradients, FiniteDifferencesInSmallTriclinicBox) {
+    std::vector<int> z;
+    std::vector<Vec3> pos;
+    smallMolecule(z, pos);
+    const Vec3 box[3] = {Vec3(0.52, 0, 0), Vec3(0.11, 0.55, 0), Vec3(-0.07, 0.12, 0.58)};
+    for (const std::string& name : models())
+        checkFiniteDifferences(modelPath(name), z, pos, box);
+}
+
+TEST(Gradients, ChargeHeadChainRule) {
+    // E_total = E_network + sum_i phi_i q_i(x) for a fixed random phi: the gradient the network
+    // returns with chargePotential = phi must match finite differences of E_total.
+    std::vector<int> z;
+    std::vector<Vec3> posNm;
+    smallMolecule(z, posNm);
+    for (const char* name : {"mixed_charge", "three_layer_tanh"}) {
+        auto model = ENNModel::fromBytes(ENNModel::readFile(modelPath(name)));
+        ASSERT_TRUE(model->hasChargeHead);
+        ReferenceENNNetwork network(model);
+        std::vector<int> species;
+        for (int zi : z)
+            species.push_back(model->elementIndex(zi));
+        std::vector<Vec3> pos;
+        for (const Vec3& p : posNm)
+            pos.push_back(p / model->lengthToNm);
+        std::mt19937 rng(3);
+        std::normal_distribution<double> normal(0.0, 50.0);
+        std::vector<double> phi;
+        for (size_t i = 0; i < z.size(); i++)
+            phi.push_back(normal(rng));
+        auto total = [&](const std::vector<Vec3>& x) {
+            std::vector<double> q;
+            double e = network.compute(species, buildReferenceEdges(x, model->rMax, nullptr), 1.0, nullptr, &q, nullptr);
+            double sum = 0.0;
+            for (size_t i = 0; i < q.size(); i++) {
+                e += phi[i] * q[i];
+                sum += q[i];
+            }
+            EXPECT_NEAR(sum, 1.0, 1e-12) << "charges must sum to the total charge";
+            return e;
+        };
+        std::vector<Vec3> gradient, gradientNoPhi;
+        network.compute(species, buildReferenceEdges(pos, model->rMax, nullptr), 1.0, &phi, nullptr, &gradient);
+        network.compute(species, buildReferenceEdges(pos, model->rMax, nullptr), 1.0, nullptr, nullptr, &gradientNoPhi);
+        double scale = 0.0, chainRule = 0.0;
+        for (size_t i = 0; i < z.size(); i++)
+            for (int k = 0; k < 3; k++) {
+                scale = std::max(scale, std::abs(gradient[i][k]));
+                chainRule = std::max(chainRule, std::abs(gradient[i][k] - gradientNoPhi[i][k]));
+            }
+        ASSERT_GT(chainRule, 1e-3 * scale) << name << ": the charge term must matter for this test to mean anything";
+        const double h = H / model->lengthToNm;
+        for (size_t i = 0; i < z.size(); i++)
+            for (int k = 0; k < 3; k++) {
+                auto energy = [&](double delta) {
+                    std::vector<Vec3> p = pos;
+                    p[i][k] += delta;
+                    return total(p);
+                };
+                EXPECT_NEAR(gradient[i][k], derivative(energy, h), 1e-6 * scale) << name << " atom " << i << " axis " << k;
+            }
+    }
+}
+
+TEST(Gradients, Extensivity) {
+    // Two copies far apart (beyond the receptive field) have exactly twice the energy of one.
+    std::vector<int> z;
+    std::vector<Vec3> pos;
+    smallMolecule(z, pos);
+    for (const std::string& name : models()) {
+        const double one = Simulation(modelPath(name), z, pos).energy();
+        std::vector<int> z2 = z;
+        std::vector<Vec3> pos2 = pos;
+        for (size_t i = 0; i < z.size(); i++) {
+            z2.push_back(z[i]);
+            pos2.push_back(pos[i] + Vec3(3.0, -1.0, 2.0));
+        }
+        EXPECT_NEAR(Simulation(modelPath(name), z2, pos2).energy(), 2 * one, 1e-11 * std::abs(one)) << name;
+    }
+}
+
+} // namespace
