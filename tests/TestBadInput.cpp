@@ -1,0 +1,179 @@
+// Bad input gets an OpenMMException whose message names the problem, and never a crash: broken
+// model files (empty, truncated, wrong magic or version, shape mismatch, NaN weights, non-smooth
+// activation, missing fields, random corruption), unknown elements, particle indices out of range,
+// and non-finite positions.
+
+#include "ENNTestUtilities.h"
+#include "openmm/OpenMMException.h"
+#include <nlohmann/json.hpp>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <limits>
+
+using namespace enntest;
+using nlohmann::json;
+using OpenMM::OpenMMException;
+
+namespace {
+
+std::string readBytes(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+/** Rewrite a model file: edit its safetensors header and architecture, keep the data. */
+std::string rewrite(const std::string& bytes, const std::function<void(json& header, json& arch)>& edit) {
+    uint64_t size;
+    std::memcpy(&size, bytes.data(), 8);
+    json header = json::parse(bytes.substr(8, size));
+    json arch = json::parse(header["__metadata__"]["openmm_enn"].get<std::string>());
+    edit(header, arch);
+    if (header["__metadata__"].contains("openmm_enn"))
+        header["__metadata__"]["openmm_enn"] = arch.dump();
+    std::string text = header.dump();
+    uint64_t newSize = text.size();
+    std::string out(reinterpret_cast<const char*>(&newSize), 8);
+    return out + text + bytes.substr(8 + size);
+}
+
+/** Loading `data` must throw an OpenMMException whose message contains `expected`. */
+void expectRejected(const std::string& data, const std::string& expected) {
+    try {
+        std::unique_ptr<OpenMMENN::ENNForce> force(OpenMMENN::ENNForce::createFromModelData(data));
+        ADD_FAILURE() << "accepted a bad model; expected an error containing '" << expected << "'";
+    } catch (const OpenMMException& e) {
+        EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << "message was: " << e.what();
+    }
+}
+
+std::string validModel() {
+    return readBytes(modelPath("three_layer_tanh"));
+}
+
+TEST(BadInput, EmptyTruncatedAndMissingFiles) {
+    const std::string good = validModel();
+    expectRejected("", "empty or truncated");
+    expectRejected(good.substr(0, 5), "empty or truncated");
+    expectRejected(good.substr(0, 200), "does not fit");
+    expectRejected(good.substr(0, good.size() / 2), "outside");
+    EXPECT_THROW(OpenMMENN::ENNForce("/nonexistent/model.enn"), OpenMMException);
+}
+
+TEST(BadInput, WrongMagicAndVersion) {
+    const std::string good = validModel();
+    expectRejected(std::string(8, '\0') + "garbage", "header length");
+    expectRejected("GIF89a this is not a model file at all, just text..........", "header length");
+    expectRejected(rewrite(good, [](json& h, json&) { h["__metadata__"].erase("openmm_enn"); }), "wrong magic");
+    expectRejected(rewrite(good, [](json&, json& a) { a["format"] = "something-else"; }), "wrong magic");
+    expectRejected(rewrite(good, [](json&, json& a) { a["format_version"] = 99; }), "version 99 is not supported");
+}
+
+TEST(BadInput, ShapeMismatchAndMissingTensors) {
+    const std::string good = validModel();
+    expectRejected(rewrite(good, [](json& h, json&) {
+                       auto& t = h["layers.0.radial_mlp.0.weight"];
+                       auto shape = t["shape"];
+                       t["shape"] = json::array({shape[1], shape[0]});
+                   }),
+                   "has shape");
+    expectRejected(rewrite(good, [](json&, json& a) { a["layers"][0]["radial_mlp"]["sizes"][1] = 7; }), "radial_mlp");
+    expectRejected(rewrite(good, [](json& h, json&) { h.erase("radial.frequencies"); }), "not in the file");
+    expectRejected(rewrite(good, [](json& h, json&) { h["embedding.weight"]["data_offsets"][1] = 1u << 30; }), "outside");
+    expectRejected(rewrite(good, [](json&, json& a) { a["layers"][1]["linear_up"]["irreps_in"] = "4x0e"; }), "linear_up");
+    expectRejected(rewrite(good, [](json&, json& a) { a.erase("r_max"); }), "missing field 'r_max'");
+    expectRejected(rewrite(good, [](json&, json& a) { a["layers"][0]["conv_tp"]["irreps_out"] = "4x0e+4x9z"; }), "irreps");
+}
+
+TEST(BadInput, NonFiniteWeights) {
+    std::string data = validModel();
+    uint64_t size;
+    std::memcpy(&size, data.data(), 8);
+    json header = json::parse(data.substr(8, size));
+    uint64_t offset = header["embedding.weight"]["data_offsets"][0];
+    double nan = std::numeric_limits<double>::quiet_NaN();
+    std::memcpy(&data[8 + size + offset], &nan, 8);
+    expectRejected(data, "tensor 'embedding.weight' holds a non-finite value");
+}
+
+TEST(BadInput, NonSmoothActivationAndEnvelope) {
+    const std::string good = validModel();
+    expectRejected(rewrite(good, [](json&, json& a) { a["layers"][0]["radial_mlp"]["activation"]["function"] = "relu"; }),
+                   "activation 'relu' is not accepted");
+    expectRejected(rewrite(good, [](json&, json& a) { a["radial_basis"]["envelope_p"] = 1; }), "C2");
+}
+
+TEST(BadInput, RandomCorruptionNeverCrashes) {
+    // Flip random bytes of the header and the data: each file must either load or throw.
+    const std::string good = validModel();
+    uint64_t size;
+    std::memcpy(&size, good.data(), 8);
+    std::mt19937 rng(1);
+    int rejected = 0;
+    for (int trial = 0; trial < 300; trial++) {
+        std::string bad = good;
+        std::uniform_int_distribution<size_t> where(0, trial % 2 ? bad.size() - 1 : 8 + size - 1);
+        for (int k = 0; k < 3; k++)
+            bad[where(rng)] = static_cast<char>(rng() & 0xFF);
+        try {
+            std::unique_ptr<OpenMMENN::ENNForce> force(OpenMMENN::ENNForce::createFromModelData(bad));
+        } catch (const OpenMMException&) {
+            rejected++;
+        }
+    }
+    EXPECT_GT(rejected, 50);
+}
+
+TEST(BadInput, UnknownElementAndParticleOutOfRange) {
+    OpenMMENN::ENNForce force(modelPath("three_layer_tanh"));
+    try {
+        force.addParticle(0, 79);
+        ADD_FAILURE() << "gold was accepted";
+    } catch (const OpenMMException& e) {
+        EXPECT_NE(std::string(e.what()).find("atomic number 79 is not in the model"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(force.addParticle(-1, 6), OpenMMException);
+
+    OpenMM::System system;
+    system.addParticle(12.0);
+    auto* f = new OpenMMENN::ENNForce(modelPath("three_layer_tanh"));
+    f->addParticle(0, 6);
+    f->addParticle(5, 1);
+    system.addForce(f);
+    OpenMM::VerletIntegrator integrator(0.001);
+    try {
+        OpenMM::Context context(system, integrator, referencePlatform());
+        ADD_FAILURE() << "a particle index out of range was accepted";
+    } catch (const OpenMMException& e) {
+        EXPECT_NE(std::string(e.what()).find("particle index 5 is out of range"), std::string::npos) << e.what();
+    }
+}
+
+TEST(BadInput, NonFinitePositions) {
+    std::vector<int> z;
+    std::vector<Vec3> pos;
+    smallMolecule(z, pos);
+    Simulation sim(modelPath("three_layer_tanh"), z, pos);
+    pos[3][1] = std::numeric_limits<double>::quiet_NaN();
+    sim.setPositions(pos);
+    try {
+        sim.energy();
+        ADD_FAILURE() << "a NaN position was accepted";
+    } catch (const OpenMMException& e) {
+        EXPECT_NE(std::string(e.what()).find("particle 3 has a non-finite position"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(sim.force->getCharges(*sim.context), OpenMMException);
+}
+
+TEST(BadInput, ChargesWithoutChargeHead) {
+    if (!fileExists(modelPath("public_A")))
+        GTEST_SKIP() << "needs the converted MACE fixture";
+    std::vector<int> z;
+    std::vector<Vec3> pos;
+    smallMolecule(z, pos);
+    Simulation sim(modelPath("public_A"), z, pos);
+    EXPECT_FALSE(sim.force->hasChargeHead());
+    EXPECT_THROW(sim.force->getCharges(*sim.context), OpenMMException);
+}
+
+} // namespace
