@@ -78,6 +78,12 @@ def _activation(name, cst):
 def convert(hp, state_dict):
     """Build (architecture, tensors) from a MACE description and its state_dict (numpy arrays)."""
     sd = {k: np.asarray(v, dtype=np.float64) for k, v in state_dict.items()}
+    if hp.get("pair_repulsion"):
+        raise ValueError("MACE pair repulsion (ZBL) is not supported")
+    if hp.get("distance_transform") not in (None, "None", False):
+        raise ValueError(f"MACE distance transform {hp['distance_transform']!r} is not supported")
+    if hp.get("radial_type", "bessel") != "bessel":
+        raise ValueError(f"MACE radial basis {hp['radial_type']!r} is not supported (bessel only)")
     tensors = {}
     elements = [int(z) for z in hp["atomic_numbers"]]
     nel = len(elements)
@@ -230,6 +236,10 @@ def describe_mace_model(model):
                                  for i, off in zip(mod.instructions, _offsets([i.path_shape for i in mod.instructions]))]}
 
     hp = {"atomic_numbers": [int(z) for z in model.atomic_numbers], "r_max": float(model.r_max),
+          "pair_repulsion": hasattr(model, "pair_repulsion_fn"),
+          "distance_transform": type(model.radial_embedding.distance_transform).__name__
+          if hasattr(model.radial_embedding, "distance_transform") else None,
+          "radial_type": type(model.radial_embedding.bessel_fn).__name__.replace("BesselBasis", "bessel"),
           "num_bessel": int(model.radial_embedding.out_dim), "max_ell": int(model.spherical_harmonics._lmax),
           "spherical_harmonics": {"normalize": bool(model.spherical_harmonics.normalize),
                                   "normalization": model.spherical_harmonics.normalization},
