@@ -13,7 +13,7 @@ using nlohmann::json;
 namespace {
 
 [[noreturn]] void fail(const std::string& msg) {
-    throw OpenMMException("ENN model file: " + msg);
+    throwModelFileError(msg);
 }
 
 /** A JSON value plus its path in the architecture description, for error messages. */

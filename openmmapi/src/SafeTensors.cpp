@@ -9,10 +9,14 @@ using namespace OpenMMENN;
 using OpenMM::OpenMMException;
 using nlohmann::json;
 
+void OpenMMENN::throwModelFileError(const std::string& message) {
+    throw OpenMMException("ENN model file: " + message);
+}
+
 namespace {
 
 [[noreturn]] void fail(const std::string& msg) {
-    throw OpenMMException("ENN model file: " + msg);
+    throwModelFileError(msg);
 }
 
 uint64_t readLittleEndian64(const unsigned char* p) {

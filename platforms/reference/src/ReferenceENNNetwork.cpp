@@ -11,8 +11,10 @@ namespace {
 
 // ---- building blocks: each has a forward and a transpose/backward that accumulates ------------
 
-/** out += Linear(in). `element` picks the weight set of a per-element linear. */
-void linearForward(const LinearSpec& lin, int element, const double* in, double* out) {
+/** Calls visit(inIndex, outIndex, coefficient) for each weight of a linear, once per component m:
+ *  Linear(in)[outIndex] = sum of coefficient * in[inIndex]. `element` picks a per-element weight set. */
+template <class Visit>
+void forEachLinearTerm(const LinearSpec& lin, int element, Visit visit) {
     const double* w = lin.weights.data() + (lin.perElement ? element * lin.weightsPerElement : 0);
     for (const auto& p : lin.paths) {
         const auto& a = lin.in.entries[p.in];
@@ -20,27 +22,21 @@ void linearForward(const LinearSpec& lin, int element, const double* in, double*
         const int d = a.ir.dim();
         for (int u = 0; u < a.mul; u++)
             for (int v = 0; v < b.mul; v++) {
-                double c = p.weight * w[p.weightOffset + u * b.mul + v];
+                const double c = p.weight * w[p.weightOffset + u * b.mul + v];
                 for (int m = 0; m < d; m++)
-                    out[b.offset + v * d + m] += c * in[a.offset + u * d + m];
+                    visit(a.offset + u * d + m, b.offset + v * d + m, c);
             }
     }
 }
 
+/** out += Linear(in). */
+void linearForward(const LinearSpec& lin, int element, const double* in, double* out) {
+    forEachLinearTerm(lin, element, [&](int i, int o, double c) { out[o] += c * in[i]; });
+}
+
 /** gradIn += Linear^T(gradOut). */
 void linearBackward(const LinearSpec& lin, int element, const double* gradOut, double* gradIn) {
-    const double* w = lin.weights.data() + (lin.perElement ? element * lin.weightsPerElement : 0);
-    for (const auto& p : lin.paths) {
-        const auto& a = lin.in.entries[p.in];
-        const auto& b = lin.out.entries[p.out];
-        const int d = a.ir.dim();
-        for (int u = 0; u < a.mul; u++)
-            for (int v = 0; v < b.mul; v++) {
-                double c = p.weight * w[p.weightOffset + u * b.mul + v];
-                for (int m = 0; m < d; m++)
-                    gradIn[a.offset + u * d + m] += c * gradOut[b.offset + v * d + m];
-            }
-    }
+    forEachLinearTerm(lin, element, [&](int i, int o, double c) { gradIn[i] += c * gradOut[o]; });
 }
 
 double activation(const ActivationSpec& act, double x, double* derivative) {
@@ -284,6 +280,29 @@ void ReferenceENNNetwork::sphericalHarmonics(const Vec3& v, double* y, double (*
         }
 }
 
+template <class Visit>
+void ReferenceENNNetwork::forEachMonomial(int layer, int element, Visit visit) const {
+    const LayerSpec& L = model->layers[layer];
+    int outOffset = 0, pos[3];
+    for (size_t k = 0; k < L.contractions.size(); k++) {
+        const int dM = L.contractions[k].out.dim();
+        for (const ContractionTerms& ct : contractionTerms[layer][k]) {
+            const size_t numTerms = ct.terms.size();
+            for (size_t term = 0; term < numTerms; term++) {
+                const auto& key = ct.terms[term];
+                const double* coefficients = &ct.coefficients[(element * numTerms + term) * L.channels];
+                for (int c = 0; c < L.channels; c++) {
+                    // A[c, f] sits at the offset of feature f's irrep entry plus c times its dimension.
+                    for (int i = 0; i < ct.correlation; i++)
+                        pos[i] = featurePositions[layer][key[i + 1]] + c * featureDims[layer][key[i + 1]];
+                    visit(outOffset + c * dM + key[0], coefficients[c], pos, ct.correlation);
+                }
+            }
+        }
+        outOffset += L.channels * dM;
+    }
+}
+
 double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENNEdge>& edges, double totalCharge,
                                     const vector<double>* chargePotential, vector<double>* charges, vector<Vec3>* gradient) {
     const ENNModel& m = *model;
@@ -362,24 +381,11 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
         for (int n = 0; n < N; n++) {
             std::fill(B.begin(), B.end(), 0.0);
             const double* a = &A[t][size_t(n) * dMsg];
-            int outOffset = 0;
-            for (size_t k = 0; k < L.contractions.size(); k++) {
-                const int dM = L.contractions[k].out.dim();
-                for (const ContractionTerms& ct : contractionTerms[t][k]) {
-                    const size_t T_ = ct.terms.size();
-                    for (size_t term = 0; term < T_; term++) {
-                        const auto& key = ct.terms[term];
-                        const double* coef = &ct.coefficients[(species[n] * T_ + term) * L.channels];
-                        for (int c = 0; c < L.channels; c++) {
-                            double prod = coef[c];
-                            for (int i = 0; i < ct.correlation; i++)
-                                prod *= a[featurePositions[t][key[i + 1]] + c * featureDims[t][key[i + 1]]];
-                            B[outOffset + c * dM + key[0]] += prod;
-                        }
-                    }
-                }
-                outOffset += L.channels * dM;
-            }
+            forEachMonomial(t, species[n], [&](int out, double coefficient, const int* pos, int nu) {
+                for (int i = 0; i < nu; i++)
+                    coefficient *= a[pos[i]];
+                B[out] += coefficient;
+            });
             double* hOut = &h[t + 1][size_t(n) * dOut];
             linearForward(L.productLinear, 0, B.data(), hOut);
             if (L.residual)
@@ -435,33 +441,16 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
             linearBackward(L.productLinear, 0, gOut, gradB.data());
             std::fill(gradA.begin(), gradA.end(), 0.0);
             const double* a = &A[t][size_t(n) * dMsg];
-            int outOffset = 0;
-            for (size_t k = 0; k < L.contractions.size(); k++) {
-                const int dM = L.contractions[k].out.dim();
-                for (const ContractionTerms& ct : contractionTerms[t][k]) {
-                    const size_t T_ = ct.terms.size();
-                    for (size_t term = 0; term < T_; term++) {
-                        const auto& key = ct.terms[term];
-                        const double* coef = &ct.coefficients[(species[n] * T_ + term) * L.channels];
-                        for (int c = 0; c < L.channels; c++) {
-                            const double g = gradB[outOffset + c * dM + key[0]] * coef[c];
-                            if (g == 0.0)
-                                continue;
-                            int pos[3];
-                            for (int i = 0; i < ct.correlation; i++)
-                                pos[i] = featurePositions[t][key[i + 1]] + c * featureDims[t][key[i + 1]];
-                            for (int i = 0; i < ct.correlation; i++) {
-                                double prod = g;
-                                for (int j = 0; j < ct.correlation; j++)
-                                    if (j != i)
-                                        prod *= a[pos[j]];
-                                gradA[pos[i]] += prod;
-                            }
-                        }
-                    }
+            forEachMonomial(t, species[n], [&](int out, double coefficient, const int* pos, int nu) {
+                const double g = gradB[out] * coefficient;
+                for (int i = 0; i < nu; i++) {
+                    double product = g;
+                    for (int j = 0; j < nu; j++)
+                        if (j != i)
+                            product *= a[pos[j]];
+                    gradA[pos[i]] += product;
                 }
-                outOffset += L.channels * dM;
-            }
+            });
             std::fill(gradMessage.begin(), gradMessage.end(), 0.0);
             if (L.residual)
                 gradMessage = gradA;

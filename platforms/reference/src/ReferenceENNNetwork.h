@@ -45,6 +45,10 @@ private:
     };
     const std::vector<SparseEntry>& sparseW3j(int l1, int l2, int l3);
     void sphericalHarmonics(const OpenMM::Vec3& v, double* y, double (*dy)[3]) const;
+    /** Calls visit(outIndex, coefficient, positions, nu) for each monomial of a layer's symmetric
+     *  contraction: B[outIndex] += coefficient * A[positions[0]] * ... * A[positions[nu-1]]. */
+    template <class Visit>
+    void forEachMonomial(int layer, int element, Visit visit) const;
 
     std::shared_ptr<const ENNModel> model;
     std::map<std::array<int, 3>, std::vector<SparseEntry>> sparse;

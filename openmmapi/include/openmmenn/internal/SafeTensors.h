@@ -11,6 +11,9 @@
 
 namespace OpenMMENN {
 
+/** Throws OpenMMException("ENN model file: " + message). */
+[[noreturn]] void throwModelFileError(const std::string& message);
+
 struct SafeTensor {
     std::vector<int64_t> shape;
     std::vector<double> values; // converted to double, checked finite
