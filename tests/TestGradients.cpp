@@ -142,3 +142,57 @@ TEST(Gradients, Extensivity) {
 }
 
 } // namespace
+
+namespace {
+
+TEST(Gradients, SubsetOfParticles) {
+    // An ML region inside a larger System: the same atoms at non-contiguous indices, among
+    // particles the force ignores, give the same energy and forces, and no force on the others.
+    std::vector<int> z;
+    std::vector<Vec3> pos;
+    smallMolecule(z, pos);
+    Simulation alone(modelPath("mixed_charge"), z, pos);
+    OpenMM::System system;
+    auto* force = new OpenMMENN::ENNForce(modelPath("mixed_charge"));
+    std::vector<Vec3> all;
+    std::vector<int> index;
+    for (size_t i = 0; i < z.size(); i++) {
+        all.push_back(Vec3(5.0 + i, 0, 0)); // an MM particle, never an ML neighbour
+        system.addParticle(1.0);
+        index.push_back(system.addParticle(1.0));
+        all.push_back(pos[i]);
+    }
+    for (int i = static_cast<int>(z.size()) - 1; i >= 0; i--) // added in another order
+        force->addParticle(index[i], z[i]);
+    system.addForce(force);
+    OpenMM::VerletIntegrator integrator(0.001);
+    OpenMM::Context context(system, integrator, referencePlatform());
+    context.setPositions(all);
+    OpenMM::State state = context.getState(OpenMM::State::Energy | OpenMM::State::Forces);
+    EXPECT_NEAR(state.getPotentialEnergy(), alone.energy(), 1e-12 * std::abs(alone.energy()));
+    std::vector<Vec3> reference = alone.forces();
+    for (size_t i = 0; i < z.size(); i++)
+        for (int k = 0; k < 3; k++) {
+            EXPECT_NEAR(state.getForces()[index[i]][k], reference[i][k], 1e-10 * maxAbs(reference));
+            EXPECT_EQ(state.getForces()[index[i] - 1][k], 0.0);
+        }
+    // Charges come back in the order the particles were added to the force.
+    std::vector<double> q = force->getCharges(context), qAlone = alone.force->getCharges(*alone.context);
+    for (size_t i = 0; i < z.size(); i++)
+        EXPECT_NEAR(q[z.size() - 1 - i], qAlone[i], 1e-12);
+}
+
+TEST(Gradients, TotalChargeUpdatesInContext) {
+    std::vector<int> z;
+    std::vector<Vec3> pos;
+    smallMolecule(z, pos);
+    Simulation sim(modelPath("mixed_charge"), z, pos, nullptr, 0.0);
+    std::vector<double> before = sim.force->getCharges(*sim.context);
+    sim.force->setTotalCharge(2.0);
+    sim.force->updateParametersInContext(*sim.context);
+    std::vector<double> after = sim.force->getCharges(*sim.context);
+    for (size_t i = 0; i < z.size(); i++)
+        EXPECT_NEAR(after[i] - before[i], 2.0 / z.size(), 1e-12);
+}
+
+} // namespace

@@ -102,6 +102,21 @@ class TestForce(unittest.TestCase):
         context2.setPositions(pos)
         self.assertEqual(energy(context), energy(context2))
 
+    def test_reference_factory_does_not_claim_other_platforms(self):
+        # Our Reference factory registers on "Reference" only, so the CPU platform (which has no
+        # ENNForce kernel yet) must refuse the force instead of silently running the Reference one.
+        names = [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]
+        if "CPU" not in names:
+            self.skipTest("OpenMM's CPU platform is not installed")
+        z, pos = molecule()
+        system = openmm.System()
+        force = openmmenn.ENNForce(model("mixed_charge"))
+        for zi in z:
+            force.addParticle(system.addParticle(1.0), zi)
+        system.addForce(force)
+        with self.assertRaisesRegex(Exception, "does not support all required kernels"):
+            openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("CPU"))
+
     def test_errors_are_openmm_exceptions(self):
         force = openmmenn.ENNForce(model("mixed_charge"))
         with self.assertRaisesRegex(Exception, "atomic number 79 is not in the model"):
