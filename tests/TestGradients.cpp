@@ -92,7 +92,7 @@ TEST(Gradients, ChargeHeadChainRule) {
             phi.push_back(normal(rng));
         auto total = [&](const std::vector<Vec3>& x) {
             std::vector<double> q;
-            double e = network.compute(species, buildReferenceEdges(x, model->rMax, nullptr), 1.0, nullptr, &q, nullptr);
+            double e = network.compute(species, buildReferenceEdges(x, model->rMax, nullptr), 1.0, {}, &q, nullptr);
             double sum = 0.0;
             for (size_t i = 0; i < q.size(); i++) {
                 e += phi[i] * q[i];
@@ -102,8 +102,9 @@ TEST(Gradients, ChargeHeadChainRule) {
             return e;
         };
         std::vector<Vec3> gradient, gradientNoPhi;
-        network.compute(species, buildReferenceEdges(pos, model->rMax, nullptr), 1.0, &phi, nullptr, &gradient);
-        network.compute(species, buildReferenceEdges(pos, model->rMax, nullptr), 1.0, nullptr, nullptr, &gradientNoPhi);
+        auto fixedPhi = [&](const std::vector<double>&, std::vector<double>& potential) { potential = phi; };
+        network.compute(species, buildReferenceEdges(pos, model->rMax, nullptr), 1.0, fixedPhi, nullptr, &gradient);
+        network.compute(species, buildReferenceEdges(pos, model->rMax, nullptr), 1.0, {}, nullptr, &gradientNoPhi);
         double scale = 0.0, chainRule = 0.0;
         for (size_t i = 0; i < z.size(); i++)
             for (int k = 0; k < 3; k++) {

@@ -21,6 +21,33 @@ void ENNForceImpl::initialize(OpenMM::ContextImpl& context) {
         if (!seen.insert(particle).second)
             throw OpenMMException("ENNForce: particle " + std::to_string(particle) + " was added twice");
     }
+    const bool coupled = owner.getElectrostaticsMethod() != ENNForce::NoElectrostatics || owner.getUseImplicitSolvent();
+    if (coupled && !owner.hasChargeHead())
+        throw OpenMMException("ENNForce: electrostatics with predicted charges needs a model with a charge head");
+    auto checkParticle = [&](int particle, const std::string& what) {
+        if (particle < 0 || particle >= system.getNumParticles())
+            throw OpenMMException("ENNForce: " + what + " particle index " + std::to_string(particle) + " is out of range (the System has " +
+                                  std::to_string(system.getNumParticles()) + " particles)");
+    };
+    for (int i = 0; i < owner.getNumMMParticles(); i++) {
+        int particle;
+        double charge;
+        owner.getMMParticleParameters(i, particle, charge);
+        checkParticle(particle, "MM");
+    }
+    for (int i = 0; i < owner.getNumElectrostaticExceptions(); i++) {
+        int p1, p2;
+        double scale;
+        owner.getElectrostaticExceptionParameters(i, p1, p2, scale);
+        checkParticle(p1, "exception");
+        checkParticle(p2, "exception");
+    }
+    for (int i = 0; i < owner.getNumGBParticles(); i++) {
+        int particle;
+        double charge, radius, scale;
+        owner.getGBParticleParameters(i, particle, charge, radius, scale);
+        checkParticle(particle, "GB");
+    }
     kernel = context.getPlatform().createKernel(CalcENNForceKernel::Name(), context);
     kernel.getAs<CalcENNForceKernel>().initialize(system, owner);
 }

@@ -477,7 +477,21 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
 
     if (arch.has("charge_head")) {
         m.hasChargeHead = true;
-        m.chargeReadout = parser.readout(arch.at("charge_head").at("readout"), *previous);
+        Field head = arch.at("charge_head");
+        m.chargeReadout = parser.readout(head.at("readout"), *previous);
+        m.chargeElementOffsets.assign(nel, 0.0);
+        if (head.has("element_offsets")) {
+            Field offsets = head.at("element_offsets");
+            if (offsets.size() != (size_t) nel)
+                offsets.invalid("needs one charge offset per element");
+            for (int i = 0; i < nel; i++)
+                m.chargeElementOffsets[i] = offsets.at(i).number();
+        }
+        if (head.has("gaussian_sigma")) {
+            m.chargeGaussianSigma = head.at("gaussian_sigma").number();
+            if (!(m.chargeGaussianSigma > 0))
+                head.at("gaussian_sigma").invalid("must be positive");
+        }
     }
     return model;
 }

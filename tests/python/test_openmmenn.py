@@ -1,7 +1,7 @@
 """Python tests: the SWIG module from Debian's /usr/bin/python3, and the numpy-only tools.
 
-Run by ctest with PYTHONPATH pointing at the build tree's package and OPENMMENN_REFERENCE_PLUGIN
-at the built Reference plugin (an installed plugin is loaded by `import openmm` anyway).
+Run by ctest with PYTHONPATH pointing at the build tree's package and OPENMM_PLUGIN_DIR at a folder
+with OpenMM's plugins and the Reference plugin just built.
 """
 import json
 import os
@@ -18,12 +18,6 @@ from openmmenn import builder, mace, modelfile, o3
 MODELS = os.environ.get("ENN_TEST_MODELS_DIR", "")
 FIXTURES = os.environ.get("ENN_FIXTURES_DIR", "")
 EV = 96.4853321233100184
-
-
-def setUpModule():
-    plugin = os.environ.get("OPENMMENN_REFERENCE_PLUGIN")
-    if plugin:
-        openmm.Platform.loadPluginLibrary(plugin)
 
 
 def model(name):

@@ -139,6 +139,8 @@ public:
     double energyScale = 1.0, energyShift = 0.0;
     bool hasChargeHead = false;
     ReadoutSpec chargeReadout;   // on the last layer's output features
+    std::vector<double> chargeElementOffsets; // per element, added to the readout (zeros if absent)
+    double chargeGaussianSigma = 0.0;         // > 0: ML-ML Coulomb is erf(r / (sqrt(2) sigma)) / r (length unit)
 
     /** Index of an atomic number in `elements`, or -1. */
     int elementIndex(int atomicNumber) const;

@@ -11,8 +11,11 @@ static OpenMM::ReferencePlatform::PlatformData& platformData(OpenMM::ContextImpl
     return *reinterpret_cast<OpenMM::ReferencePlatform::PlatformData*>(context.getPlatformData());
 }
 
-void ReferenceCalcENNForceKernel::initialize(const OpenMM::System&, const ENNForce& force) {
+void ReferenceCalcENNForceKernel::initialize(const OpenMM::System& system, const ENNForce& force) {
     network = std::make_unique<ReferenceENNNetwork>(force.getModelPtr());
+    electrostatics = std::make_unique<ReferenceENNElectrostatics>(system, force);
+    if (!electrostatics->active())
+        electrostatics.reset();
     particles.clear();
     species.clear();
     for (int i = 0; i < force.getNumParticles(); i++) {
@@ -48,15 +51,29 @@ std::vector<ENNEdge> ReferenceCalcENNForceKernel::buildEdges(OpenMM::ContextImpl
 double ReferenceCalcENNForceKernel::execute(OpenMM::ContextImpl& context, bool includeForces, bool) {
     const ENNModel& m = network->getModel();
     std::vector<ENNEdge> edges = buildEdges(context);
-    std::vector<Vec3> gradient;
-    double energy = network->compute(species, edges, totalCharge, nullptr, nullptr, includeForces ? &gradient : nullptr);
+    std::vector<Vec3> gradient, electrostaticForces;
+    double electrostaticEnergy = 0.0;
+    ChargeCoupling coupling;
+    if (electrostatics) {
+        // Electrostatics in OpenMM units with the predicted charges; phi goes back to model units.
+        coupling = [&](const std::vector<double>& charges, std::vector<double>& phi) {
+            const std::vector<Vec3>& pos = *platformData(context).positions;
+            electrostaticForces.assign(pos.size(), Vec3());
+            electrostaticEnergy = electrostatics->compute(pos, platformData(context).periodicBoxVectors, charges, electrostaticForces, phi);
+            for (double& p : phi)
+                p /= m.energyToKJPerMol;
+        };
+    }
+    double energy = network->compute(species, edges, totalCharge, coupling, nullptr, includeForces ? &gradient : nullptr);
     if (includeForces) {
         std::vector<Vec3>& forces = *platformData(context).forces;
         const double scale = m.energyToKJPerMol / m.lengthToNm;
         for (size_t i = 0; i < particles.size(); i++)
             forces[particles[i]] -= gradient[i] * scale;
+        for (size_t i = 0; i < electrostaticForces.size(); i++)
+            forces[i] += electrostaticForces[i];
     }
-    return energy * m.energyToKJPerMol;
+    return energy * m.energyToKJPerMol + electrostaticEnergy;
 }
 
 void ReferenceCalcENNForceKernel::copyParametersToContext(OpenMM::ContextImpl&, const ENNForce& force) {
@@ -69,10 +86,12 @@ void ReferenceCalcENNForceKernel::copyParametersToContext(OpenMM::ContextImpl&, 
             throw OpenMM::OpenMMException("ENNForce: updateParametersInContext cannot change the particles or their elements");
     }
     totalCharge = force.getTotalCharge();
+    if (electrostatics)
+        electrostatics->updateCharges(force);
 }
 
 std::vector<double> ReferenceCalcENNForceKernel::getCharges(OpenMM::ContextImpl& context) {
     std::vector<double> charges;
-    network->compute(species, buildEdges(context), totalCharge, nullptr, &charges, nullptr);
+    network->compute(species, buildEdges(context), totalCharge, {}, &charges, nullptr);
     return charges;
 }

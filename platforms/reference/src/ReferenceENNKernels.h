@@ -2,6 +2,7 @@
 #define OPENMM_REFERENCE_ENN_KERNELS_H_
 
 #include "openmmenn/ENNKernels.h"
+#include "ReferenceENNElectrostatics.h"
 #include "ReferenceENNNetwork.h"
 #include <memory>
 
@@ -20,6 +21,7 @@ private:
     /** Edges of the ML region at the context's positions, in model length units. */
     std::vector<ENNEdge> buildEdges(OpenMM::ContextImpl& context);
     std::unique_ptr<ReferenceENNNetwork> network;
+    std::unique_ptr<ReferenceENNElectrostatics> electrostatics; // null when the force has no coupling
     std::vector<int> particles, species;
     double totalCharge = 0.0;
     bool periodic = false;

@@ -304,7 +304,7 @@ void ReferenceENNNetwork::forEachMonomial(int layer, int element, Visit visit) c
 }
 
 double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENNEdge>& edges, double totalCharge,
-                                    const vector<double>* chargePotential, vector<double>* charges, vector<Vec3>* gradient) {
+                                    const ChargeCoupling& coupling, vector<double>* charges, vector<Vec3>* gradient) {
     const ENNModel& m = *model;
     const int N = static_cast<int>(species.size());
     const int E = static_cast<int>(edges.size());
@@ -312,7 +312,7 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
     const int nb = static_cast<int>(m.besselFrequencies.size());
     const int nsh = (m.shLmax + 1) * (m.shLmax + 1);
     const bool wantGradient = gradient != nullptr;
-    const bool wantCharges = charges != nullptr || (chargePotential != nullptr && wantGradient);
+    const bool wantCharges = charges != nullptr || bool(coupling);
     if (wantCharges && !m.hasChargeHead)
         throw OpenMM::OpenMMException("ENNForce: the model has no charge head");
 
@@ -403,7 +403,7 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
         q.resize(N);
         double sum = 0.0;
         for (int n = 0; n < N; n++) {
-            q[n] = readoutForward(m.chargeReadout, &h[T][size_t(n) * dOut]);
+            q[n] = readoutForward(m.chargeReadout, &h[T][size_t(n) * dOut]) + m.chargeElementOffsets[species[n]];
             sum += q[n];
         }
         for (int n = 0; n < N; n++)
@@ -411,20 +411,23 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
         if (charges)
             *charges = q;
     }
+    vector<double> chargePotential;
+    if (coupling)
+        coupling(q, chargePotential);
     if (!wantGradient)
         return energy;
 
     // ---- backward ----
     vector<double> gradBasis(size_t(E) * nb, 0.0), gradSh(size_t(E) * nsh, 0.0);
     vector<double> gradH(h[T].size(), 0.0);
-    if (chargePotential != nullptr) {
+    if (coupling) {
         // q_i = raw_i + (Q - sum raw)/N, so dE/draw_j = phi_j - mean(phi).
         double mean = 0.0;
         for (int n = 0; n < N; n++)
-            mean += (*chargePotential)[n] / N;
+            mean += chargePotential[n] / N;
         const int dOut = m.layers.back().irrepsOut().dim;
         for (int n = 0; n < N; n++)
-            readoutBackward(m.chargeReadout, &h[T][size_t(n) * dOut], (*chargePotential)[n] - mean, &gradH[size_t(n) * dOut]);
+            readoutBackward(m.chargeReadout, &h[T][size_t(n) * dOut], chargePotential[n] - mean, &gradH[size_t(n) * dOut]);
     }
     vector<double> gw;
     for (int t = T - 1; t >= 0; t--) {

@@ -7,10 +7,14 @@
 #include "openmmenn/ENNModel.h"
 #include "ReferenceENNNeighbors.h"
 #include "openmm/Vec3.h"
+#include <functional>
 #include <memory>
 #include <vector>
 
 namespace OpenMMENN {
+
+/** Given the predicted charges, fills potential[i] = dE_other/dq_i of an energy term that depends on them. */
+typedef std::function<void(const std::vector<double>& charges, std::vector<double>& potential)> ChargeCoupling;
 
 class ReferenceENNNetwork {
 public:
@@ -21,14 +25,14 @@ public:
      * @param species         element index (into model.elements) of each atom
      * @param edges           directed edges, vector = x[receiver] - image of x[sender]
      * @param totalCharge     total charge the predicted charges are constrained to
-     * @param chargePotential if not null, dE_extra/dq_i of an energy term that depends on the charges;
-     *                        its chain-rule contribution sum_i phi_i dq_i/dx is added to the gradient
+     * @param coupling        if set, called with the predicted charges to get phi_i = dE_other/dq_i; the
+     *                        chain-rule term sum_i phi_i dq_i/dx is then added to the gradient
      * @param charges         if not null, receives the predicted charges (requires a charge head)
      * @param gradient        if not null, receives dE/dx for each atom
      * @return the network energy, including E0, scale and shift
      */
     double compute(const std::vector<int>& species, const std::vector<ENNEdge>& edges, double totalCharge,
-                   const std::vector<double>* chargePotential, std::vector<double>* charges,
+                   const ChargeCoupling& coupling, std::vector<double>* charges,
                    std::vector<OpenMM::Vec3>* gradient);
 
     const ENNModel& getModel() const { return *model; }

@@ -1,0 +1,325 @@
+#include "ReferenceENNElectrostatics.h"
+#include "ReferenceENNPME.h"
+#include "openmmenn/ENNModel.h"
+#include "openmm/OpenMMException.h"
+#include <cmath>
+
+using namespace OpenMMENN;
+using OpenMM::Vec3;
+using std::vector;
+
+namespace {
+
+/** Displacement b - a, as the nearest periodic image when `box` is given (reduced triclinic form). */
+Vec3 displacement(const Vec3& a, const Vec3& b, const Vec3* box) {
+    Vec3 d = b - a;
+    if (box != nullptr) {
+        d -= box[2] * std::round(d[2] / box[2][2]);
+        d -= box[1] * std::round(d[1] / box[1][1]);
+        d -= box[0] * std::round(d[0] / box[0][0]);
+    }
+    return d;
+}
+
+} // namespace
+
+ReferenceENNElectrostatics::ReferenceENNElectrostatics(const OpenMM::System& system, const ENNForce& force)
+    : method(force.getElectrostaticsMethod()), cutoff(force.getCutoffDistance()), implicitSolvent(force.getUseImplicitSolvent()) {
+    const ENNModel& model = force.getModel();
+    numML = force.getNumParticles();
+    std::map<int, int> siteOf;
+    for (int i = 0; i < numML; i++) {
+        int particle, z;
+        force.getParticleParameters(i, particle, z);
+        siteOf[particle] = static_cast<int>(sites.size());
+        sites.push_back(particle);
+    }
+    for (int i = 0; i < force.getNumMMParticles(); i++) {
+        int particle;
+        double charge;
+        force.getMMParticleParameters(i, particle, charge);
+        if (siteOf.count(particle))
+            throw OpenMM::OpenMMException("ENNForce: particle " + std::to_string(particle) + " is both an ML and an MM particle");
+        siteOf[particle] = static_cast<int>(sites.size());
+        sites.push_back(particle);
+        mmCharges.push_back(charge);
+    }
+    for (int e = 0; e < force.getNumElectrostaticExceptions(); e++) {
+        int p1, p2;
+        double scale;
+        force.getElectrostaticExceptionParameters(e, p1, p2, scale);
+        auto a = siteOf.find(p1), b = siteOf.find(p2);
+        if (a == siteOf.end() || b == siteOf.end() || (a->second >= numML && b->second >= numML))
+            throw OpenMM::OpenMMException("ENNForce: electrostatic exception " + std::to_string(p1) + "-" + std::to_string(p2) +
+                                          " must join an ML particle to an ML or MM particle of this force");
+        exceptionScale[{std::min(a->second, b->second), std::max(a->second, b->second)}] = scale;
+    }
+    if (model.hasChargeHead && model.chargeGaussianSigma > 0)
+        gaussianSigma = model.chargeGaussianSigma * model.lengthToNm;
+    if (method == ENNForce::CutoffNonPeriodic || method == ENNForce::CutoffPeriodic) {
+        const double eps = force.getReactionFieldDielectric();
+        krf = std::pow(cutoff, -3.0) * (eps - 1.0) / (2.0 * eps + 1.0);
+        crf = (1.0 / cutoff) * (3.0 * eps) / (2.0 * eps + 1.0);
+    }
+    if (method == ENNForce::PME) {
+        int nx, ny, nz;
+        force.getPMEParameters(alpha, nx, ny, nz);
+        grid[0] = nx;
+        grid[1] = ny;
+        grid[2] = nz;
+        if (alpha == 0.0) {
+            Vec3 box[3];
+            system.getDefaultPeriodicBoxVectors(box[0], box[1], box[2]);
+            choosePMEParameters(cutoff, force.getEwaldErrorTolerance(), box, alpha, grid);
+        }
+        if (grid[0] < 5 || grid[1] < 5 || grid[2] < 5)
+            throw OpenMM::OpenMMException("ENNForce: PME grid dimensions must be at least 5 (the B-spline order)");
+    }
+    if (method != ENNForce::NoElectrostatics && method != ENNForce::NoCutoff && !(cutoff > 0))
+        throw OpenMM::OpenMMException("ENNForce: the cutoff distance must be positive");
+    if (implicitSolvent) {
+        double solute, solvent, surface;
+        force.getGBSAOBCParameters(solute, solvent, surface);
+        gbPrefactor = -ONE_4PI_EPS0 * (1.0 / solute - 1.0 / solvent);
+        surfaceAreaFactor = 4 * M_PI * surface;
+        std::map<int, int> mlIndex;
+        for (int i = 0; i < numML; i++)
+            mlIndex[sites[i]] = i;
+        for (int i = 0; i < force.getNumGBParticles(); i++) {
+            int particle;
+            double charge, radius, scale;
+            force.getGBParticleParameters(i, particle, charge, radius, scale);
+            if (!(radius > 0.009))
+                throw OpenMM::OpenMMException("ENNForce: GB radius of particle " + std::to_string(particle) + " must exceed 0.009 nm");
+            gbParticles.push_back(particle);
+            auto ml = mlIndex.find(particle);
+            gbMLIndex.push_back(ml == mlIndex.end() ? -1 : ml->second);
+            if (ml != mlIndex.end())
+                mlIndex.erase(ml);
+            gbCharges.push_back(charge);
+            gbRadii.push_back(radius);
+            gbScales.push_back(scale);
+        }
+        if (!mlIndex.empty())
+            throw OpenMM::OpenMMException("ENNForce: ML particle " + std::to_string(mlIndex.begin()->first) + " has no GB parameters");
+    }
+}
+
+void ReferenceENNElectrostatics::updateCharges(const ENNForce& force) {
+    if (force.getNumMMParticles() != static_cast<int>(mmCharges.size()))
+        throw OpenMM::OpenMMException("ENNForce: updateParametersInContext cannot change the number of MM particles");
+    for (int i = 0; i < force.getNumMMParticles(); i++) {
+        int particle;
+        force.getMMParticleParameters(i, particle, mmCharges[i]);
+        if (particle != sites[numML + i])
+            throw OpenMM::OpenMMException("ENNForce: updateParametersInContext cannot change which particles are MM particles");
+    }
+    if (force.getNumGBParticles() != static_cast<int>(gbCharges.size()))
+        throw OpenMM::OpenMMException("ENNForce: updateParametersInContext cannot change the number of GB particles");
+    for (int i = 0; i < force.getNumGBParticles(); i++) {
+        int particle;
+        double radius, scale;
+        force.getGBParticleParameters(i, particle, gbCharges[i], radius, scale);
+    }
+}
+
+double ReferenceENNElectrostatics::compute(const vector<Vec3>& positions, const Vec3* box, const vector<double>& mlCharges,
+                                           vector<Vec3>& forces, vector<double>& potential) const {
+    potential.assign(numML, 0.0);
+    double energy = 0.0;
+    if (method != ENNForce::NoElectrostatics) {
+        vector<double> charges(mlCharges);
+        charges.insert(charges.end(), mmCharges.begin(), mmCharges.end());
+        vector<double> sitePotential(sites.size(), 0.0);
+        energy += coulomb(positions, box, charges, forces, sitePotential);
+        for (int i = 0; i < numML; i++)
+            potential[i] += sitePotential[i];
+    }
+    if (implicitSolvent)
+        energy += generalizedBorn(positions, mlCharges, forces, potential);
+    return energy;
+}
+
+double ReferenceENNElectrostatics::coulomb(const vector<Vec3>& positions, const Vec3* box, const vector<double>& q,
+                                           vector<Vec3>& forces, vector<double>& phi) const {
+    const int numSites = static_cast<int>(sites.size());
+    const bool periodic = method == ENNForce::CutoffPeriodic || method == ENNForce::PME;
+    const bool pme = method == ENNForce::PME;
+    const bool useCutoff = method != ENNForce::NoCutoff;
+    if (periodic) {
+        const double half = 0.5 * std::min(box[0][0], std::min(box[1][1], box[2][2]));
+        if (cutoff > half)
+            throw OpenMM::OpenMMException("ENNForce: the cutoff (" + std::to_string(cutoff) + " nm) is larger than half the periodic box (" +
+                                          std::to_string(half) + " nm)");
+    }
+    const double sqrtPi = std::sqrt(M_PI);
+    double energy = 0.0;
+    // Pair (a, b) contributes k q_a q_b f(r); add its energy, forces and potentials.
+    auto addPair = [&](int a, int b, const Vec3& d, double f, double dfdr) {
+        const double r = std::sqrt(d.dot(d));
+        energy += ONE_4PI_EPS0 * q[a] * q[b] * f;
+        phi[a] += ONE_4PI_EPS0 * q[b] * f;
+        phi[b] += ONE_4PI_EPS0 * q[a] * f;
+        const Vec3 force = d * (ONE_4PI_EPS0 * q[a] * q[b] * dfdr / r); // on b, d = x_b - x_a
+        forces[sites[b]] -= force;
+        forces[sites[a]] += force;
+    };
+    for (int a = 0; a < numML; a++)
+        for (int b = a + 1; b < numSites; b++) {
+            auto exception = exceptionScale.find({a, b});
+            const Vec3 plain = positions[sites[b]] - positions[sites[a]];
+            if (exception != exceptionScale.end()) {
+                // Exceptions: scaled plain Coulomb without cutoff; with PME also remove the
+                // reciprocal-space part erf(alpha r)/r that the grid includes for every pair.
+                const double r = std::sqrt(plain.dot(plain));
+                if (exception->second != 0.0)
+                    addPair(a, b, plain, exception->second / r, -exception->second / (r * r));
+                if (pme) {
+                    const double ar = alpha * r;
+                    if (std::erf(ar) > 1e-6)
+                        addPair(a, b, plain, -std::erf(ar) / r, -(2 * alpha / sqrtPi * std::exp(-ar * ar) * r - std::erf(ar)) / (r * r));
+                    else
+                        addPair(a, b, plain, -2 * alpha / sqrtPi, 0.0);
+                }
+                continue;
+            }
+            const Vec3 d = periodic ? displacement(positions[sites[a]], positions[sites[b]], box) : plain;
+            const double r = std::sqrt(d.dot(d));
+            if (useCutoff && r >= cutoff)
+                continue;
+            // 1/r, or erf(r / (sqrt(2) sigma)) / r between ML atoms of a Gaussian-damped model.
+            double f = 1.0 / r, dfdr = -1.0 / (r * r);
+            if (gaussianSigma > 0 && b < numML) {
+                const double s = 1.0 / (std::sqrt(2.0) * gaussianSigma);
+                f = std::erf(s * r) / r;
+                dfdr = (2 * s / sqrtPi * std::exp(-s * s * r * r) * r - std::erf(s * r)) / (r * r);
+            }
+            if (pme) {
+                const double ar = alpha * r;
+                f -= std::erf(ar) / r;
+                dfdr -= (2 * alpha / sqrtPi * std::exp(-ar * ar) * r - std::erf(ar)) / (r * r);
+            } else if (useCutoff) {
+                f += krf * r * r - crf;
+                dfdr += 2 * krf * r;
+            }
+            addPair(a, b, d, f, dfdr);
+        }
+    if (pme) {
+        for (int a = 0; a < numML; a++) {
+            energy -= ONE_4PI_EPS0 * alpha / sqrtPi * q[a] * q[a];
+            phi[a] -= 2 * ONE_4PI_EPS0 * alpha / sqrtPi * q[a];
+        }
+        // Reciprocal space: everything minus the MM-MM part, which the NonbondedForce computes.
+        vector<Vec3> pos(numSites), fullForces(numSites), mmForces(numSites);
+        vector<double> mmOnly(q), fullPhi(numSites);
+        for (int s = 0; s < numSites; s++)
+            pos[s] = positions[sites[s]];
+        std::fill(mmOnly.begin(), mmOnly.begin() + numML, 0.0);
+        energy += pmeReciprocal(pos, q, box, alpha, grid, &fullForces, &fullPhi);
+        energy -= pmeReciprocal(pos, mmOnly, box, alpha, grid, &mmForces, nullptr);
+        for (int s = 0; s < numSites; s++)
+            forces[sites[s]] += fullForces[s] - mmForces[s];
+        double total = 0.0, mmTotal = 0.0;
+        for (int s = 0; s < numSites; s++) {
+            total += q[s];
+            mmTotal += mmOnly[s];
+        }
+        energy += neutralizingBackgroundEnergy(total, box, alpha) - neutralizingBackgroundEnergy(mmTotal, box, alpha);
+        const double dBackground = 2 * neutralizingBackgroundEnergy(1.0, box, alpha) * total;
+        for (int a = 0; a < numML; a++)
+            phi[a] += fullPhi[a] + dBackground;
+    }
+    return energy;
+}
+
+double ReferenceENNElectrostatics::generalizedBorn(const vector<Vec3>& positions, const vector<double>& mlCharges, vector<Vec3>& forces,
+                                                   vector<double>& potential) const {
+    // OBC2 Born radii (alpha 1, beta 0.8, gamma 4.85, dielectric offset 0.009 nm), the GB energy
+    // -k/2 (1/eps_in - 1/eps_out) sum_ij q_i q_j / f_ij, and the ACE surface term, as GBSAOBCForce.
+    const double offset = 0.009, alphaObc = 1.0, betaObc = 0.8, gammaObc = 4.85, probe = 0.14;
+    const int n = static_cast<int>(gbParticles.size());
+    vector<double> q(n), born(n), chain(n);
+    for (int i = 0; i < n; i++)
+        q[i] = gbMLIndex[i] >= 0 ? mlCharges[gbMLIndex[i]] : gbCharges[i];
+    auto pairTerm = [&](int i, int j, double r, double& term, double& dterm) {
+        // The HCT integral of atom j's scaled sphere seen from atom i, and its derivative in r.
+        const double ri = gbRadii[i] - offset, sj = (gbRadii[j] - offset) * gbScales[j];
+        term = dterm = 0.0;
+        if (ri >= r + sj)
+            return;
+        const bool inner = ri >= std::abs(r - sj);
+        const double l = 1.0 / (inner ? ri : std::abs(r - sj)), u = 1.0 / (r + sj);
+        const double dl = inner ? 0.0 : -(r > sj ? 1.0 : -1.0) * l * l, du = -u * u;
+        const double l2 = l * l, u2 = u * u, logRatio = std::log(u / l);
+        term = l - u + 0.25 * r * (u2 - l2) + 0.5 / r * logRatio + 0.25 * sj * sj / r * (l2 - u2);
+        dterm = dl - du + 0.25 * (u2 - l2) + 0.5 * r * (u * du - l * dl) - 0.5 / (r * r) * logRatio + 0.5 / r * (du / u - dl / l) -
+                0.25 * sj * sj / (r * r) * (l2 - u2) + 0.5 * sj * sj / r * (l * dl - u * du);
+        if (ri < sj - r) {
+            term += 2.0 * (1.0 / ri - l);
+            dterm -= 2.0 * dl;
+        }
+    };
+    for (int i = 0; i < n; i++) {
+        const double ri = gbRadii[i] - offset;
+        double sum = 0.0;
+        for (int j = 0; j < n; j++) {
+            if (j == i)
+                continue;
+            const Vec3 d = positions[gbParticles[j]] - positions[gbParticles[i]];
+            double term, dterm;
+            pairTerm(i, j, std::sqrt(d.dot(d)), term, dterm);
+            sum += term;
+        }
+        const double psi = 0.5 * ri * sum;
+        const double t = std::tanh(alphaObc * psi - betaObc * psi * psi + gammaObc * psi * psi * psi);
+        born[i] = 1.0 / (1.0 / ri - t / gbRadii[i]);
+        // chain = dR/dsum: R^2 (1 - t^2) (alpha - 2 beta psi + 3 gamma psi^2) / radius * dpsi/dsum
+        chain[i] = born[i] * born[i] * (1.0 - t * t) * (alphaObc - 2 * betaObc * psi + 3 * gammaObc * psi * psi) / gbRadii[i] * 0.5 * ri;
+    }
+    double energy = 0.0;
+    vector<double> dEdBorn(n, 0.0);
+    for (int i = 0; i < n; i++) {
+        const double ratio6 = std::pow(gbRadii[i] / born[i], 6.0);
+        const double sa = surfaceAreaFactor * (gbRadii[i] + probe) * (gbRadii[i] + probe) * ratio6;
+        energy += sa;
+        dEdBorn[i] -= 6.0 * sa / born[i];
+    }
+    for (int i = 0; i < n; i++)
+        for (int j = i; j < n; j++) {
+            const Vec3 d = positions[gbParticles[j]] - positions[gbParticles[i]];
+            const double r2 = d.dot(d), rr = born[i] * born[j], D = r2 / (4 * rr), e = std::exp(-D);
+            const double f2 = r2 + rr * e, f = std::sqrt(f2);
+            const double weight = (i == j ? 0.5 : 1.0) * gbPrefactor;
+            energy += weight * q[i] * q[j] / f;
+            const double dEdf = -weight * q[i] * q[j] / f2;
+            // f^2 = r^2 + R_i R_j exp(-r^2 / 4 R_i R_j)
+            const double dfdrr = e * (1.0 + D) / (2 * f);
+            dEdBorn[i] += dEdf * dfdrr * born[j];
+            dEdBorn[j] += dEdf * dfdrr * born[i];
+            if (i != j) {
+                const Vec3 force = d * (dEdf * (1.0 - 0.25 * e) / f); // dE/dx_j
+                forces[gbParticles[j]] -= force;
+                forces[gbParticles[i]] += force;
+            }
+            if (gbMLIndex[i] >= 0)
+                potential[gbMLIndex[i]] += weight * q[j] / f;
+            if (gbMLIndex[j] >= 0)
+                potential[gbMLIndex[j]] += weight * q[i] / f;
+        }
+    // Born radii depend on positions through the pair integrals sum_i = sum_j term(i, j).
+    for (int i = 0; i < n; i++) {
+        const double dEdSum = dEdBorn[i] * chain[i];
+        for (int j = 0; j < n; j++) {
+            if (j == i)
+                continue;
+            const Vec3 d = positions[gbParticles[j]] - positions[gbParticles[i]];
+            const double r = std::sqrt(d.dot(d));
+            double term, dterm;
+            pairTerm(i, j, r, term, dterm);
+            const Vec3 force = d * (dEdSum * dterm / r); // dE/dx_j through sum_i
+            forces[gbParticles[j]] -= force;
+            forces[gbParticles[i]] += force;
+        }
+    }
+    return energy;
+}

@@ -1,0 +1,60 @@
+#ifndef OPENMM_REFERENCE_ENN_ELECTROSTATICS_H_
+#define OPENMM_REFERENCE_ENN_ELECTROSTATICS_H_
+
+// Every electrostatic term that involves the ML atoms' predicted charges, in double precision:
+// ML-ML and ML-MM Coulomb (NoCutoff, reaction field, or PME real + reciprocal + self + exclusion
+// corrections + neutralizing background), and generalized Born OBC2 with the ACE surface term over
+// all atoms. Returns the energy, adds forces on every atom at fixed charges, and gives
+// phi_i = dE/dq_i for the network's chain rule. Units: nm, e, kJ/mol.
+
+#include "openmmenn/ENNForce.h"
+#include "openmm/Vec3.h"
+#include <map>
+#include <vector>
+
+namespace OpenMMENN {
+
+const double ONE_4PI_EPS0 = 138.935456; // kJ mol^-1 nm e^-2, as in OpenMM
+
+class ReferenceENNElectrostatics {
+public:
+    /** Read the coupling from a force; `system` supplies the default box for automatic PME parameters. */
+    ReferenceENNElectrostatics(const OpenMM::System& system, const ENNForce& force);
+    bool active() const { return method != ENNForce::NoElectrostatics || implicitSolvent; }
+    /** Update what updateParametersInContext may change (MM charges). */
+    void updateCharges(const ENNForce& force);
+
+    /**
+     * @param positions  all System particles (nm)
+     * @param box        periodic box vectors (used by periodic methods)
+     * @param mlCharges  predicted charges, in the order of the force's ML particles
+     * @param forces     forces on all System particles, added to
+     * @param potential  receives dE/dq for each ML particle (kJ/mol/e)
+     */
+    double compute(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box, const std::vector<double>& mlCharges,
+                   std::vector<OpenMM::Vec3>& forces, std::vector<double>& potential) const;
+
+    double getPMEAlpha() const { return alpha; }
+    const int* getPMEGrid() const { return grid; }
+
+private:
+    double coulomb(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box, const std::vector<double>& siteCharges,
+                   std::vector<OpenMM::Vec3>& forces, std::vector<double>& sitePotential) const;
+    double generalizedBorn(const std::vector<OpenMM::Vec3>& positions, const std::vector<double>& mlCharges,
+                           std::vector<OpenMM::Vec3>& forces, std::vector<double>& potential) const;
+    ENNForce::ElectrostaticsMethod method;
+    double cutoff, krf = 0, crf = 0, alpha = 0, gaussianSigma = 0;
+    int grid[3] = {0, 0, 0};
+    int numML;
+    std::vector<int> sites;           // System particle of each site: ML particles first, then MM
+    std::vector<double> mmCharges;    // charge of site numML + i
+    std::map<std::pair<int, int>, double> exceptionScale; // by (site, site), smaller first
+    bool implicitSolvent;
+    double gbPrefactor = 0, surfaceAreaFactor = 0;
+    std::vector<int> gbParticles, gbMLIndex; // System particle; its ML index or -1
+    std::vector<double> gbCharges, gbRadii, gbScales;
+};
+
+} // namespace OpenMMENN
+
+#endif

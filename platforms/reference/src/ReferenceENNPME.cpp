@@ -1,0 +1,210 @@
+#include "ReferenceENNPME.h"
+#include "ReferenceENNElectrostatics.h"
+#include "openmm/OpenMMException.h"
+#include <cmath>
+#include <complex>
+
+using namespace OpenMMENN;
+using OpenMM::Vec3;
+using std::vector;
+typedef std::complex<double> Complex;
+
+namespace {
+
+const int Order = 5;
+
+/** Reciprocal vectors: recip[i] . box[j] = delta_ij. */
+void reciprocalVectors(const Vec3* box, Vec3* recip) {
+    const double volume = box[0].dot(box[1].cross(box[2]));
+    recip[0] = box[1].cross(box[2]) / volume;
+    recip[1] = box[2].cross(box[0]) / volume;
+    recip[2] = box[0].cross(box[1]) / volume;
+}
+
+double boxVolume(const Vec3* box) {
+    return box[0].dot(box[1].cross(box[2]));
+}
+
+/** Cardinal B-spline M_n(x) and its derivative, by the usual recursion. */
+double bspline(int n, double x) {
+    if (x <= 0 || x >= n)
+        return 0.0;
+    if (n == 2)
+        return 1.0 - std::abs(x - 1.0);
+    return (x * bspline(n - 1, x) + (n - x) * bspline(n - 1, x - 1)) / (n - 1);
+}
+
+double bsplineDerivative(int n, double x) {
+    return bspline(n - 1, x) - bspline(n - 1, x - 1);
+}
+
+/** In-place DFT of a 3D grid along one axis: out[m] = sum_k in[k] exp(sign 2 pi i m k / K). */
+void dftAxis(vector<Complex>& data, const int grid[3], int axis, int sign) {
+    const int K = grid[axis];
+    vector<Complex> twiddle(K), line(K), out(K);
+    for (int k = 0; k < K; k++)
+        twiddle[k] = std::polar(1.0, sign * 2 * M_PI * k / K);
+    const int stride[3] = {grid[1] * grid[2], grid[2], 1};
+    const int a1 = (axis + 1) % 3, a2 = (axis + 2) % 3;
+    for (int i = 0; i < grid[a1]; i++)
+        for (int j = 0; j < grid[a2]; j++) {
+            const int base = i * stride[a1] + j * stride[a2];
+            for (int k = 0; k < K; k++)
+                line[k] = data[base + k * stride[axis]];
+            for (int m = 0; m < K; m++) {
+                Complex sum = 0;
+                for (int k = 0; k < K; k++)
+                    sum += line[k] * twiddle[(size_t(m) * k) % K];
+                out[m] = sum;
+            }
+            for (int m = 0; m < K; m++)
+                data[base + m * stride[axis]] = out[m];
+        }
+}
+
+void dft3d(vector<Complex>& data, const int grid[3], int sign) {
+    for (int axis = 0; axis < 3; axis++)
+        dftAxis(data, grid, axis, sign);
+}
+
+/** 1 / |sum_{j=0}^{n-2} M_n(j+1) exp(2 pi i m j / K)|^2, with zeros (odd orders) interpolated. */
+vector<double> splineModuli(int K) {
+    vector<double> moduli(K);
+    for (int m = 0; m < K; m++) {
+        Complex sum = 0;
+        for (int j = 0; j <= Order - 2; j++)
+            sum += bspline(Order, j + 1.0) * std::polar(1.0, 2 * M_PI * m * j / K);
+        moduli[m] = std::norm(sum);
+    }
+    for (int m = 0; m < K; m++)
+        if (moduli[m] < 1e-7)
+            moduli[m] = 0.5 * (moduli[(m - 1 + K) % K] + moduli[(m + 1) % K]);
+    return moduli;
+}
+
+/** exp(-pi^2 m^2 / alpha^2) / m^2 for reciprocal vector m (not zero). */
+double ewaldKernel(const Vec3& m, double alpha) {
+    const double m2 = m.dot(m);
+    return std::exp(-M_PI * M_PI * m2 / (alpha * alpha)) / m2;
+}
+
+} // namespace
+
+double OpenMMENN::pmeReciprocal(const vector<Vec3>& pos, const vector<double>& q, const Vec3* box, double alpha, const int grid[3],
+                                vector<Vec3>* forces, vector<double>* potential) {
+    Vec3 recip[3];
+    reciprocalVectors(box, recip);
+    const double volume = boxVolume(box);
+    const int n = static_cast<int>(pos.size());
+    const size_t gridSize = size_t(grid[0]) * grid[1] * grid[2];
+    // Each atom's n^3 stencil: grid indices and weights per axis, with derivatives.
+    vector<int> index(size_t(n) * 3 * Order);
+    vector<double> weight(size_t(n) * 3 * Order), dweight(size_t(n) * 3 * Order);
+    for (int i = 0; i < n; i++)
+        for (int d = 0; d < 3; d++) {
+            double s = pos[i].dot(recip[d]);
+            s -= std::floor(s);
+            const double u = s * grid[d];
+            const int base = static_cast<int>(std::floor(u));
+            const double f = u - base;
+            for (int j = 0; j < Order; j++) {
+                const size_t at = (size_t(i) * 3 + d) * Order + j;
+                index[at] = ((base - j) % grid[d] + grid[d]) % grid[d];
+                weight[at] = bspline(Order, f + j);
+                dweight[at] = bsplineDerivative(Order, f + j);
+            }
+        }
+    auto forEachStencilPoint = [&](int i, auto visit) {
+        const size_t b = size_t(i) * 3 * Order;
+        for (int a = 0; a < Order; a++)
+            for (int c = 0; c < Order; c++)
+                for (int e = 0; e < Order; e++) {
+                    const size_t k = (size_t(index[b + a]) * grid[1] + index[b + Order + c]) * grid[2] + index[b + 2 * Order + e];
+                    visit(k, weight[b + a], weight[b + Order + c], weight[b + 2 * Order + e], dweight[b + a], dweight[b + Order + c],
+                          dweight[b + 2 * Order + e]);
+                }
+    };
+    vector<Complex> Q(gridSize, 0.0);
+    for (int i = 0; i < n; i++)
+        forEachStencilPoint(i, [&](size_t k, double wx, double wy, double wz, double, double, double) { Q[k] += q[i] * wx * wy * wz; });
+    dft3d(Q, grid, 1);
+    vector<double> moduli[3] = {splineModuli(grid[0]), splineModuli(grid[1]), splineModuli(grid[2])};
+    const double prefactor = ONE_4PI_EPS0 / (M_PI * volume);
+    double energy = 0.0;
+    for (int m0 = 0; m0 < grid[0]; m0++)
+        for (int m1 = 0; m1 < grid[1]; m1++)
+            for (int m2 = 0; m2 < grid[2]; m2++) {
+                const size_t k = (size_t(m0) * grid[1] + m1) * grid[2] + m2;
+                if (m0 == 0 && m1 == 0 && m2 == 0) {
+                    Q[k] = 0.0;
+                    continue;
+                }
+                const int mm[3] = {m0 <= grid[0] / 2 ? m0 : m0 - grid[0], m1 <= grid[1] / 2 ? m1 : m1 - grid[1],
+                                   m2 <= grid[2] / 2 ? m2 : m2 - grid[2]};
+                const Vec3 m = recip[0] * mm[0] + recip[1] * mm[1] + recip[2] * mm[2];
+                const double g = prefactor * ewaldKernel(m, alpha) / (moduli[0][m0] * moduli[1][m1] * moduli[2][m2]);
+                energy += 0.5 * g * std::norm(Q[k]);
+                Q[k] *= g;
+            }
+    dft3d(Q, grid, -1); // Q now holds theta(k), the potential on the grid
+    for (int i = 0; i < n; i++) {
+        double phi = 0.0;
+        Vec3 gradU;
+        forEachStencilPoint(i, [&](size_t k, double wx, double wy, double wz, double dx, double dy, double dz) {
+            const double theta = Q[k].real();
+            phi += theta * wx * wy * wz;
+            gradU += Vec3(dx * wy * wz, wx * dy * wz, wx * wy * dz) * theta;
+        });
+        if (potential)
+            (*potential)[i] = phi;
+        if (forces)
+            (*forces)[i] -= (recip[0] * (gradU[0] * grid[0]) + recip[1] * (gradU[1] * grid[1]) + recip[2] * (gradU[2] * grid[2])) * q[i];
+    }
+    return energy;
+}
+
+double OpenMMENN::ewaldReciprocal(const vector<Vec3>& pos, const vector<double>& q, const Vec3* box, double alpha, int kmax,
+                                  vector<Vec3>* forces, vector<double>* potential) {
+    Vec3 recip[3];
+    reciprocalVectors(box, recip);
+    const double prefactor = ONE_4PI_EPS0 / (M_PI * boxVolume(box));
+    const int n = static_cast<int>(pos.size());
+    double energy = 0.0;
+    if (potential)
+        potential->assign(n, 0.0);
+    vector<Complex> phase(n);
+    for (int a = -kmax; a <= kmax; a++)
+        for (int b = -kmax; b <= kmax; b++)
+            for (int c = -kmax; c <= kmax; c++) {
+                if (a == 0 && b == 0 && c == 0)
+                    continue;
+                const Vec3 m = recip[0] * a + recip[1] * b + recip[2] * c;
+                const double g = prefactor * ewaldKernel(m, alpha);
+                Complex S = 0.0;
+                for (int i = 0; i < n; i++) {
+                    phase[i] = std::polar(1.0, 2 * M_PI * m.dot(pos[i]));
+                    S += q[i] * phase[i];
+                }
+                energy += 0.5 * g * std::norm(S);
+                for (int i = 0; i < n; i++) {
+                    const Complex t = std::conj(S) * phase[i]; // d|S|^2/dq_i = 2 Re(t)
+                    if (potential)
+                        (*potential)[i] += g * t.real();
+                    if (forces)
+                        (*forces)[i] += m * (2 * M_PI * g * q[i] * t.imag());
+                }
+            }
+    return energy;
+}
+
+double OpenMMENN::neutralizingBackgroundEnergy(double totalCharge, const Vec3* box, double alpha) {
+    return -ONE_4PI_EPS0 * M_PI * totalCharge * totalCharge / (2 * boxVolume(box) * alpha * alpha);
+}
+
+void OpenMMENN::choosePMEParameters(double cutoff, double tolerance, const Vec3* box, double& alpha, int grid[3]) {
+    if (!(tolerance > 0) || !(cutoff > 0))
+        throw OpenMM::OpenMMException("ENNForce: PME needs a positive cutoff and error tolerance");
+    alpha = std::sqrt(-std::log(2 * tolerance)) / cutoff;
+    for (int d = 0; d < 3; d++)
+        grid[d] = std::max(6, static_cast<int>(std::ceil(2 * alpha * box[d][d] / (3 * std::pow(tolerance, 0.2)))));
+}
