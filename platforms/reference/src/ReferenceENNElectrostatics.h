@@ -9,12 +9,14 @@
 
 #include "openmmenn/ENNForce.h"
 #include "openmm/Vec3.h"
+#include <cmath>
 #include <map>
 #include <vector>
 
 namespace OpenMMENN {
 
-const double ONE_4PI_EPS0 = 138.935456; // kJ mol^-1 nm e^-2, as in OpenMM
+/** 1/(4 pi eps0) in kJ mol^-1 nm e^-2 from CODATA 2018, computed as OpenMM computes it (138.9354576...). */
+const double ONE_4PI_EPS0 = 1.0 / (4 * M_PI * (1e-6 * 8.8541878128e-12 / (1.602176634e-19 * 1.602176634e-19 * 6.02214076e23)));
 
 class ReferenceENNElectrostatics {
 public:

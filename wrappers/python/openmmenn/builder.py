@@ -36,11 +36,15 @@ def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e")
                  correlation=3, sh_lmax=3, message_lmax=3, r_max=4.5, num_bessel=8, envelope_p=5,
                  radial_hidden=(16, 16), readout_hidden=8, charge_head=False, symmetry="O3",
                  activation="silu", seed=0, weight_std=1.0, units=("eV", "Angstrom"), avg_num_neighbors=8.0,
-                 message_parities="natural", energy_scale=0.7):
+                 message_parities="natural", energy_scale=0.7, charge_offsets=None, frozen_charges=False,
+                 gaussian_sigma=None):
     """Return (architecture, tensors) of a model with N(0, weight_std^2) weights.
 
     message_parities: "natural" gives messages channels x (0e+1o+2e+...), as MACE does; "both"
     adds the other parity of every l, so hidden features of unnatural parity (0o, 1e) take part.
+    charge_offsets: per-element charges added by the charge head; with frozen_charges the head's
+    readout weights are zero, so the charges are exactly these (tests of the electrostatics).
+    gaussian_sigma: width of the Gaussian damping of ML-ML Coulomb (length unit), if any.
     """
     rng = np.random.default_rng(seed)
     parity = symmetry == "O3"
@@ -145,6 +149,14 @@ def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e")
         previous = out
     if charge_head:
         arch["charge_head"] = {"readout": readout("charge_head.readout", previous)}
+        if frozen_charges:
+            for name in tensors:
+                if name.startswith("charge_head."):
+                    tensors[name] = np.zeros_like(tensors[name])
+        if charge_offsets is not None:
+            arch["charge_head"]["element_offsets"] = [float(x) for x in charge_offsets]
+        if gaussian_sigma is not None:
+            arch["charge_head"]["gaussian_sigma"] = float(gaussian_sigma)
     for l1, l2, l3 in sorted(w3j):
         tensors[f"w3j.{l1}.{l2}.{l3}"] = o3.wigner_3j(l1, l2, l3)
     return arch, tensors

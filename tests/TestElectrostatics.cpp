@@ -1,0 +1,482 @@
+// Electrostatics with predicted charges (Reference platform, double precision).
+// * Same physics as OpenMM: with charges frozen to per-element values (a model whose charge head is
+//   constant), ENNForce coupled to a System reproduces OpenMM's own NonbondedForce (NoCutoff, reaction
+//   field, PME in rectangular and triclinic boxes) and GBSAOBCForce, for a ligand bonded nowhere and
+//   for an ML region bonded to MM atoms (1-2, 1-3 exclusions and scaled 1-4 pairs across the boundary).
+// * Chain rule: with geometry-dependent charges, forces on ML and MM atoms equal finite differences.
+// * PME against the plain Ewald sum as the grid is refined, with and without a net charge.
+// * Bad coupling input is refused with a clear OpenMMException.
+
+#include "ENNTestUtilities.h"
+#include "ReferenceENNElectrostatics.h"
+#include "ReferenceENNPME.h"
+#include "openmm/GBSAOBCForce.h"
+#include "openmm/NonbondedForce.h"
+#include "openmm/OpenMMException.h"
+#include "openmm/serialization/XmlSerializer.h"
+#include <iostream>
+#include <map>
+#include <sstream>
+
+using namespace enntest;
+using OpenMM::NonbondedForce;
+using OpenMMENN::ENNForce;
+
+namespace {
+
+const std::map<int, double> FrozenCharge = {{1, 0.21}, {6, -0.13}, {7, -0.47}, {8, -0.52}};
+
+/** A ligand (the small test molecule) among TIP3P-like waters. The first `numML` ligand atoms form the ML region. */
+struct TestSystem {
+    std::vector<int> z;      // atomic number of every particle
+    std::vector<Vec3> pos;
+    std::vector<int> ml;     // ML particles
+    std::vector<std::pair<int, int>> bonds;
+    bool periodic = false;
+    Vec3 box[3];
+
+    TestSystem(int numML, const Vec3* boxVectors, int numWaters) {
+        smallMolecule(z, pos);
+        for (int i = 0; i < numML; i++)
+            ml.push_back(i);
+        Vec3 center(1.2, 1.2, 1.2);
+        for (Vec3& p : pos)
+            p += center;
+        for (size_t i = 0; i < pos.size(); i++)
+            for (size_t j = 0; j < i; j++)
+                if (std::sqrt((pos[i] - pos[j]).dot(pos[i] - pos[j])) < 0.16)
+                    bonds.push_back({(int) j, (int) i});
+        if (boxVectors) {
+            periodic = true;
+            for (int k = 0; k < 3; k++)
+                box[k] = boxVectors[k];
+        }
+        std::mt19937 rng(11);
+        std::uniform_real_distribution<double> uniform(0.0, 1.0);
+        int added = 0;
+        const Vec3 cell[3] = {boxVectors ? boxVectors[0] : Vec3(2.4, 0, 0), boxVectors ? boxVectors[1] : Vec3(0, 2.4, 0),
+                              boxVectors ? boxVectors[2] : Vec3(0, 0, 2.4)};
+        while (added < numWaters) {
+            Vec3 o = cell[0] * uniform(rng) + cell[1] * uniform(rng) + cell[2] * uniform(rng);
+            bool clash = false;
+            for (const Vec3& p : pos) {
+                Vec3 d = p - o;
+                if (boxVectors) // nearest image
+                    for (int k = 2; k >= 0; k--)
+                        d -= cell[k] * std::round(d[k] / cell[k][k]);
+                clash = clash || std::sqrt(d.dot(d)) < 0.3;
+            }
+            if (clash)
+                continue;
+            auto rot = randomOrthogonal(rng, false);
+            Vec3 h1 = o + rotate(rot, Vec3(0.09572, 0, 0)), h2 = o + rotate(rot, Vec3(-0.024, 0.0927, 0));
+            const int first = static_cast<int>(z.size());
+            z.insert(z.end(), {8, 1, 1});
+            pos.insert(pos.end(), {o, h1, h2});
+            bonds.push_back({first, first + 1});
+            bonds.push_back({first, first + 2});
+            added++;
+        }
+    }
+
+    bool isML(int i) const { return std::find(ml.begin(), ml.end(), i) != ml.end(); }
+    bool isWater(int i) const { return i >= 10; }
+
+    double charge(int i) const {
+        if (!isWater(i))
+            return FrozenCharge.at(z[i]);
+        return z[i] == 8 ? -0.834 : 0.417;
+    }
+
+    /** The classical System: all charges, LJ on heavy atoms, exceptions from bonds (AMBER 1-4 scales). */
+    OpenMM::System* classical(NonbondedForce::NonbondedMethod method, double cutoff = 1.0) const {
+        auto* system = new OpenMM::System();
+        auto* nb = new NonbondedForce();
+        for (size_t i = 0; i < z.size(); i++) {
+            system->addParticle(z[i] == 1 ? 1.008 : 2.0 * z[i]);
+            nb->addParticle(charge(i), z[i] == 1 ? 0.1 : 0.315, z[i] == 1 ? 0.0 : 0.6);
+        }
+        nb->createExceptionsFromBonds(bonds, 0.8333, 0.5);
+        nb->setNonbondedMethod(method);
+        nb->setCutoffDistance(cutoff);
+        nb->setReactionFieldDielectric(78.3);
+        nb->setUseDispersionCorrection(false);
+        nb->setPMEParameters(3.2, 28, 28, 28);
+        if (periodic)
+            system->setDefaultPeriodicBoxVectors(box[0], box[1], box[2]);
+        system->addForce(nb);
+        return system;
+    }
+
+    /** Lennard-Jones between ML atoms only (the rewired NonbondedForce excludes it: it is the model's job). */
+    OpenMM::System* mlLennardJones(NonbondedForce::NonbondedMethod method) const {
+        OpenMM::System* system = classical(method);
+        auto& nb = dynamic_cast<NonbondedForce&>(system->getForce(0));
+        for (int i = 0; i < nb.getNumParticles(); i++) {
+            double q, sigma, eps;
+            nb.getParticleParameters(i, q, sigma, eps);
+            nb.setParticleParameters(i, 0.0, sigma, isML(i) ? eps : 0.0);
+        }
+        for (int e = 0; e < nb.getNumExceptions(); e++) {
+            int a, b;
+            double qq, sigma, eps;
+            nb.getExceptionParameters(e, a, b, qq, sigma, eps);
+            nb.setExceptionParameters(e, a, b, 0.0, sigma, isML(a) && isML(b) ? eps : 0.0);
+        }
+        return system;
+    }
+
+    double mlTotalCharge() const {
+        double q = 0;
+        for (int i : ml)
+            q += charge(i);
+        return q;
+    }
+
+    ENNForce* ennForce(const std::string& model) const {
+        auto* force = new ENNForce(modelPath(model));
+        for (int i : ml)
+            force->addParticle(i, z[i]);
+        force->setTotalCharge(mlTotalCharge());
+        force->setUsesPeriodicBoundaryConditions(periodic);
+        return force;
+    }
+};
+
+struct Evaluation {
+    double energy;
+    std::vector<Vec3> forces;
+};
+
+Evaluation evaluate(const OpenMM::System& system, const std::vector<Vec3>& pos) {
+    OpenMM::VerletIntegrator integrator(0.001);
+    OpenMM::Context context(system, integrator, referencePlatform());
+    context.setPositions(pos);
+    OpenMM::State state = context.getState(OpenMM::State::Energy | OpenMM::State::Forces);
+    return {state.getPotentialEnergy(), state.getForces()};
+}
+
+Evaluation subtract(Evaluation a, const Evaluation& b) {
+    a.energy -= b.energy;
+    for (size_t i = 0; i < a.forces.size(); i++)
+        a.forces[i] -= b.forces[i];
+    return a;
+}
+
+/** PME energy of the neutralizing background that ENNForce adds and OpenMM before 8.3 leaves out:
+ *  E_bg(all charges) - E_bg(MM charges), the rest of E_bg being the NonbondedForce's. */
+double missingBackground(const TestSystem& ts, double alpha) {
+    int major = 0, minor = 0;
+    std::sscanf(OpenMM::Platform::getOpenMMVersion().c_str(), "%d.%d", &major, &minor);
+    if (major > 8 || (major == 8 && minor >= 3))
+        return 0.0;
+    double total = 0.0;
+    for (size_t i = 0; i < ts.z.size(); i++)
+        total += ts.charge(i);
+    return OpenMMENN::neutralizingBackgroundEnergy(total, ts.box, alpha) -
+           OpenMMENN::neutralizingBackgroundEnergy(total - ts.mlTotalCharge(), ts.box, alpha);
+}
+
+/** Coupled ENNForce + rewired NonbondedForce, minus the network alone and the ML-ML LJ, must equal the classical System. */
+void compareWithNonbonded(const TestSystem& ts, NonbondedForce::NonbondedMethod method, double relativeTolerance, const std::string& label) {
+    std::unique_ptr<OpenMM::System> classical(ts.classical(method));
+    std::unique_ptr<OpenMM::System> ljOnly(ts.mlLennardJones(method));
+    Evaluation expected = subtract(evaluate(*classical, ts.pos), evaluate(*ljOnly, ts.pos));
+    if (method == NonbondedForce::PME)
+        expected.energy += missingBackground(ts, 3.2);
+
+    std::unique_ptr<OpenMM::System> coupled(ts.classical(method));
+    ENNForce* force = ts.ennForce("frozen_charges");
+    coupled->addForce(force);
+    force->coupleToNonbondedForce(*coupled, dynamic_cast<NonbondedForce&>(coupled->getForce(0)));
+    OpenMM::System networkOnly;
+    for (size_t i = 0; i < ts.z.size(); i++)
+        networkOnly.addParticle(1.0);
+    if (ts.periodic)
+        networkOnly.setDefaultPeriodicBoxVectors(ts.box[0], ts.box[1], ts.box[2]);
+    ENNForce* bare = ts.ennForce("frozen_charges");
+    bare->setUsesPeriodicBoundaryConditions(force->usesPeriodicBoundaryConditions());
+    networkOnly.addForce(bare);
+    Evaluation actual = subtract(evaluate(*coupled, ts.pos), evaluate(networkOnly, ts.pos));
+
+    double scale = 0, worst = 0;
+    for (size_t i = 0; i < ts.pos.size(); i++)
+        for (int k = 0; k < 3; k++) {
+            scale = std::max(scale, std::abs(expected.forces[i][k]));
+            worst = std::max(worst, std::abs(expected.forces[i][k] - actual.forces[i][k]));
+        }
+    std::cout << label << ": E " << expected.energy << " vs " << actual.energy << " kJ/mol, max force error " << worst << " of "
+              << scale << std::endl;
+    EXPECT_NEAR(actual.energy, expected.energy, relativeTolerance * std::abs(expected.energy)) << label;
+    EXPECT_LT(worst, relativeTolerance * scale) << label;
+}
+
+
+const Vec3 CubicBox[3] = {Vec3(2.4, 0, 0), Vec3(0, 2.4, 0), Vec3(0, 0, 2.4)};
+const Vec3 TriclinicBox[3] = {Vec3(2.4, 0, 0), Vec3(0.4, 2.3, 0), Vec3(-0.5, 0.6, 2.2)};
+
+TEST(Electrostatics, SameAsNonbondedForceNoCutoff) {
+    for (int numML : {10, 6})
+        compareWithNonbonded(TestSystem(numML, nullptr, 40), NonbondedForce::NoCutoff, 1e-10,
+                             "NoCutoff, " + std::to_string(numML) + " ML atoms");
+}
+
+TEST(Electrostatics, SameAsNonbondedForceReactionField) {
+    for (int numML : {10, 6}) {
+        compareWithNonbonded(TestSystem(numML, nullptr, 40), NonbondedForce::CutoffNonPeriodic, 1e-10,
+                             "CutoffNonPeriodic, " + std::to_string(numML) + " ML atoms");
+        compareWithNonbonded(TestSystem(numML, TriclinicBox, 40), NonbondedForce::CutoffPeriodic, 1e-10,
+                             "CutoffPeriodic triclinic, " + std::to_string(numML) + " ML atoms");
+    }
+}
+
+// PME: same alpha and grid as OpenMM. Both are order-5 smooth PME of the same charges, so they agree
+// to round-off in principle; the bound is 1e-5 relative.
+TEST(Electrostatics, SameAsNonbondedForcePME) {
+    for (int numML : {10, 6}) {
+        compareWithNonbonded(TestSystem(numML, CubicBox, 40), NonbondedForce::PME, 1e-5, "PME cubic, " + std::to_string(numML) + " ML atoms");
+        compareWithNonbonded(TestSystem(numML, TriclinicBox, 40), NonbondedForce::PME, 1e-5,
+                             "PME triclinic, " + std::to_string(numML) + " ML atoms");
+    }
+}
+
+TEST(Electrostatics, SameAsGBSAOBCForce) {
+    for (int numML : {10, 6}) {
+        TestSystem ts(numML, nullptr, 8);
+        auto gbsa = [&]() {
+            auto* gb = new OpenMM::GBSAOBCForce();
+            for (size_t i = 0; i < ts.z.size(); i++) {
+                const double radius = ts.z[i] == 1 ? 0.12 : ts.z[i] == 6 ? 0.17 : ts.z[i] == 7 ? 0.155 : 0.15;
+                gb->addParticle(ts.charge(i), radius, ts.z[i] == 1 ? 0.85 : 0.72);
+            }
+            return gb;
+        };
+        OpenMM::System classical;
+        for (size_t i = 0; i < ts.z.size(); i++)
+            classical.addParticle(1.0);
+        classical.addForce(gbsa());
+        Evaluation expected = evaluate(classical, ts.pos);
+
+        OpenMM::System coupled, networkOnly;
+        for (size_t i = 0; i < ts.z.size(); i++) {
+            coupled.addParticle(1.0);
+            networkOnly.addParticle(1.0);
+        }
+        auto* gb = gbsa();
+        coupled.addForce(gb);
+        ENNForce* force = ts.ennForce("frozen_charges");
+        coupled.addForce(force);
+        force->coupleToGBSAOBCForce(coupled, *gb);
+        ASSERT_EQ(coupled.getNumForces(), 1) << "the GBSAOBCForce must have been removed";
+        networkOnly.addForce(ts.ennForce("frozen_charges"));
+        Evaluation actual = subtract(evaluate(coupled, ts.pos), evaluate(networkOnly, ts.pos));
+        double scale = maxAbs(expected.forces), worst = 0;
+        for (size_t i = 0; i < ts.pos.size(); i++)
+            for (int k = 0; k < 3; k++)
+                worst = std::max(worst, std::abs(expected.forces[i][k] - actual.forces[i][k]));
+        std::cout << "GB-OBC, " << numML << " ML atoms: E " << expected.energy << " vs " << actual.energy << ", max force error " << worst
+                  << " of " << scale << std::endl;
+        EXPECT_NEAR(actual.energy, expected.energy, 1e-6 * std::abs(expected.energy));
+        EXPECT_LT(worst, 1e-6 * scale);
+    }
+}
+
+/** Forces of a coupled system with geometry-dependent charges against 4th-order finite differences.
+ *  With a cutoff, coordinates whose stencil moves a pair across it are skipped: OpenMM's reaction
+ *  field (which we reproduce) has a force discontinuity at the cutoff, so no derivative exists there. */
+void checkChainRule(OpenMM::System& system, const std::vector<Vec3>& pos, const std::vector<int>& atoms, const std::string& label,
+                    double cutoff = 0.0) {
+    OpenMM::VerletIntegrator integrator(0.001);
+    OpenMM::Context context(system, integrator, referencePlatform());
+    context.setPositions(pos);
+    std::vector<Vec3> forces = context.getState(OpenMM::State::Forces).getForces();
+    const double scale = maxAbs(forces), h = 1e-4;
+    int checked = 0;
+    for (int i : atoms)
+        for (int k = 0; k < 3; k++) {
+            bool straddles = false;
+            for (size_t j = 0; j < pos.size() && cutoff > 0; j++) {
+                const Vec3 d = pos[j] - pos[i];
+                straddles = straddles || std::abs(std::sqrt(d.dot(d)) - cutoff) < 3 * h;
+            }
+            if (straddles)
+                continue;
+            checked++;
+            auto energy = [&](double delta) {
+                std::vector<Vec3> p = pos;
+                p[i][k] += delta;
+                context.setPositions(p);
+                return context.getState(OpenMM::State::Energy).getPotentialEnergy();
+            };
+            const double fd = -(8 * (energy(h) - energy(-h)) - (energy(2 * h) - energy(-2 * h))) / (12 * h);
+            EXPECT_NEAR(forces[i][k], fd, 1e-6 * scale) << label << " atom " << i << " axis " << k;
+        }
+    EXPECT_GT(checked, static_cast<int>(2 * atoms.size())) << label;
+}
+
+TEST(Electrostatics, ChainRuleForEveryMethod) {
+    const std::vector<int> atoms = {0, 3, 5, 7, 12, 20};
+    for (auto method : {NonbondedForce::NoCutoff, NonbondedForce::CutoffNonPeriodic, NonbondedForce::CutoffPeriodic, NonbondedForce::PME}) {
+        const bool periodic = method == NonbondedForce::CutoffPeriodic || method == NonbondedForce::PME;
+        TestSystem ts(6, periodic ? TriclinicBox : nullptr, 20);
+        std::unique_ptr<OpenMM::System> system(ts.classical(method));
+        ENNForce* force = ts.ennForce("damped_charge");
+        system->addForce(force);
+        force->coupleToNonbondedForce(*system, dynamic_cast<NonbondedForce&>(system->getForce(0)));
+        checkChainRule(*system, ts.pos, atoms, "NonbondedForce method " + std::to_string(method),
+                       method == NonbondedForce::NoCutoff ? 0.0 : 1.0);
+    }
+    TestSystem ts(6, nullptr, 6);
+    OpenMM::System system;
+    auto* gb = new OpenMM::GBSAOBCForce();
+    for (size_t i = 0; i < ts.z.size(); i++) {
+        system.addParticle(1.0);
+        gb->addParticle(ts.charge(i), ts.z[i] == 1 ? 0.12 : 0.16, 0.8);
+    }
+    system.addForce(gb);
+    ENNForce* force = ts.ennForce("damped_charge");
+    system.addForce(force);
+    force->coupleToGBSAOBCForce(system, *gb);
+    checkChainRule(system, ts.pos, atoms, "GB-OBC");
+}
+
+TEST(Electrostatics, PMEConvergesToEwald) {
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<double> uniform(0.0, 1.0);
+    std::vector<Vec3> pos;
+    std::vector<double> neutral, charged;
+    for (int i = 0; i < 30; i++) {
+        pos.push_back(TriclinicBox[0] * uniform(rng) + TriclinicBox[1] * uniform(rng) + TriclinicBox[2] * uniform(rng));
+        neutral.push_back(i % 2 ? 0.5 : -0.5);
+        charged.push_back(uniform(rng) - 0.2);
+    }
+    const double alpha = 3.0;
+    for (const auto* q : {&neutral, &charged}) {
+        std::vector<Vec3> fEwald(pos.size());
+        std::vector<double> phiEwald(pos.size());
+        const double eEwald = OpenMMENN::ewaldReciprocal(pos, *q, TriclinicBox, alpha, 14, &fEwald, &phiEwald);
+        double previous = 1e300;
+        for (int n : {12, 18, 27, 40}) {
+            const int grid[3] = {n, n, n};
+            std::vector<Vec3> f(pos.size());
+            std::vector<double> phi(pos.size());
+            const double e = OpenMMENN::pmeReciprocal(pos, *q, TriclinicBox, alpha, grid, &f, &phi);
+            double error = std::abs(e - eEwald) / std::abs(eEwald);
+            for (size_t i = 0; i < pos.size(); i++)
+                error = std::max(error, std::abs(phi[i] - phiEwald[i]) / std::abs(eEwald));
+            std::cout << (q == &neutral ? "neutral" : "charged") << " grid " << n << ": relative error " << error << std::endl;
+            EXPECT_LT(error, previous) << "PME error must fall as the grid is refined";
+            previous = error;
+        }
+        EXPECT_LT(previous, 3e-6); // order-5 splines at a 0.06 nm grid spacing (measured 1.1e-6)
+        // The plain Ewald forces are the gradient of its energy (checked on one coordinate).
+        std::vector<Vec3> p = pos;
+        p[3][1] += 1e-5;
+        const double plus = OpenMMENN::ewaldReciprocal(p, *q, TriclinicBox, alpha, 14, nullptr, nullptr);
+        p[3][1] -= 2e-5;
+        const double minus = OpenMMENN::ewaldReciprocal(p, *q, TriclinicBox, alpha, 14, nullptr, nullptr);
+        EXPECT_NEAR(fEwald[3][1], -(plus - minus) / 2e-5, 1e-5 * maxAbs(fEwald));
+    }
+}
+
+TEST(Electrostatics, NetChargeUsesNeutralizingBackground) {
+    // A charged ML region alone in a box: ENNForce's PME energy against an independent Ewald sum
+    // (direct erfc sum over images + plain reciprocal sum + self + background).
+    TestSystem ts(6, CubicBox, 0); // the first 6 ligand atoms carry -0.83 e
+    OpenMM::System system;
+    for (size_t i = 0; i < ts.z.size(); i++)
+        system.addParticle(1.0);
+    system.setDefaultPeriodicBoxVectors(CubicBox[0], CubicBox[1], CubicBox[2]);
+    ENNForce* force = ts.ennForce("frozen_charges");
+    force->setElectrostaticsMethod(ENNForce::PME);
+    force->setCutoffDistance(1.0);
+    // Both sides use the same real-space cutoff, so a soft alpha costs nothing here and makes the
+    // PME interpolation error (about 1e-6 of the reciprocal energy at alpha 3.5) negligible.
+    const double alpha = 2.5;
+    force->setPMEParameters(alpha, 40, 40, 40);
+    system.addForce(force);
+    OpenMM::System bare;
+    for (size_t i = 0; i < ts.z.size(); i++)
+        bare.addParticle(1.0);
+    bare.setDefaultPeriodicBoxVectors(CubicBox[0], CubicBox[1], CubicBox[2]);
+    ENNForce* bareForce = ts.ennForce("frozen_charges");
+    bareForce->setUsesPeriodicBoundaryConditions(true);
+    bare.addForce(bareForce);
+    const double actual = evaluate(system, ts.pos).energy - evaluate(bare, ts.pos).energy;
+
+    std::vector<double> q;
+    double total = 0;
+    for (int i : ts.ml) {
+        q.push_back(ts.charge(i));
+        total += q.back();
+    }
+    ASSERT_GT(std::abs(total), 0.1);
+    double expected = OpenMMENN::ewaldReciprocal(ts.pos, q, CubicBox, alpha, 16, nullptr, nullptr);
+    expected += OpenMMENN::neutralizingBackgroundEnergy(total, CubicBox, alpha);
+    for (size_t i = 0; i < q.size(); i++) {
+        expected -= OpenMMENN::ONE_4PI_EPS0 * alpha / std::sqrt(M_PI) * q[i] * q[i];
+        for (size_t j = 0; j < q.size(); j++)
+            for (int a = -1; a <= 1; a++)
+                for (int b = -1; b <= 1; b++)
+                    for (int c = -1; c <= 1; c++) {
+                        if (i == j && a == 0 && b == 0 && c == 0)
+                            continue;
+                        Vec3 d = ts.pos[j] - ts.pos[i] + CubicBox[0] * a + CubicBox[1] * b + CubicBox[2] * c;
+                        const double r = std::sqrt(d.dot(d));
+                        if (r < 1.0) // the same real-space cutoff
+                            expected += 0.5 * OpenMMENN::ONE_4PI_EPS0 * q[i] * q[j] * std::erfc(alpha * r) / r;
+                    }
+    }
+    // The molecule's intramolecular pairs are all within the cutoff and not excluded here.
+    std::cout << "net charge " << total << ": ENNForce " << actual << ", Ewald " << expected << std::endl;
+    EXPECT_NEAR(actual, expected, 1e-6 * std::abs(expected));
+}
+
+TEST(Electrostatics, BadCouplingInput) {
+    auto expectError = [](const std::function<void()>& action, const std::string& expected) {
+        try {
+            action();
+            ADD_FAILURE() << "no error; expected '" << expected << "'";
+        } catch (const OpenMM::OpenMMException& e) {
+            EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+        }
+    };
+    TestSystem ts(6, CubicBox, 5);
+    std::unique_ptr<OpenMM::System> system(ts.classical(NonbondedForce::PME));
+    // A force that is not in the System.
+    NonbondedForce stranger;
+    std::unique_ptr<ENNForce> force(ts.ennForce("frozen_charges"));
+    expectError([&] { force->coupleToNonbondedForce(*system, stranger); }, "not in the System");
+    // Mismatched particle counts (an ML atom missing from the NonbondedForce).
+    auto* shortForce = new NonbondedForce();
+    shortForce->addParticle(0.0, 0.3, 0.0);
+    system->addForce(shortForce);
+    expectError([&] { force->coupleToNonbondedForce(*system, *shortForce); }, "particles but the System has");
+    // A model without a charge head.
+    if (fileExists(modelPath("public_A"))) {
+        ENNForce noCharges(modelPath("public_A"));
+        noCharges.addParticle(0, 6);
+        expectError([&] { noCharges.coupleToNonbondedForce(*system, dynamic_cast<NonbondedForce&>(system->getForce(0))); }, "charge head");
+    }
+    // A cutoff larger than half the box for PME.
+    std::unique_ptr<OpenMM::System> small(ts.classical(NonbondedForce::PME, 1.0));
+    const Vec3 smallBox[3] = {Vec3(1.5, 0, 0), Vec3(0, 1.5, 0), Vec3(0, 0, 1.5)};
+    small->setDefaultPeriodicBoxVectors(smallBox[0], smallBox[1], smallBox[2]);
+    ENNForce* coupled = ts.ennForce("frozen_charges");
+    small->addForce(coupled);
+    coupled->coupleToNonbondedForce(*small, dynamic_cast<NonbondedForce&>(small->getForce(0)));
+    small->removeForce(0); // OpenMM's own NonbondedForce would refuse the box first
+    OpenMM::VerletIntegrator integrator(0.001);
+    OpenMM::Context context(*small, integrator, referencePlatform());
+    context.setPositions(ts.pos);
+    expectError([&] { context.getState(OpenMM::State::Energy); }, "larger than half the periodic box");
+    // Exceptions and MM particles must refer to particles of the System.
+    std::unique_ptr<OpenMM::System> plain(ts.classical(NonbondedForce::NoCutoff));
+    ENNForce* bad = ts.ennForce("frozen_charges");
+    bad->setElectrostaticsMethod(ENNForce::NoCutoff);
+    bad->addMMParticle(1000, 0.5);
+    plain->addForce(bad);
+    expectError([&] { OpenMM::Context c(*plain, integrator, referencePlatform()); }, "MM particle index 1000 is out of range");
+}
+
+} // namespace
