@@ -340,6 +340,37 @@ TEST(Electrostatics, ChainRuleForEveryMethod) {
     checkChainRule(system, ts.pos, atoms, "GB-OBC");
 }
 
+TEST(Electrostatics, CoupledSystemSerializesAndUpdatesCharges) {
+    TestSystem ts(6, TriclinicBox, 20);
+    std::unique_ptr<OpenMM::System> system(ts.classical(NonbondedForce::PME));
+    ENNForce* force = ts.ennForce("damped_charge");
+    system->addForce(force);
+    force->coupleToNonbondedForce(*system, dynamic_cast<NonbondedForce&>(system->getForce(0)));
+    std::stringstream xml;
+    OpenMM::XmlSerializer::serialize<OpenMM::System>(system.get(), "System", xml);
+    std::unique_ptr<OpenMM::System> copy(OpenMM::XmlSerializer::deserialize<OpenMM::System>(xml));
+    Evaluation a = evaluate(*system, ts.pos), b = evaluate(*copy, ts.pos);
+    EXPECT_EQ(a.energy, b.energy);
+    for (size_t i = 0; i < ts.pos.size(); i++)
+        for (int k = 0; k < 3; k++)
+            EXPECT_EQ(a.forces[i][k], b.forces[i][k]);
+    // updateParametersInContext: new MM charges must give what a freshly built Context gives.
+    OpenMM::VerletIntegrator integrator(0.001);
+    OpenMM::Context context(*system, integrator, referencePlatform());
+    context.setPositions(ts.pos);
+    for (int i = 0; i < force->getNumMMParticles(); i++) {
+        int particle;
+        double q;
+        force->getMMParticleParameters(i, particle, q);
+        force->setMMParticleParameters(i, particle, 1.1 * q);
+    }
+    force->setTotalCharge(force->getTotalCharge() + 0.3);
+    force->updateParametersInContext(context);
+    const double updated = context.getState(OpenMM::State::Energy).getPotentialEnergy();
+    EXPECT_NE(updated, a.energy);
+    EXPECT_NEAR(updated, evaluate(*system, ts.pos).energy, 1e-9 * std::abs(updated));
+}
+
 TEST(Electrostatics, PMEConvergesToEwald) {
     std::mt19937 rng(5);
     std::uniform_real_distribution<double> uniform(0.0, 1.0);

@@ -72,6 +72,41 @@ public:
             force.getParticleParameters(i, particle, z);
             particles.createChildNode("Particle").setIntProperty("index", particle).setIntProperty("z", z);
         }
+        // Electrostatics coupling.
+        SerializationNode& el = node.createChildNode("Electrostatics");
+        el.setIntProperty("method", force.getElectrostaticsMethod());
+        el.setDoubleProperty("cutoff", force.getCutoffDistance());
+        el.setDoubleProperty("reactionFieldDielectric", force.getReactionFieldDielectric());
+        el.setDoubleProperty("ewaldErrorTolerance", force.getEwaldErrorTolerance());
+        double alpha;
+        int nx, ny, nz;
+        force.getPMEParameters(alpha, nx, ny, nz);
+        el.setDoubleProperty("alpha", alpha).setIntProperty("nx", nx).setIntProperty("ny", ny).setIntProperty("nz", nz);
+        SerializationNode& mm = el.createChildNode("MMParticles");
+        for (int i = 0; i < force.getNumMMParticles(); i++) {
+            int particle;
+            double charge;
+            force.getMMParticleParameters(i, particle, charge);
+            mm.createChildNode("Particle").setIntProperty("index", particle).setDoubleProperty("q", charge);
+        }
+        SerializationNode& exceptions = el.createChildNode("Exceptions");
+        for (int i = 0; i < force.getNumElectrostaticExceptions(); i++) {
+            int p1, p2;
+            double scale;
+            force.getElectrostaticExceptionParameters(i, p1, p2, scale);
+            exceptions.createChildNode("Exception").setIntProperty("p1", p1).setIntProperty("p2", p2).setDoubleProperty("scale", scale);
+        }
+        double solute, solvent, surface;
+        force.getGBSAOBCParameters(solute, solvent, surface);
+        SerializationNode& gb = el.createChildNode("ImplicitSolvent");
+        gb.setBoolProperty("enabled", force.getUseImplicitSolvent()).setDoubleProperty("soluteDielectric", solute);
+        gb.setDoubleProperty("solventDielectric", solvent).setDoubleProperty("surfaceAreaEnergy", surface);
+        for (int i = 0; i < force.getNumGBParticles(); i++) {
+            int particle;
+            double charge, radius, scale;
+            force.getGBParticleParameters(i, particle, charge, radius, scale);
+            gb.createChildNode("Particle").setIntProperty("index", particle).setDoubleProperty("q", charge).setDoubleProperty("r", radius).setDoubleProperty("s", scale);
+        }
     }
     void* deserialize(const SerializationNode& node) const override {
         int version = node.getIntProperty("version");
@@ -84,6 +119,22 @@ public:
             force->setTotalCharge(node.getDoubleProperty("totalCharge", 0.0));
             for (const SerializationNode& p : node.getChildNode("Particles").getChildren())
                 force->addParticle(p.getIntProperty("index"), p.getIntProperty("z"));
+            const SerializationNode& el = node.getChildNode("Electrostatics");
+            force->setElectrostaticsMethod(static_cast<ENNForce::ElectrostaticsMethod>(el.getIntProperty("method")));
+            force->setCutoffDistance(el.getDoubleProperty("cutoff"));
+            force->setReactionFieldDielectric(el.getDoubleProperty("reactionFieldDielectric"));
+            force->setEwaldErrorTolerance(el.getDoubleProperty("ewaldErrorTolerance"));
+            force->setPMEParameters(el.getDoubleProperty("alpha"), el.getIntProperty("nx"), el.getIntProperty("ny"), el.getIntProperty("nz"));
+            for (const SerializationNode& p : el.getChildNode("MMParticles").getChildren())
+                force->addMMParticle(p.getIntProperty("index"), p.getDoubleProperty("q"));
+            for (const SerializationNode& e : el.getChildNode("Exceptions").getChildren())
+                force->addElectrostaticException(e.getIntProperty("p1"), e.getIntProperty("p2"), e.getDoubleProperty("scale"));
+            const SerializationNode& gb = el.getChildNode("ImplicitSolvent");
+            force->setUseImplicitSolvent(gb.getBoolProperty("enabled"));
+            force->setGBSAOBCParameters(gb.getDoubleProperty("soluteDielectric"), gb.getDoubleProperty("solventDielectric"),
+                                        gb.getDoubleProperty("surfaceAreaEnergy"));
+            for (const SerializationNode& p : gb.getChildren())
+                force->addGBParticle(p.getIntProperty("index"), p.getDoubleProperty("q"), p.getDoubleProperty("r"), p.getDoubleProperty("s"));
         } catch (...) {
             delete force;
             throw;

@@ -111,6 +111,52 @@ class TestForce(unittest.TestCase):
         with self.assertRaisesRegex(Exception, "does not support all required kernels"):
             openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("CPU"))
 
+    def test_coupling_to_nonbonded_force_matches_openmm(self):
+        # Frozen per-element charges: ENNForce coupled to the NonbondedForce, minus the network alone,
+        # reproduces the classical Coulomb energy of the original System (NoCutoff, no LJ).
+        frozen = {1: 0.21, 6: -0.13, 7: -0.47, 8: -0.52}
+        z, pos = molecule()
+        rng = np.random.default_rng(3)
+        mm = rng.uniform(-0.8, 0.8, size=(6, 3)) + np.array([0.1, 0.0, 0.0])
+        mm = mm[np.min(np.linalg.norm(mm[:, None] - pos[None], axis=-1), axis=1) > 0.25]
+        all_pos = np.concatenate([pos, mm])
+
+        def classical():
+            system = openmm.System()
+            nb = openmm.NonbondedForce()
+            for zi in z:
+                nb.addParticle(frozen[zi], 0.3, 0.0)
+                system.addParticle(1.0)
+            for k in range(len(mm)):
+                nb.addParticle(0.4 if k % 2 else -0.4, 0.3, 0.0)
+                system.addParticle(1.0)
+            system.addForce(nb)
+            return system, nb
+
+        def energy_of(system):
+            ctx = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
+            ctx.setPositions(all_pos)
+            return energy(ctx)
+
+        expected = energy_of(classical()[0])
+        system, nb = classical()
+        force = openmmenn.ENNForce(model("frozen_charges"))
+        for i, zi in enumerate(z):
+            force.addParticle(i, zi)
+        force.setTotalCharge(sum(frozen[zi] for zi in z))
+        system.addForce(force)
+        force.coupleToNonbondedForce(system, nb)
+        self.assertEqual(force.getElectrostaticsMethod(), openmmenn.ENNForce.NoCutoff)
+        self.assertEqual(force.getNumMMParticles(), len(mm))
+        bare_system = openmm.System()
+        for _ in range(len(all_pos)):
+            bare_system.addParticle(1.0)
+        bare = openmmenn.ENNForce(model("frozen_charges"))
+        for i, zi in enumerate(z):
+            bare.addParticle(i, zi)
+        bare_system.addForce(bare)
+        self.assertAlmostEqual(energy_of(system) - energy_of(bare_system), expected, delta=1e-8 * abs(expected))
+
     def test_errors_are_openmm_exceptions(self):
         force = openmmenn.ENNForce(model("mixed_charge"))
         with self.assertRaisesRegex(Exception, "atomic number 79 is not in the model"):

@@ -12,4 +12,7 @@ public:
     virtual bool usesPeriodicBoundaryConditions() const;
 };
 class Context;
+class System;
+class NonbondedForce : public Force {};
+class GBSAOBCForce : public Force {};
 }

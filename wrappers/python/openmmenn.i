@@ -12,6 +12,9 @@ namespace std {
 #include "openmmenn/ENNForce.h"
 #include "openmm/OpenMMException.h"
 #include "openmm/Context.h"
+#include "openmm/GBSAOBCForce.h"
+#include "openmm/NonbondedForce.h"
+#include "openmm/System.h"
 %}
 
 %pythoncode %{
@@ -37,7 +40,9 @@ import openmm
     }
 }
 
-%apply int& OUTPUT { int& particle, int& atomicNumber };
+%apply int& OUTPUT { int& particle, int& atomicNumber, int& particle1, int& particle2, int& nx, int& ny, int& nz };
+%apply double& OUTPUT { double& charge, double& chargeScale, double& alpha, double& radius, double& scaleFactor,
+                        double& soluteDielectric, double& solventDielectric, double& surfaceAreaEnergy };
 %newobject OpenMMENN::ENNForce::createFromModelData;
 %ignore OpenMMENN::ENNForce::getModel;
 %ignore OpenMMENN::ENNForce::getModelPtr;
