@@ -11,6 +11,8 @@
 #include "ReferenceENNElectrostatics.h"
 #include "ReferenceENNPME.h"
 #include "openmm/GBSAOBCForce.h"
+#include "openmm/HarmonicBondForce.h"
+#include "openmm/LocalEnergyMinimizer.h"
 #include "openmm/NonbondedForce.h"
 #include "openmm/OpenMMException.h"
 #include "openmm/serialization/XmlSerializer.h"
@@ -35,6 +37,7 @@ struct TestSystem {
     bool periodic = false;
     Vec3 box[3];
 
+    /** numWaters < 0: fill the box with waters on a 0.31 nm lattice (a liquid-density solvent). */
     TestSystem(int numML, const Vec3* boxVectors, int numWaters) {
         smallMolecule(z, pos);
         for (int i = 0; i < numML; i++)
@@ -56,8 +59,17 @@ struct TestSystem {
         int added = 0;
         const Vec3 cell[3] = {boxVectors ? boxVectors[0] : Vec3(2.4, 0, 0), boxVectors ? boxVectors[1] : Vec3(0, 2.4, 0),
                               boxVectors ? boxVectors[2] : Vec3(0, 0, 2.4)};
-        while (added < numWaters) {
-            Vec3 o = cell[0] * uniform(rng) + cell[1] * uniform(rng) + cell[2] * uniform(rng);
+        std::vector<Vec3> lattice;
+        if (numWaters < 0) {
+            const int n = static_cast<int>(cell[0][0] / 0.31);
+            for (int a = 0; a < n; a++)
+                for (int b = 0; b < n; b++)
+                    for (int c = 0; c < n; c++)
+                        lattice.push_back(cell[0] * ((a + 0.5) / n) + cell[1] * ((b + 0.5) / n) + cell[2] * ((c + 0.5) / n));
+            numWaters = static_cast<int>(lattice.size());
+        }
+        for (size_t site = 0; added < numWaters; site++) {
+            Vec3 o = lattice.empty() ? cell[0] * uniform(rng) + cell[1] * uniform(rng) + cell[2] * uniform(rng) : lattice[site];
             bool clash = false;
             for (const Vec3& p : pos) {
                 Vec3 d = p - o;
@@ -66,8 +78,11 @@ struct TestSystem {
                         d -= cell[k] * std::round(d[k] / cell[k][k]);
                 clash = clash || std::sqrt(d.dot(d)) < 0.3;
             }
-            if (clash)
+            if (clash) {
+                if (!lattice.empty())
+                    numWaters--;
                 continue;
+            }
             auto rot = randomOrthogonal(rng, false);
             Vec3 h1 = o + rotate(rot, Vec3(0.09572, 0, 0)), h2 = o + rotate(rot, Vec3(-0.024, 0.0927, 0));
             const int first = static_cast<int>(z.size());
@@ -369,6 +384,95 @@ TEST(Electrostatics, CoupledSystemSerializesAndUpdatesCharges) {
     const double updated = context.getState(OpenMM::State::Energy).getPotentialEnergy();
     EXPECT_NE(updated, a.energy);
     EXPECT_NEAR(updated, evaluate(*system, ts.pos).energy, 1e-9 * std::abs(updated));
+}
+
+/** NVE drift (kJ/mol/ns/dof) after minimization and a short warm-up; rigid waters, 1 fs steps. */
+double nveDrift(OpenMM::System& system, const std::vector<Vec3>& pos, const std::string& label) {
+    OpenMM::VerletIntegrator integrator(0.001);
+    OpenMM::Context context(system, integrator, referencePlatform());
+    context.setPositions(pos);
+    OpenMM::LocalEnergyMinimizer::minimize(context, 10.0, 200);
+    context.setVelocitiesToTemperature(300.0, 7);
+    integrator.step(50);
+    std::vector<double> t, e;
+    for (int sample = 0; sample <= 40; sample++) {
+        OpenMM::State s = context.getState(OpenMM::State::Energy);
+        t.push_back(s.getTime());
+        e.push_back(s.getPotentialEnergy() + s.getKineticEnergy());
+        integrator.step(10);
+    }
+    double tMean = 0, eMean = 0;
+    for (size_t i = 0; i < t.size(); i++) {
+        tMean += t[i] / t.size();
+        eMean += e[i] / e.size();
+    }
+    double sxy = 0, sxx = 0;
+    for (size_t i = 0; i < t.size(); i++) {
+        sxy += (t[i] - tMean) * (e[i] - eMean);
+        sxx += (t[i] - tMean) * (t[i] - tMean);
+    }
+    const int dof = 3 * system.getNumParticles() - system.getNumConstraints();
+    const double drift = sxy / sxx * 1000.0 / dof;
+    std::cout << label << ": " << system.getNumParticles() << " particles, drift " << drift << " kJ/mol/ns/dof" << std::endl;
+    return drift;
+}
+
+/** Rigid waters and an elastic network holding the (untrained) ligand together, in both runs. */
+void addRestraints(OpenMM::System& system, const TestSystem& ts) {
+    auto* springs = new OpenMM::HarmonicBondForce();
+    for (int i = 0; i < 10; i++)
+        for (int j = 0; j < i; j++)
+            springs->addBond(i, j, std::sqrt((ts.pos[i] - ts.pos[j]).dot(ts.pos[i] - ts.pos[j])), 2e4);
+    system.addForce(springs);
+    for (size_t i = 10; i < ts.z.size(); i += 3) {
+        system.addConstraint(i, i + 1, 0.09572);
+        system.addConstraint(i, i + 2, 0.09572);
+        system.addConstraint(i + 1, i + 2, 0.15139);
+    }
+}
+
+// Energy conservation with predicted charges in explicit water (PME) and in implicit solvent: the
+// drift must be comparable to an all-MM run of the same system with the same step (the ligand's
+// charges then fixed in the NonbondedForce). A missing chain-rule term would make it orders of
+// magnitude worse. Bound: 10x the all-MM drift, or 0.05 kJ/mol/ns/dof if that is smaller.
+TEST(Electrostatics, EnergyConservationInWaterWithPME) {
+    const Vec3 box[3] = {Vec3(2.1, 0, 0), Vec3(0, 2.1, 0), Vec3(0, 0, 2.1)};
+    TestSystem ts(10, box, -1);
+    std::unique_ptr<OpenMM::System> mm(ts.classical(NonbondedForce::PME, 0.9));
+    dynamic_cast<NonbondedForce&>(mm->getForce(0)).setPMEParameters(0, 0, 0, 0);
+    addRestraints(*mm, ts);
+    const double mmDrift = nveDrift(*mm, ts.pos, "all-MM ligand in water, PME");
+    std::unique_ptr<OpenMM::System> ml(ts.classical(NonbondedForce::PME, 0.9));
+    dynamic_cast<NonbondedForce&>(ml->getForce(0)).setPMEParameters(0, 0, 0, 0);
+    addRestraints(*ml, ts);
+    ENNForce* force = ts.ennForce("damped_charge");
+    ml->addForce(force);
+    force->coupleToNonbondedForce(*ml, dynamic_cast<NonbondedForce&>(ml->getForce(0)));
+    const double mlDrift = nveDrift(*ml, ts.pos, "ML ligand with predicted charges in water, PME");
+    EXPECT_LT(std::abs(mlDrift), std::max(10 * std::abs(mmDrift), 0.05));
+}
+
+TEST(Electrostatics, EnergyConservationInImplicitSolvent) {
+    TestSystem ts(10, nullptr, 0);
+    auto build = [&](bool withML) {
+        auto* system = new OpenMM::System();
+        auto* gb = new OpenMM::GBSAOBCForce();
+        for (size_t i = 0; i < ts.z.size(); i++) {
+            system->addParticle(ts.z[i] == 1 ? 1.008 : 2.0 * ts.z[i]);
+            gb->addParticle(ts.charge(i), ts.z[i] == 1 ? 0.12 : 0.16, 0.8);
+        }
+        system->addForce(gb);
+        addRestraints(*system, ts);
+        if (withML) {
+            ENNForce* force = ts.ennForce("damped_charge");
+            system->addForce(force);
+            force->coupleToGBSAOBCForce(*system, *gb);
+        }
+        return std::unique_ptr<OpenMM::System>(system);
+    };
+    const double mmDrift = nveDrift(*build(false), ts.pos, "all-MM ligand, GB-OBC");
+    const double mlDrift = nveDrift(*build(true), ts.pos, "ML ligand with predicted charges, GB-OBC");
+    EXPECT_LT(std::abs(mlDrift), std::max(10 * std::abs(mmDrift), 0.05));
 }
 
 TEST(Electrostatics, PMEConvergesToEwald) {
