@@ -106,6 +106,21 @@ inline void smallMolecule(std::vector<int>& z, std::vector<Vec3>& pos) {
            Vec3(0.160, -0.210, 0.018), Vec3(0.302, 0.092, -0.010)};
 }
 
+/** Slope of a least-squares line through (time ps, total energy kJ/mol), per ns per degree of freedom. */
+inline double driftPerNsPerDof(const std::vector<double>& t, const std::vector<double>& e, int dof) {
+    double tMean = 0, eMean = 0;
+    for (size_t i = 0; i < t.size(); i++) {
+        tMean += t[i] / t.size();
+        eMean += e[i] / e.size();
+    }
+    double sxy = 0, sxx = 0;
+    for (size_t i = 0; i < t.size(); i++) {
+        sxy += (t[i] - tMean) * (e[i] - eMean);
+        sxx += (t[i] - tMean) * (t[i] - tMean);
+    }
+    return sxy / sxx * 1000.0 / dof;
+}
+
 inline double maxAbs(const std::vector<Vec3>& a) {
     double m = 0.0;
     for (const Vec3& v : a)

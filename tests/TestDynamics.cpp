@@ -50,19 +50,10 @@ Run run(const std::string& model, const Vec3* box, double dt, const std::string&
         if (b < samples)
             sim.integrator.step(stepsPerSample);
     }
-    double tMean = 0, eMean = 0;
-    for (size_t i = 0; i < t.size(); i++) {
-        tMean += t[i] / t.size();
-        eMean += e[i] / e.size();
-    }
-    double sxy = 0, sxx = 0, deviation = 0;
-    for (size_t i = 0; i < t.size(); i++) {
-        sxy += (t[i] - tMean) * (e[i] - eMean);
-        sxx += (t[i] - tMean) * (t[i] - tMean);
+    double deviation = 0;
+    for (size_t i = 0; i < t.size(); i++)
         deviation = std::max(deviation, std::abs(e[i] - e[0]));
-    }
-    const int dof = 3 * static_cast<int>(z.size());
-    Run r{sxy / sxx * 1000.0 / dof, deviation};
+    Run r{driftPerNsPerDof(t, e, 3 * static_cast<int>(z.size())), deviation};
     std::cout << label << ": dt " << dt * 1000 << " fs, " << samples * stepsPerSample << " steps, drift " << r.drift
               << " kJ/mol/ns/dof, max |E - E0| " << r.maxDeviation << " kJ/mol" << std::endl;
     EXPECT_GT(ennForce, 0.1 * totalForce) << "the ENN forces must matter in this trajectory";

@@ -401,18 +401,7 @@ double nveDrift(OpenMM::System& system, const std::vector<Vec3>& pos, const std:
         e.push_back(s.getPotentialEnergy() + s.getKineticEnergy());
         integrator.step(10);
     }
-    double tMean = 0, eMean = 0;
-    for (size_t i = 0; i < t.size(); i++) {
-        tMean += t[i] / t.size();
-        eMean += e[i] / e.size();
-    }
-    double sxy = 0, sxx = 0;
-    for (size_t i = 0; i < t.size(); i++) {
-        sxy += (t[i] - tMean) * (e[i] - eMean);
-        sxx += (t[i] - tMean) * (t[i] - tMean);
-    }
-    const int dof = 3 * system.getNumParticles() - system.getNumConstraints();
-    const double drift = sxy / sxx * 1000.0 / dof;
+    const double drift = driftPerNsPerDof(t, e, 3 * system.getNumParticles() - system.getNumConstraints());
     std::cout << label << ": " << system.getNumParticles() << " particles, drift " << drift << " kJ/mol/ns/dof" << std::endl;
     return drift;
 }

@@ -1,4 +1,5 @@
 #include "ReferenceENNElectrostatics.h"
+#include "ReferenceENNNeighbors.h"
 #include "ReferenceENNPME.h"
 #include "openmmenn/ENNModel.h"
 #include "openmm/OpenMMException.h"
@@ -7,21 +8,6 @@
 using namespace OpenMMENN;
 using OpenMM::Vec3;
 using std::vector;
-
-namespace {
-
-/** Displacement b - a, as the nearest periodic image when `box` is given (reduced triclinic form). */
-Vec3 displacement(const Vec3& a, const Vec3& b, const Vec3* box) {
-    Vec3 d = b - a;
-    if (box != nullptr) {
-        d -= box[2] * std::round(d[2] / box[2][2]);
-        d -= box[1] * std::round(d[1] / box[1][1]);
-        d -= box[0] * std::round(d[0] / box[0][0]);
-    }
-    return d;
-}
-
-} // namespace
 
 ReferenceENNElectrostatics::ReferenceENNElectrostatics(const OpenMM::System& system, const ENNForce& force)
     : method(force.getElectrostaticsMethod()), cutoff(force.getCutoffDistance()), implicitSolvent(force.getUseImplicitSolvent()) {
@@ -183,7 +169,7 @@ double ReferenceENNElectrostatics::coulomb(const vector<Vec3>& positions, const 
                 }
                 continue;
             }
-            const Vec3 d = periodic ? displacement(positions[sites[a]], positions[sites[b]], box) : plain;
+            const Vec3 d = periodic ? wrapDisplacement(plain, box) : plain;
             const double r = std::sqrt(d.dot(d));
             if (useCutoff && r >= cutoff)
                 continue;

@@ -5,6 +5,13 @@
 using namespace OpenMMENN;
 using OpenMM::Vec3;
 
+Vec3 OpenMMENN::wrapDisplacement(Vec3 d, const Vec3* box) {
+    d -= box[2] * std::round(d[2] / box[2][2]);
+    d -= box[1] * std::round(d[1] / box[1][1]);
+    d -= box[0] * std::round(d[0] / box[0][0]);
+    return d;
+}
+
 std::vector<ENNEdge> OpenMMENN::buildReferenceEdges(const std::vector<Vec3>& pos, double cutoff, const Vec3* box) {
     const int n = static_cast<int>(pos.size());
     const double cutoff2 = cutoff * cutoff;
@@ -20,13 +27,7 @@ std::vector<ENNEdge> OpenMMENN::buildReferenceEdges(const std::vector<Vec3>& pos
     }
     for (int r = 0; r < n; r++)
         for (int s = 0; s < n; s++) {
-            Vec3 d = pos[r] - pos[s];
-            if (box != nullptr) {
-                // Fractional coordinates into [-0.5, 0.5] (exact for the lower-triangular reduced form).
-                d -= box[2] * std::round(d[2] / box[2][2]);
-                d -= box[1] * std::round(d[1] / box[1][1]);
-                d -= box[0] * std::round(d[0] / box[0][0]);
-            }
+            const Vec3 d = box != nullptr ? wrapDisplacement(pos[r] - pos[s], box) : pos[r] - pos[s];
             for (int i = -range[0]; i <= range[0]; i++)
                 for (int j = -range[1]; j <= range[1]; j++)
                     for (int k = -range[2]; k <= range[2]; k++) {

@@ -12,6 +12,10 @@ struct ENNEdge {
     OpenMM::Vec3 vec;
 };
 
+/** d shifted by lattice vectors to fractional coordinates in [-0.5, 0.5] (OpenMM's reduced triclinic
+ *  form); this is the nearest image whenever it lies within half of every box width. */
+OpenMM::Vec3 wrapDisplacement(OpenMM::Vec3 d, const OpenMM::Vec3* box);
+
 /**
  * All edges with |vec| < cutoff, both directions. With box vectors (OpenMM's reduced triclinic form),
  * every periodic image is considered, so boxes smaller than 2*cutoff (several images of a pair, an
