@@ -571,11 +571,20 @@ TEST(Electrostatics, BadCouplingInput) {
     NonbondedForce stranger;
     std::unique_ptr<ENNForce> force(ts.ennForce("frozen_charges"));
     expectError([&] { force->coupleToNonbondedForce(*system, stranger); }, "not in the System");
-    // Mismatched particle counts (an ML atom missing from the NonbondedForce).
+    // An ML atom missing from the NonbondedForce, and mismatched particle counts.
     auto* shortForce = new NonbondedForce();
     shortForce->addParticle(0.0, 0.3, 0.0);
     system->addForce(shortForce);
-    expectError([&] { force->coupleToNonbondedForce(*system, *shortForce); }, "particles but the System has");
+    expectError([&] { force->coupleToNonbondedForce(*system, *shortForce); }, "ML particle 1 is missing from the NonbondedForce");
+    auto* longForce = new NonbondedForce();
+    for (int i = 0; i <= system->getNumParticles(); i++)
+        longForce->addParticle(0.0, 0.3, 0.0);
+    system->addForce(longForce);
+    expectError([&] { force->coupleToNonbondedForce(*system, *longForce); }, "particles but the System has");
+    OpenMM::GBSAOBCForce* shortGB = new OpenMM::GBSAOBCForce();
+    shortGB->addParticle(0.0, 0.15, 0.8);
+    system->addForce(shortGB);
+    expectError([&] { force->coupleToGBSAOBCForce(*system, *shortGB); }, "particles but the System has");
     // A model without a charge head.
     if (fileExists(modelPath("public_A"))) {
         ENNForce noCharges(modelPath("public_A"));

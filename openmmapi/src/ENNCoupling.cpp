@@ -107,9 +107,6 @@ void ENNForce::setGBParticleParameters(int index, int particle, double charge, d
 
 void ENNForce::coupleToNonbondedForce(OpenMM::System& system, OpenMM::NonbondedForce& nonbonded) {
     checkForceInSystem(system, nonbonded, "NonbondedForce");
-    if (nonbonded.getNumParticles() != system.getNumParticles())
-        throw OpenMMException("ENNForce: the NonbondedForce has " + std::to_string(nonbonded.getNumParticles()) +
-                              " particles but the System has " + std::to_string(system.getNumParticles()));
     if (particles.empty())
         throw OpenMMException("ENNForce: add the ML particles before coupling to a NonbondedForce");
     if (!model->hasChargeHead)
@@ -120,6 +117,9 @@ void ENNForce::coupleToNonbondedForce(OpenMM::System& system, OpenMM::NonbondedF
             throw OpenMMException("ENNForce: ML particle " + std::to_string(p.particle) + " is missing from the NonbondedForce");
         ml.insert(p.particle);
     }
+    if (nonbonded.getNumParticles() != system.getNumParticles())
+        throw OpenMMException("ENNForce: the NonbondedForce has " + std::to_string(nonbonded.getNumParticles()) +
+                              " particles but the System has " + std::to_string(system.getNumParticles()));
     switch (nonbonded.getNonbondedMethod()) {
     case OpenMM::NonbondedForce::NoCutoff: electrostaticsMethod = NoCutoff; break;
     case OpenMM::NonbondedForce::CutoffNonPeriodic: electrostaticsMethod = CutoffNonPeriodic; break;
