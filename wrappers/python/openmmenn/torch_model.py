@@ -1,0 +1,267 @@
+"""The openmm-enn network in PyTorch: the same architecture the C++ platforms evaluate.
+
+Built from a model file's architecture and tensors (any model the file format describes: converted
+MACE models, openmmenn.builder models, trained models), it computes energies, forces (autograd),
+charges and dipoles, and exports back to the model file. Works with PyTorch 1.13 (Debian) and newer.
+Everything is in the model's own units; positions in, energies out.
+
+    model = TorchENNModel.from_file("model.enn")
+    result = model.evaluate(positions, atomic_numbers, cell=None, total_charge=0.0)
+    result["energy"], result["forces"], result["charges"], result["dipole"]
+"""
+import numpy as np
+import torch
+
+from . import modelfile
+
+# Tensors that training may change; everything else (Wigner 3j, U, frequencies) is a fixed buffer.
+_TRAINABLE_SUFFIXES = (".weight",)
+
+
+def _irreps(text):
+    entries, offset = [], 0
+    for term in text.split("+"):
+        mul, ir = term.split("x")
+        l = int(ir[:-1])
+        entries.append((int(mul), l, offset))
+        offset += int(mul) * (2 * l + 1)
+    return entries, offset
+
+
+def neighbor_list(positions, cutoff, cell=None):
+    """Edges (receiver, sender, shift) with |x_r - x_s + shift| < cutoff; every periodic image when
+    `cell` (rows are lattice vectors) is given, so cells smaller than 2 cutoff work."""
+    pos = np.asarray(positions, dtype=float)
+    n = len(pos)
+    receivers, senders, shifts = [], [], []
+    if cell is None:
+        d = pos[:, None, :] - pos[None, :, :]
+        r = np.linalg.norm(d, axis=-1)
+        mask = (r < cutoff) & ~np.eye(n, dtype=bool)
+        rec, sen = np.nonzero(mask)
+        return rec, sen, np.zeros((len(rec), 3))
+    cell = np.asarray(cell, dtype=float)
+    volume = abs(np.linalg.det(cell))
+    widths = [volume / np.linalg.norm(np.cross(cell[(k + 1) % 3], cell[(k + 2) % 3])) for k in range(3)]
+    ranges = [int(np.ceil(cutoff / w + 0.5)) + 1 for w in widths]
+    frac = pos @ np.linalg.inv(cell)
+    for a in range(-ranges[0], ranges[0] + 1):
+        for b in range(-ranges[1], ranges[1] + 1):
+            for c in range(-ranges[2], ranges[2] + 1):
+                shift = np.array([a, b, c]) @ cell
+                d = pos[:, None, :] - pos[None, :, :] + shift
+                r = np.linalg.norm(d, axis=-1)
+                mask = r < cutoff
+                if a == b == c == 0:
+                    mask &= ~np.eye(n, dtype=bool)
+                rec, sen = np.nonzero(mask)
+                receivers.append(rec)
+                senders.append(sen)
+                shifts.append(np.repeat(shift[None], len(rec), axis=0))
+    del frac
+    return np.concatenate(receivers), np.concatenate(senders), np.concatenate(shifts)
+
+
+class TorchENNModel(torch.nn.Module):
+    def __init__(self, architecture, tensors, dtype=torch.float64):
+        super().__init__()
+        self.arch = architecture
+        self.dtype = dtype
+        self._names = {}
+        for name, value in tensors.items():
+            t = torch.as_tensor(np.asarray(value), dtype=dtype)
+            key = name.replace(".", "__")
+            self._names[name] = key
+            if name.endswith(_TRAINABLE_SUFFIXES) and not name.startswith("w3j."):
+                self.register_parameter(key, torch.nn.Parameter(t))
+            else:
+                self.register_buffer(key, t)
+        a = architecture
+        self.elements = list(a["elements"])
+        self.r_max = float(a["r_max"])
+        self.lmax = int(a["spherical_harmonics"]["lmax"])
+        self.charge_head = a.get("charge_head")
+        # |Y_l|^2 = 2l + 1 normalisation of the harmonics recursion, as the C++ computes it.
+        self._sh_norm = [1.0] * (self.lmax + 1)
+        with torch.no_grad():
+            u = torch.tensor([[0.36, 0.48, 0.8]], dtype=dtype)
+            for l in range(2, self.lmax + 1):
+                y = self._harmonics(u, upto=l, normalized_upto=l - 1)[:, l * l:]
+                self._sh_norm[l] = float(np.sqrt((2 * l + 1) / float((y * y).sum())))
+
+    @classmethod
+    def from_file(cls, path, dtype=torch.float64):
+        arch, tensors = modelfile.read(path)
+        return cls(arch, tensors, dtype)
+
+    def t(self, name):
+        return getattr(self, self._names[name])
+
+    def export(self, path):
+        """Write the model, with its current parameters, to a model file."""
+        tensors = {name: self.t(name).detach().cpu().double().numpy() for name in self._names}
+        modelfile.write(path, self.arch, tensors)
+
+    # ---- building blocks ---------------------------------------------------------------------
+
+    def _harmonics(self, u, upto=None, normalized_upto=None):
+        upto = self.lmax if upto is None else upto
+        ys = [torch.ones_like(u[:, :1])]
+        if upto >= 1:
+            ys.append(np.sqrt(3.0) * u)
+        for l in range(2, upto + 1):
+            c = self.t(f"w3j.1.{l - 1}.{l}")
+            y = torch.einsum("ijk,ni,nj->nk", c, ys[1], ys[l - 1])
+            if normalized_upto is None or l <= normalized_upto:
+                y = y * self._sh_norm[l]
+            ys.append(y)
+        return torch.cat(ys, dim=1)
+
+    def _activation(self, spec, x):
+        f = torch.nn.functional.silu(x) if spec["function"] == "silu" else torch.tanh(x)
+        return spec["scale"] * f
+
+    def _linear(self, spec, x, species=None):
+        ins, _ = _irreps(spec["irreps_in"])
+        outs, dim_out = _irreps(spec["irreps_out"])
+        w = self.t(spec["weight"])
+        if spec.get("per_element"):
+            w = w[species]  # (N, numel)
+        out = x.new_zeros(x.shape[0], dim_out)
+        offset = 0
+        blocks = {}
+        for i_in, i_out, pw in spec["paths"]:
+            mul_in, l, o_in = ins[i_in]
+            mul_out, _, o_out = outs[i_out]
+            d = 2 * l + 1
+            xin = x[:, o_in:o_in + mul_in * d].reshape(-1, mul_in, d)
+            if spec.get("per_element"):
+                wb = w[:, offset:offset + mul_in * mul_out].reshape(-1, mul_in, mul_out)
+                y = torch.einsum("nud,nuw->nwd", xin, wb)
+            else:
+                wb = w[offset:offset + mul_in * mul_out].reshape(mul_in, mul_out)
+                y = torch.einsum("nud,uw->nwd", xin, wb)
+            blocks.setdefault((o_out, mul_out * d), []).append(pw * y.reshape(-1, mul_out * d))
+            offset += mul_in * mul_out
+        pieces = []
+        for (o_out, size), ys in blocks.items():
+            pieces.append((o_out, size, sum(ys)))
+        if not pieces:
+            return out
+        out = out.clone()
+        for o_out, size, y in pieces:
+            out[:, o_out:o_out + size] = out[:, o_out:o_out + size] + y
+        return out
+
+    def _readout(self, spec, h):
+        if spec["type"] == "linear":
+            return self._linear(spec["linear"], h)[:, 0]
+        hidden = self._activation(spec["activation"], self._linear(spec["linear_1"], h))
+        return self._linear(spec["linear_2"], hidden)[:, 0]
+
+    def _contraction(self, layer, m, species):
+        """B[n, c, M] = sum_nu sum_k W_nu[z, k, c] U_nu[M, a.., k] A[n, c, a1]..A[n, c, a_nu]."""
+        msg, _ = _irreps(layer["linear"]["irreps_out"])
+        channels = msg[0][0]
+        # A[n, c, f]: per channel, its components of every message irrep in order.
+        parts = [m[:, o:o + mul * (2 * l + 1)].reshape(-1, mul, 2 * l + 1) for mul, l, o in msg]
+        a = torch.cat(parts, dim=2)
+        outs = []
+        for con in layer["product"]["contractions"]:
+            total = 0
+            for nu in range(1, con["correlation"] + 1):
+                u = self.t(con["U"][nu - 1])          # (M, D..., K)
+                w = self.t(con["weights"][nu - 1])[species]  # (N, K, C)
+                t = torch.einsum("...k,nkc->nc...", u, w)     # (N, C, M, D...)
+                for _ in range(nu):
+                    t = torch.einsum("ncM...a,nca->ncM...", t, a)
+                total = total + t                              # (N, C, M)
+            outs.append(total.reshape(m.shape[0], -1))
+        return torch.cat(outs, dim=1)
+
+    # ---- the network ---------------------------------------------------------------------
+
+    def forward(self, positions, species, receivers, senders, shifts, total_charge=0.0):
+        """Energy, per-atom energies and charges. positions (N, 3) requires_grad for forces."""
+        a = self.arch
+        vec = positions[receivers] - positions[senders] + shifts
+        r = torch.linalg.norm(vec, dim=1)
+        u = vec / r[:, None]
+        y = self._harmonics(u)
+        rb = a["radial_basis"]
+        p = float(rb["envelope_p"])
+        x = r / self.r_max
+        env = 1 - (p + 1) * (p + 2) / 2 * x ** p + p * (p + 2) * x ** (p + 1) - p * (p + 1) / 2 * x ** (p + 2)
+        freq = self.t(rb["frequencies"])
+        basis = rb["prefactor"] * torch.sin(freq[None, :] * r[:, None]) / r[:, None] * env[:, None]
+        n = positions.shape[0]
+        onehot = torch.nn.functional.one_hot(species, len(self.elements)).to(self.dtype)
+        h = self._linear(a["embedding"], onehot)
+        energy_nodes = torch.zeros(n, dtype=self.dtype, device=positions.device)
+        for layer in a["layers"]:
+            residual = layer["interaction"] == "residual"
+            sc = self._linear(layer["skip"], h, species) if residual else None
+            hup = self._linear(layer["linear_up"], h)
+            mlp = layer["radial_mlp"]
+            t = basis
+            for k, (wname, scale) in enumerate(zip(mlp["weights"], mlp["weight_scales"])):
+                t = (t @ self.t(wname)) * scale
+                if k + 1 < len(mlp["weights"]):
+                    t = self._activation(mlp["activation"], t)
+            tp = layer["conv_tp"]
+            in1, _ = _irreps(tp["irreps_in1"])
+            in2, _ = _irreps(tp["irreps_in2"])
+            outs, dim_tp = _irreps(tp["irreps_out"])
+            x1 = hup[senders]
+            messages = [None] * len(outs)
+            offset = 0
+            for i1, i2, io, pw in tp["paths"]:
+                mul, l1, o1 = in1[i1]
+                _, l2, o2 = in2[i2]
+                _, l3, _ = outs[io]
+                c = self.t(f"w3j.{l1}.{l2}.{l3}")
+                xa = x1[:, o1:o1 + mul * (2 * l1 + 1)].reshape(-1, mul, 2 * l1 + 1)
+                yb = y[:, o2:o2 + 2 * l2 + 1]
+                wu = t[:, offset:offset + mul]
+                messages[io] = pw * wu[:, :, None] * torch.einsum("eui,ej,ijk->euk", xa, yb, c)
+                offset += mul
+            edge_msg = torch.cat([mm.reshape(mm.shape[0], -1) for mm in messages], dim=1)
+            m = torch.zeros(n, dim_tp, dtype=self.dtype, device=positions.device).index_add(0, receivers, edge_msg)
+            m = self._linear(layer["linear"], m) / layer["avg_num_neighbors"]
+            if not residual:
+                m = self._linear(layer["skip"], m, species)
+            b = self._contraction(layer, m, species)
+            h = self._linear(layer["product"]["linear"], b)
+            if residual:
+                h = h + sc
+            energy_nodes = energy_nodes + a["energy"]["scale"] * self._readout(layer["readout"], h)
+        e0 = torch.as_tensor(a["energy"]["e0"], dtype=self.dtype, device=positions.device)
+        energy_nodes = energy_nodes + e0[species] + a["energy"]["shift"]
+        out = {"energy": energy_nodes.sum(), "node_energy": energy_nodes}
+        if self.charge_head is not None:
+            q = self._readout(self.charge_head["readout"], h)
+            offsets = self.charge_head.get("element_offsets")
+            if offsets is not None:
+                q = q + torch.as_tensor(offsets, dtype=self.dtype, device=positions.device)[species]
+            out["charges"] = q + (total_charge - q.sum()) / n
+        return out
+
+    def species_of(self, atomic_numbers):
+        index = {z: i for i, z in enumerate(self.elements)}
+        return torch.as_tensor([index[int(z)] for z in atomic_numbers], dtype=torch.long)
+
+    def evaluate(self, positions, atomic_numbers, cell=None, total_charge=0.0, forces=True):
+        """Energy, forces (autograd), charges and dipole (sum q_i x_i) of one configuration."""
+        pos = torch.tensor(np.asarray(positions, dtype=float), dtype=self.dtype, requires_grad=forces)
+        rec, sen, shifts = neighbor_list(np.asarray(positions, dtype=float), self.r_max, cell)
+        out = self.forward(pos, self.species_of(atomic_numbers), torch.as_tensor(rec, dtype=torch.long),
+                           torch.as_tensor(sen, dtype=torch.long), torch.as_tensor(shifts, dtype=self.dtype), total_charge)
+        result = {"energy": float(out["energy"])}
+        if forces:
+            (grad,) = torch.autograd.grad(out["energy"], pos)
+            result["forces"] = -grad.detach().numpy()
+        if "charges" in out:
+            q = out["charges"].detach()
+            result["charges"] = q.numpy()
+            result["dipole"] = (q[:, None] * pos.detach()).sum(0).numpy()
+        return result
