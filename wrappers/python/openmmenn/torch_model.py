@@ -181,8 +181,11 @@ class TorchENNModel(torch.nn.Module):
 
     # ---- the network ---------------------------------------------------------------------
 
-    def forward(self, positions, species, receivers, senders, shifts, total_charge=0.0):
-        """Energy, per-atom energies and charges. positions (N, 3) requires_grad for forces."""
+    def forward(self, positions, species, receivers, senders, shifts, total_charge=0.0, batch=None, num_graphs=1):
+        """Energies, per-atom energies and charges. positions (N, 3) requires_grad for forces.
+
+        Several configurations can form one disjoint graph: batch[i] is atom i's configuration and
+        total_charge a tensor of num_graphs values; out["energies"] then has one energy each."""
         a = self.arch
         vec = positions[receivers] - positions[senders] + shifts
         r = torch.linalg.norm(vec, dim=1)
@@ -237,13 +240,21 @@ class TorchENNModel(torch.nn.Module):
             energy_nodes = energy_nodes + a["energy"]["scale"] * self._readout(layer["readout"], h)
         e0 = torch.as_tensor(a["energy"]["e0"], dtype=self.dtype, device=positions.device)
         energy_nodes = energy_nodes + e0[species] + a["energy"]["shift"]
-        out = {"energy": energy_nodes.sum(), "node_energy": energy_nodes}
+        if batch is None:
+            batch = torch.zeros(n, dtype=torch.long, device=positions.device)
+        energies = torch.zeros(num_graphs, dtype=self.dtype, device=positions.device).index_add(0, batch, energy_nodes)
+        out = {"energy": energies.sum(), "energies": energies, "node_energy": energy_nodes}
         if self.charge_head is not None:
             q = self._readout(self.charge_head["readout"], h)
             offsets = self.charge_head.get("element_offsets")
             if offsets is not None:
                 q = q + torch.as_tensor(offsets, dtype=self.dtype, device=positions.device)[species]
-            out["charges"] = q + (total_charge - q.sum()) / n
+            # q_i = raw_i + (Q - sum raw) / N within each configuration
+            counts = torch.zeros(num_graphs, dtype=self.dtype, device=positions.device).index_add(
+                0, batch, torch.ones_like(q))
+            sums = torch.zeros(num_graphs, dtype=self.dtype, device=positions.device).index_add(0, batch, q)
+            target = torch.as_tensor(total_charge, dtype=self.dtype, device=positions.device).expand(num_graphs)
+            out["charges"] = q + ((target - sums) / counts)[batch]
         return out
 
     def species_of(self, atomic_numbers):
