@@ -11,8 +11,9 @@ and the ML-water Lennard-Jones too. implicit: the same molecule in OBC2 implicit
 ENNForce.coupleToGBSAOBCForce taking over the generalized Born energy.
 
 The run is a short NVT (Langevin) equilibration, then NVE (Verlet) reporting the energy drift.
-Without --model it builds a small random charge-aware model (untrained: an elastic network keeps
-the molecule intact, as in examples/md_small_molecule.py).
+Without --model it uses the shipped model trained on GFN2-xTB energies, forces and charges
+(models/README.md). --model random builds an untrained random charge-aware model instead, for which
+an elastic network keeps the molecule intact.
 """
 import argparse
 import os
@@ -57,7 +58,7 @@ def water_box(edge, center, solute, rng):
     return waters
 
 
-def build(args, model_path):
+def build(args, model_path, springs_on):
     rng = np.random.default_rng(1)
     system = openmm.System()
     edge = 2.2
@@ -69,12 +70,12 @@ def build(args, model_path):
     for i, z in enumerate(ACETAMIDE_Z):
         force.addParticle(i, z)
     force.setTotalCharge(0.0)
-    # The untrained model does not hold the molecule together: an elastic network does.
-    springs = openmm.HarmonicBondForce()
-    for i in range(len(ACETAMIDE_Z)):
-        for j in range(i):
-            springs.addBond(i, j, np.linalg.norm(ACETAMIDE[i] - ACETAMIDE[j]), 1.0e4)
-    system.addForce(springs)
+    if springs_on:  # an untrained model does not hold the molecule together: an elastic network does
+        springs = openmm.HarmonicBondForce()
+        for i in range(len(ACETAMIDE_Z)):
+            for j in range(i):
+                springs.addBond(i, j, np.linalg.norm(ACETAMIDE[i] - ACETAMIDE[j]), 1.0e4)
+        system.addForce(springs)
     if args.solvent == "explicit":
         nb = openmm.NonbondedForce()
         nb.setNonbondedMethod(openmm.NonbondedForce.PME)
@@ -114,7 +115,7 @@ def build(args, model_path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--solvent", choices=["explicit", "implicit"], default="explicit")
-    parser.add_argument("--model", help="an openmm-enn model file with a charge head")
+    parser.add_argument("--model", help="a model file with a charge head, or 'random' (default: the shipped model)")
     parser.add_argument("--nvt-steps", type=int, default=100)
     parser.add_argument("--nve-steps", type=int, help="default 300 (explicit) or 2000 (implicit)")
     parser.add_argument("--platform", default="Reference")
@@ -123,12 +124,15 @@ def main():
         args.nve_steps = 300 if args.solvent == "explicit" else 2000
     with tempfile.TemporaryDirectory() as tmp:
         model_path = args.model
-        if model_path is None:
+        if model_path == "random":
             model_path = os.path.join(tmp, "charges.enn")
             builder.write_random_model(model_path, channels=8, hidden=("8x0e+8x1o", "8x0e"), residual=(False, True),
                                        charge_head=True, charge_offsets=[0.25, -0.1, -0.45, -0.5], seed=7)
             print(f"model: an untrained random charge-aware model ({model_path})")
-        system, force, positions = build(args, model_path)
+        elif model_path is None:
+            model_path = openmmenn.shipped_model()
+            print(f"model: the shipped model {model_path}")
+        system, force, positions = build(args, model_path, springs_on=args.model == "random")
     platform = openmm.Platform.getPlatformByName(args.platform)
     dt = 0.001
     langevin = openmm.LangevinMiddleIntegrator(300, 5.0, dt)

@@ -3,14 +3,13 @@
 
     /usr/bin/python3 examples/md_small_molecule.py [--model FILE.enn] [--steps N] [--platform NAME]
 
-Without --model, it converts the MACE reference model in shared/fixtures/mace/public_A (made with
-the real MACE code) to an openmm-enn model file, and if that folder is absent it builds a random
-model with openmmenn.builder. Both have untrained weights and no short-range repulsion: on their
-own they pull atoms onto each other. So this example adds an elastic network (harmonic springs
-between all atom pairs at their starting lengths) to keep the molecule intact; with a trained model
-(pass --model and --no-springs) the ENNForce alone is the potential. The geometry is minimized,
-then run NVE (Verlet, 0.25 fs: the random potential is stiff), and the script reports the drift of
-the total energy per ns per degree of freedom.
+Without --model it uses the shipped model trained on GFN2-xTB data (models/README.md): the ENNForce
+alone is the potential. With --model mace-fixture it converts the MACE reference model in
+shared/fixtures/mace/public_A (made with the real MACE code, with untrained weights). Untrained
+models have no short-range repulsion and pull atoms onto each other, so for them the example adds an
+elastic network (harmonic springs between all atom pairs at their starting lengths) and uses 0.25 fs
+steps. The geometry is minimized, then run NVE (Verlet), and the script reports the drift of the
+total energy per ns per degree of freedom and the predicted charges.
 """
 import argparse
 import os
@@ -35,7 +34,7 @@ ACETAMIDE = np.array([[-0.1736, 0.0107, -0.0430], [-0.0641, -0.0142, -0.0041], [
                       [0.1122, 0.1234, 0.0584], [0.1252, 0.0492, -0.1025], [-0.1012, -0.1921, 0.0693]])
 
 
-def default_model(folder):
+def fixture_model(folder):
     if os.path.isdir(FIXTURE):
         path = os.path.join(folder, "public_A.enn")
         mace.convert_fixture(FIXTURE, path)
@@ -49,23 +48,37 @@ def default_model(folder):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument("--model", help="an openmm-enn model file (default: the converted MACE fixture)")
+    parser.add_argument("--model", help="a model file, or 'mace-fixture' (default: the shipped trained model)")
     parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--timestep-fs", type=float, default=0.25)
+    parser.add_argument("--timestep-fs", type=float, help="default 0.5 (trained) or 0.25 (untrained models)")
     parser.add_argument("--temperature", type=float, default=300.0)
     parser.add_argument("--platform", default="Reference")
-    parser.add_argument("--no-springs", action="store_true", help="no elastic network (for trained models)")
+    parser.add_argument("--springs", action=argparse.BooleanOptionalAction, default=None,
+                        help="elastic network (default: only for untrained models)")
     parser.add_argument("--spring-constant", type=float, default=1.0e5, help="kJ/mol/nm^2")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = args.model or default_model(tmp)
+        trained = args.model is None
+        if args.model is None:
+            try:
+                path = openmmenn.shipped_model()
+                print(f"model: the shipped model {path}")
+            except FileNotFoundError:
+                trained, args.model = False, "mace-fixture"
+        if args.model == "mace-fixture":
+            path = fixture_model(tmp)
+        elif args.model is not None:
+            path = args.model
         force = openmmenn.ENNForce(path)
+    springs_on = (not trained) if args.springs is None else args.springs
+    if args.timestep_fs is None:
+        args.timestep_fs = 0.5 if trained else 0.25
     system = openmm.System()
     for z in ACETAMIDE_Z:
         force.addParticle(system.addParticle(MASSES[z]), z)
     system.addForce(force)
-    if not args.no_springs:
+    if springs_on:
         springs = openmm.HarmonicBondForce()
         for i in range(len(ACETAMIDE_Z)):
             for j in range(i):

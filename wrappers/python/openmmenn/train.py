@@ -199,10 +199,30 @@ def train(args):
     return history
 
 
+def evaluate(model_path, data_path, keys, dtype=torch.float64):
+    """Errors of a model file against labelled data: energy MAE per atom, force MAE, charge MAE and
+    the mean dipole error (dipole of the predicted charges about the centroid)."""
+    model = TorchENNModel.from_file(model_path, dtype)
+    configs = load(data_path, keys)
+    index = {z: i for i, z in enumerate(model.elements)}
+    for c in configs:
+        c["species"] = np.array([index[int(z)] for z in c["z"]])
+        c["graph"] = neighbor_list(c["pos"], model.r_max, c["cell"])
+    totals, count = {}, 0
+    for i in range(0, len(configs), 16):
+        chunk = configs[i:i + 16]
+        batch = Batch(model, chunk, dtype)
+        for key, value in errors(batch, batch.predict(model, False)).items():
+            totals[key] = totals.get(key, 0.0) + value * len(chunk)
+        count += len(chunk)
+    return {key: value / count for key, value in totals.items()}
+
+
 def parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="extxyz file")
-    p.add_argument("--out", required=True, help="model file to write (the best validation epoch)")
+    p.add_argument("--out", help="model file to write (the best validation epoch)")
+    p.add_argument("--evaluate", metavar="MODEL", help="only report the errors of MODEL on --data")
     p.add_argument("--checkpoint", help="torch checkpoint of the best epoch")
     p.add_argument("--metrics", help="JSON-lines metrics file, one line per epoch")
     p.add_argument("--valid-fraction", type=float, default=0.1)
@@ -240,6 +260,13 @@ def main(argv=None):
     args = parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.evaluate:
+        keys = {"energy": args.energy_key, "forces": args.forces_key, "charges": args.charges_key, "dipole": args.dipole_key}
+        result = evaluate(args.evaluate, args.data, keys)
+        print(json.dumps(result, indent=1))
+        return 0
+    if not args.out:
+        raise SystemExit("--out is required for training")
     train(args)
     return 0
 
