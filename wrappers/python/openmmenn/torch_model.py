@@ -43,22 +43,21 @@ def neighbor_list(positions, cutoff, cell=None):
     cell = np.asarray(cell, dtype=float)
     volume = abs(np.linalg.det(cell))
     widths = [volume / np.linalg.norm(np.cross(cell[(k + 1) % 3], cell[(k + 2) % 3])) for k in range(3)]
-    ranges = [int(np.ceil(cutoff / w + 0.5)) + 1 for w in widths]
-    frac = pos @ np.linalg.inv(cell)
+    ranges = [int(np.ceil(cutoff / w + 0.5)) for w in widths]
+    # Pair differences wrapped to fractional coordinates in [-0.5, 0.5], so unwrapped positions work.
+    raw = pos[:, None, :] - pos[None, :, :]
+    wrap = -np.round(raw @ np.linalg.inv(cell)) @ cell
     for a in range(-ranges[0], ranges[0] + 1):
         for b in range(-ranges[1], ranges[1] + 1):
             for c in range(-ranges[2], ranges[2] + 1):
-                shift = np.array([a, b, c]) @ cell
-                d = pos[:, None, :] - pos[None, :, :] + shift
-                r = np.linalg.norm(d, axis=-1)
-                mask = r < cutoff
-                if a == b == c == 0:
-                    mask &= ~np.eye(n, dtype=bool)
+                shift = wrap + np.array([a, b, c]) @ cell
+                r = np.linalg.norm(raw + shift, axis=-1)
+                self_pair = np.eye(n, dtype=bool) & (np.linalg.norm(shift, axis=-1) == 0)
+                mask = (r < cutoff) & ~self_pair
                 rec, sen = np.nonzero(mask)
                 receivers.append(rec)
                 senders.append(sen)
-                shifts.append(np.repeat(shift[None], len(rec), axis=0))
-    del frac
+                shifts.append(shift[rec, sen])
     return np.concatenate(receivers), np.concatenate(senders), np.concatenate(shifts)
 
 
