@@ -118,10 +118,11 @@ def main():
     parser.add_argument("--model", help="a model file with a charge head, or 'random' (default: the shipped model)")
     parser.add_argument("--nvt-steps", type=int, default=100)
     parser.add_argument("--nve-steps", type=int, help="default 300 (explicit) or 2000 (implicit)")
+    parser.add_argument("--timestep-fs", type=float, default=0.5, help="the ML molecule is flexible: 0.5 fs")
     parser.add_argument("--platform", default="Reference")
     args = parser.parse_args()
     if args.nve_steps is None:
-        args.nve_steps = 300 if args.solvent == "explicit" else 2000
+        args.nve_steps = 400 if args.solvent == "explicit" else 4000
     with tempfile.TemporaryDirectory() as tmp:
         model_path = args.model
         if model_path == "random":
@@ -134,7 +135,7 @@ def main():
             print(f"model: the shipped model {model_path}")
         system, force, positions = build(args, model_path, springs_on=args.model == "random")
     platform = openmm.Platform.getPlatformByName(args.platform)
-    dt = 0.001
+    dt = args.timestep_fs * 1e-3
     langevin = openmm.LangevinMiddleIntegrator(300, 5.0, dt)
     verlet = openmm.VerletIntegrator(dt)
     integrator = openmm.CompoundIntegrator()
@@ -174,7 +175,7 @@ def main():
         totals.append(e)
     elapsed = time.time() - start
     drift = np.polyfit(times, totals, 1)[0] * 1000 / dof
-    print(f"\n{args.nvt_steps + args.nve_steps} steps of 1 fs on {args.platform} in {elapsed:.1f} s")
+    print(f"\n{args.nvt_steps + args.nve_steps} steps of {args.timestep_fs} fs on {args.platform} in {elapsed:.1f} s")
     print(f"NVE energy drift: {drift:.4f} kJ/mol/ns per degree of freedom ({dof} degrees of freedom)")
     return 0
 
