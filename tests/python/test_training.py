@@ -52,7 +52,9 @@ class TestTraining(unittest.TestCase):
         print(f"\nvalidation force MAE {best:.3f} eV/A against a zero-force baseline of {baseline:.3f} eV/A; "
               f"charges MAE {rows[-1].get('charges_mae', float('nan')):.3f} e")
         self.assertLess(best, 0.35 * baseline)
-        self.assertLess(rows[-1]["charges_mae"], rows[0]["charges_mae"])
+        # Charges against the trivial baseline of predicting zero charges.
+        charge_baseline = np.mean([np.abs(configs[i].arrays["xtb_charges"]).mean() for i in order])
+        self.assertLess(rows[-1]["charges_mae"], 0.5 * charge_baseline)
         # The exported model runs in C++ with the same energy as in PyTorch.
         import openmm
         import openmmenn

@@ -242,7 +242,7 @@ def parser():
     p.add_argument("--lr-factor", type=float, default=0.5)
     p.add_argument("--lr-patience", type=int, default=8)
     p.add_argument("--patience", type=int, default=30, help="early stopping")
-    p.add_argument("--energy-weight", type=float, default=1.0)
+    p.add_argument("--energy-weight", type=float, default=100.0)
     p.add_argument("--forces-weight", type=float, default=10.0)
     p.add_argument("--charges-weight", type=float, default=10.0)
     p.add_argument("--dipole-weight", type=float, default=1.0)
