@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Main example: molecular dynamics of a small molecule with ENNForce.
 
-    /usr/bin/python3 examples/md_small_molecule.py [--model FILE.enn] [--steps N] [--platform NAME]
+    /usr/bin/python3 examples/md_small_molecule.py [--model FILE.enn] [--molecule acetamide|alanine-dipeptide]
+                                                   [--steps N] [--platform NAME]
 
 Without --model it uses the shipped model trained on GFN2-xTB data (models/README.md): the ENNForce
 alone is the potential. With --model mace-fixture it converts the MACE reference model in
@@ -25,6 +26,7 @@ import openmmenn
 from openmmenn import builder, mace
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ALANINE_DIPEPTIDE = os.path.join(HERE, "..", "models", "structures", "alanine_dipeptide.xyz")
 FIXTURE = os.path.join(HERE, "..", "..", "shared", "fixtures", "mace", "public_A")
 MASSES = {1: 1.008, 6: 12.011, 7: 14.007, 8: 15.999, 16: 32.06}
 # Acetamide (nm), atomic numbers O C N C H H H H H.
@@ -49,6 +51,7 @@ def fixture_model(folder):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--model", help="a model file, or 'mace-fixture' (default: the shipped trained model)")
+    parser.add_argument("--molecule", choices=["acetamide", "alanine-dipeptide"], default="acetamide")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--timestep-fs", type=float, help="default 0.5 (trained) or 0.25 (untrained models)")
     parser.add_argument("--temperature", type=float, default=300.0)
@@ -74,6 +77,12 @@ def main():
     springs_on = (not trained) if args.springs is None else args.springs
     if args.timestep_fs is None:
         args.timestep_fs = 0.5 if trained else 0.25
+    global ACETAMIDE_Z, ACETAMIDE
+    if args.molecule == "alanine-dipeptide":
+        import ase.io
+        atoms = ase.io.read(ALANINE_DIPEPTIDE)
+        ACETAMIDE_Z, ACETAMIDE = [int(z) for z in atoms.numbers], (atoms.positions - atoms.positions.mean(0)) * 0.1
+    print(f"molecule: {args.molecule} ({len(ACETAMIDE_Z)} atoms)")
     system = openmm.System()
     for z in ACETAMIDE_Z:
         force.addParticle(system.addParticle(MASSES[z]), z)
