@@ -77,26 +77,26 @@ def main():
     springs_on = (not trained) if args.springs is None else args.springs
     if args.timestep_fs is None:
         args.timestep_fs = 0.5 if trained else 0.25
-    global ACETAMIDE_Z, ACETAMIDE
+    atomic_numbers, positions = ACETAMIDE_Z, ACETAMIDE
     if args.molecule == "alanine-dipeptide":
         import ase.io
         atoms = ase.io.read(ALANINE_DIPEPTIDE)
-        ACETAMIDE_Z, ACETAMIDE = [int(z) for z in atoms.numbers], (atoms.positions - atoms.positions.mean(0)) * 0.1
-    print(f"molecule: {args.molecule} ({len(ACETAMIDE_Z)} atoms)")
+        atomic_numbers, positions = [int(z) for z in atoms.numbers], (atoms.positions - atoms.positions.mean(0)) * 0.1
+    print(f"molecule: {args.molecule} ({len(atomic_numbers)} atoms)")
     system = openmm.System()
-    for z in ACETAMIDE_Z:
+    for z in atomic_numbers:
         force.addParticle(system.addParticle(MASSES[z]), z)
     system.addForce(force)
     if springs_on:
         springs = openmm.HarmonicBondForce()
-        for i in range(len(ACETAMIDE_Z)):
+        for i in range(len(atomic_numbers)):
             for j in range(i):
-                springs.addBond(i, j, np.linalg.norm(ACETAMIDE[i] - ACETAMIDE[j]), args.spring_constant)
+                springs.addBond(i, j, np.linalg.norm(positions[i] - positions[j]), args.spring_constant)
         system.addForce(springs)
     dt = args.timestep_fs * 1e-3
     integrator = openmm.VerletIntegrator(dt)
     context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName(args.platform))
-    context.setPositions(ACETAMIDE)
+    context.setPositions(positions)
     openmm.LocalEnergyMinimizer.minimize(context, 1.0, 500)
     print(f"minimized: potential energy {context.getState(getEnergy=True).getPotentialEnergy()}")
     context.setVelocitiesToTemperature(args.temperature, 1)
