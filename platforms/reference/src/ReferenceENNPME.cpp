@@ -21,6 +21,12 @@ void reciprocalVectors(const Vec3* box, Vec3* recip) {
     recip[2] = box[0].cross(box[1]) / volume;
 }
 
+void checkSizes(const vector<Vec3>& pos, const vector<double>& q) {
+    if (pos.size() != q.size())
+        throw OpenMM::OpenMMException("ENNForce: reciprocal sum given " + std::to_string(pos.size()) + " positions but " +
+                                      std::to_string(q.size()) + " charges");
+}
+
 double boxVolume(const Vec3* box) {
     return box[0].dot(box[1].cross(box[2]));
 }
@@ -38,12 +44,39 @@ double bsplineDerivative(int n, double x) {
     return bspline(n - 1, x) - bspline(n - 1, x - 1);
 }
 
-/** In-place DFT of a 3D grid along one axis: out[m] = sum_k in[k] exp(sign 2 pi i m k / K). */
+/** out[m] = sum_k in[k] exp(sign 2 pi i m k / n), by mixed-radix Cooley-Tukey (direct sums for prime n). */
+void fft(const Complex* in, int stride, int n, int sign, Complex* out) {
+    int p = 2;
+    while (p * p <= n && n % p != 0)
+        p++;
+    if (p * p > n)
+        p = n; // n is prime (or 1)
+    const int m = n / p;
+    if (m == 1) {
+        for (int k = 0; k < n; k++) {
+            Complex sum = 0;
+            for (int j = 0; j < n; j++)
+                sum += in[j * stride] * std::polar(1.0, sign * 2 * M_PI * double((size_t(j) * k) % n) / n);
+            out[k] = sum;
+        }
+        return;
+    }
+    // p interleaved sub-transforms of length m, then p-point butterflies with twiddles.
+    std::vector<Complex> sub(n);
+    for (int r = 0; r < p; r++)
+        fft(in + r * stride, stride * p, m, sign, &sub[r * m]);
+    for (int k = 0; k < n; k++) {
+        Complex sum = 0;
+        for (int r = 0; r < p; r++)
+            sum += sub[r * m + k % m] * std::polar(1.0, sign * 2 * M_PI * double((size_t(r) * k) % n) / n);
+        out[k] = sum;
+    }
+}
+
+/** The transform of a 3D grid along one axis, in place. */
 void dftAxis(vector<Complex>& data, const int grid[3], int axis, int sign) {
     const int K = grid[axis];
-    vector<Complex> twiddle(K), line(K), out(K);
-    for (int k = 0; k < K; k++)
-        twiddle[k] = std::polar(1.0, sign * 2 * M_PI * k / K);
+    vector<Complex> line(K), out(K);
     const int stride[3] = {grid[1] * grid[2], grid[2], 1};
     const int a1 = (axis + 1) % 3, a2 = (axis + 2) % 3;
     for (int i = 0; i < grid[a1]; i++)
@@ -51,12 +84,7 @@ void dftAxis(vector<Complex>& data, const int grid[3], int axis, int sign) {
             const int base = i * stride[a1] + j * stride[a2];
             for (int k = 0; k < K; k++)
                 line[k] = data[base + k * stride[axis]];
-            for (int m = 0; m < K; m++) {
-                Complex sum = 0;
-                for (int k = 0; k < K; k++)
-                    sum += line[k] * twiddle[(size_t(m) * k) % K];
-                out[m] = sum;
-            }
+            fft(line.data(), 1, K, sign, out.data());
             for (int m = 0; m < K; m++)
                 data[base + m * stride[axis]] = out[m];
         }
@@ -92,6 +120,7 @@ double ewaldKernel(const Vec3& m, double alpha) {
 
 double OpenMMENN::pmeReciprocal(const vector<Vec3>& pos, const vector<double>& q, const Vec3* box, double alpha, const int grid[3],
                                 vector<Vec3>* forces, vector<double>* potential) {
+    checkSizes(pos, q);
     Vec3 recip[3];
     reciprocalVectors(box, recip);
     const double volume = boxVolume(box);
@@ -165,6 +194,7 @@ double OpenMMENN::pmeReciprocal(const vector<Vec3>& pos, const vector<double>& q
 
 double OpenMMENN::ewaldReciprocal(const vector<Vec3>& pos, const vector<double>& q, const Vec3* box, double alpha, int kmax,
                                   vector<Vec3>* forces, vector<double>* potential) {
+    checkSizes(pos, q);
     Vec3 recip[3];
     reciprocalVectors(box, recip);
     const double prefactor = ONE_4PI_EPS0 / (M_PI * boxVolume(box));
