@@ -116,7 +116,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--solvent", choices=["explicit", "implicit"], default="explicit")
     parser.add_argument("--model", help="a model file with a charge head, or 'random' (default: the shipped model)")
-    parser.add_argument("--nvt-steps", type=int, default=100)
+    parser.add_argument("--nvt-steps", type=int, default=400)
     parser.add_argument("--nve-steps", type=int, help="default 300 (explicit) or 2000 (implicit)")
     parser.add_argument("--timestep-fs", type=float, default=0.5, help="the ML molecule is flexible: 0.5 fs")
     parser.add_argument("--platform", default="Reference")
