@@ -83,3 +83,36 @@ class TestTraining(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@unittest.skipIf(shutil.which("xtb") is None, "needs xtb")
+class TestShippedModel(unittest.TestCase):
+    def test_shipped_model_against_fresh_xtb_data(self):
+        """The shipped model, through the C++ Reference platform, on new xtb samples of water, a water
+        trimer and acetamide: forces well below the zero-force baseline, charges close to xtb's."""
+        import ase.io
+        import openmm
+        import openmmenn
+        from openmmenn import xtb as xtb_tool
+        with tempfile.TemporaryDirectory() as tmp:
+            data = os.path.join(tmp, "fresh.extxyz")
+            xtb_tool.main(["--molecules", "H2O", "CH3CONH2", "--water-clusters", "3", "--samples", "4", "--seed", "99",
+                           "--out", data])
+            configs = ase.io.read(data, ":")
+        force_errors, baselines, charge_errors = [], [], []
+        for cfg in configs:
+            system = openmm.System()
+            force = openmmenn.ENNForce(openmmenn.shipped_model())
+            for z in cfg.numbers:
+                force.addParticle(system.addParticle(1.0), int(z))
+            system.addForce(force)
+            context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
+            context.setPositions(cfg.positions * 0.1)
+            f = context.getState(getForces=True).getForces(asNumpy=True)._value * 0.1 / 96.4853321233100184  # eV/A
+            force_errors.append(np.abs(f - cfg.arrays["xtb_forces"]).mean())
+            baselines.append(np.abs(cfg.arrays["xtb_forces"]).mean())
+            charge_errors.append(np.abs(np.array(force.getCharges(context)) - cfg.arrays["xtb_charges"]).mean())
+        print(f"\nshipped model on fresh xtb data: force MAE {np.mean(force_errors):.3f} eV/A (baseline "
+              f"{np.mean(baselines):.3f}), charge MAE {np.mean(charge_errors):.3f} e")
+        self.assertLess(np.mean(force_errors), 0.2 * np.mean(baselines))
+        self.assertLess(np.mean(charge_errors), 0.05)
