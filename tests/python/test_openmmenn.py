@@ -214,6 +214,16 @@ class TestTools(unittest.TestCase):
             rotated_output = dout @ np.einsum("Mabck,a,b,c->Mk", u, x, x, x)
             np.testing.assert_allclose(rotated_input, rotated_output, atol=1e-10)
 
+    def test_benchmark_tool_prints_its_table(self):
+        # A smoke test that the benchmark runs end to end (no timing is asserted: speed belongs to benchmarks).
+        import contextlib
+        import io
+        from openmmenn import bench
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            bench.main(["--systems", "molecule", "--repeats", "1", "--no-torch"])
+        self.assertIn("| molecule | shipped | 9 | Reference |", out.getvalue())
+
     def test_converter_rejects_unsupported_blocks(self):
         folder = os.path.join(FIXTURES, "mace", "public_B")
         if not os.path.isdir(folder):
