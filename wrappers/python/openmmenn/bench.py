@@ -88,37 +88,32 @@ def make_context(model_path, z, pos_angstrom, edge, platform, ligand_pme=False):
     return context
 
 
-def time_openmm(context, repeats, budget):
+def best_time(evaluate, repeats, budget):
+    """(best of `repeats` timings, first timing); best is None when the first exceeds `budget` seconds."""
     start = time.time()
-    context.getState(getForces=True, groups={0})
+    evaluate()
     first = time.time() - start
     if first > budget:
         return None, first
     times = []
     for _ in range(repeats):
         start = time.time()
-        context.getState(getForces=True, groups={0})
+        evaluate()
         times.append(time.time() - start)
     return min(times), first
+
+
+def time_openmm(context, repeats, budget):
+    return best_time(lambda: context.getState(getForces=True, groups={0}), repeats, budget)
 
 
 def time_torch(model_path, z, pos, edge, repeats, budget):
     from .torch_model import TorchENNModel
-    model = TorchENNModel.from_file(model_path)
-    cell = np.eye(3) * edge if edge is not None else None
     if len(z) > 6000:
         return None, float("inf")  # its O(N^2) neighbour list does not scale that far
-    start = time.time()
-    model.evaluate(pos, z, cell)
-    first = time.time() - start
-    if first > budget:
-        return None, first
-    times = []
-    for _ in range(repeats):
-        start = time.time()
-        model.evaluate(pos, z, cell)
-        times.append(time.time() - start)
-    return min(times), first
+    model = TorchENNModel.from_file(model_path)
+    cell = np.eye(3) * edge if edge is not None else None
+    return best_time(lambda: model.evaluate(pos, z, cell), repeats, budget)
 
 
 def main(argv=None):
