@@ -605,6 +605,28 @@ TEST(Electrostatics, BadCouplingInput) {
     OpenMM::Context context(*small, integrator, referencePlatform());
     context.setPositions(ts.pos);
     expectError([&] { context.getState(OpenMM::State::Energy); }, "larger than half the periodic box");
+    // Coupling the same force twice would duplicate MM charges and exceptions.
+    std::unique_ptr<OpenMM::System> twice(ts.classical(NonbondedForce::NoCutoff));
+    ENNForce* once = ts.ennForce("frozen_charges");
+    twice->addForce(once);
+    auto& nbTwice = dynamic_cast<NonbondedForce&>(twice->getForce(0));
+    once->coupleToNonbondedForce(*twice, nbTwice);
+    expectError([&] { once->coupleToNonbondedForce(*twice, nbTwice); }, "couple to a NonbondedForce only once");
+    // Non-physical reaction field, and an MM particle listed twice.
+    {
+        std::unique_ptr<OpenMM::System> rf(ts.classical(NonbondedForce::CutoffNonPeriodic));
+        ENNForce* f = ts.ennForce("frozen_charges");
+        rf->addForce(f);
+        f->coupleToNonbondedForce(*rf, dynamic_cast<NonbondedForce&>(rf->getForce(0)));
+        f->setReactionFieldDielectric(-1.0);
+        expectError([&] { OpenMM::Context c(*rf, integrator, referencePlatform()); }, "reaction-field dielectric must be positive");
+        f->setReactionFieldDielectric(78.3);
+        int particle;
+        double charge;
+        f->getMMParticleParameters(0, particle, charge);
+        f->addMMParticle(particle, charge);
+        expectError([&] { OpenMM::Context c(*rf, integrator, referencePlatform()); }, "listed twice as an MM particle");
+    }
     // Exceptions and MM particles must refer to particles of the System.
     std::unique_ptr<OpenMM::System> plain(ts.classical(NonbondedForce::NoCutoff));
     ENNForce* bad = ts.ennForce("frozen_charges");

@@ -107,6 +107,8 @@ void ENNForce::setGBParticleParameters(int index, int particle, double charge, d
 
 void ENNForce::coupleToNonbondedForce(OpenMM::System& system, OpenMM::NonbondedForce& nonbonded) {
     checkForceInSystem(system, nonbonded, "NonbondedForce");
+    if (electrostaticsMethod != NoElectrostatics || !mmParticles.empty() || !exceptions.empty())
+        throw OpenMMException("ENNForce: electrostatics are already set up; couple to a NonbondedForce only once, on a fresh force");
     if (particles.empty())
         throw OpenMMException("ENNForce: add the ML particles before coupling to a NonbondedForce");
     if (!model->hasChargeHead)
@@ -178,6 +180,8 @@ void ENNForce::coupleToNonbondedForce(OpenMM::System& system, OpenMM::NonbondedF
 
 void ENNForce::coupleToGBSAOBCForce(OpenMM::System& system, OpenMM::GBSAOBCForce& gbsa) {
     checkForceInSystem(system, gbsa, "GBSAOBCForce");
+    if (implicitSolvent || !gbParticles.empty())
+        throw OpenMMException("ENNForce: implicit solvent is already set up; couple to a GBSAOBCForce only once");
     if (gbsa.getNumParticles() != system.getNumParticles())
         throw OpenMMException("ENNForce: the GBSAOBCForce has " + std::to_string(gbsa.getNumParticles()) +
                               " particles but the System has " + std::to_string(system.getNumParticles()));

@@ -5,7 +5,6 @@
 #include "openmm/OpenMMException.h"
 #include "openmm/serialization/SerializationNode.h"
 #include "openmm/serialization/SerializationProxy.h"
-#include "openmm/internal/windowsExport.h"
 #include <algorithm>
 #include <cstdint>
 
@@ -148,8 +147,3 @@ struct RegisterProxies {
 } registerProxies;
 
 } // namespace
-
-namespace OpenMMENN {
-/** Referenced by code that must be sure the proxy is linked in. */
-extern "C" OPENMM_EXPORT void registerENNSerializationProxies() {}
-} // namespace OpenMMENN

@@ -3,6 +3,7 @@
 #include "ReferenceENNPME.h"
 #include "openmmenn/ENNModel.h"
 #include "openmm/OpenMMException.h"
+#include <algorithm>
 #include <cmath>
 
 using namespace OpenMMENN;
@@ -25,7 +26,8 @@ ReferenceENNElectrostatics::ReferenceENNElectrostatics(const OpenMM::System& sys
         double charge;
         force.getMMParticleParameters(i, particle, charge);
         if (siteOf.count(particle))
-            throw OpenMM::OpenMMException("ENNForce: particle " + std::to_string(particle) + " is both an ML and an MM particle");
+            throw OpenMM::OpenMMException("ENNForce: particle " + std::to_string(particle) +
+                                          (siteOf[particle] < numML ? " is both an ML and an MM particle" : " is listed twice as an MM particle"));
         siteOf[particle] = static_cast<int>(sites.size());
         sites.push_back(particle);
         mmCharges.push_back(charge);
@@ -44,6 +46,8 @@ ReferenceENNElectrostatics::ReferenceENNElectrostatics(const OpenMM::System& sys
         gaussianSigma = model.chargeGaussianSigma * model.lengthToNm;
     if (method == ENNForce::CutoffNonPeriodic || method == ENNForce::CutoffPeriodic) {
         const double eps = force.getReactionFieldDielectric();
+        if (!(eps > 0))
+            throw OpenMM::OpenMMException("ENNForce: the reaction-field dielectric must be positive");
         krf = std::pow(cutoff, -3.0) * (eps - 1.0) / (2.0 * eps + 1.0);
         crf = (1.0 / cutoff) * (3.0 * eps) / (2.0 * eps + 1.0);
     }
@@ -77,6 +81,8 @@ ReferenceENNElectrostatics::ReferenceENNElectrostatics(const OpenMM::System& sys
             force.getGBParticleParameters(i, particle, charge, radius, scale);
             if (!(radius > 0.009))
                 throw OpenMM::OpenMMException("ENNForce: GB radius of particle " + std::to_string(particle) + " must exceed 0.009 nm");
+            if (std::find(gbParticles.begin(), gbParticles.end(), particle) != gbParticles.end())
+                throw OpenMM::OpenMMException("ENNForce: particle " + std::to_string(particle) + " has GB parameters twice");
             gbParticles.push_back(particle);
             auto ml = mlIndex.find(particle);
             gbMLIndex.push_back(ml == mlIndex.end() ? -1 : ml->second);

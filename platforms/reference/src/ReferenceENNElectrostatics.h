@@ -36,9 +36,6 @@ public:
     double compute(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box, const std::vector<double>& mlCharges,
                    std::vector<OpenMM::Vec3>& forces, std::vector<double>& potential) const;
 
-    double getPMEAlpha() const { return alpha; }
-    const int* getPMEGrid() const { return grid; }
-
 private:
     double coulomb(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box, const std::vector<double>& siteCharges,
                    std::vector<OpenMM::Vec3>& forces, std::vector<double>& sitePotential) const;

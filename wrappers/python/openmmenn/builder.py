@@ -8,18 +8,7 @@ openmmenn.o3.
 import numpy as np
 
 from . import modelfile, o3
-
-
-def parse_irreps(text):
-    out = []
-    for term in text.split("+"):
-        mul, ir = term.split("x")
-        out.append((int(mul), int(ir[:-1]), 1 if ir[-1] == "e" else -1))
-    return out
-
-
-def irreps_str(entries):
-    return "+".join(f"{m}x{l}{'e' if p > 0 else 'o'}" for m, l, p in entries)
+from .o3 import irreps_str, parse_irreps
 
 
 def _simplify(entries):
@@ -102,7 +91,7 @@ def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e")
         p = f"layers.{t}"
         out = parse_irreps(hid)
         # conv_tp: every path from the layer input and the harmonics to a message irrep.
-        paths, tp_out = [], []
+        paths = []
         for i, (m1, l1, p1) in enumerate(previous):
             for j, (_, l2, p2) in enumerate(sh):
                 for (_, l3, p3) in message:

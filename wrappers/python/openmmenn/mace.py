@@ -20,18 +20,10 @@ import numpy as np
 from . import modelfile, o3
 
 
-def _irreps_terms(text):
-    out = []
-    for term in text.split("+"):
-        mul, ir = term.split("x")
-        out.append((int(mul), int(ir[:-1]), ir[-1]))
-    return out
-
-
 def _linear(desc, weights, per_element_elements=None):
     """An e3nn Linear description -> our linear; checks the e3nn weight layout is the sequential one."""
-    ins = _irreps_terms(desc["irreps_in"])
-    outs = _irreps_terms(desc["irreps_out"])
+    ins = o3.parse_irreps(desc["irreps_in"])
+    outs = o3.parse_irreps(desc["irreps_out"])
     paths, offset = [], 0
     for ins_ in desc["instructions"]:
         mul_in, mul_out = ins_["path_shape"]
@@ -50,8 +42,8 @@ def _skip(desc, weights, num_elements):
     W[u, z, w] sits at weight_offset + (u * n_el + z) * mul_out + w, and the one-hot (0e) path
     multiplies by w3j(l, 0, l) = identity / sqrt(2l + 1), folded into the path weight.
     """
-    ins = _irreps_terms(desc["irreps_in1"])
-    outs = _irreps_terms(desc["irreps_out"])
+    ins = o3.parse_irreps(desc["irreps_in1"])
+    outs = o3.parse_irreps(desc["irreps_out"])
     paths, blocks, offset = [], [], 0
     for ins_ in desc["instructions"]:
         mul1, mul2, mul_out = ins_["path_shape"]
@@ -135,8 +127,8 @@ def convert(hp, state_dict):
             raise ValueError(f"interaction block {cls} is not supported")
         residual = cls == "RealAgnosticResidualInteractionBlock"
         tp = layer["conv_tp"]
-        in1, in2 = _irreps_terms(tp["irreps_in1"]), _irreps_terms(tp["irreps_in2"])
-        outs = _irreps_terms(tp["irreps_out"])
+        in1, in2 = o3.parse_irreps(tp["irreps_in1"]), o3.parse_irreps(tp["irreps_in2"])
+        outs = o3.parse_irreps(tp["irreps_out"])
         paths, offset = [], 0
         for ins in tp["instructions"]:
             if ins["connection_mode"] != "uvu" or ins["weight_offset"] != offset or ins["path_shape"][1] != 1:

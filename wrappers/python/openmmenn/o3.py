@@ -12,6 +12,20 @@ import itertools
 import numpy as np
 
 
+def parse_irreps(text):
+    """'16x0e+16x1o' -> [(16, 0, 1), (16, 1, -1)]: (multiplicity, degree, parity)."""
+    out = []
+    for term in text.split("+"):
+        mul, ir = term.split("x")
+        out.append((int(mul), int(ir[:-1]), 1 if ir[-1] == "e" else -1))
+    return out
+
+
+def irreps_str(entries):
+    """The inverse of parse_irreps."""
+    return "+".join(f"{m}x{l}{'e' if p > 0 else 'o'}" for m, l, p in entries)
+
+
 def _real_to_complex(l):
     """Unitary Q with complex = Q @ real (e3nn's convention, including the (-i)^l)."""
     q = np.zeros((2 * l + 1, 2 * l + 1), dtype=complex)

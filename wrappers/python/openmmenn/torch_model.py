@@ -13,18 +13,18 @@ import numpy as np
 import torch
 
 from . import modelfile
+from .o3 import parse_irreps
 
 # Tensors that training may change; everything else (Wigner 3j, U, frequencies) is a fixed buffer.
 _TRAINABLE_SUFFIXES = (".weight",)
 
 
 def _irreps(text):
+    """[(multiplicity, degree, offset in the feature vector)], and the total dimension."""
     entries, offset = [], 0
-    for term in text.split("+"):
-        mul, ir = term.split("x")
-        l = int(ir[:-1])
-        entries.append((int(mul), l, offset))
-        offset += int(mul) * (2 * l + 1)
+    for mul, l, _ in parse_irreps(text):
+        entries.append((mul, l, offset))
+        offset += mul * (2 * l + 1)
     return entries, offset
 
 
