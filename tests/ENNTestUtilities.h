@@ -6,6 +6,7 @@
 
 #include "openmmenn/ENNForce.h"
 #include "openmm/Context.h"
+#include "openmm/HarmonicBondForce.h"
 #include "openmm/Platform.h"
 #include "openmm/State.h"
 #include "openmm/System.h"
@@ -13,12 +14,16 @@
 #include <gtest/gtest.h>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 extern "C" void registerENNReferenceKernelFactories();
+#ifdef ENN_HAVE_CPU
+extern "C" void registerENNCpuKernelFactories();
+#endif
 
 namespace enntest {
 
@@ -47,7 +52,25 @@ inline OpenMM::Platform& referencePlatform() {
     return OpenMM::Platform::getPlatformByName("Reference");
 }
 
-/** A System holding only an ENNForce over all its particles, with a Context on Reference. */
+#ifdef ENN_HAVE_CPU
+/** OpenMM's CPU platform (loaded from its plugin folder) with our CPU kernels registered. */
+inline OpenMM::Platform& cpuPlatform() {
+    static bool registered = false;
+    if (!registered) {
+        OpenMM::Platform::loadPluginLibrary(std::string(ENN_OPENMM_PLUGIN_DIR) + "/libOpenMMCPU.so");
+        registerENNCpuKernelFactories();
+        registered = true;
+    }
+    return OpenMM::Platform::getPlatformByName("CPU");
+}
+
+/** Context properties selecting the CPU platform's thread count. */
+inline std::map<std::string, std::string> cpuThreads(int threads) {
+    return {{"Threads", std::to_string(threads)}};
+}
+#endif
+
+/** A System holding only an ENNForce over all its particles, with a Context (Reference by default). */
 struct Simulation {
     OpenMM::System system;
     OpenMM::VerletIntegrator integrator{0.0005};
@@ -55,7 +78,8 @@ struct Simulation {
     OpenMMENN::ENNForce* force;
 
     Simulation(const std::string& model, const std::vector<int>& atomicNumbers, const std::vector<Vec3>& positions,
-               const Vec3* box = nullptr, double totalCharge = 0.0) {
+               const Vec3* box = nullptr, double totalCharge = 0.0, OpenMM::Platform* platform = nullptr,
+               const std::map<std::string, std::string>& properties = {}) {
         force = new OpenMMENN::ENNForce(model);
         for (int z : atomicNumbers) {
             force->addParticle(system.addParticle(z == 1 ? 1.008 : 2.0 * z), z);
@@ -66,7 +90,7 @@ struct Simulation {
             system.setDefaultPeriodicBoxVectors(box[0], box[1], box[2]);
         }
         system.addForce(force);
-        context = std::make_unique<OpenMM::Context>(system, integrator, referencePlatform());
+        context = std::make_unique<OpenMM::Context>(system, integrator, platform ? *platform : referencePlatform(), properties);
         context->setPositions(positions);
     }
     double energy() { return context->getState(OpenMM::State::Energy).getPotentialEnergy(); }
@@ -104,6 +128,17 @@ inline void smallMolecule(std::vector<int>& z, std::vector<Vec3>& pos) {
     pos = {Vec3(0.000, 0.010, -0.005), Vec3(0.151, -0.004, 0.012), Vec3(0.212, 0.101, 0.003), Vec3(0.208, -0.125, 0.021),
            Vec3(-0.038, 0.112, 0.004), Vec3(-0.036, -0.045, 0.083), Vec3(-0.041, -0.036, -0.096), Vec3(0.305, -0.131, 0.037),
            Vec3(0.160, -0.210, 0.018), Vec3(0.302, 0.092, -0.010)};
+}
+
+/** Springs between all pairs at their current lengths (holds an untrained molecule together).
+ *  Not periodic: a minimum-image spring longer than half the box would flip discontinuously. */
+inline OpenMM::HarmonicBondForce* elasticNetwork(const std::vector<Vec3>& pos, double k) {
+    auto* springs = new OpenMM::HarmonicBondForce();
+    for (size_t i = 0; i < pos.size(); i++)
+        for (size_t j = 0; j < i; j++)
+            springs->addBond(i, j, std::sqrt((pos[i] - pos[j]).dot(pos[i] - pos[j])), k);
+    springs->setUsesPeriodicBoundaryConditions(false);
+    return springs;
 }
 
 /** Slope of a least-squares line through (time ps, total energy kJ/mol), per ns per degree of freedom. */

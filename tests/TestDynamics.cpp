@@ -10,7 +10,6 @@
 // test checks this) and so do real work on the trajectory.
 
 #include "ENNTestUtilities.h"
-#include "openmm/HarmonicBondForce.h"
 #include <iostream>
 
 using namespace enntest;
@@ -28,13 +27,7 @@ Run run(const std::string& model, const Vec3* box, double dt, const std::string&
     smallMolecule(z, pos);
     Simulation sim(model, z, pos, box);
     const double ennForce = maxAbs(sim.forces());
-    auto* springs = new OpenMM::HarmonicBondForce();
-    for (size_t i = 0; i < z.size(); i++)
-        for (size_t j = 0; j < i; j++)
-            springs->addBond(i, j, std::sqrt((pos[i] - pos[j]).dot(pos[i] - pos[j])), 1e3);
-    // Not periodic: a minimum-image spring longer than half the box would flip discontinuously.
-    springs->setUsesPeriodicBoundaryConditions(false);
-    sim.system.addForce(springs);
+    sim.system.addForce(elasticNetwork(pos, 1e3));
     sim.context->reinitialize(true);
     sim.integrator.setStepSize(dt);
     sim.context->setVelocitiesToTemperature(300.0, 2024);

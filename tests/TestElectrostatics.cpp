@@ -7,7 +7,7 @@
 // * PME against the plain Ewald sum as the grid is refined, with and without a net charge.
 // * Bad coupling input is refused with a clear OpenMMException.
 
-#include "ENNTestUtilities.h"
+#include "ENNTestSystems.h"
 #include "ReferenceENNElectrostatics.h"
 #include "ReferenceENNPME.h"
 #include "openmm/GBSAOBCForce.h"
@@ -25,138 +25,6 @@ using OpenMM::NonbondedForce;
 using OpenMMENN::ENNForce;
 
 namespace {
-
-const std::map<int, double> FrozenCharge = {{1, 0.21}, {6, -0.13}, {7, -0.47}, {8, -0.52}};
-
-/** A ligand (the small test molecule) among TIP3P-like waters. The first `numML` ligand atoms form the ML region. */
-struct TestSystem {
-    std::vector<int> z;      // atomic number of every particle
-    std::vector<Vec3> pos;
-    std::vector<int> ml;     // ML particles
-    std::vector<std::pair<int, int>> bonds;
-    bool periodic = false;
-    Vec3 box[3];
-
-    /** numWaters < 0: fill the box with waters on a 0.31 nm lattice (a liquid-density solvent). */
-    TestSystem(int numML, const Vec3* boxVectors, int numWaters) {
-        smallMolecule(z, pos);
-        for (int i = 0; i < numML; i++)
-            ml.push_back(i);
-        Vec3 center(1.2, 1.2, 1.2);
-        for (Vec3& p : pos)
-            p += center;
-        for (size_t i = 0; i < pos.size(); i++)
-            for (size_t j = 0; j < i; j++)
-                if (std::sqrt((pos[i] - pos[j]).dot(pos[i] - pos[j])) < 0.16)
-                    bonds.push_back({(int) j, (int) i});
-        if (boxVectors) {
-            periodic = true;
-            for (int k = 0; k < 3; k++)
-                box[k] = boxVectors[k];
-        }
-        std::mt19937 rng(11);
-        std::uniform_real_distribution<double> uniform(0.0, 1.0);
-        int added = 0;
-        const Vec3 cell[3] = {boxVectors ? boxVectors[0] : Vec3(2.4, 0, 0), boxVectors ? boxVectors[1] : Vec3(0, 2.4, 0),
-                              boxVectors ? boxVectors[2] : Vec3(0, 0, 2.4)};
-        std::vector<Vec3> lattice;
-        if (numWaters < 0) {
-            const int n = static_cast<int>(cell[0][0] / 0.31);
-            for (int a = 0; a < n; a++)
-                for (int b = 0; b < n; b++)
-                    for (int c = 0; c < n; c++)
-                        lattice.push_back(cell[0] * ((a + 0.5) / n) + cell[1] * ((b + 0.5) / n) + cell[2] * ((c + 0.5) / n));
-            numWaters = static_cast<int>(lattice.size());
-        }
-        for (size_t site = 0; added < numWaters; site++) {
-            Vec3 o = lattice.empty() ? cell[0] * uniform(rng) + cell[1] * uniform(rng) + cell[2] * uniform(rng) : lattice[site];
-            bool clash = false;
-            for (const Vec3& p : pos) {
-                Vec3 d = p - o;
-                if (boxVectors) // nearest image
-                    for (int k = 2; k >= 0; k--)
-                        d -= cell[k] * std::round(d[k] / cell[k][k]);
-                clash = clash || std::sqrt(d.dot(d)) < 0.3;
-            }
-            if (clash) {
-                if (!lattice.empty())
-                    numWaters--;
-                continue;
-            }
-            auto rot = randomOrthogonal(rng, false);
-            Vec3 h1 = o + rotate(rot, Vec3(0.09572, 0, 0)), h2 = o + rotate(rot, Vec3(-0.024, 0.0927, 0));
-            const int first = static_cast<int>(z.size());
-            z.insert(z.end(), {8, 1, 1});
-            pos.insert(pos.end(), {o, h1, h2});
-            bonds.push_back({first, first + 1});
-            bonds.push_back({first, first + 2});
-            added++;
-        }
-    }
-
-    bool isML(int i) const { return std::find(ml.begin(), ml.end(), i) != ml.end(); }
-    bool isWater(int i) const { return i >= 10; }
-
-    double charge(int i) const {
-        if (!isWater(i))
-            return FrozenCharge.at(z[i]);
-        return z[i] == 8 ? -0.834 : 0.417;
-    }
-
-    /** The classical System: all charges, LJ on heavy atoms, exceptions from bonds (AMBER 1-4 scales). */
-    OpenMM::System* classical(NonbondedForce::NonbondedMethod method, double cutoff = 1.0) const {
-        auto* system = new OpenMM::System();
-        auto* nb = new NonbondedForce();
-        for (size_t i = 0; i < z.size(); i++) {
-            system->addParticle(z[i] == 1 ? 1.008 : 2.0 * z[i]);
-            nb->addParticle(charge(i), z[i] == 1 ? 0.1 : 0.315, z[i] == 1 ? 0.0 : 0.6);
-        }
-        nb->createExceptionsFromBonds(bonds, 0.8333, 0.5);
-        nb->setNonbondedMethod(method);
-        nb->setCutoffDistance(cutoff);
-        nb->setReactionFieldDielectric(78.3);
-        nb->setUseDispersionCorrection(false);
-        nb->setPMEParameters(3.2, 28, 28, 28);
-        if (periodic)
-            system->setDefaultPeriodicBoxVectors(box[0], box[1], box[2]);
-        system->addForce(nb);
-        return system;
-    }
-
-    /** Lennard-Jones between ML atoms only (the rewired NonbondedForce excludes it: it is the model's job). */
-    OpenMM::System* mlLennardJones(NonbondedForce::NonbondedMethod method) const {
-        OpenMM::System* system = classical(method);
-        auto& nb = dynamic_cast<NonbondedForce&>(system->getForce(0));
-        for (int i = 0; i < nb.getNumParticles(); i++) {
-            double q, sigma, eps;
-            nb.getParticleParameters(i, q, sigma, eps);
-            nb.setParticleParameters(i, 0.0, sigma, isML(i) ? eps : 0.0);
-        }
-        for (int e = 0; e < nb.getNumExceptions(); e++) {
-            int a, b;
-            double qq, sigma, eps;
-            nb.getExceptionParameters(e, a, b, qq, sigma, eps);
-            nb.setExceptionParameters(e, a, b, 0.0, sigma, isML(a) && isML(b) ? eps : 0.0);
-        }
-        return system;
-    }
-
-    double mlTotalCharge() const {
-        double q = 0;
-        for (int i : ml)
-            q += charge(i);
-        return q;
-    }
-
-    ENNForce* ennForce(const std::string& model) const {
-        auto* force = new ENNForce(modelPath(model));
-        for (int i : ml)
-            force->addParticle(i, z[i]);
-        force->setTotalCharge(mlTotalCharge());
-        force->setUsesPeriodicBoundaryConditions(periodic);
-        return force;
-    }
-};
 
 struct Evaluation {
     double energy;
@@ -227,8 +95,6 @@ void compareWithNonbonded(const TestSystem& ts, NonbondedForce::NonbondedMethod 
 }
 
 
-const Vec3 CubicBox[3] = {Vec3(2.4, 0, 0), Vec3(0, 2.4, 0), Vec3(0, 0, 2.4)};
-const Vec3 TriclinicBox[3] = {Vec3(2.4, 0, 0), Vec3(0.4, 2.3, 0), Vec3(-0.5, 0.6, 2.2)};
 
 TEST(Electrostatics, SameAsNonbondedForceNoCutoff) {
     for (int numML : {10, 6})
@@ -334,25 +200,11 @@ TEST(Electrostatics, ChainRuleForEveryMethod) {
     for (auto method : {NonbondedForce::NoCutoff, NonbondedForce::CutoffNonPeriodic, NonbondedForce::CutoffPeriodic, NonbondedForce::PME}) {
         const bool periodic = method == NonbondedForce::CutoffPeriodic || method == NonbondedForce::PME;
         TestSystem ts(6, periodic ? TriclinicBox : nullptr, 20);
-        std::unique_ptr<OpenMM::System> system(ts.classical(method));
-        ENNForce* force = ts.ennForce("damped_charge");
-        system->addForce(force);
-        force->coupleToNonbondedForce(*system, dynamic_cast<NonbondedForce&>(system->getForce(0)));
-        checkChainRule(*system, ts.pos, atoms, "NonbondedForce method " + std::to_string(method),
+        checkChainRule(*ts.coupledToNonbonded("damped_charge", method), ts.pos, atoms, "NonbondedForce method " + std::to_string(method),
                        method == NonbondedForce::NoCutoff ? 0.0 : 1.0);
     }
     TestSystem ts(6, nullptr, 6);
-    OpenMM::System system;
-    auto* gb = new OpenMM::GBSAOBCForce();
-    for (size_t i = 0; i < ts.z.size(); i++) {
-        system.addParticle(1.0);
-        gb->addParticle(ts.charge(i), ts.z[i] == 1 ? 0.12 : 0.16, 0.8);
-    }
-    system.addForce(gb);
-    ENNForce* force = ts.ennForce("damped_charge");
-    system.addForce(force);
-    force->coupleToGBSAOBCForce(system, *gb);
-    checkChainRule(system, ts.pos, atoms, "GB-OBC");
+    checkChainRule(*ts.coupledToImplicitSolvent("damped_charge"), ts.pos, atoms, "GB-OBC");
 }
 
 TEST(Electrostatics, CoupledSystemSerializesAndUpdatesCharges) {

@@ -96,9 +96,10 @@ class TestForce(unittest.TestCase):
         context2.setPositions(pos)
         self.assertEqual(energy(context), energy(context2))
 
-    def test_reference_factory_does_not_claim_other_platforms(self):
-        # Our Reference factory registers on "Reference" only, so the CPU platform (which has no
-        # ENNForce kernel yet) must refuse the force instead of silently running the Reference one.
+    def test_cpu_platform_loads_from_plugin_folder(self):
+        # libOpenMMENNCPU is found through OpenMM's plugin loading (its RPATH reaches libOpenMMCPU),
+        # registers on "CPU" only, and runs in float: close to Reference (1e-5, the CPU tolerance),
+        # but not bitwise equal, which would mean the Reference kernel had been picked.
         names = [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]
         if "CPU" not in names:
             self.skipTest("OpenMM's CPU platform is not installed")
@@ -108,8 +109,15 @@ class TestForce(unittest.TestCase):
         for zi in z:
             force.addParticle(system.addParticle(1.0), zi)
         system.addForce(force)
-        with self.assertRaisesRegex(Exception, "does not support all required kernels"):
-            openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("CPU"))
+        energies = {}
+        for name, properties in (("Reference", {}), ("CPU", {"Threads": "2"})):
+            context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName(name), properties)
+            context.setPositions(pos)
+            energies[name] = energy(context)
+            if name == "CPU":
+                self.assertEqual(context.getPlatform().getPropertyValue(context, "Threads"), "2")
+        self.assertNotEqual(energies["CPU"], energies["Reference"])
+        self.assertAlmostEqual(energies["CPU"], energies["Reference"], delta=1e-5 * abs(energies["Reference"]))
 
     def test_coupling_to_nonbonded_force_matches_openmm(self):
         # Frozen per-element charges: ENNForce coupled to the NonbondedForce, minus the network alone,

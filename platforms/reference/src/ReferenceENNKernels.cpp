@@ -11,11 +11,7 @@ static OpenMM::ReferencePlatform::PlatformData& platformData(OpenMM::ContextImpl
     return *reinterpret_cast<OpenMM::ReferencePlatform::PlatformData*>(context.getPlatformData());
 }
 
-void ReferenceCalcENNForceKernel::initialize(const OpenMM::System& system, const ENNForce& force) {
-    network = std::make_unique<ReferenceENNNetwork>(force.getModelPtr());
-    electrostatics = std::make_unique<ReferenceENNElectrostatics>(system, force);
-    if (!electrostatics->active())
-        electrostatics.reset();
+void ENNParticles::read(const ENNForce& force) {
     particles.clear();
     species.clear();
     for (int i = 0; i < force.getNumParticles(); i++) {
@@ -28,26 +24,49 @@ void ReferenceCalcENNForceKernel::initialize(const OpenMM::System& system, const
     periodic = force.usesPeriodicBoundaryConditions();
 }
 
-std::vector<ENNEdge> ReferenceCalcENNForceKernel::buildEdges(OpenMM::ContextImpl& context) {
-    const ENNModel& m = network->getModel();
-    const std::vector<Vec3>& pos = *platformData(context).positions;
-    const double toModel = 1.0 / m.lengthToNm;
-    std::vector<Vec3> local(particles.size());
+void ENNParticles::update(const ENNForce& force) {
+    if (force.getNumParticles() != static_cast<int>(particles.size()))
+        throw OpenMM::OpenMMException("ENNForce: updateParametersInContext cannot change the number of particles");
+    for (int i = 0; i < force.getNumParticles(); i++) {
+        int particle, z;
+        force.getParticleParameters(i, particle, z);
+        if (particle != particles[i] || force.getModel().elementIndex(z) != species[i])
+            throw OpenMM::OpenMMException("ENNForce: updateParametersInContext cannot change the particles or their elements");
+    }
+    totalCharge = force.getTotalCharge();
+}
+
+void ENNParticles::gather(const std::vector<Vec3>& pos, double scale, std::vector<Vec3>& out) const {
+    out.resize(particles.size());
     for (size_t i = 0; i < particles.size(); i++) {
         const Vec3& p = pos[particles[i]];
         if (!std::isfinite(p[0]) || !std::isfinite(p[1]) || !std::isfinite(p[2]))
             throw OpenMM::OpenMMException("ENNForce: particle " + std::to_string(particles[i]) + " has a non-finite position (NaN or infinity)");
-        local[i] = p * toModel;
+        out[i] = p * scale;
     }
+}
+
+void ReferenceCalcENNForceKernel::initialize(const OpenMM::System& system, const ENNForce& force) {
+    network = std::make_unique<ReferenceENNNetwork>(force.getModelPtr());
+    electrostatics = std::make_unique<ReferenceENNElectrostatics>(system, force);
+    if (!electrostatics->active())
+        electrostatics.reset();
+    ml.read(force);
+}
+
+std::vector<ENNEdge> ReferenceCalcENNForceKernel::buildEdges(OpenMM::ContextImpl& context) {
+    const ENNModel& m = network->getModel();
+    const double toModel = 1.0 / m.lengthToNm;
+    std::vector<Vec3> local;
+    ml.gather(*platformData(context).positions, toModel, local);
     Vec3 box[3];
-    if (periodic) {
+    if (ml.periodic) {
         const Vec3* b = platformData(context).periodicBoxVectors;
         for (int k = 0; k < 3; k++)
             box[k] = b[k] * toModel;
     }
-    return buildReferenceEdges(local, m.rMax, periodic ? box : nullptr);
+    return buildReferenceEdges(local, m.rMax, ml.periodic ? box : nullptr);
 }
-
 double ReferenceCalcENNForceKernel::execute(OpenMM::ContextImpl& context, bool includeForces, bool) {
     const ENNModel& m = network->getModel();
     std::vector<ENNEdge> edges = buildEdges(context);
@@ -64,12 +83,12 @@ double ReferenceCalcENNForceKernel::execute(OpenMM::ContextImpl& context, bool i
                 p /= m.energyToKJPerMol;
         };
     }
-    double energy = network->compute(species, edges, totalCharge, coupling, nullptr, includeForces ? &gradient : nullptr);
+    double energy = network->compute(ml.species, edges, ml.totalCharge, coupling, nullptr, includeForces ? &gradient : nullptr);
     if (includeForces) {
         std::vector<Vec3>& forces = *platformData(context).forces;
         const double scale = m.energyToKJPerMol / m.lengthToNm;
-        for (size_t i = 0; i < particles.size(); i++)
-            forces[particles[i]] -= gradient[i] * scale;
+        for (size_t i = 0; i < ml.particles.size(); i++)
+            forces[ml.particles[i]] -= gradient[i] * scale;
         for (size_t i = 0; i < electrostaticForces.size(); i++)
             forces[i] += electrostaticForces[i];
     }
@@ -77,21 +96,13 @@ double ReferenceCalcENNForceKernel::execute(OpenMM::ContextImpl& context, bool i
 }
 
 void ReferenceCalcENNForceKernel::copyParametersToContext(OpenMM::ContextImpl&, const ENNForce& force) {
-    if (force.getNumParticles() != static_cast<int>(particles.size()))
-        throw OpenMM::OpenMMException("ENNForce: updateParametersInContext cannot change the number of particles");
-    for (int i = 0; i < force.getNumParticles(); i++) {
-        int particle, z;
-        force.getParticleParameters(i, particle, z);
-        if (particle != particles[i] || force.getModel().elementIndex(z) != species[i])
-            throw OpenMM::OpenMMException("ENNForce: updateParametersInContext cannot change the particles or their elements");
-    }
-    totalCharge = force.getTotalCharge();
+    ml.update(force);
     if (electrostatics)
         electrostatics->updateCharges(force);
 }
 
 std::vector<double> ReferenceCalcENNForceKernel::getCharges(OpenMM::ContextImpl& context) {
     std::vector<double> charges;
-    network->compute(species, buildEdges(context), totalCharge, {}, &charges, nullptr);
+    network->compute(ml.species, buildEdges(context), ml.totalCharge, {}, &charges, nullptr);
     return charges;
 }

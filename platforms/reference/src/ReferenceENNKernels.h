@@ -8,6 +8,18 @@
 
 namespace OpenMMENN {
 
+/** What every platform's kernel keeps of an ENNForce's ML particles (shared by the CPU kernel). */
+struct ENNParticles {
+    std::vector<int> particles, species; // System index and element index of each ML particle
+    double totalCharge = 0.0;
+    bool periodic = false;
+    void read(const ENNForce& force);
+    /** updateParametersInContext: takes the new total charge; throws if the particles changed. */
+    void update(const ENNForce& force);
+    /** The ML particles' positions times `scale`; throws OpenMMException on a non-finite position. */
+    void gather(const std::vector<OpenMM::Vec3>& positions, double scale, std::vector<OpenMM::Vec3>& out) const;
+};
+
 /** ENNForce on the Reference platform: double precision throughout. */
 class ReferenceCalcENNForceKernel : public CalcENNForceKernel {
 public:
@@ -22,9 +34,7 @@ private:
     std::vector<ENNEdge> buildEdges(OpenMM::ContextImpl& context);
     std::unique_ptr<ReferenceENNNetwork> network;
     std::unique_ptr<ReferenceENNElectrostatics> electrostatics; // null when the force has no coupling
-    std::vector<int> particles, species;
-    double totalCharge = 0.0;
-    bool periodic = false;
+    ENNParticles ml;
 };
 
 } // namespace OpenMMENN

@@ -280,6 +280,40 @@ void ReferenceENNNetwork::sphericalHarmonics(const Vec3& v, double* y, double (*
         }
 }
 
+void ReferenceENNNetwork::radialWeights(int layer, double r, vector<double>& w, vector<double>& dwdr) const {
+    // Forward-mode derivative through the MLP: the tangent of every layer rides along with its value.
+    const RadialMLPSpec& mlp = model->layers[layer].radial;
+    const int nb = mlp.sizes[0];
+    vector<double> t(nb), dt(nb);
+    radialBasis(*model, r, t.data(), dt.data());
+    const int layers = static_cast<int>(mlp.weights.size());
+    for (int k = 0; k < layers; k++) {
+        const int nin = mlp.sizes[k], nout = mlp.sizes[k + 1];
+        vector<double> pre(nout, 0.0), dpre(nout, 0.0);
+        for (int i = 0; i < nin; i++)
+            for (int j = 0; j < nout; j++) {
+                pre[j] += t[i] * mlp.weights[k][i * nout + j];
+                dpre[j] += dt[i] * mlp.weights[k][i * nout + j];
+            }
+        t.resize(nout);
+        dt.resize(nout);
+        for (int j = 0; j < nout; j++) {
+            pre[j] *= mlp.weightScales[k];
+            dpre[j] *= mlp.weightScales[k];
+            if (k + 1 < layers) {
+                double derivative;
+                t[j] = activation(mlp.activation, pre[j], &derivative);
+                dt[j] = derivative * dpre[j];
+            } else {
+                t[j] = pre[j];
+                dt[j] = dpre[j];
+            }
+        }
+    }
+    w = t;
+    dwdr = dt;
+}
+
 template <class Visit>
 void ReferenceENNNetwork::forEachMonomial(int layer, int element, Visit visit) const {
     const LayerSpec& L = model->layers[layer];

@@ -37,17 +37,28 @@ public:
 
     const ENNModel& getModel() const { return *model; }
 
-private:
+    // ---- model-derived tables, shared with the optimized platforms (which build theirs from these) ----
     struct SparseEntry {
         int i, j, k;
         double value;
     };
+    /** The non-zero entries of a Wigner 3j block. */
+    const std::vector<SparseEntry>& sparseW3j(int l1, int l2, int l3);
+    /** One correlation order of a symmetric contraction, with U and W merged per element:
+     *  B[c, M] += coefficients[element][term][c] * A[c, a1] * ... * A[c, a_nu] for each term (M, a1..a_nu). */
     struct ContractionTerms {
         int correlation;
         std::vector<std::array<int, 4>> terms; // M, a1..a_nu (sorted; unused slots -1)
         std::vector<double> coefficients;      // [element][term][channel]
     };
-    const std::vector<SparseEntry>& sparseW3j(int l1, int l2, int l3);
+    /** [contraction][nu-1] of a layer. */
+    const std::vector<std::vector<ContractionTerms>>& layerContractions(int layer) const { return contractionTerms[layer]; }
+    /** Normalisation of the harmonics recursion Y_l = norm_l C(1, l-1, l) Y_1 Y_{l-1}. */
+    double harmonicsNormalization(int l) const { return shNormalization[l]; }
+    /** The tensor-product weights of a layer's radial MLP at distance r (model units) and their r-derivative. */
+    void radialWeights(int layer, double r, std::vector<double>& w, std::vector<double>& dwdr) const;
+
+private:
     void sphericalHarmonics(const OpenMM::Vec3& v, double* y, double (*dy)[3]) const;
     /** Calls visit(outIndex, coefficient, positions, nu) for each monomial of a layer's symmetric
      *  contraction: B[outIndex] += coefficient * A[positions[0]] * ... * A[positions[nu-1]]. */

@@ -1,0 +1,71 @@
+#include "CpuENNKernels.h"
+#include "openmm/OpenMMException.h"
+#include "openmm/internal/ContextImpl.h"
+#include "CpuPlatform.h"
+#include "ReferencePlatform.h"
+
+using namespace OpenMMENN;
+using OpenMM::Vec3;
+
+static OpenMM::ReferencePlatform::PlatformData& referenceData(OpenMM::ContextImpl& context) {
+    return *reinterpret_cast<OpenMM::ReferencePlatform::PlatformData*>(context.getPlatformData());
+}
+
+void CpuCalcENNForceKernel::initialize(const OpenMM::System& system, const ENNForce& force) {
+    ml.read(force);
+    network = std::make_unique<CpuENNNetwork>(force.getModelPtr(), ml.species);
+    electrostatics = std::make_unique<CpuENNElectrostatics>(system, force);
+    if (!electrostatics->active())
+        electrostatics.reset();
+}
+
+double CpuCalcENNForceKernel::evaluate(OpenMM::ContextImpl& context, std::vector<double>* charges, bool includeForces) {
+    const ENNModel& m = network->getModel();
+    OpenMM::ReferencePlatform::PlatformData& data = referenceData(context);
+    OpenMM::ThreadPool& pool = OpenMM::CpuPlatform::getPlatformData(context).threads;
+    const double toModel = 1.0 / m.lengthToNm;
+    ml.gather(*data.positions, toModel, local);
+    Vec3 box[3];
+    if (ml.periodic)
+        for (int k = 0; k < 3; k++)
+            box[k] = data.periodicBoxVectors[k] * toModel;
+    double electrostaticEnergy = 0.0;
+    ChargeCoupling coupling;
+    if (electrostatics && !charges) {
+        // Electrostatics in OpenMM units with the predicted charges; phi goes back to model units.
+        coupling = [&](const std::vector<double>& q, std::vector<double>& phi) {
+            electrostaticForces.assign(data.positions->size(), Vec3());
+            electrostaticEnergy = electrostatics->compute(*data.positions, data.periodicBoxVectors, q, electrostaticForces, phi, pool);
+            for (double& p : phi)
+                p /= m.energyToKJPerMol;
+        };
+    }
+    const double energy = network->compute(local, ml.periodic ? box : nullptr, ml.totalCharge, coupling, charges,
+                                           includeForces ? &gradient : nullptr, pool);
+    if (includeForces) {
+        std::vector<Vec3>& forces = *data.forces;
+        const double scale = m.energyToKJPerMol / m.lengthToNm;
+        for (size_t i = 0; i < ml.particles.size(); i++)
+            forces[ml.particles[i]] -= gradient[i] * scale;
+        if (coupling)
+            for (size_t i = 0; i < electrostaticForces.size(); i++)
+                forces[i] += electrostaticForces[i];
+    }
+    return energy * m.energyToKJPerMol + electrostaticEnergy;
+}
+
+double CpuCalcENNForceKernel::execute(OpenMM::ContextImpl& context, bool includeForces, bool) {
+    return evaluate(context, nullptr, includeForces);
+}
+
+void CpuCalcENNForceKernel::copyParametersToContext(OpenMM::ContextImpl&, const ENNForce& force) {
+    ml.update(force);
+    if (electrostatics)
+        electrostatics->updateCharges(force);
+}
+
+std::vector<double> CpuCalcENNForceKernel::getCharges(OpenMM::ContextImpl& context) {
+    std::vector<double> charges;
+    evaluate(context, &charges, false);
+    return charges;
+}

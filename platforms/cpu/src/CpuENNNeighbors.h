@@ -1,0 +1,42 @@
+#ifndef OPENMM_CPU_ENN_NEIGHBORS_H_
+#define OPENMM_CPU_ENN_NEIGHBORS_H_
+
+// Cell-list neighbour search for the CPU platform. Atoms are binned by fractional coordinates, so
+// any triclinic box works; a box narrower than 2 cutoffs gets one cell per direction and the search
+// walks over as many periodic images as the cutoff reaches, so every (atom, image) pair within the
+// cutoff is found exactly once. Storage is kept between calls (no allocation once sizes settle).
+
+#include "openmm/Vec3.h"
+#include "openmm/internal/ThreadPool.h"
+#include <vector>
+
+namespace OpenMMENN {
+
+class CpuENNNeighborList {
+public:
+    /**
+     * All directed edges with |vec| < cutoff, grouped by receiver (ascending), vec = x[receiver] -
+     * image of x[sender], in float. `box` is null for non-periodic systems, else OpenMM's reduced
+     * triclinic form. Throws OpenMMException if two atoms coincide.
+     */
+    void build(const std::vector<OpenMM::Vec3>& positions, double cutoff, const OpenMM::Vec3* box, OpenMM::ThreadPool& pool);
+
+    int numEdges() const { return static_cast<int>(sender.size()); }
+    std::vector<int> receiverStart;     // edges of receiver n: [receiverStart[n], receiverStart[n+1])
+    std::vector<int> receiver, sender;  // per edge
+    std::vector<float> vec;             // per edge, 3 components
+    std::vector<int> senderStart, bySender; // edges sent by n: bySender[senderStart[n] .. senderStart[n+1])
+
+private:
+    std::vector<OpenMM::Vec3> wrapped;
+    std::vector<int> cellOf, cellStart, cellAtoms;
+    struct ThreadEdges {
+        std::vector<int> receiver, sender;
+        std::vector<float> vec;
+    };
+    std::vector<ThreadEdges> threadEdges;
+};
+
+} // namespace OpenMMENN
+
+#endif

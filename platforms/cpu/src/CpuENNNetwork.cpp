@@ -1,0 +1,738 @@
+#include "CpuENNNetwork.h"
+#include "CpuENNParallel.h"
+#include "openmm/OpenMMException.h"
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <type_traits>
+
+using namespace OpenMMENN;
+using OpenMM::Vec3;
+using std::vector;
+
+namespace {
+
+typedef CpuENNNetwork::Matrix Matrix;
+
+const int MaxHarmonics = 64; // l_max <= 7
+
+/** Where an irreps entry (given by its offset in the [channel][m] layout) lives in an array stored
+ *  with `storage` irreps in [m][channel] layout: its channel 0, component 0, and the step between m. */
+void locate(const Irreps& storage, const Irreps::Entry& entry, int& offset, int& step) {
+    for (const auto& e : storage.entries)
+        if (entry.offset >= e.offset && entry.offset < e.offset + e.dim()) {
+            const int first = (entry.offset - e.offset) / e.ir.dim();
+            if (e.ir.dim() != entry.ir.dim() || first + entry.mul > e.mul)
+                break;
+            offset = e.offset + first;
+            step = e.mul;
+            return;
+        }
+    throw OpenMM::OpenMMException("ENNForce: irreps " + storage.str() + " do not have the layout of an entry " +
+                                  std::to_string(entry.mul) + "x" + std::to_string(entry.ir.l) + " at offset " + std::to_string(entry.offset));
+}
+
+/** A linear reading an array stored with `inStorage` irreps and writing one stored with `outStorage`. */
+CpuENNNetwork::Linear makeLinear(const LinearSpec& spec, int numElements, double scale, const Irreps& inStorage, const Irreps& outStorage) {
+    CpuENNNetwork::Linear op;
+    op.dimIn = spec.in.dim;
+    op.dimOut = spec.out.dim;
+    op.perElement = spec.perElement;
+    if (inStorage.dim != spec.in.dim || outStorage.dim != spec.out.dim)
+        throw OpenMM::OpenMMException("ENNForce: a linear's irreps " + spec.in.str() + " -> " + spec.out.str() + " do not match its inputs or outputs");
+    for (const auto& p : spec.paths) {
+        const auto &a = spec.in.entries[p.in], &b = spec.out.entries[p.out];
+        CpuENNNetwork::Linear::Path path{0, 0, a.mul, b.mul, a.ir.dim(), 0, 0};
+        locate(inStorage, a, path.inOffset, path.inStep);
+        locate(outStorage, b, path.outOffset, path.outStep);
+        op.paths.push_back(path);
+    }
+    const int sets = spec.perElement ? numElements : 1;
+    op.weights.resize(sets);
+    for (int z = 0; z < sets; z++)
+        for (const auto& p : spec.paths) {
+            const int inMul = spec.in.entries[p.in].mul, outMul = spec.out.entries[p.out].mul;
+            const double* w = spec.weights.data() + (spec.perElement ? z * spec.weightsPerElement : 0) + p.weightOffset;
+            Matrix m(inMul, outMul);
+            for (int u = 0; u < inMul; u++)
+                for (int v = 0; v < outMul; v++)
+                    m(u, v) = static_cast<float>(scale * p.weight * w[u * outMul + v]);
+            op.weights[z].push_back(std::move(m));
+        }
+    return op;
+}
+
+/** A readout of features stored with `inStorage` irreps; `scale` multiplies its output. */
+CpuENNNetwork::Readout makeReadout(const ReadoutSpec& spec, double scale, const Irreps& inStorage) {
+    CpuENNNetwork::Readout r;
+    r.nonlinear = spec.nonlinear;
+    r.activation = spec.activation;
+    r.linear1 = makeLinear(spec.linear1, 1, spec.nonlinear ? 1.0 : scale, inStorage, spec.linear1.out);
+    if (spec.nonlinear)
+        r.linear2 = makeLinear(spec.linear2, 1, scale, spec.linear2.in, spec.linear2.out);
+    return r;
+}
+
+inline float activation(const ActivationSpec& act, float x, float* derivative) {
+    if (act.kind == ActivationSpec::SiLU) {
+        const float s = 1.0f / (1.0f + std::exp(-x));
+        if (derivative)
+            *derivative = static_cast<float>(act.scale) * s * (1.0f + x * (1.0f - s));
+        return static_cast<float>(act.scale) * x * s;
+    }
+    const float t = std::tanh(x);
+    if (derivative)
+        *derivative = static_cast<float>(act.scale) * (1.0f - t * t);
+    return static_cast<float>(act.scale) * t;
+}
+
+/** Readout of rows [n0, n1) of h into out[0 .. n1-n0) (overwritten). */
+void readoutForward(const CpuENNNetwork::Readout& r, const float* h, int n0, int n1, vector<float>& hidden, float* out,
+                    const vector<int>& elementStart) {
+    const int rows = n1 - n0;
+    std::fill(out, out + rows, 0.0f);
+    if (!r.nonlinear) {
+        r.linear1.forward(h, out, n0, n1, elementStart);
+        return;
+    }
+    const int dh = r.linear1.dimOut;
+    std::fill(hidden.begin(), hidden.begin() + size_t(rows) * dh, 0.0f);
+    r.linear1.forward(h, hidden.data(), n0, n1, elementStart);
+    for (int i = 0; i < rows * dh; i++)
+        hidden[i] = activation(r.activation, hidden[i], nullptr);
+    r.linear2.forward(hidden.data(), out, n0, n1, elementStart);
+}
+
+/** gradH[rows] += grad[row] * d readout / dh. */
+void readoutBackward(const CpuENNNetwork::Readout& r, const float* h, const float* grad, int n0, int n1, vector<float>& hidden,
+                     vector<float>& gradHidden, float* gradH, const vector<int>& elementStart) {
+    const int rows = n1 - n0;
+    if (!r.nonlinear) {
+        r.linear1.backward(grad, gradH, n0, n1, elementStart);
+        return;
+    }
+    const int dh = r.linear1.dimOut;
+    std::fill(hidden.begin(), hidden.begin() + size_t(rows) * dh, 0.0f);
+    std::fill(gradHidden.begin(), gradHidden.begin() + size_t(rows) * dh, 0.0f);
+    r.linear1.forward(h, hidden.data(), n0, n1, elementStart);
+    r.linear2.backward(grad, gradHidden.data(), n0, n1, elementStart);
+    for (int i = 0; i < rows * dh; i++) {
+        float derivative;
+        activation(r.activation, hidden[i], &derivative);
+        gradHidden[i] *= derivative;
+    }
+    r.linear1.backward(gradHidden.data(), gradH, n0, n1, elementStart);
+}
+
+void hermite(double u, double& h00, double& h10, double& h01, double& h11) {
+    const double u2 = u * u, u3 = u2 * u;
+    h00 = 2 * u3 - 3 * u2 + 1;
+    h10 = u3 - 2 * u2 + u;
+    h01 = -2 * u3 + 3 * u2;
+    h11 = u3 - u2;
+}
+
+void hermiteDerivative(double u, double& d00, double& d10, double& d01, double& d11) {
+    d00 = 6 * u * u - 6 * u;
+    d10 = 3 * u * u - 4 * u + 1;
+    d01 = -d00;
+    d11 = 3 * u * u - 2 * u;
+}
+
+} // namespace
+
+// ---- linears: one matrix product per path and component m, over a range of nodes ----------------
+
+namespace {
+/** Calls product(x, y, w) for each path, component m and element range within [n0, n1): the
+ *  strided row blocks of the input (x) and output (y) and the path's weight matrix. */
+template <class Product, class In, class Out>
+void forEachBlock(const CpuENNNetwork::Linear& op, In* in, Out* out, int n0, int n1, const vector<int>& elementStart, Product product) {
+    auto run = [&](int first, int last, const vector<Matrix>& w) {
+        for (size_t k = 0; k < op.paths.size() && last > first; k++) {
+            const auto& p = op.paths[k];
+            for (int m = 0; m < p.dim; m++) {
+                Eigen::Map<typename std::conditional<std::is_const<In>::value, const Matrix, Matrix>::type, Eigen::Unaligned, Eigen::OuterStride<>> x(
+                    in + size_t(first - n0) * op.dimIn + p.inOffset + m * p.inStep, last - first, p.inMul, Eigen::OuterStride<>(op.dimIn));
+                Eigen::Map<typename std::conditional<std::is_const<Out>::value, const Matrix, Matrix>::type, Eigen::Unaligned, Eigen::OuterStride<>> y(
+                    out + size_t(first - n0) * op.dimOut + p.outOffset + m * p.outStep, last - first, p.outMul, Eigen::OuterStride<>(op.dimOut));
+                product(x, y, w[k]);
+            }
+        }
+    };
+    if (!op.perElement)
+        run(n0, n1, op.weights[0]);
+    else
+        for (size_t z = 0; z < op.weights.size(); z++)
+            run(std::max(n0, elementStart[z]), std::min(n1, elementStart[z + 1]), op.weights[z]);
+}
+} // namespace
+
+void CpuENNNetwork::Linear::forward(const float* in, float* out, int n0, int n1, const vector<int>& elementStart) const {
+    forEachBlock(*this, in, out, n0, n1, elementStart, [](const auto& x, auto& y, const Matrix& w) { y.noalias() += x * w; });
+}
+
+void CpuENNNetwork::Linear::backward(const float* gradOut, float* gradIn, int n0, int n1, const vector<int>& elementStart) const {
+    forEachBlock(*this, gradIn, gradOut, n0, n1, elementStart, [](auto& gx, const auto& gy, const Matrix& w) { gx.noalias() += gy * w.transpose(); });
+}
+
+// ---- radial tables -------------------------------------------------------------------------
+
+void CpuENNNetwork::RadialTable::evaluate(float r, float* w, float* dwdr) const {
+    const float x = r * inverseSpacing;
+    const int i = std::min(static_cast<int>(x), intervals - 1);
+    const float u = x - i, u2 = u * u, u3 = u2 * u;
+    const float* p0 = data.data() + size_t(i) * 2 * numWeights;
+    const float* p1 = p0 + 2 * numWeights;
+    const float h00 = 2 * u3 - 3 * u2 + 1, h10 = u3 - 2 * u2 + u, h01 = -2 * u3 + 3 * u2, h11 = u3 - u2;
+    for (int k = 0; k < numWeights; k++)
+        w[k] = h00 * p0[k] + h10 * p0[numWeights + k] + h01 * p1[k] + h11 * p1[numWeights + k];
+    if (dwdr) {
+        const float d00 = (6 * u2 - 6 * u) * inverseSpacing, d10 = (3 * u2 - 4 * u + 1) * inverseSpacing;
+        const float d11 = (3 * u2 - 2 * u) * inverseSpacing;
+        for (int k = 0; k < numWeights; k++)
+            dwdr[k] = d00 * (p0[k] - p1[k]) + d10 * p0[numWeights + k] + d11 * p1[numWeights + k];
+    }
+}
+
+void CpuENNNetwork::buildRadialTable(ReferenceENNNetwork& reference, int layer, RadialTable& table) {
+    // Refine until the interpolant is within float precision of the exact MLP at every midpoint
+    // (values to 1e-7 and derivatives to 1e-5 of their largest magnitude; the derivative of a cubic
+    // Hermite interpolant converges one order slower). The forces are the exact derivative of the
+    // interpolated energy, so energy conservation does not depend on this tolerance.
+    const double rMax = model->rMax;
+    const int W = model->layers[layer].conv.numWeights;
+    auto exact = [&](double r, vector<double>& w, vector<double>& dw) { reference.radialWeights(layer, std::max(r, 1e-3 * rMax / 65536), w, dw); };
+    int intervals = 64;
+    vector<vector<double>> value(intervals + 1), derivative(intervals + 1);
+    for (int i = 0; i <= intervals; i++)
+        exact(i * rMax / intervals, value[i], derivative[i]);
+    while (true) {
+        const double h = rMax / intervals;
+        double scaleV = 0, scaleD = 0, errorV = 0, errorD = 0;
+        vector<vector<double>> midValue(intervals), midDerivative(intervals);
+        for (int i = 0; i < intervals; i++) {
+            exact((i + 0.5) * h, midValue[i], midDerivative[i]);
+            double h00, h10, h01, h11, d00, d10, d01, d11;
+            hermite(0.5, h00, h10, h01, h11);
+            hermiteDerivative(0.5, d00, d10, d01, d11);
+            for (int k = 0; k < W; k++) {
+                const double v = h00 * value[i][k] + h10 * h * derivative[i][k] + h01 * value[i + 1][k] + h11 * h * derivative[i + 1][k];
+                const double d = (d00 * value[i][k] + d10 * h * derivative[i][k] + d01 * value[i + 1][k] + d11 * h * derivative[i + 1][k]) / h;
+                errorV = std::max(errorV, std::abs(v - midValue[i][k]));
+                errorD = std::max(errorD, std::abs(d - midDerivative[i][k]));
+                scaleV = std::max(scaleV, std::abs(midValue[i][k]));
+                scaleD = std::max(scaleD, std::abs(midDerivative[i][k]));
+            }
+        }
+        if ((errorV <= 1e-7 * scaleV && errorD <= 1e-5 * scaleD) || intervals >= 32768)
+            break;
+        vector<vector<double>> finerValue(2 * intervals + 1), finerDerivative(2 * intervals + 1);
+        for (int i = 0; i <= intervals; i++) {
+            finerValue[2 * i] = std::move(value[i]);
+            finerDerivative[2 * i] = std::move(derivative[i]);
+        }
+        for (int i = 0; i < intervals; i++) {
+            finerValue[2 * i + 1] = std::move(midValue[i]);
+            finerDerivative[2 * i + 1] = std::move(midDerivative[i]);
+        }
+        value.swap(finerValue);
+        derivative.swap(finerDerivative);
+        intervals *= 2;
+    }
+    table.intervals = intervals;
+    table.numWeights = W;
+    table.spacing = static_cast<float>(rMax / intervals);
+    table.inverseSpacing = static_cast<float>(intervals / rMax);
+    table.data.resize(size_t(intervals + 1) * 2 * W);
+    for (int i = 0; i <= intervals; i++)
+        for (int k = 0; k < W; k++) {
+            table.data[size_t(i) * 2 * W + k] = static_cast<float>(value[i][k]);
+            table.data[size_t(i) * 2 * W + W + k] = static_cast<float>(derivative[i][k] * rMax / intervals);
+        }
+}
+
+// ---- construction ----------------------------------------------------------------------------
+
+CpuENNNetwork::CpuENNNetwork(std::shared_ptr<const ENNModel> modelPtr, const vector<int>& species) : model(std::move(modelPtr)) {
+    const ENNModel& m = *model;
+    ReferenceENNNetwork reference(model);
+    const int nel = m.numElements();
+    numNodes = static_cast<int>(species.size());
+    nsh = (m.shLmax + 1) * (m.shLmax + 1);
+    if (nsh > MaxHarmonics)
+        throw OpenMM::OpenMMException("ENNForce: the CPU platform supports spherical harmonics up to l = 7");
+    order.resize(numNodes);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return species[a] < species[b]; });
+    elementStart.assign(nel + 1, 0);
+    for (int n = 0; n < numNodes; n++) {
+        nodeSpecies.push_back(species[order[n]]);
+        elementStart[nodeSpecies[n] + 1]++;
+        nodeConstant.push_back(m.e0[nodeSpecies[n]] + m.energyShift);
+    }
+    for (int z = 0; z < nel; z++)
+        elementStart[z + 1] += elementStart[z];
+
+    {
+        const Linear embed = makeLinear(m.embedding, 1, 1.0, m.embedding.in, m.embedding.out);
+        for (int z = 0; z < nel; z++) {
+            vector<float> onehot(nel, 0.0f), out(embed.dimOut, 0.0f);
+            onehot[z] = 1.0f;
+            embed.forward(onehot.data(), out.data(), 0, 1, elementStart);
+            embedding.push_back(out);
+        }
+    }
+    for (int l = 2; l <= m.shLmax; l++)
+        harmonicsSteps.push_back({l, static_cast<float>(reference.harmonicsNormalization(l)), reference.sparseW3j(1, l - 1, l)});
+
+    for (size_t t = 0; t < m.layers.size(); t++) {
+        const LayerSpec& L = m.layers[t];
+        Layer layer;
+        layer.residual = L.residual;
+        layer.dIn = L.irrepsIn().dim;
+        layer.dUp = L.linearUp.out.dim;
+        layer.dTp = L.conv.out.dim;
+        layer.dMsg = L.irrepsMessage().dim;
+        layer.dProd = L.productLinear.in.dim;
+        layer.dOut = L.irrepsOut().dim;
+        layer.channels = L.channels;
+        // Storage irreps of each array: h[t] as the previous layer (or the embedding) wrote it, hUp
+        // as linear_up writes it, the messages before and after `linear` as it reads and writes them.
+        const Irreps& hIn = t == 0 ? m.embedding.out : m.layers[t - 1].productLinear.out;
+        const Irreps &hOut = L.productLinear.out, &message = L.linear.out;
+        layer.linearUp = makeLinear(L.linearUp, nel, 1.0, hIn, L.linearUp.out);
+        layer.linear = makeLinear(L.linear, nel, 1.0 / L.avgNumNeighbors, L.linear.in, message);
+        layer.skip = L.residual ? makeLinear(L.skip, nel, 1.0, hIn, hOut) : makeLinear(L.skip, nel, 1.0, message, message);
+        layer.productLinear = makeLinear(L.productLinear, nel, 1.0, L.productLinear.in, hOut);
+        layer.readout = makeReadout(L.readout, m.energyScale, hOut);
+        for (const auto& p : L.conv.paths) {
+            const auto &a = L.conv.in1.entries[p.in1], &b = L.conv.in2.entries[p.in2], &c = L.conv.out.entries[p.out];
+            TensorProductPath path{0, 0, a.mul, b.offset, 0, 0, p.weightOffset, static_cast<float>(p.weight), reference.sparseW3j(a.ir.l, b.ir.l, c.ir.l)};
+            locate(L.linearUp.out, a, path.in1Offset, path.in1Step);
+            locate(L.linear.in, c, path.outOffset, path.outStep);
+            layer.tp.push_back(std::move(path));
+        }
+        buildRadialTable(reference, static_cast<int>(t), layer.radial);
+        // Symmetric contraction: feature f of A is (message entry, m); every entry has `channels` channels.
+        vector<int> featureOffset;
+        for (const auto& e : L.irrepsMessage().entries)
+            for (int mm = 0; mm < e.ir.dim(); mm++)
+                featureOffset.push_back(e.offset + mm * e.mul);
+        const auto& contractions = reference.layerContractions(static_cast<int>(t));
+        if (L.productLinear.in.entries.size() != contractions.size())
+            throw OpenMM::OpenMMException("ENNForce: the product linear's input does not match the symmetric contractions");
+        for (size_t k = 0; k < contractions.size(); k++) {
+            if (L.productLinear.in.entries[k].mul != L.channels || L.productLinear.in.entries[k].ir != L.contractions[k].out)
+                throw OpenMM::OpenMMException("ENNForce: the product linear's input does not match the symmetric contractions");
+            const int productOffset = L.productLinear.in.entries[k].offset;
+            for (const auto& ct : contractions[k]) {
+                ContractionOrder co;
+                co.correlation = ct.correlation;
+                for (const auto& key : ct.terms) {
+                    co.outIndex.push_back(productOffset + key[0] * L.channels);
+                    std::array<int, 3> f{0, 0, 0};
+                    for (int i = 0; i < ct.correlation; i++)
+                        f[i] = featureOffset[key[i + 1]];
+                    co.factor.push_back(f);
+                }
+                co.coefficients.assign(ct.coefficients.begin(), ct.coefficients.end());
+                layer.contraction.push_back(std::move(co));
+            }
+        }
+        layers.push_back(std::move(layer));
+    }
+    if (m.hasChargeHead) {
+        chargeReadout = makeReadout(m.chargeReadout, 1.0, m.layers.empty() ? m.embedding.out : m.layers.back().productLinear.out);
+        for (double q : m.chargeElementOffsets)
+            chargeOffset.push_back(static_cast<float>(q));
+    }
+    const int T = static_cast<int>(layers.size());
+    h.resize(T + 1);
+    hUp.resize(T);
+    A.resize(T);
+}
+
+// ---- spherical harmonics ---------------------------------------------------------------------
+
+void CpuENNNetwork::harmonics(const float* v, float* y, float (*dy)[3]) const {
+    // The recursion of ReferenceENNNetwork in float; dY/du is carried along when asked for.
+    const float r = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
+    const float u[3] = {v[0] / r, v[1] / r, v[2] / r};
+    float du[MaxHarmonics][3];
+    const float sqrt3 = std::sqrt(3.0f);
+    y[0] = 1.0f;
+    if (dy)
+        du[0][0] = du[0][1] = du[0][2] = 0.0f;
+    if (model->shLmax >= 1)
+        for (int a = 0; a < 3; a++) {
+            y[1 + a] = sqrt3 * u[a];
+            if (dy)
+                for (int b = 0; b < 3; b++)
+                    du[1 + a][b] = a == b ? sqrt3 : 0.0f;
+        }
+    for (const HarmonicsStep& step : harmonicsSteps) {
+        const int l = step.l, o2 = (l - 1) * (l - 1), o3 = l * l;
+        for (int k = 0; k < 2 * l + 1; k++) {
+            y[o3 + k] = 0.0f;
+            if (dy)
+                du[o3 + k][0] = du[o3 + k][1] = du[o3 + k][2] = 0.0f;
+        }
+        for (const auto& s : step.cg) {
+            const float c = step.norm * static_cast<float>(s.value);
+            y[o3 + s.k] += c * y[1 + s.i] * y[o2 + s.j];
+            if (dy)
+                for (int a = 0; a < 3; a++)
+                    du[o3 + s.k][a] += c * (du[1 + s.i][a] * y[o2 + s.j] + y[1 + s.i] * du[o2 + s.j][a]);
+        }
+    }
+    if (dy)
+        for (int k = 0; k < nsh; k++) {
+            const float radial = du[k][0] * u[0] + du[k][1] * u[1] + du[k][2] * u[2];
+            for (int a = 0; a < 3; a++)
+                dy[k][a] = (du[k][a] - radial * u[a]) / r;
+        }
+}
+
+// ---- forward -----------------------------------------------------------------------------------
+
+void CpuENNNetwork::forwardLayer(int t, OpenMM::ThreadPool& pool, bool wantCharges) {
+    const Layer& L = layers[t];
+    const int N = numNodes, C = chunkSize, chunks = numChunks(N, C);
+    const bool last = t + 1 == static_cast<int>(layers.size());
+    hUp[t].assign(size_t(N) * L.dUp, 0.0f);
+    A[t].resize(size_t(N) * L.dMsg);
+    h[t + 1].resize(size_t(N) * L.dOut);
+    parallelFor(pool, chunks, [&](int chunk, int) {
+        int n0, n1;
+        chunkRange(chunk, C, N, n0, n1);
+        L.linearUp.forward(&h[t][size_t(n0) * L.dIn], &hUp[t][size_t(n0) * L.dUp], n0, n1, elementStart);
+    });
+    parallelFor(pool, chunks, [&](int chunk, int thread) {
+        int n0, n1;
+        chunkRange(chunk, C, N, n0, n1);
+        const int rows = n1 - n0;
+        Scratch& s = scratch[thread];
+        // Messages: sum over each receiver's edges of the channel-wise tensor product.
+        std::fill(s.conv.begin(), s.conv.begin() + size_t(rows) * L.dTp, 0.0f);
+        for (int n = n0; n < n1; n++) {
+            float* out = &s.conv[size_t(n - n0) * L.dTp];
+            for (int e = neighbors.receiverStart[n]; e < neighbors.receiverStart[n + 1]; e++) {
+                L.radial.evaluate(edgeLength[e], s.w.data(), nullptr);
+                const float* x = &hUp[t][size_t(neighbors.sender[e]) * L.dUp];
+                const float* y = &edgeHarmonics[size_t(e) * nsh];
+                for (const TensorProductPath& p : L.tp) {
+                    const float* w = &s.w[p.weightOffset];
+                    for (const auto& c : p.cg) {
+                        const float scale = p.pathWeight * static_cast<float>(c.value) * y[p.shOffset + c.j];
+                        const float* xi = x + p.in1Offset + c.i * p.in1Step;
+                        float* ok = out + p.outOffset + c.k * p.outStep;
+                        for (int u = 0; u < p.mul; u++)
+                            ok[u] += scale * w[u] * xi[u];
+                    }
+                }
+            }
+        }
+        float* a = &A[t][size_t(n0) * L.dMsg];
+        if (L.residual) {
+            std::fill(a, a + size_t(rows) * L.dMsg, 0.0f);
+            L.linear.forward(s.conv.data(), a, n0, n1, elementStart);
+        } else {
+            std::fill(s.message.begin(), s.message.begin() + size_t(rows) * L.dMsg, 0.0f);
+            L.linear.forward(s.conv.data(), s.message.data(), n0, n1, elementStart);
+            std::fill(a, a + size_t(rows) * L.dMsg, 0.0f);
+            L.skip.forward(s.message.data(), a, n0, n1, elementStart);
+        }
+        // Symmetric contraction, node by node, vectorised over channels.
+        std::fill(s.product.begin(), s.product.begin() + size_t(rows) * L.dProd, 0.0f);
+        for (int n = n0; n < n1; n++) {
+            const float* an = a + size_t(n - n0) * L.dMsg;
+            float* b = &s.product[size_t(n - n0) * L.dProd];
+            for (const ContractionOrder& co : L.contraction) {
+                const size_t terms = co.outIndex.size();
+                const float* coefficients = &co.coefficients[size_t(nodeSpecies[n]) * terms * L.channels];
+                for (size_t term = 0; term < terms; term++) {
+                    const float* cf = coefficients + term * L.channels;
+                    float* out = b + co.outIndex[term];
+                    const float* a0 = an + co.factor[term][0];
+                    if (co.correlation == 1) {
+                        for (int c = 0; c < L.channels; c++)
+                            out[c] += cf[c] * a0[c];
+                    } else if (co.correlation == 2) {
+                        const float* a1 = an + co.factor[term][1];
+                        for (int c = 0; c < L.channels; c++)
+                            out[c] += cf[c] * a0[c] * a1[c];
+                    } else {
+                        const float* a1 = an + co.factor[term][1];
+                        const float* a2 = an + co.factor[term][2];
+                        for (int c = 0; c < L.channels; c++)
+                            out[c] += cf[c] * a0[c] * a1[c] * a2[c];
+                    }
+                }
+            }
+        }
+        float* hOut = &h[t + 1][size_t(n0) * L.dOut];
+        std::fill(hOut, hOut + size_t(rows) * L.dOut, 0.0f);
+        L.productLinear.forward(s.product.data(), hOut, n0, n1, elementStart);
+        if (L.residual)
+            L.skip.forward(&h[t][size_t(n0) * L.dIn], hOut, n0, n1, elementStart);
+        readoutForward(L.readout, hOut, n0, n1, s.hidden, s.scalar.data(), elementStart);
+        for (int n = n0; n < n1; n++)
+            nodeEnergy[n] += s.scalar[n - n0];
+        if (last && wantCharges) {
+            readoutForward(chargeReadout, hOut, n0, n1, s.hidden, s.scalar.data(), elementStart);
+            for (int n = n0; n < n1; n++)
+                rawCharge[n] = s.scalar[n - n0] + chargeOffset[nodeSpecies[n]];
+        }
+    });
+}
+
+// ---- backward ----------------------------------------------------------------------------------
+
+void CpuENNNetwork::backwardLayer(int t, OpenMM::ThreadPool& pool) {
+    const Layer& L = layers[t];
+    const int N = numNodes, C = chunkSize, chunks = numChunks(N, C);
+    gradIn.assign(size_t(N) * L.dIn, 0.0f);
+    gradM.assign(size_t(N) * L.dTp, 0.0f);
+    parallelFor(pool, chunks, [&](int chunk, int thread) {
+        int n0, n1;
+        chunkRange(chunk, C, N, n0, n1);
+        const int rows = n1 - n0;
+        Scratch& s = scratch[thread];
+        float* gOut = &gradH[size_t(n0) * L.dOut];
+        std::fill(s.scalar.begin(), s.scalar.begin() + rows, 1.0f); // dE/d(readout), energy scale folded in
+        readoutBackward(L.readout, &h[t + 1][size_t(n0) * L.dOut], s.scalar.data(), n0, n1, s.hidden, s.gradHidden, gOut, elementStart);
+        if (L.residual)
+            L.skip.backward(gOut, &gradIn[size_t(n0) * L.dIn], n0, n1, elementStart);
+        float* gradB = s.product.data();
+        std::fill(gradB, gradB + size_t(rows) * L.dProd, 0.0f);
+        L.productLinear.backward(gOut, gradB, n0, n1, elementStart);
+        float* gradA = s.message.data();
+        std::fill(gradA, gradA + size_t(rows) * L.dMsg, 0.0f);
+        for (int n = n0; n < n1; n++) {
+            const float* an = &A[t][size_t(n) * L.dMsg];
+            float* ga = gradA + size_t(n - n0) * L.dMsg;
+            const float* gb = gradB + size_t(n - n0) * L.dProd;
+            for (const ContractionOrder& co : L.contraction) {
+                const size_t terms = co.outIndex.size();
+                const float* coefficients = &co.coefficients[size_t(nodeSpecies[n]) * terms * L.channels];
+                for (size_t term = 0; term < terms; term++) {
+                    const float* cf = coefficients + term * L.channels;
+                    const float* g = gb + co.outIndex[term];
+                    const int f0 = co.factor[term][0], f1 = co.factor[term][1], f2 = co.factor[term][2];
+                    if (co.correlation == 1) {
+                        for (int c = 0; c < L.channels; c++)
+                            ga[f0 + c] += g[c] * cf[c];
+                    } else if (co.correlation == 2) {
+                        for (int c = 0; c < L.channels; c++) {
+                            const float x = g[c] * cf[c];
+                            const float a0 = an[f0 + c], a1 = an[f1 + c];
+                            ga[f0 + c] += x * a1;
+                            ga[f1 + c] += x * a0;
+                        }
+                    } else {
+                        for (int c = 0; c < L.channels; c++) {
+                            const float x = g[c] * cf[c];
+                            const float a0 = an[f0 + c], a1 = an[f1 + c], a2 = an[f2 + c];
+                            ga[f0 + c] += x * a1 * a2;
+                            ga[f1 + c] += x * a0 * a2;
+                            ga[f2 + c] += x * a0 * a1;
+                        }
+                    }
+                }
+            }
+        }
+        const float* gradMessage = gradA;
+        if (!L.residual) {
+            std::fill(s.conv.begin(), s.conv.begin() + size_t(rows) * L.dMsg, 0.0f);
+            L.skip.backward(gradA, s.conv.data(), n0, n1, elementStart);
+            gradMessage = s.conv.data();
+        }
+        L.linear.backward(gradMessage, &gradM[size_t(n0) * L.dTp], n0, n1, elementStart);
+    });
+    // Edges grouped by sender: each edge's radial and harmonic gradients are written by the thread
+    // owning its sender, which also owns the sender's feature gradient.
+    parallelFor(pool, chunks, [&](int chunk, int thread) {
+        int n0, n1;
+        chunkRange(chunk, C, N, n0, n1);
+        const int rows = n1 - n0;
+        Scratch& s = scratch[thread];
+        float* gradUp = s.conv.data();
+        std::fill(gradUp, gradUp + size_t(rows) * L.dUp, 0.0f);
+        for (int n = n0; n < n1; n++) {
+            const float* x = &hUp[t][size_t(n) * L.dUp];
+            float* gx = gradUp + size_t(n - n0) * L.dUp;
+            for (int k = neighbors.senderStart[n]; k < neighbors.senderStart[n + 1]; k++) {
+                const int e = neighbors.bySender[k];
+                L.radial.evaluate(edgeLength[e], s.w.data(), s.dw.data());
+                std::fill(s.gw.begin(), s.gw.begin() + L.radial.numWeights, 0.0f);
+                const float* y = &edgeHarmonics[size_t(e) * nsh];
+                float* gy = &edgeGradHarmonics[size_t(e) * nsh];
+                const float* g = &gradM[size_t(neighbors.receiver[e]) * L.dTp];
+                for (const TensorProductPath& p : L.tp) {
+                    const float* w = &s.w[p.weightOffset];
+                    float* gw = &s.gw[p.weightOffset];
+                    for (const auto& c : p.cg) {
+                        const float value = p.pathWeight * static_cast<float>(c.value), yj = y[p.shOffset + c.j];
+                        const float scale = value * yj;
+                        const float* xi = x + p.in1Offset + c.i * p.in1Step;
+                        float* gxi = gx + p.in1Offset + c.i * p.in1Step;
+                        const float* gk = g + p.outOffset + c.k * p.outStep;
+                        float dot = 0.0f;
+                        for (int u = 0; u < p.mul; u++) {
+                            const float gxu = gk[u] * xi[u];
+                            gw[u] += scale * gxu;
+                            dot += w[u] * gxu;
+                            gxi[u] += scale * w[u] * gk[u];
+                        }
+                        gy[p.shOffset + c.j] += value * dot;
+                    }
+                }
+                float gr = 0.0f;
+                for (int k2 = 0; k2 < L.radial.numWeights; k2++)
+                    gr += s.gw[k2] * s.dw[k2];
+                edgeGradLength[e] += gr;
+            }
+        }
+        if (t > 0)
+            L.linearUp.backward(gradUp, &gradIn[size_t(n0) * L.dIn], n0, n1, elementStart);
+    });
+    gradH.swap(gradIn);
+}
+
+// ---- the whole evaluation ----------------------------------------------------------------------
+
+double CpuENNNetwork::compute(const vector<Vec3>& positions, const Vec3* box, double totalCharge, const ChargeCoupling& coupling,
+                              vector<double>* charges, vector<Vec3>* gradient, OpenMM::ThreadPool& pool) {
+    const ENNModel& m = *model;
+    const int N = numNodes, T = static_cast<int>(layers.size());
+    const bool wantGradient = gradient != nullptr;
+    const bool wantCharges = charges != nullptr || bool(coupling);
+    if (wantCharges && !m.hasChargeHead)
+        throw OpenMM::OpenMMException("ENNForce: the model has no charge head");
+    if (static_cast<int>(scratch.size()) < pool.getNumThreads()) {
+        int widest = m.layers.empty() ? 1 : 0, weights = 1, hidden = 1;
+        for (const Layer& L : layers) {
+            widest = std::max({widest, L.dIn, L.dUp, L.dTp, L.dMsg, L.dProd, L.dOut});
+            weights = std::max(weights, L.radial.numWeights);
+            hidden = std::max({hidden, L.readout.linear1.dimOut, chargeReadout.linear1.dimOut});
+        }
+        scratch.resize(pool.getNumThreads());
+        for (Scratch& s : scratch) {
+            for (vector<float>* v : {&s.conv, &s.message, &s.product})
+                v->resize(size_t(chunkSize) * widest);
+            s.hidden.resize(size_t(chunkSize) * hidden);
+            s.gradHidden.resize(size_t(chunkSize) * hidden);
+            s.scalar.resize(chunkSize);
+            for (vector<float>* v : {&s.w, &s.dw, &s.gw})
+                v->resize(weights);
+        }
+    }
+
+    // Neighbours and edge geometry, in node order.
+    nodePositions.resize(N);
+    for (int n = 0; n < N; n++)
+        nodePositions[n] = positions[order[n]];
+    neighbors.build(nodePositions, m.rMax, box, pool);
+    const int E = neighbors.numEdges();
+    edgeLength.resize(E);
+    edgeHarmonics.resize(size_t(E) * nsh);
+    const int edgeChunk = 256;
+    parallelFor(pool, numChunks(E, edgeChunk), [&](int chunk, int) {
+        int e0, e1;
+        chunkRange(chunk, edgeChunk, E, e0, e1);
+        for (int e = e0; e < e1; e++) {
+            const float* v = &neighbors.vec[size_t(e) * 3];
+            edgeLength[e] = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
+            harmonics(v, &edgeHarmonics[size_t(e) * nsh], nullptr);
+        }
+    });
+
+    // Forward.
+    h[0].resize(size_t(N) * (layers.empty() ? 0 : layers[0].dIn));
+    for (int n = 0; n < N; n++)
+        std::copy(embedding[nodeSpecies[n]].begin(), embedding[nodeSpecies[n]].end(), &h[0][size_t(n) * embedding[0].size()]);
+    nodeEnergy.assign(N, 0.0);
+    rawCharge.assign(wantCharges ? N : 0, 0.0);
+    for (int t = 0; t < T; t++)
+        forwardLayer(t, pool, wantCharges);
+    double energy = 0.0;
+    for (int n = 0; n < N; n++)
+        energy += nodeEnergy[n] + nodeConstant[n];
+
+    // Charges, in the caller's order.
+    vector<double> q;
+    if (wantCharges) {
+        double sum = 0.0;
+        for (int n = 0; n < N; n++)
+            sum += rawCharge[n];
+        q.resize(N);
+        for (int n = 0; n < N; n++)
+            q[order[n]] = rawCharge[n] + (totalCharge - sum) / N;
+        if (charges)
+            *charges = q;
+    }
+    if (coupling)
+        coupling(q, phi);
+    if (!wantGradient)
+        return energy;
+
+    // Backward.
+    const int dTop = T > 0 ? layers.back().dOut : 0;
+    gradH.assign(size_t(N) * dTop, 0.0f);
+    edgeGradLength.assign(E, 0.0f);
+    edgeGradHarmonics.assign(size_t(E) * nsh, 0.0f);
+    if (coupling) {
+        // q_i = raw_i + (Q - sum raw)/N, so dE/draw_j = phi_j - mean(phi).
+        double mean = 0.0;
+        for (int n = 0; n < N; n++)
+            mean += phi[n] / N;
+        parallelFor(pool, numChunks(N, chunkSize), [&](int chunk, int thread) {
+            int n0, n1;
+            chunkRange(chunk, chunkSize, N, n0, n1);
+            Scratch& s = scratch[thread];
+            for (int n = n0; n < n1; n++)
+                s.scalar[n - n0] = static_cast<float>(phi[order[n]] - mean);
+            readoutBackward(chargeReadout, &h[T][size_t(n0) * dTop], s.scalar.data(), n0, n1, s.hidden, s.gradHidden,
+                            &gradH[size_t(n0) * dTop], elementStart);
+        });
+    }
+    for (int t = T - 1; t >= 0; t--)
+        backwardLayer(t, pool);
+
+    // dE/dvec for each edge, then each atom sums the edges it receives minus those it sends.
+    edgeGradVec.resize(size_t(E) * 3);
+    parallelFor(pool, numChunks(E, edgeChunk), [&](int chunk, int) {
+        int e0, e1;
+        chunkRange(chunk, edgeChunk, E, e0, e1);
+        float y[MaxHarmonics], dy[MaxHarmonics][3];
+        for (int e = e0; e < e1; e++) {
+            const float* v = &neighbors.vec[size_t(e) * 3];
+            harmonics(v, y, dy);
+            const float radial = edgeGradLength[e] / edgeLength[e];
+            const float* gy = &edgeGradHarmonics[size_t(e) * nsh];
+            for (int a = 0; a < 3; a++) {
+                float g = radial * v[a];
+                for (int k = 0; k < nsh; k++)
+                    g += gy[k] * dy[k][a];
+                edgeGradVec[size_t(e) * 3 + a] = g;
+            }
+        }
+    });
+    gradient->resize(N);
+    parallelFor(pool, numChunks(N, 64), [&](int chunk, int) {
+        int n0, n1;
+        chunkRange(chunk, 64, N, n0, n1);
+        for (int n = n0; n < n1; n++) {
+            double g[3] = {0, 0, 0};
+            for (int e = neighbors.receiverStart[n]; e < neighbors.receiverStart[n + 1]; e++)
+                for (int a = 0; a < 3; a++)
+                    g[a] += edgeGradVec[size_t(e) * 3 + a];
+            for (int k = neighbors.senderStart[n]; k < neighbors.senderStart[n + 1]; k++)
+                for (int a = 0; a < 3; a++)
+                    g[a] -= edgeGradVec[size_t(neighbors.bySender[k]) * 3 + a];
+            (*gradient)[order[n]] = Vec3(g[0], g[1], g[2]);
+        }
+    });
+    return energy;
+}

@@ -1,0 +1,126 @@
+#ifndef OPENMM_CPU_ENN_NETWORK_H_
+#define OPENMM_CPU_ENN_NETWORK_H_
+
+// The network of an ENNModel on the CPU platform: float arithmetic (energies and forces summed in
+// double), threads from the platform's pool, a cell list, and radial MLPs replaced by cubic Hermite
+// tables of their outputs that are checked against the exact MLP to float precision when built.
+//
+// Layout: node features are [node][irreps entry][m][channel], channel fastest, so that e3nn linears
+// are matrix products over channels and tensor products and contractions vectorise over channels.
+// Each array has one storage irreps (a model may describe the same array as "4x1o+4x1o" on one
+// side and "8x1o" on the other: one layout in [channel][m] order, two in [m][channel] order), and
+// every operation addresses its entries through it.
+// Nodes are kept sorted by element, so that per-element weights are matrix products over node ranges.
+// Every parallel phase writes only what its own nodes or edges own, in a fixed order, so results
+// are identical from run to run and for any thread count.
+
+#include "ReferenceENNNetwork.h"
+#include "CpuENNNeighbors.h"
+#include "openmm/internal/ThreadPool.h"
+#include <Eigen/Core>
+#include <memory>
+#include <vector>
+
+namespace OpenMMENN {
+
+class CpuENNNetwork {
+public:
+    /** @param species element index of each atom (the caller's order, kept for inputs and outputs) */
+    CpuENNNetwork(std::shared_ptr<const ENNModel> model, const std::vector<int>& species);
+
+    /** Same contract as ReferenceENNNetwork::compute, with positions (model units) instead of edges. */
+    double compute(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box, double totalCharge,
+                   const ChargeCoupling& coupling, std::vector<double>* charges, std::vector<OpenMM::Vec3>* gradient,
+                   OpenMM::ThreadPool& pool);
+
+    const ENNModel& getModel() const { return *model; }
+
+    typedef Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> Matrix;
+
+    /** An e3nn linear in this layout: out[n, entry b, m, :] += in[n, entry a, m, :] * W_path. */
+    struct Linear {
+        struct Path {
+            int inOffset, outOffset, inMul, outMul, dim;
+            int inStep, outStep; // distance between components m of a channel (the storage entry's multiplicity)
+        };
+        std::vector<Path> paths;
+        int dimIn = 0, dimOut = 0;
+        bool perElement = false;
+        std::vector<std::vector<Matrix>> weights; // [element or 0][path]
+        void forward(const float* in, float* out, int n0, int n1, const std::vector<int>& elementStart) const;
+        void backward(const float* gradOut, float* gradIn, int n0, int n1, const std::vector<int>& elementStart) const;
+    };
+    struct Readout {
+        bool nonlinear = false;
+        Linear linear1, linear2;
+        ActivationSpec activation;
+    };
+
+private:
+    struct TensorProductPath {
+        int in1Offset, in1Step, mul, shOffset, outOffset, outStep, weightOffset;
+        float pathWeight;
+        std::vector<ReferenceENNNetwork::SparseEntry> cg;
+    };
+    /** Cubic Hermite table of a layer's radial MLP (times the path weights) over [0, r_max]. */
+    struct RadialTable {
+        int intervals = 0, numWeights = 0;
+        float spacing = 0, inverseSpacing = 0;
+        std::vector<float> data; // [node][value | spacing * derivative][weight]
+        void evaluate(float r, float* w, float* dwdr) const;
+    };
+    struct ContractionOrder {
+        int correlation;
+        std::vector<int> outIndex;              // per term: offset in the product input of (contraction, M)
+        std::vector<std::array<int, 3>> factor; // per term: offsets of A's features (first `correlation` used)
+        std::vector<float> coefficients;        // [element][term][channel]
+    };
+    struct Layer {
+        bool residual;
+        int dIn, dUp, dTp, dMsg, dProd, dOut, channels;
+        Linear linearUp, linear, skip, productLinear;
+        Readout readout;
+        std::vector<TensorProductPath> tp;
+        RadialTable radial;
+        std::vector<ContractionOrder> contraction;
+    };
+    struct Scratch { // per thread, sized for one chunk of nodes
+        std::vector<float> conv, message, product, hidden, gradHidden, scalar, w, dw, gw;
+    };
+
+    void buildRadialTable(ReferenceENNNetwork& reference, int layer, RadialTable& table);
+    void harmonics(const float* v, float* y, float (*dy)[3]) const;
+    void forwardLayer(int t, OpenMM::ThreadPool& pool, bool wantCharges);
+    void backwardLayer(int t, OpenMM::ThreadPool& pool);
+
+    std::shared_ptr<const ENNModel> model;
+    int numNodes, nsh;
+    std::vector<int> order;          // node -> caller's atom
+    std::vector<int> nodeSpecies;    // element of each node (sorted)
+    std::vector<int> elementStart;   // nodes of element z: [elementStart[z], elementStart[z+1])
+    std::vector<std::vector<float>> embedding; // per element
+    std::vector<double> nodeConstant;          // E0 + shift of each node
+    std::vector<float> chargeOffset;           // per element
+    std::vector<Layer> layers;
+    Readout chargeReadout;
+    struct HarmonicsStep {
+        int l;
+        float norm;
+        std::vector<ReferenceENNNetwork::SparseEntry> cg; // C(1, l-1, l)
+    };
+    std::vector<HarmonicsStep> harmonicsSteps;
+    int chunkSize = 16;
+
+    // Storage reused from step to step.
+    CpuENNNeighborList neighbors;
+    std::vector<OpenMM::Vec3> nodePositions;
+    std::vector<float> edgeLength, edgeHarmonics, edgeGradLength, edgeGradHarmonics, edgeGradVec;
+    std::vector<std::vector<float>> h, hUp, A; // per layer
+    std::vector<float> gradH, gradIn, gradM;
+    std::vector<double> nodeEnergy, rawCharge, phi;
+    std::vector<Scratch> scratch;
+};
+
+} // namespace OpenMMENN
+
+#endif
