@@ -1,20 +1,24 @@
 #ifndef OPENMM_CPU_ENN_ELECTROSTATICS_H_
 #define OPENMM_CPU_ENN_ELECTROSTATICS_H_
 
-// Electrostatics of the predicted charges on the CPU platform: the Reference physics in double.
+// Electrostatics of the predicted charges on the CPU platform: the Reference physics in double,
+// with PME's 3D transforms done by FFTW (plans made once per grid size).
 
 #include "ReferenceENNElectrostatics.h"
-#include "openmm/internal/ThreadPool.h"
+#include <fftw3.h>
+#include <map>
+#include <mutex>
 
 namespace OpenMMENN {
 
 class CpuENNElectrostatics : public ReferenceENNElectrostatics {
 public:
-    CpuENNElectrostatics(const OpenMM::System& system, const ENNForce& force) : ReferenceENNElectrostatics(system, force) {}
-    double compute(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box, const std::vector<double>& mlCharges,
-                   std::vector<OpenMM::Vec3>& forces, std::vector<double>& potential, OpenMM::ThreadPool&) const {
-        return ReferenceENNElectrostatics::compute(positions, box, mlCharges, forces, potential);
-    }
+    CpuENNElectrostatics(const OpenMM::System& system, const ENNForce& force);
+    ~CpuENNElectrostatics();
+
+private:
+    void transform(std::complex<double>* data, const int grid[3], int sign);
+    std::map<std::array<int, 4>, fftw_plan> plans; // by grid and sign
 };
 
 } // namespace OpenMMENN

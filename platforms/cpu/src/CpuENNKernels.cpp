@@ -35,7 +35,7 @@ double CpuCalcENNForceKernel::evaluate(OpenMM::ContextImpl& context, std::vector
         // Electrostatics in OpenMM units with the predicted charges; phi goes back to model units.
         coupling = [&](const std::vector<double>& q, std::vector<double>& phi) {
             electrostaticForces.assign(data.positions->size(), Vec3());
-            electrostaticEnergy = electrostatics->compute(*data.positions, data.periodicBoxVectors, q, electrostaticForces, phi, pool);
+            electrostaticEnergy = electrostatics->compute(*data.positions, data.periodicBoxVectors, q, electrostaticForces, phi);
             for (double& p : phi)
                 p /= m.energyToKJPerMol;
         };

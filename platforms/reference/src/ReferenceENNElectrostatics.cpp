@@ -207,8 +207,8 @@ double ReferenceENNElectrostatics::coulomb(const vector<Vec3>& positions, const 
         for (int s = 0; s < numSites; s++)
             pos[s] = positions[sites[s]];
         std::fill(mmOnly.begin(), mmOnly.begin() + numML, 0.0);
-        energy += pmeReciprocal(pos, q, box, alpha, grid, &fullForces, &fullPhi);
-        energy -= pmeReciprocal(pos, mmOnly, box, alpha, grid, &mmForces, nullptr);
+        energy += pmeReciprocal(pos, q, box, alpha, grid, &fullForces, &fullPhi, fourier);
+        energy -= pmeReciprocal(pos, mmOnly, box, alpha, grid, &mmForces, nullptr, fourier);
         for (int s = 0; s < numSites; s++)
             forces[sites[s]] += fullForces[s] - mmForces[s];
         double total = 0.0, mmTotal = 0.0;

@@ -8,6 +8,7 @@
 // phi_i = dE/dq_i for the network's chain rule. Units: nm, e, kJ/mol.
 
 #include "openmmenn/ENNForce.h"
+#include "ReferenceENNPME.h"
 #include "openmm/Vec3.h"
 #include <cmath>
 #include <map>
@@ -23,6 +24,8 @@ public:
     /** Read the coupling from a force; `system` supplies the default box for automatic PME parameters. */
     ReferenceENNElectrostatics(const OpenMM::System& system, const ENNForce& force);
     bool active() const { return method != ENNForce::NoElectrostatics || implicitSolvent; }
+    /** The FFT that PME uses (the CPU platform sets FFTW; by default PME's own). */
+    void setTransform(Transform3D transform) { fourier = std::move(transform); }
     /** Update what updateParametersInContext may change (MM charges). */
     void updateCharges(const ENNForce& force);
 
@@ -41,6 +44,7 @@ private:
                    std::vector<OpenMM::Vec3>& forces, std::vector<double>& sitePotential) const;
     double generalizedBorn(const std::vector<OpenMM::Vec3>& positions, const std::vector<double>& mlCharges,
                            std::vector<OpenMM::Vec3>& forces, std::vector<double>& potential) const;
+    Transform3D fourier;
     ENNForce::ElectrostaticsMethod method;
     double cutoff, krf = 0, crf = 0, alpha = 0, gaussianSigma = 0;
     int grid[3] = {0, 0, 0};

@@ -119,8 +119,14 @@ double ewaldKernel(const Vec3& m, double alpha) {
 } // namespace
 
 double OpenMMENN::pmeReciprocal(const vector<Vec3>& pos, const vector<double>& q, const Vec3* box, double alpha, const int grid[3],
-                                vector<Vec3>* forces, vector<double>* potential) {
+                                vector<Vec3>* forces, vector<double>* potential, const Transform3D& transform) {
     checkSizes(pos, q);
+    auto fourier = [&](vector<Complex>& data, int sign) {
+        if (transform)
+            transform(data.data(), grid, sign);
+        else
+            dft3d(data, grid, sign);
+    };
     Vec3 recip[3];
     reciprocalVectors(box, recip);
     const double volume = boxVolume(box);
@@ -156,7 +162,7 @@ double OpenMMENN::pmeReciprocal(const vector<Vec3>& pos, const vector<double>& q
     vector<Complex> Q(gridSize, 0.0);
     for (int i = 0; i < n; i++)
         forEachStencilPoint(i, [&](size_t k, double wx, double wy, double wz, double, double, double) { Q[k] += q[i] * wx * wy * wz; });
-    dft3d(Q, grid, 1);
+    fourier(Q, 1);
     vector<double> moduli[3] = {splineModuli(grid[0]), splineModuli(grid[1]), splineModuli(grid[2])};
     const double prefactor = ONE_4PI_EPS0 / (M_PI * volume);
     double energy = 0.0;
@@ -175,7 +181,7 @@ double OpenMMENN::pmeReciprocal(const vector<Vec3>& pos, const vector<double>& q
                 energy += 0.5 * g * std::norm(Q[k]);
                 Q[k] *= g;
             }
-    dft3d(Q, grid, -1); // Q now holds theta(k), the potential on the grid
+    fourier(Q, -1); // Q now holds theta(k), the potential on the grid
     for (int i = 0; i < n; i++) {
         double phi = 0.0;
         Vec3 gradU;

@@ -5,9 +5,15 @@
 // triclinic boxes) and the plain Ewald sum it is tested against. Units: nm, e, kJ/mol.
 
 #include "openmm/Vec3.h"
+#include <complex>
+#include <functional>
 #include <vector>
 
 namespace OpenMMENN {
+
+/** An unnormalised 3D discrete Fourier transform in place, data[k] = sum_j data[j] exp(sign 2 pi i j.k / grid),
+ *  row-major over grid[0] x grid[1] x grid[2]. PME uses its own mixed-radix FFT unless given one. */
+typedef std::function<void(std::complex<double>* data, const int grid[3], int sign)> Transform3D;
 
 /**
  * Reciprocal energy (1/2) sum_{m != 0} (k_e / pi V) exp(-pi^2 m^2 / alpha^2) / m^2 |S(m)|^2 of point
@@ -15,7 +21,8 @@ namespace OpenMMENN {
  * dE/dq_i in `potential` (both optional). The neutralizing background is not included.
  */
 double pmeReciprocal(const std::vector<OpenMM::Vec3>& positions, const std::vector<double>& charges, const OpenMM::Vec3* box,
-                     double alpha, const int grid[3], std::vector<OpenMM::Vec3>* forces, std::vector<double>* potential);
+                     double alpha, const int grid[3], std::vector<OpenMM::Vec3>* forces, std::vector<double>* potential,
+                     const Transform3D& transform = {});
 
 /** The same energy by direct summation over reciprocal vectors with |m_d| <= kmax (the test oracle). */
 double ewaldReciprocal(const std::vector<OpenMM::Vec3>& positions, const std::vector<double>& charges, const OpenMM::Vec3* box,

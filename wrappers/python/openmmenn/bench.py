@@ -109,8 +109,6 @@ def time_openmm(context, repeats, budget):
 
 def time_torch(model_path, z, pos, edge, repeats, budget):
     from .torch_model import TorchENNModel
-    if len(z) > 6000:
-        return None, float("inf")  # its O(N^2) neighbour list does not scale that far
     model = TorchENNModel.from_file(model_path)
     cell = np.eye(3) * edge if edge is not None else None
     return best_time(lambda: model.evaluate(pos, z, cell), repeats, budget)
@@ -123,6 +121,10 @@ def main(argv=None):
     parser.add_argument("--max-seconds", type=float, default=60.0, help="skip rows whose first evaluation is slower")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--reference-max-atoms", type=int, default=5000,
+                        help="skip the Reference platform above this size (its brute-force neighbour search is O(N^2))")
+    parser.add_argument("--torch-max-atoms", type=int, default=1000,
+                        help="skip the PyTorch model above this size (minutes per evaluation)")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     try:
@@ -153,6 +155,9 @@ def main(argv=None):
         for system_name, size, path, z, pos, edge, ligand in cases:
             reference = None
             for platform in platforms():
+                if platform == "Reference" and len(z) > args.reference_max_atoms:
+                    rows.append((system_name, size, len(z), platform, None, None, None))
+                    continue
                 try:
                     context = make_context(path, z, pos, edge, platform, ligand)
                 except Exception as e:  # a platform without an ENNForce kernel
@@ -165,7 +170,9 @@ def main(argv=None):
                     reference = best
                 rows.append((system_name, size, len(z), platform, best, first, reference))
                 print(f"  {system_name} {size} {platform}: {'%.1f ms' % (best * 1e3) if best else 'skipped'}", file=sys.stderr)
-            if have_torch and not ligand:
+            if have_torch and not ligand and len(z) > args.torch_max_atoms:
+                rows.append((system_name, size, len(z), "PyTorch (CPU)", None, None, reference))
+            elif have_torch and not ligand:
                 best, first = time_torch(path, z, pos, edge, args.repeats, args.max_seconds)
                 rows.append((system_name, size, len(z), "PyTorch (CPU)", best, first, reference))
                 print(f"  {system_name} {size} PyTorch: {'%.1f ms' % (best * 1e3) if best else 'skipped'}", file=sys.stderr)
@@ -174,7 +181,8 @@ def main(argv=None):
     print("|---|---|---|---|---|---|---|")
     for system_name, size, atoms, platform, best, first, reference in rows:
         if best is None:
-            print(f"| {system_name} | {size} | {atoms} | {platform} | skipped (first eval {first:.0f} s) | | |")
+            why = f"first eval {first:.0f} s" if first is not None else "too large for this platform's options"
+            print(f"| {system_name} | {size} | {atoms} | {platform} | skipped ({why}) | | |")
             continue
         ratio = f"{reference / best:.2f}x" if reference else "n/a"
         print(f"| {system_name} | {size} | {atoms} | {platform} | {best * 1e3:.1f} | {atoms / best:.3g} | {ratio} |")
