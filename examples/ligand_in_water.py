@@ -119,7 +119,7 @@ def main():
     parser.add_argument("--nvt-steps", type=int, default=400)
     parser.add_argument("--nve-steps", type=int, help="default 300 (explicit) or 2000 (implicit)")
     parser.add_argument("--timestep-fs", type=float, default=0.5, help="the ML molecule is flexible: 0.5 fs")
-    parser.add_argument("--platform", default="Reference")
+    parser.add_argument("--platform", default="CPU")
     args = parser.parse_args()
     if args.nve_steps is None:
         args.nve_steps = 400 if args.solvent == "explicit" else 4000

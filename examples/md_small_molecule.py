@@ -55,7 +55,7 @@ def main():
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--timestep-fs", type=float, help="default 0.5 (trained) or 0.25 (untrained models)")
     parser.add_argument("--temperature", type=float, default=300.0)
-    parser.add_argument("--platform", default="Reference")
+    parser.add_argument("--platform", default="CPU")
     parser.add_argument("--springs", action=argparse.BooleanOptionalAction, default=None,
                         help="elastic network (default: only for untrained models)")
     parser.add_argument("--spring-constant", type=float, default=1.0e5, help="kJ/mol/nm^2")

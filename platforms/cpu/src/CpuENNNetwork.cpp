@@ -661,7 +661,7 @@ double CpuENNNetwork::compute(const vector<Vec3>& positions, const Vec3* box, do
         energy += nodeEnergy[n] + nodeConstant[n];
 
     // Charges, in the caller's order.
-    vector<double> q;
+    vector<double>& q = charge;
     if (wantCharges) {
         double sum = 0.0;
         for (int n = 0; n < N; n++)

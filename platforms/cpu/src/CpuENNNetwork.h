@@ -117,7 +117,7 @@ private:
     std::vector<float> edgeLength, edgeHarmonics, edgeGradLength, edgeGradHarmonics, edgeGradVec;
     std::vector<std::vector<float>> h, hUp, A; // per layer
     std::vector<float> gradH, gradIn, gradM;
-    std::vector<double> nodeEnergy, rawCharge, phi;
+    std::vector<double> nodeEnergy, rawCharge, charge, phi;
     std::vector<Scratch> scratch;
 };
 

@@ -181,7 +181,7 @@ def main(argv=None):
     print("|---|---|---|---|---|---|---|")
     for system_name, size, atoms, platform, best, first, reference in rows:
         if best is None:
-            why = f"first eval {first:.0f} s" if first is not None else "too large for this platform's options"
+            why = f"first eval {first:.0f} s" if first is not None else "above --reference-max-atoms or --torch-max-atoms"
             print(f"| {system_name} | {size} | {atoms} | {platform} | skipped ({why}) | | |")
             continue
         ratio = f"{reference / best:.2f}x" if reference else "n/a"
