@@ -8,6 +8,8 @@
 
 #include "ENNTestSystems.h"
 #include "openmmenn/ENNModel.h"
+#include "openmm/OpenMMException.h"
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <iostream>
 
@@ -181,6 +183,35 @@ TEST(CpuPlatform, EnergyConservationComparableToReference) {
     // The bound, plus a floor of 0.01 kJ/mol/ns/dof for the float rounding of the energy
     // itself (~1e-6 relative), which is noise in the fitted slope when the reference drift is tiny.
     EXPECT_LT(std::abs(cpu), std::max(2 * std::abs(reference), 0.01));
+}
+
+} // namespace
+
+namespace {
+
+// Errors found inside worker threads (two atoms at one position, found by the cell list) must
+// reach the caller as OpenMMExceptions, as on Reference, and leave the Context usable.
+TEST(CpuPlatform, BadPositionsAreOpenMMExceptions) {
+    std::vector<int> z;
+    std::vector<Vec3> pos;
+    smallMolecule(z, pos);
+    Simulation sim(modelPath("mixed_charge"), z, pos, nullptr, 0.0, &cpuPlatform(), cpuThreads(2));
+    const double energy = sim.energy();
+    std::vector<Vec3> bad = pos;
+    bad[3] = Vec3(NAN, 0, 0);
+    sim.setPositions(bad);
+    EXPECT_THROW(sim.energy(), OpenMM::OpenMMException);
+    bad = pos;
+    bad[7] = bad[2];
+    sim.setPositions(bad);
+    try {
+        sim.energy();
+        ADD_FAILURE() << "coincident atoms were accepted";
+    } catch (const OpenMM::OpenMMException& e) {
+        EXPECT_NE(std::string(e.what()).find("same position"), std::string::npos) << e.what();
+    }
+    sim.setPositions(pos);
+    EXPECT_EQ(sim.energy(), energy);
 }
 
 } // namespace
