@@ -70,6 +70,13 @@ inline std::map<std::string, std::string> cpuThreads(int threads) {
 }
 #endif
 
+/** What a test reads back from a Context: energy (kJ/mol), forces (kJ/mol/nm), predicted charges (e; empty without a charge head). */
+struct Result {
+    double energy;
+    std::vector<Vec3> forces;
+    std::vector<double> charges;
+};
+
 /** A System holding only an ENNForce over all its particles, with a Context (Reference by default). */
 struct Simulation {
     OpenMM::System system;

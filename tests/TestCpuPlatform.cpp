@@ -17,12 +17,6 @@ using namespace enntest;
 
 namespace {
 
-struct Result {
-    double energy;
-    std::vector<Vec3> forces;
-    std::vector<double> charges;
-};
-
 /** Energy and forces of the force groups in `groups` (a bit mask), and the predicted charges. */
 Result evaluate(const OpenMM::System& system, const std::vector<Vec3>& pos, int groups, OpenMM::Platform& platform,
                 const std::map<std::string, std::string>& properties = {}) {

@@ -10,12 +10,6 @@ using namespace enntest;
 
 namespace {
 
-struct Result {
-    double energy;
-    std::vector<Vec3> forces;
-    std::vector<double> charges;
-};
-
 Result evaluate(const std::string& model, const std::vector<int>& z, const std::vector<Vec3>& pos, const Vec3* box = nullptr) {
     Simulation sim(model, z, pos, box, -1.0);
     Result r{sim.energy(), sim.forces(), {}};
