@@ -179,10 +179,6 @@ TEST(CpuPlatform, EnergyConservationComparableToReference) {
     EXPECT_LT(std::abs(cpu), std::max(2 * std::abs(reference), 0.01));
 }
 
-} // namespace
-
-namespace {
-
 // Errors found inside worker threads (two atoms at one position, found by the cell list) must
 // reach the caller as OpenMMExceptions, as on Reference, and leave the Context usable.
 TEST(CpuPlatform, BadPositionsAreOpenMMExceptions) {

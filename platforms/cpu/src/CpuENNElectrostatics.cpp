@@ -1,5 +1,6 @@
 #include "CpuENNElectrostatics.h"
 #include "openmm/OpenMMException.h"
+#include <mutex>
 #include <vector>
 
 using namespace OpenMMENN;

@@ -6,8 +6,8 @@
 
 #include "ReferenceENNElectrostatics.h"
 #include <fftw3.h>
+#include <array>
 #include <map>
-#include <mutex>
 
 namespace OpenMMENN {
 

@@ -24,8 +24,7 @@ private:
     std::unique_ptr<CpuENNNetwork> network;
     std::unique_ptr<CpuENNElectrostatics> electrostatics; // null when the force has no coupling
     ENNParticles ml;
-    std::vector<OpenMM::Vec3> local, gradient, electrostaticForces;
-    std::vector<double> potential;
+    std::vector<OpenMM::Vec3> local, gradient, electrostaticForces; // reused from step to step
 };
 
 } // namespace OpenMMENN

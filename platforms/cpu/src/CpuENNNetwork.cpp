@@ -242,7 +242,6 @@ void CpuENNNetwork::buildRadialTable(ReferenceENNNetwork& reference, int layer, 
     }
     table.intervals = intervals;
     table.numWeights = W;
-    table.spacing = static_cast<float>(rMax / intervals);
     table.inverseSpacing = static_cast<float>(intervals / rMax);
     table.data.resize(size_t(intervals + 1) * 2 * W);
     for (int i = 0; i <= intervals; i++)

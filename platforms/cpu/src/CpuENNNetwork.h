@@ -65,7 +65,7 @@ private:
     /** Cubic Hermite table of a layer's radial MLP (times the path weights) over [0, r_max]. */
     struct RadialTable {
         int intervals = 0, numWeights = 0;
-        float spacing = 0, inverseSpacing = 0;
+        float inverseSpacing = 0;
         std::vector<float> data; // [node][value | spacing * derivative][weight]
         void evaluate(float r, float* w, float* dwdr) const;
     };
