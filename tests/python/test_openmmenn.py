@@ -103,6 +103,8 @@ class TestForce(unittest.TestCase):
         names = [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]
         if "CPU" not in names:
             self.skipTest("OpenMM's CPU platform is not installed")
+        # Loading our plugins must not register any of OpenMM's platforms a second time.
+        self.assertEqual(len(names), len(set(names)), names)
         z, pos = molecule()
         system = openmm.System()
         force = openmmenn.ENNForce(model("mixed_charge"))

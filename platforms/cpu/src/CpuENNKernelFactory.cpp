@@ -26,6 +26,11 @@ extern "C" OPENMM_EXPORT void registerENNCpuKernelFactories() {
     }
 }
 
+// OpenMM's plugin loader looks up registerPlatforms in every plugin with dlsym, which also searches the
+// libraries a plugin links. Without this definition it would find libOpenMMCPU's and register the CPU
+// platform a second time.
+extern "C" OPENMM_EXPORT void registerPlatforms() {}
+
 extern "C" OPENMM_EXPORT void registerKernelFactories() {
     registerENNCpuKernelFactories();
 }
