@@ -16,6 +16,25 @@ namespace OpenMMENN {
 /** Given the predicted charges, fills potential[i] = dE_other/dq_i of an energy term that depends on them. */
 typedef std::function<void(const std::vector<double>& charges, std::vector<double>& potential)> ChargeCoupling;
 
+/** Calls visit(inIndex, outIndex, coefficient) for each weight of a linear, once per component m:
+ *  Linear(in)[outIndex] = sum of coefficient * in[inIndex]. `element` picks a per-element weight set.
+ *  The order of the visits does not depend on `element`. */
+template <class Visit>
+void forEachLinearTerm(const LinearSpec& lin, int element, Visit visit) {
+    const double* w = lin.weights.data() + (lin.perElement ? element * lin.weightsPerElement : 0);
+    for (const auto& p : lin.paths) {
+        const auto& a = lin.in.entries[p.in];
+        const auto& b = lin.out.entries[p.out];
+        const int d = a.ir.dim();
+        for (int u = 0; u < a.mul; u++)
+            for (int v = 0; v < b.mul; v++) {
+                const double c = p.weight * w[p.weightOffset + u * b.mul + v];
+                for (int m = 0; m < d; m++)
+                    visit(a.offset + u * d + m, b.offset + v * d + m, c);
+            }
+    }
+}
+
 class ReferenceENNNetwork {
 public:
     explicit ReferenceENNNetwork(std::shared_ptr<const ENNModel> model);

@@ -1,0 +1,37 @@
+#ifndef OPENMM_COMMON_ENN_KERNELS_H_
+#define OPENMM_COMMON_ENN_KERNELS_H_
+
+#include "openmmenn/ENNKernels.h"
+#include "CommonENNNetwork.h"
+#include "ReferenceENNKernels.h"
+#include "openmm/common/ComputeContext.h"
+#include <memory>
+
+namespace OpenMMENN {
+
+/**
+ * ENNForce on the CUDA and OpenCL platforms, written once against OpenMM's ComputeContext: the network
+ * runs on the device and its forces go into the context's fixed-point force buffer.
+ * The electrostatics of the predicted charges is, for now, the Reference code on the host in double:
+ * charges, positions and the resulting potentials and forces cross the bus every step.
+ */
+class CommonCalcENNForceKernel : public CalcENNForceKernel {
+public:
+    CommonCalcENNForceKernel(std::string name, const OpenMM::Platform& platform, OpenMM::ComputeContext& cc)
+        : CalcENNForceKernel(name, platform), cc(cc) {}
+    void initialize(const OpenMM::System& system, const ENNForce& force) override;
+    double execute(OpenMM::ContextImpl& context, bool includeForces, bool includeEnergy) override;
+    void copyParametersToContext(OpenMM::ContextImpl& context, const ENNForce& force) override;
+    std::vector<double> getCharges(OpenMM::ContextImpl& context) override;
+
+private:
+    OpenMM::ComputeContext& cc;
+    std::unique_ptr<CommonENNNetwork> network;
+    std::unique_ptr<ReferenceENNElectrostatics> electrostatics; // null when the force has no coupling
+    ENNParticles ml;
+    std::vector<OpenMM::Vec3> allPositions, electrostaticForces;
+};
+
+} // namespace OpenMMENN
+
+#endif

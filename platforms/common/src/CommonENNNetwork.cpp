@@ -1,0 +1,723 @@
+#include "CommonENNNetwork.h"
+#include "CommonENNKernelSources.h"
+#include "openmm/OpenMMException.h"
+#include "openmm/common/ComputeVectorTypes.h"
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+using namespace OpenMMENN;
+using OpenMM::ComputeArray;
+using OpenMM::ComputeKernel;
+using OpenMM::Vec3;
+using std::vector;
+
+namespace {
+const int ReduceSize = 128; // threads of the one work group that sums energies and charges
+const int InitialCapacity = 32;
+
+int activationKind(const ActivationSpec& a) {
+    return a.kind == ActivationSpec::SiLU ? 0 : 1;
+}
+} // namespace
+
+CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<const ENNModel> modelPtr, const vector<int>& speciesOfNode,
+                                   const vector<int>& mlOfAtomHost, bool periodic)
+    : cc(cc), model(std::move(modelPtr)), numNodes(static_cast<int>(speciesOfNode.size())),
+      numAtoms(static_cast<int>(mlOfAtomHost.size())), periodic(periodic) {
+    const ENNModel& m = *model;
+    ReferenceENNNetwork reference(model);
+    nsh = (m.shLmax + 1) * (m.shLmax + 1);
+    const int nel = m.numElements();
+    for (int z : speciesOfNode)
+        constantEnergy += m.e0[z] + m.energyShift;
+
+    // ---- tables ----
+    {
+        const int dim = m.embedding.out.dim;
+        vector<double> table(size_t(nel) * dim, 0.0);
+        for (int z = 0; z < nel; z++)
+            forEachLinearTerm(m.embedding, 0, [&](int i, int o, double c) {
+                if (i == z)
+                    table[size_t(z) * dim + o] += c;
+            });
+        embeddingStart = static_cast<int>(tableReals.size());
+        embeddingDim = dim;
+        tableReals.insert(tableReals.end(), table.begin(), table.end());
+        maxFeatures = dim;
+    }
+    for (size_t t = 0; t < m.layers.size(); t++) {
+        const LayerSpec& L = m.layers[t];
+        Layer layer;
+        layer.residual = L.residual;
+        layer.dIn = L.irrepsIn().dim;
+        layer.dUp = L.linearUp.out.dim;
+        layer.dTp = L.conv.out.dim;
+        layer.dMsg = L.irrepsMessage().dim;
+        layer.dProd = L.productLinear.in.dim;
+        layer.dOut = L.irrepsOut().dim;
+        layer.channels = L.channels;
+        layer.numWeights = L.conv.numWeights;
+        maxFeatures = std::max({maxFeatures, layer.dIn, layer.dUp, layer.dTp, layer.dMsg, layer.dProd, layer.dOut});
+        layer.linearUp = addLinear(L.linearUp, 1.0, false);
+        layer.linearUpT = addLinear(L.linearUp, 1.0, true);
+        layer.linear = addLinear(L.linear, 1.0 / L.avgNumNeighbors, false);
+        layer.linearT = addLinear(L.linear, 1.0 / L.avgNumNeighbors, true);
+        layer.skip = addLinear(L.skip, 1.0, false);
+        layer.skipT = addLinear(L.skip, 1.0, true);
+        layer.productLinear = addLinear(L.productLinear, 1.0, false);
+        layer.productLinearT = addLinear(L.productLinear, 1.0, true);
+        layer.readout = addReadout(L.readout, m.energyScale);
+
+        // Radial MLP, each matrix multiplied by its weight scale.
+        const RadialMLPSpec& mlp = L.radial;
+        layer.numMlpLayers = static_cast<int>(mlp.weights.size());
+        layer.activation = activationKind(mlp.activation);
+        layer.activationScale = mlp.activation.scale;
+        layer.mlpStart = static_cast<int>(tableReals.size());
+        for (int k = 0; k < layer.numMlpLayers; k++)
+            for (double x : mlp.weights[k])
+                tableReals.push_back(x * mlp.weightScales[k]);
+        layer.mlpSizeStart = static_cast<int>(tableInts.size());
+        tableInts.insert(tableInts.end(), mlp.sizes.begin(), mlp.sizes.end());
+        for (int k = 1; k + 1 < static_cast<int>(mlp.sizes.size()); k++)
+            maxHidden = std::max(maxHidden, mlp.sizes[k]);
+        maxHidden = std::max(maxHidden, mlp.sizes[0]);
+
+        // Tensor product terms: output (u, k) of path p gets weight p.weight * C[i,j,k] * w[weightOffset + u]
+        // * hUp[a.offset + u*d1 + i] * Y[b.offset + j].
+        vector<int> rowsForward, fieldsForward, rowsBackward, fieldsBackward;
+        vector<vector<double>> values(1);
+        for (const auto& p : L.conv.paths) {
+            const auto &a = L.conv.in1.entries[p.in1], &b = L.conv.in2.entries[p.in2], &c = L.conv.out.entries[p.out];
+            const auto& cg = reference.sparseW3j(a.ir.l, b.ir.l, c.ir.l);
+            for (int u = 0; u < a.mul; u++)
+                for (const auto& s : cg) {
+                    const int o = c.offset + u * c.ir.dim() + s.k, x1 = a.offset + u * a.ir.dim() + s.i, y = b.offset + s.j;
+                    const int weight = p.weightOffset + u;
+                    rowsForward.push_back(o);
+                    fieldsForward.insert(fieldsForward.end(), {x1, y, weight});
+                    rowsBackward.push_back(x1);
+                    fieldsBackward.insert(fieldsBackward.end(), {o, y, weight});
+                    values[0].push_back(p.weight * s.value);
+                }
+        }
+        layer.convolution = addRows(layer.dTp, layer.dUp, 3, rowsForward, fieldsForward, values);
+        layer.convolutionT = addRows(layer.dUp, layer.dTp, 3, rowsBackward, fieldsBackward, values);
+
+        // Symmetric contraction: (output offset, output stride per channel, correlation, three factors).
+        const int C = L.channels;
+        vector<int> featureOffset, featureStride;
+        for (const auto& e : L.irrepsMessage().entries)
+            for (int mm = 0; mm < e.ir.dim(); mm++) {
+                featureOffset.push_back(e.offset + mm);
+                featureStride.push_back(e.ir.dim());
+            }
+        layer.featureStart = static_cast<int>(tableInts.size());
+        layer.numFeatures = static_cast<int>(featureOffset.size());
+        for (size_t f = 0; f < featureOffset.size(); f++)
+            tableInts.insert(tableInts.end(), {featureOffset[f], featureStride[f]});
+        layer.contractionStart = static_cast<int>(tableInts.size());
+        vector<const ReferenceENNNetwork::ContractionTerms*> orders;
+        int outOffset = 0, numTerms = 0;
+        for (size_t k = 0; k < L.contractions.size(); k++) {
+            const int dM = L.contractions[k].out.dim();
+            for (const auto& ct : reference.layerContractions(t)[k]) {
+                orders.push_back(&ct);
+                for (const auto& key : ct.terms) {
+                    tableInts.insert(tableInts.end(), {outOffset + key[0], dM, ct.correlation});
+                    for (int f = 0; f < 3; f++) {
+                        const bool used = f < ct.correlation;
+                        tableInts.push_back(used ? featureOffset[key[f + 1]] : 0);
+                        tableInts.push_back(used ? featureStride[key[f + 1]] : 0);
+                    }
+                    numTerms++;
+                }
+            }
+            outOffset += C * dM;
+        }
+        layer.numContractionTerms = numTerms;
+        layer.contractionValueStart = static_cast<int>(tableReals.size());
+        for (int z = 0; z < nel; z++)
+            for (const auto* ct : orders) {
+                const size_t T = ct->terms.size();
+                tableReals.insert(tableReals.end(), ct->coefficients.begin() + size_t(z) * T * C, ct->coefficients.begin() + size_t(z + 1) * T * C);
+            }
+        layers.push_back(layer);
+    }
+    if (m.hasChargeHead)
+        chargeReadout = addReadout(m.chargeReadout, 1.0);
+
+    // ---- device arrays ----
+    const bool useDouble = cc.getUseDoublePrecision();
+    const int realSize = useDouble ? sizeof(double) : sizeof(float);
+    const int mixedSize = (useDouble || cc.getUseMixedPrecision()) ? sizeof(double) : sizeof(float);
+    const int real4Size = 4 * realSize;
+    ints.initialize<int>(cc, static_cast<int>(tableInts.size()), "ennTableInts");
+    ints.upload(tableInts);
+    reals.initialize(cc, static_cast<int>(tableReals.size()), realSize, "ennTableReals");
+    reals.upload(tableReals, true);
+    species.initialize<int>(cc, numNodes, "ennSpecies");
+    species.upload(speciesOfNode);
+    mlOfAtom.initialize<int>(cc, numAtoms, "ennMLOfAtom");
+    mlOfAtom.upload(mlOfAtomHost);
+    besselFrequencies.initialize(cc, static_cast<int>(m.besselFrequencies.size()), realSize, "ennBessel");
+    besselFrequencies.upload(m.besselFrequencies, true);
+    {
+        vector<int> index;
+        vector<double> value;
+        for (int l = 2; l <= m.shLmax; l++)
+            for (const auto& s : reference.sparseW3j(1, l - 1, l)) {
+                index.insert(index.end(), {1 + s.i, (l - 1) * (l - 1) + s.j, l * l + s.k});
+                value.push_back(reference.harmonicsNormalization(l) * s.value);
+            }
+        const int terms = static_cast<int>(value.size());
+        harmonicsIndex.initialize<int>(cc, std::max(1, 3 * terms), "ennHarmonicsIndex");
+        harmonicsValue.initialize(cc, std::max(1, terms), realSize, "ennHarmonicsValue");
+        if (terms > 0) {
+            harmonicsIndex.upload(index);
+            harmonicsValue.upload(value, true);
+        }
+        std::map<std::string, std::string> defines;
+        defines["NSH"] = cc.intToString(nsh);
+        defines["NUM_SH_TERMS"] = cc.intToString(terms);
+        defines["NUM_BESSEL"] = cc.intToString(static_cast<int>(m.besselFrequencies.size()));
+        defines["ENVELOPE_P"] = cc.doubleToString(m.envelopeP);
+        defines["R_MAX"] = cc.doubleToString(m.rMax);
+        defines["BESSEL_PREFACTOR"] = cc.doubleToString(m.besselPrefactor);
+        defines["MAX_WIDTH"] = cc.intToString(maxHidden);
+        defines["REDUCE_SIZE"] = cc.intToString(ReduceSize);
+        program = cc.compileProgram(CommonENNKernelSources::ennNetwork, defines);
+    }
+    vector<double> offsets(nel, 0.0);
+    if (m.hasChargeHead)
+        offsets = m.chargeElementOffsets;
+    chargeOffsets.initialize(cc, nel, realSize, "ennChargeOffsets");
+    chargeOffsets.upload(offsets, true);
+
+    positions.initialize(cc, numNodes, real4Size, "ennPositions");
+    count.initialize<int>(cc, numNodes, "ennNeighborCount");
+    status.initialize<int>(cc, 3, "ennStatus");
+    for (size_t t = 0; t <= layers.size(); t++) {
+        const int dim = t == 0 ? embeddingDim : layers[t - 1].dOut;
+        h.emplace_back();
+        h.back().initialize(cc, numNodes * dim, realSize, "ennH");
+        if (t < layers.size()) {
+            hUp.emplace_back();
+            hUp.back().initialize(cc, numNodes * layers[t].dUp, realSize, "ennHUp");
+            A.emplace_back();
+            A.back().initialize(cc, numNodes * layers[t].dMsg, realSize, "ennA");
+        }
+    }
+    int hiddenSize = 1;
+    for (const Layer& layer : layers)
+        hiddenSize = std::max(hiddenSize, layer.readout.hidden);
+    hiddenSize = std::max(hiddenSize, chargeReadout.hidden);
+    for (ComputeArray* a : {&M, &message, &B, &gradH, &gradIn, &gradM, &gradUp, &gradB, &gradA, &gradMessage})
+        a->initialize(cc, numNodes * maxFeatures, realSize, "ennFeatures");
+    for (ComputeArray* a : {&hidden, &hiddenPre, &gradHidden})
+        a->initialize(cc, numNodes * hiddenSize, realSize, "ennHidden");
+    for (ComputeArray* a : {&nodeOut, &rawCharges, &charges, &gradScalar, &ones})
+        a->initialize(cc, numNodes, realSize, "ennPerNode");
+    ones.upload(vector<double>(numNodes, 1.0), true);
+    nodeEnergy.initialize(cc, numNodes, mixedSize, "ennNodeEnergy");
+    work.initialize(cc, numNodes, mixedSize, "ennWork");
+    extraForces.initialize(cc, numAtoms, real4Size, "ennExtraForces");
+    setEdgeCapacity(InitialCapacity);
+}
+
+CommonENNNetwork::SparseRows CommonENNNetwork::addRows(int numRows, int numColumns, int width, const vector<int>& rows,
+                                                       const vector<int>& fields, const vector<vector<double>>& values) {
+    const size_t numTerms = rows.size();
+    vector<size_t> order(numTerms);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return rows[a] < rows[b]; });
+    SparseRows r;
+    r.dIn = numColumns;
+    r.dOut = numRows;
+    r.rowStart = static_cast<int>(tableInts.size());
+    vector<int> start(numRows + 1, 0);
+    for (int row : rows)
+        start[row + 1]++;
+    for (int i = 0; i < numRows; i++)
+        start[i + 1] += start[i];
+    tableInts.insert(tableInts.end(), start.begin(), start.end());
+    r.fieldStart = static_cast<int>(tableInts.size());
+    for (size_t t : order)
+        for (int k = 0; k < width; k++)
+            tableInts.push_back(fields[t * width + k]);
+    r.valueStart = static_cast<int>(tableReals.size());
+    r.termsPerSet = values.size() > 1 ? static_cast<int>(numTerms) : 0;
+    for (const auto& set : values)
+        for (size_t t : order)
+            tableReals.push_back(set[t]);
+    return r;
+}
+
+CommonENNNetwork::SparseRows CommonENNNetwork::addLinear(const LinearSpec& spec, double scale, bool transpose) {
+    const int sets = spec.perElement ? model->numElements() : 1;
+    vector<int> rows, columns;
+    vector<vector<double>> values(sets);
+    for (int z = 0; z < sets; z++)
+        forEachLinearTerm(spec, z, [&](int i, int o, double c) {
+            if (z == 0) {
+                rows.push_back(transpose ? i : o);
+                columns.push_back(transpose ? o : i);
+            }
+            values[z].push_back(scale * c);
+        });
+    if (transpose)
+        return addRows(spec.in.dim, spec.out.dim, 1, rows, columns, values);
+    return addRows(spec.out.dim, spec.in.dim, 1, rows, columns, values);
+}
+
+CommonENNNetwork::Readout CommonENNNetwork::addReadout(const ReadoutSpec& spec, double scale) {
+    Readout r;
+    r.nonlinear = spec.nonlinear;
+    if (spec.linear1.out.dim != (spec.nonlinear ? spec.linear2.in.dim : 1))
+        throw OpenMM::OpenMMException("ENNForce: a readout's irreps do not end in one scalar");
+    r.linear1 = addLinear(spec.linear1, spec.nonlinear ? 1.0 : scale, false);
+    r.linear1T = addLinear(spec.linear1, spec.nonlinear ? 1.0 : scale, true);
+    if (spec.nonlinear) {
+        r.hidden = spec.linear1.out.dim;
+        r.activation = activationKind(spec.activation);
+        r.activationScale = spec.activation.scale;
+        r.linear2 = addLinear(spec.linear2, scale, false);
+        r.linear2T = addLinear(spec.linear2, scale, true);
+    }
+    return r;
+}
+
+void CommonENNNetwork::addArg(ComputeKernel& kernel, double value) const {
+    if (cc.getUseDoublePrecision())
+        kernel->addArg(value);
+    else
+        kernel->addArg(static_cast<float>(value));
+}
+
+void CommonENNNetwork::addMixedArg(ComputeKernel& kernel, double value) const {
+    if (cc.getUseDoublePrecision() || cc.getUseMixedPrecision())
+        kernel->addArg(value);
+    else
+        kernel->addArg(static_cast<float>(value));
+}
+
+void CommonENNNetwork::setMixedArg(ComputeKernel& kernel, int index, double value) const {
+    if (cc.getUseDoublePrecision() || cc.getUseMixedPrecision())
+        kernel->setArg(index, value);
+    else
+        kernel->setArg(index, static_cast<float>(value));
+}
+
+ComputeKernel CommonENNNetwork::sparseProduct(const SparseRows& r, ComputeArray& in, ComputeArray& out, bool accumulate) {
+    ComputeKernel k = program->createKernel("sparseProduct");
+    k->addArg(in);
+    k->addArg(out);
+    k->addArg(species);
+    k->addArg(ints);
+    k->addArg(reals);
+    for (int x : {r.rowStart, r.fieldStart, r.valueStart, r.termsPerSet, numNodes, r.dIn, r.dOut, accumulate ? 1 : 0})
+        k->addArg(x);
+    return k;
+}
+
+ComputeKernel CommonENNNetwork::fill(ComputeArray& array, double value) {
+    ComputeKernel k = program->createKernel("fill");
+    k->addArg(array);
+    k->addArg(array.getSize());
+    addArg(k, value);
+    return k;
+}
+
+void CommonENNNetwork::readoutForward(const Readout& r, ComputeArray& in, vector<std::pair<ComputeKernel, int>>& launches) {
+    if (!r.nonlinear) {
+        launches.push_back({sparseProduct(r.linear1, in, nodeOut, false), numNodes});
+        return;
+    }
+    launches.push_back({sparseProduct(r.linear1, in, hiddenPre, false), numNodes * r.hidden});
+    ComputeKernel act = program->createKernel("activate");
+    act->addArg(hiddenPre);
+    act->addArg(hidden);
+    act->addArg(numNodes * r.hidden);
+    act->addArg(r.activation);
+    addArg(act, r.activationScale);
+    launches.push_back({act, numNodes * r.hidden});
+    launches.push_back({sparseProduct(r.linear2, hidden, nodeOut, false), numNodes});
+}
+
+void CommonENNNetwork::readoutBackward(const Readout& r, ComputeArray& gradOut, ComputeArray& gradIn, vector<std::pair<ComputeKernel, int>>& launches) {
+    // gradIn += readout'(h)^T gradOut; a nonlinear readout needs its pre-activations in hiddenPre.
+    if (!r.nonlinear) {
+        launches.push_back({sparseProduct(r.linear1T, gradOut, gradIn, true), numNodes * r.linear1T.dOut});
+        return;
+    }
+    launches.push_back({sparseProduct(r.linear2T, gradOut, gradHidden, false), numNodes * r.hidden});
+    ComputeKernel act = program->createKernel("activationBackward");
+    act->addArg(hiddenPre);
+    act->addArg(gradHidden);
+    act->addArg(numNodes * r.hidden);
+    act->addArg(r.activation);
+    addArg(act, r.activationScale);
+    launches.push_back({act, numNodes * r.hidden});
+    launches.push_back({sparseProduct(r.linear1T, gradHidden, gradIn, true), numNodes * r.linear1T.dOut});
+}
+
+void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
+    capacity = newCapacity;
+    const int slots = numNodes * capacity;
+    const bool useDouble = cc.getUseDoublePrecision();
+    const int realSize = useDouble ? sizeof(double) : sizeof(float);
+    int maxWeights = 1;
+    for (const Layer& layer : layers)
+        maxWeights = std::max(maxWeights, layer.numWeights);
+    auto allocate = [&](ComputeArray& a, int size, int elementSize, const char* name) {
+        if (a.isInitialized())
+            a.resize(size);
+        else
+            a.initialize(cc, size, elementSize, name);
+    };
+    allocate(sender, slots, sizeof(int), "ennSender");
+    allocate(reverse, slots, sizeof(int), "ennReverse");
+    allocate(edgeVec, slots, 4 * realSize, "ennEdgeVec");
+    allocate(gradVec, slots, 4 * realSize, "ennGradVec");
+    allocate(sh, slots * nsh, realSize, "ennHarmonics");
+    allocate(gradSh, slots * nsh, realSize, "ennGradHarmonics");
+    allocate(gradR, slots, realSize, "ennGradR");
+    allocate(w, slots * maxWeights, realSize, "ennRadialWeights");
+    allocate(dwdr, slots * maxWeights, realSize, "ennRadialDerivatives");
+
+    // ---- kernels, with every argument that does not change from step to step ----
+    gatherKernel = program->createKernel("gatherPositions");
+    gatherKernel->addArg(cc.getPosq());
+    gatherKernel->addArg(cc.getAtomIndexArray());
+    gatherKernel->addArg(mlOfAtom);
+    gatherKernel->addArg(numAtoms);
+    addArg(gatherKernel, 1.0 / model->lengthToNm);
+    gatherKernel->addArg(positions);
+
+    neighborKernel = program->createKernel("findNeighbors");
+    neighborKernel->addArg(positions);
+    neighborKernel->addArg(numNodes);
+    neighborKernel->addArg(capacity);
+    addArg(neighborKernel, model->rMax * model->rMax);
+    neighborKernel->addArg(periodic ? 1 : 0);
+    for (int i = 0; i < 6; i++)
+        neighborKernel->addArg(); // box vectors and image counts, set every step
+    neighborKernel->addArg(count);
+    neighborKernel->addArg(sender);
+    neighborKernel->addArg(edgeVec);
+    neighborKernel->addArg(status);
+
+    reverseKernel = program->createKernel("findReverseEdges");
+    for (ComputeArray* a : {&count, &sender, &edgeVec})
+        reverseKernel->addArg(*a);
+    reverseKernel->addArg(capacity);
+    reverseKernel->addArg(slots);
+    reverseKernel->addArg(reverse);
+
+    harmonicsKernel = program->createKernel("edgeHarmonics");
+    harmonicsKernel->addArg(count);
+    harmonicsKernel->addArg(edgeVec);
+    harmonicsKernel->addArg(capacity);
+    harmonicsKernel->addArg(slots);
+    harmonicsKernel->addArg(harmonicsIndex);
+    harmonicsKernel->addArg(harmonicsValue);
+    harmonicsKernel->addArg(sh);
+
+    // Forward pass.
+    forwardLaunches.clear();
+    {
+        ComputeKernel k = program->createKernel("embed");
+        k->addArg(species);
+        k->addArg(reals);
+        k->addArg(embeddingStart);
+        k->addArg(numNodes);
+        k->addArg(embeddingDim);
+        k->addArg(h[0]);
+        forwardLaunches.push_back({k, numNodes * embeddingDim});
+    }
+    forwardLaunches.push_back({fill(nodeEnergy, 0.0), numNodes});
+    vector<ComputeKernel> radialKernels;
+    for (size_t t = 0; t < layers.size(); t++) {
+        const Layer& L = layers[t];
+        forwardLaunches.push_back({sparseProduct(L.linearUp, h[t], hUp[t], false), numNodes * L.dUp});
+        ComputeKernel radial = program->createKernel("radialWeights");
+        radial->addArg(count);
+        radial->addArg(edgeVec);
+        radial->addArg(capacity);
+        radial->addArg(slots);
+        radial->addArg(besselFrequencies);
+        radial->addArg(reals);
+        radial->addArg(L.mlpStart);
+        radial->addArg(ints);
+        radial->addArg(L.mlpSizeStart);
+        radial->addArg(L.numMlpLayers);
+        radial->addArg(L.activation);
+        addArg(radial, L.activationScale);
+        radial->addArg(L.numWeights);
+        radial->addArg(w);
+        radial->addArg(dwdr);
+        radialKernels.push_back(radial);
+        forwardLaunches.push_back({radial, slots});
+        ComputeKernel conv = program->createKernel("convolution");
+        for (ComputeArray* a : {&hUp[t], &sh, &w, &count, &sender})
+            conv->addArg(*a);
+        conv->addArg(capacity);
+        conv->addArg(ints);
+        conv->addArg(reals);
+        for (int x : {L.convolution.rowStart, L.convolution.fieldStart, L.convolution.valueStart, numNodes, L.dUp, L.dTp, L.numWeights})
+            conv->addArg(x);
+        conv->addArg(M);
+        forwardLaunches.push_back({conv, numNodes * L.dTp});
+        if (L.residual)
+            forwardLaunches.push_back({sparseProduct(L.linear, M, A[t], false), numNodes * L.dMsg});
+        else {
+            forwardLaunches.push_back({sparseProduct(L.linear, M, message, false), numNodes * L.dMsg});
+            forwardLaunches.push_back({sparseProduct(L.skip, message, A[t], false), numNodes * L.dMsg});
+        }
+        forwardLaunches.push_back({fill(B, 0.0), numNodes * maxFeatures});
+        ComputeKernel con = program->createKernel("contraction");
+        con->addArg(A[t]);
+        con->addArg(species);
+        con->addArg(ints);
+        con->addArg(reals);
+        for (int x : {L.contractionStart, L.contractionValueStart, L.numContractionTerms, L.channels, numNodes, L.dMsg, L.dProd})
+            con->addArg(x);
+        con->addArg(B);
+        forwardLaunches.push_back({con, numNodes * L.channels});
+        forwardLaunches.push_back({sparseProduct(L.productLinear, B, h[t + 1], false), numNodes * L.dOut});
+        if (L.residual)
+            forwardLaunches.push_back({sparseProduct(L.skip, h[t], h[t + 1], true), numNodes * L.dOut});
+        readoutForward(L.readout, h[t + 1], forwardLaunches);
+        ComputeKernel add = program->createKernel("addNodeEnergies");
+        add->addArg(nodeOut);
+        add->addArg(nodeEnergy);
+        add->addArg(numNodes);
+        forwardLaunches.push_back({add, numNodes});
+    }
+    energyKernel = program->createKernel("sumEnergy");
+    energyKernel->addArg(nodeEnergy);
+    energyKernel->addArg(numNodes);
+    addMixedArg(energyKernel, constantEnergy);
+    addMixedArg(energyKernel, model->energyToKJPerMol);
+    energyKernel->addArg(cc.getEnergyBuffer());
+
+    // Charges.
+    chargeLaunches.clear();
+    chargeBackwardLaunches.clear();
+    if (model->hasChargeHead) {
+        readoutForward(chargeReadout, h.back(), chargeLaunches);
+        chargeKernel = program->createKernel("normalizeCharges");
+        chargeKernel->addArg(nodeOut);
+        chargeKernel->addArg(species);
+        chargeKernel->addArg(chargeOffsets);
+        chargeKernel->addArg(numNodes);
+        addMixedArg(chargeKernel, 0.0); // the total charge, set when run
+        chargeKernel->addArg(work);
+        chargeKernel->addArg(charges);
+        if (chargeReadout.nonlinear) // hiddenPre of the charge readout, for its backward
+            chargeBackwardLaunches.push_back({sparseProduct(chargeReadout.linear1, h.back(), hiddenPre, false), numNodes * chargeReadout.hidden});
+        readoutBackward(chargeReadout, gradScalar, gradH, chargeBackwardLaunches);
+    }
+
+    // Backward pass. gradH holds dE/dh of the last layer's output (cleared, then the charge head's
+    // chain-rule term when there is one); each layer turns the gradient of its output into that of its
+    // input, and the two arrays swap roles from layer to layer.
+    clearGradH = fill(gradH, 0.0);
+    backwardLaunches.clear();
+    backwardLaunches.push_back({fill(gradSh, 0.0), slots * nsh});
+    backwardLaunches.push_back({fill(gradR, 0.0), slots});
+    ComputeArray* gOut = &gradH;
+    ComputeArray* gIn = &gradIn;
+    for (int t = static_cast<int>(layers.size()) - 1; t >= 0; t--) {
+        const Layer& L = layers[t];
+        if (L.readout.nonlinear)
+            backwardLaunches.push_back({sparseProduct(L.readout.linear1, h[t + 1], hiddenPre, false), numNodes * L.readout.hidden});
+        readoutBackward(L.readout, ones, *gOut, backwardLaunches);
+        if (L.residual)
+            backwardLaunches.push_back({sparseProduct(L.skipT, *gOut, *gIn, false), numNodes * L.dIn});
+        else
+            backwardLaunches.push_back({fill(*gIn, 0.0), numNodes * maxFeatures});
+        backwardLaunches.push_back({sparseProduct(L.productLinearT, *gOut, gradB, false), numNodes * L.dProd});
+        ComputeKernel con = program->createKernel("contractionBackward");
+        con->addArg(A[t]);
+        con->addArg(gradB);
+        con->addArg(species);
+        con->addArg(ints);
+        con->addArg(reals);
+        for (int x : {L.contractionStart, L.contractionValueStart, L.numContractionTerms, L.featureStart, L.numFeatures, L.channels,
+                      numNodes, L.dMsg, L.dProd})
+            con->addArg(x);
+        con->addArg(gradA);
+        backwardLaunches.push_back({con, numNodes * L.channels});
+        ComputeArray* gradMsg = &gradA;
+        if (!L.residual) {
+            backwardLaunches.push_back({sparseProduct(L.skipT, gradA, gradMessage, false), numNodes * L.dMsg});
+            gradMsg = &gradMessage;
+        }
+        backwardLaunches.push_back({sparseProduct(L.linearT, *gradMsg, gradM, false), numNodes * L.dTp});
+        backwardLaunches.push_back({radialKernels[t], slots});
+        ComputeKernel nodes = program->createKernel("convolutionBackwardNodes");
+        for (ComputeArray* a : {&gradM, &sh, &w, &count, &sender, &reverse})
+            nodes->addArg(*a);
+        nodes->addArg(capacity);
+        nodes->addArg(ints);
+        nodes->addArg(reals);
+        for (int x : {L.convolutionT.rowStart, L.convolutionT.fieldStart, L.convolutionT.valueStart, numNodes, L.dUp, L.dTp, L.numWeights})
+            nodes->addArg(x);
+        nodes->addArg(gradUp);
+        backwardLaunches.push_back({nodes, numNodes * L.dUp});
+        ComputeKernel edges = program->createKernel("convolutionBackwardEdges");
+        for (ComputeArray* a : {&gradM, &hUp[t], &sh, &w, &dwdr, &count, &sender})
+            edges->addArg(*a);
+        edges->addArg(capacity);
+        edges->addArg(slots);
+        edges->addArg(ints);
+        edges->addArg(reals);
+        for (int x : {L.convolution.rowStart, L.convolution.fieldStart, L.convolution.valueStart, L.dUp, L.dTp, L.numWeights})
+            edges->addArg(x);
+        edges->addArg(gradSh);
+        edges->addArg(gradR);
+        backwardLaunches.push_back({edges, slots});
+        backwardLaunches.push_back({sparseProduct(L.linearUpT, gradUp, *gIn, true), numNodes * L.dIn});
+        std::swap(gOut, gIn);
+    }
+    edgeGradientKernel = program->createKernel("edgeGradients");
+    edgeGradientKernel->addArg(count);
+    edgeGradientKernel->addArg(edgeVec);
+    edgeGradientKernel->addArg(capacity);
+    edgeGradientKernel->addArg(slots);
+    for (ComputeArray* a : {&harmonicsIndex, &harmonicsValue, &gradSh, &gradR, &gradVec})
+        edgeGradientKernel->addArg(*a);
+    applyForcesKernel = program->createKernel("applyForces");
+    for (ComputeArray* a : {&gradVec, &count, &reverse})
+        applyForcesKernel->addArg(*a);
+    applyForcesKernel->addArg(capacity);
+    applyForcesKernel->addArg(cc.getAtomIndexArray());
+    applyForcesKernel->addArg(mlOfAtom);
+    applyForcesKernel->addArg(numAtoms);
+    applyForcesKernel->addArg(cc.getPaddedNumAtoms());
+    addArg(applyForcesKernel, model->energyToKJPerMol / model->lengthToNm);
+    applyForcesKernel->addArg(extraForces);
+    applyForcesKernel->addArg(0);
+    applyForcesKernel->addArg(cc.getLongForceBuffer());
+}
+
+void CommonENNNetwork::run(vector<std::pair<ComputeKernel, int>>& launches) {
+    for (auto& launch : launches)
+        launch.first->execute(launch.second);
+}
+
+void CommonENNNetwork::findNeighbors() {
+    // Box vectors in model units and how many images of each the cutoff can reach.
+    Vec3 box[3];
+    int images[3] = {0, 0, 0};
+    if (periodic) {
+        cc.getPeriodicBoxVectors(box[0], box[1], box[2]);
+        for (Vec3& v : box)
+            v *= 1.0 / model->lengthToNm;
+        const double volume = box[0][0] * box[1][1] * box[2][2];
+        for (int k = 0; k < 3; k++) {
+            const Vec3 normal = box[(k + 1) % 3].cross(box[(k + 2) % 3]);
+            const double spacing = volume / std::sqrt(normal.dot(normal));
+            images[k] = static_cast<int>(std::floor(model->rMax / spacing + 0.5));
+        }
+    }
+    for (int k = 0; k < 3; k++) {
+        if (cc.getUseDoublePrecision())
+            neighborKernel->setArg(5 + k, OpenMM::mm_double4(box[k][0], box[k][1], box[k][2], 0));
+        else
+            neighborKernel->setArg(5 + k, OpenMM::mm_float4(box[k][0], box[k][1], box[k][2], 0));
+        neighborKernel->setArg(8 + k, images[k]);
+    }
+    while (true) {
+        cc.clearBuffer(status);
+        neighborKernel->execute(numNodes);
+        // The one download of every step: whether the neighbour list fitted, and whether positions were valid.
+        int flags[3];
+        status.download(flags);
+        if (flags[1])
+            throw OpenMM::OpenMMException("ENNForce: a position of an ML particle is not a finite number");
+        if (flags[2])
+            throw OpenMM::OpenMMException("ENNForce: two ML particles (or a particle and its periodic image) are at the same point");
+        if (!flags[0])
+            break;
+        vector<int> counts;
+        count.download(counts);
+        const int largest = *std::max_element(counts.begin(), counts.end());
+        setEdgeCapacity(largest + largest / 4 + 8);
+        for (int k = 0; k < 3; k++) { // the new kernel objects need the box again
+            if (cc.getUseDoublePrecision())
+                neighborKernel->setArg(5 + k, OpenMM::mm_double4(box[k][0], box[k][1], box[k][2], 0));
+            else
+                neighborKernel->setArg(5 + k, OpenMM::mm_float4(box[k][0], box[k][1], box[k][2], 0));
+            neighborKernel->setArg(8 + k, images[k]);
+        }
+    }
+}
+
+void CommonENNNetwork::forward(bool wantCharges) {
+    if (wantCharges && !model->hasChargeHead)
+        throw OpenMM::OpenMMException("ENNForce: the model has no charge head");
+    gatherKernel->execute(numAtoms);
+    findNeighbors();
+    const int slots = numNodes * capacity;
+    reverseKernel->execute(slots);
+    harmonicsKernel->execute(slots);
+    run(forwardLaunches);
+    if (wantCharges) {
+        run(chargeLaunches);
+        setMixedArg(chargeKernel, 4, totalCharge);
+        chargeKernel->execute(ReduceSize, ReduceSize);
+    }
+}
+
+vector<double> CommonENNNetwork::downloadCharges() {
+    vector<double> q(numNodes);
+    if (cc.getUseDoublePrecision())
+        charges.download(q);
+    else {
+        vector<float> f(numNodes);
+        charges.download(f);
+        std::copy(f.begin(), f.end(), q.begin());
+    }
+    return q;
+}
+
+void CommonENNNetwork::addEnergy() {
+    energyKernel->execute(ReduceSize, ReduceSize);
+}
+
+void CommonENNNetwork::backward(const vector<double>* potential, const vector<Vec3>* extra) {
+    clearGradH->execute(gradH.getSize());
+    if (potential) {
+        // q_i = raw_i + (Q - sum raw)/N, so dE/draw_j = phi_j - mean(phi).
+        double mean = 0;
+        for (double p : *potential)
+            mean += p / numNodes;
+        vector<double> g(numNodes);
+        for (int n = 0; n < numNodes; n++)
+            g[n] = (*potential)[n] - mean;
+        gradScalar.upload(g, true);
+        run(chargeBackwardLaunches);
+    }
+    run(backwardLaunches);
+    const int slots = numNodes * capacity;
+    edgeGradientKernel->execute(slots);
+    if (extra) {
+        if (cc.getUseDoublePrecision()) {
+            vector<OpenMM::mm_double4> f(numAtoms);
+            for (int i = 0; i < numAtoms; i++)
+                f[i] = OpenMM::mm_double4((*extra)[i][0], (*extra)[i][1], (*extra)[i][2], 0);
+            extraForces.upload(f);
+        }
+        else {
+            vector<OpenMM::mm_float4> f(numAtoms);
+            for (int i = 0; i < numAtoms; i++)
+                f[i] = OpenMM::mm_float4((*extra)[i][0], (*extra)[i][1], (*extra)[i][2], 0);
+            extraForces.upload(f);
+        }
+    }
+    applyForcesKernel->setArg(10, extra ? 1 : 0);
+    applyForcesKernel->execute(numAtoms);
+}

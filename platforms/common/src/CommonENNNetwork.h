@@ -1,0 +1,114 @@
+#ifndef OPENMM_COMMON_ENN_NETWORK_H_
+#define OPENMM_COMMON_ENN_NETWORK_H_
+
+// The network of an ENNForce on a GPU, through OpenMM's common compute framework (one source for
+// CUDA and OpenCL; kernels in kernels/ennNetwork.cc, compiled at run time with the model's sizes as
+// defines). Arithmetic in the context's `real` (float in single and mixed precision, double in
+// double), energies summed in `mixed`.
+//
+// Layout: node features as [node][feature] in e3nn order (the Reference layout), so that simplified
+// and unsimplified irreps of one array agree. Every e3nn linear, its transpose, the tensor product
+// and its transposes are tables of sparse rows built once from the model; the symmetric contractions
+// are term lists with per-element, per-channel coefficients (the Reference's merged U and W).
+// Each output is written by one thread and edges are gathered per receiver (and per sender through
+// the reverse edge), so there are no atomics and results are reproducible.
+
+#include "ReferenceENNNetwork.h"
+#include "openmm/common/ComputeArray.h"
+#include "openmm/common/ComputeContext.h"
+#include "openmm/common/ComputeKernel.h"
+#include <deque>
+#include <memory>
+#include <vector>
+
+namespace OpenMMENN {
+
+class CommonENNNetwork {
+public:
+    /** @param mlOfAtom for every System particle, its index among the ML particles, or -1 */
+    CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<const ENNModel> model, const std::vector<int>& species,
+                     const std::vector<int>& mlOfAtom, bool periodic);
+
+    /** Neighbour list, edge geometry and the forward pass at the context's current positions.
+     *  Throws OpenMMException for non-finite or coincident positions. */
+    void forward(bool wantCharges);
+    /** Predicted charges of the last forward pass (wantCharges), in ML order; downloads them. */
+    std::vector<double> downloadCharges();
+    /** Adds the network energy (kJ/mol) to the context's energy buffer. */
+    void addEnergy();
+    /**
+     * Backward pass: adds -dE/dx (plus, with a potential, the chain-rule term sum_i phi_i dq_i/dx) to
+     * the context's force buffer, together with `extraForces` (kJ/mol/nm, by System particle) if given.
+     * @param potential dE_other/dq_i in the model's energy unit per charge, or null
+     */
+    void backward(const std::vector<double>* potential, const std::vector<OpenMM::Vec3>* extraForces);
+
+    const ENNModel& getModel() const { return *model; }
+    /** Sets the total charge the predicted charges are constrained to. */
+    void setTotalCharge(double q) { totalCharge = q; }
+
+private:
+    /** Rows of a sparse operator in the shared tables. */
+    struct SparseRows {
+        int rowStart = 0, fieldStart = 0, valueStart = 0, termsPerSet = 0, dIn = 0, dOut = 0;
+    };
+    struct Readout {
+        bool nonlinear = false;
+        int activation = 0, hidden = 0;
+        double activationScale = 1;
+        SparseRows linear1, linear1T, linear2, linear2T;
+    };
+    struct Layer {
+        bool residual;
+        int dIn, dUp, dTp, dMsg, dProd, dOut, channels, numWeights, numMlpLayers, activation;
+        double activationScale;
+        int mlpStart, mlpSizeStart;
+        SparseRows linearUp, linearUpT, linear, linearT, skip, skipT, productLinear, productLinearT;
+        SparseRows convolution, convolutionT; // fields: (hUp column, harmonic, weight) / (output, harmonic, weight)
+        int contractionStart, contractionValueStart, numContractionTerms, featureStart, numFeatures;
+        Readout readout;
+    };
+    /** Adds a sparse operator whose terms are (row, fields...) with one value per set and term. */
+    SparseRows addRows(int numRows, int numColumns, int width, const std::vector<int>& rows, const std::vector<int>& fields,
+                       const std::vector<std::vector<double>>& values);
+    SparseRows addLinear(const LinearSpec& spec, double scale, bool transpose);
+    Readout addReadout(const ReadoutSpec& spec, double scale);
+    OpenMM::ComputeKernel sparseProduct(const SparseRows& rows, OpenMM::ComputeArray& in, OpenMM::ComputeArray& out, bool accumulate);
+    OpenMM::ComputeKernel fill(OpenMM::ComputeArray& array, double value);
+    /** Scalar kernel arguments of type real and mixed. */
+    void addArg(OpenMM::ComputeKernel& kernel, double value) const;
+    void addMixedArg(OpenMM::ComputeKernel& kernel, double value) const;
+    void setMixedArg(OpenMM::ComputeKernel& kernel, int index, double value) const;
+    void setEdgeCapacity(int capacity);
+    void findNeighbors();
+    /** Kernels of a readout: forward writes nodeOut; backward adds d(readout)/dh times gradOut to gradIn. */
+    void readoutForward(const Readout& r, OpenMM::ComputeArray& h, std::vector<std::pair<OpenMM::ComputeKernel, int>>& launches);
+    void readoutBackward(const Readout& r, OpenMM::ComputeArray& gradOut, OpenMM::ComputeArray& gradIn,
+                         std::vector<std::pair<OpenMM::ComputeKernel, int>>& launches);
+    void run(std::vector<std::pair<OpenMM::ComputeKernel, int>>& launches);
+
+    OpenMM::ComputeContext& cc;
+    std::shared_ptr<const ENNModel> model;
+    int numNodes, numAtoms, nsh, capacity = 0, maxFeatures = 0, maxHidden = 1;
+    bool periodic;
+    double totalCharge = 0, constantEnergy = 0;
+    std::vector<int> tableInts;
+    std::vector<double> tableReals;
+    std::vector<Layer> layers;
+    Readout chargeReadout;
+    int embeddingStart = 0, embeddingDim = 0;
+
+    OpenMM::ComputeProgram program;
+    OpenMM::ComputeArray ints, reals, species, mlOfAtom, besselFrequencies, harmonicsIndex, harmonicsValue, chargeOffsets;
+    OpenMM::ComputeArray positions, count, sender, edgeVec, reverse, status, sh, w, dwdr, gradSh, gradR, gradVec;
+    std::deque<OpenMM::ComputeArray> h, hUp, A; // deque: ComputeArray must never be copied or moved
+    OpenMM::ComputeArray M, message, B, hidden, hiddenPre, nodeOut, nodeEnergy, work, rawCharges, charges;
+    OpenMM::ComputeArray gradH, gradIn, gradM, gradUp, gradB, gradA, gradMessage, gradHidden, gradScalar, ones, extraForces;
+    OpenMM::ComputeKernel gatherKernel, neighborKernel, reverseKernel, harmonicsKernel, edgeGradientKernel, applyForcesKernel;
+    OpenMM::ComputeKernel energyKernel, chargeKernel, clearGradH;
+    std::vector<std::pair<OpenMM::ComputeKernel, int>> forwardLaunches, chargeLaunches, backwardLaunches, chargeBackwardLaunches;
+};
+
+} // namespace OpenMMENN
+
+#endif
