@@ -24,6 +24,9 @@ extern "C" void registerENNReferenceKernelFactories();
 #ifdef ENN_HAVE_CPU
 extern "C" void registerENNCpuKernelFactories();
 #endif
+#ifdef ENN_HAVE_OPENCL
+extern "C" void registerENNOpenCLKernelFactories();
+#endif
 
 namespace enntest {
 
@@ -67,6 +70,23 @@ inline OpenMM::Platform& cpuPlatform() {
 /** Context properties selecting the CPU platform's thread count. */
 inline std::map<std::string, std::string> cpuThreads(int threads) {
     return {{"Threads", std::to_string(threads)}};
+}
+#endif
+
+#ifdef ENN_HAVE_OPENCL
+/** OpenMM's OpenCL platform (loaded from its plugin folder) with our common-compute kernels registered. */
+inline OpenMM::Platform& openclPlatform() {
+    static bool registered = false;
+    if (!registered) {
+        OpenMM::Platform::loadPluginLibrary(std::string(ENN_OPENMM_PLUGIN_DIR) + "/libOpenMMOpenCL.so");
+        registerENNOpenCLKernelFactories();
+        registered = true;
+    }
+    return OpenMM::Platform::getPlatformByName("OpenCL");
+}
+
+inline std::map<std::string, std::string> precision(const std::string& mode) {
+    return {{"Precision", mode}};
 }
 #endif
 

@@ -322,6 +322,8 @@ ComputeKernel CommonENNNetwork::sparseProduct(const SparseRows& r, ComputeArray&
 }
 
 ComputeKernel CommonENNNetwork::fill(ComputeArray& array, double value) {
+    if (array.getElementSize() != static_cast<int>(cc.getUseDoublePrecision() ? sizeof(double) : sizeof(float)))
+        throw OpenMM::OpenMMException("CommonENNNetwork: fill() takes arrays of real");
     ComputeKernel k = program->createKernel("fill");
     k->addArg(array);
     k->addArg(array.getSize());
@@ -436,7 +438,12 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
         k->addArg(h[0]);
         forwardLaunches.push_back({k, numNodes * embeddingDim});
     }
-    forwardLaunches.push_back({fill(nodeEnergy, 0.0), numNodes});
+    {
+        ComputeKernel k = program->createKernel("clearMixed");
+        k->addArg(nodeEnergy);
+        k->addArg(numNodes);
+        forwardLaunches.push_back({k, numNodes});
+    }
     vector<ComputeKernel> radialKernels;
     for (size_t t = 0; t < layers.size(); t++) {
         const Layer& L = layers[t];
@@ -639,7 +646,7 @@ void CommonENNNetwork::findNeighbors() {
         if (flags[1])
             throw OpenMM::OpenMMException("ENNForce: a position of an ML particle is not a finite number");
         if (flags[2])
-            throw OpenMM::OpenMMException("ENNForce: two ML particles (or a particle and its periodic image) are at the same point");
+            throw OpenMM::OpenMMException("ENNForce: two ML particles (or a particle and its periodic image) are at the same position");
         if (!flags[0])
             break;
         vector<int> counts;

@@ -68,7 +68,7 @@ KERNEL void gatherPositions(GLOBAL const real4* RESTRICT posq, GLOBAL const int*
  *  Each pair vector is first brought to lattice coordinates in [-1/2, 1/2]; then the images n in
  *  [-images, images] of each box vector are visited (images = floor(cutoff / plane spacing + 1/2),
  *  zero unless the box is narrower than twice the cutoff). status[0]: capacity exceeded,
- *  status[1]: a non-finite position, status[2]: two atoms at the same point. */
+ *  status[1]: a non-finite position, status[2]: two atoms at the same position. */
 KERNEL void findNeighbors(GLOBAL const real4* RESTRICT pos, int numNodes, int cap, real cutoff2, int periodic,
         real4 boxA, real4 boxB, real4 boxC, int imagesA, int imagesB, int imagesC,
         GLOBAL int* RESTRICT count, GLOBAL int* RESTRICT sender, GLOBAL real4* RESTRICT edgeVec, GLOBAL int* RESTRICT status) {
@@ -226,6 +226,11 @@ KERNEL void sparseProduct(GLOBAL const real* RESTRICT in, GLOBAL real* RESTRICT 
 KERNEL void fill(GLOBAL real* RESTRICT data, int size, real value) {
     for (int i = GLOBAL_ID; i < size; i += GLOBAL_SIZE)
         data[i] = value;
+}
+
+KERNEL void clearMixed(GLOBAL mixed* RESTRICT data, int size) {
+    for (int i = GLOBAL_ID; i < size; i += GLOBAL_SIZE)
+        data[i] = 0;
 }
 
 KERNEL void activate(GLOBAL const real* RESTRICT pre, GLOBAL real* RESTRICT out, int size, int kind, real scale) {

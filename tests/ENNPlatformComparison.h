@@ -1,0 +1,194 @@
+#ifndef OPENMM_ENN_PLATFORM_COMPARISON_H_
+#define OPENMM_ENN_PLATFORM_COMPARISON_H_
+
+// Comparing an optimized platform with the Reference platform (the oracle): evaluation through a
+// Context, tolerances, the MACE fixture configurations, and an NVE drift measurement.
+// Shared by the CPU and OpenCL platform suites.
+
+#include "ENNTestSystems.h"
+#include "openmmenn/ENNModel.h"
+#include "openmm/OpenMMException.h"
+#include <cmath>
+#include <functional>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+namespace enntest {
+
+/** Largest relative deviations accepted from Reference. */
+struct Tolerance {
+    double energy, rmsForce, worstForce, charge;
+};
+/** Float arithmetic (CPU; GPU in single and mixed precision): float epsilon 6e-8 through sums of
+ *  10^2-10^3 terms per layer gives ~1e-6; a wrong sign, index or missed image gives errors of order 1. */
+const Tolerance FloatTolerance{1e-5, 1e-4, 1e-3, 1e-4};
+
+/** Energy and forces of the force groups in `groups` (a bit mask), and the predicted charges. */
+inline Result evaluate(const OpenMM::System& system, const std::vector<Vec3>& pos, int groups, OpenMM::Platform& platform,
+                const std::map<std::string, std::string>& properties = {}) {
+    OpenMM::VerletIntegrator integrator(0.001);
+    OpenMM::Context context(system, integrator, platform, properties);
+    context.setPositions(pos);
+    OpenMM::State state = context.getState(OpenMM::State::Energy | OpenMM::State::Forces, false, groups);
+    Result r{state.getPotentialEnergy(), state.getForces(), {}};
+    for (int i = 0; i < system.getNumForces(); i++)
+        if (auto* force = dynamic_cast<const ENNForce*>(&system.getForce(i)))
+            if (force->getModel().hasChargeHead)
+                r.charges = force->getCharges(context);
+    return r;
+}
+
+inline void expectClose(const Result& ref, const Result& cpu, const std::string& label, const Tolerance& tol = FloatTolerance) {
+    EXPECT_NEAR(cpu.energy, ref.energy, tol.energy * std::abs(ref.energy)) << label << ": energy";
+    const double largest = maxAbs(ref.forces);
+    double squared = 0, squaredRef = 0, worst = 0;
+    for (size_t i = 0; i < ref.forces.size(); i++)
+        for (int k = 0; k < 3; k++) {
+            const double d = cpu.forces[i][k] - ref.forces[i][k];
+            squared += d * d;
+            squaredRef += ref.forces[i][k] * ref.forces[i][k];
+            worst = std::max(worst, std::abs(d));
+        }
+    EXPECT_GT(largest, 0.0) << label;
+    EXPECT_LT(std::sqrt(squared / squaredRef), tol.rmsForce) << label << ": relative RMS force error";
+    EXPECT_LT(worst, tol.worstForce * largest) << label << ": largest force component error";
+    ASSERT_EQ(cpu.charges.size(), ref.charges.size()) << label;
+    double largestCharge = 0, worstCharge = 0;
+    for (size_t i = 0; i < ref.charges.size(); i++) {
+        largestCharge = std::max(largestCharge, std::abs(ref.charges[i]));
+        worstCharge = std::max(worstCharge, std::abs(cpu.charges[i] - ref.charges[i]));
+    }
+    EXPECT_LE(worstCharge, tol.charge * largestCharge) << label << ": charges";
+    std::cout << label << ": |dE|/|E| = " << std::abs(cpu.energy - ref.energy) / std::abs(ref.energy)
+              << ", relative RMS dF = " << std::sqrt(squared / squaredRef) << std::endl;
+}
+
+inline void expectIdentical(const Result& a, const Result& b, const std::string& label) {
+    EXPECT_EQ(a.energy, b.energy) << label;
+    for (size_t i = 0; i < a.forces.size(); i++)
+        for (int k = 0; k < 3; k++)
+            ASSERT_EQ(a.forces[i][k], b.forces[i][k]) << label << ": atom " << i;
+    EXPECT_EQ(a.charges, b.charges) << label;
+}
+
+/** A System holding one ENNForce over all particles. */
+inline std::unique_ptr<OpenMM::System> mlSystem(const std::string& model, const std::vector<int>& z, const Vec3* box, double totalCharge = 0.0) {
+    auto system = std::make_unique<OpenMM::System>();
+    auto* force = new ENNForce(model);
+    for (int zi : z)
+        force->addParticle(system->addParticle(1.0), zi);
+    force->setTotalCharge(totalCharge);
+    if (box) {
+        force->setUsesPeriodicBoundaryConditions(true);
+        system->setDefaultPeriodicBoxVectors(box[0], box[1], box[2]);
+    }
+    system->addForce(force);
+    return system;
+}
+
+const char* const TestModels[] = {"mixed_charge", "chiral_so3", "chiral_o3", "three_layer_tanh", "frozen_charges", "damped_charge"};
+
+/** What a comparison visits: a System, positions, a label, and the force groups to compare (-1: all). */
+typedef std::function<void(const OpenMM::System&, const std::vector<Vec3>&, const std::string&, int)> SystemVisitor;
+
+/** Every test model on the test molecule in vacuum and in a triclinic box smaller than 2 r_c (several
+ *  images of each pair; atoms see their own images). */
+inline void forEachModelInVacuumAndSmallBox(const SystemVisitor& visit) {
+    std::vector<int> z;
+    std::vector<Vec3> pos;
+    smallMolecule(z, pos);
+    const Vec3 small[3] = {Vec3(0.52, 0, 0), Vec3(0.11, 0.55, 0), Vec3(-0.07, 0.12, 0.58)};
+    for (const char* name : TestModels) {
+        visit(*mlSystem(modelPath(name), z, nullptr, -1.0), pos, std::string(name) + " vacuum", -1);
+        visit(*mlSystem(modelPath(name), z, small, -1.0), pos, std::string(name) + " small triclinic box", -1);
+    }
+}
+
+/** Predicted charges coupled by every electrostatics method (NonbondedForce NoCutoff, reaction field
+ *  non-periodic and periodic, PME in a triclinic box; GB-OBC). The ENNForce is in force group 1 where
+ *  the System has OpenMM's own forces too, which are not under test. */
+inline void forEachElectrostaticsMethod(const SystemVisitor& visit) {
+    for (auto method : {NonbondedForce::NoCutoff, NonbondedForce::CutoffNonPeriodic, NonbondedForce::CutoffPeriodic, NonbondedForce::PME}) {
+        const bool periodic = method == NonbondedForce::CutoffPeriodic || method == NonbondedForce::PME;
+        TestSystem ts(6, periodic ? TriclinicBox : nullptr, 40);
+        std::unique_ptr<OpenMM::System> system = ts.coupledToNonbonded("damped_charge", method);
+        system->getForce(system->getNumForces() - 1).setForceGroup(1);
+        visit(*system, ts.pos, "NonbondedForce method " + std::to_string(method), 1 << 1);
+    }
+    TestSystem ts(6, nullptr, 10);
+    visit(*ts.coupledToImplicitSolvent("damped_charge"), ts.pos, "GB-OBC", -1);
+}
+
+/** Calls visit for every configuration of both MACE fixtures; false if they are absent. */
+inline bool forEachFixtureConfig(const SystemVisitor& visit) {
+    for (std::string name : {"public_A", "public_B"}) {
+        const std::string refs = fixturesDir() + "/mace/" + name + "/references.json";
+        if (!fileExists(refs) || !fileExists(modelPath(name)))
+            return false;
+        std::ifstream in(refs);
+        nlohmann::json data = nlohmann::json::parse(in);
+        for (const auto& config : data["configs"]) {
+            std::vector<int> z = config["numbers"].get<std::vector<int>>();
+            std::vector<Vec3> pos;
+            for (const auto& p : config["positions"])
+                pos.push_back(Vec3(p[0].get<double>(), p[1].get<double>(), p[2].get<double>()) * 0.1);
+            Vec3 box[3];
+            for (int k = 0; k < 3; k++)
+                box[k] = Vec3(config["cell"][k][0].get<double>(), config["cell"][k][1].get<double>(), config["cell"][k][2].get<double>()) * 0.1;
+            visit(*mlSystem(modelPath(name), z, config["pbc"][0].get<bool>() ? box : nullptr), pos, name + " " + config["name"].get<std::string>(), -1);
+        }
+    }
+    return true;
+}
+
+/** A non-finite position and two atoms at one point are OpenMMExceptions, as on Reference, and the
+ *  Context stays usable (its energy afterwards is unchanged). */
+inline void expectBadPositionsRefused(OpenMM::Platform& platform, const std::map<std::string, std::string>& properties) {
+    std::vector<int> z;
+    std::vector<Vec3> pos;
+    smallMolecule(z, pos);
+    Simulation sim(modelPath("mixed_charge"), z, pos, nullptr, 0.0, &platform, properties);
+    const double energy = sim.energy();
+    std::vector<Vec3> bad = pos;
+    bad[3] = Vec3(NAN, 0, 0);
+    sim.setPositions(bad);
+    EXPECT_THROW(sim.energy(), OpenMM::OpenMMException);
+    bad = pos;
+    bad[7] = bad[2];
+    sim.setPositions(bad);
+    try {
+        sim.energy();
+        ADD_FAILURE() << "coincident atoms were accepted";
+    } catch (const OpenMM::OpenMMException& e) {
+        EXPECT_NE(std::string(e.what()).find("same position"), std::string::npos) << e.what();
+    }
+    sim.setPositions(pos);
+    EXPECT_EQ(sim.energy(), energy);
+}
+
+/** NVE drift (kJ/mol/ns/dof) of the test molecule held by an elastic network, as in TestDynamics. */
+inline double nveDrift(OpenMM::Platform& platform, const std::string& label, const std::map<std::string, std::string>& properties = {}) {
+    std::vector<int> z;
+    std::vector<Vec3> pos;
+    smallMolecule(z, pos);
+    const Vec3 box[3] = {Vec3(0.6, 0, 0), Vec3(0, 0.6, 0), Vec3(0, 0, 0.6)};
+    Simulation sim(modelPath("mixed_charge"), z, pos, box, 0.0, &platform, properties);
+    sim.system.addForce(elasticNetwork(pos, 1e3));
+    sim.context->reinitialize(true);
+    sim.integrator.setStepSize(0.00025);
+    sim.context->setVelocitiesToTemperature(300.0, 2024);
+    std::vector<double> t, e;
+    for (int sample = 0; sample <= 50; sample++) {
+        OpenMM::State s = sim.context->getState(OpenMM::State::Energy);
+        t.push_back(s.getTime());
+        e.push_back(s.getPotentialEnergy() + s.getKineticEnergy());
+        sim.integrator.step(16);
+    }
+    const double drift = driftPerNsPerDof(t, e, 3 * static_cast<int>(z.size()));
+    std::cout << label << ": drift " << drift << " kJ/mol/ns/dof over 0.2 ps at 0.25 fs" << std::endl;
+    return drift;
+}
+
+} // namespace enntest
+
+#endif

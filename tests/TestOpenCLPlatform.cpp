@@ -1,0 +1,88 @@
+// The common-compute GPU kernels on OpenMM's OpenCL platform (PoCL on the CPU where there is no GPU)
+// against the Reference platform, in each precision mode.
+// Double precision must agree to 1e-9 relative: the same operations as Reference in another order,
+// so only rounding differs (~1e-15 per operation); forces pass through OpenMM's fixed-point force
+// buffer (2^-32 = 2.3e-10 kJ/mol/nm per component), which sets the measured ~5e-10 RMS in the
+// liquid box. Single and mixed precision compute the network in
+// float and get the float tolerances of the CPU platform. The electrostatics of predicted charges
+// still run on the host in double, so every method is compared, with the chain rule through the
+// device's charge head.
+
+#include "ENNPlatformComparison.h"
+
+using namespace enntest;
+
+namespace {
+
+const Tolerance DoubleTolerance{1e-9, 1e-9, 1e-9, 1e-9};
+const char* const Precisions[] = {"single", "mixed", "double"};
+
+/** Reference against OpenCL in every precision; `groups` selects the ENNForce when the System has
+ *  other forces (OpenMM's own OpenCL kernels are not under test). */
+void compareSystem(const OpenMM::System& system, const std::vector<Vec3>& pos, const std::string& label, int groups) {
+    const Result ref = evaluate(system, pos, groups, referencePlatform());
+    for (std::string mode : Precisions)
+        expectClose(ref, evaluate(system, pos, groups, openclPlatform(), precision(mode)), label + ", " + mode,
+                    mode == "double" ? DoubleTolerance : FloatTolerance);
+}
+
+TEST(OpenCLPlatform, MaceFixtures) {
+    if (!forEachFixtureConfig(compareSystem))
+        GTEST_SKIP() << "MACE fixtures not found";
+}
+
+TEST(OpenCLPlatform, EveryModelInVacuumAndSmallBox) {
+    forEachModelInVacuumAndSmallBox(compareSystem);
+}
+
+TEST(OpenCLPlatform, LiquidBoxAndReproducibility) {
+    // A few hundred atoms of water around the test molecule in a triclinic box of several cutoffs,
+    // with atoms across every face. Results must be bitwise identical from run to run (no atomics).
+    TestSystem ts(6, TriclinicBox, -1);
+    for (const char* name : {"mixed_charge", "three_layer_tanh"}) {
+        auto system = mlSystem(modelPath(name), ts.z, ts.box, -1.0);
+        compareSystem(*system, ts.pos, std::string(name) + " " + std::to_string(ts.z.size()) + " atoms, triclinic", -1);
+        expectIdentical(evaluate(*system, ts.pos, -1, openclPlatform(), precision("mixed")),
+                        evaluate(*system, ts.pos, -1, openclPlatform(), precision("mixed")), std::string(name) + ", run to run");
+    }
+}
+
+TEST(OpenCLPlatform, EveryElectrostaticsMethod) {
+    forEachElectrostaticsMethod(compareSystem);
+}
+
+TEST(OpenCLPlatform, EnergyConservationInMixedPrecision) {
+    const double reference = nveDrift(referencePlatform(), "Reference");
+    const double mixed = nveDrift(openclPlatform(), "OpenCL mixed", precision("mixed"));
+    // As for the CPU platform: the Reference drift doubled, with a floor of 0.01 kJ/mol/ns/dof for the
+    // float rounding of the network energy (~1e-6 relative), noise in the fitted slope.
+    EXPECT_LT(std::abs(mixed), std::max(2 * std::abs(reference), 0.01));
+}
+
+TEST(OpenCLPlatform, BadPositionsAreOpenMMExceptions) {
+    expectBadPositionsRefused(openclPlatform(), precision("mixed"));
+}
+
+TEST(OpenCLPlatform, ChargesAndTotalChargeUpdates) {
+    std::vector<int> z;
+    std::vector<Vec3> pos;
+    smallMolecule(z, pos);
+    Simulation ref(modelPath("mixed_charge"), z, pos, nullptr, -1.0);
+    Simulation gpu(modelPath("mixed_charge"), z, pos, nullptr, -1.0, &openclPlatform(), precision("double"));
+    for (double q : {-1.0, 0.5}) {
+        for (Simulation* s : {&ref, &gpu}) {
+            s->force->setTotalCharge(q);
+            s->force->updateParametersInContext(*s->context);
+        }
+        const std::vector<double> a = ref.force->getCharges(*ref.context), b = gpu.force->getCharges(*gpu.context);
+        ASSERT_EQ(a.size(), b.size());
+        double sum = 0;
+        for (size_t i = 0; i < a.size(); i++) {
+            EXPECT_NEAR(b[i], a[i], 1e-9);
+            sum += b[i];
+        }
+        EXPECT_NEAR(sum, q, 1e-9);
+    }
+}
+
+} // namespace
