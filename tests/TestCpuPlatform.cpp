@@ -1,4 +1,5 @@
-// The CPU platform against the Reference platform (the oracle), with 1 and with 2 threads.
+// The CPU platform against the Reference platform (the oracle), with 1 and with 2 threads
+// (shared comparisons, tolerances and systems: ENNPlatformComparison.h).
 // Tolerances are the issue's: energies to 1e-5 relative, forces to 1e-4 relative RMS with no
 // component off by more than 1e-3 of the largest, charges likewise. The CPU network runs in float
 // (epsilon 6e-8) through sums of 10^2-10^3 terms per layer, which gives ~1e-6 relative; a wrong
