@@ -49,14 +49,8 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
     for (size_t t = 0; t < m.layers.size(); t++) {
         const LayerSpec& L = m.layers[t];
         Layer layer;
+        static_cast<LayerSizes&>(layer) = LayerSizes::of(L);
         layer.residual = L.residual;
-        layer.dIn = L.irrepsIn().dim;
-        layer.dUp = L.linearUp.out.dim;
-        layer.dTp = L.conv.out.dim;
-        layer.dMsg = L.irrepsMessage().dim;
-        layer.dProd = L.productLinear.in.dim;
-        layer.dOut = L.irrepsOut().dim;
-        layer.channels = L.channels;
         layer.numWeights = L.conv.numWeights;
         maxFeatures = std::max({maxFeatures, layer.dIn, layer.dUp, layer.dTp, layer.dMsg, layer.dProd, layer.dOut});
         layer.linearUp = addLinear(L.linearUp, 1.0, false);

@@ -58,9 +58,9 @@ private:
         double activationScale = 1;
         SparseRows linear1, linear1T, linear2, linear2T;
     };
-    struct Layer {
+    struct Layer : LayerSizes {
         bool residual;
-        int dIn, dUp, dTp, dMsg, dProd, dOut, channels, numWeights, numMlpLayers, activation;
+        int numWeights, numMlpLayers, activation;
         double activationScale;
         int mlpStart, mlpSizeStart;
         SparseRows linearUp, linearUpT, linear, linearT, skip, skipT, productLinear, productLinearT;

@@ -288,14 +288,8 @@ CpuENNNetwork::CpuENNNetwork(std::shared_ptr<const ENNModel> modelPtr, const vec
     for (size_t t = 0; t < m.layers.size(); t++) {
         const LayerSpec& L = m.layers[t];
         Layer layer;
+        static_cast<LayerSizes&>(layer) = LayerSizes::of(L);
         layer.residual = L.residual;
-        layer.dIn = L.irrepsIn().dim;
-        layer.dUp = L.linearUp.out.dim;
-        layer.dTp = L.conv.out.dim;
-        layer.dMsg = L.irrepsMessage().dim;
-        layer.dProd = L.productLinear.in.dim;
-        layer.dOut = L.irrepsOut().dim;
-        layer.channels = L.channels;
         // Storage irreps of each array: h[t] as the previous layer (or the embedding) wrote it, hUp
         // as linear_up writes it, the messages before and after `linear` as it reads and writes them.
         const Irreps& hIn = t == 0 ? m.embedding.out : m.layers[t - 1].productLinear.out;

@@ -75,9 +75,8 @@ private:
         std::vector<std::array<int, 3>> factor; // per term: offsets of A's features (first `correlation` used)
         std::vector<float> coefficients;        // [element][term][channel]
     };
-    struct Layer {
+    struct Layer : LayerSizes {
         bool residual;
-        int dIn, dUp, dTp, dMsg, dProd, dOut, channels;
         Linear linearUp, linear, skip, productLinear;
         Readout readout;
         std::vector<TensorProductPath> tp;

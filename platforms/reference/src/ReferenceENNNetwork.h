@@ -35,6 +35,22 @@ void forEachLinearTerm(const LinearSpec& lin, int element, Visit visit) {
     }
 }
 
+/** Feature sizes of one interaction layer (optimized platforms keep them per layer). */
+struct LayerSizes {
+    int dIn = 0, dUp = 0, dTp = 0, dMsg = 0, dProd = 0, dOut = 0, channels = 0;
+    static LayerSizes of(const LayerSpec& L) {
+        LayerSizes s;
+        s.dIn = L.irrepsIn().dim;
+        s.dUp = L.linearUp.out.dim;
+        s.dTp = L.conv.out.dim;
+        s.dMsg = L.irrepsMessage().dim;
+        s.dProd = L.productLinear.in.dim;
+        s.dOut = L.irrepsOut().dim;
+        s.channels = L.channels;
+        return s;
+    }
+};
+
 class ReferenceENNNetwork {
 public:
     explicit ReferenceENNNetwork(std::shared_ptr<const ENNModel> model);
