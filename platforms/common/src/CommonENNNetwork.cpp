@@ -211,7 +211,7 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
         a->initialize(cc, numNodes * maxFeatures, realSize, "ennFeatures");
     for (ComputeArray* a : {&hidden, &hiddenPre, &gradHidden})
         a->initialize(cc, numNodes * hiddenSize, realSize, "ennHidden");
-    for (ComputeArray* a : {&nodeOut, &rawCharges, &charges, &gradScalar, &ones})
+    for (ComputeArray* a : {&nodeOut, &charges, &gradScalar, &ones})
         a->initialize(cc, numNodes, realSize, "ennPerNode");
     ones.upload(vector<double>(numNodes, 1.0), true);
     nodeEnergy.initialize(cc, numNodes, mixedSize, "ennNodeEnergy");
@@ -325,19 +325,23 @@ ComputeKernel CommonENNNetwork::fill(ComputeArray& array, double value) {
     return k;
 }
 
+ComputeKernel CommonENNNetwork::activationKernel(const char* name, const Readout& r, ComputeArray& out) {
+    ComputeKernel k = program->createKernel(name);
+    k->addArg(hiddenPre);
+    k->addArg(out);
+    k->addArg(numNodes * r.hidden);
+    k->addArg(r.activation);
+    addArg(k, r.activationScale);
+    return k;
+}
+
 void CommonENNNetwork::readoutForward(const Readout& r, ComputeArray& in, vector<std::pair<ComputeKernel, int>>& launches) {
     if (!r.nonlinear) {
         launches.push_back({sparseProduct(r.linear1, in, nodeOut, false), numNodes});
         return;
     }
     launches.push_back({sparseProduct(r.linear1, in, hiddenPre, false), numNodes * r.hidden});
-    ComputeKernel act = program->createKernel("activate");
-    act->addArg(hiddenPre);
-    act->addArg(hidden);
-    act->addArg(numNodes * r.hidden);
-    act->addArg(r.activation);
-    addArg(act, r.activationScale);
-    launches.push_back({act, numNodes * r.hidden});
+    launches.push_back({activationKernel("activate", r, hidden), numNodes * r.hidden});
     launches.push_back({sparseProduct(r.linear2, hidden, nodeOut, false), numNodes});
 }
 
@@ -348,13 +352,7 @@ void CommonENNNetwork::readoutBackward(const Readout& r, ComputeArray& gradOut, 
         return;
     }
     launches.push_back({sparseProduct(r.linear2T, gradOut, gradHidden, false), numNodes * r.hidden});
-    ComputeKernel act = program->createKernel("activationBackward");
-    act->addArg(hiddenPre);
-    act->addArg(gradHidden);
-    act->addArg(numNodes * r.hidden);
-    act->addArg(r.activation);
-    addArg(act, r.activationScale);
-    launches.push_back({act, numNodes * r.hidden});
+    launches.push_back({activationKernel("activationBackward", r, gradHidden), numNodes * r.hidden});
     launches.push_back({sparseProduct(r.linear1T, gradHidden, gradIn, true), numNodes * r.linear1T.dOut});
 }
 
@@ -624,13 +622,16 @@ void CommonENNNetwork::findNeighbors() {
             images[k] = static_cast<int>(std::floor(model->rMax / spacing + 0.5));
         }
     }
-    for (int k = 0; k < 3; k++) {
-        if (cc.getUseDoublePrecision())
-            neighborKernel->setArg(5 + k, OpenMM::mm_double4(box[k][0], box[k][1], box[k][2], 0));
-        else
-            neighborKernel->setArg(5 + k, OpenMM::mm_float4(box[k][0], box[k][1], box[k][2], 0));
-        neighborKernel->setArg(8 + k, images[k]);
-    }
+    auto setBox = [&]() {
+        for (int k = 0; k < 3; k++) {
+            if (cc.getUseDoublePrecision())
+                neighborKernel->setArg(5 + k, OpenMM::mm_double4(box[k][0], box[k][1], box[k][2], 0));
+            else
+                neighborKernel->setArg(5 + k, OpenMM::mm_float4(box[k][0], box[k][1], box[k][2], 0));
+            neighborKernel->setArg(8 + k, images[k]);
+        }
+    };
+    setBox();
     while (true) {
         cc.clearBuffer(status);
         neighborKernel->execute(numNodes);
@@ -647,13 +648,7 @@ void CommonENNNetwork::findNeighbors() {
         count.download(counts);
         const int largest = *std::max_element(counts.begin(), counts.end());
         setEdgeCapacity(largest + largest / 4 + 8);
-        for (int k = 0; k < 3; k++) { // the new kernel objects need the box again
-            if (cc.getUseDoublePrecision())
-                neighborKernel->setArg(5 + k, OpenMM::mm_double4(box[k][0], box[k][1], box[k][2], 0));
-            else
-                neighborKernel->setArg(5 + k, OpenMM::mm_float4(box[k][0], box[k][1], box[k][2], 0));
-            neighborKernel->setArg(8 + k, images[k]);
-        }
+        setBox(); // the new kernel objects need the box again
     }
 }
 

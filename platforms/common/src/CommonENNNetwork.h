@@ -85,6 +85,8 @@ private:
     void readoutForward(const Readout& r, OpenMM::ComputeArray& h, std::vector<std::pair<OpenMM::ComputeKernel, int>>& launches);
     void readoutBackward(const Readout& r, OpenMM::ComputeArray& gradOut, OpenMM::ComputeArray& gradIn,
                          std::vector<std::pair<OpenMM::ComputeKernel, int>>& launches);
+    /** An elementwise activation kernel of a readout ("activate" or "activationBackward") reading hiddenPre. */
+    OpenMM::ComputeKernel activationKernel(const char* name, const Readout& r, OpenMM::ComputeArray& out);
     void run(std::vector<std::pair<OpenMM::ComputeKernel, int>>& launches);
 
     OpenMM::ComputeContext& cc;
@@ -102,7 +104,7 @@ private:
     OpenMM::ComputeArray ints, reals, species, mlOfAtom, besselFrequencies, harmonicsIndex, harmonicsValue, chargeOffsets;
     OpenMM::ComputeArray positions, count, sender, edgeVec, reverse, status, sh, w, dwdr, gradSh, gradR, gradVec;
     std::deque<OpenMM::ComputeArray> h, hUp, A; // deque: ComputeArray must never be copied or moved
-    OpenMM::ComputeArray M, message, B, hidden, hiddenPre, nodeOut, nodeEnergy, work, rawCharges, charges;
+    OpenMM::ComputeArray M, message, B, hidden, hiddenPre, nodeOut, nodeEnergy, work, charges;
     OpenMM::ComputeArray gradH, gradIn, gradM, gradUp, gradB, gradA, gradMessage, gradHidden, gradScalar, ones, extraForces;
     OpenMM::ComputeKernel gatherKernel, neighborKernel, reverseKernel, harmonicsKernel, edgeGradientKernel, applyForcesKernel;
     OpenMM::ComputeKernel energyKernel, chargeKernel, clearGradH;
