@@ -10,7 +10,7 @@ using namespace OpenMMENN;
 using OpenMM::Vec3;
 using std::vector;
 
-ReferenceENNElectrostatics::ReferenceENNElectrostatics(const OpenMM::System& system, const ENNForce& force)
+ENNCoupling::ENNCoupling(const OpenMM::System& system, const ENNForce& force)
     : method(force.getElectrostaticsMethod()), cutoff(force.getCutoffDistance()), implicitSolvent(force.getUseImplicitSolvent()) {
     const ENNModel& model = force.getModel();
     numML = force.getNumParticles();
@@ -97,7 +97,7 @@ ReferenceENNElectrostatics::ReferenceENNElectrostatics(const OpenMM::System& sys
     }
 }
 
-void ReferenceENNElectrostatics::updateCharges(const ENNForce& force) {
+void ENNCoupling::updateCharges(const ENNForce& force) {
     if (force.getNumMMParticles() != static_cast<int>(mmCharges.size()))
         throw OpenMM::OpenMMException("ENNForce: updateParametersInContext cannot change the number of MM particles");
     for (int i = 0; i < force.getNumMMParticles(); i++) {
@@ -115,35 +115,37 @@ void ReferenceENNElectrostatics::updateCharges(const ENNForce& force) {
     }
 }
 
+void ENNCoupling::checkBox(const Vec3* box) const {
+    if (!periodic())
+        return;
+    const double half = 0.5 * std::min(box[0][0], std::min(box[1][1], box[2][2]));
+    if (cutoff > half)
+        throw OpenMM::OpenMMException("ENNForce: the cutoff (" + std::to_string(cutoff) + " nm) is larger than half the periodic box (" +
+                                      std::to_string(half) + " nm)");
+}
+
 double ReferenceENNElectrostatics::compute(const vector<Vec3>& positions, const Vec3* box, const vector<double>& mlCharges,
                                            vector<Vec3>& forces, vector<double>& potential) const {
-    potential.assign(numML, 0.0);
+    potential.assign(c.numML, 0.0);
     double energy = 0.0;
-    if (method != ENNForce::NoElectrostatics) {
+    if (c.method != ENNForce::NoElectrostatics) {
         vector<double> charges(mlCharges);
-        charges.insert(charges.end(), mmCharges.begin(), mmCharges.end());
-        vector<double> sitePotential(sites.size(), 0.0);
+        charges.insert(charges.end(), c.mmCharges.begin(), c.mmCharges.end());
+        vector<double> sitePotential(c.sites.size(), 0.0);
         energy += coulomb(positions, box, charges, forces, sitePotential);
-        for (int i = 0; i < numML; i++)
+        for (int i = 0; i < c.numML; i++)
             potential[i] += sitePotential[i];
     }
-    if (implicitSolvent)
+    if (c.implicitSolvent)
         energy += generalizedBorn(positions, mlCharges, forces, potential);
     return energy;
 }
 
 double ReferenceENNElectrostatics::coulomb(const vector<Vec3>& positions, const Vec3* box, const vector<double>& q,
                                            vector<Vec3>& forces, vector<double>& phi) const {
-    const int numSites = static_cast<int>(sites.size());
-    const bool periodic = method == ENNForce::CutoffPeriodic || method == ENNForce::PME;
-    const bool pme = method == ENNForce::PME;
-    const bool useCutoff = method != ENNForce::NoCutoff;
-    if (periodic) {
-        const double half = 0.5 * std::min(box[0][0], std::min(box[1][1], box[2][2]));
-        if (cutoff > half)
-            throw OpenMM::OpenMMException("ENNForce: the cutoff (" + std::to_string(cutoff) + " nm) is larger than half the periodic box (" +
-                                          std::to_string(half) + " nm)");
-    }
+    const int numSites = static_cast<int>(c.sites.size());
+    const bool periodic = c.periodic(), pme = c.method == ENNForce::PME, useCutoff = c.useCutoff();
+    c.checkBox(box);
     const double sqrtPi = std::sqrt(M_PI);
     double energy = 0.0;
     // Pair (a, b) contributes k q_a q_b f(r); add its energy, forces and potentials.
@@ -153,72 +155,72 @@ double ReferenceENNElectrostatics::coulomb(const vector<Vec3>& positions, const 
         phi[a] += ONE_4PI_EPS0 * q[b] * f;
         phi[b] += ONE_4PI_EPS0 * q[a] * f;
         const Vec3 force = d * (ONE_4PI_EPS0 * q[a] * q[b] * dfdr / r); // on b, d = x_b - x_a
-        forces[sites[b]] -= force;
-        forces[sites[a]] += force;
+        forces[c.sites[b]] -= force;
+        forces[c.sites[a]] += force;
     };
-    for (int a = 0; a < numML; a++)
+    for (int a = 0; a < c.numML; a++)
         for (int b = a + 1; b < numSites; b++) {
-            auto exception = exceptionScale.find({a, b});
-            const Vec3 plain = positions[sites[b]] - positions[sites[a]];
-            if (exception != exceptionScale.end()) {
-                // Exceptions: scaled plain Coulomb without cutoff; with PME also remove the
-                // reciprocal-space part erf(alpha r)/r that the grid includes for every pair.
+            auto exception = c.exceptionScale.find({a, b});
+            const Vec3 plain = positions[c.sites[b]] - positions[c.sites[a]];
+            if (exception != c.exceptionScale.end()) {
+                // Exceptions: scaled plain Coulomb without c.cutoff; with PME also remove the
+                // reciprocal-space part erf(c.alpha r)/r that the c.grid includes for every pair.
                 const double r = std::sqrt(plain.dot(plain));
                 if (exception->second != 0.0)
                     addPair(a, b, plain, exception->second / r, -exception->second / (r * r));
                 if (pme) {
-                    const double ar = alpha * r;
+                    const double ar = c.alpha * r;
                     if (std::erf(ar) > 1e-6)
-                        addPair(a, b, plain, -std::erf(ar) / r, -(2 * alpha / sqrtPi * std::exp(-ar * ar) * r - std::erf(ar)) / (r * r));
+                        addPair(a, b, plain, -std::erf(ar) / r, -(2 * c.alpha / sqrtPi * std::exp(-ar * ar) * r - std::erf(ar)) / (r * r));
                     else
-                        addPair(a, b, plain, -2 * alpha / sqrtPi, 0.0);
+                        addPair(a, b, plain, -2 * c.alpha / sqrtPi, 0.0);
                 }
                 continue;
             }
             const Vec3 d = periodic ? wrapDisplacement(plain, box) : plain;
             const double r = std::sqrt(d.dot(d));
-            if (useCutoff && r >= cutoff)
+            if (useCutoff && r >= c.cutoff)
                 continue;
             // 1/r, or erf(r / (sqrt(2) sigma)) / r between ML atoms of a Gaussian-damped model.
             double f = 1.0 / r, dfdr = -1.0 / (r * r);
-            if (gaussianSigma > 0 && b < numML) {
-                const double s = 1.0 / (std::sqrt(2.0) * gaussianSigma);
+            if (c.gaussianSigma > 0 && b < c.numML) {
+                const double s = 1.0 / (std::sqrt(2.0) * c.gaussianSigma);
                 f = std::erf(s * r) / r;
                 dfdr = (2 * s / sqrtPi * std::exp(-s * s * r * r) * r - std::erf(s * r)) / (r * r);
             }
             if (pme) {
-                const double ar = alpha * r;
+                const double ar = c.alpha * r;
                 f -= std::erf(ar) / r;
-                dfdr -= (2 * alpha / sqrtPi * std::exp(-ar * ar) * r - std::erf(ar)) / (r * r);
+                dfdr -= (2 * c.alpha / sqrtPi * std::exp(-ar * ar) * r - std::erf(ar)) / (r * r);
             } else if (useCutoff) {
-                f += krf * r * r - crf;
-                dfdr += 2 * krf * r;
+                f += c.krf * r * r - c.crf;
+                dfdr += 2 * c.krf * r;
             }
             addPair(a, b, d, f, dfdr);
         }
     if (pme) {
-        for (int a = 0; a < numML; a++) {
-            energy -= ONE_4PI_EPS0 * alpha / sqrtPi * q[a] * q[a];
-            phi[a] -= 2 * ONE_4PI_EPS0 * alpha / sqrtPi * q[a];
+        for (int a = 0; a < c.numML; a++) {
+            energy -= ONE_4PI_EPS0 * c.alpha / sqrtPi * q[a] * q[a];
+            phi[a] -= 2 * ONE_4PI_EPS0 * c.alpha / sqrtPi * q[a];
         }
         // Reciprocal space: everything minus the MM-MM part, which the NonbondedForce computes.
         vector<Vec3> pos(numSites), fullForces(numSites), mmForces(numSites);
         vector<double> mmOnly(q), fullPhi(numSites);
         for (int s = 0; s < numSites; s++)
-            pos[s] = positions[sites[s]];
-        std::fill(mmOnly.begin(), mmOnly.begin() + numML, 0.0);
-        energy += pmeReciprocal(pos, q, box, alpha, grid, &fullForces, &fullPhi, fourier);
-        energy -= pmeReciprocal(pos, mmOnly, box, alpha, grid, &mmForces, nullptr, fourier);
+            pos[s] = positions[c.sites[s]];
+        std::fill(mmOnly.begin(), mmOnly.begin() + c.numML, 0.0);
+        energy += pmeReciprocal(pos, q, box, c.alpha, c.grid, &fullForces, &fullPhi, fourier);
+        energy -= pmeReciprocal(pos, mmOnly, box, c.alpha, c.grid, &mmForces, nullptr, fourier);
         for (int s = 0; s < numSites; s++)
-            forces[sites[s]] += fullForces[s] - mmForces[s];
+            forces[c.sites[s]] += fullForces[s] - mmForces[s];
         double total = 0.0, mmTotal = 0.0;
         for (int s = 0; s < numSites; s++) {
             total += q[s];
             mmTotal += mmOnly[s];
         }
-        energy += neutralizingBackgroundEnergy(total, box, alpha) - neutralizingBackgroundEnergy(mmTotal, box, alpha);
-        const double dBackground = 2 * neutralizingBackgroundEnergy(1.0, box, alpha) * total;
-        for (int a = 0; a < numML; a++)
+        energy += neutralizingBackgroundEnergy(total, box, c.alpha) - neutralizingBackgroundEnergy(mmTotal, box, c.alpha);
+        const double dBackground = 2 * neutralizingBackgroundEnergy(1.0, box, c.alpha) * total;
+        for (int a = 0; a < c.numML; a++)
             phi[a] += fullPhi[a] + dBackground;
     }
     return energy;
@@ -226,16 +228,16 @@ double ReferenceENNElectrostatics::coulomb(const vector<Vec3>& positions, const 
 
 double ReferenceENNElectrostatics::generalizedBorn(const vector<Vec3>& positions, const vector<double>& mlCharges, vector<Vec3>& forces,
                                                    vector<double>& potential) const {
-    // OBC2 Born radii (alpha 1, beta 0.8, gamma 4.85, dielectric offset 0.009 nm), the GB energy
+    // OBC2 Born radii (c.alpha 1, beta 0.8, gamma 4.85, dielectric offset 0.009 nm), the GB energy
     // -k/2 (1/eps_in - 1/eps_out) sum_ij q_i q_j / f_ij, and the ACE surface term, as GBSAOBCForce.
-    const double offset = 0.009, alphaObc = 1.0, betaObc = 0.8, gammaObc = 4.85, probe = 0.14;
-    const int n = static_cast<int>(gbParticles.size());
+    const double offset = OBC2::offset, probe = OBC2::probe;
+    const int n = static_cast<int>(c.gbParticles.size());
     vector<double> q(n), born(n), chain(n);
     for (int i = 0; i < n; i++)
-        q[i] = gbMLIndex[i] >= 0 ? mlCharges[gbMLIndex[i]] : gbCharges[i];
+        q[i] = c.gbMLIndex[i] >= 0 ? mlCharges[c.gbMLIndex[i]] : c.gbCharges[i];
     auto pairTerm = [&](int i, int j, double r, double& term, double& dterm) {
         // The HCT integral of atom j's scaled sphere seen from atom i, and its derivative in r.
-        const double ri = gbRadii[i] - offset, sj = (gbRadii[j] - offset) * gbScales[j];
+        const double ri = c.gbRadii[i] - offset, sj = (c.gbRadii[j] - offset) * c.gbScales[j];
         term = dterm = 0.0;
         if (ri >= r + sj)
             return;
@@ -252,36 +254,36 @@ double ReferenceENNElectrostatics::generalizedBorn(const vector<Vec3>& positions
         }
     };
     for (int i = 0; i < n; i++) {
-        const double ri = gbRadii[i] - offset;
+        const double ri = c.gbRadii[i] - offset;
         double sum = 0.0;
         for (int j = 0; j < n; j++) {
             if (j == i)
                 continue;
-            const Vec3 d = positions[gbParticles[j]] - positions[gbParticles[i]];
+            const Vec3 d = positions[c.gbParticles[j]] - positions[c.gbParticles[i]];
             double term, dterm;
             pairTerm(i, j, std::sqrt(d.dot(d)), term, dterm);
             sum += term;
         }
         const double psi = 0.5 * ri * sum;
-        const double t = std::tanh(alphaObc * psi - betaObc * psi * psi + gammaObc * psi * psi * psi);
-        born[i] = 1.0 / (1.0 / ri - t / gbRadii[i]);
-        // chain = dR/dsum: R^2 (1 - t^2) (alpha - 2 beta psi + 3 gamma psi^2) / radius * dpsi/dsum
-        chain[i] = born[i] * born[i] * (1.0 - t * t) * (alphaObc - 2 * betaObc * psi + 3 * gammaObc * psi * psi) / gbRadii[i] * 0.5 * ri;
+        const double t = std::tanh(OBC2::alpha * psi - OBC2::beta * psi * psi + OBC2::gamma * psi * psi * psi);
+        born[i] = 1.0 / (1.0 / ri - t / c.gbRadii[i]);
+        // chain = dR/dsum: R^2 (1 - t^2) (c.alpha - 2 beta psi + 3 gamma psi^2) / radius * dpsi/dsum
+        chain[i] = born[i] * born[i] * (1.0 - t * t) * (OBC2::alpha - 2 * OBC2::beta * psi + 3 * OBC2::gamma * psi * psi) / c.gbRadii[i] * 0.5 * ri;
     }
     double energy = 0.0;
     vector<double> dEdBorn(n, 0.0);
     for (int i = 0; i < n; i++) {
-        const double ratio6 = std::pow(gbRadii[i] / born[i], 6.0);
-        const double sa = surfaceAreaFactor * (gbRadii[i] + probe) * (gbRadii[i] + probe) * ratio6;
+        const double ratio6 = std::pow(c.gbRadii[i] / born[i], 6.0);
+        const double sa = c.surfaceAreaFactor * (c.gbRadii[i] + probe) * (c.gbRadii[i] + probe) * ratio6;
         energy += sa;
         dEdBorn[i] -= 6.0 * sa / born[i];
     }
     for (int i = 0; i < n; i++)
         for (int j = i; j < n; j++) {
-            const Vec3 d = positions[gbParticles[j]] - positions[gbParticles[i]];
+            const Vec3 d = positions[c.gbParticles[j]] - positions[c.gbParticles[i]];
             const double r2 = d.dot(d), rr = born[i] * born[j], D = r2 / (4 * rr), e = std::exp(-D);
             const double f2 = r2 + rr * e, f = std::sqrt(f2);
-            const double weight = (i == j ? 0.5 : 1.0) * gbPrefactor;
+            const double weight = (i == j ? 0.5 : 1.0) * c.gbPrefactor;
             energy += weight * q[i] * q[j] / f;
             const double dEdf = -weight * q[i] * q[j] / f2;
             // f^2 = r^2 + R_i R_j exp(-r^2 / 4 R_i R_j)
@@ -290,13 +292,13 @@ double ReferenceENNElectrostatics::generalizedBorn(const vector<Vec3>& positions
             dEdBorn[j] += dEdf * dfdrr * born[i];
             if (i != j) {
                 const Vec3 force = d * (dEdf * (1.0 - 0.25 * e) / f); // dE/dx_j
-                forces[gbParticles[j]] -= force;
-                forces[gbParticles[i]] += force;
+                forces[c.gbParticles[j]] -= force;
+                forces[c.gbParticles[i]] += force;
             }
-            if (gbMLIndex[i] >= 0)
-                potential[gbMLIndex[i]] += weight * q[j] / f;
-            if (gbMLIndex[j] >= 0)
-                potential[gbMLIndex[j]] += weight * q[i] / f;
+            if (c.gbMLIndex[i] >= 0)
+                potential[c.gbMLIndex[i]] += weight * q[j] / f;
+            if (c.gbMLIndex[j] >= 0)
+                potential[c.gbMLIndex[j]] += weight * q[i] / f;
         }
     // Born radii depend on positions through the pair integrals sum_i = sum_j term(i, j).
     for (int i = 0; i < n; i++) {
@@ -304,13 +306,13 @@ double ReferenceENNElectrostatics::generalizedBorn(const vector<Vec3>& positions
         for (int j = 0; j < n; j++) {
             if (j == i)
                 continue;
-            const Vec3 d = positions[gbParticles[j]] - positions[gbParticles[i]];
+            const Vec3 d = positions[c.gbParticles[j]] - positions[c.gbParticles[i]];
             const double r = std::sqrt(d.dot(d));
             double term, dterm;
             pairTerm(i, j, r, term, dterm);
             const Vec3 force = d * (dEdSum * dterm / r); // dE/dx_j through sum_i
-            forces[gbParticles[j]] -= force;
-            forces[gbParticles[i]] += force;
+            forces[c.gbParticles[j]] -= force;
+            forces[c.gbParticles[i]] += force;
         }
     }
     return energy;

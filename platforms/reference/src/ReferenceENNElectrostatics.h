@@ -19,15 +19,47 @@ namespace OpenMMENN {
 /** 1/(4 pi eps0) in kJ mol^-1 nm e^-2 from CODATA 2018, computed as OpenMM computes it (138.9354576...). */
 const double ONE_4PI_EPS0 = 1.0 / (4 * M_PI * (1e-6 * 8.8541878128e-12 / (1.602176634e-19 * 1.602176634e-19 * 6.02214076e23)));
 
+/**
+ * The electrostatic coupling of an ENNForce, read and checked once: the charged sites (ML particles
+ * first, then MM particles), the method and its parameters, the exceptions, and the GB parameters.
+ * One home for every platform: the Reference/CPU sums and the GPU kernels read the same fields.
+ */
+struct ENNCoupling {
+    /** Read the coupling from a force; `system` supplies the default box for automatic PME parameters. */
+    ENNCoupling(const OpenMM::System& system, const ENNForce& force);
+    bool active() const { return method != ENNForce::NoElectrostatics || implicitSolvent; }
+    bool periodic() const { return method == ENNForce::CutoffPeriodic || method == ENNForce::PME; }
+    bool useCutoff() const { return method != ENNForce::NoElectrostatics && method != ENNForce::NoCutoff; }
+    /** Update what updateParametersInContext may change (MM and GB charges). */
+    void updateCharges(const ENNForce& force);
+    /** Throws an OpenMMException if a periodic method's cutoff exceeds half the box. */
+    void checkBox(const OpenMM::Vec3* box) const;
+
+    ENNForce::ElectrostaticsMethod method;
+    double cutoff, krf = 0, crf = 0, alpha = 0, gaussianSigma = 0;
+    int grid[3] = {0, 0, 0};
+    int numML;
+    std::vector<int> sites;           // System particle of each site: ML particles first, then MM
+    std::vector<double> mmCharges;    // charge of site numML + i
+    std::map<std::pair<int, int>, double> exceptionScale; // by (site, site), smaller first
+    bool implicitSolvent;
+    double gbPrefactor = 0, surfaceAreaFactor = 0;
+    std::vector<int> gbParticles, gbMLIndex; // System particle; its ML index or -1
+    std::vector<double> gbCharges, gbRadii, gbScales;
+};
+
+/** OBC2 constants as GBSAOBCForce uses them (nm): dielectric offset, alpha, beta, gamma, ACE probe radius. */
+struct OBC2 {
+    static constexpr double offset = 0.009, alpha = 1.0, beta = 0.8, gamma = 4.85, probe = 0.14;
+};
+
 class ReferenceENNElectrostatics {
 public:
-    /** Read the coupling from a force; `system` supplies the default box for automatic PME parameters. */
-    ReferenceENNElectrostatics(const OpenMM::System& system, const ENNForce& force);
-    bool active() const { return method != ENNForce::NoElectrostatics || implicitSolvent; }
+    ReferenceENNElectrostatics(const OpenMM::System& system, const ENNForce& force) : c(system, force) {}
+    bool active() const { return c.active(); }
     /** The FFT that PME uses (the CPU platform sets FFTW; by default PME's own). */
     void setTransform(Transform3D transform) { fourier = std::move(transform); }
-    /** Update what updateParametersInContext may change (MM charges). */
-    void updateCharges(const ENNForce& force);
+    void updateCharges(const ENNForce& force) { c.updateCharges(force); }
 
     /**
      * @param positions  all System particles (nm)
@@ -45,17 +77,7 @@ private:
     double generalizedBorn(const std::vector<OpenMM::Vec3>& positions, const std::vector<double>& mlCharges,
                            std::vector<OpenMM::Vec3>& forces, std::vector<double>& potential) const;
     Transform3D fourier;
-    ENNForce::ElectrostaticsMethod method;
-    double cutoff, krf = 0, crf = 0, alpha = 0, gaussianSigma = 0;
-    int grid[3] = {0, 0, 0};
-    int numML;
-    std::vector<int> sites;           // System particle of each site: ML particles first, then MM
-    std::vector<double> mmCharges;    // charge of site numML + i
-    std::map<std::pair<int, int>, double> exceptionScale; // by (site, site), smaller first
-    bool implicitSolvent;
-    double gbPrefactor = 0, surfaceAreaFactor = 0;
-    std::vector<int> gbParticles, gbMLIndex; // System particle; its ML index or -1
-    std::vector<double> gbCharges, gbRadii, gbScales;
+    ENNCoupling c;
 };
 
 } // namespace OpenMMENN

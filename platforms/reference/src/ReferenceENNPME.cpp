@@ -11,7 +11,7 @@ typedef std::complex<double> Complex;
 
 namespace {
 
-const int Order = 5;
+const int Order = PMEOrder;
 
 /** Reciprocal vectors: recip[i] . box[j] = delta_ij. */
 void reciprocalVectors(const Vec3* box, Vec3* recip) {
@@ -95,8 +95,15 @@ void dft3d(vector<Complex>& data, const int grid[3], int sign) {
         dftAxis(data, grid, axis, sign);
 }
 
-/** 1 / |sum_{j=0}^{n-2} M_n(j+1) exp(2 pi i m j / K)|^2, with zeros (odd orders) interpolated. */
-vector<double> splineModuli(int K) {
+/** exp(-pi^2 m^2 / alpha^2) / m^2 for reciprocal vector m (not zero). */
+double ewaldKernel(const Vec3& m, double alpha) {
+    const double m2 = m.dot(m);
+    return std::exp(-M_PI * M_PI * m2 / (alpha * alpha)) / m2;
+}
+
+} // namespace
+
+vector<double> OpenMMENN::pmeSplineModuli(int K) {
     vector<double> moduli(K);
     for (int m = 0; m < K; m++) {
         Complex sum = 0;
@@ -109,14 +116,6 @@ vector<double> splineModuli(int K) {
             moduli[m] = 0.5 * (moduli[(m - 1 + K) % K] + moduli[(m + 1) % K]);
     return moduli;
 }
-
-/** exp(-pi^2 m^2 / alpha^2) / m^2 for reciprocal vector m (not zero). */
-double ewaldKernel(const Vec3& m, double alpha) {
-    const double m2 = m.dot(m);
-    return std::exp(-M_PI * M_PI * m2 / (alpha * alpha)) / m2;
-}
-
-} // namespace
 
 double OpenMMENN::pmeReciprocal(const vector<Vec3>& pos, const vector<double>& q, const Vec3* box, double alpha, const int grid[3],
                                 vector<Vec3>* forces, vector<double>* potential, const Transform3D& transform) {
@@ -163,7 +162,7 @@ double OpenMMENN::pmeReciprocal(const vector<Vec3>& pos, const vector<double>& q
     for (int i = 0; i < n; i++)
         forEachStencilPoint(i, [&](size_t k, double wx, double wy, double wz, double, double, double) { Q[k] += q[i] * wx * wy * wz; });
     fourier(Q, 1);
-    vector<double> moduli[3] = {splineModuli(grid[0]), splineModuli(grid[1]), splineModuli(grid[2])};
+    vector<double> moduli[3] = {pmeSplineModuli(grid[0]), pmeSplineModuli(grid[1]), pmeSplineModuli(grid[2])};
     const double prefactor = ONE_4PI_EPS0 / (M_PI * volume);
     double energy = 0.0;
     for (int m0 = 0; m0 < grid[0]; m0++)

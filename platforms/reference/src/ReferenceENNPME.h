@@ -11,6 +11,13 @@
 
 namespace OpenMMENN {
 
+/** The B-spline order of every PME in this plugin. */
+const int PMEOrder = 5;
+
+/** |sum_{j=0}^{n-2} M_n(j+1) exp(2 pi i m j / K)|^2 for m = 0..K-1 (zeros of odd orders interpolated):
+ *  the smooth-PME influence function is divided by the product of these along the three axes. */
+std::vector<double> pmeSplineModuli(int K);
+
 /** An unnormalised 3D discrete Fourier transform in place, data[k] = sum_j data[j] exp(sign 2 pi i j.k / grid),
  *  row-major over grid[0] x grid[1] x grid[2]. PME uses its own mixed-radix FFT unless given one. */
 typedef std::function<void(std::complex<double>* data, const int grid[3], int sign)> Transform3D;
