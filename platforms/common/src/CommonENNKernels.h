@@ -2,6 +2,7 @@
 #define OPENMM_COMMON_ENN_KERNELS_H_
 
 #include "openmmenn/ENNKernels.h"
+#include "CommonENNElectrostatics.h"
 #include "CommonENNNetwork.h"
 #include "ReferenceENNKernels.h"
 #include "openmm/common/ComputeContext.h"
@@ -12,8 +13,7 @@ namespace OpenMMENN {
 /**
  * ENNForce on the CUDA and OpenCL platforms, written once against OpenMM's ComputeContext: the network
  * runs on the device and its forces go into the context's fixed-point force buffer.
- * The electrostatics of the predicted charges is, for now, the Reference code on the host in double:
- * charges, positions and the resulting potentials and forces cross the bus every step.
+ * The electrostatics of the predicted charges runs on the device too (CommonENNElectrostatics).
  */
 class CommonCalcENNForceKernel : public CalcENNForceKernel {
 public:
@@ -27,9 +27,8 @@ public:
 private:
     OpenMM::ComputeContext& cc;
     std::unique_ptr<CommonENNNetwork> network;
-    std::unique_ptr<ReferenceENNElectrostatics> electrostatics; // null when the force has no coupling
+    std::unique_ptr<CommonENNElectrostatics> electrostatics; // null when the force has no coupling
     ENNParticles ml;
-    std::vector<OpenMM::Vec3> allPositions, electrostaticForces;
 };
 
 } // namespace OpenMMENN

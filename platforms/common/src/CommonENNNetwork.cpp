@@ -1,5 +1,6 @@
 #include "CommonENNNetwork.h"
 #include "CommonENNKernelSources.h"
+#include "CommonENNPrecision.h"
 #include "openmm/OpenMMException.h"
 #include "openmm/common/ComputeVectorTypes.h"
 #include <algorithm>
@@ -13,7 +14,7 @@ using OpenMM::Vec3;
 using std::vector;
 
 namespace {
-const int ReduceSize = 128; // threads of the one work group that sums energies and charges
+const int ReduceSize = CommonENNKernelSources::ReduceSize;
 const int InitialCapacity = 32;
 
 int activationKind(const ActivationSpec& a) {
@@ -143,10 +144,7 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
         chargeReadout = addReadout(m.chargeReadout, 1.0);
 
     // ---- device arrays ----
-    const bool useDouble = cc.getUseDoublePrecision();
-    const int realSize = useDouble ? sizeof(double) : sizeof(float);
-    const int mixedSize = (useDouble || cc.getUseMixedPrecision()) ? sizeof(double) : sizeof(float);
-    const int real4Size = 4 * realSize;
+    const int realSize = OpenMMENN::realSize(cc), mixedSize = OpenMMENN::mixedSize(cc), real4Size = 4 * realSize;
     ints.initialize<int>(cc, static_cast<int>(tableInts.size()), "ennTableInts");
     ints.upload(tableInts);
     reals.initialize(cc, static_cast<int>(tableReals.size()), realSize, "ennTableReals");
@@ -181,7 +179,7 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
         defines["BESSEL_PREFACTOR"] = cc.doubleToString(m.besselPrefactor);
         defines["MAX_WIDTH"] = cc.intToString(maxHidden);
         defines["REDUCE_SIZE"] = cc.intToString(ReduceSize);
-        program = cc.compileProgram(CommonENNKernelSources::ennNetwork, defines);
+        program = cc.compileProgram(CommonENNKernelSources::ennReduce + CommonENNKernelSources::ennNetwork, defines);
     }
     vector<double> offsets(nel, 0.0);
     if (m.hasChargeHead)
@@ -216,7 +214,6 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
     ones.upload(vector<double>(numNodes, 1.0), true);
     nodeEnergy.initialize(cc, numNodes, mixedSize, "ennNodeEnergy");
     work.initialize(cc, numNodes, mixedSize, "ennWork");
-    extraForces.initialize(cc, numAtoms, real4Size, "ennExtraForces");
     setEdgeCapacity(InitialCapacity);
 }
 
@@ -282,27 +279,6 @@ CommonENNNetwork::Readout CommonENNNetwork::addReadout(const ReadoutSpec& spec, 
     return r;
 }
 
-void CommonENNNetwork::addArg(ComputeKernel& kernel, double value) const {
-    if (cc.getUseDoublePrecision())
-        kernel->addArg(value);
-    else
-        kernel->addArg(static_cast<float>(value));
-}
-
-void CommonENNNetwork::addMixedArg(ComputeKernel& kernel, double value) const {
-    if (cc.getUseDoublePrecision() || cc.getUseMixedPrecision())
-        kernel->addArg(value);
-    else
-        kernel->addArg(static_cast<float>(value));
-}
-
-void CommonENNNetwork::setMixedArg(ComputeKernel& kernel, int index, double value) const {
-    if (cc.getUseDoublePrecision() || cc.getUseMixedPrecision())
-        kernel->setArg(index, value);
-    else
-        kernel->setArg(index, static_cast<float>(value));
-}
-
 ComputeKernel CommonENNNetwork::sparseProduct(const SparseRows& r, ComputeArray& in, ComputeArray& out, bool accumulate) {
     ComputeKernel k = program->createKernel("sparseProduct");
     k->addArg(in);
@@ -321,7 +297,7 @@ ComputeKernel CommonENNNetwork::fill(ComputeArray& array, double value) {
     ComputeKernel k = program->createKernel("fill");
     k->addArg(array);
     k->addArg(array.getSize());
-    addArg(k, value);
+    addRealArg(cc, k, value);
     return k;
 }
 
@@ -331,7 +307,7 @@ ComputeKernel CommonENNNetwork::activationKernel(const char* name, const Readout
     k->addArg(out);
     k->addArg(numNodes * r.hidden);
     k->addArg(r.activation);
-    addArg(k, r.activationScale);
+    addRealArg(cc, k, r.activationScale);
     return k;
 }
 
@@ -359,8 +335,7 @@ void CommonENNNetwork::readoutBackward(const Readout& r, ComputeArray& gradOut, 
 void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
     capacity = newCapacity;
     const int slots = numNodes * capacity;
-    const bool useDouble = cc.getUseDoublePrecision();
-    const int realSize = useDouble ? sizeof(double) : sizeof(float);
+    const int realSize = OpenMMENN::realSize(cc);
     int maxWeights = 1;
     for (const Layer& layer : layers)
         maxWeights = std::max(maxWeights, layer.numWeights);
@@ -386,14 +361,14 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
     gatherKernel->addArg(cc.getAtomIndexArray());
     gatherKernel->addArg(mlOfAtom);
     gatherKernel->addArg(numAtoms);
-    addArg(gatherKernel, 1.0 / model->lengthToNm);
+    addRealArg(cc, gatherKernel, 1.0 / model->lengthToNm);
     gatherKernel->addArg(positions);
 
     neighborKernel = program->createKernel("findNeighbors");
     neighborKernel->addArg(positions);
     neighborKernel->addArg(numNodes);
     neighborKernel->addArg(capacity);
-    addArg(neighborKernel, model->rMax * model->rMax);
+    addRealArg(cc, neighborKernel, model->rMax * model->rMax);
     neighborKernel->addArg(periodic ? 1 : 0);
     for (int i = 0; i < 6; i++)
         neighborKernel->addArg(); // box vectors and image counts, set every step
@@ -452,7 +427,7 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
         radial->addArg(L.mlpSizeStart);
         radial->addArg(L.numMlpLayers);
         radial->addArg(L.activation);
-        addArg(radial, L.activationScale);
+        addRealArg(cc, radial, L.activationScale);
         radial->addArg(L.numWeights);
         radial->addArg(w);
         radial->addArg(dwdr);
@@ -497,8 +472,8 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
     energyKernel = program->createKernel("sumEnergy");
     energyKernel->addArg(nodeEnergy);
     energyKernel->addArg(numNodes);
-    addMixedArg(energyKernel, constantEnergy);
-    addMixedArg(energyKernel, model->energyToKJPerMol);
+    addMixedArg(cc, energyKernel, constantEnergy);
+    addMixedArg(cc, energyKernel, model->energyToKJPerMol);
     energyKernel->addArg(cc.getEnergyBuffer());
 
     // Charges.
@@ -511,12 +486,17 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
         chargeKernel->addArg(species);
         chargeKernel->addArg(chargeOffsets);
         chargeKernel->addArg(numNodes);
-        addMixedArg(chargeKernel, 0.0); // the total charge, set when run
+        addMixedArg(cc, chargeKernel, 0.0); // the total charge, set when run
         chargeKernel->addArg(work);
         chargeKernel->addArg(charges);
         if (chargeReadout.nonlinear) // hiddenPre of the charge readout, for its backward
             chargeBackwardLaunches.push_back({sparseProduct(chargeReadout.linear1, h.back(), hiddenPre, false), numNodes * chargeReadout.hidden});
         readoutBackward(chargeReadout, gradScalar, gradH, chargeBackwardLaunches);
+        chargeGradientKernel = program->createKernel("chargeGradient");
+        chargeGradientKernel->addArg(work); // the potential, set when run
+        chargeGradientKernel->addArg(numNodes);
+        addMixedArg(cc, chargeGradientKernel, 1.0 / model->energyToKJPerMol);
+        chargeGradientKernel->addArg(gradScalar);
     }
 
     // Backward pass. gradH holds dE/dh of the last layer's output (cleared, then the charge head's
@@ -596,8 +576,8 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
     applyForcesKernel->addArg(mlOfAtom);
     applyForcesKernel->addArg(numAtoms);
     applyForcesKernel->addArg(cc.getPaddedNumAtoms());
-    addArg(applyForcesKernel, model->energyToKJPerMol / model->lengthToNm);
-    applyForcesKernel->addArg(extraForces);
+    addRealArg(cc, applyForcesKernel, model->energyToKJPerMol / model->lengthToNm);
+    applyForcesKernel->addArg(positions); // extra forces, set when run
     applyForcesKernel->addArg(0);
     applyForcesKernel->addArg(cc.getLongForceBuffer());
 }
@@ -624,10 +604,7 @@ void CommonENNNetwork::findNeighbors() {
     }
     auto setBox = [&]() {
         for (int k = 0; k < 3; k++) {
-            if (cc.getUseDoublePrecision())
-                neighborKernel->setArg(5 + k, OpenMM::mm_double4(box[k][0], box[k][1], box[k][2], 0));
-            else
-                neighborKernel->setArg(5 + k, OpenMM::mm_float4(box[k][0], box[k][1], box[k][2], 0));
+            setReal4Arg(cc, neighborKernel, 5 + k, box[k]);
             neighborKernel->setArg(8 + k, images[k]);
         }
     };
@@ -663,57 +640,30 @@ void CommonENNNetwork::forward(bool wantCharges) {
     run(forwardLaunches);
     if (wantCharges) {
         run(chargeLaunches);
-        setMixedArg(chargeKernel, 4, totalCharge);
+        setMixedArg(cc, chargeKernel, 4, totalCharge);
         chargeKernel->execute(ReduceSize, ReduceSize);
     }
 }
 
 vector<double> CommonENNNetwork::downloadCharges() {
-    vector<double> q(numNodes);
-    if (cc.getUseDoublePrecision())
-        charges.download(q);
-    else {
-        vector<float> f(numNodes);
-        charges.download(f);
-        std::copy(f.begin(), f.end(), q.begin());
-    }
-    return q;
+    return downloadReals(cc, charges);
 }
 
 void CommonENNNetwork::addEnergy() {
     energyKernel->execute(ReduceSize, ReduceSize);
 }
 
-void CommonENNNetwork::backward(const vector<double>* potential, const vector<Vec3>* extra) {
+void CommonENNNetwork::backward(ComputeArray* potential, ComputeArray* extraForces) {
     clearGradH->execute(gradH.getSize());
     if (potential) {
-        // q_i = raw_i + (Q - sum raw)/N, so dE/draw_j = phi_j - mean(phi).
-        double mean = 0;
-        for (double p : *potential)
-            mean += p / numNodes;
-        vector<double> g(numNodes);
-        for (int n = 0; n < numNodes; n++)
-            g[n] = (*potential)[n] - mean;
-        gradScalar.upload(g, true);
+        chargeGradientKernel->setArg(0, *potential);
+        chargeGradientKernel->execute(ReduceSize, ReduceSize);
         run(chargeBackwardLaunches);
     }
     run(backwardLaunches);
     const int slots = numNodes * capacity;
     edgeGradientKernel->execute(slots);
-    if (extra) {
-        if (cc.getUseDoublePrecision()) {
-            vector<OpenMM::mm_double4> f(numAtoms);
-            for (int i = 0; i < numAtoms; i++)
-                f[i] = OpenMM::mm_double4((*extra)[i][0], (*extra)[i][1], (*extra)[i][2], 0);
-            extraForces.upload(f);
-        }
-        else {
-            vector<OpenMM::mm_float4> f(numAtoms);
-            for (int i = 0; i < numAtoms; i++)
-                f[i] = OpenMM::mm_float4((*extra)[i][0], (*extra)[i][1], (*extra)[i][2], 0);
-            extraForces.upload(f);
-        }
-    }
-    applyForcesKernel->setArg(10, extra ? 1 : 0);
+    applyForcesKernel->setArg(9, extraForces ? *extraForces : positions);
+    applyForcesKernel->setArg(10, extraForces ? 1 : 0);
     applyForcesKernel->execute(numAtoms);
 }

@@ -37,11 +37,14 @@ public:
     /** Adds the network energy (kJ/mol) to the context's energy buffer. */
     void addEnergy();
     /**
-     * Backward pass: adds -dE/dx (plus, with a potential, the chain-rule term sum_i phi_i dq_i/dx) to
-     * the context's force buffer, together with `extraForces` (kJ/mol/nm, by System particle) if given.
-     * @param potential dE_other/dq_i in the model's energy unit per charge, or null
+     * Backward pass: adds -dE/dx (plus, with a potential, the chain-rule term -sum_i phi_i dq_i/dx) to
+     * the context's force buffer, together with `extraForces` if given. Both are device arrays:
+     * @param potential   phi_i = dE_other/dq_i (mixed, per ML particle, kJ/mol/e), or null
+     * @param extraForces forces (real4, per System particle, kJ/mol/nm), or null
      */
-    void backward(const std::vector<double>* potential, const std::vector<OpenMM::Vec3>* extraForces);
+    void backward(OpenMM::ComputeArray* potential, OpenMM::ComputeArray* extraForces);
+    /** The predicted charges of the last forward pass with wantCharges (real, in ML order, e). */
+    OpenMM::ComputeArray& getCharges() { return charges; }
 
     const ENNModel& getModel() const { return *model; }
     /** Sets the total charge the predicted charges are constrained to. */
@@ -75,10 +78,6 @@ private:
     Readout addReadout(const ReadoutSpec& spec, double scale);
     OpenMM::ComputeKernel sparseProduct(const SparseRows& rows, OpenMM::ComputeArray& in, OpenMM::ComputeArray& out, bool accumulate);
     OpenMM::ComputeKernel fill(OpenMM::ComputeArray& array, double value);
-    /** Scalar kernel arguments of type real and mixed. */
-    void addArg(OpenMM::ComputeKernel& kernel, double value) const;
-    void addMixedArg(OpenMM::ComputeKernel& kernel, double value) const;
-    void setMixedArg(OpenMM::ComputeKernel& kernel, int index, double value) const;
     void setEdgeCapacity(int capacity);
     void findNeighbors();
     /** Kernels of a readout: forward writes nodeOut; backward adds d(readout)/dh times gradOut to gradIn. */
@@ -105,9 +104,9 @@ private:
     OpenMM::ComputeArray positions, count, sender, edgeVec, reverse, status, sh, w, dwdr, gradSh, gradR, gradVec;
     std::deque<OpenMM::ComputeArray> h, hUp, A; // deque: ComputeArray must never be copied or moved
     OpenMM::ComputeArray M, message, B, hidden, hiddenPre, nodeOut, nodeEnergy, work, charges;
-    OpenMM::ComputeArray gradH, gradIn, gradM, gradUp, gradB, gradA, gradMessage, gradHidden, gradScalar, ones, extraForces;
+    OpenMM::ComputeArray gradH, gradIn, gradM, gradUp, gradB, gradA, gradMessage, gradHidden, gradScalar, ones;
     OpenMM::ComputeKernel gatherKernel, neighborKernel, reverseKernel, harmonicsKernel, edgeGradientKernel, applyForcesKernel;
-    OpenMM::ComputeKernel energyKernel, chargeKernel, clearGradH;
+    OpenMM::ComputeKernel energyKernel, chargeKernel, chargeGradientKernel, clearGradH;
     std::vector<std::pair<OpenMM::ComputeKernel, int>> forwardLaunches, chargeLaunches, backwardLaunches, chargeBackwardLaunches;
 };
 

@@ -380,29 +380,6 @@ KERNEL void addNodeEnergies(GLOBAL const real* RESTRICT nodeOut, GLOBAL mixed* R
         nodeEnergy[n] += nodeOut[n];
 }
 
-/** One work group of REDUCE_SIZE threads: sums per-node values in a fixed order. */
-DEVICE mixed reduceSum(GLOBAL const mixed* values, int n, LOCAL_ARG mixed* buffer) {
-    mixed sum = 0;
-    for (int i = LOCAL_ID; i < n; i += REDUCE_SIZE)
-        sum += values[i];
-    buffer[LOCAL_ID] = sum;
-    SYNC_THREADS;
-    for (int step = REDUCE_SIZE / 2; step > 0; step /= 2) {
-        if (LOCAL_ID < step)
-            buffer[LOCAL_ID] += buffer[LOCAL_ID + step];
-        SYNC_THREADS;
-    }
-    return buffer[0];
-}
-
-/** Adds the network energy (plus the constant per-node terms) to the context's energy buffer. */
-KERNEL void sumEnergy(GLOBAL const mixed* RESTRICT nodeEnergy, int numNodes, mixed constantEnergy, mixed toKJPerMol, GLOBAL mixed* RESTRICT energyBuffer) {
-    LOCAL mixed buffer[REDUCE_SIZE];
-    const mixed sum = reduceSum(nodeEnergy, numNodes, buffer);
-    if (LOCAL_ID == 0)
-        energyBuffer[0] += (sum + constantEnergy) * toKJPerMol;
-}
-
 /** q_i = raw_i + offset[element] + (Q - sum)/N: the predicted charges with the total charge imposed. */
 KERNEL void normalizeCharges(GLOBAL const real* RESTRICT raw, GLOBAL const int* RESTRICT species, GLOBAL const real* RESTRICT elementOffsets,
         int numNodes, mixed totalCharge, GLOBAL mixed* RESTRICT work, GLOBAL real* RESTRICT charges) {
@@ -413,6 +390,15 @@ KERNEL void normalizeCharges(GLOBAL const real* RESTRICT raw, GLOBAL const int* 
     const mixed shift = (totalCharge - reduceSum(work, numNodes, buffer)) / numNodes;
     for (int n = LOCAL_ID; n < numNodes; n += REDUCE_SIZE)
         charges[n] = (real) (work[n] + shift);
+}
+
+/** The charge head's input gradient from the potential phi_i = dE/dq_i (kJ/mol/e): since
+ *  q_i = raw_i + (Q - sum_j raw_j)/N, dE/draw_i = phi_i - mean(phi), converted to the model's energy unit. */
+KERNEL void chargeGradient(GLOBAL const mixed* RESTRICT potential, int numNodes, mixed toModel, GLOBAL real* RESTRICT gradScalar) {
+    LOCAL mixed buffer[REDUCE_SIZE];
+    const mixed mean = reduceSum(potential, numNodes, buffer) / numNodes;
+    for (int n = LOCAL_ID; n < numNodes; n += REDUCE_SIZE)
+        gradScalar[n] = (real) ((potential[n] - mean) * toModel);
 }
 
 /** dE/dv of each edge from the gradients with respect to its harmonics and its length. */

@@ -1,0 +1,301 @@
+#include "CommonENNElectrostatics.h"
+#include "CommonENNKernelSources.h"
+#include "CommonENNPrecision.h"
+#include "ReferenceENNPME.h"
+#include "openmm/OpenMMException.h"
+#include <algorithm>
+#include <cmath>
+
+using namespace OpenMMENN;
+using OpenMM::ComputeArray;
+using OpenMM::ComputeKernel;
+using OpenMM::Vec3;
+using std::vector;
+
+namespace {
+const int ReduceSize = CommonENNKernelSources::ReduceSize;
+const double FixedPointScale = 1099511627776.0;                 // 2^40: PME grid charges to 64-bit integers
+} // namespace
+
+CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, const OpenMM::System& system, const ENNForce& force,
+                                                 ComputeArray& mlCharges, double totalCharge)
+    : cc(cc), coupling(system, force), totalCharge(totalCharge) {
+    const ENNCoupling& c = coupling;
+    const int numAtoms = system.getNumParticles();
+    const int realSize = OpenMMENN::realSize(cc), mixedSize = OpenMMENN::mixedSize(cc), real4Size = 4 * realSize;
+    const bool coulomb = c.method != ENNForce::NoElectrostatics, pme = c.method == ENNForce::PME;
+    numSites = static_cast<int>(c.sites.size());
+    numGB = static_cast<int>(c.gbParticles.size());
+    if (pme)
+        gridSize = c.grid[0] * c.grid[1] * c.grid[2];
+
+    // Index maps between System particles, sites and GB particles.
+    vector<int> siteOf(numAtoms, -1), gbOf(numAtoms, -1);
+    for (int s = 0; s < numSites; s++)
+        siteOf[c.sites[s]] = s;
+    for (int g = 0; g < numGB; g++)
+        gbOf[c.gbParticles[g]] = g;
+    siteOfAtom.initialize<int>(cc, numAtoms, "ennSiteOfAtom");
+    siteOfAtom.upload(siteOf);
+    gbOfAtom.initialize<int>(cc, numAtoms, "ennGBOfAtom");
+    gbOfAtom.upload(gbOf);
+    siteAtom.initialize<int>(cc, numSites, "ennSiteAtom");
+    siteAtom.upload(c.sites);
+    mmCharges.initialize(cc, std::max<size_t>(1, c.mmCharges.size()), realSize, "ennMMCharges");
+    gbML.initialize<int>(cc, std::max(1, numGB), "ennGBML");
+    gbAtom.initialize<int>(cc, std::max(1, numGB), "ennGBAtom");
+    gbCharges.initialize(cc, std::max(1, numGB), realSize, "ennGBCharges");
+    gbParams.initialize(cc, std::max(1, numGB), real4Size, "ennGBParams");
+    if (numGB > 0) {
+        gbML.upload(c.gbMLIndex);
+        gbAtom.upload(c.gbParticles);
+        vector<double> params;
+        for (int g = 0; g < numGB; g++) {
+            const double offsetRadius = c.gbRadii[g] - OBC2::offset;
+            params.insert(params.end(), {c.gbRadii[g], offsetRadius, offsetRadius * c.gbScales[g], 0.0});
+        }
+        uploadReals(cc, gbParams, params);
+    }
+    uploadCharges();
+
+    // Exceptions as per-site lists sorted by partner, each pair in the lists of both its sites.
+    vector<vector<std::pair<int, double>>> lists(numSites);
+    for (const auto& e : c.exceptionScale) {
+        lists[e.first.first].push_back({e.first.second, e.second});
+        lists[e.first.second].push_back({e.first.first, e.second});
+    }
+    vector<int> start(1, 0), partner;
+    vector<double> scale;
+    for (auto& list : lists) {
+        std::sort(list.begin(), list.end());
+        for (const auto& e : list) {
+            partner.push_back(e.first);
+            scale.push_back(e.second);
+        }
+        start.push_back(static_cast<int>(partner.size()));
+    }
+    exceptionStart.initialize<int>(cc, numSites + 1, "ennExceptionStart");
+    exceptionStart.upload(start);
+    exceptionPartner.initialize<int>(cc, std::max<size_t>(1, partner.size()), "ennExceptionPartner");
+    exceptionScale.initialize(cc, std::max<size_t>(1, scale.size()), realSize, "ennExceptionScale");
+    if (!partner.empty()) {
+        exceptionPartner.upload(partner);
+        exceptionScale.upload(scale, true);
+    }
+
+    // Per-step arrays. energyTerms: one per site (Coulomb), per grid point (PME), per GB particle.
+    sites.initialize(cc, numSites, real4Size, "ennSites");
+    gbPos.initialize(cc, std::max(1, numGB), real4Size, "ennGBPositions");
+    for (ComputeArray* a : {&born, &chain, &dEdSum})
+        a->initialize(cc, std::max(1, numGB), realSize, "ennGBPerParticle");
+    gbForce.initialize(cc, std::max(1, numGB), real4Size, "ennGBForce");
+    gbPotential.initialize(cc, std::max(1, numGB), mixedSize, "ennGBPotential");
+    potential.initialize(cc, c.numML, mixedSize, "ennPotential");
+    forces.initialize(cc, numAtoms, real4Size, "ennElectrostaticForces");
+    const int numTerms = numSites + gridSize + numGB;
+    energyTerms.initialize(cc, numTerms, mixedSize, "ennElectrostaticEnergies");
+    cc.clearBuffer(energyTerms);
+
+    std::map<std::string, std::string> defines;
+    defines["NUM_ML"] = cc.intToString(c.numML);
+    defines["NUM_SITES"] = cc.intToString(numSites);
+    defines["NUM_GB"] = cc.intToString(c.implicitSolvent ? numGB : 0);
+    defines["REDUCE_SIZE"] = cc.intToString(ReduceSize);
+    defines["ONE_4PI_EPS0"] = cc.doubleToString(ONE_4PI_EPS0);
+    defines["SQRT_PI"] = cc.doubleToString(std::sqrt(M_PI));
+    defines["PME_ENERGY_OFFSET"] = cc.intToString(numSites);
+    defines["GB_ENERGY_OFFSET"] = cc.intToString(numSites + gridSize);
+    if (coulomb)
+        defines["COULOMB"] = "1";
+    if (c.periodic())
+        defines["PERIODIC"] = "1";
+    if (c.useCutoff()) {
+        defines["USE_CUTOFF"] = "1";
+        defines["CUTOFF2"] = cc.doubleToString(c.cutoff * c.cutoff);
+        defines["KRF"] = cc.doubleToString(c.krf);
+        defines["CRF"] = cc.doubleToString(c.crf);
+    }
+    if (c.gaussianSigma > 0)
+        defines["GAUSSIAN_S"] = cc.doubleToString(1.0 / (std::sqrt(2.0) * c.gaussianSigma));
+    if (pme) {
+        defines["PME"] = "1";
+        defines["PME_ORDER"] = cc.intToString(PMEOrder);
+        defines["ALPHA"] = cc.doubleToString(c.alpha);
+        defines["PI_SQUARED_OVER_ALPHA_SQUARED"] = cc.doubleToString(M_PI * M_PI / (c.alpha * c.alpha));
+        defines["GRID_X"] = cc.intToString(c.grid[0]);
+        defines["GRID_Y"] = cc.intToString(c.grid[1]);
+        defines["GRID_Z"] = cc.intToString(c.grid[2]);
+        defines["FIXED_SCALE"] = cc.doubleToString(FixedPointScale);
+    }
+    if (c.implicitSolvent) {
+        defines["GB_PREFACTOR"] = cc.doubleToString(c.gbPrefactor);
+        defines["SURFACE_FACTOR"] = cc.doubleToString(c.surfaceAreaFactor);
+        defines["ACE_PROBE"] = cc.doubleToString(OBC2::probe);
+        defines["OBC_ALPHA"] = cc.doubleToString(OBC2::alpha);
+        defines["OBC_BETA"] = cc.doubleToString(OBC2::beta);
+        defines["OBC_GAMMA"] = cc.doubleToString(OBC2::gamma);
+    }
+    OpenMM::ComputeProgram program = cc.compileProgram(CommonENNKernelSources::ennReduce + CommonENNKernelSources::ennElectrostatics, defines);
+
+    gatherKernel = program->createKernel("gatherSites");
+    gatherKernel->addArg(cc.getPosq());
+    gatherKernel->addArg(cc.getAtomIndexArray());
+    for (ComputeArray* a : {&siteOfAtom, &gbOfAtom})
+        gatherKernel->addArg(*a);
+    gatherKernel->addArg(numAtoms);
+    for (ComputeArray* a : {&mlCharges, &mmCharges, &gbML, &gbCharges, &sites, &gbPos, &potential, &forces})
+        gatherKernel->addArg(*a);
+    if (coulomb) {
+        coulombKernel = program->createKernel("coulomb");
+        for (ComputeArray* a : {&sites, &siteAtom, &exceptionStart, &exceptionPartner, &exceptionScale})
+            coulombKernel->addArg(*a);
+        for (int i = 0; i < 3; i++)
+            coulombKernel->addArg(); // box vectors, set every step
+        for (ComputeArray* a : {&energyTerms, &potential, &forces})
+            coulombKernel->addArg(*a);
+    }
+    if (pme) {
+        // The charge spreading needs 64-bit atomics; OpenCL devices may lack them.
+        ComputeArray flag;
+        flag.initialize<int>(cc, 1, "ennAtomicsFlag");
+        cc.clearBuffer(flag);
+        ComputeKernel check = program->createKernel("checkAtomics");
+        check->addArg(flag);
+        check->execute(1);
+        vector<int> supported;
+        flag.download(supported);
+        if (!supported[0])
+            throw OpenMM::OpenMMException("ENNForce: PME on this device needs 64-bit atomic adds (OpenCL: cl_khr_int64_base_atomics)");
+        gridML.initialize<long long>(cc, gridSize, "ennGridML");
+        gridMM.initialize<long long>(cc, gridSize, "ennGridMM");
+        cc.clearBuffer(gridML);
+        cc.clearBuffer(gridMM);
+        gridA.initialize(cc, gridSize, 2 * realSize, "ennGridA");
+        gridB.initialize(cc, gridSize, 2 * realSize, "ennGridB");
+        vector<double> allModuli;
+        for (int d = 0; d < 3; d++) {
+            const int K = c.grid[d];
+            vector<double> twiddle;
+            for (int j = 0; j < K; j++)
+                twiddle.insert(twiddle.end(), {std::cos(2 * M_PI * j / K), std::sin(2 * M_PI * j / K)});
+            twiddles[d].initialize(cc, K, 2 * realSize, "ennTwiddles");
+            uploadReals(cc, twiddles[d], twiddle);
+            const vector<double> m = pmeSplineModuli(K);
+            allModuli.insert(allModuli.end(), m.begin(), m.end());
+        }
+        moduli.initialize(cc, static_cast<int>(allModuli.size()), realSize, "ennPMEModuli");
+        moduli.upload(allModuli, true);
+        spreadKernel = program->createKernel("pmeSpread");
+        spreadKernel->addArg(sites);
+        for (int i = 0; i < 3; i++)
+            spreadKernel->addArg(); // reciprocal box vectors, set every step
+        spreadKernel->addArg(gridML);
+        spreadKernel->addArg(gridMM);
+        finishSpreadKernel = program->createKernel("pmeFinishSpread");
+        for (ComputeArray* a : {&gridML, &gridMM, &gridA})
+            finishSpreadKernel->addArg(*a);
+        // Forward transform A -> B -> A -> B, convolution B -> A, inverse A -> B -> A -> B.
+        const int stride[3] = {c.grid[1] * c.grid[2], c.grid[2], 1};
+        for (int direction = 0; direction < 2; direction++)
+            for (int d = 0; d < 3; d++) {
+                ComputeKernel& k = dftKernels[direction][d];
+                k = program->createKernel("dftAxis");
+                k->addArg(d % 2 == 0 ? gridA : gridB);
+                k->addArg(d % 2 == 0 ? gridB : gridA);
+                k->addArg(twiddles[d]);
+                k->addArg(c.grid[d]);
+                k->addArg(stride[d]);
+                k->addArg(direction == 0 ? 1 : -1);
+            }
+        convolveKernel = program->createKernel("pmeConvolve");
+        convolveKernel->addArg(gridB);
+        convolveKernel->addArg(moduli);
+        for (int i = 0; i < 4; i++)
+            convolveKernel->addArg(); // reciprocal box vectors and the prefactor, set every step
+        convolveKernel->addArg(gridA);
+        convolveKernel->addArg(energyTerms);
+        interpolateKernel = program->createKernel("pmeInterpolate");
+        for (ComputeArray* a : {&sites, &siteAtom, &gridB})
+            interpolateKernel->addArg(*a);
+        for (int i = 0; i < 3; i++)
+            interpolateKernel->addArg(); // reciprocal box vectors, set every step
+        interpolateKernel->addArg(potential);
+        interpolateKernel->addArg(forces);
+    }
+    if (c.implicitSolvent) {
+        bornKernel = program->createKernel("gbBornRadii");
+        for (ComputeArray* a : {&gbPos, &gbParams, &born, &chain})
+            bornKernel->addArg(*a);
+        gbPairsKernel = program->createKernel("gbPairs");
+        for (ComputeArray* a : {&gbPos, &gbParams, &born, &chain, &energyTerms, &dEdSum, &gbForce, &gbPotential})
+            gbPairsKernel->addArg(*a);
+        gbForcesKernel = program->createKernel("gbBornForces");
+        for (ComputeArray* a : {&gbPos, &gbParams, &dEdSum, &gbForce, &gbPotential, &gbAtom, &gbML, &potential, &forces})
+            gbForcesKernel->addArg(*a);
+    }
+    energyKernel = program->createKernel("sumEnergy");
+    energyKernel->addArg(energyTerms);
+    energyKernel->addArg(numTerms);
+    addMixedArg(cc, energyKernel, 0.0); // the PME neutralizing background, set every step
+    addMixedArg(cc, energyKernel, 1.0);
+    energyKernel->addArg(cc.getEnergyBuffer());
+}
+
+void CommonENNElectrostatics::uploadCharges() {
+    if (!coupling.mmCharges.empty())
+        mmCharges.upload(coupling.mmCharges, true);
+    if (numGB > 0)
+        gbCharges.upload(coupling.gbCharges, true);
+}
+
+void CommonENNElectrostatics::updateCharges(const ENNForce& force, double total) {
+    coupling.updateCharges(force);
+    totalCharge = total;
+    uploadCharges();
+}
+
+void CommonENNElectrostatics::compute(bool includeEnergy) {
+    const ENNCoupling& c = coupling;
+    Vec3 box[3];
+    cc.getPeriodicBoxVectors(box[0], box[1], box[2]);
+    c.checkBox(box);
+    gatherKernel->execute(cc.getNumAtoms());
+    double background = 0;
+    if (c.method != ENNForce::NoElectrostatics) {
+        for (int i = 0; i < 3; i++)
+            setReal4Arg(cc, coulombKernel, 5 + i, box[i]);
+        coulombKernel->execute(numSites);
+    }
+    if (c.method == ENNForce::PME) {
+        const double volume = box[0].dot(box[1].cross(box[2]));
+        const Vec3 recip[3] = {box[1].cross(box[2]) / volume, box[2].cross(box[0]) / volume, box[0].cross(box[1]) / volume};
+        for (int i = 0; i < 3; i++) {
+            setReal4Arg(cc, spreadKernel, 1 + i, recip[i]);
+            setReal4Arg(cc, convolveKernel, 2 + i, recip[i]);
+            setReal4Arg(cc, interpolateKernel, 3 + i, recip[i]);
+        }
+        setRealArg(cc, convolveKernel, 5, ONE_4PI_EPS0 / (M_PI * volume));
+        spreadKernel->execute(numSites);
+        finishSpreadKernel->execute(gridSize);
+        for (int d = 0; d < 3; d++)
+            dftKernels[0][d]->execute(gridSize);
+        convolveKernel->execute(gridSize);
+        for (int d = 0; d < 3; d++)
+            dftKernels[1][d]->execute(gridSize);
+        interpolateKernel->execute(numSites);
+        // The ML charges sum to the constrained total, so the net charge needs no reduction.
+        double mmTotal = 0;
+        for (double q : c.mmCharges)
+            mmTotal += q;
+        background = neutralizingBackgroundEnergy(totalCharge + mmTotal, box, c.alpha) - neutralizingBackgroundEnergy(mmTotal, box, c.alpha);
+    }
+    if (c.implicitSolvent) {
+        bornKernel->execute(numGB);
+        gbPairsKernel->execute(numGB);
+        gbForcesKernel->execute(numGB);
+    }
+    if (includeEnergy) {
+        setMixedArg(cc, energyKernel, 2, background);
+        energyKernel->execute(ReduceSize, ReduceSize);
+    }
+}

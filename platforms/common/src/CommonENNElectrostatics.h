@@ -1,0 +1,53 @@
+#ifndef OPENMM_COMMON_ENN_ELECTROSTATICS_H_
+#define OPENMM_COMMON_ENN_ELECTROSTATICS_H_
+
+// The electrostatics of the predicted charges on GPUs, through OpenMM's common compute framework
+// (kernels in kernels/ennElectrostatics.cc): the device counterpart of ReferenceENNElectrostatics,
+// reading the same ENNCoupling. Everything stays on the device: the network's charge array goes in,
+// the potential phi_i = dE/dq_i and the forces at fixed charges come out for the network's backward
+// pass, and the energy goes into the context's energy buffer. Arithmetic in `real`, sums in `mixed`.
+// Pair sums are all-pairs (no neighbour list): ML x all sites for Coulomb, GB particles x GB particles.
+
+#include "ReferenceENNElectrostatics.h"
+#include "openmm/common/ComputeArray.h"
+#include "openmm/common/ComputeContext.h"
+#include "openmm/common/ComputeKernel.h"
+
+namespace OpenMMENN {
+
+class CommonENNElectrostatics {
+public:
+    /**
+     * @param mlCharges   the network's predicted charges (real, in ML order)
+     * @param totalCharge the total the predicted charges are constrained to (for the PME background)
+     */
+    CommonENNElectrostatics(OpenMM::ComputeContext& cc, const OpenMM::System& system, const ENNForce& force,
+                            OpenMM::ComputeArray& mlCharges, double totalCharge);
+    bool active() const { return coupling.active(); }
+    /** Computes the potential and forces at the current positions and charges; adds the energy to the
+     *  energy buffer if asked. Throws OpenMMException if the box is too small for the cutoff. */
+    void compute(bool includeEnergy);
+    /** Update what updateParametersInContext may change (MM and GB charges, the total ML charge). */
+    void updateCharges(const ENNForce& force, double totalCharge);
+    /** phi_i = dE/dq_i of each ML particle (mixed, kJ/mol/e). */
+    OpenMM::ComputeArray& getPotential() { return potential; }
+    /** Forces at fixed charges on every System particle (real4, kJ/mol/nm). */
+    OpenMM::ComputeArray& getForces() { return forces; }
+
+private:
+    void uploadCharges();
+    OpenMM::ComputeContext& cc;
+    ENNCoupling coupling;
+    double totalCharge;
+    int numSites, numGB = 0, gridSize = 0;
+    OpenMM::ComputeArray siteOfAtom, gbOfAtom, siteAtom, mmCharges, gbML, gbAtom, gbCharges, gbParams;
+    OpenMM::ComputeArray exceptionStart, exceptionPartner, exceptionScale;
+    OpenMM::ComputeArray sites, gbPos, born, chain, dEdSum, gbForce, gbPotential, potential, forces, energyTerms;
+    OpenMM::ComputeArray gridML, gridMM, gridA, gridB, twiddles[3], moduli;
+    OpenMM::ComputeKernel gatherKernel, coulombKernel, spreadKernel, finishSpreadKernel, convolveKernel, interpolateKernel;
+    OpenMM::ComputeKernel dftKernels[2][3], bornKernel, gbPairsKernel, gbForcesKernel, energyKernel;
+};
+
+} // namespace OpenMMENN
+
+#endif

@@ -1,0 +1,432 @@
+// Electrostatics of the predicted charges on GPUs (OpenMM's common compute dialect), the device
+// counterpart of ReferenceENNElectrostatics: Coulomb (no cutoff, reaction field, or PME real space
+// with exceptions), the PME reciprocal sum, and generalized Born OBC2 with the ACE surface term.
+// Each kernel gives energies (per site, per k-vector, per GB particle; summed by sumEnergy), forces at
+// fixed charges into extraForces (by System particle, real4, kJ/mol/nm) and the potential
+// phi_i = dE/dq_i of each ML particle (kJ/mol/e) for the network's chain rule.
+// Arithmetic in `real`, energy and potential sums in `mixed`. Units: nm, e, kJ/mol.
+//
+// Sites: ML particles first (site index = ML index), then MM particles, as ENNCoupling orders them.
+// Pair sums visit each pair from both ends (ML sites see every site, MM sites see the ML sites), so
+// each thread writes only its own site: no atomics there. PME charge spreading is the one place with
+// atomics: 64-bit integer adds of fixed-point values, whose sum does not depend on their order.
+
+/** Marks the device able to do the 64-bit atomic adds that charge spreading needs. */
+KERNEL void checkAtomics(GLOBAL int* RESTRICT flag) {
+#ifdef SUPPORTS_64_BIT_ATOMICS
+    if (GLOBAL_ID == 0)
+        flag[0] = 1;
+#endif
+}
+
+DEVICE void addForce(GLOBAL real4* RESTRICT forces, int atom, real3 f) {
+    real4 old = forces[atom];
+    forces[atom] = make_real4(old.x + f.x, old.y + f.y, old.z + f.z, 0);
+}
+
+/** Positions (nm) and charges of the sites and GB particles from the reordered posq; the ML particles
+ *  take their predicted charges. Also clears the per-step outputs (extraForces, potential). */
+KERNEL void gatherSites(GLOBAL const real4* RESTRICT posq, GLOBAL const int* RESTRICT atomIndex, GLOBAL const int* RESTRICT siteOfAtom,
+        GLOBAL const int* RESTRICT gbOfAtom, int numAtoms, GLOBAL const real* RESTRICT mlCharges, GLOBAL const real* RESTRICT mmCharges,
+        GLOBAL const int* RESTRICT gbML, GLOBAL const real* RESTRICT gbCharges, GLOBAL real4* RESTRICT site, GLOBAL real4* RESTRICT gbPos,
+        GLOBAL mixed* RESTRICT potential, GLOBAL real4* RESTRICT extraForces) {
+    for (int j = GLOBAL_ID; j < numAtoms; j += GLOBAL_SIZE) {
+        const int atom = atomIndex[j];
+        const real4 p = posq[j];
+        extraForces[atom] = make_real4(0, 0, 0, 0);
+        const int s = siteOfAtom[atom];
+        if (s >= 0)
+            site[s] = make_real4(p.x, p.y, p.z, s < NUM_ML ? mlCharges[s] : mmCharges[s - NUM_ML]);
+        if (s >= 0 && s < NUM_ML)
+            potential[s] = 0;
+        const int g = gbOfAtom[atom];
+        if (g >= 0)
+            gbPos[g] = make_real4(p.x, p.y, p.z, gbML[g] >= 0 ? mlCharges[gbML[g]] : gbCharges[g]);
+    }
+}
+
+#ifdef COULOMB
+/** The minimum image of d in OpenMM's reduced triclinic box (the cutoff is at most half the box). */
+DEVICE real3 wrapDisplacement(real3 d, real4 boxA, real4 boxB, real4 boxC) {
+    real k = floor(d.z / boxC.z + (real) 0.5);
+    d.x -= k * boxC.x; d.y -= k * boxC.y; d.z -= k * boxC.z;
+    k = floor(d.y / boxB.y + (real) 0.5);
+    d.x -= k * boxB.x; d.y -= k * boxB.y;
+    k = floor(d.x / boxA.x + (real) 0.5);
+    d.x -= k * boxA.x;
+    return d;
+}
+
+/** erf(a r)/r and its r-derivative, with the r -> 0 limit 2a/sqrt(pi). */
+DEVICE real erfOverR(real a, real r, real* derivative) {
+    const real ar = a * r, e = erf(ar);
+    if (e <= (real) 1e-6) {
+        *derivative = 0;
+        return 2 * a / SQRT_PI;
+    }
+    *derivative = (2 * a / SQRT_PI * exp(-ar * ar) * r - e) / (r * r);
+    return e / r;
+}
+
+/**
+ * Coulomb sum of each site: k q_s q_t f(r) for every partner t, where f is 1/r (between ML particles of
+ * a Gaussian-damped model erf(r/(sqrt(2) sigma))/r), minus erf(alpha r)/r with PME, plus the reaction
+ * field k_rf r^2 - c_rf with a cutoff. Exceptions (lists sorted by partner, walked alongside t) are
+ * scaled plain Coulomb without cutoff or wrapping, minus erf(alpha r)/r with PME. The PME self term of
+ * the ML charges is included.
+ */
+KERNEL void coulomb(GLOBAL const real4* RESTRICT site, GLOBAL const int* RESTRICT siteAtom, GLOBAL const int* RESTRICT exceptionStart,
+        GLOBAL const int* RESTRICT exceptionPartner, GLOBAL const real* RESTRICT exceptionScale, real4 boxA, real4 boxB, real4 boxC,
+        GLOBAL mixed* RESTRICT energyTerms, GLOBAL mixed* RESTRICT potential, GLOBAL real4* RESTRICT extraForces) {
+    for (int s = GLOBAL_ID; s < NUM_SITES; s += GLOBAL_SIZE) {
+        const real4 ps = site[s];
+        const int partners = s < NUM_ML ? NUM_SITES : NUM_ML;
+        int e = exceptionStart[s];
+        const int lastException = exceptionStart[s + 1];
+        mixed energy = 0, phi = 0;
+        real3 force = make_real3(0, 0, 0);
+        for (int t = 0; t < partners; t++) {
+            if (t == s)
+                continue;
+            const real4 pt = site[t];
+            real3 d = make_real3(pt.x - ps.x, pt.y - ps.y, pt.z - ps.z);
+            real f, dfdr, r;
+            if (e < lastException && exceptionPartner[e] == t) {
+                const real scale = exceptionScale[e++];
+                r = sqrt(d.x * d.x + d.y * d.y + d.z * d.z);
+                f = scale / r;
+                dfdr = -scale / (r * r);
+#ifdef PME
+                real dg;
+                f -= erfOverR(ALPHA, r, &dg);
+                dfdr -= dg;
+#endif
+            }
+            else {
+#ifdef PERIODIC
+                d = wrapDisplacement(d, boxA, boxB, boxC);
+#endif
+                const real r2 = d.x * d.x + d.y * d.y + d.z * d.z;
+#ifdef USE_CUTOFF
+                if (r2 >= CUTOFF2)
+                    continue;
+#endif
+                r = sqrt(r2);
+                f = 1 / r;
+                dfdr = -1 / r2;
+#ifdef GAUSSIAN_S
+                if (s < NUM_ML && t < NUM_ML)
+                    f = erfOverR(GAUSSIAN_S, r, &dfdr);
+#endif
+#ifdef PME
+                real dg;
+                f -= erfOverR(ALPHA, r, &dg);
+                dfdr -= dg;
+#elif defined(USE_CUTOFF)
+                f += KRF * r2 - CRF;
+                dfdr += 2 * KRF * r;
+#endif
+            }
+            energy += (mixed) (((real) 0.5 * ONE_4PI_EPS0) * ps.w * pt.w * f);
+            phi += (mixed) (ONE_4PI_EPS0 * pt.w * f);
+            // d = x_t - x_s, so the force on s is k q_s q_t f'(r) d / r.
+            const real c = ONE_4PI_EPS0 * ps.w * pt.w * dfdr / r;
+            force.x += c * d.x;
+            force.y += c * d.y;
+            force.z += c * d.z;
+        }
+#ifdef PME
+        if (s < NUM_ML) {
+            energy -= (mixed) (ONE_4PI_EPS0 * ALPHA / SQRT_PI * ps.w * ps.w);
+            phi -= (mixed) (2 * ONE_4PI_EPS0 * ALPHA / SQRT_PI * ps.w);
+        }
+#endif
+        energyTerms[s] = energy;
+        if (s < NUM_ML)
+            potential[s] += phi;
+        addForce(extraForces, siteAtom[s], force);
+    }
+}
+#endif
+
+#ifdef PME
+// Smooth PME of order PME_ORDER on a GRID_X x GRID_Y x GRID_Z grid (row-major, z fastest). The ML and
+// MM charges are spread onto two fixed-point grids and transformed together as one complex grid
+// Z = (ML + MM) + i ML; in k-space both transforms are separated, and the result theta_all + i theta_ML
+// gives the potential of all charges (for the ML particles) and of the ML charges alone (for the MM
+// particles: the MM-MM part belongs to the NonbondedForce).
+
+/** Grid indices and B-spline weights (with derivatives) of one axis: weight j sits at (base - j) mod size. */
+DEVICE void splineWeights(real u, int size, int* base, real* w, real* dw) {
+    const real s = u - floor(u);
+    const real x = s * size;
+    int b = (int) floor(x);
+    const real f = x - b;
+    *base = b >= size ? b - size : b;
+    // m[j] = M_k(f + j), built up from M_2 by M_k(x) = (x M_{k-1}(x) + (k - x) M_{k-1}(x - 1)) / (k - 1).
+    real m[PME_ORDER];
+    for (int j = 0; j < PME_ORDER; j++)
+        m[j] = 0;
+    m[0] = f;
+    m[1] = 1 - f;
+    for (int k = 3; k <= PME_ORDER; k++) {
+        if (k == PME_ORDER)
+            for (int j = 0; j < PME_ORDER; j++)
+                dw[j] = m[j] - (j > 0 ? m[j - 1] : 0);
+        for (int j = k - 1; j >= 0; j--)
+            m[j] = ((f + j) * m[j] + (j > 0 ? (k - f - j) * m[j - 1] : 0)) / (k - 1);
+    }
+    for (int j = 0; j < PME_ORDER; j++)
+        w[j] = m[j];
+}
+
+DEVICE int wrapIndex(int i, int size) {
+    return i < 0 ? i + size : i;
+}
+
+DEVICE void stencil(real4 p, real4 recipA, real4 recipB, real4 recipC, int* base, real* w, real* dw) {
+    splineWeights(p.x * recipA.x + p.y * recipA.y + p.z * recipA.z, GRID_X, &base[0], &w[0], &dw[0]);
+    splineWeights(p.x * recipB.x + p.y * recipB.y + p.z * recipB.z, GRID_Y, &base[1], &w[PME_ORDER], &dw[PME_ORDER]);
+    splineWeights(p.x * recipC.x + p.y * recipC.y + p.z * recipC.z, GRID_Z, &base[2], &w[2 * PME_ORDER], &dw[2 * PME_ORDER]);
+}
+
+KERNEL void pmeSpread(GLOBAL const real4* RESTRICT site, real4 recipA, real4 recipB, real4 recipC, GLOBAL mm_ulong* RESTRICT gridML,
+        GLOBAL mm_ulong* RESTRICT gridMM) {
+#ifdef SUPPORTS_64_BIT_ATOMICS
+    for (int s = GLOBAL_ID; s < NUM_SITES; s += GLOBAL_SIZE) {
+        const real4 p = site[s];
+        int base[3];
+        real w[3 * PME_ORDER], dw[3 * PME_ORDER];
+        stencil(p, recipA, recipB, recipC, base, w, dw);
+        GLOBAL mm_ulong* grid = s < NUM_ML ? gridML : gridMM;
+        for (int a = 0; a < PME_ORDER; a++) {
+            const int ix = wrapIndex(base[0] - a, GRID_X);
+            for (int b = 0; b < PME_ORDER; b++) {
+                const int iy = wrapIndex(base[1] - b, GRID_Y);
+                const real qxy = p.w * w[a] * w[PME_ORDER + b];
+                for (int c = 0; c < PME_ORDER; c++) {
+                    const int iz = wrapIndex(base[2] - c, GRID_Z);
+                    const real add = qxy * w[2 * PME_ORDER + c];
+                    ATOMIC_ADD(&grid[(ix * GRID_Y + iy) * GRID_Z + iz], (mm_ulong) ((mm_long) (add * FIXED_SCALE)));
+                }
+            }
+        }
+    }
+#endif
+}
+
+/** Z = (ML + MM) + i ML from the fixed-point grids, which are cleared for the next step. */
+KERNEL void pmeFinishSpread(GLOBAL mm_long* RESTRICT gridML, GLOBAL mm_long* RESTRICT gridMM, GLOBAL real2* RESTRICT Z) {
+    for (int k = GLOBAL_ID; k < GRID_X * GRID_Y * GRID_Z; k += GLOBAL_SIZE) {
+        const real ml = (real) (gridML[k] / (mixed) FIXED_SCALE), mm = (real) (gridMM[k] / (mixed) FIXED_SCALE);
+        Z[k] = make_real2(ml + mm, ml);
+        gridML[k] = 0;
+        gridMM[k] = 0;
+    }
+}
+
+/** One axis of an unnormalised 3D DFT: out[.., m, ..] = sum_j in[.., j, ..] exp(sign 2 pi i m j / size).
+ *  twiddle[j] = exp(2 pi i j / size); exact indices (m j mod size) keep the phases accurate. */
+KERNEL void dftAxis(GLOBAL const real2* RESTRICT in, GLOBAL real2* RESTRICT out, GLOBAL const real2* RESTRICT twiddle, int size, int stride,
+        int sign) {
+    for (int k = GLOBAL_ID; k < GRID_X * GRID_Y * GRID_Z; k += GLOBAL_SIZE) {
+        const int m = (k / stride) % size;
+        const int first = k - m * stride;
+        real re = 0, im = 0;
+        int phase = 0;
+        for (int j = 0; j < size; j++) {
+            const real2 x = in[first + j * stride];
+            const real2 t = twiddle[phase];
+            const real ts = sign * t.y;
+            re += x.x * t.x - x.y * ts;
+            im += x.x * ts + x.y * t.x;
+            phase += m;
+            if (phase >= size)
+                phase -= size;
+        }
+        out[k] = make_real2(re, im);
+    }
+}
+
+/**
+ * The reciprocal-space convolution: with A = FT(ML + MM) and B = FT(ML) separated from Z, writes
+ * W = g (A + i B) and the energy (1/2) g (|A|^2 - |A - B|^2), where g(m) = k exp(-pi^2 m^2 / alpha^2) /
+ * (pi V m^2) divided by the B-spline moduli.
+ */
+KERNEL void pmeConvolve(GLOBAL const real2* RESTRICT Z, GLOBAL const real* RESTRICT moduli, real4 recipA, real4 recipB, real4 recipC,
+        real prefactor, GLOBAL real2* RESTRICT W, GLOBAL mixed* RESTRICT energyTerms) {
+    for (int k = GLOBAL_ID; k < GRID_X * GRID_Y * GRID_Z; k += GLOBAL_SIZE) {
+        const int kx = k / (GRID_Y * GRID_Z), ky = (k / GRID_Z) % GRID_Y, kz = k % GRID_Z;
+        if (k == 0) {
+            W[0] = make_real2(0, 0);
+            energyTerms[PME_ENERGY_OFFSET] = 0;
+            continue;
+        }
+        const int nx = kx == 0 ? 0 : GRID_X - kx, ny = ky == 0 ? 0 : GRID_Y - ky, nz = kz == 0 ? 0 : GRID_Z - kz;
+        const real2 z = Z[k], zn = Z[(nx * GRID_Y + ny) * GRID_Z + nz];
+        // FT of a real grid X satisfies X(-k) = conj X(k): A = (z + conj zn) / 2, B = (z - conj zn) / 2i.
+        const real2 a = make_real2((z.x + zn.x) / 2, (z.y - zn.y) / 2);
+        const real2 b = make_real2((z.y + zn.y) / 2, -(z.x - zn.x) / 2);
+        const int mx = kx <= GRID_X / 2 ? kx : kx - GRID_X, my = ky <= GRID_Y / 2 ? ky : ky - GRID_Y, mz = kz <= GRID_Z / 2 ? kz : kz - GRID_Z;
+        const real3 m = make_real3(recipA.x * mx + recipB.x * my + recipC.x * mz, recipA.y * mx + recipB.y * my + recipC.y * mz,
+                                   recipA.z * mx + recipB.z * my + recipC.z * mz);
+        const real m2 = m.x * m.x + m.y * m.y + m.z * m.z;
+        const real g = prefactor * exp(-PI_SQUARED_OVER_ALPHA_SQUARED * m2) / m2 /
+                       (moduli[kx] * moduli[GRID_X + ky] * moduli[GRID_X + GRID_Y + kz]);
+        const real2 mm = make_real2(a.x - b.x, a.y - b.y);
+        energyTerms[PME_ENERGY_OFFSET + k] = (mixed) (g / 2) * ((mixed) (a.x * a.x + a.y * a.y) - (mixed) (mm.x * mm.x + mm.y * mm.y));
+        W[k] = make_real2(g * (a.x - b.y), g * (a.y + b.x));
+    }
+}
+
+/** Potential and force of each site from theta = theta_all + i theta_ML (after the inverse transform). */
+KERNEL void pmeInterpolate(GLOBAL const real4* RESTRICT site, GLOBAL const int* RESTRICT siteAtom, GLOBAL const real2* RESTRICT theta,
+        real4 recipA, real4 recipB, real4 recipC, GLOBAL mixed* RESTRICT potential, GLOBAL real4* RESTRICT extraForces) {
+    for (int s = GLOBAL_ID; s < NUM_SITES; s += GLOBAL_SIZE) {
+        const real4 p = site[s];
+        int base[3];
+        real w[3 * PME_ORDER], dw[3 * PME_ORDER];
+        stencil(p, recipA, recipB, recipC, base, w, dw);
+        real phi = 0, gx = 0, gy = 0, gz = 0;
+        for (int a = 0; a < PME_ORDER; a++) {
+            const int ix = wrapIndex(base[0] - a, GRID_X);
+            for (int b = 0; b < PME_ORDER; b++) {
+                const int iy = wrapIndex(base[1] - b, GRID_Y);
+                for (int c = 0; c < PME_ORDER; c++) {
+                    const int iz = wrapIndex(base[2] - c, GRID_Z);
+                    const real2 t = theta[(ix * GRID_Y + iy) * GRID_Z + iz];
+                    const real value = s < NUM_ML ? t.x : t.y;
+                    const real wa = w[a], wb = w[PME_ORDER + b], wc = w[2 * PME_ORDER + c];
+                    phi += value * wa * wb * wc;
+                    gx += value * dw[a] * wb * wc;
+                    gy += value * wa * dw[PME_ORDER + b] * wc;
+                    gz += value * wa * wb * dw[2 * PME_ORDER + c];
+                }
+            }
+        }
+        gx *= GRID_X;
+        gy *= GRID_Y;
+        gz *= GRID_Z;
+        const real3 f = make_real3(-p.w * (recipA.x * gx + recipB.x * gy + recipC.x * gz), -p.w * (recipA.y * gx + recipB.y * gy + recipC.y * gz),
+                                   -p.w * (recipA.z * gx + recipB.z * gy + recipC.z * gz));
+        if (s < NUM_ML)
+            potential[s] += phi;
+        addForce(extraForces, siteAtom[s], f);
+    }
+}
+#endif
+
+#if NUM_GB > 0
+// Generalized Born OBC2 over the GB particles (no cutoff), as GBSAOBCForce. params: (radius,
+// radius - offset, (radius - offset) * scale, 0).
+
+/** The HCT integral of particle j's scaled sphere seen from particle i at distance r, and its r-derivative. */
+DEVICE real hctTerm(real ri, real sj, real r, real* dterm) {
+    *dterm = 0;
+    if (ri >= r + sj)
+        return 0;
+    const int inner = ri >= fabs(r - sj);
+    const real l = 1 / (inner ? ri : fabs(r - sj)), u = 1 / (r + sj);
+    const real dl = inner ? 0 : -(r > sj ? 1 : -1) * l * l, du = -u * u;
+    const real l2 = l * l, u2 = u * u, logRatio = log(u / l);
+    real term = l - u + (real) 0.25 * r * (u2 - l2) + (real) 0.5 / r * logRatio + (real) 0.25 * sj * sj / r * (l2 - u2);
+    *dterm = dl - du + (real) 0.25 * (u2 - l2) + (real) 0.5 * r * (u * du - l * dl) - (real) 0.5 / (r * r) * logRatio +
+             (real) 0.5 / r * (du / u - dl / l) - (real) 0.25 * sj * sj / (r * r) * (l2 - u2) + (real) 0.5 * sj * sj / r * (l * dl - u * du);
+    if (ri < sj - r) {
+        term += 2 * (1 / ri - l);
+        *dterm -= 2 * dl;
+    }
+    return term;
+}
+
+DEVICE real separation(real4 a, real4 b) {
+    const real dx = b.x - a.x, dy = b.y - a.y, dz = b.z - a.z;
+    return sqrt(dx * dx + dy * dy + dz * dz);
+}
+
+/** Born radius R_i and dR_i/d(sum_j term_ij) of each GB particle. */
+KERNEL void gbBornRadii(GLOBAL const real4* RESTRICT pos, GLOBAL const real4* RESTRICT params, GLOBAL real* RESTRICT born,
+        GLOBAL real* RESTRICT chain) {
+    for (int i = GLOBAL_ID; i < NUM_GB; i += GLOBAL_SIZE) {
+        const real4 pi = pos[i], qi = params[i];
+        real sum = 0, unused;
+        for (int j = 0; j < NUM_GB; j++)
+            if (j != i)
+                sum += hctTerm(qi.y, params[j].z, separation(pi, pos[j]), &unused);
+        const real psi = (real) 0.5 * qi.y * sum;
+        const real t = tanh(OBC_ALPHA * psi - OBC_BETA * psi * psi + OBC_GAMMA * psi * psi * psi);
+        const real R = 1 / (1 / qi.y - t / qi.x);
+        born[i] = R;
+        chain[i] = R * R * (1 - t * t) * (OBC_ALPHA - 2 * OBC_BETA * psi + 3 * OBC_GAMMA * psi * psi) / qi.x * (real) 0.5 * qi.y;
+    }
+}
+
+/**
+ * Each particle's share of the GB energy (1/2) sum_ij P q_i q_j / f_ij plus its ACE term, its potential
+ * sum_j P q_j / f_ij, its force at fixed Born radii, and dE/d(sum_i) for the Born-radius forces.
+ */
+KERNEL void gbPairs(GLOBAL const real4* RESTRICT pos, GLOBAL const real4* RESTRICT params, GLOBAL const real* RESTRICT born,
+        GLOBAL const real* RESTRICT chain, GLOBAL mixed* RESTRICT energyTerms, GLOBAL real* RESTRICT dEdSum, GLOBAL real4* RESTRICT gbForce,
+        GLOBAL mixed* RESTRICT gbPotential) {
+    for (int i = GLOBAL_ID; i < NUM_GB; i += GLOBAL_SIZE) {
+        const real4 pi = pos[i];
+        const real Ri = born[i], radius = params[i].x;
+        const real ratio = radius / Ri, ratio3 = ratio * ratio * ratio;
+        const real sa = SURFACE_FACTOR * (radius + ACE_PROBE) * (radius + ACE_PROBE) * ratio3 * ratio3;
+        mixed energy = sa, phi = 0;
+        real dEdR = -6 * sa / Ri;
+        real3 force = make_real3(0, 0, 0);
+        for (int j = 0; j < NUM_GB; j++) {
+            const real4 pj = pos[j];
+            const real dx = pj.x - pi.x, dy = pj.y - pi.y, dz = pj.z - pi.z;
+            const real r2 = dx * dx + dy * dy + dz * dz, rr = Ri * born[j], D = r2 / (4 * rr), e = exp(-D);
+            const real f2 = r2 + rr * e, f = sqrt(f2);
+            energy += (mixed) ((real) 0.5 * GB_PREFACTOR * pi.w * pj.w / f);
+            phi += (mixed) (GB_PREFACTOR * pj.w / f);
+            if (j == i) {
+                dEdR -= (real) 0.5 * GB_PREFACTOR * pi.w * pi.w / (Ri * Ri);
+                continue;
+            }
+            // f^2 = r^2 + R_i R_j exp(-r^2 / 4 R_i R_j); the pair enters E with weight P q_i q_j.
+            const real dEdf = -GB_PREFACTOR * pi.w * pj.w / f2;
+            dEdR += dEdf * e * (1 + D) / (2 * f) * born[j];
+            const real c = dEdf * (1 - (real) 0.25 * e) / f; // the force on i is c (x_j - x_i)
+            force.x += c * dx;
+            force.y += c * dy;
+            force.z += c * dz;
+        }
+        energyTerms[GB_ENERGY_OFFSET + i] = energy;
+        gbPotential[i] = phi;
+        dEdSum[i] = dEdR * chain[i];
+        gbForce[i] = make_real4(force.x, force.y, force.z, 0);
+    }
+}
+
+/** Adds the forces through the Born radii, then each particle's GB force and potential to the outputs. */
+KERNEL void gbBornForces(GLOBAL const real4* RESTRICT pos, GLOBAL const real4* RESTRICT params, GLOBAL const real* RESTRICT dEdSum,
+        GLOBAL const real4* RESTRICT gbForce, GLOBAL const mixed* RESTRICT gbPotential, GLOBAL const int* RESTRICT gbAtom,
+        GLOBAL const int* RESTRICT gbML, GLOBAL mixed* RESTRICT potential, GLOBAL real4* RESTRICT extraForces) {
+    for (int i = GLOBAL_ID; i < NUM_GB; i += GLOBAL_SIZE) {
+        const real4 pi = pos[i], qi = params[i];
+        const real4 f0 = gbForce[i];
+        real3 force = make_real3(f0.x, f0.y, f0.z);
+        for (int k = 0; k < NUM_GB; k++) {
+            if (k == i)
+                continue;
+            const real4 pk = pos[k], qk = params[k];
+            const real dx = pk.x - pi.x, dy = pk.y - pi.y, dz = pk.z - pi.z;
+            const real r = sqrt(dx * dx + dy * dy + dz * dz);
+            real dik, dki;
+            hctTerm(qi.y, qk.z, r, &dik);
+            hctTerm(qk.y, qi.z, r, &dki);
+            const real c = (dEdSum[i] * dik + dEdSum[k] * dki) / r;
+            force.x += c * dx;
+            force.y += c * dy;
+            force.z += c * dz;
+        }
+        addForce(extraForces, gbAtom[i], force);
+        if (gbML[i] >= 0)
+            potential[gbML[i]] += gbPotential[i];
+    }
+}
+#endif

@@ -1,0 +1,24 @@
+// Reductions shared by the ENNForce programs: one work group of REDUCE_SIZE threads sums an array in a
+// fixed order, so that sums are identical from run to run (no atomics).
+
+DEVICE mixed reduceSum(GLOBAL const mixed* values, int n, LOCAL_ARG mixed* buffer) {
+    mixed sum = 0;
+    for (int i = LOCAL_ID; i < n; i += REDUCE_SIZE)
+        sum += values[i];
+    buffer[LOCAL_ID] = sum;
+    SYNC_THREADS;
+    for (int step = REDUCE_SIZE / 2; step > 0; step /= 2) {
+        if (LOCAL_ID < step)
+            buffer[LOCAL_ID] += buffer[LOCAL_ID + step];
+        SYNC_THREADS;
+    }
+    return buffer[0];
+}
+
+/** Adds (sum of the terms + constant) * scale to the context's energy buffer. */
+KERNEL void sumEnergy(GLOBAL const mixed* RESTRICT terms, int numTerms, mixed constantEnergy, mixed scale, GLOBAL mixed* RESTRICT energyBuffer) {
+    LOCAL mixed buffer[REDUCE_SIZE];
+    const mixed sum = reduceSum(terms, numTerms, buffer);
+    if (LOCAL_ID == 0)
+        energyBuffer[0] += (sum + constantEnergy) * scale;
+}
