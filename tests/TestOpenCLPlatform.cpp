@@ -5,8 +5,8 @@
 // buffer (2^-32 = 2.3e-10 kJ/mol/nm per component), which sets the measured ~5e-10 RMS in the
 // liquid box. Single and mixed precision compute the network in
 // float and get the float tolerances of the CPU platform. The electrostatics of predicted charges
-// still run on the host in double, so every method is compared, with the chain rule through the
-// device's charge head.
+// (Coulomb, reaction field, PME, GB-OBC2) runs on the device as well; every method is compared,
+// with the chain rule through the device's charge head.
 
 #include "ENNPlatformComparison.h"
 
@@ -82,6 +82,40 @@ TEST(OpenCLPlatform, ChargesAndTotalChargeUpdates) {
             sum += b[i];
         }
         EXPECT_NEAR(sum, q, 1e-9);
+    }
+}
+
+/** New MM and GB charges and a new total charge through updateParametersInContext give what the
+ *  Reference platform gives for the changed System. */
+TEST(OpenCLPlatform, CouplingChargeUpdates) {
+    TestSystem periodic(6, TriclinicBox, 20), isolated(6, nullptr, 10);
+    std::unique_ptr<OpenMM::System> systems[2] = {periodic.coupledToNonbonded("damped_charge", NonbondedForce::PME),
+                                                  isolated.coupledToImplicitSolvent("damped_charge")};
+    const std::vector<Vec3>* positions[2] = {&periodic.pos, &isolated.pos};
+    for (int k = 0; k < 2; k++) {
+        OpenMM::System& system = *systems[k];
+        auto& force = dynamic_cast<ENNForce&>(system.getForce(system.getNumForces() - 1));
+        force.setForceGroup(1);
+        OpenMM::VerletIntegrator integrator(0.001);
+        OpenMM::Context context(system, integrator, openclPlatform(), precision("double"));
+        context.setPositions(*positions[k]);
+        for (int i = 0; i < force.getNumMMParticles(); i++) {
+            int particle;
+            double q;
+            force.getMMParticleParameters(i, particle, q);
+            force.setMMParticleParameters(i, particle, 1.1 * q + 0.01);
+        }
+        for (int i = 0; i < force.getNumGBParticles(); i++) {
+            int particle;
+            double q, radius, scale;
+            force.getGBParticleParameters(i, particle, q, radius, scale);
+            force.setGBParticleParameters(i, particle, 1.1 * q + 0.01, radius, scale);
+        }
+        force.setTotalCharge(force.getTotalCharge() + 0.3);
+        force.updateParametersInContext(context);
+        OpenMM::State state = context.getState(OpenMM::State::Energy | OpenMM::State::Forces, false, 1 << 1);
+        const Result updated{state.getPotentialEnergy(), state.getForces(), force.getCharges(context)};
+        expectClose(evaluate(system, *positions[k], 1 << 1, referencePlatform()), updated, k == 0 ? "PME" : "GB-OBC", DoubleTolerance);
     }
 }
 
