@@ -254,11 +254,16 @@ void CommonENNElectrostatics::updateCharges(const ENNForce& force, double total)
     uploadCharges();
 }
 
+void CommonENNElectrostatics::checkBox() const {
+    Vec3 box[3];
+    cc.getPeriodicBoxVectors(box[0], box[1], box[2]);
+    coupling.checkBox(box);
+}
+
 void CommonENNElectrostatics::compute(bool includeEnergy) {
     const ENNCoupling& c = coupling;
     Vec3 box[3];
     cc.getPeriodicBoxVectors(box[0], box[1], box[2]);
-    c.checkBox(box);
     gatherKernel->execute(cc.getNumAtoms());
     double background = 0;
     if (c.method != ENNForce::NoElectrostatics) {

@@ -24,8 +24,10 @@ public:
     CommonENNElectrostatics(OpenMM::ComputeContext& cc, const OpenMM::System& system, const ENNForce& force,
                             OpenMM::ComputeArray& mlCharges, double totalCharge);
     bool active() const { return coupling.active(); }
+    /** Throws OpenMMException if the box is too small for the cutoff of a periodic method. */
+    void checkBox() const;
     /** Computes the potential and forces at the current positions and charges; adds the energy to the
-     *  energy buffer if asked. Throws OpenMMException if the box is too small for the cutoff. */
+     *  energy buffer if asked. */
     void compute(bool includeEnergy);
     /** Update what updateParametersInContext may change (MM and GB charges, the total ML charge). */
     void updateCharges(const ENNForce& force, double totalCharge);

@@ -19,6 +19,8 @@ void CommonCalcENNForceKernel::initialize(const OpenMM::System& system, const EN
 
 double CommonCalcENNForceKernel::execute(OpenMM::ContextImpl&, bool includeForces, bool includeEnergy) {
     OpenMM::ContextSelector selector(cc);
+    if (electrostatics)
+        electrostatics->checkBox(); // before anything is queued, so that nothing is in flight if it throws
     network->forward(electrostatics != nullptr);
     if (electrostatics)
         electrostatics->compute(includeEnergy);
@@ -26,6 +28,10 @@ double CommonCalcENNForceKernel::execute(OpenMM::ContextImpl&, bool includeForce
         network->addEnergy();
     if (includeForces)
         network->backward(electrostatics ? &electrostatics->getPotential() : nullptr, electrostatics ? &electrostatics->getForces() : nullptr);
+    // Only now, with the whole step queued, wait for the neighbour-list status. If the list overflowed,
+    // OpenMM recomputes the step (as for its own neighbour list).
+    if (!network->finishStep())
+        cc.setForcesValid(false);
     return 0; // every energy term is added to the context's energy buffer on the device
 }
 
@@ -38,6 +44,5 @@ void CommonCalcENNForceKernel::copyParametersToContext(OpenMM::ContextImpl&, con
 
 std::vector<double> CommonCalcENNForceKernel::getCharges(OpenMM::ContextImpl&) {
     OpenMM::ContextSelector selector(cc);
-    network->forward(true);
-    return network->downloadCharges();
+    return network->predictCharges();
 }

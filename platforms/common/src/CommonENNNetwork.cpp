@@ -189,6 +189,7 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
 
     positions.initialize(cc, numNodes, real4Size, "ennPositions");
     count.initialize<int>(cc, numNodes, "ennNeighborCount");
+    neededCount.initialize<int>(cc, numNodes, "ennNeededNeighborCount");
     status.initialize<int>(cc, 3, "ennStatus");
     for (size_t t = 0; t <= layers.size(); t++) {
         const int dim = t == 0 ? embeddingDim : layers[t - 1].dOut;
@@ -214,6 +215,7 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
     ones.upload(vector<double>(numNodes, 1.0), true);
     nodeEnergy.initialize(cc, numNodes, mixedSize, "ennNodeEnergy");
     work.initialize(cc, numNodes, mixedSize, "ennWork");
+    statusEvent = cc.createEvent();
     setEdgeCapacity(InitialCapacity);
 }
 
@@ -373,6 +375,7 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
     for (int i = 0; i < 6; i++)
         neighborKernel->addArg(); // box vectors and image counts, set every step
     neighborKernel->addArg(count);
+    neighborKernel->addArg(neededCount);
     neighborKernel->addArg(sender);
     neighborKernel->addArg(edgeVec);
     neighborKernel->addArg(status);
@@ -602,31 +605,32 @@ void CommonENNNetwork::findNeighbors() {
             images[k] = static_cast<int>(std::floor(model->rMax / spacing + 0.5));
         }
     }
-    auto setBox = [&]() {
-        for (int k = 0; k < 3; k++) {
-            setReal4Arg(cc, neighborKernel, 5 + k, box[k]);
-            neighborKernel->setArg(8 + k, images[k]);
-        }
-    };
-    setBox();
-    while (true) {
-        cc.clearBuffer(status);
-        neighborKernel->execute(numNodes);
-        // The one download of every step: whether the neighbour list fitted, and whether positions were valid.
-        int flags[3];
-        status.download(flags);
-        if (flags[1])
-            throw OpenMM::OpenMMException("ENNForce: a position of an ML particle is not a finite number");
-        if (flags[2])
-            throw OpenMM::OpenMMException("ENNForce: two ML particles (or a particle and its periodic image) are at the same position");
-        if (!flags[0])
-            break;
-        vector<int> counts;
-        count.download(counts);
-        const int largest = *std::max_element(counts.begin(), counts.end());
-        setEdgeCapacity(largest + largest / 4 + 8);
-        setBox(); // the new kernel objects need the box again
+    for (int k = 0; k < 3; k++) {
+        setReal4Arg(cc, neighborKernel, 5 + k, box[k]);
+        neighborKernel->setArg(8 + k, images[k]);
     }
+    cc.clearBuffer(status);
+    neighborKernel->execute(numNodes);
+    // Read the status without stalling the queue: into pinned memory, waited for in finishStep().
+    status.download(cc.getPinnedBuffer(), false);
+    statusEvent->enqueue();
+}
+
+bool CommonENNNetwork::finishStep() {
+    statusEvent->wait();
+    int flags[3];
+    std::copy_n(static_cast<const int*>(cc.getPinnedBuffer()), 3, flags);
+    if (flags[1])
+        throw OpenMM::OpenMMException("ENNForce: a position of an ML particle is not a finite number");
+    if (flags[2])
+        throw OpenMM::OpenMMException("ENNForce: two ML particles (or a particle and its periodic image) are at the same position");
+    if (!flags[0])
+        return true;
+    vector<int> counts;
+    neededCount.download(counts);
+    const int largest = *std::max_element(counts.begin(), counts.end());
+    setEdgeCapacity(largest + largest / 4 + 8);
+    return false;
 }
 
 void CommonENNNetwork::forward(bool wantCharges) {
@@ -645,7 +649,10 @@ void CommonENNNetwork::forward(bool wantCharges) {
     }
 }
 
-vector<double> CommonENNNetwork::downloadCharges() {
+vector<double> CommonENNNetwork::predictCharges() {
+    do
+        forward(true);
+    while (!finishStep());
     return downloadReals(cc, charges);
 }
 

@@ -16,6 +16,7 @@
 #include "ReferenceENNNetwork.h"
 #include "openmm/common/ComputeArray.h"
 #include "openmm/common/ComputeContext.h"
+#include "openmm/common/ComputeEvent.h"
 #include "openmm/common/ComputeKernel.h"
 #include <deque>
 #include <memory>
@@ -29,11 +30,16 @@ public:
     CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<const ENNModel> model, const std::vector<int>& species,
                      const std::vector<int>& mlOfAtom, bool periodic);
 
-    /** Neighbour list, edge geometry and the forward pass at the context's current positions.
-     *  Throws OpenMMException for non-finite or coincident positions. */
+    /** Queues the neighbour list, edge geometry and the forward pass at the context's current positions. */
     void forward(bool wantCharges);
-    /** Predicted charges of the last forward pass (wantCharges), in ML order; downloads them. */
-    std::vector<double> downloadCharges();
+    /**
+     * Waits for the neighbour-list status of the last forward pass (read asynchronously, like OpenMM's
+     * own neighbour list). Throws OpenMMException for non-finite or coincident positions. Returns false
+     * if the list overflowed: it has been enlarged, and everything computed from it must be redone.
+     */
+    bool finishStep();
+    /** Predicted charges at the current positions (e, in ML order), downloaded. */
+    std::vector<double> predictCharges();
     /** Adds the network energy (kJ/mol) to the context's energy buffer. */
     void addEnergy();
     /**
@@ -100,8 +106,9 @@ private:
     int embeddingStart = 0, embeddingDim = 0;
 
     OpenMM::ComputeProgram program;
+    OpenMM::ComputeEvent statusEvent;
     OpenMM::ComputeArray ints, reals, species, mlOfAtom, besselFrequencies, harmonicsIndex, harmonicsValue, chargeOffsets;
-    OpenMM::ComputeArray positions, count, sender, edgeVec, reverse, status, sh, w, dwdr, gradSh, gradR, gradVec;
+    OpenMM::ComputeArray positions, count, neededCount, sender, edgeVec, reverse, status, sh, w, dwdr, gradSh, gradR, gradVec;
     std::deque<OpenMM::ComputeArray> h, hUp, A; // deque: ComputeArray must never be copied or moved
     OpenMM::ComputeArray M, message, B, hidden, hiddenPre, nodeOut, nodeEnergy, work, charges;
     OpenMM::ComputeArray gradH, gradIn, gradM, gradUp, gradB, gradA, gradMessage, gradHidden, gradScalar, ones;

@@ -68,10 +68,13 @@ KERNEL void gatherPositions(GLOBAL const real4* RESTRICT posq, GLOBAL const int*
  *  Each pair vector is first brought to lattice coordinates in [-1/2, 1/2]; then the images n in
  *  [-images, images] of each box vector are visited (images = floor(cutoff / plane spacing + 1/2),
  *  zero unless the box is narrower than twice the cutoff). status[0]: capacity exceeded,
- *  status[1]: a non-finite position, status[2]: two atoms at the same position. */
+ *  status[1]: a non-finite position, status[2]: two atoms at the same position. The host reads the
+ *  status only after the whole step is queued, so the step must run safely when the list overflowed:
+ *  count is clamped to the capacity (needed keeps the true number, for resizing). */
 KERNEL void findNeighbors(GLOBAL const real4* RESTRICT pos, int numNodes, int cap, real cutoff2, int periodic,
         real4 boxA, real4 boxB, real4 boxC, int imagesA, int imagesB, int imagesC,
-        GLOBAL int* RESTRICT count, GLOBAL int* RESTRICT sender, GLOBAL real4* RESTRICT edgeVec, GLOBAL int* RESTRICT status) {
+        GLOBAL int* RESTRICT count, GLOBAL int* RESTRICT needed, GLOBAL int* RESTRICT sender, GLOBAL real4* RESTRICT edgeVec,
+        GLOBAL int* RESTRICT status) {
     for (int i = GLOBAL_ID; i < numNodes; i += GLOBAL_SIZE) {
         const real4 pi = pos[i];
         if (!(isfinite(pi.x) && isfinite(pi.y) && isfinite(pi.z)))
@@ -104,7 +107,8 @@ KERNEL void findNeighbors(GLOBAL const real4* RESTRICT pos, int numNodes, int ca
                         n++;
                     }
         }
-        count[i] = n;
+        count[i] = min(n, cap);
+        needed[i] = n;
         if (n > cap)
             status[0] = 1;
     }
@@ -289,6 +293,8 @@ KERNEL void convolutionBackwardNodes(GLOBAL const real* RESTRICT gradM, GLOBAL c
         real sum = 0;
         for (int k = 0; k < count[s]; k++) {
             const int r = sender[s * cap + k], e = reverse[s * cap + k];
+            if (e < 0)
+                continue; // only after an overflowed list, whose step is discarded
             for (int t = begin; t < end; t++) {
                 GLOBAL const int* term = tables + termStart + 3 * t;
                 sum += values[valueStart + t] * w[e * numWeights + term[2]] * gradM[r * dTp + term[0]] * sh[e * NSH + term[1]];
@@ -434,7 +440,9 @@ KERNEL void applyForces(GLOBAL const real4* RESTRICT gradVec, GLOBAL const int* 
         if (i >= 0) {
             for (int k = 0; k < count[i]; k++) {
                 const int e = i * cap + k;
-                f -= trimTo3(gradVec[e]) - trimTo3(gradVec[reverse[e]]);
+                f -= trimTo3(gradVec[e]);
+                if (reverse[e] >= 0) // always, unless the list overflowed and the step is discarded
+                    f += trimTo3(gradVec[reverse[e]]);
             }
             f *= forceScale;
         }
