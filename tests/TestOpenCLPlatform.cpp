@@ -47,6 +47,32 @@ TEST(OpenCLPlatform, LiquidBoxAndReproducibility) {
     }
 }
 
+TEST(OpenCLPlatform, NeighbourListGrowsInARunningContext) {
+    // The liquid box fits the initial neighbour capacity; compressed to 0.7 of its size it has ~3x the
+    // neighbours. The overflow is found after the step is queued; the step must be recomputed with a
+    // larger list and agree with Reference, and the next step must agree too.
+    TestSystem ts(6, TriclinicBox, -1);
+    auto system = mlSystem(modelPath("mixed_charge"), ts.z, ts.box, -1.0);
+    OpenMM::VerletIntegrator integrator(0.001);
+    OpenMM::Context context(*system, integrator, openclPlatform(), precision("double"));
+    context.setPositions(ts.pos);
+    context.getState(OpenMM::State::Energy);
+    std::vector<Vec3> dense(ts.pos);
+    for (Vec3& p : dense)
+        p *= 0.7;
+    Vec3 box[3] = {ts.box[0] * 0.7, ts.box[1] * 0.7, ts.box[2] * 0.7};
+    system->setDefaultPeriodicBoxVectors(box[0], box[1], box[2]);
+    context.setPeriodicBoxVectors(box[0], box[1], box[2]);
+    context.setPositions(dense);
+    const Result reference = evaluate(*system, dense, -1, referencePlatform());
+    const auto& force = dynamic_cast<const ENNForce&>(system->getForce(system->getNumForces() - 1));
+    for (int repeat = 0; repeat < 2; repeat++) {
+        OpenMM::State state = context.getState(OpenMM::State::Energy | OpenMM::State::Forces);
+        expectClose(reference, Result{state.getPotentialEnergy(), state.getForces(), force.getCharges(context)},
+                    "compressed, evaluation " + std::to_string(repeat), DoubleTolerance);
+    }
+}
+
 TEST(OpenCLPlatform, EveryElectrostaticsMethod) {
     forEachElectrostaticsMethod(compareSystem);
 }
