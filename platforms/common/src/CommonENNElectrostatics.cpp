@@ -194,6 +194,13 @@ CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, con
         finishSpreadKernel = program->createKernel("pmeFinishSpread");
         for (ComputeArray* a : {&gridML, &gridMM, &gridA})
             finishSpreadKernel->addArg(*a);
+#ifdef ENN_HAVE_COMMON_FFT
+        bool legal = true;
+        for (int d = 0; d < 3; d++)
+            legal = legal && cc.findLegalFFTDimension(c.grid[d]) == c.grid[d];
+        if (legal)
+            fft = cc.createFFT(c.grid[0], c.grid[1], c.grid[2], false);
+#endif
         // Forward transform A -> B -> A -> B, convolution B -> A, inverse A -> B -> A -> B.
         const int stride[3] = {c.grid[1] * c.grid[2], c.grid[2], 1};
         for (int direction = 0; direction < 2; direction++)
@@ -254,6 +261,17 @@ void CommonENNElectrostatics::updateCharges(const ENNForce& force, double total)
     uploadCharges();
 }
 
+void CommonENNElectrostatics::transform(bool forward) {
+#ifdef ENN_HAVE_COMMON_FFT
+    if (fft) {
+        fft->execFFT(gridA, gridB, forward);
+        return;
+    }
+#endif
+    for (int d = 0; d < 3; d++)
+        dftKernels[forward ? 0 : 1][d]->execute(gridSize);
+}
+
 void CommonENNElectrostatics::checkBox() const {
     Vec3 box[3];
     cc.getPeriodicBoxVectors(box[0], box[1], box[2]);
@@ -282,11 +300,9 @@ void CommonENNElectrostatics::compute(bool includeEnergy) {
         setRealArg(cc, convolveKernel, 5, ONE_4PI_EPS0 / (M_PI * volume));
         spreadKernel->execute(numSites);
         finishSpreadKernel->execute(gridSize);
-        for (int d = 0; d < 3; d++)
-            dftKernels[0][d]->execute(gridSize);
+        transform(true);
         convolveKernel->execute(gridSize);
-        for (int d = 0; d < 3; d++)
-            dftKernels[1][d]->execute(gridSize);
+        transform(false);
         interpolateKernel->execute(numSites);
         // The ML charges sum to the constrained total, so the net charge needs no reduction.
         double mmTotal = 0;

@@ -7,11 +7,21 @@
 // the potential phi_i = dE/dq_i and the forces at fixed charges come out for the network's backward
 // pass, and the energy goes into the context's energy buffer. Arithmetic in `real`, sums in `mixed`.
 // Pair sums are all-pairs (no neighbour list): ML x all sites for Coulomb, GB particles x GB particles.
+// PME's transforms: OpenMM's FFT where the version has one (8.3+) and the grid sizes are ones it
+// supports, otherwise this plugin's DFT kernels (O(K) work per output point along each axis).
 
 #include "ReferenceENNElectrostatics.h"
 #include "openmm/common/ComputeArray.h"
 #include "openmm/common/ComputeContext.h"
 #include "openmm/common/ComputeKernel.h"
+// OpenMM 8.3 and later give every platform an FFT (ComputeContext::createFFT); older versions
+// (Debian's 7.7) have none in the common API, and PME uses its own DFT kernels.
+#if defined(__has_include)
+#if __has_include("openmm/common/FFT3D.h")
+#include "openmm/common/FFT3D.h"
+#define ENN_HAVE_COMMON_FFT 1
+#endif
+#endif
 
 namespace OpenMMENN {
 
@@ -38,6 +48,8 @@ public:
 
 private:
     void uploadCharges();
+    /** PME's 3D transform of gridA into gridB (gridA is overwritten). */
+    void transform(bool forward);
     OpenMM::ComputeContext& cc;
     ENNCoupling coupling;
     double totalCharge;
@@ -48,6 +60,9 @@ private:
     OpenMM::ComputeArray gridML, gridMM, gridA, gridB, twiddles[3], moduli;
     OpenMM::ComputeKernel gatherKernel, coulombKernel, spreadKernel, finishSpreadKernel, convolveKernel, interpolateKernel;
     OpenMM::ComputeKernel dftKernels[2][3], bornKernel, gbPairsKernel, gbForcesKernel, energyKernel;
+#ifdef ENN_HAVE_COMMON_FFT
+    OpenMM::FFT3D fft; // OpenMM's FFT when the grid sizes suit it, else null
+#endif
 };
 
 } // namespace OpenMMENN
