@@ -26,6 +26,8 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
                                    const vector<int>& mlOfAtomHost, bool periodic)
     : cc(cc), model(std::move(modelPtr)), numNodes(static_cast<int>(speciesOfNode.size())),
       numAtoms(static_cast<int>(mlOfAtomHost.size())), periodic(periodic) {
+    for (numBuckets = 64; numBuckets < 2 * numNodes;)
+        numBuckets *= 2;
     const ENNModel& m = *model;
     ReferenceENNNetwork reference(model);
     nsh = (m.shLmax + 1) * (m.shLmax + 1);
@@ -179,6 +181,7 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
         defines["BESSEL_PREFACTOR"] = cc.doubleToString(m.besselPrefactor);
         defines["MAX_WIDTH"] = cc.intToString(maxHidden);
         defines["REDUCE_SIZE"] = cc.intToString(ReduceSize);
+        defines["NUM_BUCKETS"] = cc.intToString(numBuckets);
         program = cc.compileProgram(CommonENNKernelSources::ennReduce + CommonENNKernelSources::ennNetwork, defines);
     }
     vector<double> offsets(nel, 0.0);
@@ -190,6 +193,28 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
     positions.initialize(cc, numNodes, real4Size, "ennPositions");
     count.initialize<int>(cc, numNodes, "ennNeighborCount");
     neededCount.initialize<int>(cc, numNodes, "ennNeededNeighborCount");
+    cellOfNode.initialize(cc, numNodes, 4 * sizeof(int), "ennCellOfNode");
+    bucketCount.initialize<int>(cc, numBuckets, "ennBucketCount");
+    bucketStart.initialize<int>(cc, numBuckets, "ennBucketStart");
+    bucketCursor.initialize<int>(cc, numBuckets, "ennBucketCursor");
+    bucketNodes.initialize<int>(cc, numNodes, "ennBucketNodes");
+    cellKernel = program->createKernel("assignCells");
+    cellKernel->addArg(positions);
+    cellKernel->addArg(numNodes);
+    cellKernel->addArg(periodic ? 1 : 0);
+    addRealArg(cc, cellKernel, model->rMax);
+    for (int i = 0; i < 4; i++)
+        cellKernel->addArg(); // reciprocal box vectors and cell counts, set every step
+    cellKernel->addArg(cellOfNode);
+    cellKernel->addArg(bucketCount);
+    bucketOffsetKernel = program->createKernel("bucketOffsets");
+    for (ComputeArray* a : {&bucketCount, &bucketStart, &bucketCursor})
+        bucketOffsetKernel->addArg(*a);
+    fillBucketKernel = program->createKernel("fillBuckets");
+    fillBucketKernel->addArg(cellOfNode);
+    fillBucketKernel->addArg(numNodes);
+    fillBucketKernel->addArg(bucketCursor);
+    fillBucketKernel->addArg(bucketNodes);
     status.initialize<int>(cc, 3, "ennStatus");
     for (size_t t = 0; t <= layers.size(); t++) {
         const int dim = t == 0 ? embeddingDim : layers[t - 1].dOut;
@@ -348,6 +373,7 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
             a.initialize(cc, size, elementSize, name);
     };
     allocate(sender, slots, sizeof(int), "ennSender");
+    allocate(edgeKey, slots, sizeof(int), "ennEdgeKey");
     allocate(reverse, slots, sizeof(int), "ennReverse");
     allocate(edgeVec, slots, 4 * realSize, "ennEdgeVec");
     allocate(gradVec, slots, 4 * realSize, "ennGradVec");
@@ -372,12 +398,10 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
     neighborKernel->addArg(capacity);
     addRealArg(cc, neighborKernel, model->rMax * model->rMax);
     neighborKernel->addArg(periodic ? 1 : 0);
-    for (int i = 0; i < 6; i++)
-        neighborKernel->addArg(); // box vectors and image counts, set every step
-    neighborKernel->addArg(count);
-    neighborKernel->addArg(neededCount);
-    neighborKernel->addArg(sender);
-    neighborKernel->addArg(edgeVec);
+    for (int i = 0; i < 7; i++)
+        neighborKernel->addArg(); // box vectors, image counts and cell counts, set every step
+    for (ComputeArray* a : {&cellOfNode, &bucketStart, &bucketCount, &bucketNodes, &count, &neededCount, &sender, &edgeVec, &edgeKey})
+        neighborKernel->addArg(*a);
     neighborKernel->addArg(status);
 
     reverseKernel = program->createKernel("findReverseEdges");
@@ -591,24 +615,38 @@ void CommonENNNetwork::run(vector<std::pair<ComputeKernel, int>>& launches) {
 }
 
 void CommonENNNetwork::findNeighbors() {
-    // Box vectors in model units and how many images of each the cutoff can reach.
-    Vec3 box[3];
+    // Box vectors in model units, how many images of each the cutoff can reach, and how many cells
+    // of at least the cutoff fit along each lattice direction (1 unless three or more do).
+    Vec3 box[3], recip[3];
     int images[3] = {0, 0, 0};
+    OpenMM::mm_int4 numCells(1, 1, 1, 0);
     if (periodic) {
         cc.getPeriodicBoxVectors(box[0], box[1], box[2]);
         for (Vec3& v : box)
             v *= 1.0 / model->lengthToNm;
         const double volume = box[0][0] * box[1][1] * box[2][2];
+        int cells[3];
         for (int k = 0; k < 3; k++) {
             const Vec3 normal = box[(k + 1) % 3].cross(box[(k + 2) % 3]);
             const double spacing = volume / std::sqrt(normal.dot(normal));
             images[k] = static_cast<int>(std::floor(model->rMax / spacing + 0.5));
+            cells[k] = static_cast<int>(std::floor(spacing / model->rMax));
+            cells[k] = cells[k] >= 3 ? std::min(cells[k], 1024) : 1;
+            recip[k] = normal / volume;
         }
+        numCells = OpenMM::mm_int4(cells[0], cells[1], cells[2], 0);
     }
     for (int k = 0; k < 3; k++) {
+        setReal4Arg(cc, cellKernel, 4 + k, recip[k]);
         setReal4Arg(cc, neighborKernel, 5 + k, box[k]);
         neighborKernel->setArg(8 + k, images[k]);
     }
+    cellKernel->setArg(7, numCells);
+    neighborKernel->setArg(11, numCells);
+    cc.clearBuffer(bucketCount);
+    cellKernel->execute(numNodes);
+    bucketOffsetKernel->execute(ReduceSize, ReduceSize);
+    fillBucketKernel->execute(numNodes);
     cc.clearBuffer(status);
     neighborKernel->execute(numNodes);
     // Read the status without stalling the queue: into pinned memory, waited for in finishStep().

@@ -107,8 +107,11 @@ private:
 
     OpenMM::ComputeProgram program;
     OpenMM::ComputeEvent statusEvent;
+    int numBuckets; // of the neighbour search's cell hash table: a power of two, at least twice the nodes
+    OpenMM::ComputeArray cellOfNode, bucketCount, bucketStart, bucketCursor, bucketNodes;
+    OpenMM::ComputeKernel cellKernel, bucketOffsetKernel, fillBucketKernel;
     OpenMM::ComputeArray ints, reals, species, mlOfAtom, besselFrequencies, harmonicsIndex, harmonicsValue, chargeOffsets;
-    OpenMM::ComputeArray positions, count, neededCount, sender, edgeVec, reverse, status, sh, w, dwdr, gradSh, gradR, gradVec;
+    OpenMM::ComputeArray positions, count, neededCount, sender, edgeKey, edgeVec, reverse, status, sh, w, dwdr, gradSh, gradR, gradVec;
     std::deque<OpenMM::ComputeArray> h, hUp, A; // deque: ComputeArray must never be copied or moved
     OpenMM::ComputeArray M, message, B, hidden, hiddenPre, nodeOut, nodeEnergy, work, charges;
     OpenMM::ComputeArray gradH, gradIn, gradM, gradUp, gradB, gradA, gradMessage, gradHidden, gradScalar, ones;

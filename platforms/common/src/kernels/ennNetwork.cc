@@ -64,50 +64,161 @@ KERNEL void gatherPositions(GLOBAL const real4* RESTRICT posq, GLOBAL const int*
     }
 }
 
-/** All pairs within the cutoff, per receiver. Periodic boxes are in OpenMM's reduced triclinic form.
- *  Each pair vector is first brought to lattice coordinates in [-1/2, 1/2]; then the images n in
- *  [-images, images] of each box vector are visited (images = floor(cutoff / plane spacing + 1/2),
- *  zero unless the box is narrower than twice the cutoff). status[0]: capacity exceeded,
+// ---- Neighbour search through cells ----
+// Nodes are binned into cells no narrower than the cutoff, so that the neighbours of a node lie in its
+// own cell and the 26 around it. Periodic: cells along each lattice direction from the fractional
+// coordinate (numCells per direction; 1 when the box is under three cutoffs wide there, and then that
+// direction is scanned whole). Non-periodic: cubes of the cutoff. Cells are found through a hash table
+// of NUM_BUCKETS buckets; a bucket may hold several cells, so candidates are filtered by their exact
+// cell. Filling the buckets uses integer atomics, so their order varies; each receiver's edge list is
+// sorted afterwards (by sender, then periodic image), which makes the result independent of it.
+
+DEVICE int bucketOf(int4 cell) {
+    const unsigned int h = ((unsigned int) cell.x * 73856093u) ^ ((unsigned int) cell.y * 19349663u) ^ ((unsigned int) cell.z * 83492791u);
+    return (int) (h & (NUM_BUCKETS - 1));
+}
+
+DEVICE int cellAlong(real4 p, real4 recip, int numCells) {
+    real s = p.x * recip.x + p.y * recip.y + p.z * recip.z;
+    s -= floor(s);
+    const int c = (int) (s * numCells);
+    return c < numCells ? c : numCells - 1;
+}
+
+DEVICE int cellOfCoordinate(real x, real cutoff) {
+    const real c = floor(x / cutoff);
+    return (int) (c < -1048576 ? -1048576 : (c > 1048576 ? 1048576 : c)); // beyond +-2^20 cutoffs nothing is physical
+}
+
+/** The cell of every node, and how many nodes each bucket holds (bucketCount must be cleared). */
+KERNEL void assignCells(GLOBAL const real4* RESTRICT pos, int numNodes, int periodic, real cutoff, real4 recipA, real4 recipB, real4 recipC,
+        int4 numCells, GLOBAL int4* RESTRICT cellOfNode, GLOBAL int* RESTRICT bucketCount) {
+    for (int i = GLOBAL_ID; i < numNodes; i += GLOBAL_SIZE) {
+        const real4 p = pos[i];
+        int4 cell;
+        if (periodic)
+            cell = make_int4(cellAlong(p, recipA, numCells.x), cellAlong(p, recipB, numCells.y), cellAlong(p, recipC, numCells.z), 0);
+        else
+            cell = make_int4(cellOfCoordinate(p.x, cutoff), cellOfCoordinate(p.y, cutoff), cellOfCoordinate(p.z, cutoff), 0);
+        cellOfNode[i] = cell;
+        ATOMIC_ADD(&bucketCount[bucketOf(cell)], 1);
+    }
+}
+
+/** One work group: bucketStart = exclusive prefix sums of bucketCount; bucketCursor starts there. */
+KERNEL void bucketOffsets(GLOBAL const int* RESTRICT bucketCount, GLOBAL int* RESTRICT bucketStart, GLOBAL int* RESTRICT bucketCursor) {
+    LOCAL int partial[REDUCE_SIZE];
+    const int chunk = (NUM_BUCKETS + REDUCE_SIZE - 1) / REDUCE_SIZE;
+    const int first = LOCAL_ID * chunk, last = min(first + chunk, NUM_BUCKETS);
+    int sum = 0;
+    for (int b = first; b < last; b++)
+        sum += bucketCount[b];
+    partial[LOCAL_ID] = sum;
+    SYNC_THREADS;
+    if (LOCAL_ID == 0) {
+        int total = 0;
+        for (int t = 0; t < REDUCE_SIZE; t++) {
+            const int x = partial[t];
+            partial[t] = total;
+            total += x;
+        }
+    }
+    SYNC_THREADS;
+    int offset = partial[LOCAL_ID];
+    for (int b = first; b < last; b++) {
+        bucketStart[b] = offset;
+        bucketCursor[b] = offset;
+        offset += bucketCount[b];
+    }
+}
+
+KERNEL void fillBuckets(GLOBAL const int4* RESTRICT cellOfNode, int numNodes, GLOBAL int* RESTRICT bucketCursor, GLOBAL int* RESTRICT bucketNodes) {
+    for (int i = GLOBAL_ID; i < numNodes; i += GLOBAL_SIZE)
+        bucketNodes[ATOMIC_ADD(&bucketCursor[bucketOf(cellOfNode[i])], 1)] = i;
+}
+
+/** All pairs within the cutoff, per receiver, from the cells around it. Periodic boxes are in OpenMM's
+ *  reduced triclinic form. Each pair vector is first brought to lattice coordinates in [-1/2, 1/2]; then
+ *  the images n in [-images, images] of each box vector are visited (images = floor(cutoff / plane
+ *  spacing + 1/2), zero unless the box is narrower than twice the cutoff). status[0]: capacity exceeded,
  *  status[1]: a non-finite position, status[2]: two atoms at the same position. The host reads the
  *  status only after the whole step is queued, so the step must run safely when the list overflowed:
  *  count is clamped to the capacity (needed keeps the true number, for resizing). */
 KERNEL void findNeighbors(GLOBAL const real4* RESTRICT pos, int numNodes, int cap, real cutoff2, int periodic,
-        real4 boxA, real4 boxB, real4 boxC, int imagesA, int imagesB, int imagesC,
-        GLOBAL int* RESTRICT count, GLOBAL int* RESTRICT needed, GLOBAL int* RESTRICT sender, GLOBAL real4* RESTRICT edgeVec,
-        GLOBAL int* RESTRICT status) {
+        real4 boxA, real4 boxB, real4 boxC, int imagesA, int imagesB, int imagesC, int4 numCells,
+        GLOBAL const int4* RESTRICT cellOfNode, GLOBAL const int* RESTRICT bucketStart, GLOBAL const int* RESTRICT bucketCount,
+        GLOBAL const int* RESTRICT bucketNodes, GLOBAL int* RESTRICT count, GLOBAL int* RESTRICT needed, GLOBAL int* RESTRICT sender,
+        GLOBAL real4* RESTRICT edgeVec, GLOBAL int* RESTRICT edgeKey, GLOBAL int* RESTRICT status) {
+    const int numImages = (2 * imagesA + 1) * (2 * imagesB + 1) * (2 * imagesC + 1);
+    const int rangeX = numCells.x >= 3 || !periodic ? 1 : 0, rangeY = numCells.y >= 3 || !periodic ? 1 : 0,
+              rangeZ = numCells.z >= 3 || !periodic ? 1 : 0;
     for (int i = GLOBAL_ID; i < numNodes; i += GLOBAL_SIZE) {
         const real4 pi = pos[i];
         if (!(isfinite(pi.x) && isfinite(pi.y) && isfinite(pi.z)))
             status[1] = 1;
+        const int4 home = cellOfNode[i];
         int n = 0;
-        for (int j = 0; j < numNodes; j++) {
-            const real4 pj = pos[j];
-            real3 v = make_real3(pi.x - pj.x, pi.y - pj.y, pi.z - pj.z);
-            if (periodic) {
-                const real sc = round(v.z / boxC.z);
-                const real sb = round((v.y - v.z / boxC.z * boxC.y) / boxB.y);
-                const real sa = round((v.x - (v.y - v.z / boxC.z * boxC.y) / boxB.y * boxB.x - v.z / boxC.z * boxC.x) / boxA.x);
-                v -= trimTo3(boxA) * sa + trimTo3(boxB) * sb + trimTo3(boxC) * sc;
-            }
-            for (int a = -imagesA; a <= imagesA; a++)
-                for (int b = -imagesB; b <= imagesB; b++)
-                    for (int c = -imagesC; c <= imagesC; c++) {
-                        if (j == i && a == 0 && b == 0 && c == 0)
-                            continue;
-                        const real3 w = v + trimTo3(boxA) * (real) a + trimTo3(boxB) * (real) b + trimTo3(boxC) * (real) c;
-                        const real r2 = w.x * w.x + w.y * w.y + w.z * w.z;
-                        if (r2 >= cutoff2)
-                            continue;
-                        if (r2 == 0)
-                            status[2] = 1;
-                        if (n < cap) {
-                            sender[i * cap + n] = j;
-                            edgeVec[i * cap + n] = make_real4(w.x, w.y, w.z, sqrt(r2));
-                        }
-                        n++;
+        for (int dx = -rangeX; dx <= rangeX; dx++)
+            for (int dy = -rangeY; dy <= rangeY; dy++)
+                for (int dz = -rangeZ; dz <= rangeZ; dz++) {
+                    int4 cell = make_int4(home.x + dx, home.y + dy, home.z + dz, 0);
+                    if (periodic) {
+                        cell.x = (cell.x + numCells.x) % numCells.x;
+                        cell.y = (cell.y + numCells.y) % numCells.y;
+                        cell.z = (cell.z + numCells.z) % numCells.z;
                     }
+                    const int bucket = bucketOf(cell);
+                    for (int slot = bucketStart[bucket]; slot < bucketStart[bucket] + bucketCount[bucket]; slot++) {
+                        const int j = bucketNodes[slot];
+                        const int4 cj = cellOfNode[j];
+                        if (cj.x != cell.x || cj.y != cell.y || cj.z != cell.z)
+                            continue;
+                        const real4 pj = pos[j];
+                        real3 v = make_real3(pi.x - pj.x, pi.y - pj.y, pi.z - pj.z);
+                        if (periodic) {
+                            const real sc = round(v.z / boxC.z);
+                            const real sb = round((v.y - v.z / boxC.z * boxC.y) / boxB.y);
+                            const real sa = round((v.x - (v.y - v.z / boxC.z * boxC.y) / boxB.y * boxB.x - v.z / boxC.z * boxC.x) / boxA.x);
+                            v -= trimTo3(boxA) * sa + trimTo3(boxB) * sb + trimTo3(boxC) * sc;
+                        }
+                        int image = 0;
+                        for (int a = -imagesA; a <= imagesA; a++)
+                            for (int b = -imagesB; b <= imagesB; b++)
+                                for (int c = -imagesC; c <= imagesC; c++, image++) {
+                                    if (j == i && a == 0 && b == 0 && c == 0)
+                                        continue;
+                                    const real3 w = v + trimTo3(boxA) * (real) a + trimTo3(boxB) * (real) b + trimTo3(boxC) * (real) c;
+                                    const real r2 = w.x * w.x + w.y * w.y + w.z * w.z;
+                                    if (r2 >= cutoff2)
+                                        continue;
+                                    if (r2 == 0)
+                                        status[2] = 1;
+                                    if (n < cap) {
+                                        sender[i * cap + n] = j;
+                                        edgeVec[i * cap + n] = make_real4(w.x, w.y, w.z, sqrt(r2));
+                                        edgeKey[i * cap + n] = j * numImages + image;
+                                    }
+                                    n++;
+                                }
+                    }
+                }
+        // Insertion sort by (sender, image): the order of a plain loop over senders and images.
+        const int kept = min(n, cap);
+        for (int k = 1; k < kept; k++) {
+            const int e = i * cap + k, key = edgeKey[e], s = sender[e];
+            const real4 vec = edgeVec[e];
+            int m = k - 1;
+            while (m >= 0 && edgeKey[i * cap + m] > key) {
+                edgeKey[i * cap + m + 1] = edgeKey[i * cap + m];
+                sender[i * cap + m + 1] = sender[i * cap + m];
+                edgeVec[i * cap + m + 1] = edgeVec[i * cap + m];
+                m--;
+            }
+            edgeKey[i * cap + m + 1] = key;
+            sender[i * cap + m + 1] = s;
+            edgeVec[i * cap + m + 1] = vec;
         }
-        count[i] = min(n, cap);
+        count[i] = kept;
         needed[i] = n;
         if (n > cap)
             status[0] = 1;
