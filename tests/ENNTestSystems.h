@@ -6,8 +6,11 @@
 
 #include "ENNTestUtilities.h"
 #include "openmm/GBSAOBCForce.h"
+#include "openmm/HarmonicBondForce.h"
+#include "openmm/LocalEnergyMinimizer.h"
 #include "openmm/NonbondedForce.h"
 #include <algorithm>
+#include <iostream>
 #include <map>
 
 namespace enntest {
@@ -18,6 +21,9 @@ using OpenMMENN::ENNForce;
 const Vec3 CubicBox[3] = {Vec3(2.4, 0, 0), Vec3(0, 2.4, 0), Vec3(0, 0, 2.4)};
 const Vec3 TriclinicBox[3] = {Vec3(2.4, 0, 0), Vec3(0.4, 2.3, 0), Vec3(-0.5, 0.6, 2.2)};
 
+/** A cubic box of water around the ligand for NVE runs with PME (cutoff 0.9 nm < half the box). */
+const Vec3 CubicWaterBox[3] = {Vec3(2.1, 0, 0), Vec3(0, 2.1, 0), Vec3(0, 0, 2.1)};
+
 const std::map<int, double> FrozenCharge = {{1, 0.21}, {6, -0.13}, {7, -0.47}, {8, -0.52}};
 
 /** A ligand (the small test molecule) among TIP3P-like waters. The first `numML` ligand atoms form the ML region. */
@@ -25,6 +31,7 @@ struct TestSystem {
     std::vector<int> z;      // atomic number of every particle
     std::vector<Vec3> pos;
     std::vector<int> ml;     // ML particles
+    int ligandSize = 0;      // the ligand is particles [0, ligandSize), then come the waters
     std::vector<std::pair<int, int>> bonds;
     bool periodic = false;
     Vec3 box[3];
@@ -32,6 +39,7 @@ struct TestSystem {
     /** numWaters < 0: fill the box with waters on a 0.31 nm lattice (a liquid-density solvent). */
     TestSystem(int numML, const Vec3* boxVectors, int numWaters) {
         smallMolecule(z, pos);
+        ligandSize = static_cast<int>(z.size());
         for (int i = 0; i < numML; i++)
             ml.push_back(i);
         Vec3 center(1.2, 1.2, 1.2);
@@ -164,6 +172,54 @@ struct TestSystem {
         return system;
     }
 
+    /** An elastic network holding the (untrained) ligand together, and rigid waters. */
+    void restrain(OpenMM::System& system) const {
+        auto* springs = new OpenMM::HarmonicBondForce();
+        for (int i = 0; i < ligandSize; i++)
+            for (int j = 0; j < i; j++)
+                springs->addBond(i, j, std::sqrt((pos[i] - pos[j]).dot(pos[i] - pos[j])), 2e4);
+        system.addForce(springs);
+        for (size_t i = ligandSize; i < z.size(); i += 3) {
+            system.addConstraint(i, i + 1, 0.09572);
+            system.addConstraint(i, i + 2, 0.09572);
+            system.addConstraint(i + 1, i + 2, 0.15139);
+        }
+    }
+
+    /** The ligand in rigid water with PME (cutoff 0.9 nm, parameters from the default tolerance), held
+     *  together by an elastic network; with a model, an ENNForce predicts the ligand's charges. */
+    std::unique_ptr<OpenMM::System> ligandInWaterWithPME(const std::string& model) const {
+        std::unique_ptr<OpenMM::System> system(classical(NonbondedForce::PME, 0.9));
+        auto& nb = dynamic_cast<NonbondedForce&>(system->getForce(0));
+        nb.setPMEParameters(0, 0, 0, 0);
+        restrain(*system);
+        if (!model.empty()) {
+            ENNForce* force = ennForce(model);
+            system->addForce(force);
+            force->coupleToNonbondedForce(*system, nb);
+        }
+        return system;
+    }
+
+    /** The system in implicit solvent (GB-OBC over every particle), the ligand held by an elastic
+     *  network; with a model, an ENNForce predicts the ligand's charges and takes over the GB force. */
+    std::unique_ptr<OpenMM::System> ligandInImplicitSolvent(const std::string& model) const {
+        auto system = std::make_unique<OpenMM::System>();
+        auto* gb = new OpenMM::GBSAOBCForce();
+        for (size_t i = 0; i < z.size(); i++) {
+            system->addParticle(z[i] == 1 ? 1.008 : 2.0 * z[i]);
+            gb->addParticle(charge(i), z[i] == 1 ? 0.12 : 0.16, 0.8);
+        }
+        system->addForce(gb);
+        restrain(*system);
+        if (!model.empty()) {
+            ENNForce* force = ennForce(model);
+            system->addForce(force);
+            force->coupleToGBSAOBCForce(*system, *gb);
+        }
+        return system;
+    }
+
     ENNForce* ennForce(const std::string& model) const {
         auto* force = new ENNForce(modelPath(model));
         for (int i : ml)
@@ -173,6 +229,28 @@ struct TestSystem {
         return force;
     }
 };
+
+/** NVE drift (kJ/mol/ns/dof) after minimization and a warm-up of 50 steps, fitted over 400 steps. */
+inline double nveDriftAfterMinimization(const OpenMM::System& system, const std::vector<Vec3>& pos, const std::string& label,
+                                        double stepSize = 0.001, OpenMM::Platform& platform = referencePlatform(),
+                                        const std::map<std::string, std::string>& properties = {}) {
+    OpenMM::VerletIntegrator integrator(stepSize);
+    OpenMM::Context context(system, integrator, platform, properties);
+    context.setPositions(pos);
+    OpenMM::LocalEnergyMinimizer::minimize(context, 10.0, 200);
+    context.setVelocitiesToTemperature(300.0, 7);
+    integrator.step(50);
+    std::vector<double> t, e;
+    for (int sample = 0; sample <= 40; sample++) {
+        OpenMM::State s = context.getState(OpenMM::State::Energy);
+        t.push_back(s.getTime());
+        e.push_back(s.getPotentialEnergy() + s.getKineticEnergy());
+        integrator.step(10);
+    }
+    const double drift = driftPerNsPerDof(t, e, 3 * system.getNumParticles() - system.getNumConstraints());
+    std::cout << label << ": " << system.getNumParticles() << " particles, drift " << drift << " kJ/mol/ns/dof" << std::endl;
+    return drift;
+}
 
 } // namespace enntest
 
