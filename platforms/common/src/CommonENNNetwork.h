@@ -11,7 +11,8 @@
 // and its transposes are tables of sparse rows built once from the model; the symmetric contractions
 // are term lists with per-element, per-channel coefficients (the Reference's merged U and W).
 // Each output is written by one thread and edges are gathered per receiver (and per sender through
-// the reverse edge), so there are no atomics and results are reproducible.
+// the reverse edge). The only atomics are the integer counts of the neighbour search's cell list,
+// whose edge lists are then sorted, so results are reproducible run to run.
 
 #include "ReferenceENNNetwork.h"
 #include "openmm/common/ComputeArray.h"

@@ -1,12 +1,13 @@
 // The ENNForce network on GPUs, in OpenMM's common compute dialect (compiled at run time for CUDA
 // and OpenCL). `real` is float in single and mixed precision and double in double precision.
 // Every kernel loops over its index range with a grid stride, so any launch size is valid.
-// Nothing uses atomics: every output element is written by exactly one thread, in a fixed order,
-// so results are identical from run to run.
+// Every output element is written by exactly one thread, in a fixed order, so results are identical
+// from run to run; the only atomics are the cell list's integer counters, and each receiver's edges
+// are sorted afterwards.
 //
 // Defines: NSH (number of spherical harmonics, (l_max+1)^2), NUM_SH_TERMS (entries of the harmonics
 // recursion), NUM_BESSEL, ENVELOPE_P, R_MAX, BESSEL_PREFACTOR, MAX_WIDTH (widest hidden layer of
-// any radial MLP).
+// any radial MLP), REDUCE_SIZE (ennReduce.cc), NUM_BUCKETS (cell hash table, a power of two).
 //
 // Edges live in fixed-capacity slots: the edges of receiver i are slots [i*cap, i*cap + count[i]).
 // Edge vector = x[receiver] - image of x[sender], stored as (x, y, z, |v|).
