@@ -20,7 +20,7 @@ const double FixedPointScale = 1099511627776.0;                 // 2^40: PME gri
 CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, const OpenMM::System& system, const ENNForce& force,
                                                  ComputeArray& mlCharges, double totalCharge)
     : cc(cc), coupling(system, force), totalCharge(totalCharge) {
-    const ENNCoupling& c = coupling;
+    const ENNCouplingParameters& c = coupling;
     const int numAtoms = system.getNumParticles();
     const int realSize = OpenMMENN::realSize(cc), mixedSize = OpenMMENN::mixedSize(cc), real4Size = 4 * realSize;
     const bool coulomb = c.method != ENNForce::NoElectrostatics, pme = c.method == ENNForce::PME;
@@ -279,7 +279,7 @@ void CommonENNElectrostatics::checkBox() const {
 }
 
 void CommonENNElectrostatics::compute(bool includeEnergy) {
-    const ENNCoupling& c = coupling;
+    const ENNCouplingParameters& c = coupling;
     Vec3 box[3];
     cc.getPeriodicBoxVectors(box[0], box[1], box[2]);
     gatherKernel->execute(cc.getNumAtoms());

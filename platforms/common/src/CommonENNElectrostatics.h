@@ -3,7 +3,7 @@
 
 // The electrostatics of the predicted charges on GPUs, through OpenMM's common compute framework
 // (kernels in kernels/ennElectrostatics.cc): the device counterpart of ReferenceENNElectrostatics,
-// reading the same ENNCoupling. Everything stays on the device: the network's charge array goes in,
+// reading the same ENNCouplingParameters. Everything stays on the device: the network's charge array goes in,
 // the potential phi_i = dE/dq_i and the forces at fixed charges come out for the network's backward
 // pass, and the energy goes into the context's energy buffer. Arithmetic in `real`, sums in `mixed`.
 // Pair sums are all-pairs (no neighbour list): ML x all sites for Coulomb, GB particles x GB particles.
@@ -51,7 +51,7 @@ private:
     /** PME's 3D transform of gridA into gridB (gridA is overwritten). */
     void transform(bool forward);
     OpenMM::ComputeContext& cc;
-    ENNCoupling coupling;
+    ENNCouplingParameters coupling;
     double totalCharge;
     int numSites, numGB = 0, gridSize = 0;
     OpenMM::ComputeArray siteOfAtom, gbOfAtom, siteAtom, mmCharges, gbML, gbAtom, gbCharges, gbParams;

@@ -13,7 +13,7 @@ void CommonCalcENNForceKernel::initialize(const OpenMM::System& system, const EN
         mlOfAtom[ml.particles[i]] = static_cast<int>(i);
     network = std::make_unique<CommonENNNetwork>(cc, force.getModelPtr(), ml.species, mlOfAtom, ml.periodic);
     network->setTotalCharge(ml.totalCharge);
-    if (ENNCoupling(system, force).active())
+    if (ENNCouplingParameters(system, force).active())
         electrostatics = std::make_unique<CommonENNElectrostatics>(cc, system, force, network->getCharges(), ml.totalCharge);
 }
 

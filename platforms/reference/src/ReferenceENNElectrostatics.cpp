@@ -10,7 +10,7 @@ using namespace OpenMMENN;
 using OpenMM::Vec3;
 using std::vector;
 
-ENNCoupling::ENNCoupling(const OpenMM::System& system, const ENNForce& force)
+ENNCouplingParameters::ENNCouplingParameters(const OpenMM::System& system, const ENNForce& force)
     : method(force.getElectrostaticsMethod()), cutoff(force.getCutoffDistance()), implicitSolvent(force.getUseImplicitSolvent()) {
     const ENNModel& model = force.getModel();
     numML = force.getNumParticles();
@@ -97,7 +97,7 @@ ENNCoupling::ENNCoupling(const OpenMM::System& system, const ENNForce& force)
     }
 }
 
-void ENNCoupling::updateCharges(const ENNForce& force) {
+void ENNCouplingParameters::updateCharges(const ENNForce& force) {
     if (force.getNumMMParticles() != static_cast<int>(mmCharges.size()))
         throw OpenMM::OpenMMException("ENNForce: updateParametersInContext cannot change the number of MM particles");
     for (int i = 0; i < force.getNumMMParticles(); i++) {
@@ -115,7 +115,7 @@ void ENNCoupling::updateCharges(const ENNForce& force) {
     }
 }
 
-void ENNCoupling::checkBox(const Vec3* box) const {
+void ENNCouplingParameters::checkBox(const Vec3* box) const {
     if (!periodic())
         return;
     const double half = 0.5 * std::min(box[0][0], std::min(box[1][1], box[2][2]));

@@ -23,10 +23,11 @@ const double ONE_4PI_EPS0 = 1.0 / (4 * M_PI * (1e-6 * 8.8541878128e-12 / (1.6021
  * The electrostatic coupling of an ENNForce, read and checked once: the charged sites (ML particles
  * first, then MM particles), the method and its parameters, the exceptions, and the GB parameters.
  * One home for every platform: the Reference/CPU sums and the GPU kernels read the same fields.
+ * (The user-facing coupling API, coupleToNonbondedForce and friends, is in openmmapi/src/ENNCoupling.cpp.)
  */
-struct ENNCoupling {
+struct ENNCouplingParameters {
     /** Read the coupling from a force; `system` supplies the default box for automatic PME parameters. */
-    ENNCoupling(const OpenMM::System& system, const ENNForce& force);
+    ENNCouplingParameters(const OpenMM::System& system, const ENNForce& force);
     bool active() const { return method != ENNForce::NoElectrostatics || implicitSolvent; }
     bool periodic() const { return method == ENNForce::CutoffPeriodic || method == ENNForce::PME; }
     bool useCutoff() const { return method != ENNForce::NoElectrostatics && method != ENNForce::NoCutoff; }
@@ -77,7 +78,7 @@ private:
     double generalizedBorn(const std::vector<OpenMM::Vec3>& positions, const std::vector<double>& mlCharges,
                            std::vector<OpenMM::Vec3>& forces, std::vector<double>& potential) const;
     Transform3D fourier;
-    ENNCoupling c;
+    ENNCouplingParameters c;
 };
 
 } // namespace OpenMMENN

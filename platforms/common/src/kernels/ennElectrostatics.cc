@@ -6,7 +6,7 @@
 // phi_i = dE/dq_i of each ML particle (kJ/mol/e) for the network's chain rule.
 // Arithmetic in `real`, energy and potential sums in `mixed`. Units: nm, e, kJ/mol.
 //
-// Sites: ML particles first (site index = ML index), then MM particles, as ENNCoupling orders them.
+// Sites: ML particles first (site index = ML index), then MM particles, as ENNCouplingParameters orders them.
 // Pair sums visit each pair from both ends (ML sites see every site, MM sites see the ML sites), so
 // each thread writes only its own site: no atomics there. PME charge spreading is the one place with
 // atomics: 64-bit integer adds of fixed-point values, whose sum does not depend on their order.
