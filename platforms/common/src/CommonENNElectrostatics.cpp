@@ -145,15 +145,16 @@ CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, con
     gatherKernel->addArg(numAtoms);
     for (ComputeArray* a : {&mlCharges, &mmCharges, &gbML, &gbCharges, &sites, &gbPos, &potential, &forces})
         gatherKernel->addArg(*a);
-    if (coulomb) {
-        coulombKernel = program->createKernel("coulomb");
-        for (ComputeArray* a : {&sites, &siteAtom, &exceptionStart, &exceptionPartner, &exceptionScale})
-            coulombKernel->addArg(*a);
-        for (int i = 0; i < 3; i++)
-            coulombKernel->addArg(); // box vectors, set every step
-        for (ComputeArray* a : {&energyTerms, &potential, &forces})
-            coulombKernel->addArg(*a);
-    }
+    if (coulomb)
+        for (ComputeKernel* k : {&coulombMLKernel, &coulombMMKernel}) {
+            *k = program->createKernel(k == &coulombMLKernel ? "coulombML" : "coulombMM");
+            for (ComputeArray* a : {&sites, &siteAtom, &exceptionStart, &exceptionPartner, &exceptionScale})
+                (*k)->addArg(*a);
+            for (int i = 0; i < 3; i++)
+                (*k)->addArg(); // box vectors, set every step
+            for (ComputeArray* a : {&energyTerms, &potential, &forces})
+                (*k)->addArg(*a);
+        }
     if (pme) {
         // The charge spreading needs 64-bit atomics; OpenCL devices may lack them.
         ComputeArray flag;
@@ -285,9 +286,13 @@ void CommonENNElectrostatics::compute(bool includeEnergy) {
     gatherKernel->execute(cc.getNumAtoms());
     double background = 0;
     if (c.method != ENNForce::NoElectrostatics) {
-        for (int i = 0; i < 3; i++)
-            setReal4Arg(cc, coulombKernel, 5 + i, box[i]);
-        coulombKernel->execute(numSites);
+        for (int i = 0; i < 3; i++) {
+            setReal4Arg(cc, coulombMLKernel, 5 + i, box[i]);
+            setReal4Arg(cc, coulombMMKernel, 5 + i, box[i]);
+        }
+        coulombMLKernel->execute(c.numML * ReduceSize, ReduceSize);
+        if (numSites > c.numML)
+            coulombMMKernel->execute(numSites - c.numML);
     }
     if (c.method == ENNForce::PME) {
         const double volume = box[0].dot(box[1].cross(box[2]));

@@ -6,7 +6,8 @@
 // reading the same ENNCouplingParameters. Everything stays on the device: the network's charge array goes in,
 // the potential phi_i = dE/dq_i and the forces at fixed charges come out for the network's backward
 // pass, and the energy goes into the context's energy buffer. Arithmetic in `real`, sums in `mixed`.
-// Pair sums are all-pairs (no neighbour list): ML x all sites for Coulomb, GB particles x GB particles.
+// Pair sums are all-pairs (no neighbour list): ML x all sites for Coulomb (a work group per ML site, so
+// that a ligand among many MM atoms fills the device), GB particles x GB particles.
 // PME's transforms: OpenMM's FFT where the version has one (8.3+) and the grid sizes are ones it
 // supports, otherwise this plugin's DFT kernels (O(K) work per output point along each axis).
 
@@ -58,7 +59,7 @@ private:
     OpenMM::ComputeArray exceptionStart, exceptionPartner, exceptionScale;
     OpenMM::ComputeArray sites, gbPos, born, chain, dEdSum, gbForce, gbPotential, potential, forces, energyTerms;
     OpenMM::ComputeArray gridML, gridMM, gridA, gridB, twiddles[3], moduli;
-    OpenMM::ComputeKernel gatherKernel, coulombKernel, spreadKernel, finishSpreadKernel, convolveKernel, interpolateKernel;
+    OpenMM::ComputeKernel gatherKernel, coulombMLKernel, coulombMMKernel, spreadKernel, finishSpreadKernel, convolveKernel, interpolateKernel;
     OpenMM::ComputeKernel dftKernels[2][3], bornKernel, gbPairsKernel, gbForcesKernel, energyKernel;
 #ifdef ENN_HAVE_COMMON_FFT
     OpenMM::FFT3D fft; // OpenMM's FFT when the grid sizes suit it, else null

@@ -69,81 +69,137 @@ DEVICE real erfOverR(real a, real r, real* derivative) {
 }
 
 /**
- * Coulomb sum of each site: k q_s q_t f(r) for every partner t, where f is 1/r (between ML particles of
- * a Gaussian-damped model erf(r/(sqrt(2) sigma))/r), minus erf(alpha r)/r with PME, plus the reaction
- * field k_rf r^2 - c_rf with a cutoff. Exceptions (lists sorted by partner, walked alongside t) are
- * scaled plain Coulomb without cutoff or wrapping, minus erf(alpha r)/r with PME. The PME self term of
- * the ML charges is included.
+ * One Coulomb pair seen from site s: adds k q_s q_t f(r) / 2 to the energy, k q_t f(r) to the potential
+ * and the force on s. f is 1/r (between ML particles of a Gaussian-damped model erf(r/(sqrt(2) sigma))/r),
+ * minus erf(alpha r)/r with PME, plus the reaction field k_rf r^2 - c_rf with a cutoff. An exception
+ * is scaled plain Coulomb without cutoff or wrapping, minus erf(alpha r)/r with PME.
  */
-KERNEL void coulomb(GLOBAL const real4* RESTRICT site, GLOBAL const int* RESTRICT siteAtom, GLOBAL const int* RESTRICT exceptionStart,
+DEVICE void coulombPair(int s, int t, real4 ps, real4 pt, int isException, real scale, real4 boxA, real4 boxB, real4 boxC,
+        mixed* energy, mixed* phi, real3* force) {
+    real3 d = make_real3(pt.x - ps.x, pt.y - ps.y, pt.z - ps.z);
+    real f, dfdr, r;
+    if (isException) {
+        r = sqrt(d.x * d.x + d.y * d.y + d.z * d.z);
+        f = scale / r;
+        dfdr = -scale / (r * r);
+#ifdef PME
+        real dg;
+        f -= erfOverR(ALPHA, r, &dg);
+        dfdr -= dg;
+#endif
+    }
+    else {
+#ifdef PERIODIC
+        d = wrapDisplacement(d, boxA, boxB, boxC);
+#endif
+        const real r2 = d.x * d.x + d.y * d.y + d.z * d.z;
+#ifdef USE_CUTOFF
+        if (r2 >= CUTOFF2)
+            return;
+#endif
+        r = sqrt(r2);
+        f = 1 / r;
+        dfdr = -1 / r2;
+#ifdef GAUSSIAN_S
+        if (s < NUM_ML && t < NUM_ML)
+            f = erfOverR(GAUSSIAN_S, r, &dfdr);
+#endif
+#ifdef PME
+        real dg;
+        f -= erfOverR(ALPHA, r, &dg);
+        dfdr -= dg;
+#elif defined(USE_CUTOFF)
+        f += KRF * r2 - CRF;
+        dfdr += 2 * KRF * r;
+#endif
+    }
+    *energy += (mixed) (((real) 0.5 * ONE_4PI_EPS0) * ps.w * pt.w * f);
+    *phi += (mixed) (ONE_4PI_EPS0 * pt.w * f);
+    // d = x_t - x_s, so the force on s is k q_s q_t f'(r) d / r.
+    const real c = ONE_4PI_EPS0 * ps.w * pt.w * dfdr / r;
+    force->x += c * d.x;
+    force->y += c * d.y;
+    force->z += c * d.z;
+}
+
+/** Sum over partners t in [first, last) of site s; exceptions (s's list sorted by partner) are walked alongside. */
+DEVICE void coulombRange(int s, int first, int last, GLOBAL const real4* RESTRICT site, GLOBAL const int* RESTRICT exceptionStart,
+        GLOBAL const int* RESTRICT exceptionPartner, GLOBAL const real* RESTRICT exceptionScale, real4 boxA, real4 boxB, real4 boxC,
+        mixed* energy, mixed* phi, real3* force) {
+    const real4 ps = site[s];
+    int e = exceptionStart[s];
+    const int lastException = exceptionStart[s + 1];
+    while (e < lastException && exceptionPartner[e] < first)
+        e++;
+    for (int t = first; t < last; t++) {
+        if (t == s)
+            continue;
+        const int isException = e < lastException && exceptionPartner[e] == t;
+        coulombPair(s, t, ps, site[t], isException, isException ? exceptionScale[e] : 0, boxA, boxB, boxC, energy, phi, force);
+        e += isException;
+    }
+}
+
+/** The PME self term of an ML charge. */
+DEVICE void addSelfTerm(real q, mixed* energy, mixed* phi) {
+#ifdef PME
+    *energy -= (mixed) (ONE_4PI_EPS0 * ALPHA / SQRT_PI * q * q);
+    *phi -= (mixed) (2 * ONE_4PI_EPS0 * ALPHA / SQRT_PI * q);
+#endif
+}
+
+/**
+ * Coulomb sums of the ML sites with every other site: one work group of REDUCE_SIZE threads per ML
+ * site, each thread a contiguous range of partners, then a fixed-order tree reduction, so that a few
+ * ML atoms among many MM atoms still use the whole device.
+ */
+KERNEL void coulombML(GLOBAL const real4* RESTRICT site, GLOBAL const int* RESTRICT siteAtom, GLOBAL const int* RESTRICT exceptionStart,
         GLOBAL const int* RESTRICT exceptionPartner, GLOBAL const real* RESTRICT exceptionScale, real4 boxA, real4 boxB, real4 boxC,
         GLOBAL mixed* RESTRICT energyTerms, GLOBAL mixed* RESTRICT potential, GLOBAL real4* RESTRICT extraForces) {
-    for (int s = GLOBAL_ID; s < NUM_SITES; s += GLOBAL_SIZE) {
-        const real4 ps = site[s];
-        const int partners = s < NUM_ML ? NUM_SITES : NUM_ML;
-        int e = exceptionStart[s];
-        const int lastException = exceptionStart[s + 1];
+    LOCAL mixed sums[2 * REDUCE_SIZE];
+    LOCAL real3 forces[REDUCE_SIZE];
+    const int chunk = (NUM_SITES + REDUCE_SIZE - 1) / REDUCE_SIZE;
+    for (int s = GROUP_ID; s < NUM_ML; s += NUM_GROUPS) {
         mixed energy = 0, phi = 0;
         real3 force = make_real3(0, 0, 0);
-        for (int t = 0; t < partners; t++) {
-            if (t == s)
-                continue;
-            const real4 pt = site[t];
-            real3 d = make_real3(pt.x - ps.x, pt.y - ps.y, pt.z - ps.z);
-            real f, dfdr, r;
-            if (e < lastException && exceptionPartner[e] == t) {
-                const real scale = exceptionScale[e++];
-                r = sqrt(d.x * d.x + d.y * d.y + d.z * d.z);
-                f = scale / r;
-                dfdr = -scale / (r * r);
-#ifdef PME
-                real dg;
-                f -= erfOverR(ALPHA, r, &dg);
-                dfdr -= dg;
-#endif
+        const int first = LOCAL_ID * chunk;
+        coulombRange(s, first, min(first + chunk, NUM_SITES), site, exceptionStart, exceptionPartner, exceptionScale, boxA, boxB, boxC,
+                     &energy, &phi, &force);
+        sums[LOCAL_ID] = energy;
+        sums[REDUCE_SIZE + LOCAL_ID] = phi;
+        forces[LOCAL_ID] = force;
+        SYNC_THREADS;
+        for (int step = REDUCE_SIZE / 2; step > 0; step /= 2) {
+            if (LOCAL_ID < step) {
+                sums[LOCAL_ID] += sums[LOCAL_ID + step];
+                sums[REDUCE_SIZE + LOCAL_ID] += sums[REDUCE_SIZE + LOCAL_ID + step];
+                forces[LOCAL_ID].x += forces[LOCAL_ID + step].x;
+                forces[LOCAL_ID].y += forces[LOCAL_ID + step].y;
+                forces[LOCAL_ID].z += forces[LOCAL_ID + step].z;
             }
-            else {
-#ifdef PERIODIC
-                d = wrapDisplacement(d, boxA, boxB, boxC);
-#endif
-                const real r2 = d.x * d.x + d.y * d.y + d.z * d.z;
-#ifdef USE_CUTOFF
-                if (r2 >= CUTOFF2)
-                    continue;
-#endif
-                r = sqrt(r2);
-                f = 1 / r;
-                dfdr = -1 / r2;
-#ifdef GAUSSIAN_S
-                if (s < NUM_ML && t < NUM_ML)
-                    f = erfOverR(GAUSSIAN_S, r, &dfdr);
-#endif
-#ifdef PME
-                real dg;
-                f -= erfOverR(ALPHA, r, &dg);
-                dfdr -= dg;
-#elif defined(USE_CUTOFF)
-                f += KRF * r2 - CRF;
-                dfdr += 2 * KRF * r;
-#endif
-            }
-            energy += (mixed) (((real) 0.5 * ONE_4PI_EPS0) * ps.w * pt.w * f);
-            phi += (mixed) (ONE_4PI_EPS0 * pt.w * f);
-            // d = x_t - x_s, so the force on s is k q_s q_t f'(r) d / r.
-            const real c = ONE_4PI_EPS0 * ps.w * pt.w * dfdr / r;
-            force.x += c * d.x;
-            force.y += c * d.y;
-            force.z += c * d.z;
+            SYNC_THREADS;
         }
-#ifdef PME
-        if (s < NUM_ML) {
-            energy -= (mixed) (ONE_4PI_EPS0 * ALPHA / SQRT_PI * ps.w * ps.w);
-            phi -= (mixed) (2 * ONE_4PI_EPS0 * ALPHA / SQRT_PI * ps.w);
-        }
-#endif
-        energyTerms[s] = energy;
-        if (s < NUM_ML)
+        if (LOCAL_ID == 0) {
+            energy = sums[0];
+            phi = sums[REDUCE_SIZE];
+            addSelfTerm(site[s].w, &energy, &phi);
+            energyTerms[s] = energy;
             potential[s] += phi;
+            addForce(extraForces, siteAtom[s], forces[0]);
+        }
+        SYNC_THREADS;
+    }
+}
+
+/** Coulomb sums of the MM sites with the ML sites: one thread per MM site. */
+KERNEL void coulombMM(GLOBAL const real4* RESTRICT site, GLOBAL const int* RESTRICT siteAtom, GLOBAL const int* RESTRICT exceptionStart,
+        GLOBAL const int* RESTRICT exceptionPartner, GLOBAL const real* RESTRICT exceptionScale, real4 boxA, real4 boxB, real4 boxC,
+        GLOBAL mixed* RESTRICT energyTerms, GLOBAL mixed* RESTRICT potential, GLOBAL real4* RESTRICT extraForces) {
+    for (int s = NUM_ML + GLOBAL_ID; s < NUM_SITES; s += GLOBAL_SIZE) {
+        mixed energy = 0, phi = 0;
+        real3 force = make_real3(0, 0, 0);
+        coulombRange(s, 0, NUM_ML, site, exceptionStart, exceptionPartner, exceptionScale, boxA, boxB, boxC, &energy, &phi, &force);
+        energyTerms[s] = energy;
         addForce(extraForces, siteAtom[s], force);
     }
 }
