@@ -316,9 +316,8 @@ void CommonENNElectrostatics::compute(bool includeEnergy) {
         background = neutralizingBackgroundEnergy(totalCharge + mmTotal, box, c.alpha) - neutralizingBackgroundEnergy(mmTotal, box, c.alpha);
     }
     if (c.implicitSolvent) {
-        bornKernel->execute(numGB);
-        gbPairsKernel->execute(numGB);
-        gbForcesKernel->execute(numGB);
+        for (ComputeKernel* k : {&bornKernel, &gbPairsKernel, &gbForcesKernel})
+            (*k)->execute(numGB * ReduceSize, ReduceSize);
     }
     if (includeEnergy) {
         setMixedArg(cc, energyKernel, 2, background);

@@ -156,8 +156,7 @@ DEVICE void addSelfTerm(real q, mixed* energy, mixed* phi) {
 KERNEL void coulombML(GLOBAL const real4* RESTRICT site, GLOBAL const int* RESTRICT siteAtom, GLOBAL const int* RESTRICT exceptionStart,
         GLOBAL const int* RESTRICT exceptionPartner, GLOBAL const real* RESTRICT exceptionScale, real4 boxA, real4 boxB, real4 boxC,
         GLOBAL mixed* RESTRICT energyTerms, GLOBAL mixed* RESTRICT potential, GLOBAL real4* RESTRICT extraForces) {
-    LOCAL mixed sums[2 * REDUCE_SIZE];
-    LOCAL real3 forces[REDUCE_SIZE];
+    LOCAL mixed buffer[REDUCE_SIZE];
     const int chunk = (NUM_SITES + REDUCE_SIZE - 1) / REDUCE_SIZE;
     for (int s = GROUP_ID; s < NUM_ML; s += NUM_GROUPS) {
         mixed energy = 0, phi = 0;
@@ -165,29 +164,15 @@ KERNEL void coulombML(GLOBAL const real4* RESTRICT site, GLOBAL const int* RESTR
         const int first = LOCAL_ID * chunk;
         coulombRange(s, first, min(first + chunk, NUM_SITES), site, exceptionStart, exceptionPartner, exceptionScale, boxA, boxB, boxC,
                      &energy, &phi, &force);
-        sums[LOCAL_ID] = energy;
-        sums[REDUCE_SIZE + LOCAL_ID] = phi;
-        forces[LOCAL_ID] = force;
-        SYNC_THREADS;
-        for (int step = REDUCE_SIZE / 2; step > 0; step /= 2) {
-            if (LOCAL_ID < step) {
-                sums[LOCAL_ID] += sums[LOCAL_ID + step];
-                sums[REDUCE_SIZE + LOCAL_ID] += sums[REDUCE_SIZE + LOCAL_ID + step];
-                forces[LOCAL_ID].x += forces[LOCAL_ID + step].x;
-                forces[LOCAL_ID].y += forces[LOCAL_ID + step].y;
-                forces[LOCAL_ID].z += forces[LOCAL_ID + step].z;
-            }
-            SYNC_THREADS;
-        }
+        energy = groupSum(energy, buffer);
+        phi = groupSum(phi, buffer);
+        force = make_real3((real) groupSum(force.x, buffer), (real) groupSum(force.y, buffer), (real) groupSum(force.z, buffer));
         if (LOCAL_ID == 0) {
-            energy = sums[0];
-            phi = sums[REDUCE_SIZE];
             addSelfTerm(site[s].w, &energy, &phi);
             energyTerms[s] = energy;
             potential[s] += phi;
-            addForce(extraForces, siteAtom[s], forces[0]);
+            addForce(extraForces, siteAtom[s], force);
         }
-        SYNC_THREADS;
     }
 }
 
@@ -400,20 +385,28 @@ DEVICE real separation(real4 a, real4 b) {
     return sqrt(dx * dx + dy * dy + dz * dz);
 }
 
+// Each GB kernel runs a work group of REDUCE_SIZE threads per particle i; thread k takes the
+// partners j in one contiguous range, and the group sums in a fixed order.
+
 /** Born radius R_i and dR_i/d(sum_j term_ij) of each GB particle. */
 KERNEL void gbBornRadii(GLOBAL const real4* RESTRICT pos, GLOBAL const real4* RESTRICT params, GLOBAL real* RESTRICT born,
         GLOBAL real* RESTRICT chain) {
-    for (int i = GLOBAL_ID; i < NUM_GB; i += GLOBAL_SIZE) {
+    LOCAL mixed buffer[REDUCE_SIZE];
+    const int chunk = (NUM_GB + REDUCE_SIZE - 1) / REDUCE_SIZE, first = LOCAL_ID * chunk, last = min(first + chunk, NUM_GB);
+    for (int i = GROUP_ID; i < NUM_GB; i += NUM_GROUPS) {
         const real4 pi = pos[i], qi = params[i];
-        real sum = 0, unused;
-        for (int j = 0; j < NUM_GB; j++)
+        real partial = 0, unused;
+        for (int j = first; j < last; j++)
             if (j != i)
-                sum += hctTerm(qi.y, params[j].z, separation(pi, pos[j]), &unused);
-        const real psi = (real) 0.5 * qi.y * sum;
-        const real t = tanh(OBC_ALPHA * psi - OBC_BETA * psi * psi + OBC_GAMMA * psi * psi * psi);
-        const real R = 1 / (1 / qi.y - t / qi.x);
-        born[i] = R;
-        chain[i] = R * R * (1 - t * t) * (OBC_ALPHA - 2 * OBC_BETA * psi + 3 * OBC_GAMMA * psi * psi) / qi.x * (real) 0.5 * qi.y;
+                partial += hctTerm(qi.y, params[j].z, separation(pi, pos[j]), &unused);
+        const real sum = (real) groupSum(partial, buffer);
+        if (LOCAL_ID == 0) {
+            const real psi = (real) 0.5 * qi.y * sum;
+            const real t = tanh(OBC_ALPHA * psi - OBC_BETA * psi * psi + OBC_GAMMA * psi * psi * psi);
+            const real R = 1 / (1 / qi.y - t / qi.x);
+            born[i] = R;
+            chain[i] = R * R * (1 - t * t) * (OBC_ALPHA - 2 * OBC_BETA * psi + 3 * OBC_GAMMA * psi * psi) / qi.x * (real) 0.5 * qi.y;
+        }
     }
 }
 
@@ -424,15 +417,15 @@ KERNEL void gbBornRadii(GLOBAL const real4* RESTRICT pos, GLOBAL const real4* RE
 KERNEL void gbPairs(GLOBAL const real4* RESTRICT pos, GLOBAL const real4* RESTRICT params, GLOBAL const real* RESTRICT born,
         GLOBAL const real* RESTRICT chain, GLOBAL mixed* RESTRICT energyTerms, GLOBAL real* RESTRICT dEdSum, GLOBAL real4* RESTRICT gbForce,
         GLOBAL mixed* RESTRICT gbPotential) {
-    for (int i = GLOBAL_ID; i < NUM_GB; i += GLOBAL_SIZE) {
+    LOCAL mixed buffer[REDUCE_SIZE];
+    const int chunk = (NUM_GB + REDUCE_SIZE - 1) / REDUCE_SIZE, first = LOCAL_ID * chunk, last = min(first + chunk, NUM_GB);
+    for (int i = GROUP_ID; i < NUM_GB; i += NUM_GROUPS) {
         const real4 pi = pos[i];
-        const real Ri = born[i], radius = params[i].x;
-        const real ratio = radius / Ri, ratio3 = ratio * ratio * ratio;
-        const real sa = SURFACE_FACTOR * (radius + ACE_PROBE) * (radius + ACE_PROBE) * ratio3 * ratio3;
-        mixed energy = sa, phi = 0;
-        real dEdR = -6 * sa / Ri;
+        const real Ri = born[i];
+        mixed energy = 0, phi = 0;
+        real dEdR = 0;
         real3 force = make_real3(0, 0, 0);
-        for (int j = 0; j < NUM_GB; j++) {
+        for (int j = first; j < last; j++) {
             const real4 pj = pos[j];
             const real dx = pj.x - pi.x, dy = pj.y - pi.y, dz = pj.z - pi.z;
             const real r2 = dx * dx + dy * dy + dz * dz, rr = Ri * born[j], D = r2 / (4 * rr), e = exp(-D);
@@ -451,10 +444,18 @@ KERNEL void gbPairs(GLOBAL const real4* RESTRICT pos, GLOBAL const real4* RESTRI
             force.y += c * dy;
             force.z += c * dz;
         }
-        energyTerms[GB_ENERGY_OFFSET + i] = energy;
-        gbPotential[i] = phi;
-        dEdSum[i] = dEdR * chain[i];
-        gbForce[i] = make_real4(force.x, force.y, force.z, 0);
+        energy = groupSum(energy, buffer);
+        phi = groupSum(phi, buffer);
+        dEdR = (real) groupSum(dEdR, buffer);
+        force = make_real3((real) groupSum(force.x, buffer), (real) groupSum(force.y, buffer), (real) groupSum(force.z, buffer));
+        if (LOCAL_ID == 0) {
+            const real radius = params[i].x, ratio = radius / Ri, ratio3 = ratio * ratio * ratio;
+            const real sa = SURFACE_FACTOR * (radius + ACE_PROBE) * (radius + ACE_PROBE) * ratio3 * ratio3;
+            energyTerms[GB_ENERGY_OFFSET + i] = energy + sa;
+            gbPotential[i] = phi;
+            dEdSum[i] = (dEdR - 6 * sa / Ri) * chain[i];
+            gbForce[i] = make_real4(force.x, force.y, force.z, 0);
+        }
     }
 }
 
@@ -462,11 +463,12 @@ KERNEL void gbPairs(GLOBAL const real4* RESTRICT pos, GLOBAL const real4* RESTRI
 KERNEL void gbBornForces(GLOBAL const real4* RESTRICT pos, GLOBAL const real4* RESTRICT params, GLOBAL const real* RESTRICT dEdSum,
         GLOBAL const real4* RESTRICT gbForce, GLOBAL const mixed* RESTRICT gbPotential, GLOBAL const int* RESTRICT gbAtom,
         GLOBAL const int* RESTRICT gbML, GLOBAL mixed* RESTRICT potential, GLOBAL real4* RESTRICT extraForces) {
-    for (int i = GLOBAL_ID; i < NUM_GB; i += GLOBAL_SIZE) {
+    LOCAL mixed buffer[REDUCE_SIZE];
+    const int chunk = (NUM_GB + REDUCE_SIZE - 1) / REDUCE_SIZE, first = LOCAL_ID * chunk, last = min(first + chunk, NUM_GB);
+    for (int i = GROUP_ID; i < NUM_GB; i += NUM_GROUPS) {
         const real4 pi = pos[i], qi = params[i];
-        const real4 f0 = gbForce[i];
-        real3 force = make_real3(f0.x, f0.y, f0.z);
-        for (int k = 0; k < NUM_GB; k++) {
+        real3 force = make_real3(0, 0, 0);
+        for (int k = first; k < last; k++) {
             if (k == i)
                 continue;
             const real4 pk = pos[k], qk = params[k];
@@ -480,9 +482,13 @@ KERNEL void gbBornForces(GLOBAL const real4* RESTRICT pos, GLOBAL const real4* R
             force.y += c * dy;
             force.z += c * dz;
         }
-        addForce(extraForces, gbAtom[i], force);
-        if (gbML[i] >= 0)
-            potential[gbML[i]] += gbPotential[i];
+        force = make_real3((real) groupSum(force.x, buffer), (real) groupSum(force.y, buffer), (real) groupSum(force.z, buffer));
+        if (LOCAL_ID == 0) {
+            const real4 direct = gbForce[i];
+            addForce(extraForces, gbAtom[i], make_real3(force.x + direct.x, force.y + direct.y, force.z + direct.z));
+            if (gbML[i] >= 0)
+                potential[gbML[i]] += gbPotential[i];
+        }
     }
 }
 #endif
