@@ -103,6 +103,28 @@ TEST(OpenCLPlatform, BadPositionsAreOpenMMExceptions) {
     expectBadPositionsRefused(openclPlatform(), precision("mixed"));
 }
 
+TEST(OpenCLPlatform, CutoffOverHalfTheBoxIsAnOpenMMException) {
+    // As on Reference: PME with a 1 nm cutoff in a 1.5 nm box (OpenMM's own NonbondedForce, which would
+    // refuse first, is removed after coupling).
+    TestSystem ts(6, CubicBox, 5);
+    std::unique_ptr<OpenMM::System> system(ts.classical(NonbondedForce::PME, 1.0));
+    const Vec3 box[3] = {Vec3(1.5, 0, 0), Vec3(0, 1.5, 0), Vec3(0, 0, 1.5)};
+    system->setDefaultPeriodicBoxVectors(box[0], box[1], box[2]);
+    ENNForce* force = ts.ennForce("frozen_charges");
+    system->addForce(force);
+    force->coupleToNonbondedForce(*system, dynamic_cast<NonbondedForce&>(system->getForce(0)));
+    system->removeForce(0);
+    OpenMM::VerletIntegrator integrator(0.001);
+    OpenMM::Context context(*system, integrator, openclPlatform(), precision("mixed"));
+    context.setPositions(ts.pos);
+    try {
+        context.getState(OpenMM::State::Energy);
+        ADD_FAILURE() << "a cutoff over half the box was accepted";
+    } catch (const OpenMM::OpenMMException& e) {
+        EXPECT_NE(std::string(e.what()).find("larger than half the periodic box"), std::string::npos) << e.what();
+    }
+}
+
 TEST(OpenCLPlatform, ChargesAndTotalChargeUpdates) {
     std::vector<int> z;
     std::vector<Vec3> pos;
