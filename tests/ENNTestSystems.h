@@ -220,6 +220,19 @@ struct TestSystem {
         return system;
     }
 
+    /** PME with a 1 nm cutoff in a 1.5 nm cubic box, coupled to a frozen-charge model; the NonbondedForce
+     *  (which would refuse the box first) is removed, so that the ENNForce must refuse it. */
+    std::unique_ptr<OpenMM::System> cutoffOverHalfTheBox() const {
+        std::unique_ptr<OpenMM::System> system(classical(NonbondedForce::PME, 1.0));
+        const Vec3 small[3] = {Vec3(1.5, 0, 0), Vec3(0, 1.5, 0), Vec3(0, 0, 1.5)};
+        system->setDefaultPeriodicBoxVectors(small[0], small[1], small[2]);
+        ENNForce* force = ennForce("frozen_charges");
+        system->addForce(force);
+        force->coupleToNonbondedForce(*system, dynamic_cast<NonbondedForce&>(system->getForce(0)));
+        system->removeForce(0);
+        return system;
+    }
+
     ENNForce* ennForce(const std::string& model) const {
         auto* force = new ENNForce(modelPath(model));
         for (int i : ml)

@@ -7,6 +7,7 @@
 #include "openmmenn/ENNForce.h"
 #include "openmm/Context.h"
 #include "openmm/HarmonicBondForce.h"
+#include "openmm/OpenMMException.h"
 #include "openmm/Platform.h"
 #include "openmm/State.h"
 #include "openmm/System.h"
@@ -14,6 +15,7 @@
 #include <gtest/gtest.h>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -21,6 +23,28 @@
 #include <vector>
 
 extern "C" void registerENNReferenceKernelFactories();
+/** An OpenMM platform loaded from its plugin library in OpenMM's plugin folder, with our kernels
+ *  registered on it once. */
+inline OpenMM::Platform& platformWithENNKernels(const std::string& name, const std::string& library, void (*registerKernels)()) {
+    static std::map<std::string, bool> registered;
+    if (!registered[name]) {
+        OpenMM::Platform::loadPluginLibrary(std::string(ENN_OPENMM_PLUGIN_DIR) + "/" + library);
+        registerKernels();
+        registered[name] = true;
+    }
+    return OpenMM::Platform::getPlatformByName(name);
+}
+
+/** Runs `action` and expects an OpenMMException whose message contains `expected`. */
+inline void expectOpenMMException(const std::function<void()>& action, const std::string& expected) {
+    try {
+        action();
+        ADD_FAILURE() << "no error; expected '" << expected << "'";
+    } catch (const OpenMM::OpenMMException& e) {
+        EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+    }
+}
+
 #ifdef ENN_HAVE_CPU
 extern "C" void registerENNCpuKernelFactories();
 #endif
@@ -56,15 +80,9 @@ inline OpenMM::Platform& referencePlatform() {
 }
 
 #ifdef ENN_HAVE_CPU
-/** OpenMM's CPU platform (loaded from its plugin folder) with our CPU kernels registered. */
+/** OpenMM's CPU platform with our CPU kernels registered. */
 inline OpenMM::Platform& cpuPlatform() {
-    static bool registered = false;
-    if (!registered) {
-        OpenMM::Platform::loadPluginLibrary(std::string(ENN_OPENMM_PLUGIN_DIR) + "/libOpenMMCPU.so");
-        registerENNCpuKernelFactories();
-        registered = true;
-    }
-    return OpenMM::Platform::getPlatformByName("CPU");
+    return platformWithENNKernels("CPU", "libOpenMMCPU.so", registerENNCpuKernelFactories);
 }
 
 /** Context properties selecting the CPU platform's thread count. */
@@ -74,15 +92,9 @@ inline std::map<std::string, std::string> cpuThreads(int threads) {
 #endif
 
 #ifdef ENN_HAVE_OPENCL
-/** OpenMM's OpenCL platform (loaded from its plugin folder) with our common-compute kernels registered. */
+/** OpenMM's OpenCL platform with our common-compute kernels registered. */
 inline OpenMM::Platform& openclPlatform() {
-    static bool registered = false;
-    if (!registered) {
-        OpenMM::Platform::loadPluginLibrary(std::string(ENN_OPENMM_PLUGIN_DIR) + "/libOpenMMOpenCL.so");
-        registerENNOpenCLKernelFactories();
-        registered = true;
-    }
-    return OpenMM::Platform::getPlatformByName("OpenCL");
+    return platformWithENNKernels("OpenCL", "libOpenMMOpenCL.so", registerENNOpenCLKernelFactories);
 }
 
 inline std::map<std::string, std::string> precision(const std::string& mode) {
