@@ -295,8 +295,9 @@ void CommonENNElectrostatics::compute(bool includeEnergy) {
             coulombMMKernel->execute(numSites - c.numML);
     }
     if (c.method == ENNForce::PME) {
-        const double volume = box[0].dot(box[1].cross(box[2]));
-        const Vec3 recip[3] = {box[1].cross(box[2]) / volume, box[2].cross(box[0]) / volume, box[0].cross(box[1]) / volume};
+        const double volume = boxVolume(box);
+        Vec3 recip[3];
+        reciprocalVectors(box, recip);
         for (int i = 0; i < 3; i++) {
             setReal4Arg(cc, spreadKernel, 1 + i, recip[i]);
             setReal4Arg(cc, convolveKernel, 2 + i, recip[i]);

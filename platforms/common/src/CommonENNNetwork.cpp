@@ -1,6 +1,8 @@
 #include "CommonENNNetwork.h"
 #include "CommonENNKernelSources.h"
 #include "CommonENNPrecision.h"
+#include "ReferenceENNNeighbors.h"
+#include "ReferenceENNPME.h"
 #include "openmm/OpenMMException.h"
 #include "openmm/common/ComputeVectorTypes.h"
 #include <algorithm>
@@ -624,15 +626,14 @@ void CommonENNNetwork::findNeighbors() {
         cc.getPeriodicBoxVectors(box[0], box[1], box[2]);
         for (Vec3& v : box)
             v *= 1.0 / model->lengthToNm;
-        const double volume = box[0][0] * box[1][1] * box[2][2];
+        reciprocalVectors(box, recip);
+        double spacing[3];
+        latticePlaneSpacings(box, spacing);
         int cells[3];
         for (int k = 0; k < 3; k++) {
-            const Vec3 normal = box[(k + 1) % 3].cross(box[(k + 2) % 3]);
-            const double spacing = volume / std::sqrt(normal.dot(normal));
-            images[k] = static_cast<int>(std::floor(model->rMax / spacing + 0.5));
-            cells[k] = static_cast<int>(std::floor(spacing / model->rMax));
+            images[k] = static_cast<int>(std::floor(model->rMax / spacing[k] + 0.5));
+            cells[k] = static_cast<int>(std::floor(spacing[k] / model->rMax));
             cells[k] = cells[k] >= 3 ? std::min(cells[k], 1024) : 1;
-            recip[k] = normal / volume;
         }
         numCells = OpenMM::mm_int4(cells[0], cells[1], cells[2], 0);
     }

@@ -1,5 +1,6 @@
 #include "CpuENNNeighbors.h"
 #include "CpuENNParallel.h"
+#include "ReferenceENNNeighbors.h"
 #include "openmm/OpenMMException.h"
 #include <algorithm>
 #include <cmath>
@@ -15,10 +16,8 @@ void CpuENNNeighborList::build(const std::vector<Vec3>& pos, double cutoff, cons
     double cellSize[3] = {1, 1, 1};
     if (box != nullptr) {
         // Fractional coordinates of the lower-triangular box, wrapped into [0, 1).
-        const double volume = box[0][0] * box[1][1] * box[2][2];
-        auto length = [](const Vec3& v) { return std::sqrt(v.dot(v)); };
-        const double width[3] = {volume / length(box[1].cross(box[2])), volume / length(box[0].cross(box[2])),
-                                 volume / length(box[0].cross(box[1]))};
+        double width[3];
+        latticePlaneSpacings(box, width);
         cellOf.resize(n);
         for (int k = 0; k < 3; k++) {
             cells[k] = std::max(1, std::min(1024, static_cast<int>(width[k] / cutoff)));

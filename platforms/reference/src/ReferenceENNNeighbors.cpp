@@ -12,16 +12,22 @@ Vec3 OpenMMENN::wrapDisplacement(Vec3 d, const Vec3* box) {
     return d;
 }
 
+void OpenMMENN::latticePlaneSpacings(const Vec3* box, double spacing[3]) {
+    const double volume = box[0][0] * box[1][1] * box[2][2];
+    auto length = [](const Vec3& v) { return std::sqrt(v.dot(v)); };
+    spacing[0] = volume / length(box[1].cross(box[2]));
+    spacing[1] = volume / length(box[0].cross(box[2]));
+    spacing[2] = volume / length(box[0].cross(box[1]));
+}
+
 std::vector<ENNEdge> OpenMMENN::buildReferenceEdges(const std::vector<Vec3>& pos, double cutoff, const Vec3* box) {
     const int n = static_cast<int>(pos.size());
     const double cutoff2 = cutoff * cutoff;
     std::vector<ENNEdge> edges;
     int range[3] = {0, 0, 0};
     if (box != nullptr) {
-        // Distance between opposite faces of the cell, for each lattice direction.
-        double volume = box[0][0] * box[1][1] * box[2][2];
-        auto length = [](const Vec3& v) { return std::sqrt(v.dot(v)); };
-        double width[3] = {volume / length(box[1].cross(box[2])), volume / length(box[0].cross(box[2])), volume / length(box[0].cross(box[1]))};
+        double width[3];
+        latticePlaneSpacings(box, width);
         for (int k = 0; k < 3; k++)
             range[k] = static_cast<int>(std::ceil(cutoff / width[k] + 0.5));
     }

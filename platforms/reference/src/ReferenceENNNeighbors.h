@@ -16,6 +16,10 @@ struct ENNEdge {
  *  form); this is the nearest image whenever it lies within half of every box width. */
 OpenMM::Vec3 wrapDisplacement(OpenMM::Vec3 d, const OpenMM::Vec3* box);
 
+/** The distance between opposite faces of the periodic cell for each lattice direction (the width a
+ *  cutoff sphere must fit in); box in OpenMM's reduced triclinic form. */
+void latticePlaneSpacings(const OpenMM::Vec3* box, double spacing[3]);
+
 /**
  * All edges with |vec| < cutoff, both directions. With box vectors (OpenMM's reduced triclinic form),
  * every periodic image is considered, so boxes smaller than 2*cutoff (several images of a pair, an

@@ -13,22 +13,10 @@ namespace {
 
 const int Order = PMEOrder;
 
-/** Reciprocal vectors: recip[i] . box[j] = delta_ij. */
-void reciprocalVectors(const Vec3* box, Vec3* recip) {
-    const double volume = box[0].dot(box[1].cross(box[2]));
-    recip[0] = box[1].cross(box[2]) / volume;
-    recip[1] = box[2].cross(box[0]) / volume;
-    recip[2] = box[0].cross(box[1]) / volume;
-}
-
 void checkSizes(const vector<Vec3>& pos, const vector<double>& q) {
     if (pos.size() != q.size())
         throw OpenMM::OpenMMException("ENNForce: reciprocal sum given " + std::to_string(pos.size()) + " positions but " +
                                       std::to_string(q.size()) + " charges");
-}
-
-double boxVolume(const Vec3* box) {
-    return box[0].dot(box[1].cross(box[2]));
 }
 
 /** Cardinal B-spline M_n(x) and its derivative, by the usual recursion. */
@@ -102,6 +90,17 @@ double ewaldKernel(const Vec3& m, double alpha) {
 }
 
 } // namespace
+
+double OpenMMENN::boxVolume(const Vec3* box) {
+    return box[0].dot(box[1].cross(box[2]));
+}
+
+void OpenMMENN::reciprocalVectors(const Vec3* box, Vec3* recip) {
+    const double volume = boxVolume(box);
+    recip[0] = box[1].cross(box[2]) / volume;
+    recip[1] = box[2].cross(box[0]) / volume;
+    recip[2] = box[0].cross(box[1]) / volume;
+}
 
 vector<double> OpenMMENN::pmeSplineModuli(int K) {
     vector<double> moduli(K);

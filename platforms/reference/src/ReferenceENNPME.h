@@ -11,6 +11,13 @@
 
 namespace OpenMMENN {
 
+/** Volume of the periodic cell. */
+double boxVolume(const OpenMM::Vec3* box);
+
+/** Reciprocal vectors: recip[i] . box[j] = delta_ij; |recip[i]| is 1 / the spacing of the lattice planes
+ *  spanned by the other two box vectors. */
+void reciprocalVectors(const OpenMM::Vec3* box, OpenMM::Vec3* recip);
+
 /** The B-spline order of every PME in this plugin. */
 const int PMEOrder = 5;
 
