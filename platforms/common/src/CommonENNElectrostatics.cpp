@@ -17,11 +17,10 @@ const int ReduceSize = CommonENNKernelSources::ReduceSize;
 const double FixedPointScale = 1099511627776.0;                 // 2^40: PME grid charges to 64-bit integers
 } // namespace
 
-CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, const OpenMM::System& system, const ENNForce& force,
+CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, ENNCouplingParameters parameters, int numAtoms,
                                                  ComputeArray& mlCharges, double totalCharge)
-    : cc(cc), coupling(system, force), totalCharge(totalCharge) {
+    : cc(cc), coupling(std::move(parameters)), totalCharge(totalCharge) {
     const ENNCouplingParameters& c = coupling;
-    const int numAtoms = system.getNumParticles();
     const int realSize = OpenMMENN::realSize(cc), mixedSize = OpenMMENN::mixedSize(cc), real4Size = 4 * realSize;
     const bool coulomb = c.method != ENNForce::NoElectrostatics, pme = c.method == ENNForce::PME;
     numSites = static_cast<int>(c.sites.size());

@@ -29,12 +29,13 @@ namespace OpenMMENN {
 class CommonENNElectrostatics {
 public:
     /**
+     * @param parameters  the force's coupling, which must be active
+     * @param numAtoms    particles in the System
      * @param mlCharges   the network's predicted charges (real, in ML order)
      * @param totalCharge the total the predicted charges are constrained to (for the PME background)
      */
-    CommonENNElectrostatics(OpenMM::ComputeContext& cc, const OpenMM::System& system, const ENNForce& force,
-                            OpenMM::ComputeArray& mlCharges, double totalCharge);
-    bool active() const { return coupling.active(); }
+    CommonENNElectrostatics(OpenMM::ComputeContext& cc, ENNCouplingParameters parameters, int numAtoms, OpenMM::ComputeArray& mlCharges,
+                            double totalCharge);
     /** Throws OpenMMException if the box is too small for the cutoff of a periodic method. */
     void checkBox() const;
     /** Computes the potential and forces at the current positions and charges; adds the energy to the

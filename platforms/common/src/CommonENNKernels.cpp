@@ -13,8 +13,10 @@ void CommonCalcENNForceKernel::initialize(const OpenMM::System& system, const EN
         mlOfAtom[ml.particles[i]] = static_cast<int>(i);
     network = std::make_unique<CommonENNNetwork>(cc, force.getModelPtr(), ml.species, mlOfAtom, ml.periodic);
     network->setTotalCharge(ml.totalCharge);
-    if (ENNCouplingParameters(system, force).active())
-        electrostatics = std::make_unique<CommonENNElectrostatics>(cc, system, force, network->getCharges(), ml.totalCharge);
+    ENNCouplingParameters coupling(system, force);
+    if (coupling.active())
+        electrostatics = std::make_unique<CommonENNElectrostatics>(cc, std::move(coupling), system.getNumParticles(), network->getCharges(),
+                                                                   ml.totalCharge);
 }
 
 double CommonCalcENNForceKernel::execute(OpenMM::ContextImpl&, bool includeForces, bool includeEnergy) {
