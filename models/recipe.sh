@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Rebuilds models/hcno-xtb-small.enn from nothing but Debian's xtb, python3-ase and python3-torch:
 # GFN2-xTB data for small H/C/N/O molecules and water clusters, then training. Deterministic given
-# the seeds (xtb is deterministic); a few minutes of xtb and about 25 of training on 2 cores.
+# the seeds (xtb is deterministic); a few minutes of xtb and about 25 of training on 2 cores. The model's
+# energy includes the Gaussian-damped (sigma 1 Angstrom) Coulomb energy of its predicted charges.
 # Usage: PYTHONPATH=build/python bash models/recipe.sh [work folder]
 set -euo pipefail
 work=${1:-model-build}
@@ -16,7 +17,7 @@ $py -m openmmenn.xtb --structures "$ALA" --samples 30 --sigma 0.08 --seed 31 --o
 $py -m openmmenn.xtb --structures "$ALA" --samples 20 --sampling md --temperature 500 --seed 32 --out ala_md.extxyz
 cat displace.extxyz md.extxyz ala_displace.extxyz ala_md.extxyz > all.extxyz
 $py -m openmmenn.train --data all.extxyz --out hcno-xtb-small.enn --checkpoint hcno.pt --metrics metrics.jsonl \
-    --channels 16 --hidden "16x0e+16x1o" "16x0e" --correlation 2 --lmax 2 --radial-hidden 32 32 --readout-hidden 16 \
+    --coulomb gaussian --gaussian-sigma 1.0 --channels 16 --hidden "16x0e+16x1o" "16x0e" --correlation 2 --lmax 2 --radial-hidden 32 32 --readout-hidden 16 \
     --epochs 120 --patience 25 --lr-patience 5 --batch-size 16 --lr 1e-2 --valid-fraction 0.1 --dtype float32 --threads 2 --seed 0
 # Held-out test data (new seeds) and the errors reported in models/README.md.
 $py -m openmmenn.xtb --molecules $MOLS --water-clusters 2 3 4 6 --samples 5 --sampling displace --sigma 0.08 --seed 11 --out test_displace.extxyz

@@ -78,15 +78,14 @@ inline std::unique_ptr<OpenMM::System> mlSystem(const std::string& model, const 
     for (int zi : z)
         force->addParticle(system->addParticle(1.0), zi);
     force->setTotalCharge(totalCharge);
-    if (box) {
-        force->setUsesPeriodicBoundaryConditions(true);
-        system->setDefaultPeriodicBoxVectors(box[0], box[1], box[2]);
-    }
+    if (box)
+        makePeriodic(*force, *system, box);
     system->addForce(force);
     return system;
 }
 
-const char* const TestModels[] = {"mixed_charge", "chiral_so3", "chiral_o3", "three_layer_tanh", "frozen_charges", "damped_charge"};
+const char* const TestModels[] = {"mixed_charge", "chiral_so3", "chiral_o3", "three_layer_tanh", "frozen_charges", "frozen_charges_coulomb",
+                                  "damped_charge"};
 
 /** What a comparison visits: a System, positions, a label, and the force groups to compare (-1: all). */
 typedef std::function<void(const OpenMM::System&, const std::vector<Vec3>&, const std::string&, int)> SystemVisitor;

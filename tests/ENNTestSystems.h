@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <iostream>
 #include <map>
+#include <set>
 
 namespace enntest {
 
@@ -103,15 +104,47 @@ struct TestSystem {
         return z[i] == 8 ? -0.834 : 0.417;
     }
 
+    /** What the classical System does with the Coulomb energy of ML-ML pairs: the force field's own
+     *  (exceptions from bonds), that of a model with its own point-charge Coulomb term (every ML-ML pair
+     *  an ordinary pair of the method, no exceptions), or that of a model without one (all excluded). */
+    enum class MLPairs { ForceField, Ordinary, Excluded };
+
     /** The classical System: all charges, LJ on heavy atoms, exceptions from bonds (AMBER 1-4 scales). */
-    OpenMM::System* classical(NonbondedForce::NonbondedMethod method, double cutoff = 1.0) const {
+    OpenMM::System* classical(NonbondedForce::NonbondedMethod method, double cutoff = 1.0, MLPairs mlPairs = MLPairs::ForceField) const {
         auto* system = new OpenMM::System();
         auto* nb = new NonbondedForce();
         for (size_t i = 0; i < z.size(); i++) {
             system->addParticle(z[i] == 1 ? 1.008 : 2.0 * z[i]);
             nb->addParticle(charge(i), z[i] == 1 ? 0.1 : 0.315, z[i] == 1 ? 0.0 : 0.6);
         }
-        nb->createExceptionsFromBonds(bonds, 0.8333, 0.5);
+        NonbondedForce fromBonds;
+        for (size_t i = 0; i < z.size(); i++) {
+            double q, sigma, eps;
+            nb->getParticleParameters(i, q, sigma, eps);
+            fromBonds.addParticle(q, sigma, eps);
+        }
+        fromBonds.createExceptionsFromBonds(bonds, 0.8333, 0.5);
+        std::set<std::pair<int, int>> excepted;
+        for (int e = 0; e < fromBonds.getNumExceptions(); e++) {
+            int a, b;
+            double qq, sigma, eps;
+            fromBonds.getExceptionParameters(e, a, b, qq, sigma, eps);
+            const bool mlPair = isML(a) && isML(b);
+            if (mlPair && mlPairs == MLPairs::Ordinary)
+                continue;
+            nb->addException(a, b, mlPair && mlPairs == MLPairs::Excluded ? 0.0 : qq, sigma, eps);
+            excepted.insert({std::min(a, b), std::max(a, b)});
+        }
+        if (mlPairs == MLPairs::Excluded) // the other ML-ML pairs: Coulomb excluded, Lennard-Jones as before
+            for (int a : ml)
+                for (int b : ml) {
+                    if (a >= b || excepted.count({a, b}))
+                        continue;
+                    double qa, sa, ea, qb, sb, eb;
+                    nb->getParticleParameters(a, qa, sa, ea);
+                    nb->getParticleParameters(b, qb, sb, eb);
+                    nb->addException(a, b, 0.0, 0.5 * (sa + sb), std::sqrt(ea * eb));
+                }
         nb->setNonbondedMethod(method);
         nb->setCutoffDistance(cutoff);
         nb->setReactionFieldDielectric(78.3);
@@ -124,8 +157,8 @@ struct TestSystem {
     }
 
     /** Lennard-Jones between ML atoms only (the rewired NonbondedForce excludes it: it is the model's job). */
-    OpenMM::System* mlLennardJones(NonbondedForce::NonbondedMethod method) const {
-        OpenMM::System* system = classical(method);
+    OpenMM::System* mlLennardJones(NonbondedForce::NonbondedMethod method, MLPairs mlPairs = MLPairs::ForceField) const {
+        OpenMM::System* system = classical(method, 1.0, mlPairs);
         auto& nb = dynamic_cast<NonbondedForce&>(system->getForce(0));
         for (int i = 0; i < nb.getNumParticles(); i++) {
             double q, sigma, eps;

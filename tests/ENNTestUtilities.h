@@ -5,6 +5,7 @@
 // through a real OpenMM Context on the Reference platform.
 
 #include "openmmenn/ENNForce.h"
+#include "openmmenn/ENNModel.h"
 #include "openmm/Context.h"
 #include "openmm/HarmonicBondForce.h"
 #include "openmm/OpenMMException.h"
@@ -109,6 +110,17 @@ struct Result {
     std::vector<double> charges;
 };
 
+/** Makes `force` periodic in `box` (also the System's default box). A model whose energy includes its own
+ *  Coulomb term must say how to sum it there: PME, cutoff 0.45 of the box's smallest diagonal element. */
+inline void makePeriodic(OpenMMENN::ENNForce& force, OpenMM::System& system, const Vec3* box) {
+    force.setUsesPeriodicBoundaryConditions(true);
+    system.setDefaultPeriodicBoxVectors(box[0], box[1], box[2]);
+    if (force.getModel().chargeCoulombIncluded) {
+        force.setElectrostaticsMethod(OpenMMENN::ENNForce::PME);
+        force.setCutoffDistance(0.45 * std::min(box[0][0], std::min(box[1][1], box[2][2])));
+    }
+}
+
 /** A System holding only an ENNForce over all its particles, with a Context (Reference by default). */
 struct Simulation {
     OpenMM::System system;
@@ -124,10 +136,8 @@ struct Simulation {
             force->addParticle(system.addParticle(z == 1 ? 1.008 : 2.0 * z), z);
         }
         force->setTotalCharge(totalCharge);
-        if (box != nullptr) {
-            force->setUsesPeriodicBoundaryConditions(true);
-            system.setDefaultPeriodicBoxVectors(box[0], box[1], box[2]);
-        }
+        if (box != nullptr)
+            makePeriodic(*force, system, box);
         system.addForce(force);
         context = std::make_unique<OpenMM::Context>(system, integrator, platform ? *platform : referencePlatform(), properties);
         context->setPositions(positions);

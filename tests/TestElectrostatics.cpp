@@ -45,6 +45,14 @@ Evaluation subtract(Evaluation a, const Evaluation& b) {
     return a;
 }
 
+/** The frozen charges of the ML atoms, in ML order. */
+std::vector<double> chargesOf(const TestSystem& ts) {
+    std::vector<double> q;
+    for (int i : ts.ml)
+        q.push_back(ts.charge(i));
+    return q;
+}
+
 /** PME energy of the neutralizing background that ENNForce adds and OpenMM before 8.3 leaves out:
  *  E_bg(all charges) - E_bg(MM charges), the rest of E_bg being the NonbondedForce's. */
 double missingBackground(const TestSystem& ts, double alpha) {
@@ -59,27 +67,43 @@ double missingBackground(const TestSystem& ts, double alpha) {
            OpenMMENN::neutralizingBackgroundEnergy(total - ts.mlTotalCharge(), ts.box, alpha);
 }
 
-/** Coupled ENNForce + rewired NonbondedForce, minus the network alone and the ML-ML LJ, must equal the classical System. */
-void compareWithNonbonded(const TestSystem& ts, NonbondedForce::NonbondedMethod method, double relativeTolerance, const std::string& label) {
-    std::unique_ptr<OpenMM::System> classical(ts.classical(method));
-    std::unique_ptr<OpenMM::System> ljOnly(ts.mlLennardJones(method));
+/** Coupled ENNForce + rewired NonbondedForce, minus the ENNForce alone and the ML-ML LJ, must equal the
+ *  classical System in which ML-ML pairs get what the model declares: excluded (frozen_charges, no
+ *  Coulomb term of its own) or ordinary pairs of the method (frozen_charges_coulomb, point charges). The
+ *  ENNForce alone holds the model's own vacuum Coulomb term, so the difference is what coupling adds. */
+void compareWithNonbonded(const TestSystem& ts, NonbondedForce::NonbondedMethod method, double relativeTolerance, const std::string& label,
+                          const std::string& model) {
+    const auto mlPairs = model == "frozen_charges" ? TestSystem::MLPairs::Excluded : TestSystem::MLPairs::Ordinary;
+    std::unique_ptr<OpenMM::System> classical(ts.classical(method, 1.0, mlPairs));
+    std::unique_ptr<OpenMM::System> ljOnly(ts.mlLennardJones(method, mlPairs));
     Evaluation expected = subtract(evaluate(*classical, ts.pos), evaluate(*ljOnly, ts.pos));
     if (method == NonbondedForce::PME)
         expected.energy += missingBackground(ts, 3.2);
 
     std::unique_ptr<OpenMM::System> coupled(ts.classical(method));
-    ENNForce* force = ts.ennForce("frozen_charges");
+    ENNForce* force = ts.ennForce(model);
     coupled->addForce(force);
     force->coupleToNonbondedForce(*coupled, dynamic_cast<NonbondedForce&>(coupled->getForce(0)));
-    OpenMM::System networkOnly;
+    // The ENNForce alone, not periodic: the network and, for frozen_charges_coulomb, its vacuum Coulomb sum.
+    OpenMM::System alone;
     for (size_t i = 0; i < ts.z.size(); i++)
-        networkOnly.addParticle(1.0);
-    if (ts.periodic)
-        networkOnly.setDefaultPeriodicBoxVectors(ts.box[0], ts.box[1], ts.box[2]);
-    ENNForce* bare = ts.ennForce("frozen_charges");
-    bare->setUsesPeriodicBoundaryConditions(force->usesPeriodicBoundaryConditions());
-    networkOnly.addForce(bare);
-    Evaluation actual = subtract(evaluate(*coupled, ts.pos), evaluate(networkOnly, ts.pos));
+        alone.addParticle(1.0);
+    ENNForce* bare = ts.ennForce(model);
+    bare->setUsesPeriodicBoundaryConditions(false);
+    alone.addForce(bare);
+    Evaluation actual = subtract(evaluate(*coupled, ts.pos), evaluate(alone, ts.pos));
+    if (mlPairs == TestSystem::MLPairs::Ordinary) {
+        // Put back the model's vacuum term, which the expected side holds as ordinary pairs.
+        const std::vector<double> q = chargesOf(ts);
+        for (size_t a = 0; a < ts.ml.size(); a++)
+            for (size_t b = a + 1; b < ts.ml.size(); b++) {
+                const Vec3 d = ts.pos[ts.ml[b]] - ts.pos[ts.ml[a]];
+                const double r = std::sqrt(d.dot(d)), e = OpenMMENN::ONE_4PI_EPS0 * q[a] * q[b] / r;
+                actual.energy += e;
+                actual.forces[ts.ml[b]] += d * (e / (r * r));
+                actual.forces[ts.ml[a]] -= d * (e / (r * r));
+            }
+    }
 
     double scale = 0, worst = 0;
     for (size_t i = 0; i < ts.pos.size(); i++)
@@ -95,29 +119,35 @@ void compareWithNonbonded(const TestSystem& ts, NonbondedForce::NonbondedMethod 
 
 
 
+const char* const FrozenModels[] = {"frozen_charges", "frozen_charges_coulomb"};
+
 TEST(Electrostatics, SameAsNonbondedForceNoCutoff) {
-    for (int numML : {10, 6})
-        compareWithNonbonded(TestSystem(numML, nullptr, 40), NonbondedForce::NoCutoff, 1e-10,
-                             "NoCutoff, " + std::to_string(numML) + " ML atoms");
+    for (const char* model : FrozenModels)
+        for (int numML : {10, 6})
+            compareWithNonbonded(TestSystem(numML, nullptr, 40), NonbondedForce::NoCutoff, 1e-10,
+                                 std::string(model) + " NoCutoff, " + std::to_string(numML) + " ML atoms", model);
 }
 
 TEST(Electrostatics, SameAsNonbondedForceReactionField) {
-    for (int numML : {10, 6}) {
-        compareWithNonbonded(TestSystem(numML, nullptr, 40), NonbondedForce::CutoffNonPeriodic, 1e-10,
-                             "CutoffNonPeriodic, " + std::to_string(numML) + " ML atoms");
-        compareWithNonbonded(TestSystem(numML, TriclinicBox, 40), NonbondedForce::CutoffPeriodic, 1e-10,
-                             "CutoffPeriodic triclinic, " + std::to_string(numML) + " ML atoms");
-    }
+    for (const char* model : FrozenModels)
+        for (int numML : {10, 6}) {
+            compareWithNonbonded(TestSystem(numML, nullptr, 40), NonbondedForce::CutoffNonPeriodic, 1e-10,
+                                 std::string(model) + " CutoffNonPeriodic, " + std::to_string(numML) + " ML atoms", model);
+            compareWithNonbonded(TestSystem(numML, TriclinicBox, 40), NonbondedForce::CutoffPeriodic, 1e-10,
+                                 std::string(model) + " CutoffPeriodic triclinic, " + std::to_string(numML) + " ML atoms", model);
+        }
 }
 
 // PME: same alpha and grid as OpenMM. Both are order-5 smooth PME of the same charges, so they agree
 // to round-off in principle; the bound is 1e-5 relative.
 TEST(Electrostatics, SameAsNonbondedForcePME) {
-    for (int numML : {10, 6}) {
-        compareWithNonbonded(TestSystem(numML, CubicBox, 40), NonbondedForce::PME, 1e-5, "PME cubic, " + std::to_string(numML) + " ML atoms");
-        compareWithNonbonded(TestSystem(numML, TriclinicBox, 40), NonbondedForce::PME, 1e-5,
-                             "PME triclinic, " + std::to_string(numML) + " ML atoms");
-    }
+    for (const char* model : FrozenModels)
+        for (int numML : {10, 6}) {
+            compareWithNonbonded(TestSystem(numML, CubicBox, 40), NonbondedForce::PME, 1e-5,
+                                 std::string(model) + " PME cubic, " + std::to_string(numML) + " ML atoms", model);
+            compareWithNonbonded(TestSystem(numML, TriclinicBox, 40), NonbondedForce::PME, 1e-5,
+                                 std::string(model) + " PME triclinic, " + std::to_string(numML) + " ML atoms", model);
+        }
 }
 
 TEST(Electrostatics, SameAsGBSAOBCForce) {
@@ -304,7 +334,7 @@ TEST(Electrostatics, NetChargeUsesNeutralizingBackground) {
     for (size_t i = 0; i < ts.z.size(); i++)
         system.addParticle(1.0);
     system.setDefaultPeriodicBoxVectors(CubicBox[0], CubicBox[1], CubicBox[2]);
-    ENNForce* force = ts.ennForce("frozen_charges");
+    ENNForce* force = ts.ennForce("frozen_charges_coulomb"); // its own Coulomb term, summed with PME
     force->setElectrostaticsMethod(ENNForce::PME);
     force->setCutoffDistance(1.0);
     // Both sides use the same real-space cutoff, so a soft alpha costs nothing here and makes the
@@ -316,7 +346,7 @@ TEST(Electrostatics, NetChargeUsesNeutralizingBackground) {
     for (size_t i = 0; i < ts.z.size(); i++)
         bare.addParticle(1.0);
     bare.setDefaultPeriodicBoxVectors(CubicBox[0], CubicBox[1], CubicBox[2]);
-    ENNForce* bareForce = ts.ennForce("frozen_charges");
+    ENNForce* bareForce = ts.ennForce("frozen_charges"); // the same network, without a Coulomb term
     bareForce->setUsesPeriodicBoundaryConditions(true);
     bare.addForce(bareForce);
     const double actual = evaluate(system, ts.pos).energy - evaluate(bare, ts.pos).energy;

@@ -31,12 +31,15 @@ models = {
                              correlation=2, sh_lmax=2, message_lmax=2, readout_hidden=0, activation="tanh",
                              units=("kJ/mol", "nm"), r_max=0.45, seed=3, charge_head=True, weight_std=0.5,
                              energy_scale=200.0),
-    # Charges frozen to per-element values (H, C, N, O), to compare with OpenMM's own forces.
+    # Charges frozen to per-element values (H, C, N, O), to compare with OpenMM's own forces: the model's
+    # energy without a Coulomb term of its own (ML-ML pairs excluded), and with one of point charges.
     "frozen_charges": dict(channels=4, hidden=("4x0e+4x1o", "4x0e"), residual=(False, True), charge_head=True,
                            frozen_charges=True, charge_offsets=[0.21, -0.13, -0.47, -0.52], seed=4),
-    # Geometry-dependent charges with per-element offsets and Gaussian-damped ML-ML Coulomb.
+    "frozen_charges_coulomb": dict(channels=4, hidden=("4x0e+4x1o", "4x0e"), residual=(False, True), charge_head=True,
+                                   frozen_charges=True, charge_offsets=[0.21, -0.13, -0.47, -0.52], seed=4, coulomb=True),
+    # Geometry-dependent charges with per-element offsets; the energy includes their Gaussian-damped Coulomb term.
     "damped_charge": dict(channels=4, hidden=("4x0e+4x1o", "4x0e"), residual=(False, True), charge_head=True,
-                          charge_offsets=[0.2, -0.1, -0.4, -0.5], gaussian_sigma=0.6, seed=5),
+                          charge_offsets=[0.2, -0.1, -0.4, -0.5], coulomb=True, gaussian_sigma=0.6, seed=5),
 }
 for name, kwargs in models.items():
     builder.write_random_model(os.path.join(out, name + ".enn"), **kwargs)

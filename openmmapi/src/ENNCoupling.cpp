@@ -156,6 +156,12 @@ void ENNForce::coupleToNonbondedForce(OpenMM::System& system, OpenMM::NonbondedF
         const bool ml1 = ml.count(p1) > 0, ml2 = ml.count(p2) > 0;
         if (!ml1 && !ml2)
             continue;
+        excepted.insert({std::min(p1, p2), std::max(p1, p2)});
+        if (ml1 && ml2) {
+            // ML-ML electrostatics are the model's (its own Coulomb term, or none): nothing to copy.
+            nonbonded.setExceptionParameters(e, p1, p2, 0.0, sigma, 0.0);
+            continue;
+        }
         const double product = originalCharge[p1] * originalCharge[p2];
         double scale = 0.0;
         if (chargeProd != 0.0) {
@@ -165,11 +171,7 @@ void ENNForce::coupleToNonbondedForce(OpenMM::System& system, OpenMM::NonbondedF
             scale = chargeProd / product;
         }
         exceptions.push_back({p1, p2, scale});
-        excepted.insert({std::min(p1, p2), std::max(p1, p2)});
-        if (ml1 && ml2)
-            nonbonded.setExceptionParameters(e, p1, p2, 0.0, sigma, 0.0);
-        else
-            nonbonded.setExceptionParameters(e, p1, p2, 0.0, sigma, epsilon);
+        nonbonded.setExceptionParameters(e, p1, p2, 0.0, sigma, epsilon);
     }
     // Every other ML-ML pair: excluded in the NonbondedForce (the model owns short-range ML-ML physics).
     for (auto a = ml.begin(); a != ml.end(); ++a)

@@ -264,8 +264,8 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
     if (arch.at("format").string() != "openmm-enn")
         arch.at("format").invalid("must be 'openmm-enn' (wrong magic)");
     m.formatVersion = arch.at("format_version").integer();
-    if (m.formatVersion != FormatVersion)
-        arch.at("format_version").invalid("version " + std::to_string(m.formatVersion) + " is not supported (this build reads version " +
+    if (m.formatVersion != 1 && m.formatVersion != FormatVersion)
+        arch.at("format_version").invalid("version " + std::to_string(m.formatVersion) + " is not supported (this build reads versions 1 to " +
                                           std::to_string(FormatVersion) + ")");
     m.energyUnit = arch.at("units").at("energy").string();
     m.lengthUnit = arch.at("units").at("length").string();
@@ -487,10 +487,27 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
             for (int i = 0; i < nel; i++)
                 m.chargeElementOffsets[i] = offsets.at(i).number();
         }
-        if (head.has("gaussian_sigma")) {
-            m.chargeGaussianSigma = head.at("gaussian_sigma").number();
-            if (!(m.chargeGaussianSigma > 0))
-                head.at("gaussian_sigma").invalid("must be positive");
+        if (m.formatVersion == 1) {
+            // Version 1 had no declaration: its models were trained on energies without a Coulomb term,
+            // and its gaussian_sigma only shaped a coupling term that no longer exists.
+            m.chargeCoulombIncluded = false;
+        } else {
+            if (head.has("gaussian_sigma"))
+                head.at("gaussian_sigma").invalid("belongs in charge_head.coulomb since format version 2");
+            Field coulomb = head.at("coulomb");
+            m.chargeCoulombIncluded = coulomb.at("included").boolean();
+            if (m.chargeCoulombIncluded) {
+                const std::string damping = coulomb.at("damping").string();
+                if (damping == "gaussian") {
+                    m.chargeGaussianSigma = coulomb.at("gaussian_sigma").number();
+                    if (!(m.chargeGaussianSigma > 0))
+                        coulomb.at("gaussian_sigma").invalid("must be positive");
+                } else if (damping != "none")
+                    coulomb.at("damping").invalid("must be 'none' or 'gaussian'");
+                else if (coulomb.has("gaussian_sigma"))
+                    coulomb.at("gaussian_sigma").invalid("is only read with damping 'gaussian'");
+            } else if (coulomb.has("damping") || coulomb.has("gaussian_sigma"))
+                coulomb.invalid("declares damping for a Coulomb term it does not include");
         }
     }
     return model;

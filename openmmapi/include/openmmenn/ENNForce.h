@@ -26,8 +26,10 @@ class ENNModel;
  * exact negative gradient of the energy. If the model has a charge head, the predicted
  * per-atom charges (constrained to sum to the total charge) can be read with getCharges().
  *
- * Electrostatics with predicted charges: ENNForce can compute every electrostatic term that
- * involves the ML atoms' predicted charges (ML-ML and ML-MM Coulomb with NoCutoff, reaction field or
+ * The model file declares its energy: the network alone, or the network plus the (optionally
+ * Gaussian-damped) Coulomb energy of its predicted charges between its own atoms, which this force then
+ * evaluates itself, coupled or not. Electrostatics with predicted charges: ENNForce can compute every
+ * electrostatic term that involves the ML atoms' predicted charges (ML-MM Coulomb with NoCutoff, reaction field or
  * PME; generalized Born OBC2 with the ACE surface term), with the chain-rule force
  * -sum_i phi_i dq_i/dx that makes the dynamics conserve energy. coupleToNonbondedForce() and
  * coupleToGBSAOBCForce() rewire a System so that MM-MM terms stay with OpenMM's own forces.
@@ -74,12 +76,15 @@ public:
     // ---- Electrostatics with predicted charges (needs a model with a charge head) ---------------
 
     enum ElectrostaticsMethod {
-        NoElectrostatics = -1, ///< the default: predicted charges are only reported
+        NoElectrostatics = -1, ///< the default: no environment (a model with its own Coulomb term sums it without cutoff)
         NoCutoff = 0,          ///< direct Coulomb sums, no cutoff, not periodic
         CutoffNonPeriodic = 1, ///< OpenMM's reaction-field form within the cutoff
         CutoffPeriodic = 2,    ///< reaction field with periodic boundary conditions
         PME = 3                ///< particle-mesh Ewald (B-spline order 5), periodic
     };
+    /** For a model whose energy includes its own Coulomb term (ENNModel::chargeCoulombIncluded), the method
+     *  of that ML-ML sum: NoElectrostatics then means NoCutoff for a non-periodic force; a periodic force
+     *  must choose PME or CutoffPeriodic. */
     void setElectrostaticsMethod(ElectrostaticsMethod method) { electrostaticsMethod = method; }
     ElectrostaticsMethod getElectrostaticsMethod() const { return electrostaticsMethod; }
     /** Cutoff for reaction field and the PME real-space sum (nm). */
@@ -121,8 +126,13 @@ public:
      * Take over the ML atoms' electrostatics from a NonbondedForce of `system`: the ML charges there
      * become zero, every ML-ML pair becomes an exclusion (Coulomb and Lennard-Jones between ML atoms
      * are the model's), and ML-MM exceptions keep only their Lennard-Jones part. This force receives
-     * the MM charges, every exception involving an ML atom (with its Coulomb scale), the method, the
-     * cutoff, the reaction-field dielectric and the PME parameters. Add the ML particles first.
+     * the MM charges, every ML-MM exception (with its Coulomb scale), the method, the cutoff, the
+     * reaction-field dielectric and the PME parameters. Add the ML particles first.
+     *
+     * Coupling adds only what the environment brings (docs/electrostatics.md): ML-MM terms, and for a
+     * model whose energy includes its own Coulomb term, the periodic images or reaction field of its
+     * ML-ML pairs. A molecule coupled to a NonbondedForce (NoCutoff) that holds no other charges keeps
+     * exactly the energy it has alone.
      */
     void coupleToNonbondedForce(OpenMM::System& system, OpenMM::NonbondedForce& nonbonded);
     /**

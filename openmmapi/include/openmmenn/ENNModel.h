@@ -120,7 +120,8 @@ public:
     static std::shared_ptr<const ENNModel> fromBytes(const std::string& bytes);
     static std::string readFile(const std::string& path);
 
-    static const int FormatVersion = 1;
+    /** The version this build writes; it also reads version 1 (docs/model-format.md, Versioning). */
+    static const int FormatVersion = 2;
     int formatVersion = 0;
     std::string energyUnit, lengthUnit;
     double energyToKJPerMol = 1.0, lengthToNm = 1.0;
@@ -140,7 +141,10 @@ public:
     bool hasChargeHead = false;
     ReadoutSpec chargeReadout;   // on the last layer's output features
     std::vector<double> chargeElementOffsets; // per element, added to the readout (zeros if absent)
-    double chargeGaussianSigma = 0.0;         // > 0: ML-ML Coulomb is erf(r / (sqrt(2) sigma)) / r (length unit)
+    /** The model's energy includes E_coul(q), the Coulomb energy of its predicted charges between its own
+     *  atoms (charge_head.coulomb.included); otherwise ML-ML electrostatics are implicit in the network. */
+    bool chargeCoulombIncluded = false;
+    double chargeGaussianSigma = 0.0;         // > 0: that term is erf(r / (sqrt(2) sigma)) / r (length unit)
 
     /** Index of an atomic number in `elements`, or -1. */
     int elementIndex(int atomicNumber) const;

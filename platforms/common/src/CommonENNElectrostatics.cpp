@@ -114,6 +114,8 @@ CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, ENN
         defines["KRF"] = cc.doubleToString(c.krf);
         defines["CRF"] = cc.doubleToString(c.crf);
     }
+    if (c.mlPairsExcluded)
+        defines["ML_PAIRS_EXCLUDED"] = "1";
     if (c.gaussianSigma > 0)
         defines["GAUSSIAN_S"] = cc.doubleToString(1.0 / (std::sqrt(2.0) * c.gaussianSigma));
     if (pme) {

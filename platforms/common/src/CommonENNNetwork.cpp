@@ -1,6 +1,7 @@
 #include "CommonENNNetwork.h"
 #include "CommonENNKernelSources.h"
 #include "CommonENNPrecision.h"
+#include "ENNSanityBounds.h"
 #include "ReferenceENNNeighbors.h"
 #include "ReferenceENNPME.h"
 #include "openmm/OpenMMException.h"
@@ -28,6 +29,10 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
                                    const vector<int>& mlOfAtomHost, bool periodic)
     : cc(cc), model(std::move(modelPtr)), numNodes(static_cast<int>(speciesOfNode.size())),
       numAtoms(static_cast<int>(mlOfAtomHost.size())), periodic(periodic) {
+    particleOfNode.resize(numNodes);
+    for (int atom = 0; atom < numAtoms; atom++)
+        if (mlOfAtomHost[atom] >= 0)
+            particleOfNode[mlOfAtomHost[atom]] = atom;
     for (numBuckets = 64; numBuckets < 2 * numNodes;)
         numBuckets *= 2;
     const ENNModel& m = *model;
@@ -217,7 +222,7 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
     fillBucketKernel->addArg(numNodes);
     fillBucketKernel->addArg(bucketCursor);
     fillBucketKernel->addArg(bucketNodes);
-    status.initialize<int>(cc, 3, "ennStatus");
+    status.initialize<int>(cc, StatusSize, "ennStatus");
     for (size_t t = 0; t <= layers.size(); t++) {
         const int dim = t == 0 ? embeddingDim : layers[t - 1].dOut;
         h.emplace_back();
@@ -393,6 +398,8 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
     gatherKernel->addArg(numAtoms);
     addRealArg(cc, gatherKernel, 1.0 / model->lengthToNm);
     gatherKernel->addArg(positions);
+    addRealArg(cc, gatherKernel, ENNSanityBounds::MaxCoordinate);
+    gatherKernel->addArg(status);
 
     neighborKernel = program->createKernel("findNeighbors");
     neighborKernel->addArg(positions);
@@ -518,6 +525,8 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
         addMixedArg(cc, chargeKernel, 0.0); // the total charge, set when run
         chargeKernel->addArg(work);
         chargeKernel->addArg(charges);
+        addRealArg(cc, chargeKernel, ENNSanityBounds::MaxCharge);
+        chargeKernel->addArg(status);
         if (chargeReadout.nonlinear) // hiddenPre of the charge readout, for its backward
             chargeBackwardLaunches.push_back({sparseProduct(chargeReadout.linear1, h.back(), hiddenPre, false), numNodes * chargeReadout.hidden});
         readoutBackward(chargeReadout, gradScalar, gradH, chargeBackwardLaunches);
@@ -648,19 +657,21 @@ void CommonENNNetwork::findNeighbors() {
     cellKernel->execute(numNodes);
     bucketOffsetKernel->execute(ReduceSize, ReduceSize);
     fillBucketKernel->execute(numNodes);
-    cc.clearBuffer(status);
     neighborKernel->execute(numNodes);
-    // Read the status without stalling the queue: into pinned memory, waited for in finishStep().
-    status.download(cc.getPinnedBuffer(), false);
-    statusEvent->enqueue();
 }
 
 bool CommonENNNetwork::finishStep() {
     statusEvent->wait();
-    int flags[3];
-    std::copy_n(static_cast<const int*>(cc.getPinnedBuffer()), 3, flags);
+    int flags[StatusSize];
+    std::copy_n(static_cast<const int*>(cc.getPinnedBuffer()), StatusSize, flags);
+    const std::string particle = std::to_string(particleOfNode[std::min(std::max(flags[5], 0), numNodes - 1)]);
     if (flags[1])
         throw OpenMM::OpenMMException("ENNForce: a position of an ML particle is not a finite number");
+    if (flags[3])
+        throw OpenMM::OpenMMException("ENNForce: particle " + particle + " is more than 1e4 nm from the origin: the simulation has blown up");
+    if (flags[4])
+        throw OpenMM::OpenMMException("ENNForce: the predicted charge of particle " + particle + " is not finite or beyond " +
+                                      std::to_string(ENNSanityBounds::MaxCharge) + " e; the model is far outside its training data there");
     if (flags[2])
         throw OpenMM::OpenMMException("ENNForce: two ML particles (or a particle and its periodic image) are at the same position");
     if (!flags[0])
@@ -675,6 +686,7 @@ bool CommonENNNetwork::finishStep() {
 void CommonENNNetwork::forward(bool wantCharges) {
     if (wantCharges && !model->hasChargeHead)
         throw OpenMM::OpenMMException("ENNForce: the model has no charge head");
+    cc.clearBuffer(status);
     gatherKernel->execute(numAtoms);
     findNeighbors();
     const int slots = numNodes * capacity;
@@ -686,6 +698,9 @@ void CommonENNNetwork::forward(bool wantCharges) {
         setMixedArg(cc, chargeKernel, 4, totalCharge);
         chargeKernel->execute(ReduceSize, ReduceSize);
     }
+    // Read the status without stalling the queue: into pinned memory, waited for in finishStep().
+    status.download(cc.getPinnedBuffer(), false);
+    statusEvent->enqueue();
 }
 
 vector<double> CommonENNNetwork::predictCharges() {

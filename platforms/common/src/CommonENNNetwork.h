@@ -97,6 +97,10 @@ private:
 
     OpenMM::ComputeContext& cc;
     std::shared_ptr<const ENNModel> model;
+    /** status: [0] edge capacity exceeded, [1] a non-finite position, [2] coincident atoms, [3] a position
+     *  beyond ENNSanityBounds::MaxCoordinate, [4] a charge beyond MaxCharge, [5] the node of [3] or [4]. */
+    static const int StatusSize = 6;
+    std::vector<int> particleOfNode; // System particle of each ML node, for messages
     int numNodes, numAtoms, nsh, capacity = 0, maxFeatures = 0, maxHidden = 1;
     bool periodic;
     double totalCharge = 0, constantEnergy = 0;

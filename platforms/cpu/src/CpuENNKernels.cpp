@@ -34,6 +34,7 @@ double CpuCalcENNForceKernel::evaluate(OpenMM::ContextImpl& context, std::vector
     if (electrostatics && !charges) {
         // Electrostatics in OpenMM units with the predicted charges; phi goes back to model units.
         coupling = [&](const std::vector<double>& q, std::vector<double>& phi) {
+            ml.checkCharges(q);
             electrostaticForces.assign(data.positions->size(), Vec3());
             electrostaticEnergy = electrostatics->compute(*data.positions, data.periodicBoxVectors, q, electrostaticForces, phi);
             for (double& p : phi)
@@ -51,7 +52,9 @@ double CpuCalcENNForceKernel::evaluate(OpenMM::ContextImpl& context, std::vector
             for (size_t i = 0; i < electrostaticForces.size(); i++)
                 forces[i] += electrostaticForces[i];
     }
-    return energy * m.energyToKJPerMol + electrostaticEnergy;
+    const double total = energy * m.energyToKJPerMol + electrostaticEnergy;
+    ml.checkEnergy(total, m);
+    return total;
 }
 
 double CpuCalcENNForceKernel::execute(OpenMM::ContextImpl& context, bool includeForces, bool) {
@@ -67,5 +70,6 @@ void CpuCalcENNForceKernel::copyParametersToContext(OpenMM::ContextImpl&, const 
 std::vector<double> CpuCalcENNForceKernel::getCharges(OpenMM::ContextImpl& context) {
     std::vector<double> charges;
     evaluate(context, &charges, false);
+    ml.checkCharges(charges);
     return charges;
 }

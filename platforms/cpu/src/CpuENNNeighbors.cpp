@@ -8,17 +8,24 @@
 using namespace OpenMMENN;
 using OpenMM::Vec3;
 
+namespace {
+// Cells are addressed by three coordinates of at most 21 bits packed into one key. Only occupied cells
+// are stored (sorted keys), so memory follows the number of atoms, never the spread of the coordinates.
+const int MaxCellsPerAxis = (1 << 21) - 1;
+int64_t cellKey(const int c[3]) { return (int64_t(c[2]) << 42) | (int64_t(c[1]) << 21) | int64_t(c[0]); }
+} // namespace
+
 void CpuENNNeighborList::build(const std::vector<Vec3>& pos, double cutoff, const Vec3* box, OpenMM::ThreadPool& pool) {
     const int n = static_cast<int>(pos.size());
     wrapped.resize(n);
     int cells[3] = {1, 1, 1}, reach[3] = {1, 1, 1};
     Vec3 low;
     double cellSize[3] = {1, 1, 1};
+    cellOf.resize(n);
     if (box != nullptr) {
         // Fractional coordinates of the lower-triangular box, wrapped into [0, 1).
         double width[3];
         latticePlaneSpacings(box, width);
-        cellOf.resize(n);
         for (int k = 0; k < 3; k++) {
             cells[k] = std::max(1, std::min(1024, static_cast<int>(width[k] / cutoff)));
             // Fractional distance reachable within the cutoff, in cells (more than 1 only for small boxes).
@@ -35,7 +42,7 @@ void CpuENNNeighborList::build(const std::vector<Vec3>& pos, double cutoff, cons
             int c[3];
             for (int k = 0; k < 3; k++)
                 c[k] = std::min(cells[k] - 1, static_cast<int>(f[k] * cells[k]));
-            cellOf[i] = (c[2] * cells[1] + c[1]) * cells[0] + c[0];
+            cellOf[i] = cellKey(c);
         }
     } else {
         Vec3 high = n > 0 ? pos[0] : Vec3();
@@ -46,32 +53,30 @@ void CpuENNNeighborList::build(const std::vector<Vec3>& pos, double cutoff, cons
                 high[k] = std::max(high[k], pos[i][k]);
             }
         for (int k = 0; k < 3; k++) {
-            cells[k] = std::max(1, std::min(1024, static_cast<int>((high[k] - low[k]) / cutoff)));
+            cells[k] = static_cast<int>(std::max(1.0, std::min<double>(MaxCellsPerAxis, std::floor((high[k] - low[k]) / cutoff))));
             cellSize[k] = std::max((high[k] - low[k]) / cells[k], cutoff);
         }
-        cellOf.resize(n);
         for (int i = 0; i < n; i++) {
             wrapped[i] = pos[i];
             int c[3];
             for (int k = 0; k < 3; k++)
                 c[k] = std::min(cells[k] - 1, static_cast<int>((pos[i][k] - low[k]) / cellSize[k]));
-            cellOf[i] = (c[2] * cells[1] + c[1]) * cells[0] + c[0];
+            cellOf[i] = cellKey(c);
         }
     }
-    // Counting sort of atoms into cells (ascending atom index within a cell).
-    const int numCells = cells[0] * cells[1] * cells[2];
-    cellStart.assign(numCells + 1, 0);
-    for (int i = 0; i < n; i++)
-        cellStart[cellOf[i] + 1]++;
-    for (int c = 0; c < numCells; c++)
-        cellStart[c + 1] += cellStart[c];
+    // Atoms sorted by cell (ascending atom index within a cell), and the occupied cells with their ranges.
     cellAtoms.resize(n);
-    {
-        std::vector<int>& fill = receiverStart; // scratch, rebuilt below
-        fill.assign(cellStart.begin(), cellStart.end() - 1);
-        for (int i = 0; i < n; i++)
-            cellAtoms[fill[cellOf[i]]++] = i;
-    }
+    for (int i = 0; i < n; i++)
+        cellAtoms[i] = i;
+    std::sort(cellAtoms.begin(), cellAtoms.end(), [&](int a, int b) { return cellOf[a] != cellOf[b] ? cellOf[a] < cellOf[b] : a < b; });
+    occupiedKey.clear();
+    occupiedStart.clear();
+    for (int a = 0; a < n; a++)
+        if (a == 0 || cellOf[cellAtoms[a]] != cellOf[cellAtoms[a - 1]]) {
+            occupiedKey.push_back(cellOf[cellAtoms[a]]);
+            occupiedStart.push_back(a);
+        }
+    occupiedStart.push_back(n);
 
     // Each chunk of receivers collects its edges; chunks are concatenated in order.
     const int chunks = std::max(1, std::min(n, 4 * pool.getNumThreads()));
@@ -85,7 +90,8 @@ void CpuENNNeighborList::build(const std::vector<Vec3>& pos, double cutoff, cons
         out.vec.clear();
         const int first = static_cast<int>(int64_t(n) * chunk / chunks), last = static_cast<int>(int64_t(n) * (chunk + 1) / chunks);
         for (int i = first; i < last; i++) {
-            int c[3] = {cellOf[i] % cells[0], (cellOf[i] / cells[0]) % cells[1], cellOf[i] / (cells[0] * cells[1])};
+            const int mask = MaxCellsPerAxis;
+            const int c[3] = {static_cast<int>(cellOf[i] & mask), static_cast<int>((cellOf[i] >> 21) & mask), static_cast<int>(cellOf[i] >> 42)};
             for (int dz = -reach[2]; dz <= reach[2]; dz++)
                 for (int dy = -reach[1]; dy <= reach[1]; dy++)
                     for (int dx = -reach[0]; dx <= reach[0]; dx++) {
@@ -103,9 +109,12 @@ void CpuENNNeighborList::build(const std::vector<Vec3>& pos, double cutoff, cons
                         Vec3 image;
                         if (box != nullptr)
                             image = box[0] * shift[0] + box[1] * shift[1] + box[2] * shift[2];
-                        const int cell = (real[2] * cells[1] + real[1]) * cells[0] + real[0];
+                        const auto found = std::lower_bound(occupiedKey.begin(), occupiedKey.end(), cellKey(real));
+                        if (found == occupiedKey.end() || *found != cellKey(real))
+                            continue;
+                        const size_t cell = found - occupiedKey.begin();
                         const bool self = shift[0] == 0 && shift[1] == 0 && shift[2] == 0;
-                        for (int a = cellStart[cell]; a < cellStart[cell + 1]; a++) {
+                        for (int a = occupiedStart[cell]; a < occupiedStart[cell + 1]; a++) {
                             const int j = cellAtoms[a];
                             if (j == i && self)
                                 continue;
@@ -146,7 +155,7 @@ void CpuENNNeighborList::build(const std::vector<Vec3>& pos, double cutoff, cons
         senderStart[i + 1] += senderStart[i];
     }
     bySender.resize(numEdges);
-    cellOf.assign(senderStart.begin(), senderStart.end() - 1); // reuse as fill pointers
+    fill.assign(senderStart.begin(), senderStart.end() - 1);
     for (int e = 0; e < numEdges; e++)
-        bySender[cellOf[sender[e]]++] = e;
+        bySender[fill[sender[e]]++] = e;
 }

@@ -4,10 +4,12 @@
 // Cell-list neighbour search for the CPU platform. Atoms are binned by fractional coordinates, so
 // any triclinic box works; a box narrower than 2 cutoffs gets one cell per direction and the search
 // walks over as many periodic images as the cutoff reaches, so every (atom, image) pair within the
-// cutoff is found exactly once. Storage is kept between calls (no allocation once sizes settle).
+// cutoff is found exactly once. Only occupied cells are stored, so far-flung atoms cost no memory.
+// Storage is kept between calls (no allocation once sizes settle).
 
 #include "openmm/Vec3.h"
 #include "openmm/internal/ThreadPool.h"
+#include <cstdint>
 #include <vector>
 
 namespace OpenMMENN {
@@ -29,7 +31,8 @@ public:
 
 private:
     std::vector<OpenMM::Vec3> wrapped;
-    std::vector<int> cellOf, cellStart, cellAtoms;
+    std::vector<int64_t> cellOf, occupiedKey; // packed cell coordinates of each atom; of each occupied cell, ascending
+    std::vector<int> cellAtoms, occupiedStart, fill; // atoms by cell; where each occupied cell's atoms start
     struct ThreadEdges {
         std::vector<int> receiver, sender;
         std::vector<float> vec;

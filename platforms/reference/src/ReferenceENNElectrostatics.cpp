@@ -32,6 +32,17 @@ ENNCouplingParameters::ENNCouplingParameters(const OpenMM::System& system, const
         sites.push_back(particle);
         mmCharges.push_back(charge);
     }
+    // The model's energy decides what ML-ML pairs get (docs/electrostatics.md, the bookkeeping table):
+    // with its own Coulomb term they are ordinary pairs of the chosen method (an uncoupled force then
+    // sums that term itself, as NoCutoff); without it they are excluded in every method.
+    const bool modelCoulomb = model.hasChargeHead && model.chargeCoulombIncluded;
+    mlPairsExcluded = !modelCoulomb;
+    if (modelCoulomb && method == ENNForce::NoElectrostatics) {
+        if (force.usesPeriodicBoundaryConditions())
+            throw OpenMM::OpenMMException("ENNForce: the model's energy includes the Coulomb energy of its charges and the force is "
+                                          "periodic; choose how that sum is done with setElectrostaticsMethod (PME or CutoffPeriodic)");
+        method = ENNForce::NoCutoff;
+    }
     for (int e = 0; e < force.getNumElectrostaticExceptions(); e++) {
         int p1, p2;
         double scale;
@@ -40,9 +51,17 @@ ENNCouplingParameters::ENNCouplingParameters(const OpenMM::System& system, const
         if (a == siteOf.end() || b == siteOf.end() || (a->second >= numML && b->second >= numML))
             throw OpenMM::OpenMMException("ENNForce: electrostatic exception " + std::to_string(p1) + "-" + std::to_string(p2) +
                                           " must join an ML particle to an ML or MM particle of this force");
+        if (a->second < numML && b->second < numML) {
+            // ML-ML pairs are the model's: already excluded without its Coulomb term (an exception there,
+            // as Systems coupled by earlier versions hold, changes nothing), fixed by it otherwise.
+            if (modelCoulomb)
+                throw OpenMM::OpenMMException("ENNForce: electrostatic exception " + std::to_string(p1) + "-" + std::to_string(p2) +
+                                              " joins two ML particles, whose Coulomb energy the model declares itself");
+            continue;
+        }
         exceptionScale[{std::min(a->second, b->second), std::max(a->second, b->second)}] = scale;
     }
-    if (model.hasChargeHead && model.chargeGaussianSigma > 0)
+    if (modelCoulomb && model.chargeGaussianSigma > 0)
         gaussianSigma = model.chargeGaussianSigma * model.lengthToNm;
     if (method == ENNForce::CutoffNonPeriodic || method == ENNForce::CutoffPeriodic) {
         const double eps = force.getReactionFieldDielectric();
@@ -160,14 +179,20 @@ double ReferenceENNElectrostatics::coulomb(const vector<Vec3>& positions, const 
     };
     for (int a = 0; a < c.numML; a++)
         for (int b = a + 1; b < numSites; b++) {
-            auto exception = c.exceptionScale.find({a, b});
+            // An ML-ML pair of a model without its own Coulomb term is excluded: nothing, but with PME the
+            // removal of the part erf(alpha r)/r that the reciprocal sum holds for every pair.
+            const bool excludedMLPair = c.mlPairsExcluded && b < c.numML;
+            if (excludedMLPair && !pme)
+                continue;
+            auto exception = excludedMLPair ? c.exceptionScale.end() : c.exceptionScale.find({a, b});
             const Vec3 plain = positions[c.sites[b]] - positions[c.sites[a]];
-            if (exception != c.exceptionScale.end()) {
+            if (excludedMLPair || exception != c.exceptionScale.end()) {
                 // Exceptions: scaled plain Coulomb without c.cutoff; with PME also remove the
                 // reciprocal-space part erf(c.alpha r)/r that the c.grid includes for every pair.
                 const double r = std::sqrt(plain.dot(plain));
-                if (exception->second != 0.0)
-                    addPair(a, b, plain, exception->second / r, -exception->second / (r * r));
+                const double scale = excludedMLPair ? 0.0 : exception->second;
+                if (scale != 0.0)
+                    addPair(a, b, plain, scale / r, -scale / (r * r));
                 if (pme) {
                     const double ar = c.alpha * r;
                     if (std::erf(ar) > 1e-6)

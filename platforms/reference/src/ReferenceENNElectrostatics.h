@@ -36,7 +36,11 @@ struct ENNCouplingParameters {
     /** Throws an OpenMMException if a periodic method's cutoff exceeds half the box. */
     void checkBox(const OpenMM::Vec3* box) const;
 
+    /** The method used: the force's, or NoCutoff for an uncoupled model that declares its own Coulomb term. */
     ENNForce::ElectrostaticsMethod method;
+    /** ML-ML pairs are excluded (the model's energy has no Coulomb term of its own); otherwise they are
+     *  ordinary pairs of the method, Gaussian-damped where the model declares it, and take no exceptions. */
+    bool mlPairsExcluded = true;
     double cutoff, krf = 0, crf = 0, alpha = 0, gaussianSigma = 0;
     int grid[3] = {0, 0, 0};
     int numML;

@@ -2,6 +2,7 @@
 #include "openmm/OpenMMException.h"
 #include "openmm/internal/ContextImpl.h"
 #include "ReferencePlatform.h"
+#include <algorithm>
 #include <cmath>
 
 using namespace OpenMMENN;
@@ -42,8 +43,29 @@ void ENNParticles::gather(const std::vector<Vec3>& pos, double scale, std::vecto
         const Vec3& p = pos[particles[i]];
         if (!std::isfinite(p[0]) || !std::isfinite(p[1]) || !std::isfinite(p[2]))
             throw OpenMM::OpenMMException("ENNForce: particle " + std::to_string(particles[i]) + " has a non-finite position (NaN or infinity)");
+        if (std::max(std::abs(p[0]), std::max(std::abs(p[1]), std::abs(p[2]))) > ENNSanityBounds::MaxCoordinate)
+            throw OpenMM::OpenMMException("ENNForce: particle " + std::to_string(particles[i]) + " is at (" + std::to_string(p[0]) + ", " +
+                                          std::to_string(p[1]) + ", " + std::to_string(p[2]) + ") nm, more than 1e4 nm from the origin: " +
+                                          "the simulation has blown up");
         out[i] = p * scale;
     }
+}
+
+void ENNParticles::checkCharges(const std::vector<double>& charges) const {
+    for (size_t i = 0; i < charges.size(); i++)
+        if (!(std::abs(charges[i]) <= ENNSanityBounds::MaxCharge))
+            throw OpenMM::OpenMMException("ENNForce: the predicted charge of particle " + std::to_string(particles[i]) + " is " +
+                                          std::to_string(charges[i]) + " e; the model is far outside its training data there " +
+                                          "(a collapsed or exploded structure?)");
+}
+
+void ENNParticles::checkEnergy(double energy, const ENNModel& model) const {
+    double reference = 0.0;
+    for (int s : species)
+        reference += model.e0[s] * model.energyToKJPerMol;
+    if (!(std::abs(energy - reference) <= ENNSanityBounds::MaxEnergyPerAtom * std::max<size_t>(1, species.size())))
+        throw OpenMM::OpenMMException("ENNForce: the energy is " + std::to_string(energy) + " kJ/mol, " +
+                                      "far outside anything the model can describe (a collapsed or exploded structure?)");
 }
 
 void ReferenceCalcENNForceKernel::initialize(const OpenMM::System& system, const ENNForce& force) {
@@ -76,6 +98,7 @@ double ReferenceCalcENNForceKernel::execute(OpenMM::ContextImpl& context, bool i
     if (electrostatics) {
         // Electrostatics in OpenMM units with the predicted charges; phi goes back to model units.
         coupling = [&](const std::vector<double>& charges, std::vector<double>& phi) {
+            ml.checkCharges(charges);
             const std::vector<Vec3>& pos = *platformData(context).positions;
             electrostaticForces.assign(pos.size(), Vec3());
             electrostaticEnergy = electrostatics->compute(pos, platformData(context).periodicBoxVectors, charges, electrostaticForces, phi);
@@ -92,7 +115,9 @@ double ReferenceCalcENNForceKernel::execute(OpenMM::ContextImpl& context, bool i
         for (size_t i = 0; i < electrostaticForces.size(); i++)
             forces[i] += electrostaticForces[i];
     }
-    return energy * m.energyToKJPerMol + electrostaticEnergy;
+    const double total = energy * m.energyToKJPerMol + electrostaticEnergy;
+    ml.checkEnergy(total, m);
+    return total;
 }
 
 void ReferenceCalcENNForceKernel::copyParametersToContext(OpenMM::ContextImpl&, const ENNForce& force) {
@@ -104,5 +129,6 @@ void ReferenceCalcENNForceKernel::copyParametersToContext(OpenMM::ContextImpl&, 
 std::vector<double> ReferenceCalcENNForceKernel::getCharges(OpenMM::ContextImpl& context) {
     std::vector<double> charges;
     network->compute(ml.species, buildEdges(context), ml.totalCharge, {}, &charges, nullptr);
+    ml.checkCharges(charges);
     return charges;
 }

@@ -2,6 +2,7 @@
 #define OPENMM_REFERENCE_ENN_KERNELS_H_
 
 #include "openmmenn/ENNKernels.h"
+#include "ENNSanityBounds.h"
 #include "ReferenceENNElectrostatics.h"
 #include "ReferenceENNNetwork.h"
 #include <memory>
@@ -16,8 +17,13 @@ struct ENNParticles {
     void read(const ENNForce& force);
     /** updateParametersInContext: takes the new total charge; throws if the particles changed. */
     void update(const ENNForce& force);
-    /** The ML particles' positions times `scale`; throws OpenMMException on a non-finite position. */
+    /** The ML particles' positions times `scale`; throws OpenMMException naming the particle on a
+     *  non-finite position or one beyond ENNSanityBounds::MaxCoordinate. */
     void gather(const std::vector<OpenMM::Vec3>& positions, double scale, std::vector<OpenMM::Vec3>& out) const;
+    /** Throws OpenMMException naming the particle if a predicted charge (e) is not finite or beyond MaxCharge. */
+    void checkCharges(const std::vector<double>& charges) const;
+    /** Throws OpenMMException if the energy (kJ/mol) of `model` is not finite or absurd (ENNSanityBounds). */
+    void checkEnergy(double energy, const ENNModel& model) const;
 };
 
 /** ENNForce on the Reference platform: double precision throughout. */

@@ -26,14 +26,16 @@ def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e")
                  radial_hidden=(16, 16), readout_hidden=8, charge_head=False, symmetry="O3",
                  activation="silu", seed=0, weight_std=1.0, units=("eV", "Angstrom"), avg_num_neighbors=8.0,
                  message_parities="natural", energy_scale=0.7, charge_offsets=None, frozen_charges=False,
-                 gaussian_sigma=None):
+                 coulomb=False, gaussian_sigma=None):
     """Return (architecture, tensors) of a model with N(0, weight_std^2) weights.
 
     message_parities: "natural" gives messages channels x (0e+1o+2e+...), as MACE does; "both"
     adds the other parity of every l, so hidden features of unnatural parity (0o, 1e) take part.
     charge_offsets: per-element charges added by the charge head; with frozen_charges the head's
     readout weights are zero, so the charges are exactly these (tests of the electrostatics).
-    gaussian_sigma: width of the Gaussian damping of ML-ML Coulomb (length unit), if any.
+    coulomb: the model's energy includes the Coulomb energy of its predicted charges between its own
+    atoms (charge_head.coulomb.included); gaussian_sigma: that term's Gaussian damping width (length
+    unit), None for point charges.
     """
     rng = np.random.default_rng(seed)
     parity = symmetry == "O3"
@@ -144,8 +146,14 @@ def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e")
                     tensors[name] = np.zeros_like(tensors[name])
         if charge_offsets is not None:
             arch["charge_head"]["element_offsets"] = [float(x) for x in charge_offsets]
-        if gaussian_sigma is not None:
-            arch["charge_head"]["gaussian_sigma"] = float(gaussian_sigma)
+        declaration = {"included": bool(coulomb)}
+        if coulomb:
+            declaration["damping"] = "none" if gaussian_sigma is None else "gaussian"
+            if gaussian_sigma is not None:
+                declaration["gaussian_sigma"] = float(gaussian_sigma)
+        elif gaussian_sigma is not None:
+            raise ValueError("gaussian_sigma damps the model's own Coulomb term: pass coulomb=True")
+        arch["charge_head"]["coulomb"] = declaration
     for l1, l2, l3 in sorted(w3j):
         tensors[f"w3j.{l1}.{l2}.{l3}"] = o3.wigner_3j(l1, l2, l3)
     return arch, tensors

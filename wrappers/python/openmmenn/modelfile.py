@@ -10,7 +10,30 @@ import struct
 import numpy as np
 
 FORMAT = "openmm-enn"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+
+# Unit conversions and Coulomb's constant exactly as the C++ loader uses them (openmmapi/src/ENNModel.cpp,
+# platforms/reference/src/ReferenceENNElectrostatics.h), so Python and C++ energies agree to round-off.
+ENERGY_UNITS_IN_KJ_PER_MOL = {"eV": 96.4853321233100184, "kJ/mol": 1.0, "kcal/mol": 4.184, "Hartree": 2625.4996394798254}
+LENGTH_UNITS_IN_NM = {"Angstrom": 0.1, "nm": 1.0, "Bohr": 0.0529177210903}
+ONE_4PI_EPS0 = 1.0 / (4 * 3.141592653589793 * (1e-6 * 8.8541878128e-12 / (1.602176634e-19 * 1.602176634e-19 * 6.02214076e23)))
+
+
+def coulomb_constant(architecture):
+    """1/(4 pi eps0) in the model's own units (energy unit x length unit / e^2)."""
+    units = architecture["units"]
+    return ONE_4PI_EPS0 / (ENERGY_UNITS_IN_KJ_PER_MOL[units["energy"]] * LENGTH_UNITS_IN_NM[units["length"]])
+
+
+def coulomb_declaration(architecture):
+    """(included, gaussian_sigma or None) of a model's charge head, with version 1 read as docs/model-format.md says."""
+    head = architecture.get("charge_head")
+    if head is None or architecture.get("format_version", FORMAT_VERSION) == 1:
+        return False, None
+    c = head["coulomb"]
+    if not c["included"]:
+        return False, None
+    return True, (float(c["gaussian_sigma"]) if c.get("damping") == "gaussian" else None)
 _DTYPES = {"F64": np.dtype("<f8"), "F32": np.dtype("<f4")}
 
 

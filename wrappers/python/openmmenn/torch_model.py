@@ -8,6 +8,11 @@ Everything is in the model's own units; positions in, energies out.
     model = TorchENNModel.from_file("model.enn")
     result = model.evaluate(positions, atomic_numbers, cell=None, total_charge=0.0)
     result["energy"], result["forces"], result["charges"], result["dipole"]
+
+A model whose charge head declares its own Coulomb term (charge_head.coulomb.included) adds
+E_coul(q) to the network's energy, as every C++ platform does: the direct (optionally Gaussian-damped)
+sum over all pairs of a configuration in vacuum, the Ewald sum of point charges plus the short-range
+damping correction in a periodic cell.
 """
 import numpy as np
 import torch
@@ -80,6 +85,8 @@ class TorchENNModel(torch.nn.Module):
         self.r_max = float(a["r_max"])
         self.lmax = int(a["spherical_harmonics"]["lmax"])
         self.charge_head = a.get("charge_head")
+        self.coulomb_included, self.gaussian_sigma = modelfile.coulomb_declaration(a)
+        self.coulomb_constant = modelfile.coulomb_constant(a)
         # |Y_l|^2 = 2l + 1 normalisation of the harmonics recursion, as the C++ computes it.
         self._sh_norm = [1.0] * (self.lmax + 1)
         with torch.no_grad():
@@ -180,11 +187,13 @@ class TorchENNModel(torch.nn.Module):
 
     # ---- the network ---------------------------------------------------------------------
 
-    def forward(self, positions, species, receivers, senders, shifts, total_charge=0.0, batch=None, num_graphs=1):
+    def forward(self, positions, species, receivers, senders, shifts, total_charge=0.0, batch=None, num_graphs=1, cells=None):
         """Energies, per-atom energies and charges. positions (N, 3) requires_grad for forces.
 
         Several configurations can form one disjoint graph: batch[i] is atom i's configuration and
-        total_charge a tensor of num_graphs values; out["energies"] then has one energy each."""
+        total_charge a tensor of num_graphs values; out["energies"] then has one energy each.
+        cells: None, or one entry per configuration (rows are lattice vectors; None for a molecule or
+        cluster in vacuum), used by the model's own Coulomb term (Ewald sum where periodic)."""
         a = self.arch
         vec = positions[receivers] - positions[senders] + shifts
         r = torch.linalg.norm(vec, dim=1)
@@ -254,7 +263,67 @@ class TorchENNModel(torch.nn.Module):
             sums = torch.zeros(num_graphs, dtype=self.dtype, device=positions.device).index_add(0, batch, q)
             target = torch.as_tensor(total_charge, dtype=self.dtype, device=positions.device).expand(num_graphs)
             out["charges"] = q + ((target - sums) / counts)[batch]
+            if self.coulomb_included:
+                coulomb = torch.stack([self.coulomb_energy(positions[batch == g], out["charges"][batch == g],
+                                                           None if cells is None else cells[g]) for g in range(num_graphs)])
+                out["coulomb"] = coulomb
+                out["energies"] = energies + coulomb
+                out["energy"] = out["energies"].sum()
         return out
+
+    def coulomb_energy(self, pos, q, cell=None, tolerance=1e-9):
+        """The model's own Coulomb energy of one configuration (model units). In vacuum the sum over all
+        pairs of k q_i q_j f(r), f = 1/r or erf(r / (sqrt(2) sigma)) / r. In a periodic cell the Ewald sum
+        of point charges (with the neutralizing background), accurate to about `tolerance` relative,
+        plus k q_i q_j (f(r) - 1/r) over the pairs within the real-space cutoff."""
+        k = self.coulomb_constant
+        n = pos.shape[0]
+        i, j = torch.triu_indices(n, n, 1)
+
+        def damped(r):
+            if self.gaussian_sigma is None:
+                return 1.0 / r
+            return torch.erf(r / (np.sqrt(2.0) * self.gaussian_sigma)) / r
+
+        if cell is None:
+            r = torch.linalg.norm(pos[i] - pos[j], dim=1)
+            return k * (q[i] * q[j] * damped(r)).sum()
+        cell_np = np.asarray(cell, dtype=float)
+        box = torch.as_tensor(cell_np, dtype=pos.dtype)
+        volume = abs(np.linalg.det(cell_np))
+        spacing = [volume / np.linalg.norm(np.cross(cell_np[(d + 1) % 3], cell_np[(d + 2) % 3])) for d in range(3)]
+        cutoff = 0.5 * min(spacing)
+        alpha = np.sqrt(-np.log(tolerance)) / cutoff
+        # Real space: every image within the cutoff (pairs wrapped to the nearest image first).
+        frac = (pos[:, None, :] - pos[None, :, :]) @ torch.linalg.inv(box)
+        d0 = (frac - torch.round(frac)) @ box
+        energy = 0.0
+        for a in (-1, 0, 1):
+            for b in (-1, 0, 1):
+                for c in (-1, 0, 1):
+                    d = d0 + torch.as_tensor([a, b, c], dtype=pos.dtype) @ box
+                    r2 = (d * d).sum(-1)
+                    mask = r2 < cutoff * cutoff
+                    if a == 0 and b == 0 and c == 0:
+                        mask = mask & ~torch.eye(n, dtype=torch.bool)
+                    r = torch.sqrt(torch.where(mask, r2, torch.ones_like(r2)))
+                    qq = (q[:, None] * q[None, :])[mask]
+                    pair = torch.erfc(alpha * r[mask]) / r[mask] + (damped(r[mask]) - 1.0 / r[mask])
+                    energy = energy + 0.5 * k * (qq * pair).sum()
+        # Reciprocal space over k = 2 pi m G (G the reciprocal lattice), |k| up to where exp(-k^2/4a^2) < tolerance.
+        recip = 2 * np.pi * np.linalg.inv(cell_np).T
+        kmax = 2 * alpha * np.sqrt(-np.log(tolerance))
+        mmax = [int(np.ceil(kmax / np.linalg.norm(recip[d]))) for d in range(3)]
+        grid = np.stack(np.meshgrid(*[np.arange(-m, m + 1) for m in mmax], indexing="ij"), -1).reshape(-1, 3)
+        kvec = grid @ recip
+        k2 = (kvec ** 2).sum(1)
+        keep = (k2 > 0) & (k2 <= kmax * kmax)
+        kvec, k2 = torch.as_tensor(kvec[keep], dtype=pos.dtype), torch.as_tensor(k2[keep], dtype=pos.dtype)
+        phase = pos @ kvec.T
+        s2 = (q[:, None] * torch.cos(phase)).sum(0) ** 2 + (q[:, None] * torch.sin(phase)).sum(0) ** 2
+        energy = energy + k * 2 * np.pi / volume * (torch.exp(-k2 / (4 * alpha * alpha)) / k2 * s2).sum()
+        energy = energy - k * alpha / np.sqrt(np.pi) * (q * q).sum() - k * np.pi * q.sum() ** 2 / (2 * volume * alpha * alpha)
+        return energy
 
     def species_of(self, atomic_numbers):
         index = {z: i for i, z in enumerate(self.elements)}
@@ -265,7 +334,8 @@ class TorchENNModel(torch.nn.Module):
         pos = torch.tensor(np.asarray(positions, dtype=float), dtype=self.dtype, requires_grad=forces)
         rec, sen, shifts = neighbor_list(np.asarray(positions, dtype=float), self.r_max, cell)
         out = self.forward(pos, self.species_of(atomic_numbers), torch.as_tensor(rec, dtype=torch.long),
-                           torch.as_tensor(sen, dtype=torch.long), torch.as_tensor(shifts, dtype=self.dtype), total_charge)
+                           torch.as_tensor(sen, dtype=torch.long), torch.as_tensor(shifts, dtype=self.dtype), total_charge,
+                           cells=[cell])
         result = {"energy": float(out["energy"])}
         if forces:
             (grad,) = torch.autograd.grad(out["energy"], pos)

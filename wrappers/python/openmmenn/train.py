@@ -8,6 +8,11 @@ training energies; the energy shift (mean interaction energy per atom), the scal
 component) and avg_num_neighbors come from the data. The model is the architecture of
 openmmenn.builder / openmmenn.torch_model, exported to the model file the C++ platforms read.
 Training is reproducible from --seed: the split, the initial weights and the batch order.
+
+With a charge head the model's energy is, by default, E = E_network + E_coul(q): the Gaussian-damped
+Coulomb energy of the predicted charges between the configuration's atoms (an Ewald sum in periodic
+cells), declared in the model file so that every platform evaluates the same energy; the reference
+charges (xtb_charges) are an auxiliary target. --coulomb none trains E = E_network alone.
 """
 import argparse
 import json
@@ -74,6 +79,7 @@ class Batch:
         self.shifts = torch.tensor(np.concatenate(shifts), dtype=dtype)
         self.batch = torch.as_tensor(np.concatenate(batch), dtype=torch.long)
         self.num_graphs = len(configs)
+        self.cells = [c["cell"] for c in configs]
         self.num_atoms = torch.tensor([len(c["z"]) for c in configs], dtype=dtype)
         self.energy = torch.tensor([c["energy"] for c in configs], dtype=dtype)
         self.forces = torch.tensor(np.concatenate([c["forces"] for c in configs]), dtype=dtype)
@@ -85,7 +91,8 @@ class Batch:
 
     def predict(self, model, training):
         pos = self.positions.clone().requires_grad_(True)
-        out = model(pos, self.species, self.receivers, self.senders, self.shifts, self.total_charge, self.batch, self.num_graphs)
+        out = model(pos, self.species, self.receivers, self.senders, self.shifts, self.total_charge, self.batch, self.num_graphs,
+                    self.cells)
         (grad,) = torch.autograd.grad(out["energies"].sum(), pos, create_graph=training)
         out["forces"] = -grad
         if "charges" in out:
@@ -144,11 +151,25 @@ def train(args):
         elements=tuple(elements), channels=args.channels, hidden=tuple(args.hidden), residual=(False,) + (True,) * (num_layers - 1),
         correlation=args.correlation, sh_lmax=args.lmax, message_lmax=args.lmax, r_max=args.r_max, num_bessel=args.num_bessel,
         radial_hidden=tuple(args.radial_hidden), readout_hidden=args.readout_hidden, charge_head=offsets is not None and not args.no_charges,
-        charge_offsets=offsets, seed=args.seed, avg_num_neighbors=avg, energy_scale=scale)
-    arch["energy"]["e0"] = [float(x) for x in e0]
-    arch["energy"]["shift"] = shift
+        charge_offsets=offsets, seed=args.seed, avg_num_neighbors=avg, energy_scale=scale,
+        coulomb=offsets is not None and not args.no_charges and args.coulomb != "none",
+        gaussian_sigma=args.gaussian_sigma if args.coulomb == "gaussian" else None)
     arch["source"] = f"openmmenn.train on {args.data}"
     model = TorchENNModel(arch, tensors, dtype)
+    if model.coulomb_included:
+        # The network fits what the Coulomb term of the reference charges leaves: E0 and the shift
+        # come from those energies, so that training starts near the data.
+        remainders = []
+        for c in train_set:
+            with torch.no_grad():
+                e_coul = float(model.coulomb_energy(torch.tensor(c["pos"], dtype=dtype), torch.tensor(c["charges"], dtype=dtype), c["cell"]))
+            remainders.append(dict(c, energy=c["energy"] - e_coul))
+        e0 = fit_e0(remainders, elements)
+        shift, _, _ = statistics(remainders, elements, e0, args.r_max)
+        print(f"the model's energy includes the Coulomb energy of its charges ({args.coulomb} damping"
+              + (f", sigma {args.gaussian_sigma}" if args.coulomb == "gaussian" else "") + ")")
+    arch["energy"]["e0"] = [float(x) for x in e0]
+    arch["energy"]["shift"] = shift
     index = {z: i for i, z in enumerate(elements)}
     for c in configs:
         c["species"] = np.array([index[int(z)] for z in c["z"]])
@@ -236,6 +257,10 @@ def parser():
     p.add_argument("--radial-hidden", type=int, nargs="*", default=[32, 32])
     p.add_argument("--readout-hidden", type=int, default=16)
     p.add_argument("--no-charges", action="store_true", help="no charge head even if the data has charges")
+    p.add_argument("--coulomb", choices=["gaussian", "point", "none"], default="gaussian",
+                   help="the model's energy includes the Coulomb energy of its predicted charges between its atoms, "
+                        "Gaussian-damped or of point charges, or not at all (none: ML-ML electrostatics left to the network)")
+    p.add_argument("--gaussian-sigma", type=float, default=1.0, help="width of the Gaussian damping (length unit of the data)")
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=5e-3)

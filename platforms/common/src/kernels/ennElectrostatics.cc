@@ -70,7 +70,8 @@ DEVICE real erfOverR(real a, real r, real* derivative) {
 
 /**
  * One Coulomb pair seen from site s: adds k q_s q_t f(r) / 2 to the energy, k q_t f(r) to the potential
- * and the force on s. f is 1/r (between ML particles of a Gaussian-damped model erf(r/(sqrt(2) sigma))/r),
+ * and the force on s. f is 1/r (between ML particles of a model whose own Coulomb term is Gaussian-damped
+ * erf(r/(sqrt(2) sigma))/r; ML-ML pairs of a model without that term are excluded, as in coulombRange),
  * minus erf(alpha r)/r with PME, plus the reaction field k_rf r^2 - c_rf with a cutoff. An exception
  * is scaled plain Coulomb without cutoff or wrapping, minus erf(alpha r)/r with PME.
  */
@@ -134,9 +135,18 @@ DEVICE void coulombRange(int s, int first, int last, GLOBAL const real4* RESTRIC
     for (int t = first; t < last; t++) {
         if (t == s)
             continue;
-        const int isException = e < lastException && exceptionPartner[e] == t;
-        coulombPair(s, t, ps, site[t], isException, isException ? exceptionScale[e] : 0, boxA, boxB, boxC, energy, phi, force);
-        e += isException;
+        const int listed = e < lastException && exceptionPartner[e] == t;
+        e += listed;
+#ifdef ML_PAIRS_EXCLUDED
+        // The model's energy has no Coulomb term of its own: its ML-ML pairs are excluded.
+        if (s < NUM_ML && t < NUM_ML) {
+#ifdef PME
+            coulombPair(s, t, ps, site[t], 1, 0, boxA, boxB, boxC, energy, phi, force);
+#endif
+            continue;
+        }
+#endif
+        coulombPair(s, t, ps, site[t], listed, listed ? exceptionScale[e - 1] : 0, boxA, boxB, boxC, energy, phi, force);
     }
 }
 

@@ -55,12 +55,16 @@ DEVICE void harmonics(real3 u, GLOBAL const int* shIndex, GLOBAL const real* shV
 
 /** Positions of the ML particles in the model's length unit, in ML order, from the reordered posq. */
 KERNEL void gatherPositions(GLOBAL const real4* RESTRICT posq, GLOBAL const int* RESTRICT atomIndex, GLOBAL const int* RESTRICT mlOfAtom,
-        int numAtoms, real toModel, GLOBAL real4* RESTRICT pos) {
+        int numAtoms, real toModel, GLOBAL real4* RESTRICT pos, real maxCoordinate, GLOBAL int* RESTRICT status) {
     for (int j = GLOBAL_ID; j < numAtoms; j += GLOBAL_SIZE) {
         const int i = mlOfAtom[atomIndex[j]];
         if (i >= 0) {
             real4 p = posq[j];
             pos[i] = make_real4(p.x * toModel, p.y * toModel, p.z * toModel, 0);
+            if (fabs(p.x) > maxCoordinate || fabs(p.y) > maxCoordinate || fabs(p.z) > maxCoordinate) {
+                status[3] = 1; // a blown-up simulation: the host names the particle
+                status[5] = i;
+            }
         }
     }
 }
@@ -500,14 +504,20 @@ KERNEL void addNodeEnergies(GLOBAL const real* RESTRICT nodeOut, GLOBAL mixed* R
 
 /** q_i = raw_i + offset[element] + (Q - sum)/N: the predicted charges with the total charge imposed. */
 KERNEL void normalizeCharges(GLOBAL const real* RESTRICT raw, GLOBAL const int* RESTRICT species, GLOBAL const real* RESTRICT elementOffsets,
-        int numNodes, mixed totalCharge, GLOBAL mixed* RESTRICT work, GLOBAL real* RESTRICT charges) {
+        int numNodes, mixed totalCharge, GLOBAL mixed* RESTRICT work, GLOBAL real* RESTRICT charges, real maxCharge, GLOBAL int* RESTRICT status) {
     LOCAL mixed buffer[REDUCE_SIZE];
     for (int n = LOCAL_ID; n < numNodes; n += REDUCE_SIZE)
         work[n] = raw[n] + elementOffsets[species[n]];
     SYNC_THREADS;
     const mixed shift = (totalCharge - reduceSum(work, numNodes, buffer)) / numNodes;
-    for (int n = LOCAL_ID; n < numNodes; n += REDUCE_SIZE)
-        charges[n] = (real) (work[n] + shift);
+    for (int n = LOCAL_ID; n < numNodes; n += REDUCE_SIZE) {
+        const real q = (real) (work[n] + shift);
+        charges[n] = q;
+        if (!(fabs(q) <= maxCharge)) { // NaN too
+            status[4] = 1;
+            status[5] = n;
+        }
+    }
 }
 
 /** The charge head's input gradient from the potential phi_i = dE/dq_i (kJ/mol/e): since
