@@ -122,8 +122,10 @@ class TestForce(unittest.TestCase):
         self.assertAlmostEqual(energies["CPU"], energies["Reference"], delta=1e-5 * abs(energies["Reference"]))
 
     def test_coupling_to_nonbonded_force_matches_openmm(self):
-        # Frozen per-element charges: ENNForce coupled to the NonbondedForce, minus the network alone,
-        # reproduces the classical Coulomb energy of the original System (NoCutoff, no LJ).
+        # Frozen per-element charges: ENNForce coupled to the NonbondedForce, minus the ENNForce alone,
+        # reproduces the classical Coulomb energy of the original System without its ML-ML pairs
+        # (NoCutoff, no LJ): coupling adds the ML-MM terms, whether or not the model has its own
+        # Coulomb term (which the ENNForce alone already holds).
         frozen = {1: 0.21, 6: -0.13, 7: -0.47, 8: -0.52}
         z, pos = molecule()
         rng = np.random.default_rng(3)
@@ -143,27 +145,40 @@ class TestForce(unittest.TestCase):
             system.addForce(nb)
             return system, nb
 
+        def without_ml_pairs():
+            system, nb = classical()
+            for i in range(len(z)):
+                for j in range(i):
+                    nb.addException(i, j, 0.0, 0.3, 0.0)
+            return system
+
         def energy_of(system):
             ctx = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
             ctx.setPositions(all_pos)
             return energy(ctx)
 
-        expected = energy_of(classical()[0])
+        expected = energy_of(without_ml_pairs())
+        for name in ("frozen_charges", "frozen_charges_coulomb"):
+            with self.subTest(model=name):
+                self.check_coupling_against(expected, classical, energy_of, name, z, frozen, len(mm), len(all_pos))
+
+    def check_coupling_against(self, expected, classical, energy_of, name, z, frozen, num_mm, num_particles):
         system, nb = classical()
-        force = openmmenn.ENNForce(model("frozen_charges"))
+        force = openmmenn.ENNForce(model(name))
         for i, zi in enumerate(z):
             force.addParticle(i, zi)
         force.setTotalCharge(sum(frozen[zi] for zi in z))
         system.addForce(force)
         force.coupleToNonbondedForce(system, nb)
         self.assertEqual(force.getElectrostaticsMethod(), openmmenn.ENNForce.NoCutoff)
-        self.assertEqual(force.getNumMMParticles(), len(mm))
+        self.assertEqual(force.getNumMMParticles(), num_mm)
         bare_system = openmm.System()
-        for _ in range(len(all_pos)):
+        for _ in range(num_particles):
             bare_system.addParticle(1.0)
-        bare = openmmenn.ENNForce(model("frozen_charges"))
+        bare = openmmenn.ENNForce(model(name))
         for i, zi in enumerate(z):
             bare.addParticle(i, zi)
+        bare.setTotalCharge(force.getTotalCharge())
         bare_system.addForce(bare)
         self.assertAlmostEqual(energy_of(system) - energy_of(bare_system), expected, delta=1e-8 * abs(expected))
 

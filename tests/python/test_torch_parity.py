@@ -16,7 +16,7 @@ import openmmenn
 from openmmenn import builder
 
 try:
-    import torch  # noqa: F401
+    import torch
     from openmmenn.torch_model import TorchENNModel
 except ImportError:  # pragma: no cover - torch is a test dependency on CI
     TorchENNModel = None
@@ -46,7 +46,9 @@ CONFIGURATIONS = {
 }
 
 
-def cpp_evaluate(path, z, positions_angstrom, cell=None, total_charge=0.0):
+def cpp_evaluate(path, z, positions_angstrom, cell=None, total_charge=0.0, pme_tolerance=None):
+    """Energy (eV), forces (eV/A) and charges on the Reference platform. pme_tolerance: the PME error
+    tolerance with which a model's own Coulomb term is summed in a periodic cell (cutoff 0.45 of the cell)."""
     system = openmm.System()
     force = openmmenn.ENNForce(path)
     for zi in z:
@@ -55,6 +57,10 @@ def cpp_evaluate(path, z, positions_angstrom, cell=None, total_charge=0.0):
     if cell is not None:
         force.setUsesPeriodicBoundaryConditions(True)
         system.setDefaultPeriodicBoxVectors(*[openmm.Vec3(*row) * 0.1 for row in cell])
+        if pme_tolerance is not None:
+            force.setElectrostaticsMethod(openmmenn.ENNForce.PME)
+            force.setCutoffDistance(0.045 * min(cell[k][k] for k in range(3)))
+            force.setEwaldErrorTolerance(pme_tolerance)
     system.addForce(force)
     context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
     context.setPositions(positions_angstrom * 0.1)
@@ -88,6 +94,35 @@ class TestTorchParity(unittest.TestCase):
                 builder.write_random_model(path, **kwargs)
                 self.compare(path, name + " vacuum", MOLECULE_Z, MOLECULE, total_charge=-1.0)
                 self.compare(path, name + " small periodic cell", MOLECULE_Z, MOLECULE, SMALL_CELL, total_charge=0.5)
+
+    def test_models_with_their_own_coulomb_term(self):
+        # The model's energy includes the Coulomb energy of its charges: point charges, or Gaussian-damped.
+        # In vacuum both sides sum all pairs directly (1e-10, as everywhere here). That the term is really
+        # there: the same network without it differs by exactly the torch Coulomb energy of the charges.
+        # In a periodic cell C++ uses PME (tolerance 1e-6) and torch an Ewald sum (1e-9): bound 1e-6 of the
+        # Coulomb energy, the PME tolerance (measured 5e-9 and 6e-9).
+        cubic = np.diag([20.0, 20.0, 20.0])
+        with tempfile.TemporaryDirectory() as tmp:
+            for sigma in (None, 0.5):
+                kwargs = dict(channels=4, hidden=("4x0e+4x1o", "4x0e"), residual=(False, True), charge_head=True,
+                              charge_offsets=[0.3, -0.1, -0.45, -0.5], seed=21)
+                path, plain = os.path.join(tmp, "coulomb.enn"), os.path.join(tmp, "plain.enn")
+                builder.write_random_model(path, coulomb=True, gaussian_sigma=sigma, **kwargs)
+                builder.write_random_model(plain, **kwargs)
+                label = f"own Coulomb term, sigma {sigma}"
+                self.compare(path, label + " vacuum", MOLECULE_Z, MOLECULE, total_charge=-1.0)
+                model = TorchENNModel.from_file(path)
+                with_term = cpp_evaluate(path, MOLECULE_Z, MOLECULE, total_charge=-1.0)
+                without = cpp_evaluate(plain, MOLECULE_Z, MOLECULE, total_charge=-1.0)
+                e_coul = float(model.coulomb_energy(torch.tensor(MOLECULE), torch.tensor(with_term["charges"])))
+                self.assertGreater(abs(e_coul), 0.1, label)
+                self.assertAlmostEqual(with_term["energy"] - without["energy"], e_coul, delta=1e-10 * abs(with_term["energy"]), msg=label)
+                periodic = cpp_evaluate(path, MOLECULE_Z, MOLECULE, cubic, total_charge=-1.0, pme_tolerance=1e-6)
+                torch_periodic = model.evaluate(MOLECULE, MOLECULE_Z, cubic, total_charge=-1.0)
+                e_coul_periodic = float(model.coulomb_energy(torch.tensor(MOLECULE), torch.tensor(periodic["charges"]), cubic))
+                error = abs(periodic["energy"] - torch_periodic["energy"]) / abs(e_coul_periodic)
+                print(f"{label}: periodic cell, C++ PME vs torch Ewald: {error:.2e} of the Coulomb energy {e_coul_periodic:.4f} eV")
+                self.assertLess(error, 1e-6, label)
 
     def test_export_round_trip(self):
         with tempfile.TemporaryDirectory() as tmp:
