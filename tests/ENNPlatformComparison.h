@@ -8,6 +8,7 @@
 #include "ENNTestSystems.h"
 #include "openmmenn/ENNModel.h"
 #include "openmm/OpenMMException.h"
+#include <chrono>
 #include <cmath>
 #include <functional>
 #include <iostream>
@@ -156,8 +157,34 @@ inline void expectBadPositionsRefused(OpenMM::Platform& platform, const std::map
     bad[7] = bad[2];
     sim.setPositions(bad);
     expectOpenMMException([&] { sim.energy(); }, "same position");
+    // A blown-up simulation: an atom 1e6 nm away is refused at once, naming it; atoms spread over
+    // thousands of nm (inside the bound) are evaluated with memory that follows the number of atoms.
+    bad = pos;
+    bad[5] = Vec3(1e6, 0, 0);
+    sim.setPositions(bad);
+    const auto start = std::chrono::steady_clock::now();
+    expectOpenMMException([&] { sim.energy(); }, "particle 5 is");
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 1.0) << "the issue's bound";
+    for (size_t i = 0; i < bad.size(); i++)
+        bad[i] = Vec3(9e3 * std::cos(1.7 * i), -9e3 * std::sin(2.3 * i), 4e3 * i / bad.size());
+    sim.setPositions(bad);
+    EXPECT_TRUE(std::isfinite(sim.energy()));
     sim.setPositions(pos);
     EXPECT_EQ(sim.energy(), energy);
+    // Predicted charges far outside anything trained on (here forced by a total charge of 20 e per atom)
+    // are refused, naming the particle, when they enter the energy (a model with its own Coulomb term).
+    Simulation charged(modelPath("damped_charge"), z, pos, nullptr, 20.0 * z.size(), &platform, properties);
+    expectOpenMMException([&] { charged.energy(); }, "the predicted charge of particle");
+}
+
+/** An energy far beyond anything physical (a network with 1e9 eV per unit readout) is an OpenMMException.
+ *  The GPU platforms keep the energy on the device and do not check it. */
+inline void expectAbsurdEnergyRefused(OpenMM::Platform& platform, const std::map<std::string, std::string>& properties) {
+    std::vector<int> z;
+    std::vector<Vec3> pos;
+    smallMolecule(z, pos);
+    Simulation sim(modelPath("absurd_energy"), z, pos, nullptr, 0.0, &platform, properties);
+    expectOpenMMException([&] { sim.energy(); }, "far outside anything the model can describe");
 }
 
 /** NVE drift (kJ/mol/ns/dof) of the test molecule held by an elastic network, as in TestDynamics. */

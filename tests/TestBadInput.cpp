@@ -3,7 +3,7 @@
 // activation, missing fields, random corruption), unknown elements, particle indices out of range,
 // and non-finite positions.
 
-#include "ENNTestUtilities.h"
+#include "ENNPlatformComparison.h"
 #include "openmm/OpenMMException.h"
 #include <nlohmann/json.hpp>
 #include <cstdint>
@@ -67,6 +67,39 @@ TEST(BadInput, WrongMagicAndVersion) {
     expectRejected(rewrite(good, [](json& h, json&) { h["__metadata__"].erase("openmm_enn"); }), "wrong magic");
     expectRejected(rewrite(good, [](json&, json& a) { a["format"] = "something-else"; }), "wrong magic");
     expectRejected(rewrite(good, [](json&, json& a) { a["format_version"] = 99; }), "version 99 is not supported");
+}
+
+// Format version 2 declares the model's energy (charge_head.coulomb); version 1 is read as a model
+// without a Coulomb term of its own, whatever its gaussian_sigma said (docs/model-format.md).
+TEST(BadInput, ChargeHeadDeclaresItsEnergy) {
+    const std::string damped = readBytes(modelPath("damped_charge"));
+    auto load = [](const std::string& data) { return std::unique_ptr<OpenMMENN::ENNForce>(OpenMMENN::ENNForce::createFromModelData(data)); };
+    const auto& model = load(damped)->getModel();
+    EXPECT_TRUE(model.chargeCoulombIncluded);
+    EXPECT_NEAR(model.chargeGaussianSigma, 0.6, 1e-15);
+    expectRejected(rewrite(damped, [](json&, json& a) { a["charge_head"].erase("coulomb"); }), "charge_head.coulomb");
+    expectRejected(rewrite(damped, [](json&, json& a) { a["charge_head"]["coulomb"].erase("included"); }), "included");
+    expectRejected(rewrite(damped, [](json&, json& a) { a["charge_head"]["coulomb"]["damping"] = "yukawa"; }), "must be 'none' or 'gaussian'");
+    expectRejected(rewrite(damped, [](json&, json& a) { a["charge_head"]["coulomb"]["gaussian_sigma"] = -1.0; }), "must be positive");
+    expectRejected(rewrite(damped, [](json&, json& a) { a["charge_head"]["coulomb"] = {{"included", false}, {"damping", "gaussian"}}; }),
+                   "does not include");
+    expectRejected(rewrite(damped, [](json&, json& a) { a["charge_head"]["gaussian_sigma"] = 0.6; }), "belongs in charge_head.coulomb");
+    const std::string version1 = rewrite(damped, [](json&, json& a) {
+        a["format_version"] = 1;
+        a["charge_head"].erase("coulomb");
+        a["charge_head"]["gaussian_sigma"] = 0.6;
+    });
+    const auto& old = load(version1)->getModel();
+    EXPECT_TRUE(old.hasChargeHead);
+    EXPECT_FALSE(old.chargeCoulombIncluded);
+}
+
+TEST(BadInput, BadPositionsAreOpenMMExceptions) {
+    expectBadPositionsRefused(referencePlatform(), {});
+}
+
+TEST(BadInput, AbsurdEnergyIsAnOpenMMException) {
+    expectAbsurdEnergyRefused(referencePlatform(), {});
 }
 
 TEST(BadInput, ShapeMismatchAndMissingTensors) {

@@ -61,4 +61,8 @@ TEST(CpuPlatform, BadPositionsAreOpenMMExceptions) {
     expectBadPositionsRefused(cpuPlatform(), cpuThreads(2));
 }
 
+TEST(CpuPlatform, AbsurdEnergyIsAnOpenMMException) {
+    expectAbsurdEnergyRefused(cpuPlatform(), cpuThreads(2));
+}
+
 } // namespace

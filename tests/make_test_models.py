@@ -40,6 +40,8 @@ models = {
     # Geometry-dependent charges with per-element offsets; the energy includes their Gaussian-damped Coulomb term.
     "damped_charge": dict(channels=4, hidden=("4x0e+4x1o", "4x0e"), residual=(False, True), charge_head=True,
                           charge_offsets=[0.2, -0.1, -0.4, -0.5], coulomb=True, gaussian_sigma=0.6, seed=5),
+    # A network whose energies are absurd (1e9 eV per unit readout), for the energy guard.
+    "absurd_energy": dict(channels=2, hidden=("2x0e",), residual=(False,), seed=6, energy_scale=1e9),
 }
 for name, kwargs in models.items():
     builder.write_random_model(os.path.join(out, name + ".enn"), **kwargs)

@@ -502,10 +502,11 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
                     m.chargeGaussianSigma = coulomb.at("gaussian_sigma").number();
                     if (!(m.chargeGaussianSigma > 0))
                         coulomb.at("gaussian_sigma").invalid("must be positive");
+                    m.chargeGaussianSelfEnergy = coulomb.at("gaussian_self_energy").boolean();
                 } else if (damping != "none")
                     coulomb.at("damping").invalid("must be 'none' or 'gaussian'");
-                else if (coulomb.has("gaussian_sigma"))
-                    coulomb.at("gaussian_sigma").invalid("is only read with damping 'gaussian'");
+                else if (coulomb.has("gaussian_sigma") || coulomb.has("gaussian_self_energy"))
+                    coulomb.invalid("gaussian_sigma and gaussian_self_energy are only read with damping 'gaussian'");
             } else if (coulomb.has("damping") || coulomb.has("gaussian_sigma"))
                 coulomb.invalid("declares damping for a Coulomb term it does not include");
         }

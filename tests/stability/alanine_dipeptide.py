@@ -23,7 +23,7 @@ from openmm import app, unit
 import openmmenn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODEL = os.environ.get("ENN_SHIPPED_MODEL", os.path.join(HERE, "..", "..", "models", "hcno-xtb-small.enn"))
+MODEL = os.environ.get("ENN_SHIPPED_MODEL") or openmmenn.shipped_model()
 XYZ = os.path.join(HERE, "..", "..", "models", "structures", "alanine_dipeptide.xyz")
 # Atom names of the xyz file's order, per residue (amber's ACE, ALA, NME templates).
 RESIDUES = [("ACE", ["CH3", "HH31", "HH32", "HH33", "C", "O"]),

@@ -145,6 +145,9 @@ public:
      *  atoms (charge_head.coulomb.included); otherwise ML-ML electrostatics are implicit in the network. */
     bool chargeCoulombIncluded = false;
     double chargeGaussianSigma = 0.0;         // > 0: that term is erf(r / (sqrt(2) sigma)) / r (length unit)
+    /** With Gaussian damping: the term also holds each Gaussian charge's self energy q_i^2 / (sigma sqrt(2 pi)),
+     *  which makes the Coulomb energy of the charges positive definite (it cannot fall without bound as they grow). */
+    bool chargeGaussianSelfEnergy = false;
 
     /** Index of an atomic number in `elements`, or -1. */
     int elementIndex(int atomicNumber) const;

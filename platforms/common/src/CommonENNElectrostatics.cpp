@@ -116,6 +116,8 @@ CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, ENN
     }
     if (c.mlPairsExcluded)
         defines["ML_PAIRS_EXCLUDED"] = "1";
+    if (c.gaussianSelfEnergy > 0)
+        defines["GAUSSIAN_SELF"] = cc.doubleToString(c.gaussianSelfEnergy);
     if (c.gaussianSigma > 0)
         defines["GAUSSIAN_S"] = cc.doubleToString(1.0 / (std::sqrt(2.0) * c.gaussianSigma));
     if (pme) {

@@ -61,8 +61,11 @@ ENNCouplingParameters::ENNCouplingParameters(const OpenMM::System& system, const
         }
         exceptionScale[{std::min(a->second, b->second), std::max(a->second, b->second)}] = scale;
     }
-    if (modelCoulomb && model.chargeGaussianSigma > 0)
+    if (modelCoulomb && model.chargeGaussianSigma > 0) {
         gaussianSigma = model.chargeGaussianSigma * model.lengthToNm;
+        if (model.chargeGaussianSelfEnergy)
+            gaussianSelfEnergy = 1.0 / (gaussianSigma * std::sqrt(2 * M_PI));
+    }
     if (method == ENNForce::CutoffNonPeriodic || method == ENNForce::CutoffPeriodic) {
         const double eps = force.getReactionFieldDielectric();
         if (!(eps > 0))
@@ -223,6 +226,10 @@ double ReferenceENNElectrostatics::coulomb(const vector<Vec3>& positions, const 
             }
             addPair(a, b, d, f, dfdr);
         }
+    for (int a = 0; a < c.numML; a++) { // the model's own Gaussian self energies, in every method
+        energy += ONE_4PI_EPS0 * c.gaussianSelfEnergy * q[a] * q[a];
+        phi[a] += 2 * ONE_4PI_EPS0 * c.gaussianSelfEnergy * q[a];
+    }
     if (pme) {
         for (int a = 0; a < c.numML; a++) {
             energy -= ONE_4PI_EPS0 * c.alpha / sqrtPi * q[a] * q[a];

@@ -42,6 +42,8 @@ struct ENNCouplingParameters {
      *  ordinary pairs of the method, Gaussian-damped where the model declares it, and take no exceptions. */
     bool mlPairsExcluded = true;
     double cutoff, krf = 0, crf = 0, alpha = 0, gaussianSigma = 0;
+    /** c of the model's Gaussian self energy k c q_i^2 per ML atom (1/(sigma sqrt(2 pi)), 1/nm), or 0. */
+    double gaussianSelfEnergy = 0;
     int grid[3] = {0, 0, 0};
     int numML;
     std::vector<int> sites;           // System particle of each site: ML particles first, then MM

@@ -26,7 +26,7 @@ def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e")
                  radial_hidden=(16, 16), readout_hidden=8, charge_head=False, symmetry="O3",
                  activation="silu", seed=0, weight_std=1.0, units=("eV", "Angstrom"), avg_num_neighbors=8.0,
                  message_parities="natural", energy_scale=0.7, charge_offsets=None, frozen_charges=False,
-                 coulomb=False, gaussian_sigma=None):
+                 coulomb=False, gaussian_sigma=None, gaussian_self_energy=True):
     """Return (architecture, tensors) of a model with N(0, weight_std^2) weights.
 
     message_parities: "natural" gives messages channels x (0e+1o+2e+...), as MACE does; "both"
@@ -35,7 +35,8 @@ def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e")
     readout weights are zero, so the charges are exactly these (tests of the electrostatics).
     coulomb: the model's energy includes the Coulomb energy of its predicted charges between its own
     atoms (charge_head.coulomb.included); gaussian_sigma: that term's Gaussian damping width (length
-    unit), None for point charges.
+    unit), None for point charges; gaussian_self_energy: that term includes the Gaussian charges' self
+    energies (which make it positive definite).
     """
     rng = np.random.default_rng(seed)
     parity = symmetry == "O3"
@@ -151,6 +152,7 @@ def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e")
             declaration["damping"] = "none" if gaussian_sigma is None else "gaussian"
             if gaussian_sigma is not None:
                 declaration["gaussian_sigma"] = float(gaussian_sigma)
+                declaration["gaussian_self_energy"] = bool(gaussian_self_energy)
         elif gaussian_sigma is not None:
             raise ValueError("gaussian_sigma damps the model's own Coulomb term: pass coulomb=True")
         arch["charge_head"]["coulomb"] = declaration

@@ -26,14 +26,17 @@ def coulomb_constant(architecture):
 
 
 def coulomb_declaration(architecture):
-    """(included, gaussian_sigma or None) of a model's charge head, with version 1 read as docs/model-format.md says."""
+    """(included, gaussian_sigma or None, gaussian_self_energy) of a model's charge head, with version 1
+    read as docs/model-format.md says."""
     head = architecture.get("charge_head")
     if head is None or architecture.get("format_version", FORMAT_VERSION) == 1:
-        return False, None
+        return False, None, False
     c = head["coulomb"]
     if not c["included"]:
-        return False, None
-    return True, (float(c["gaussian_sigma"]) if c.get("damping") == "gaussian" else None)
+        return False, None, False
+    if c.get("damping") != "gaussian":
+        return True, None, False
+    return True, float(c["gaussian_sigma"]), bool(c["gaussian_self_energy"])
 _DTYPES = {"F64": np.dtype("<f8"), "F32": np.dtype("<f4")}
 
 

@@ -85,7 +85,7 @@ class TorchENNModel(torch.nn.Module):
         self.r_max = float(a["r_max"])
         self.lmax = int(a["spherical_harmonics"]["lmax"])
         self.charge_head = a.get("charge_head")
-        self.coulomb_included, self.gaussian_sigma = modelfile.coulomb_declaration(a)
+        self.coulomb_included, self.gaussian_sigma, self.gaussian_self_energy = modelfile.coulomb_declaration(a)
         self.coulomb_constant = modelfile.coulomb_constant(a)
         # |Y_l|^2 = 2l + 1 normalisation of the harmonics recursion, as the C++ computes it.
         self._sh_norm = [1.0] * (self.lmax + 1)
@@ -275,7 +275,8 @@ class TorchENNModel(torch.nn.Module):
         """The model's own Coulomb energy of one configuration (model units). In vacuum the sum over all
         pairs of k q_i q_j f(r), f = 1/r or erf(r / (sqrt(2) sigma)) / r. In a periodic cell the Ewald sum
         of point charges (with the neutralizing background), accurate to about `tolerance` relative,
-        plus k q_i q_j (f(r) - 1/r) over the pairs within the real-space cutoff."""
+        plus k q_i q_j (f(r) - 1/r) over the pairs within the real-space cutoff. Gaussian charges with
+        their self energy add k q_i^2 / (sigma sqrt(2 pi)) each."""
         k = self.coulomb_constant
         n = pos.shape[0]
         i, j = torch.triu_indices(n, n, 1)
@@ -285,9 +286,12 @@ class TorchENNModel(torch.nn.Module):
                 return 1.0 / r
             return torch.erf(r / (np.sqrt(2.0) * self.gaussian_sigma)) / r
 
+        self_energy = 0.0
+        if self.gaussian_self_energy:
+            self_energy = k * (q * q).sum() / (self.gaussian_sigma * np.sqrt(2 * np.pi))
         if cell is None:
             r = torch.linalg.norm(pos[i] - pos[j], dim=1)
-            return k * (q[i] * q[j] * damped(r)).sum()
+            return k * (q[i] * q[j] * damped(r)).sum() + self_energy
         cell_np = np.asarray(cell, dtype=float)
         box = torch.as_tensor(cell_np, dtype=pos.dtype)
         volume = abs(np.linalg.det(cell_np))
@@ -323,7 +327,7 @@ class TorchENNModel(torch.nn.Module):
         s2 = (q[:, None] * torch.cos(phase)).sum(0) ** 2 + (q[:, None] * torch.sin(phase)).sum(0) ** 2
         energy = energy + k * 2 * np.pi / volume * (torch.exp(-k2 / (4 * alpha * alpha)) / k2 * s2).sum()
         energy = energy - k * alpha / np.sqrt(np.pi) * (q * q).sum() - k * np.pi * q.sum() ** 2 / (2 * volume * alpha * alpha)
-        return energy
+        return energy + self_energy
 
     def species_of(self, atomic_numbers):
         index = {z: i for i, z in enumerate(self.elements)}

@@ -10,8 +10,9 @@ openmmenn.builder / openmmenn.torch_model, exported to the model file the C++ pl
 Training is reproducible from --seed: the split, the initial weights and the batch order.
 
 With a charge head the model's energy is, by default, E = E_network + E_coul(q): the Gaussian-damped
-Coulomb energy of the predicted charges between the configuration's atoms (an Ewald sum in periodic
-cells), declared in the model file so that every platform evaluates the same energy; the reference
+Coulomb energy of the predicted charges between the configuration's atoms with the Gaussian charges'
+self energies (positive definite, so growing charges cannot lower it without bound; an Ewald sum in
+periodic cells), declared in the model file so that every platform evaluates the same energy; the reference
 charges (xtb_charges) are an auxiliary target. --coulomb none trains E = E_network alone.
 """
 import argparse
@@ -153,7 +154,7 @@ def train(args):
         radial_hidden=tuple(args.radial_hidden), readout_hidden=args.readout_hidden, charge_head=offsets is not None and not args.no_charges,
         charge_offsets=offsets, seed=args.seed, avg_num_neighbors=avg, energy_scale=scale,
         coulomb=offsets is not None and not args.no_charges and args.coulomb != "none",
-        gaussian_sigma=args.gaussian_sigma if args.coulomb == "gaussian" else None)
+        gaussian_sigma=args.gaussian_sigma if args.coulomb == "gaussian" else None, gaussian_self_energy=not args.no_gaussian_self_energy)
     arch["source"] = f"openmmenn.train on {args.data}"
     model = TorchENNModel(arch, tensors, dtype)
     if model.coulomb_included:
@@ -261,6 +262,8 @@ def parser():
                    help="the model's energy includes the Coulomb energy of its predicted charges between its atoms, "
                         "Gaussian-damped or of point charges, or not at all (none: ML-ML electrostatics left to the network)")
     p.add_argument("--gaussian-sigma", type=float, default=1.0, help="width of the Gaussian damping (length unit of the data)")
+    p.add_argument("--no-gaussian-self-energy", action="store_true",
+                   help="leave out the Gaussian charges' self energies (which keep the Coulomb energy positive definite)")
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=5e-3)

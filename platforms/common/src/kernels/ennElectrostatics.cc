@@ -150,8 +150,12 @@ DEVICE void coulombRange(int s, int first, int last, GLOBAL const real4* RESTRIC
     }
 }
 
-/** The PME self term of an ML charge. */
+/** The self terms of an ML charge: the model's Gaussian self energy, and PME's. */
 DEVICE void addSelfTerm(real q, mixed* energy, mixed* phi) {
+#ifdef GAUSSIAN_SELF
+    *energy += (mixed) (ONE_4PI_EPS0 * GAUSSIAN_SELF * q * q);
+    *phi += (mixed) (2 * ONE_4PI_EPS0 * GAUSSIAN_SELF * q);
+#endif
 #ifdef PME
     *energy -= (mixed) (ONE_4PI_EPS0 * ALPHA / SQRT_PI * q * q);
     *phi -= (mixed) (2 * ONE_4PI_EPS0 * ALPHA / SQRT_PI * q);
