@@ -68,6 +68,10 @@ def make_context(model_path, z, pos_angstrom, edge, platform, ligand_pme=False):
     if edge is not None:
         system.setDefaultPeriodicBoxVectors(openmm.Vec3(edge / 10, 0, 0), openmm.Vec3(0, edge / 10, 0), openmm.Vec3(0, 0, edge / 10))
         force.setUsesPeriodicBoundaryConditions(True)
+        if not ligand_pme:
+            # The shipped model's energy includes its own Coulomb term; a periodic box sums it with PME.
+            force.setElectrostaticsMethod(openmmenn.ENNForce.PME)
+            force.setCutoffDistance(min(0.9, 0.45 * edge / 10))
     system.addForce(force)
     if ligand_pme:
         nb = openmm.NonbondedForce()
