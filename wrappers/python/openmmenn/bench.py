@@ -24,7 +24,7 @@ import numpy as np
 import openmm
 
 import openmmenn
-from openmmenn import builder
+from openmmenn import builder, modelfile
 
 MODEL_SIZES = {
     "small": dict(channels=96, hidden=("96x0e", "96x0e"), residual=(False, True), correlation=3, sh_lmax=3,
@@ -68,8 +68,8 @@ def make_context(model_path, z, pos_angstrom, edge, platform, ligand_pme=False):
     if edge is not None:
         system.setDefaultPeriodicBoxVectors(openmm.Vec3(edge / 10, 0, 0), openmm.Vec3(0, edge / 10, 0), openmm.Vec3(0, 0, edge / 10))
         force.setUsesPeriodicBoundaryConditions(True)
-        if not ligand_pme:
-            # The shipped model's energy includes its own Coulomb term; a periodic box sums it with PME.
+        if not ligand_pme and modelfile.coulomb_declaration(modelfile.read(model_path)[0])[0]:
+            # A model whose energy includes its own Coulomb term (the shipped one) sums it with PME.
             force.setElectrostaticsMethod(openmmenn.ENNForce.PME)
             force.setCutoffDistance(min(0.9, 0.45 * edge / 10))
     system.addForce(force)
