@@ -45,6 +45,30 @@ Evaluation subtract(Evaluation a, const Evaluation& b) {
     return a;
 }
 
+/** An independent Ewald sum of point charges in a box: real space over every image within `cutoff`
+ *  (boxes of at least twice the cutoff), the plain reciprocal sum, the self and neutralizing-background terms. */
+double directEwaldEnergy(const std::vector<Vec3>& pos, const std::vector<double>& q, const Vec3* box, double alpha, double cutoff) {
+    double total = 0;
+    for (double qi : q)
+        total += qi;
+    double energy = OpenMMENN::ewaldReciprocal(pos, q, box, alpha, 16, nullptr, nullptr) + OpenMMENN::neutralizingBackgroundEnergy(total, box, alpha);
+    for (size_t i = 0; i < q.size(); i++) {
+        energy -= OpenMMENN::ONE_4PI_EPS0 * alpha / std::sqrt(M_PI) * q[i] * q[i];
+        for (size_t j = 0; j < q.size(); j++)
+            for (int a = -1; a <= 1; a++)
+                for (int b = -1; b <= 1; b++)
+                    for (int c = -1; c <= 1; c++) {
+                        if (i == j && a == 0 && b == 0 && c == 0)
+                            continue;
+                        const Vec3 d = pos[j] - pos[i] + box[0] * a + box[1] * b + box[2] * c;
+                        const double r = std::sqrt(d.dot(d));
+                        if (r < cutoff)
+                            energy += 0.5 * OpenMMENN::ONE_4PI_EPS0 * q[i] * q[j] * std::erfc(alpha * r) / r;
+                    }
+    }
+    return energy;
+}
+
 /** The frozen charges of the ML atoms, in ML order. */
 std::vector<double> chargesOf(const TestSystem& ts) {
     std::vector<double> q;
@@ -220,30 +244,12 @@ TEST(Electrostatics, CouplingToAnEmptyEnvironmentKeepsTheEnergy) {
         const double rf = evaluateWithCharges(*isolatedLigand(ts, model, NonbondedForce::CutoffNonPeriodic, true, cutoff), ts.pos, qCoupled).energy;
         EXPECT_NEAR(rf - alone.energy, ownCoulomb ? rfTerms : 0.0, 1e-10 * std::abs(alone.energy)) << model;
 
-        // The direct Ewald sum of the charges in the box: real space over images within the cutoff (1.6 nm),
-        // the plain reciprocal sum, self and neutralizing-background terms.
         const double alpha = 2.0, pmeCutoff = 1.6;
         const double pme = evaluateWithCharges(*isolatedLigand(ts, model, NonbondedForce::PME, true, pmeCutoff, box), ts.pos, qCoupled).energy;
-        double total = 0;
-        for (double qi : q)
-            total += qi;
         const double reciprocal = OpenMMENN::ewaldReciprocal(ts.pos, q, box, alpha, 16, nullptr, nullptr);
-        images += reciprocal + OpenMMENN::neutralizingBackgroundEnergy(total, box, alpha);
-        for (size_t i = 0; i < q.size(); i++) {
-            images -= OpenMMENN::ONE_4PI_EPS0 * alpha / std::sqrt(M_PI) * q[i] * q[i];
-            for (size_t j = 0; j < q.size(); j++)
-                for (int a = -1; a <= 1; a++)
-                    for (int b = -1; b <= 1; b++)
-                        for (int c = -1; c <= 1; c++) {
-                            if (i == j && a == 0 && b == 0 && c == 0)
-                                continue;
-                            const Vec3 d = ts.pos[j] - ts.pos[i] + box[0] * a + box[1] * b + box[2] * c;
-                            const double r = std::sqrt(d.dot(d));
-                            if (r < pmeCutoff)
-                                images += 0.5 * OpenMMENN::ONE_4PI_EPS0 * q[i] * q[j] * std::erfc(alpha * r) / r;
-                        }
-        }
-        std::cout << model << ": reciprocal " << reciprocal << ", total charge " << total << "; coupled - alone: NoCutoff " << noCutoff.energy - alone.energy << ", reaction field " << rf - alone.energy
+        images += directEwaldEnergy(ts.pos, q, box, alpha, pmeCutoff);
+        std::cout << model << ": reciprocal " << reciprocal << "; coupled - alone: NoCutoff " << noCutoff.energy - alone.energy
+                  << ", reaction field " << rf - alone.energy
                   << " (terms " << rfTerms << "), PME " << pme - alone.energy << " (direct Ewald images " << images << ") kJ/mol" << std::endl;
         EXPECT_NEAR(pme - alone.energy, images, 1e-5 * std::abs(reciprocal)) << model;
     }
@@ -450,33 +456,14 @@ TEST(Electrostatics, NetChargeUsesNeutralizingBackground) {
     bare.addForce(bareForce);
     const double actual = evaluate(system, ts.pos).energy - evaluate(bare, ts.pos).energy;
 
-    std::vector<double> q;
+    const std::vector<double> q = chargesOf(ts);
     std::vector<Vec3> mlPos;
-    double total = 0;
-    for (int i : ts.ml) {
-        q.push_back(ts.charge(i));
+    for (int i : ts.ml)
         mlPos.push_back(ts.pos[i]);
-        total += q.back();
-    }
-    ASSERT_GT(std::abs(total), 0.1);
-    double expected = OpenMMENN::ewaldReciprocal(mlPos, q, CubicBox, alpha, 16, nullptr, nullptr);
-    expected += OpenMMENN::neutralizingBackgroundEnergy(total, CubicBox, alpha);
-    for (size_t i = 0; i < q.size(); i++) {
-        expected -= OpenMMENN::ONE_4PI_EPS0 * alpha / std::sqrt(M_PI) * q[i] * q[i];
-        for (size_t j = 0; j < q.size(); j++)
-            for (int a = -1; a <= 1; a++)
-                for (int b = -1; b <= 1; b++)
-                    for (int c = -1; c <= 1; c++) {
-                        if (i == j && a == 0 && b == 0 && c == 0)
-                            continue;
-                        Vec3 d = ts.pos[j] - ts.pos[i] + CubicBox[0] * a + CubicBox[1] * b + CubicBox[2] * c;
-                        const double r = std::sqrt(d.dot(d));
-                        if (r < 1.0) // the same real-space cutoff
-                            expected += 0.5 * OpenMMENN::ONE_4PI_EPS0 * q[i] * q[j] * std::erfc(alpha * r) / r;
-                    }
-    }
+    ASSERT_GT(std::abs(ts.mlTotalCharge()), 0.1);
+    const double expected = directEwaldEnergy(mlPos, q, CubicBox, alpha, 1.0); // the same real-space cutoff
     // The molecule's intramolecular pairs are all within the cutoff and not excluded here.
-    std::cout << "net charge " << total << ": ENNForce " << actual << ", Ewald " << expected << std::endl;
+    std::cout << "net charge " << ts.mlTotalCharge() << ": ENNForce " << actual << ", Ewald " << expected << std::endl;
     EXPECT_NEAR(actual, expected, 1e-6 * std::abs(expected));
 }
 
