@@ -3,10 +3,14 @@
 
 #include "openmmenn/ENNForce.h"
 #include "openmmenn/ENNModel.h"
+#include "openmm/CustomGBForce.h"
 #include "openmm/GBSAOBCForce.h"
+#include "openmm/TabulatedFunction.h"
 #include "openmm/NonbondedForce.h"
 #include "openmm/OpenMMException.h"
+#include <cmath>
 #include <map>
+#include <regex>
 #include <set>
 
 using namespace OpenMMENN;
@@ -24,6 +28,22 @@ void checkForceInSystem(const OpenMM::System& system, const OpenMM::Force& force
         if (&system.getForce(i) == &force)
             return;
     throw OpenMMException("ENNForce: the " + name + " to couple to is not in the System");
+}
+
+void removeForceFromSystem(OpenMM::System& system, const OpenMM::Force& force) {
+    for (int i = 0; i < system.getNumForces(); i++)
+        if (&system.getForce(i) == &force) {
+            system.removeForce(i);
+            return;
+        }
+}
+
+/** The value of `name=<number>` in one of openmm.app's GB expressions, or NaN where it is absent. */
+double expressionConstant(const std::string& expression, const std::string& name) {
+    std::smatch match;
+    if (std::regex_search(expression, match, std::regex("(^|[;\\s])" + name + "=([-+0-9.eE]+)")))
+        return std::stod(match[2]);
+    return std::nan("");
 }
 
 } // namespace
@@ -86,6 +106,56 @@ void ENNForce::getGBSAOBCParameters(double& solute, double& solvent, double& sur
     surfaceArea = surfaceAreaEnergy;
 }
 
+void ENNForce::setImplicitSolventModel(ImplicitSolventModel model) {
+    if (model < OBC2 || model > GBn2)
+        throw OpenMMException("ENNForce: unknown implicit-solvent model " + std::to_string(int(model)));
+    implicitSolventModel = model;
+}
+
+void ENNForce::setGBFormulation(GBFormulation formulation) {
+    if (formulation != GBSAOBCForceFormulation && formulation != AppCustomGBFormulation)
+        throw OpenMMException("ENNForce: unknown GB formulation " + std::to_string(int(formulation)));
+    gbFormulation = formulation;
+}
+
+void ENNForce::setImplicitSolventKappa(double kappa) {
+    if (!(kappa >= 0) || !std::isfinite(kappa))
+        throw OpenMMException("ENNForce: the implicit-solvent kappa must be zero or positive (1/nm)");
+    implicitSolventKappa = kappa;
+}
+
+void ENNForce::setGBParticleBornParameters(int index, double alpha, double beta, double gamma, int neckIndex) {
+    checkIndex(index, gbParticles.size(), "GB particle");
+    GBParticle& p = gbParticles[index];
+    p.alpha = alpha;
+    p.beta = beta;
+    p.gamma = gamma;
+    p.neckIndex = neckIndex;
+}
+
+void ENNForce::getGBParticleBornParameters(int index, double& alpha, double& beta, double& gamma, int& neckIndex) const {
+    checkIndex(index, gbParticles.size(), "GB particle");
+    const GBParticle& p = gbParticles[index];
+    alpha = p.alpha;
+    beta = p.beta;
+    gamma = p.gamma;
+    neckIndex = p.neckIndex;
+}
+
+void ENNForce::setGBNeckTables(int size, const std::vector<double>& m0, const std::vector<double>& d0) {
+    if (size < 0 || m0.size() != size_t(size) * size || d0.size() != size_t(size) * size)
+        throw OpenMMException("ENNForce: the GB neck tables must each hold size x size values");
+    neckTableSize = size;
+    neckM0 = m0;
+    neckD0 = d0;
+}
+
+void ENNForce::getGBNeckTables(int& size, std::vector<double>& m0, std::vector<double>& d0) const {
+    size = neckTableSize;
+    m0 = neckM0;
+    d0 = neckD0;
+}
+
 int ENNForce::addGBParticle(int particle, double charge, double radius, double scaleFactor) {
     gbParticles.push_back({particle, charge, radius, scaleFactor});
     return getNumGBParticles() - 1;
@@ -102,7 +172,11 @@ void ENNForce::getGBParticleParameters(int index, int& particle, double& charge,
 
 void ENNForce::setGBParticleParameters(int index, int particle, double charge, double radius, double scaleFactor) {
     checkIndex(index, gbParticles.size(), "GB particle");
-    gbParticles[index] = {particle, charge, radius, scaleFactor};
+    GBParticle& p = gbParticles[index];
+    p.particle = particle;
+    p.charge = charge;
+    p.radius = radius;
+    p.scaleFactor = scaleFactor;
 }
 
 void ENNForce::coupleToNonbondedForce(OpenMM::System& system, OpenMM::NonbondedForce& nonbonded) {
@@ -197,10 +271,129 @@ void ENNForce::coupleToGBSAOBCForce(OpenMM::System& system, OpenMM::GBSAOBCForce
         gbsa.getParticleParameters(i, charge, radius, scale);
         gbParticles.push_back({i, charge, radius, scale});
     }
+    implicitSolventModel = OBC2;
+    gbFormulation = GBSAOBCForceFormulation;
+    implicitSolventKappa = 0.0;
     implicitSolvent = true;
-    for (int i = 0; i < system.getNumForces(); i++)
-        if (&system.getForce(i) == &gbsa) {
-            system.removeForce(i);
-            break;
+    removeForceFromSystem(system, gbsa);
+}
+
+void ENNForce::coupleToCustomGBForce(OpenMM::System& system, OpenMM::CustomGBForce& gb) {
+    checkForceInSystem(system, gb, "CustomGBForce");
+    if (implicitSolvent || !gbParticles.empty())
+        throw OpenMMException("ENNForce: implicit solvent is already set up; couple to one GB force only, once");
+    if (!model->hasChargeHead)
+        throw OpenMMException("ENNForce: electrostatic coupling needs a model with a charge head");
+    if (gb.getNumParticles() != system.getNumParticles())
+        throw OpenMMException("ENNForce: the CustomGBForce has " + std::to_string(gb.getNumParticles()) + " particles but the System has " +
+                              std::to_string(system.getNumParticles()));
+    const std::string unknown = "ENNForce: this CustomGBForce is not one of openmm.app's implicit-solvent models (HCT, OBC1, OBC2, GBn, "
+                                "GBn2, as ForceField's implicit/*.xml files or createSystem(implicitSolvent=...) make them): ";
+    // The Born radii: the computed value B, whose expression names the model.
+    std::string born;
+    for (int i = 0; i < gb.getNumComputedValues(); i++) {
+        std::string name, expression;
+        OpenMM::CustomGBForce::ComputationType type;
+        gb.getComputedValueParameters(i, name, expression, type);
+        if (name == "B")
+            born = expression;
+    }
+    struct Known {
+        const char* signature;
+        ImplicitSolventModel model;
+        double offset;
+    };
+    const Known known[] = {{"1/(1/or-I)", HCT, 0.009},
+                           {"tanh(0.8*psi+2.909125*psi^3)", OBC1, 0.009},
+                           {"tanh(psi-0.8*psi^2+4.85*psi^3)", OBC2, 0.009},
+                           {"tanh(1.09511284*psi-1.907992938*psi^2+2.50798245*psi^3)", GBn, 0.009},
+                           {"tanh(alpha*psi-beta*psi^2+gamma*psi^3)", GBn2, 0.0195141}};
+    const Known* found = nullptr;
+    for (const Known& k : known)
+        if (born.find(k.signature) != std::string::npos)
+            found = &k;
+    if (found == nullptr)
+        throw OpenMMException(unknown + "its Born radius (computed value B) is '" + born + "'. Build the System with one of those, or with a GBSAOBCForce");
+    if (gb.getNonbondedMethod() != OpenMM::CustomGBForce::NoCutoff)
+        throw OpenMMException("ENNForce: implicit solvent with a cutoff is not supported; create the System with nonbondedMethod=NoCutoff");
+    // Dielectrics, kappa and the offset are written into the energy terms; the ACE term is present or not.
+    double solute = std::nan(""), solvent = std::nan(""), kappa = std::nan(""), offset = std::nan("");
+    bool ace = false;
+    for (int i = 0; i < gb.getNumEnergyTerms(); i++) {
+        std::string expression;
+        OpenMM::CustomGBForce::ComputationType type;
+        gb.getEnergyTermParameters(i, expression, type);
+        if (expression.find("(radius/B)^6") != std::string::npos) {
+            if (expression.find("28.3919551*(radius+0.14)^2") == std::string::npos)
+                throw OpenMMException(unknown + "its surface term is '" + expression + "'");
+            ace = true;
+            continue;
         }
+        if (expression.find("138.935485*(1/soluteDielectric-") == std::string::npos)
+            throw OpenMMException(unknown + "its energy term is '" + expression + "'");
+        if (!std::isnan(expressionConstant(expression, "cutoff")))
+            throw OpenMMException("ENNForce: implicit solvent with a cutoff is not supported; create the System with nonbondedMethod=NoCutoff");
+        solute = expressionConstant(expression, "soluteDielectric");
+        solvent = expressionConstant(expression, "solventDielectric");
+        kappa = expressionConstant(expression, "kappa");
+        offset = expressionConstant(expression, "offset");
+    }
+    if (std::isnan(solute) || std::isnan(solvent) || std::isnan(kappa) || offset != found->offset)
+        throw OpenMMException(unknown + "its energy terms do not state the dielectrics, kappa and offset as openmm.app writes them");
+    // Per-particle parameters by name: charge, or (radius - offset), sr (scaled or), [alpha, beta, gamma], [radindex].
+    std::map<std::string, int> column;
+    for (int i = 0; i < gb.getNumPerParticleParameters(); i++)
+        column[gb.getPerParticleParameterName(i)] = i;
+    const bool neck = found->model == GBn || found->model == GBn2;
+    std::vector<std::string> needed = {"charge", "or", "sr"};
+    if (found->model == GBn2)
+        needed.insert(needed.end(), {"alpha", "beta", "gamma"});
+    if (neck)
+        needed.push_back("radindex");
+    for (const std::string& name : needed)
+        if (!column.count(name))
+            throw OpenMMException(unknown + "it has no per-particle parameter '" + name + "'");
+    std::vector<double> m0, d0;
+    int tableSize = 0;
+    if (neck) {
+        auto table = [&](const std::string& name, std::vector<double>& values) {
+            for (int i = 0; i < gb.getNumTabulatedFunctions(); i++)
+                if (gb.getTabulatedFunctionName(i) == name) {
+                    auto* f = dynamic_cast<const OpenMM::Discrete2DFunction*>(&gb.getTabulatedFunction(i));
+                    int xsize, ysize;
+                    if (f != nullptr) {
+                        f->getFunctionParameters(xsize, ysize, values);
+                        if (xsize == ysize)
+                            return xsize;
+                    }
+                }
+            throw OpenMMException(unknown + "it has no square Discrete2DFunction '" + name + "'");
+        };
+        tableSize = table("getm0", m0);
+        if (table("getd0", d0) != tableSize)
+            throw OpenMMException(unknown + "its neck tables differ in size");
+    }
+    setGBSAOBCParameters(solute, solvent, ace ? 28.3919551 / (4 * M_PI) : 0.0);
+    setImplicitSolventKappa(kappa);
+    std::vector<double> p;
+    for (int i = 0; i < gb.getNumParticles(); i++) {
+        gb.getParticleParameters(i, p);
+        const double offsetRadius = p[column["or"]];
+        if (!(offsetRadius > 0))
+            throw OpenMMException("ENNForce: the CustomGBForce gives particle " + std::to_string(i) + " no positive radius");
+        const int index = addGBParticle(i, p[column["charge"]], offsetRadius + offset, p[column["sr"]] / offsetRadius);
+        if (found->model == GBn2)
+            setGBParticleBornParameters(index, p[column["alpha"]], p[column["beta"]], p[column["gamma"]], 0);
+        if (neck) {
+            const double radiusIndex = p[column["radindex"]];
+            if (radiusIndex < 0 || radiusIndex >= tableSize || radiusIndex != std::floor(radiusIndex))
+                throw OpenMMException("ENNForce: the CustomGBForce gives particle " + std::to_string(i) + " a neck index outside its tables");
+            gbParticles[index].neckIndex = static_cast<int>(radiusIndex);
+        }
+    }
+    setGBNeckTables(tableSize, m0, d0);
+    implicitSolventModel = found->model;
+    gbFormulation = AppCustomGBFormulation;
+    implicitSolvent = true;
+    removeForceFromSystem(system, gb);
 }

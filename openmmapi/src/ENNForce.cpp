@@ -52,6 +52,10 @@ bool ENNForce::hasChargeHead() const {
     return model->hasChargeHead;
 }
 
+bool ENNForce::includesCoulombTerm() const {
+    return model->hasChargeHead && model->chargeCoulombIncluded;
+}
+
 std::vector<double> ENNForce::getCharges(OpenMM::Context& context) const {
     if (!model->hasChargeHead)
         throw OpenMMException("ENNForce: the model has no charge head, so it predicts no charges");

@@ -59,7 +59,7 @@ class ENNForceProxy : public OpenMM::SerializationProxy {
 public:
     ENNForceProxy() : SerializationProxy("ENNForce") {}
     void serialize(const void* object, SerializationNode& node) const override {
-        node.setIntProperty("version", 1);
+        node.setIntProperty("version", 2);
         const ENNForce& force = *reinterpret_cast<const ENNForce*>(object);
         node.setIntProperty("forceGroup", force.getForceGroup());
         node.setBoolProperty("usesPeriodic", force.usesPeriodicBoundaryConditions());
@@ -100,16 +100,27 @@ public:
         SerializationNode& gb = el.createChildNode("ImplicitSolvent");
         gb.setBoolProperty("enabled", force.getUseImplicitSolvent()).setDoubleProperty("soluteDielectric", solute);
         gb.setDoubleProperty("solventDielectric", solvent).setDoubleProperty("surfaceAreaEnergy", surface);
+        gb.setIntProperty("model", force.getImplicitSolventModel()).setIntProperty("formulation", force.getGBFormulation());
+        gb.setDoubleProperty("kappa", force.getImplicitSolventKappa());
         for (int i = 0; i < force.getNumGBParticles(); i++) {
-            int particle;
-            double charge, radius, scale;
+            int particle, neckIndex;
+            double charge, radius, scale, alpha, beta, gamma;
             force.getGBParticleParameters(i, particle, charge, radius, scale);
-            gb.createChildNode("Particle").setIntProperty("index", particle).setDoubleProperty("q", charge).setDoubleProperty("r", radius).setDoubleProperty("s", scale);
+            force.getGBParticleBornParameters(i, alpha, beta, gamma, neckIndex);
+            gb.createChildNode("Particle").setIntProperty("index", particle).setDoubleProperty("q", charge).setDoubleProperty("r", radius)
+                .setDoubleProperty("s", scale).setDoubleProperty("alpha", alpha).setDoubleProperty("beta", beta)
+                .setDoubleProperty("gamma", gamma).setIntProperty("neck", neckIndex);
         }
+        int neckSize;
+        std::vector<double> m0, d0;
+        force.getGBNeckTables(neckSize, m0, d0);
+        SerializationNode& neck = el.createChildNode("NeckTables").setIntProperty("size", neckSize);
+        for (size_t k = 0; k < m0.size(); k++)
+            neck.createChildNode("Value").setDoubleProperty("m0", m0[k]).setDoubleProperty("d0", d0[k]);
     }
     void* deserialize(const SerializationNode& node) const override {
         int version = node.getIntProperty("version");
-        if (version != 1)
+        if (version != 1 && version != 2)
             throw OpenMMException("ENNForce: unsupported serialization version " + std::to_string(version));
         ENNForce* force = ENNForce::createFromModelData(decodeBase64(node.getStringProperty("model")));
         try {
@@ -132,8 +143,24 @@ public:
             force->setUseImplicitSolvent(gb.getBoolProperty("enabled"));
             force->setGBSAOBCParameters(gb.getDoubleProperty("soluteDielectric"), gb.getDoubleProperty("solventDielectric"),
                                         gb.getDoubleProperty("surfaceAreaEnergy"));
-            for (const SerializationNode& p : gb.getChildren())
-                force->addGBParticle(p.getIntProperty("index"), p.getDoubleProperty("q"), p.getDoubleProperty("r"), p.getDoubleProperty("s"));
+            for (const SerializationNode& p : gb.getChildren()) {
+                const int index = force->addGBParticle(p.getIntProperty("index"), p.getDoubleProperty("q"), p.getDoubleProperty("r"),
+                                                       p.getDoubleProperty("s"));
+                force->setGBParticleBornParameters(index, p.getDoubleProperty("alpha", 0.0), p.getDoubleProperty("beta", 0.0),
+                                                   p.getDoubleProperty("gamma", 0.0), p.getIntProperty("neck", 0));
+            }
+            if (version >= 2) {
+                force->setImplicitSolventModel(static_cast<ENNForce::ImplicitSolventModel>(gb.getIntProperty("model")));
+                force->setGBFormulation(static_cast<ENNForce::GBFormulation>(gb.getIntProperty("formulation")));
+                force->setImplicitSolventKappa(gb.getDoubleProperty("kappa"));
+                const SerializationNode& neck = el.getChildNode("NeckTables");
+                std::vector<double> m0, d0;
+                for (const SerializationNode& v : neck.getChildren()) {
+                    m0.push_back(v.getDoubleProperty("m0"));
+                    d0.push_back(v.getDoubleProperty("d0"));
+                }
+                force->setGBNeckTables(neck.getIntProperty("size"), m0, d0);
+            }
         } catch (...) {
             delete force;
             throw;

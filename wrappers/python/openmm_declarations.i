@@ -15,4 +15,5 @@ class Context;
 class System;
 class NonbondedForce : public Force {};
 class GBSAOBCForce : public Force {};
+class CustomGBForce : public Force {};
 }

@@ -12,6 +12,7 @@ namespace std {
 #include "openmmenn/ENNForce.h"
 #include "openmm/OpenMMException.h"
 #include "openmm/Context.h"
+#include "openmm/CustomGBForce.h"
 #include "openmm/GBSAOBCForce.h"
 #include "openmm/NonbondedForce.h"
 #include "openmm/System.h"
@@ -19,6 +20,14 @@ namespace std {
 
 %pythoncode %{
 import openmm
+
+
+def _value_in(value, unit):
+    """A number in OpenMM's units: a Quantity converted to unit(openmm.unit), a plain number as it is."""
+    if hasattr(value, "value_in_unit"):
+        import openmm.unit
+        return value.value_in_unit(unit(openmm.unit))
+    return value
 %}
 
 // C++ exceptions become openmm.OpenMMException where OpenMM's Python defines it, else Exception.
@@ -40,9 +49,71 @@ import openmm
     }
 }
 
-%apply int& OUTPUT { int& particle, int& atomicNumber, int& particle1, int& particle2, int& nx, int& ny, int& nz };
+%apply int& OUTPUT { int& particle, int& atomicNumber, int& particle1, int& particle2, int& nx, int& ny, int& nz, int& neckIndex };
 %apply double& OUTPUT { double& charge, double& chargeScale, double& alpha, double& radius, double& scaleFactor,
-                        double& soluteDielectric, double& solventDielectric, double& surfaceAreaEnergy };
+                        double& soluteDielectric, double& solventDielectric, double& surfaceAreaEnergy, double& beta, double& gamma };
+%ignore OpenMMENN::ENNForce::getGBNeckTables;
+
+// Quantities are accepted wherever OpenMM accepts them; plain numbers are in OpenMM's units (nm, e, kJ/mol).
+%pythonprepend OpenMMENN::ENNForce::ENNForce %{
+    modelFile = str(modelFile)  # a pathlib.Path too
+%}
+%pythonprepend OpenMMENN::ENNForce::setTotalCharge %{
+    charge = _value_in(charge, lambda u: u.elementary_charge)
+%}
+%pythonprepend OpenMMENN::ENNForce::setCutoffDistance %{
+    distance = _value_in(distance, lambda u: u.nanometer)
+%}
+%pythonprepend OpenMMENN::ENNForce::setPMEParameters %{
+    alpha = _value_in(alpha, lambda u: u.nanometer**-1)
+%}
+%pythonprepend OpenMMENN::ENNForce::setImplicitSolventKappa %{
+    kappa = _value_in(kappa, lambda u: u.nanometer**-1)
+%}
+%pythonprepend OpenMMENN::ENNForce::addMMParticle %{
+    charge = _value_in(charge, lambda u: u.elementary_charge)
+%}
+%pythonprepend OpenMMENN::ENNForce::setMMParticleParameters %{
+    charge = _value_in(charge, lambda u: u.elementary_charge)
+%}
+%pythonprepend OpenMMENN::ENNForce::addGBParticle %{
+    charge, radius = _value_in(charge, lambda u: u.elementary_charge), _value_in(radius, lambda u: u.nanometer)
+%}
+%pythonprepend OpenMMENN::ENNForce::setGBParticleParameters %{
+    charge, radius = _value_in(charge, lambda u: u.elementary_charge), _value_in(radius, lambda u: u.nanometer)
+%}
+%pythonprepend OpenMMENN::ENNForce::setGBSAOBCParameters %{
+    surfaceAreaEnergy = _value_in(surfaceAreaEnergy, lambda u: u.kilojoule_per_mole / u.nanometer**2)
+%}
+
+// getCharges(context, asNumpy=False): a list of floats (e), or a numpy array, as State.getPositions(asNumpy=True).
+%rename(_getCharges) OpenMMENN::ENNForce::getCharges;
+%extend OpenMMENN::ENNForce {
+%pythoncode %{
+    def getCharges(self, context, asNumpy=False):
+        """The predicted charges (elementary charges) of the ML particles, in the order they were added, at the
+        Context's current positions: a list of floats, or a numpy array if asNumpy is True. Needs a charge head."""
+        charges = self._getCharges(context)
+        if asNumpy:
+            import numpy
+            return numpy.array(charges)
+        return list(charges)
+
+    @staticmethod
+    def cast(force):
+        """The ENNForce behind a Force, e.g. system.getForce(i) after XmlSerializer.deserialize, where OpenMM's
+        Python returns a plain Force. Raises OpenMMException if it is not an ENNForce."""
+        return _enn._castToENNForce(force)
+%}
+}
+%inline %{
+OpenMMENN::ENNForce* _castToENNForce(OpenMM::Force* force) {
+    OpenMMENN::ENNForce* enn = dynamic_cast<OpenMMENN::ENNForce*>(force);
+    if (enn == nullptr)
+        throw OpenMM::OpenMMException("this Force is not an ENNForce");
+    return enn;
+}
+%}
 %newobject OpenMMENN::ENNForce::createFromModelData;
 %ignore OpenMMENN::ENNForce::getModel;
 %ignore OpenMMENN::ENNForce::getModelPtr;

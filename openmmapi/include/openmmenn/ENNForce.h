@@ -11,6 +11,7 @@
 namespace OpenMM {
 class NonbondedForce;
 class GBSAOBCForce;
+class CustomGBForce;
 } // namespace OpenMM
 
 namespace OpenMMENN {
@@ -30,9 +31,9 @@ class ENNModel;
  * Gaussian-damped) Coulomb energy of its predicted charges between its own atoms, which this force then
  * evaluates itself, coupled or not. Electrostatics with predicted charges: ENNForce can compute every
  * electrostatic term that involves the ML atoms' predicted charges (ML-MM Coulomb with NoCutoff, reaction field or
- * PME; generalized Born OBC2 with the ACE surface term), with the chain-rule force
- * -sum_i phi_i dq_i/dx that makes the dynamics conserve energy. coupleToNonbondedForce() and
- * coupleToGBSAOBCForce() rewire a System so that MM-MM terms stay with OpenMM's own forces.
+ * PME; generalized Born HCT/OBC1/OBC2/GBn/GBn2 with the ACE surface term), with the chain-rule force
+ * -sum_i phi_i dq_i/dx that makes the dynamics conserve energy. coupleToNonbondedForce(),
+ * coupleToGBSAOBCForce() and coupleToCustomGBForce() rewire a System so that MM-MM terms stay with OpenMM's own forces.
  */
 class ENNForce : public OpenMM::Force {
 public:
@@ -49,23 +50,31 @@ public:
 
     /** Add a System particle to the ML region; returns its index within this force. */
     int addParticle(int particle, int atomicNumber);
+    /** The number of particles in the ML region. */
     int getNumParticles() const { return static_cast<int>(particles.size()); }
+    /** The System particle and atomic number of ML particle `index`. */
     void getParticleParameters(int index, int& particle, int& atomicNumber) const;
+    /** Change the System particle and atomic number of ML particle `index`. */
     void setParticleParameters(int index, int particle, int atomicNumber);
 
     /** Total charge of the ML region (elementary charges) that predicted charges sum to. */
     double getTotalCharge() const { return totalCharge; }
+    /** Set the total charge (e) the predicted charges sum to. */
     void setTotalCharge(double charge) { totalCharge = charge; }
 
     /** Whether the ML region is evaluated with periodic boundary conditions (default false). */
     /** Periodic electrostatics methods (CutoffPeriodic, PME) make the force periodic regardless. */
     void setUsesPeriodicBoundaryConditions(bool periodic) { usePeriodic = periodic; }
+    /** Whether the force is periodic: set so, or made so by a periodic electrostatics method. */
     bool usesPeriodicBoundaryConditions() const override {
         return usePeriodic || electrostaticsMethod == CutoffPeriodic || electrostaticsMethod == PME;
     }
 
     /** True if the model predicts charges. */
     bool hasChargeHead() const;
+    /** True if the model's energy includes the Coulomb energy of its predicted charges between its own atoms
+     *  (declared in its file; docs/electrostatics.md), which this force then evaluates. */
+    bool includesCoulombTerm() const;
     /** The predicted charges (elementary charges) of the ML particles, in the order they were added,
      *  at the Context's current positions. Throws if the model has no charge head. */
     std::vector<double> getCharges(OpenMM::Context& context) const;
@@ -86,41 +95,87 @@ public:
      *  of that ML-ML sum: NoElectrostatics then means NoCutoff for a non-periodic force; a periodic force
      *  must choose PME or CutoffPeriodic. */
     void setElectrostaticsMethod(ElectrostaticsMethod method) { electrostaticsMethod = method; }
+    /** The electrostatics method of the predicted charges. */
     ElectrostaticsMethod getElectrostaticsMethod() const { return electrostaticsMethod; }
     /** Cutoff for reaction field and the PME real-space sum (nm). */
     void setCutoffDistance(double distance) { cutoffDistance = distance; }
+    /** The cutoff (nm) for reaction field and the PME real-space sum. */
     double getCutoffDistance() const { return cutoffDistance; }
+    /** The dielectric beyond the cutoff for reaction field (as NonbondedForce). */
     void setReactionFieldDielectric(double dielectric) { reactionFieldDielectric = dielectric; }
+    /** The dielectric beyond the cutoff for reaction field. */
     double getReactionFieldDielectric() const { return reactionFieldDielectric; }
     /** Used, as in NonbondedForce, to choose alpha and the grid when setPMEParameters gave alpha = 0. */
     void setEwaldErrorTolerance(double tolerance) { ewaldErrorTolerance = tolerance; }
+    /** The error tolerance that chooses PME's alpha and grid when they are not set. */
     double getEwaldErrorTolerance() const { return ewaldErrorTolerance; }
     /** alpha (1/nm) and grid dimensions; alpha = 0 means choose them from the error tolerance. */
     void setPMEParameters(double alpha, int nx, int ny, int nz);
+    /** PME's alpha (1/nm) and grid dimensions; alpha = 0 means chosen from the error tolerance. */
     void getPMEParameters(double& alpha, int& nx, int& ny, int& nz) const;
 
     /** A fixed-charge (MM) particle that interacts with the ML atoms. */
     int addMMParticle(int particle, double charge);
+    /** The number of fixed-charge (MM) particles. */
     int getNumMMParticles() const { return static_cast<int>(mmParticles.size()); }
+    /** The System particle and charge (e) of MM particle `index`. */
     void getMMParticleParameters(int index, int& particle, double& charge) const;
+    /** Change the System particle and charge (e) of MM particle `index` (then updateParametersInContext). */
     void setMMParticleParameters(int index, int particle, double charge);
 
     /** A pair (System particle indices, at least one in the ML region) whose Coulomb interaction is
      *  scaled by chargeScale (0: excluded; e.g. 0.8333 for AMBER 1-4 pairs), computed without cutoff. */
     int addElectrostaticException(int particle1, int particle2, double chargeScale);
+    /** The number of electrostatic exceptions. */
     int getNumElectrostaticExceptions() const { return static_cast<int>(exceptions.size()); }
+    /** The particles and Coulomb scale of exception `index`. */
     void getElectrostaticExceptionParameters(int index, int& particle1, int& particle2, double& chargeScale) const;
 
-    /** Generalized Born (OBC2) with the ACE surface term over the ML and MM particles given by addGBParticle. */
+    /** Generalized Born with the ACE surface term over the ML and MM particles given by addGBParticle. */
     void setUseImplicitSolvent(bool use) { implicitSolvent = use; }
+    /** Whether generalized Born implicit solvent is on. */
     bool getUseImplicitSolvent() const { return implicitSolvent; }
+    /** The Born-radius model: the HCT pair integral, rescaled by tanh(alpha psi - beta psi^2 + gamma psi^3) (OBC1,
+     *  OBC2, GBn, GBn2: Amber igb 2, 5, 7, 8), with the neck correction of GBn and GBn2, or unscaled (HCT, igb 1). */
+    enum ImplicitSolventModel { OBC2 = 0, OBC1 = 1, HCT = 2, GBn = 3, GBn2 = 4 };
+    /** Choose the Born-radius model. */
+    void setImplicitSolventModel(ImplicitSolventModel model);
+    /** The Born-radius model. */
+    ImplicitSolventModel getImplicitSolventModel() const { return implicitSolventModel; }
+    /** How the terms are written. GBSAOBCForce's form (OBC2 only; 1/(4 pi eps0) of CODATA 2018, and the HCT integral
+     *  with the term for an atom buried inside a neighbour's scaled sphere), or that of the CustomGBForce models of
+     *  openmm.app (implicit/NAME.xml, createSystem(implicitSolvent=...): 1/(4 pi eps0) = 138.935485, no buried-atom term). */
+    enum GBFormulation { GBSAOBCForceFormulation = 0, AppCustomGBFormulation = 1 };
+    /** Choose how the GB terms are written (see GBFormulation). */
+    void setGBFormulation(GBFormulation formulation);
+    /** How the GB terms are written. */
+    GBFormulation getGBFormulation() const { return gbFormulation; }
+    /** Debye screening parameter of dissolved salt (1/nm; 0, the default, means no salt), as openmm.app's implicitSolventKappa. */
+    void setImplicitSolventKappa(double kappa);
+    /** The Debye screening parameter (1/nm). */
+    double getImplicitSolventKappa() const { return implicitSolventKappa; }
+    /** Dielectrics, and the ACE surface-area energy (kJ/mol/nm^2; 0 turns the surface term off). */
     void setGBSAOBCParameters(double soluteDielectric, double solventDielectric, double surfaceAreaEnergy);
+    /** The solute and solvent dielectrics and the ACE surface-area energy (kJ/mol/nm^2). */
     void getGBSAOBCParameters(double& soluteDielectric, double& solventDielectric, double& surfaceAreaEnergy) const;
     /** GB parameters of a System particle: radius (nm), scale factor, and charge (ignored for ML atoms). */
     int addGBParticle(int particle, double charge, double radius, double scaleFactor);
+    /** The number of GB particles. */
     int getNumGBParticles() const { return static_cast<int>(gbParticles.size()); }
+    /** The System particle, charge (e), radius (nm) and scale factor of GB particle `index`. */
     void getGBParticleParameters(int index, int& particle, double& charge, double& radius, double& scaleFactor) const;
+    /** Change GB particle `index` (the charge can then be updated with updateParametersInContext). */
     void setGBParticleParameters(int index, int particle, double charge, double radius, double scaleFactor);
+    /** GBn2's per-particle alpha, beta, gamma (other models use their own constants), and the particle's row and column
+     *  in the neck tables (GBn, GBn2). Default: 0, 0, 0, and 0. */
+    void setGBParticleBornParameters(int index, double alpha, double beta, double gamma, int neckIndex);
+    /** GBn2's alpha, beta, gamma and the neck index of GB particle `index`. */
+    void getGBParticleBornParameters(int index, double& alpha, double& beta, double& gamma, int& neckIndex) const;
+    /** The neck tables of GBn and GBn2 (Mongan et al. 2007), size x size values each, for neck indices a (this
+     *  particle) and b (its partner) at m0[a + size b], d0[a + size b] (as a Discrete2DFunction): the neck
+     *  integral's height and the distance (nm) of its maximum. */
+    void setGBNeckTables(int size, const std::vector<double>& m0, const std::vector<double>& d0);
+    void getGBNeckTables(int& size, std::vector<double>& m0, std::vector<double>& d0) const;
 
     /**
      * Take over the ML atoms' electrostatics from a NonbondedForce of `system`: the ML charges there
@@ -141,6 +196,14 @@ public:
      * GB and ACE energy, with predicted charges for ML atoms and the GBSAOBCForce's charges for the rest.
      */
     void coupleToGBSAOBCForce(OpenMM::System& system, OpenMM::GBSAOBCForce& gbsa);
+    /**
+     * Take over a CustomGBForce of `system` that is one of openmm.app's implicit-solvent models (HCT, OBC1, OBC2,
+     * GBn, GBn2, as ForceField's implicit/NAME.xml files and createSystem(implicitSolvent=...) make them; NoCutoff;
+     * any salt concentration; with or without the ACE term): read its model, dielectrics, kappa, per-particle
+     * parameters and neck tables, then remove it from the System. Any other CustomGBForce is refused with an
+     * OpenMMException that says why.
+     */
+    void coupleToCustomGBForce(OpenMM::System& system, OpenMM::CustomGBForce& gb);
 
 protected:
     OpenMM::ForceImpl* createImpl() const override;
@@ -161,6 +224,8 @@ private:
     struct GBParticle {
         int particle;
         double charge, radius, scaleFactor;
+        double alpha = 0, beta = 0, gamma = 0;
+        int neckIndex = 0;
     };
     void checkElement(int atomicNumber) const;
     ElectrostaticsMethod electrostaticsMethod = NoElectrostatics;
@@ -172,6 +237,11 @@ private:
     bool implicitSolvent = false;
     double soluteDielectric = 1.0, solventDielectric = 78.3, surfaceAreaEnergy = 2.25936;
     std::vector<GBParticle> gbParticles;
+    ImplicitSolventModel implicitSolventModel = OBC2;
+    GBFormulation gbFormulation = GBSAOBCForceFormulation;
+    double implicitSolventKappa = 0.0;
+    int neckTableSize = 0;
+    std::vector<double> neckM0, neckD0;
     std::string modelData;
     std::shared_ptr<const ENNModel> model;
     std::vector<Particle> particles;

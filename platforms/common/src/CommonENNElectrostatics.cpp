@@ -45,15 +45,25 @@ CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, ENN
     gbAtom.initialize<int>(cc, std::max(1, numGB), "ennGBAtom");
     gbCharges.initialize(cc, std::max(1, numGB), realSize, "ennGBCharges");
     gbParams.initialize(cc, std::max(1, numGB), real4Size, "ennGBParams");
+    gbTanhParams.initialize(cc, std::max(1, numGB), real4Size, "ennGBTanhParams");
+    gbNeck.initialize(cc, std::max(1, c.neckSize * c.neckSize), 2 * realSize, "ennGBNeck");
     if (numGB > 0) {
         gbML.upload(c.gbMLIndex);
         gbAtom.upload(c.gbParticles);
-        vector<double> params;
+        vector<double> params, tanh;
         for (int g = 0; g < numGB; g++) {
-            const double offsetRadius = c.gbRadii[g] - OBC2::offset;
-            params.insert(params.end(), {c.gbRadii[g], offsetRadius, offsetRadius * c.gbScales[g], 0.0});
+            const double offsetRadius = c.gbRadii[g] - c.gbOffset;
+            params.insert(params.end(), {c.gbRadii[g], offsetRadius, offsetRadius * c.gbScales[g], double(c.gbNeckIndex[g])});
+            tanh.insert(tanh.end(), {c.gbAlpha[g], c.gbBeta[g], c.gbGamma[g], 0.0});
         }
         uploadReals(cc, gbParams, params);
+        uploadReals(cc, gbTanhParams, tanh);
+        if (c.neckSize > 0) {
+            vector<double> neck;
+            for (size_t k = 0; k < c.neckM0.size(); k++)
+                neck.insert(neck.end(), {c.neckM0[k], c.neckD0[k]});
+            uploadReals(cc, gbNeck, neck);
+        }
     }
     uploadCharges();
 
@@ -131,12 +141,22 @@ CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, ENN
         defines["FIXED_SCALE"] = cc.doubleToString(FixedPointScale);
     }
     if (c.implicitSolvent) {
-        defines["GB_PREFACTOR"] = cc.doubleToString(c.gbPrefactor);
+        defines["GB_COULOMB"] = cc.doubleToString(c.gbCoulomb);
+        defines["GB_SOLUTE_INVERSE"] = cc.doubleToString(c.gbSoluteInverse);
+        defines["GB_SOLVENT_INVERSE"] = cc.doubleToString(c.gbSolventInverse);
+        if (c.gbKappa > 0)
+            defines["GB_KAPPA"] = cc.doubleToString(c.gbKappa);
+        if (c.gbTanh)
+            defines["GB_TANH"] = "1";
+        if (c.gbBuriedAtomTerm)
+            defines["GB_BURIED_ATOM_TERM"] = "1";
+        if (c.neckSize > 0) {
+            defines["NECK_SIZE"] = cc.intToString(c.neckSize);
+            defines["NECK_SCALE"] = cc.doubleToString(c.neckScale);
+            defines["NECK_CUT"] = cc.doubleToString(GBConstants::neckCut);
+        }
         defines["SURFACE_FACTOR"] = cc.doubleToString(c.surfaceAreaFactor);
-        defines["ACE_PROBE"] = cc.doubleToString(OBC2::probe);
-        defines["OBC_ALPHA"] = cc.doubleToString(OBC2::alpha);
-        defines["OBC_BETA"] = cc.doubleToString(OBC2::beta);
-        defines["OBC_GAMMA"] = cc.doubleToString(OBC2::gamma);
+        defines["ACE_PROBE"] = cc.doubleToString(GBConstants::probe);
     }
     OpenMM::ComputeProgram program = cc.compileProgram(CommonENNKernelSources::ennReduce + CommonENNKernelSources::ennElectrostatics, defines);
 
@@ -235,13 +255,13 @@ CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, ENN
     }
     if (c.implicitSolvent) {
         bornKernel = program->createKernel("gbBornRadii");
-        for (ComputeArray* a : {&gbPos, &gbParams, &born, &chain})
+        for (ComputeArray* a : {&gbPos, &gbParams, &gbTanhParams, &gbNeck, &born, &chain})
             bornKernel->addArg(*a);
         gbPairsKernel = program->createKernel("gbPairs");
         for (ComputeArray* a : {&gbPos, &gbParams, &born, &chain, &energyTerms, &dEdSum, &gbForce, &gbPotential})
             gbPairsKernel->addArg(*a);
         gbForcesKernel = program->createKernel("gbBornForces");
-        for (ComputeArray* a : {&gbPos, &gbParams, &dEdSum, &gbForce, &gbPotential, &gbAtom, &gbML, &potential, &forces})
+        for (ComputeArray* a : {&gbPos, &gbParams, &gbNeck, &dEdSum, &gbForce, &gbPotential, &gbAtom, &gbML, &potential, &forces})
             gbForcesKernel->addArg(*a);
     }
     energyKernel = program->createKernel("sumEnergy");

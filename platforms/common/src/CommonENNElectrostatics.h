@@ -56,7 +56,7 @@ private:
     ENNCouplingParameters coupling;
     double totalCharge;
     int numSites, numGB = 0, gridSize = 0;
-    OpenMM::ComputeArray siteOfAtom, gbOfAtom, siteAtom, mmCharges, gbML, gbAtom, gbCharges, gbParams;
+    OpenMM::ComputeArray siteOfAtom, gbOfAtom, siteAtom, mmCharges, gbML, gbAtom, gbCharges, gbParams, gbTanhParams, gbNeck;
     OpenMM::ComputeArray exceptionStart, exceptionPartner, exceptionScale;
     OpenMM::ComputeArray sites, gbPos, born, chain, dEdSum, gbForce, gbPotential, potential, forces, energyTerms;
     OpenMM::ComputeArray gridML, gridMM, gridA, gridB, twiddles[3], moduli;

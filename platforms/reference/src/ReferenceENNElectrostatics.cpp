@@ -35,7 +35,7 @@ ENNCouplingParameters::ENNCouplingParameters(const OpenMM::System& system, const
     // The model's energy decides what ML-ML pairs get (docs/electrostatics.md, the bookkeeping table):
     // with its own Coulomb term they are ordinary pairs of the chosen method (an uncoupled force then
     // sums that term itself, as NoCutoff); without it they are excluded in every method.
-    const bool modelCoulomb = model.hasChargeHead && model.chargeCoulombIncluded;
+    const bool modelCoulomb = force.includesCoulombTerm();
     mlPairsExcluded = !modelCoulomb;
     if (modelCoulomb && method == ENNForce::NoElectrostatics) {
         if (force.usesPeriodicBoundaryConditions())
@@ -92,17 +92,36 @@ ENNCouplingParameters::ENNCouplingParameters(const OpenMM::System& system, const
     if (implicitSolvent) {
         double solute, solvent, surface;
         force.getGBSAOBCParameters(solute, solvent, surface);
-        gbPrefactor = -ONE_4PI_EPS0 * (1.0 / solute - 1.0 / solvent);
+        gbModel = force.getImplicitSolventModel();
+        const bool app = force.getGBFormulation() == ENNForce::AppCustomGBFormulation;
+        if (!app && gbModel != ENNForce::OBC2)
+            throw OpenMM::OpenMMException("ENNForce: GBSAOBCForce's formulation exists for OBC2 only; choose AppCustomGBFormulation for other models");
+        gbCoulomb = app ? GBConstants::appCoulomb : ONE_4PI_EPS0;
+        gbSoluteInverse = 1.0 / solute;
+        gbSolventInverse = 1.0 / solvent;
+        gbKappa = force.getImplicitSolventKappa();
         surfaceAreaFactor = 4 * M_PI * surface;
+        gbBuriedAtomTerm = !app;
+        gbTanh = gbModel != ENNForce::HCT;
+        gbOffset = gbModel == ENNForce::GBn2 ? GBConstants::gbn2Offset : GBConstants::offset;
+        if (gbModel == ENNForce::GBn || gbModel == ENNForce::GBn2) {
+            neckScale = gbModel == ENNForce::GBn ? GBConstants::gbnNeckScale : GBConstants::gbn2NeckScale;
+            force.getGBNeckTables(neckSize, neckM0, neckD0);
+            if (neckSize == 0)
+                throw OpenMM::OpenMMException("ENNForce: GBn and GBn2 need the neck tables (setGBNeckTables)");
+        }
+        double alpha, beta, gamma;
+        GBConstants::tanhParameters(gbModel, alpha, beta, gamma);
         std::map<int, int> mlIndex;
         for (int i = 0; i < numML; i++)
             mlIndex[sites[i]] = i;
         for (int i = 0; i < force.getNumGBParticles(); i++) {
-            int particle;
+            int particle, neckIndex;
             double charge, radius, scale;
             force.getGBParticleParameters(i, particle, charge, radius, scale);
-            if (!(radius > 0.009))
-                throw OpenMM::OpenMMException("ENNForce: GB radius of particle " + std::to_string(particle) + " must exceed 0.009 nm");
+            if (!(radius > gbOffset))
+                throw OpenMM::OpenMMException("ENNForce: GB radius of particle " + std::to_string(particle) + " must exceed " +
+                                              std::to_string(gbOffset) + " nm");
             if (std::find(gbParticles.begin(), gbParticles.end(), particle) != gbParticles.end())
                 throw OpenMM::OpenMMException("ENNForce: particle " + std::to_string(particle) + " has GB parameters twice");
             gbParticles.push_back(particle);
@@ -113,6 +132,18 @@ ENNCouplingParameters::ENNCouplingParameters(const OpenMM::System& system, const
             gbCharges.push_back(charge);
             gbRadii.push_back(radius);
             gbScales.push_back(scale);
+            if (gbModel == ENNForce::GBn2)
+                force.getGBParticleBornParameters(i, alpha, beta, gamma, neckIndex);
+            else {
+                double unused;
+                force.getGBParticleBornParameters(i, unused, unused, unused, neckIndex);
+            }
+            if (neckSize > 0 && (neckIndex < 0 || neckIndex >= neckSize))
+                throw OpenMM::OpenMMException("ENNForce: the neck index of GB particle " + std::to_string(particle) + " is outside the neck tables");
+            gbAlpha.push_back(alpha);
+            gbBeta.push_back(beta);
+            gbGamma.push_back(gamma);
+            gbNeckIndex.push_back(neckIndex);
         }
         if (!mlIndex.empty())
             throw OpenMM::OpenMMException("ENNForce: ML particle " + std::to_string(mlIndex.begin()->first) + " has no GB parameters");
@@ -260,33 +291,39 @@ double ReferenceENNElectrostatics::coulomb(const vector<Vec3>& positions, const 
 
 double ReferenceENNElectrostatics::generalizedBorn(const vector<Vec3>& positions, const vector<double>& mlCharges, vector<Vec3>& forces,
                                                    vector<double>& potential) const {
-    // OBC2 Born radii (c.alpha 1, beta 0.8, gamma 4.85, dielectric offset 0.009 nm), the GB energy
-    // -k/2 (1/eps_in - 1/eps_out) sum_ij q_i q_j / f_ij, and the ACE surface term, as GBSAOBCForce.
-    const double offset = OBC2::offset, probe = OBC2::probe;
+    // Born radii from the HCT pair integrals (plus GBn/GBn2's neck), rescaled by tanh (OBC1/OBC2/GBn/GBn2) or not
+    // (HCT); the pair energies P(f_ij) q_i q_j with f_ij^2 = r^2 + R_i R_j exp(-r^2 / 4 R_i R_j); the ACE term.
+    const double probe = GBConstants::probe;
     const int n = static_cast<int>(c.gbParticles.size());
     vector<double> q(n), born(n), chain(n);
     for (int i = 0; i < n; i++)
         q[i] = c.gbMLIndex[i] >= 0 ? mlCharges[c.gbMLIndex[i]] : c.gbCharges[i];
     auto pairTerm = [&](int i, int j, double r, double& term, double& dterm) {
-        // The HCT integral of atom j's scaled sphere seen from atom i, and its derivative in r.
-        const double ri = c.gbRadii[i] - offset, sj = (c.gbRadii[j] - offset) * c.gbScales[j];
+        // Twice the integral I_ij of atom j's scaled sphere (and neck) seen from atom i, and its derivative in r.
+        const double ri = c.gbRadii[i] - c.gbOffset, sj = (c.gbRadii[j] - c.gbOffset) * c.gbScales[j];
         term = dterm = 0.0;
+        if (c.neckSize > 0 && r < c.gbRadii[i] + c.gbRadii[j] + GBConstants::neckCut) {
+            const int cell = c.gbNeckIndex[i] + c.neckSize * c.gbNeckIndex[j];
+            double dneck;
+            term = 2 * c.neckScale * gbNeckTerm(c.neckM0[cell], c.neckD0[cell], r, dneck);
+            dterm = 2 * c.neckScale * dneck;
+        }
         if (ri >= r + sj)
             return;
         const bool inner = ri >= std::abs(r - sj);
         const double l = 1.0 / (inner ? ri : std::abs(r - sj)), u = 1.0 / (r + sj);
         const double dl = inner ? 0.0 : -(r > sj ? 1.0 : -1.0) * l * l, du = -u * u;
         const double l2 = l * l, u2 = u * u, logRatio = std::log(u / l);
-        term = l - u + 0.25 * r * (u2 - l2) + 0.5 / r * logRatio + 0.25 * sj * sj / r * (l2 - u2);
-        dterm = dl - du + 0.25 * (u2 - l2) + 0.5 * r * (u * du - l * dl) - 0.5 / (r * r) * logRatio + 0.5 / r * (du / u - dl / l) -
-                0.25 * sj * sj / (r * r) * (l2 - u2) + 0.5 * sj * sj / r * (l * dl - u * du);
-        if (ri < sj - r) {
+        term += l - u + 0.25 * r * (u2 - l2) + 0.5 / r * logRatio + 0.25 * sj * sj / r * (l2 - u2);
+        dterm += dl - du + 0.25 * (u2 - l2) + 0.5 * r * (u * du - l * dl) - 0.5 / (r * r) * logRatio + 0.5 / r * (du / u - dl / l) -
+                 0.25 * sj * sj / (r * r) * (l2 - u2) + 0.5 * sj * sj / r * (l * dl - u * du);
+        if (c.gbBuriedAtomTerm && ri < sj - r) {
             term += 2.0 * (1.0 / ri - l);
             dterm -= 2.0 * dl;
         }
     };
     for (int i = 0; i < n; i++) {
-        const double ri = c.gbRadii[i] - offset;
+        const double ri = c.gbRadii[i] - c.gbOffset;
         double sum = 0.0;
         for (int j = 0; j < n; j++) {
             if (j == i)
@@ -296,11 +333,17 @@ double ReferenceENNElectrostatics::generalizedBorn(const vector<Vec3>& positions
             pairTerm(i, j, std::sqrt(d.dot(d)), term, dterm);
             sum += term;
         }
+        if (!c.gbTanh) { // HCT: R = 1 / (1/ri - sum/2)
+            born[i] = 1.0 / (1.0 / ri - 0.5 * sum);
+            chain[i] = 0.5 * born[i] * born[i];
+            continue;
+        }
+        const double a = c.gbAlpha[i], b = c.gbBeta[i], g = c.gbGamma[i];
         const double psi = 0.5 * ri * sum;
-        const double t = std::tanh(OBC2::alpha * psi - OBC2::beta * psi * psi + OBC2::gamma * psi * psi * psi);
+        const double t = std::tanh(a * psi - b * psi * psi + g * psi * psi * psi);
         born[i] = 1.0 / (1.0 / ri - t / c.gbRadii[i]);
-        // chain = dR/dsum: R^2 (1 - t^2) (c.alpha - 2 beta psi + 3 gamma psi^2) / radius * dpsi/dsum
-        chain[i] = born[i] * born[i] * (1.0 - t * t) * (OBC2::alpha - 2 * OBC2::beta * psi + 3 * OBC2::gamma * psi * psi) / c.gbRadii[i] * 0.5 * ri;
+        // chain = dR/dsum: R^2 (1 - t^2) (alpha - 2 beta psi + 3 gamma psi^2) / radius * dpsi/dsum
+        chain[i] = born[i] * born[i] * (1.0 - t * t) * (a - 2 * b * psi + 3 * g * psi * psi) / c.gbRadii[i] * 0.5 * ri;
     }
     double energy = 0.0;
     vector<double> dEdBorn(n, 0.0);
@@ -315,9 +358,11 @@ double ReferenceENNElectrostatics::generalizedBorn(const vector<Vec3>& positions
             const Vec3 d = positions[c.gbParticles[j]] - positions[c.gbParticles[i]];
             const double r2 = d.dot(d), rr = born[i] * born[j], D = r2 / (4 * rr), e = std::exp(-D);
             const double f2 = r2 + rr * e, f = std::sqrt(f2);
-            const double weight = (i == j ? 0.5 : 1.0) * c.gbPrefactor;
-            energy += weight * q[i] * q[j] / f;
-            const double dEdf = -weight * q[i] * q[j] / f2;
+            const double weight = i == j ? 0.5 : 1.0;
+            double P, dPdf;
+            c.gbPair(f, P, dPdf);
+            energy += weight * P * q[i] * q[j];
+            const double dEdf = weight * dPdf * q[i] * q[j];
             // f^2 = r^2 + R_i R_j exp(-r^2 / 4 R_i R_j)
             const double dfdrr = e * (1.0 + D) / (2 * f);
             dEdBorn[i] += dEdf * dfdrr * born[j];
@@ -328,9 +373,9 @@ double ReferenceENNElectrostatics::generalizedBorn(const vector<Vec3>& positions
                 forces[c.gbParticles[i]] += force;
             }
             if (c.gbMLIndex[i] >= 0)
-                potential[c.gbMLIndex[i]] += weight * q[j] / f;
+                potential[c.gbMLIndex[i]] += weight * P * q[j];
             if (c.gbMLIndex[j] >= 0)
-                potential[c.gbMLIndex[j]] += weight * q[i] / f;
+                potential[c.gbMLIndex[j]] += weight * P * q[i];
         }
     // Born radii depend on positions through the pair integrals sum_i = sum_j term(i, j).
     for (int i = 0; i < n; i++) {

@@ -50,15 +50,47 @@ struct ENNCouplingParameters {
     std::vector<double> mmCharges;    // charge of site numML + i
     std::map<std::pair<int, int>, double> exceptionScale; // by (site, site), smaller first
     bool implicitSolvent;
-    double gbPrefactor = 0, surfaceAreaFactor = 0;
-    std::vector<int> gbParticles, gbMLIndex; // System particle; its ML index or -1
-    std::vector<double> gbCharges, gbRadii, gbScales;
+    // Generalized Born: the energy -k/2 sum_ij (1/eps_in - exp(-kappa f_ij)/eps_out) q_i q_j / f_ij plus ACE.
+    ENNForce::ImplicitSolventModel gbModel = ENNForce::OBC2;
+    double gbCoulomb = 0, gbSoluteInverse = 0, gbSolventInverse = 0, gbKappa = 0, surfaceAreaFactor = 0;
+    double gbOffset = 0, neckScale = 0;
+    bool gbBuriedAtomTerm = false, gbTanh = true; // the HCT term of an atom inside a scaled sphere; OBC-type rescaling
+    int neckSize = 0;                            // 0: no neck correction
+    std::vector<double> neckM0, neckD0;          // [a + neckSize b]
+    std::vector<int> gbParticles, gbMLIndex, gbNeckIndex; // System particle; its ML index or -1; its neck-table index
+    std::vector<double> gbCharges, gbRadii, gbScales, gbAlpha, gbBeta, gbGamma;
+    /** The pair function P(f) = -k (1/eps_in - exp(-kappa f)/eps_out) / f and dP/df. */
+    void gbPair(double f, double& P, double& dPdf) const {
+        const double screened = gbKappa > 0 ? std::exp(-gbKappa * f) : 1.0;
+        P = -gbCoulomb * (gbSoluteInverse - screened * gbSolventInverse) / f;
+        dPdf = gbCoulomb * (gbSoluteInverse - screened * (gbKappa * f + 1.0) * gbSolventInverse) / (f * f);
+    }
 };
 
-/** OBC2 constants as GBSAOBCForce uses them (nm): dielectric offset, alpha, beta, gamma, ACE probe radius. */
-struct OBC2 {
-    static constexpr double offset = 0.009, alpha = 1.0, beta = 0.8, gamma = 4.85, probe = 0.14;
+/** The GB constants of the models (nm): dielectric offsets, the ACE probe radius, the neck's scale and reach
+ *  (Onufriev et al. 2004, Mongan et al. 2007, Nguyen et al. 2013, as Amber and openmm.app use them). */
+struct GBConstants {
+    static constexpr double offset = 0.009, gbn2Offset = 0.0195141, probe = 0.14;
+    static constexpr double gbnNeckScale = 0.361825, gbn2NeckScale = 0.826836, neckCut = 0.68;
+    /** 1/(4 pi eps0) as openmm.app's CustomGBForce models write it. */
+    static constexpr double appCoulomb = 138.935485;
+    /** alpha, beta, gamma of the tanh rescaling of OBC1, OBC2 and GBn (GBn2's are per particle). */
+    static void tanhParameters(ENNForce::ImplicitSolventModel model, double& alpha, double& beta, double& gamma) {
+        alpha = beta = gamma = 0;
+        if (model == ENNForce::OBC1) { alpha = 0.8; beta = 0.0; gamma = 2.909125; }
+        if (model == ENNForce::OBC2) { alpha = 1.0; beta = 0.8; gamma = 4.85; }
+        if (model == ENNForce::GBn) { alpha = 1.09511284; beta = 1.907992938; gamma = 2.50798245; }
+    }
 };
+
+/** GBn/GBn2's neck integral between particles of neck indices a (the particle whose radius it corrects) and b,
+ *  at distance r, where r < radius_a + radius_b + neckCut; and its r-derivative. */
+inline double gbNeckTerm(double m0, double d0, double r, double& dterm) {
+    const double x = r - d0, x2 = x * x, x5 = x2 * x2 * x;
+    const double denominator = 1.0 + 100.0 * x2 + 0.3e6 * x5 * x;
+    dterm = -m0 * (200.0 * x + 1.8e6 * x5) / (denominator * denominator);
+    return m0 / denominator;
+}
 
 class ReferenceENNElectrostatics {
 public:

@@ -372,26 +372,51 @@ KERNEL void pmeInterpolate(GLOBAL const real4* RESTRICT site, GLOBAL const int* 
 #endif
 
 #if NUM_GB > 0
-// Generalized Born OBC2 over the GB particles (no cutoff), as GBSAOBCForce. params: (radius,
-// radius - offset, (radius - offset) * scale, 0).
+// Generalized Born over the GB particles (no cutoff): HCT integrals (plus GBn/GBn2's neck), rescaled by tanh
+// (GB_TANH: OBC1/OBC2/GBn/GBn2) or not (HCT). params: (radius, radius - offset, (radius - offset) * scale,
+// neck index); tanhParams: (alpha, beta, gamma, 0); neck: (m0, d0) of neck-index pair (a, b) at a + NECK_SIZE b.
 
-/** The HCT integral of particle j's scaled sphere seen from particle i at distance r, and its r-derivative. */
-DEVICE real hctTerm(real ri, real sj, real r, real* dterm) {
+/** Twice the integral of particle j's scaled sphere (and neck) seen from particle i at distance r, and its r-derivative. */
+DEVICE real hctTerm(real4 pi, real4 pj, GLOBAL const real2* RESTRICT neck, real r, real* dterm) {
+    const real ri = pi.y, sj = pj.z;
+    real term = 0;
     *dterm = 0;
+#ifdef NECK_SIZE
+    if (r < pi.x + pj.x + NECK_CUT) {
+        const real2 md = neck[(int) pi.w + NECK_SIZE * (int) pj.w];
+        const real x = r - md.y, x2 = x * x, x5 = x2 * x2 * x;
+        const real denominator = 1 + 100 * x2 + (real) 0.3e6 * x5 * x;
+        term = 2 * NECK_SCALE * md.x / denominator;
+        *dterm = -2 * NECK_SCALE * md.x * (200 * x + (real) 1.8e6 * x5) / (denominator * denominator);
+    }
+#endif
     if (ri >= r + sj)
-        return 0;
+        return term;
     const int inner = ri >= fabs(r - sj);
     const real l = 1 / (inner ? ri : fabs(r - sj)), u = 1 / (r + sj);
     const real dl = inner ? 0 : -(r > sj ? 1 : -1) * l * l, du = -u * u;
     const real l2 = l * l, u2 = u * u, logRatio = log(u / l);
-    real term = l - u + (real) 0.25 * r * (u2 - l2) + (real) 0.5 / r * logRatio + (real) 0.25 * sj * sj / r * (l2 - u2);
-    *dterm = dl - du + (real) 0.25 * (u2 - l2) + (real) 0.5 * r * (u * du - l * dl) - (real) 0.5 / (r * r) * logRatio +
-             (real) 0.5 / r * (du / u - dl / l) - (real) 0.25 * sj * sj / (r * r) * (l2 - u2) + (real) 0.5 * sj * sj / r * (l * dl - u * du);
+    term += l - u + (real) 0.25 * r * (u2 - l2) + (real) 0.5 / r * logRatio + (real) 0.25 * sj * sj / r * (l2 - u2);
+    *dterm += dl - du + (real) 0.25 * (u2 - l2) + (real) 0.5 * r * (u * du - l * dl) - (real) 0.5 / (r * r) * logRatio +
+              (real) 0.5 / r * (du / u - dl / l) - (real) 0.25 * sj * sj / (r * r) * (l2 - u2) + (real) 0.5 * sj * sj / r * (l * dl - u * du);
+#ifdef GB_BURIED_ATOM_TERM
     if (ri < sj - r) {
         term += 2 * (1 / ri - l);
         *dterm -= 2 * dl;
     }
+#endif
     return term;
+}
+
+/** The GB pair function P(f) = -k (1/eps_in - exp(-kappa f)/eps_out) / f, and dP/df. */
+DEVICE real gbPair(real f, real* dPdf) {
+#ifdef GB_KAPPA
+    const real screened = exp(-(real) GB_KAPPA * f), kappaF = (real) GB_KAPPA * f;
+#else
+    const real screened = 1, kappaF = 0;
+#endif
+    *dPdf = (real) GB_COULOMB * ((real) GB_SOLUTE_INVERSE - screened * (kappaF + 1) * (real) GB_SOLVENT_INVERSE) / (f * f);
+    return -(real) GB_COULOMB * ((real) GB_SOLUTE_INVERSE - screened * (real) GB_SOLVENT_INVERSE) / f;
 }
 
 DEVICE real separation(real4 a, real4 b) {
@@ -403,8 +428,8 @@ DEVICE real separation(real4 a, real4 b) {
 // partners j in one contiguous range, and the group sums in a fixed order.
 
 /** Born radius R_i and dR_i/d(sum_j term_ij) of each GB particle. */
-KERNEL void gbBornRadii(GLOBAL const real4* RESTRICT pos, GLOBAL const real4* RESTRICT params, GLOBAL real* RESTRICT born,
-        GLOBAL real* RESTRICT chain) {
+KERNEL void gbBornRadii(GLOBAL const real4* RESTRICT pos, GLOBAL const real4* RESTRICT params, GLOBAL const real4* RESTRICT tanhParams,
+        GLOBAL const real2* RESTRICT neck, GLOBAL real* RESTRICT born, GLOBAL real* RESTRICT chain) {
     LOCAL mixed buffer[REDUCE_SIZE];
     const int chunk = (NUM_GB + REDUCE_SIZE - 1) / REDUCE_SIZE, first = LOCAL_ID * chunk, last = min(first + chunk, NUM_GB);
     for (int i = GROUP_ID; i < NUM_GB; i += NUM_GROUPS) {
@@ -412,14 +437,21 @@ KERNEL void gbBornRadii(GLOBAL const real4* RESTRICT pos, GLOBAL const real4* RE
         real partial = 0, unused;
         for (int j = first; j < last; j++)
             if (j != i)
-                partial += hctTerm(qi.y, params[j].z, separation(pi, pos[j]), &unused);
+                partial += hctTerm(qi, params[j], neck, separation(pi, pos[j]), &unused);
         const real sum = (real) groupSum(partial, buffer);
         if (LOCAL_ID == 0) {
+#ifdef GB_TANH
+            const real4 abg = tanhParams[i];
             const real psi = (real) 0.5 * qi.y * sum;
-            const real t = tanh(OBC_ALPHA * psi - OBC_BETA * psi * psi + OBC_GAMMA * psi * psi * psi);
+            const real t = tanh(abg.x * psi - abg.y * psi * psi + abg.z * psi * psi * psi);
             const real R = 1 / (1 / qi.y - t / qi.x);
             born[i] = R;
-            chain[i] = R * R * (1 - t * t) * (OBC_ALPHA - 2 * OBC_BETA * psi + 3 * OBC_GAMMA * psi * psi) / qi.x * (real) 0.5 * qi.y;
+            chain[i] = R * R * (1 - t * t) * (abg.x - 2 * abg.y * psi + 3 * abg.z * psi * psi) / qi.x * (real) 0.5 * qi.y;
+#else
+            const real R = 1 / (1 / qi.y - (real) 0.5 * sum);
+            born[i] = R;
+            chain[i] = (real) 0.5 * R * R;
+#endif
         }
     }
 }
@@ -444,14 +476,16 @@ KERNEL void gbPairs(GLOBAL const real4* RESTRICT pos, GLOBAL const real4* RESTRI
             const real dx = pj.x - pi.x, dy = pj.y - pi.y, dz = pj.z - pi.z;
             const real r2 = dx * dx + dy * dy + dz * dz, rr = Ri * born[j], D = r2 / (4 * rr), e = exp(-D);
             const real f2 = r2 + rr * e, f = sqrt(f2);
-            energy += (mixed) ((real) 0.5 * GB_PREFACTOR * pi.w * pj.w / f);
-            phi += (mixed) (GB_PREFACTOR * pj.w / f);
+            real dPdf;
+            const real P = gbPair(f, &dPdf);
+            energy += (mixed) ((real) 0.5 * P * pi.w * pj.w);
+            phi += (mixed) (P * pj.w);
             if (j == i) {
-                dEdR -= (real) 0.5 * GB_PREFACTOR * pi.w * pi.w / (Ri * Ri);
+                dEdR += (real) 0.5 * dPdf * pi.w * pi.w;
                 continue;
             }
-            // f^2 = r^2 + R_i R_j exp(-r^2 / 4 R_i R_j); the pair enters E with weight P q_i q_j.
-            const real dEdf = -GB_PREFACTOR * pi.w * pj.w / f2;
+            // f^2 = r^2 + R_i R_j exp(-r^2 / 4 R_i R_j); the pair enters E as P(f) q_i q_j.
+            const real dEdf = dPdf * pi.w * pj.w;
             dEdR += dEdf * e * (1 + D) / (2 * f) * born[j];
             const real c = dEdf * (1 - (real) 0.25 * e) / f; // the force on i is c (x_j - x_i)
             force.x += c * dx;
@@ -474,7 +508,8 @@ KERNEL void gbPairs(GLOBAL const real4* RESTRICT pos, GLOBAL const real4* RESTRI
 }
 
 /** Adds the forces through the Born radii, then each particle's GB force and potential to the outputs. */
-KERNEL void gbBornForces(GLOBAL const real4* RESTRICT pos, GLOBAL const real4* RESTRICT params, GLOBAL const real* RESTRICT dEdSum,
+KERNEL void gbBornForces(GLOBAL const real4* RESTRICT pos, GLOBAL const real4* RESTRICT params, GLOBAL const real2* RESTRICT neck,
+        GLOBAL const real* RESTRICT dEdSum,
         GLOBAL const real4* RESTRICT gbForce, GLOBAL const mixed* RESTRICT gbPotential, GLOBAL const int* RESTRICT gbAtom,
         GLOBAL const int* RESTRICT gbML, GLOBAL mixed* RESTRICT potential, GLOBAL real4* RESTRICT extraForces) {
     LOCAL mixed buffer[REDUCE_SIZE];
@@ -489,8 +524,8 @@ KERNEL void gbBornForces(GLOBAL const real4* RESTRICT pos, GLOBAL const real4* R
             const real dx = pk.x - pi.x, dy = pk.y - pi.y, dz = pk.z - pi.z;
             const real r = sqrt(dx * dx + dy * dy + dz * dz);
             real dik, dki;
-            hctTerm(qi.y, qk.z, r, &dik);
-            hctTerm(qk.y, qi.z, r, &dki);
+            hctTerm(qi, qk, neck, r, &dik);
+            hctTerm(qk, qi, neck, r, &dki);
             const real c = (dEdSum[i] * dik + dEdSum[k] * dki) / r;
             force.x += c * dx;
             force.y += c * dy;

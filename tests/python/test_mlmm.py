@@ -1,0 +1,397 @@
+"""ML/MM from openmm.app: createMixedSystem and createSystem, against hand-built Systems, OpenMM's own forces with
+frozen charges, finite differences and the MM System itself (interpolation). All on the Reference platform
+(double precision): "round-off" below means 1e-9 relative, the sums being over ~10^3-10^5 terms of O(10^3) kJ/mol.
+"""
+import os
+import unittest
+import warnings
+
+import numpy as np
+import openmm
+from openmm import app, unit
+
+import openmmenn
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PDB = os.path.join(HERE, "..", "..", "models", "structures", "alanine_dipeptide.pdb")
+MODELS = os.environ.get("ENN_TEST_MODELS_DIR", "")
+KJ = unit.kilojoule_per_mole
+FORCE_UNIT = KJ / unit.nanometer
+REFERENCE = openmm.Platform.getPlatformByName("Reference")
+ALA = list(range(6, 16))  # the ALA residue: bonds to ACE and NME cross the boundary
+PEPTIDE = list(range(22))
+
+
+def model(name):
+    return os.path.join(MODELS, name + ".enn")
+
+
+def peptide():
+    pdb = app.PDBFile(PDB)
+    return pdb.topology, pdb.positions
+
+
+def solvated(padding=0.5):
+    top, pos = peptide()
+    ff = app.ForceField("amber14-all.xml", "amber14/tip3p.xml")
+    modeller = app.Modeller(top, pos)
+    modeller.addSolvent(ff, padding=padding * unit.nanometer)
+    return ff, modeller.topology, modeller.positions
+
+
+def evaluate(system, positions, platform=REFERENCE, groups=-1, parameters=None):
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001), platform)
+    context.setPositions(positions)
+    for name, value in (parameters or {}).items():
+        context.setParameter(name, value)
+    state = context.getState(getEnergy=True, getForces=True, groups=groups)
+    return state.getPotentialEnergy().value_in_unit(KJ), state.getForces(asNumpy=True).value_in_unit(FORCE_UNIT)
+
+
+def assert_same(test, a, b, what):
+    (ea, fa), (eb, fb) = a, b
+    scale = max(1.0, abs(eb))
+    test.assertLess(abs(ea - eb) / scale, 1e-9, f"{what}: energy {ea} vs {eb}")
+    test.assertLess(np.abs(fa - fb).max() / max(1.0, np.abs(fb).max()), 1e-9, f"{what}: forces")
+
+
+def ml_charges(system, positions):
+    force = enn_force(system)
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001), REFERENCE)
+    context.setPositions(positions)
+    return force.getCharges(context, asNumpy=True)
+
+
+def _is_enn(force):
+    try:
+        openmmenn.ENNForce.cast(force)
+        return True
+    except openmm.OpenMMException:
+        return False
+
+
+def enn_force(system):
+    return [openmmenn.ENNForce.cast(f) for f in system.getForces() if _is_enn(f)][0]
+
+
+def with_region_charges(system, ml, charges):
+    """A copy of an MM System in which the ML atoms carry `charges` in the NonbondedForce and the GB force."""
+    copy = openmm.XmlSerializer.deserialize(openmm.XmlSerializer.serialize(system))
+    for f in copy.getForces():
+        if isinstance(f, openmm.NonbondedForce):
+            old = [f.getParticleParameters(i)[0].value_in_unit(unit.elementary_charge) for i in range(f.getNumParticles())]
+            new = list(old)
+            for i, q in zip(ml, charges):
+                _, sigma, epsilon = f.getParticleParameters(i)
+                f.setParticleParameters(i, q, sigma, epsilon)
+                new[i] = q
+            for e in range(f.getNumExceptions()):  # scaled 1-4 pairs keep their scale
+                p1, p2, qq, sigma, epsilon = f.getExceptionParameters(e)
+                qq = qq.value_in_unit(unit.elementary_charge**2)
+                if qq != 0 and (new[p1], new[p2]) != (old[p1], old[p2]):
+                    f.setExceptionParameters(e, p1, p2, qq * new[p1] * new[p2] / (old[p1] * old[p2]), sigma, epsilon)
+        elif isinstance(f, openmm.CustomGBForce):
+            for i, q in zip(ml, charges):
+                p = list(f.getParticleParameters(i))
+                p[0] = q
+                f.setParticleParameters(i, p)
+        elif isinstance(f, openmm.GBSAOBCForce):
+            for i, q in zip(ml, charges):
+                _, radius, scale = f.getParticleParameters(i)
+                f.setParticleParameters(i, q, radius, scale)
+    return copy
+
+
+class TestRegion(unittest.TestCase):
+    def test_bonded_terms_and_constraints_inside_removed_crossing_kept(self):
+        top, pos = peptide()
+        system = app.ForceField("amber14-all.xml").createSystem(top, constraints=app.HBonds)
+        mixed = openmmenn.createMixedSystem(top, system, ALA, model=model("frozen_charges"))
+        ml = set(ALA)
+
+        def terms(s, cls, count, params):
+            out = []
+            for f in s.getForces():
+                if isinstance(f, cls):
+                    for k in range(getattr(f, count)()):
+                        out.append(tuple(getattr(f, params)(k)[:{"getNumBonds": 2, "getNumAngles": 3}.get(count, 4)]))
+            return out
+        for cls, count, params in [(openmm.HarmonicBondForce, "getNumBonds", "getBondParameters"),
+                                   (openmm.HarmonicAngleForce, "getNumAngles", "getAngleParameters"),
+                                   (openmm.PeriodicTorsionForce, "getNumTorsions", "getTorsionParameters")]:
+            before, after = terms(system, cls, count, params), terms(mixed, cls, count, params)
+            inside = [t for t in before if set(t) <= ml]
+            crossing = [t for t in before if set(t) & ml and not set(t) <= ml]
+            self.assertGreater(len(inside), 0)
+            self.assertGreater(len(crossing), 0)
+            self.assertEqual(sorted(after), sorted(t for t in before if not set(t) <= ml), cls.__name__)
+        constraints = [tuple(system.getConstraintParameters(c)[:2]) for c in range(system.getNumConstraints())]
+        kept = [tuple(mixed.getConstraintParameters(c)[:2]) for c in range(mixed.getNumConstraints())]
+        self.assertEqual(sorted(kept), sorted(c for c in constraints if not set(c) <= ml))
+        self.assertLess(len(kept), len(constraints))
+        # The original System is untouched.
+        self.assertEqual(system.getNumConstraints(), len(constraints))
+
+    def test_mechanical_embedding_against_hand_built_system(self):
+        top, pos = peptide()
+        system = app.ForceField("amber14-all.xml").createSystem(top, constraints=None)
+        mixed = openmmenn.createMixedSystem(top, system, ALA, model=openmmenn.shipped_model(), embedding="mechanical")
+        hand = openmm.XmlSerializer.deserialize(openmm.XmlSerializer.serialize(system))
+        ml = set(ALA)
+        for f in hand.getForces():
+            if isinstance(f, openmm.HarmonicBondForce):
+                for k in range(f.getNumBonds()):
+                    i, j, r, _ = f.getBondParameters(k)
+                    if {i, j} <= ml:
+                        f.setBondParameters(k, i, j, r, 0.0)
+            elif isinstance(f, openmm.HarmonicAngleForce):
+                for k in range(f.getNumAngles()):
+                    i, j, l, a, _ = f.getAngleParameters(k)
+                    if {i, j, l} <= ml:
+                        f.setAngleParameters(k, i, j, l, a, 0.0)
+            elif isinstance(f, openmm.PeriodicTorsionForce):
+                for k in range(f.getNumTorsions()):
+                    i, j, l, m, n, phase, _ = f.getTorsionParameters(k)
+                    if {i, j, l, m} <= ml:
+                        f.setTorsionParameters(k, i, j, l, m, n, phase, 0.0)
+            elif isinstance(f, openmm.NonbondedForce):
+                for a in ALA:
+                    for b in ALA:
+                        if a < b:
+                            f.addException(a, b, 0.0, 1.0, 0.0, True)
+        force = openmmenn.ENNForce(openmmenn.shipped_model())
+        for i in ALA:
+            force.addParticle(i, list(top.atoms())[i].element.atomic_number)
+        hand.addForce(force)
+        assert_same(self, evaluate(mixed, pos), evaluate(hand, pos), "mechanical vs hand-built")
+
+    def test_mechanical_ml_mm_coulomb_is_openmms_with_the_original_charges(self):
+        # NonbondedForce of the mixed System = the original's minus the ML-ML pairs (OpenMM's own energy of
+        # the region alone, with its exceptions).
+        top, pos = peptide()
+        system = app.ForceField("amber14-all.xml").createSystem(top, constraints=None)
+        for k, f in enumerate(system.getForces()):
+            f.setForceGroup(1 if isinstance(f, openmm.NonbondedForce) else 0)
+        mixed = openmmenn.createMixedSystem(top, system, ALA, model=model("frozen_charges"), embedding="mechanical",
+                                            force_group=2)
+        region = openmm.System()
+        nb = [f for f in system.getForces() if isinstance(f, openmm.NonbondedForce)][0]
+        alone = openmm.NonbondedForce()
+        index = {a: region.addParticle(1.0) for a in ALA}
+        for a in ALA:
+            alone.addParticle(*nb.getParticleParameters(a))
+        for e in range(nb.getNumExceptions()):
+            p1, p2, q, s, eps = nb.getExceptionParameters(e)
+            if p1 in index and p2 in index:
+                alone.addException(index[p1], index[p2], q, s, eps)
+        region.addForce(alone)
+        e_mixed = evaluate(mixed, pos, groups={1})[0]
+        e_original = evaluate(system, pos, groups={1})[0]
+        e_region = evaluate(region, [pos[a] for a in ALA])[0]
+        self.assertAlmostEqual(e_mixed, e_original - e_region, delta=1e-9 * abs(e_original))
+        self.assertNotAlmostEqual(e_region, 0.0, delta=1.0)
+
+    def test_electrostatic_embedding_against_hand_built_system(self):
+        top, pos = peptide()
+        system = app.ForceField("amber14-all.xml", "implicit/obc2.xml").createSystem(top, constraints=None)
+        mixed = openmmenn.createMixedSystem(top, system, PEPTIDE, model=openmmenn.shipped_model())
+        hand = openmm.XmlSerializer.deserialize(openmm.XmlSerializer.serialize(system))
+        for index in reversed(range(hand.getNumForces())):
+            if isinstance(hand.getForce(index), (openmm.HarmonicBondForce, openmm.HarmonicAngleForce, openmm.PeriodicTorsionForce)):
+                hand.removeForce(index)  # every term is inside the region
+        force = openmmenn.ENNForce(openmmenn.shipped_model())
+        for atom in top.atoms():
+            force.addParticle(atom.index, atom.element.atomic_number)
+        force.coupleToNonbondedForce(hand, [f for f in hand.getForces() if isinstance(f, openmm.NonbondedForce)][0])
+        force.coupleToCustomGBForce(hand, [f for f in hand.getForces() if isinstance(f, openmm.CustomGBForce)][0])
+        hand.addForce(force)
+        assert_same(self, evaluate(mixed, pos), evaluate(hand, pos), "electrostatic vs hand-built")
+
+
+class TestElectrostaticEmbedding(unittest.TestCase):
+    """Frozen charges: the electrostatic embedding must equal OpenMM's own forces with those charges on the ML atoms."""
+
+    def frozen_check(self, system, top, pos, ml, what):
+        mixed = openmmenn.createMixedSystem(top, system, ml, model=model("frozen_charges"))
+        charges = ml_charges(mixed, pos)
+        mechanical = openmmenn.createMixedSystem(top, with_region_charges(system, ml, charges), ml,
+                                                 model=model("frozen_charges"), embedding="mechanical",
+                                                 total_charge=enn_force(mixed).getTotalCharge())
+        a, b = evaluate(mixed, pos), evaluate(mechanical, pos)
+        assert_same(self, a, b, what)
+        return a
+
+    def test_implicit_solvent_models_match_openmm_with_frozen_charges(self):
+        top, pos = peptide()
+        for xml in ("obc2", "obc1", "hct", "gbn", "gbn2"):
+            with self.subTest(model=xml):
+                system = app.ForceField("amber14-all.xml", f"implicit/{xml}.xml").createSystem(top, constraints=None)
+                self.frozen_check(system, top, pos, ALA, xml)
+        system = app.ForceField("amber14-all.xml", "implicit/gbn2.xml").createSystem(
+            top, constraints=None, implicitSolventKappa=1.0)  # 1/nm
+        self.frozen_check(system, top, pos, ALA, "gbn2 with salt")
+        system = app.ForceField("amber99sb.xml", "amber99_obc.xml").createSystem(top, constraints=None)
+        self.frozen_check(system, top, pos, ALA, "GBSAOBCForce")
+
+    def test_pme_and_reaction_field_match_openmm_with_frozen_charges(self):
+        ff, top, pos = solvated()
+        for method in (app.PME, app.CutoffPeriodic):
+            with self.subTest(method=str(method)):
+                system = ff.createSystem(top, nonbondedMethod=method, nonbondedCutoff=0.7 * unit.nanometer, constraints=None)
+                self.frozen_check(system, top, pos, PEPTIDE, str(method))
+
+    def test_forces_are_the_gradient_with_predicted_charges(self):
+        top, pos = peptide()
+        ff, wtop, wpos = solvated()
+        cases = [("gbn2", top, pos, app.ForceField("amber14-all.xml", "implicit/gbn2.xml").createSystem(top, constraints=None)),
+                 ("obc2", top, pos, app.ForceField("amber14-all.xml", "implicit/obc2.xml").createSystem(top, constraints=None)),
+                 ("pme", wtop, wpos, ff.createSystem(wtop, nonbondedMethod=app.PME, nonbondedCutoff=0.7 * unit.nanometer,
+                                                     constraints=None, ewaldErrorTolerance=1e-6)),
+                 ("rf", wtop, wpos, ff.createSystem(wtop, nonbondedMethod=app.CutoffNonPeriodic,
+                                                    nonbondedCutoff=0.7 * unit.nanometer, constraints=None))]
+        for name, t, p, system in cases:
+            with self.subTest(case=name):
+                mixed = openmmenn.createMixedSystem(t, system, ALA, model=openmmenn.shipped_model())
+                enn = enn_force(mixed)
+                enn.setForceGroup(3)
+                x = np.array(p.value_in_unit(unit.nanometer))
+                context = openmm.Context(mixed, openmm.VerletIntegrator(0.001), REFERENCE)
+                context.setPositions(x)
+                f = context.getState(getForces=True, groups={3}).getForces(asNumpy=True).value_in_unit(FORCE_UNIT)
+                q = np.array(enn.getCharges(context))
+                self.assertGreater(np.ptp(q), 0.05)  # the charges move with the geometry
+                h = 1e-5
+                for atom, k in [(ALA[0], 0), (ALA[4], 1), (ALA[-1], 2), (0, 2), (len(x) - 1, 0)]:
+                    def e(step):
+                        y = x.copy()
+                        y[atom, k] += step
+                        context.setPositions(y)
+                        return context.getState(getEnergy=True, groups={3}).getPotentialEnergy().value_in_unit(KJ)
+                    numeric = -(e(h) - e(-h)) / (2 * h)
+                    self.assertAlmostEqual(f[atom, k], numeric, delta=2e-5 * max(1.0, np.abs(f).max()), msg=f"{name} atom {atom}")
+
+
+class TestInterpolation(unittest.TestCase):
+    def test_lambda_zero_is_mm_and_one_is_ml(self):
+        top, pos = peptide()
+        for xml, embedding in (("implicit/gbn2.xml", "electrostatic"), ("implicit/obc2.xml", "mechanical")):
+            with self.subTest(embedding=embedding):
+                system = app.ForceField("amber14-all.xml", xml).createSystem(top, constraints=None)
+                plain = openmmenn.createMixedSystem(top, system, ALA, model=openmmenn.shipped_model(), embedding=embedding)
+                mixed = openmmenn.createMixedSystem(top, system, ALA, model=openmmenn.shipped_model(), embedding=embedding,
+                                                    interpolate=True)
+                lam = openmmenn.INTERPOLATION_PARAMETER
+                assert_same(self, evaluate(mixed, pos, parameters={lam: 0.0}), evaluate(system, pos), "lambda 0")
+                assert_same(self, evaluate(mixed, pos, parameters={lam: 1.0}), evaluate(plain, pos), "lambda 1")
+                e0, e1 = evaluate(system, pos)[0], evaluate(plain, pos)[0]
+                self.assertAlmostEqual(evaluate(mixed, pos, parameters={lam: 0.25})[0], 0.75 * e0 + 0.25 * e1,
+                                       delta=1e-9 * abs(e0))
+
+    def test_interpolation_with_pme(self):
+        ff, top, pos = solvated(0.4)
+        system = ff.createSystem(top, nonbondedMethod=app.PME, nonbondedCutoff=0.6 * unit.nanometer, constraints=None)
+        mixed = openmmenn.createMixedSystem(top, system, PEPTIDE, model=openmmenn.shipped_model(), interpolate=True)
+        plain = openmmenn.createMixedSystem(top, system, PEPTIDE, model=openmmenn.shipped_model())
+        lam = openmmenn.INTERPOLATION_PARAMETER
+        assert_same(self, evaluate(mixed, pos, parameters={lam: 0.0}), evaluate(system, pos), "lambda 0, PME")
+        assert_same(self, evaluate(mixed, pos, parameters={lam: 1.0}), evaluate(plain, pos), "lambda 1, PME")
+
+
+class TestChargeAndErrors(unittest.TestCase):
+    def test_total_charge_inferred_from_the_region(self):
+        top, pos = peptide()
+        system = app.ForceField("amber14-all.xml").createSystem(top)
+        mixed = openmmenn.createMixedSystem(top, system, PEPTIDE)
+        self.assertEqual(enn_force(mixed).getTotalCharge(), 0.0)
+        # ALA alone carries the backbone's partial charges: its MM charges sum to a non-integer.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            openmmenn.createMixedSystem(top, system, ALA[:5], model=model("frozen_charges"))
+        self.assertTrue(any("not an integer" in str(w.message) for w in caught), [str(w.message) for w in caught])
+        mixed = openmmenn.createMixedSystem(top, system, PEPTIDE, total_charge=1 * unit.elementary_charge)
+        self.assertEqual(enn_force(mixed).getTotalCharge(), 1.0)
+
+    def test_errors_name_the_problem(self):
+        top, pos = peptide()
+        system = app.ForceField("amber14-all.xml").createSystem(top)
+        atom = list(top.atoms())[7]
+        atom.element = None
+        with self.assertRaisesRegex(openmm.OpenMMException, "atom 7 \\(H of residue ALA 2\\) has no element"):
+            openmmenn.createMixedSystem(top, system, ALA)
+        top, pos = peptide()
+        with self.assertRaisesRegex(openmm.OpenMMException, "charge head"):
+            openmmenn.createMixedSystem(top, system, ALA, model=model("chiral_so3"))
+        openmmenn.createMixedSystem(top, system, ALA, model=model("chiral_so3"), embedding="mechanical")
+        # A CustomGBForce that is not one of openmm.app's models.
+        custom = openmm.CustomGBForce()
+        custom.addPerParticleParameter("charge")
+        custom.addComputedValue("B", "0.2", openmm.CustomGBForce.SingleParticle)
+        custom.addEnergyTerm("-charge^2/B", openmm.CustomGBForce.SingleParticle)
+        for i in range(system.getNumParticles()):
+            custom.addParticle([0.1])
+        system.addForce(custom)
+        with self.assertRaisesRegex(openmm.OpenMMException, "not one of openmm.app's implicit-solvent models"):
+            openmmenn.createMixedSystem(top, system, ALA)
+        with self.assertRaisesRegex(openmm.OpenMMException, "embedding must be"):
+            openmmenn.createMixedSystem(top, system, ALA, embedding="polarizable")
+        # GB with a cutoff.
+        system = app.ForceField("amber14-all.xml", "implicit/gbn2.xml").createSystem(
+            top, nonbondedMethod=app.CutoffNonPeriodic)
+        with self.assertRaisesRegex(openmm.OpenMMException, "implicit solvent with a cutoff"):
+            openmmenn.createMixedSystem(top, system, ALA)
+
+
+class TestPureML(unittest.TestCase):
+    def test_create_system(self):
+        top, pos = peptide()
+        system = openmmenn.createSystem(top)
+        force = enn_force(system)
+        self.assertEqual(force.getNumParticles(), 22)
+        self.assertFalse(force.usesPeriodicBoundaryConditions())
+        e, f = evaluate(system, pos)
+        direct = openmm.System()
+        alone = openmmenn.ENNForce(openmmenn.shipped_model())
+        for atom in top.atoms():
+            alone.addParticle(direct.addParticle(atom.element.mass), atom.element.atomic_number)
+        direct.addForce(alone)
+        assert_same(self, (e, f), evaluate(direct, pos), "createSystem")
+        ff, wtop, wpos = solvated(0.3)
+        water = app.Modeller(wtop, wpos)
+        water.delete([r for r in water.topology.residues() if r.name != "HOH"])
+        periodic = openmmenn.createSystem(water.topology, cutoff=0.5 * unit.nanometer)
+        force = enn_force(periodic)
+        self.assertTrue(force.usesPeriodicBoundaryConditions())
+        self.assertEqual(force.getElectrostaticsMethod(), openmmenn.ENNForce.PME)  # the shipped model's own Coulomb term
+        evaluate(periodic, water.positions)
+
+
+class TestPythonAPI(unittest.TestCase):
+    def test_quantities_cast_docstrings_numpy(self):
+        force = openmmenn.ENNForce(openmmenn.shipped_model())
+        force.setTotalCharge(-1 * unit.elementary_charge)
+        force.setCutoffDistance(9 * unit.angstrom)
+        force.setImplicitSolventKappa(0.5 / unit.angstrom)
+        self.assertEqual(force.getTotalCharge(), -1.0)
+        self.assertAlmostEqual(force.getCutoffDistance(), 0.9, places=14)
+        self.assertAlmostEqual(force.getImplicitSolventKappa(), 5.0, places=12)
+        undocumented = [name for name in dir(openmmenn.ENNForce) if not name.startswith("_") and name[0].islower()
+                        and callable(getattr(openmmenn.ENNForce, name)) and not (getattr(openmmenn.ENNForce, name).__doc__ or "").strip()]
+        self.assertEqual(undocumented, [])
+        for fn in (openmmenn.createSystem, openmmenn.createMixedSystem):
+            self.assertIn("Parameters", fn.__doc__)
+        top, pos = peptide()
+        system = openmmenn.createSystem(top)
+        system = openmm.XmlSerializer.deserialize(openmm.XmlSerializer.serialize(system))
+        recovered = openmmenn.ENNForce.cast(system.getForce(0))
+        context = openmm.Context(system, openmm.VerletIntegrator(0.001), REFERENCE)
+        context.setPositions(pos)
+        q = recovered.getCharges(context, asNumpy=True)
+        self.assertIsInstance(q, np.ndarray)
+        self.assertEqual(q.shape, (22,))
+        self.assertAlmostEqual(q.sum(), 0.0, places=12)
+        with self.assertRaisesRegex(openmm.OpenMMException, "not an ENNForce"):
+            openmmenn.ENNForce.cast(system.getForce(1))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,326 @@
+"""Systems with ENNForce from openmm.app: a pure-ML System, or an MM System whose ML region moves to ENNForce.
+
+The conventions follow openmm-ml's ``MLPotential.createSystem`` and ``createMixedSystem``; see docs/mlmm.md.
+"""
+import warnings
+import xml.etree.ElementTree as ElementTree
+
+import openmm
+from openmm import unit
+
+from .enn import ENNForce
+
+__all__ = ["createSystem", "createMixedSystem", "INTERPOLATION_PARAMETER"]
+
+#: The global parameter that createMixedSystem(interpolate=True) adds: 0 is the MM System, 1 the ML/MM one.
+INTERPOLATION_PARAMETER = "lambda_interpolate"
+
+# Forces whose terms (bonds, angles, torsions) belong to the particles they name: a term among ML atoms only
+# is part of the ML description and leaves the MM System.
+_BONDED_FORCES = ("HarmonicBondForce", "HarmonicAngleForce", "PeriodicTorsionForce", "RBTorsionForce", "CMAPTorsionForce",
+                  "CustomBondForce", "CustomAngleForce", "CustomTorsionForce", "CustomCompoundBondForce")
+# The XML elements that hold those terms, and the attributes that name particles in them (OpenMM's serialization).
+_TERM_ELEMENTS = ("Bond", "Angle", "Torsion")
+
+
+def _error(message):
+    return openmm.OpenMMException(message)
+
+
+def _model_force(model):
+    """An ENNForce for `model`: None (the shipped model), a shipped model's name, or a path to a model file."""
+    from . import shipped_model
+    if model is None:
+        return ENNForce(shipped_model())
+    path = str(model)
+    if "/" not in path and not path.endswith(".enn"):
+        try:
+            return ENNForce(shipped_model(path))
+        except FileNotFoundError:
+            pass
+    return ENNForce(path)
+
+
+def _atomic_numbers(topology, atoms):
+    numbers = []
+    for atom in atoms:
+        if atom.element is None:
+            raise _error(f"atom {atom.index} ({atom.name} of residue {atom.residue.name} {atom.residue.id}) has no element; "
+                         "set it in the Topology (PDB columns 77-78) before creating an ML System")
+        numbers.append(atom.element.atomic_number)
+    return numbers
+
+
+def _length(value, name):
+    if unit.is_quantity(value):
+        return value.value_in_unit(unit.nanometer)
+    if value is None:
+        raise _error(f"{name} is needed")
+    return float(value)
+
+
+def createSystem(topology, model=None, total_charge=0, remove_cm_motion=True, cutoff=1.0 * unit.nanometer,
+                 force_group=0):
+    """A System whose whole energy is the model's: one ENNForce over every atom of `topology`.
+
+    Parameters
+    ----------
+    topology : openmm.app.Topology
+        Elements come from its atoms; it is periodic if it has periodic box vectors (they become the System's).
+    model : str or None
+        A model file, the name of a shipped model, or None for the shipped model (openmmenn.shipped_model()).
+    total_charge : int, float or Quantity
+        The charge (e) the predicted charges sum to.
+    remove_cm_motion : bool
+        Add a CMMotionRemover, as openmm.app's createSystem does.
+    cutoff : Quantity or float (nm)
+        For a periodic System whose model declares its own Coulomb term: the PME real-space cutoff.
+    force_group : int
+        The ENNForce's force group.
+    """
+    system = openmm.System()
+    atoms = list(topology.atoms())
+    numbers = _atomic_numbers(topology, atoms)
+    force = _model_force(model)
+    for atom, z in zip(atoms, numbers):
+        force.addParticle(system.addParticle(atom.element.mass), z)
+    force.setTotalCharge(total_charge)
+    box = topology.getPeriodicBoxVectors()
+    if box is not None:
+        system.setDefaultPeriodicBoxVectors(*box)
+        force.setUsesPeriodicBoundaryConditions(True)
+        if force.includesCoulombTerm():
+            force.setElectrostaticsMethod(ENNForce.PME)
+            force.setCutoffDistance(_length(cutoff, "cutoff"))
+    force.setForceGroup(force_group)
+    system.addForce(force)
+    if remove_cm_motion:
+        system.addForce(openmm.CMMotionRemover())
+    return system
+
+
+def _split_terms(force, ml):
+    """Two copies of a bonded force: the terms that touch an MM atom, and those among ML atoms only."""
+    xml = openmm.XmlSerializer.serialize(force)
+    outside, inside = ElementTree.fromstring(xml), ElementTree.fromstring(xml)
+    count = 0
+    for keep_inside, root in ((False, outside), (True, inside)):
+        for parent in root.iter():
+            for term in list(parent):
+                if term.tag not in _TERM_ELEMENTS:
+                    continue
+                particles = [int(v) for k, v in term.attrib.items() if k[0] in "pab" and k[1:].isdigit()]
+                within = len(particles) > 0 and all(p in ml for p in particles)
+                count += within and keep_inside
+                if within != keep_inside:
+                    parent.remove(term)
+    def load(root):
+        return openmm.XmlSerializer.deserialize(ElementTree.tostring(root, encoding="unicode"))
+    return load(outside), load(inside), count
+
+
+def _region_mm_charge(system, ml_atoms):
+    for force in system.getForces():
+        if isinstance(force, openmm.NonbondedForce):
+            return sum(force.getParticleParameters(i)[0].value_in_unit(unit.elementary_charge) for i in ml_atoms)
+    return None
+
+
+def _infer_total_charge(system, ml_atoms):
+    charge = _region_mm_charge(system, ml_atoms)
+    if charge is None:
+        raise _error("the System has no NonbondedForce to infer the ML region's charge from; pass total_charge")
+    rounded = round(charge)
+    if abs(charge - rounded) > 0.01:
+        warnings.warn(f"the MM charges of the ML region sum to {charge:.4f} e, not an integer; the predicted charges will "
+                      f"sum to {rounded} e (pass total_charge to choose)", stacklevel=3)
+    return float(rounded)
+
+
+def createMixedSystem(topology, system, ml_atoms, model=None, embedding="electrostatic", total_charge=None,
+                      interpolate=False, remove_constraints=True, force_group=0):
+    """A copy of an MM System in which the atoms `ml_atoms` are described by the model (ML/MM).
+
+    What changes (docs/mlmm.md): bonds, angles and torsions among ML atoms only are removed (those that cross the
+    boundary stay), and with `remove_constraints` the constraints between ML atoms; ML-ML nonbonded pairs leave the
+    NonbondedForce (and any CustomNonbondedForce); an ENNForce over the ML atoms is added. The embedding sets what the
+    ML atoms' charges are towards the MM atoms:
+
+    * ``"electrostatic"``: the model's predicted charges, coupled to the NonbondedForce (NoCutoff, reaction field,
+      PME) and to the implicit-solvent force (GBSAOBCForce, or openmm.app's HCT/OBC1/OBC2/GBn/GBn2 CustomGBForce),
+      with the chain-rule forces. Needs a model with a charge head.
+    * ``"mechanical"``: the ML atoms keep their MM charges for ML-MM Coulomb and in implicit solvent; ML-ML is the
+      model's alone.
+
+    Lennard-Jones between ML and MM atoms is always the force field's.
+
+    Parameters
+    ----------
+    topology : openmm.app.Topology
+        The System's topology; elements of the ML atoms come from it.
+    system : openmm.System
+        The MM System (left unchanged).
+    ml_atoms : iterable of int
+        Indices of the atoms in the ML region.
+    model : str or None
+        A model file, a shipped model's name, or None for the shipped model.
+    embedding : "electrostatic" or "mechanical"
+    total_charge : int, float, Quantity or None
+        The charge the predicted charges sum to; None infers it from the region's MM charges (rounded to an
+        integer, with a warning if they are not close to one).
+    interpolate : bool
+        Add a global parameter ``lambda_interpolate`` (default 1) with E = lambda E_ML/MM + (1 - lambda) E_MM:
+        0 gives the MM System, 1 the ML/MM one (alchemical and free-energy work).
+    remove_constraints : bool
+        Remove constraints between ML atoms (those to MM atoms stay).
+    force_group : int
+        Force group of the ENNForce (and, with `interpolate`, of the interpolating CustomCVForce).
+
+    Returns
+    -------
+    openmm.System
+    """
+    if embedding not in ("electrostatic", "mechanical"):
+        raise _error(f"embedding must be 'electrostatic' or 'mechanical', not {embedding!r}")
+    ml_list = sorted(set(int(i) for i in ml_atoms))
+    if not ml_list:
+        raise _error("the ML region is empty")
+    if ml_list[0] < 0 or ml_list[-1] >= system.getNumParticles():
+        raise _error(f"ML atom indices must lie in 0..{system.getNumParticles() - 1}")
+    if topology.getNumAtoms() != system.getNumParticles():
+        raise _error(f"the Topology has {topology.getNumAtoms()} atoms but the System has {system.getNumParticles()} particles")
+    ml = set(ml_list)
+    atoms = list(topology.atoms())
+    numbers = _atomic_numbers(topology, [atoms[i] for i in ml_list])
+    if total_charge is None:
+        total_charge = _infer_total_charge(system, ml_list)
+
+    original = openmm.XmlSerializer.serialize(system)
+    mixed = openmm.XmlSerializer.deserialize(original)
+    force = _model_force(model)
+    if embedding == "electrostatic" and not force.hasChargeHead():
+        raise _error("electrostatic embedding needs a model with a charge head (predicted charges); this model has none: "
+                     "use embedding='mechanical'")
+    for i, z in zip(ml_list, numbers):
+        force.addParticle(i, z)
+    force.setTotalCharge(total_charge)
+    force.setForceGroup(force_group)
+    periodic = any(f.usesPeriodicBoundaryConditions() for f in mixed.getForces())
+    force.setUsesPeriodicBoundaryConditions(periodic)
+
+    if remove_constraints:
+        for c in reversed(range(mixed.getNumConstraints())):
+            p1, p2, _ = mixed.getConstraintParameters(c)
+            if p1 in ml and p2 in ml:
+                mixed.removeConstraint(c)
+
+    # Bonded terms among ML atoms leave; with interpolation they are kept, to be scaled by (1 - lambda).
+    ml_internal = []
+    for index in reversed(range(mixed.getNumForces())):
+        f = mixed.getForce(index)
+        name = type(f).__name__
+        if name in _BONDED_FORCES:
+            outside, inside, count = _split_terms(f, ml)
+            outside.setForceGroup(f.getForceGroup())
+            mixed.removeForce(index)
+            mixed.addForce(outside)
+            if count:
+                ml_internal.append(inside)
+
+    nonbonded = [f for f in mixed.getForces() if isinstance(f, openmm.NonbondedForce)]
+    if len(nonbonded) > 1:
+        raise _error("the System has more than one NonbondedForce; ML/MM needs exactly one (or none)")
+    gb_forces = [f for f in mixed.getForces() if isinstance(f, (openmm.GBSAOBCForce, openmm.CustomGBForce))]
+    if len(gb_forces) > 1:
+        raise _error("the System has more than one implicit-solvent force")
+    for f in mixed.getForces():
+        if isinstance(f, openmm.CustomNonbondedForce):
+            _exclude_pairs(f, ml_list)
+    if embedding == "electrostatic":
+        if nonbonded:
+            force.coupleToNonbondedForce(mixed, nonbonded[0])
+        elif periodic and force.includesCoulombTerm():
+            raise _error("a periodic System without a NonbondedForce: set the ENNForce's electrostatics yourself")
+        if gb_forces:
+            gb = gb_forces[0]
+            if isinstance(gb, openmm.GBSAOBCForce):
+                force.coupleToGBSAOBCForce(mixed, gb)
+            else:
+                force.coupleToCustomGBForce(mixed, gb)
+    else:
+        if nonbonded:
+            _exclude_ml_pairs(nonbonded[0], ml_list)
+            if periodic and force.includesCoulombTerm():
+                # The model's own Coulomb term, between its atoms and their periodic images.
+                nb = nonbonded[0]
+                force.setElectrostaticsMethod(ENNForce.PME)
+                force.setCutoffDistance(nb.getCutoffDistance())
+                force.setEwaldErrorTolerance(nb.getEwaldErrorTolerance())
+                force.setPMEParameters(*_pme_parameters(nb))
+    if not interpolate:
+        mixed.addForce(force)
+        return mixed
+    return _interpolating_system(original, mixed, force, ml_internal, force_group)
+
+
+def _pme_parameters(nonbonded):
+    alpha, nx, ny, nz = nonbonded.getPMEParameters()
+    return (alpha.value_in_unit(unit.nanometer**-1) if unit.is_quantity(alpha) else alpha, nx, ny, nz)
+
+
+def _exclude_ml_pairs(nonbonded, ml_list):
+    """ML-ML pairs carry no Coulomb or Lennard-Jones in the NonbondedForce: that is the model's."""
+    ml = set(ml_list)
+    excepted = set()
+    for e in range(nonbonded.getNumExceptions()):
+        p1, p2, q, sigma, epsilon = nonbonded.getExceptionParameters(e)
+        if p1 in ml and p2 in ml:
+            nonbonded.setExceptionParameters(e, p1, p2, 0.0, sigma, 0.0)
+            excepted.add((min(p1, p2), max(p1, p2)))
+    for a in range(len(ml_list)):
+        for b in range(a + 1, len(ml_list)):
+            if (ml_list[a], ml_list[b]) not in excepted:
+                nonbonded.addException(ml_list[a], ml_list[b], 0.0, 1.0, 0.0)
+
+
+def _exclude_pairs(custom, ml_list):
+    existing = set()
+    for e in range(custom.getNumExclusions()):
+        p1, p2 = custom.getExclusionParticles(e)
+        existing.add((min(p1, p2), max(p1, p2)))
+    for a in range(len(ml_list)):
+        for b in range(a + 1, len(ml_list)):
+            if (ml_list[a], ml_list[b]) not in existing:
+                custom.addExclusion(ml_list[a], ml_list[b])
+
+
+def _interpolating_system(original_xml, mixed, force, ml_internal, force_group):
+    """E = lambda (ENNForce + the changed forces of the ML/MM System) + (1 - lambda) (their MM originals)."""
+    original = openmm.XmlSerializer.deserialize(original_xml)
+    changed = (openmm.NonbondedForce, openmm.GBSAOBCForce, openmm.CustomGBForce, openmm.CustomNonbondedForce)
+    cv = openmm.CustomCVForce("")
+    ml_terms, mm_terms = ["ml"], []
+    cv.addCollectiveVariable("ml", force)
+    for index in reversed(range(mixed.getNumForces())):
+        f = mixed.getForce(index)
+        if isinstance(f, changed):
+            name = f"mlmm{index}"
+            cv.addCollectiveVariable(name, openmm.XmlSerializer.deserialize(openmm.XmlSerializer.serialize(f)))
+            ml_terms.append(name)
+            mixed.removeForce(index)
+    for index, f in enumerate(original.getForces()):
+        if isinstance(f, changed):
+            name = f"mm{index}"
+            cv.addCollectiveVariable(name, openmm.XmlSerializer.deserialize(openmm.XmlSerializer.serialize(f)))
+            mm_terms.append(name)
+    for k, f in enumerate(ml_internal):
+        name = f"mmbonded{k}"
+        cv.addCollectiveVariable(name, f)
+        mm_terms.append(name)
+    lam = INTERPOLATION_PARAMETER
+    mm_sum = "+".join(mm_terms) if mm_terms else "0"
+    cv.setEnergyFunction(f"{lam}*({'+'.join(ml_terms)}) + (1-{lam})*({mm_sum})")
+    cv.addGlobalParameter(lam, 1.0)
+    cv.setForceGroup(force_group)
+    mixed.addForce(cv)
+    return mixed
