@@ -62,16 +62,8 @@ def ml_charges(system, positions):
     return force.getCharges(context, asNumpy=True)
 
 
-def _is_enn(force):
-    try:
-        openmmenn.ENNForce.cast(force)
-        return True
-    except openmm.OpenMMException:
-        return False
-
-
 def enn_force(system):
-    return [openmmenn.ENNForce.cast(f) for f in system.getForces() if _is_enn(f)][0]
+    return openmmenn.findENNForce(system)
 
 
 def with_region_charges(system, ml, charges):
@@ -269,6 +261,46 @@ class TestElectrostaticEmbedding(unittest.TestCase):
                         return context.getState(getEnergy=True, groups={3}).getPotentialEnergy().value_in_unit(KJ)
                     numeric = -(e(h) - e(-h)) / (2 * h)
                     self.assertAlmostEqual(f[atom, k], numeric, delta=2e-5 * max(1.0, np.abs(f).max()), msg=f"{name} atom {atom}")
+
+
+def available(name):
+    try:
+        openmm.Platform.getPlatformByName(name)
+        return True
+    except openmm.OpenMMException:
+        return False
+
+
+class TestPlatforms(unittest.TestCase):
+    """The GB models on CPU and OpenCL against Reference. Tolerances: double precision 1e-9 relative (round-off);
+    float (the CPU network, OpenCL single) those of tests/ENNPlatformComparison.h: 1e-5 energy, 1e-3 of the
+    largest force for any component."""
+
+    def compare(self, platform, properties, energy_tolerance, force_tolerance):
+        top, pos = peptide()
+        for xml, kappa in (("gbn2", 1.0), ("gbn", 0.0), ("obc1", 0.0), ("hct", 0.0)):
+            with self.subTest(platform=platform, model=xml):
+                system = app.ForceField("amber14-all.xml", f"implicit/{xml}.xml").createSystem(
+                    top, constraints=None, implicitSolventKappa=kappa)
+                # The ENNForce alone (group 3): OpenMM's own forces are OpenMM's business.
+                mixed = openmmenn.createMixedSystem(top, system, ALA, model=openmmenn.shipped_model(), force_group=3)
+                reference = evaluate(mixed, pos, groups={3})
+                context = openmm.Context(mixed, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName(platform),
+                                         properties)
+                context.setPositions(pos)
+                state = context.getState(getEnergy=True, getForces=True, groups={3})
+                e = state.getPotentialEnergy().value_in_unit(KJ)
+                f = state.getForces(asNumpy=True).value_in_unit(FORCE_UNIT)
+                self.assertLess(abs(e - reference[0]), energy_tolerance * abs(reference[0]))
+                self.assertLess(np.abs(f - reference[1]).max(), force_tolerance * np.abs(reference[1]).max())
+
+    def test_cpu(self):
+        self.compare("CPU", {}, 1e-5, 1e-3)
+
+    @unittest.skipUnless(available("OpenCL"), "no OpenCL platform (install pocl-opencl-icd to run it on the CPU)")
+    def test_opencl(self):
+        self.compare("OpenCL", {"Precision": "double"}, 1e-9, 1e-9)
+        self.compare("OpenCL", {"Precision": "single"}, 1e-5, 1e-3)
 
 
 class TestInterpolation(unittest.TestCase):

@@ -6,9 +6,9 @@ need only numpy.
 import os
 
 from .enn import ENNForce  # noqa: F401
-from .mlmm import INTERPOLATION_PARAMETER, createMixedSystem, createSystem  # noqa: F401
+from .mlmm import INTERPOLATION_PARAMETER, createMixedSystem, createSystem, findENNForce  # noqa: F401
 
-__all__ = ["ENNForce", "createSystem", "createMixedSystem", "INTERPOLATION_PARAMETER", "shipped_model"]
+__all__ = ["ENNForce", "createSystem", "createMixedSystem", "findENNForce", "INTERPOLATION_PARAMETER", "shipped_model"]
 
 
 def shipped_model(name="hcno-xtb-small"):

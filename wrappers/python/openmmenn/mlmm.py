@@ -10,7 +10,7 @@ from openmm import unit
 
 from .enn import ENNForce
 
-__all__ = ["createSystem", "createMixedSystem", "INTERPOLATION_PARAMETER"]
+__all__ = ["createSystem", "createMixedSystem", "findENNForce", "INTERPOLATION_PARAMETER"]
 
 #: The global parameter that createMixedSystem(interpolate=True) adds: 0 is the MM System, 1 the ML/MM one.
 INTERPOLATION_PARAMETER = "lambda_interpolate"
@@ -25,6 +25,24 @@ _TERM_ELEMENTS = ("Bond", "Angle", "Torsion")
 
 def _error(message):
     return openmm.OpenMMException(message)
+
+
+def findENNForce(system):
+    """The ENNForce of a System (also one deserialized from XML, or inside createMixedSystem's interpolating
+    CustomCVForce), as an ENNForce. Raises OpenMMException unless there is exactly one."""
+    found = []
+    for force in system.getForces():
+        candidates = [force]
+        if isinstance(force, openmm.CustomCVForce):
+            candidates = [force.getCollectiveVariable(i) for i in range(force.getNumCollectiveVariables())]
+        for candidate in candidates:
+            try:
+                found.append(ENNForce.cast(candidate))
+            except openmm.OpenMMException:
+                pass
+    if len(found) != 1:
+        raise _error(f"the System has {len(found)} ENNForces, not one")
+    return found[0]
 
 
 def _model_force(model):
