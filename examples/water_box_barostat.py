@@ -38,7 +38,7 @@ system.addForce(openmm.MonteCarloBarostat(1 * unit.bar, 300 * unit.kelvin, 25))
 integrator = openmm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, 0.5 * unit.femtosecond)
 simulation = app.Simulation(topology, system, integrator, platform(args.platform))
 simulation.context.setPositions(modeller.positions)
-simulation.minimizeEnergy(maxIterations=100)
+# No minimization: from TIP3P geometry the minimizer steps into geometries the model never saw.
 simulation.context.setVelocitiesToTemperature(300 * unit.kelvin, 3)
 oxygens = [a.index for a in topology.atoms() if a.element.symbol == "O"]
 mass = sum(system.getParticleMass(i).value_in_unit(unit.dalton) for i in range(system.getNumParticles()))

@@ -397,6 +397,22 @@ class TestPureML(unittest.TestCase):
         evaluate(periodic, water.positions)
 
 
+class TestSerialization(unittest.TestCase):
+    def test_coupled_gb_models_survive_xml(self):
+        top, pos = peptide()
+        for xml in ("gbn2", "hct"):
+            with self.subTest(model=xml):
+                system = app.ForceField("amber14-all.xml", f"implicit/{xml}.xml").createSystem(
+                    top, constraints=None, implicitSolventKappa=0.5)
+                mixed = openmmenn.createMixedSystem(top, system, ALA, model=openmmenn.shipped_model())
+                copy = openmm.XmlSerializer.deserialize(openmm.XmlSerializer.serialize(mixed))
+                force = openmmenn.findENNForce(copy)
+                self.assertEqual(force.getImplicitSolventModel(), getattr(openmmenn.ENNForce, xml.upper() if xml == "hct" else "GBn2"))
+                self.assertEqual(force.getGBFormulation(), openmmenn.ENNForce.AppCustomGBFormulation)
+                self.assertEqual(force.getImplicitSolventKappa(), 0.5)
+                assert_same(self, evaluate(copy, pos), evaluate(mixed, pos), f"{xml} after XML")
+
+
 class TestPythonAPI(unittest.TestCase):
     def test_quantities_cast_docstrings_numpy(self):
         force = openmmenn.ENNForce(openmmenn.shipped_model())
