@@ -90,21 +90,31 @@ TEST(Gradients, ChargeHeadChainRule) {
         std::vector<double> phi;
         for (size_t i = 0; i < z.size(); i++)
             phi.push_back(normal(rng));
+        // Two charge groups (the first three atoms, and the rest), of charges 1 and -0.5.
+        ENNChargeGroups groups;
+        groups.charge = {1.0, -0.5};
+        groups.start = {0, 3, static_cast<int>(z.size())};
+        for (size_t i = 0; i < z.size(); i++) {
+            groups.groupOf.push_back(i < 3 ? 0 : 1);
+            groups.members.push_back(static_cast<int>(i));
+        }
+        groups.size = {3, static_cast<int>(z.size()) - 3};
         auto total = [&](const std::vector<Vec3>& x) {
             std::vector<double> q;
-            double e = network.compute(species, buildReferenceEdges(x, model->rMax, nullptr), 1.0, {}, &q, nullptr);
-            double sum = 0.0;
+            double e = network.compute(species, buildReferenceEdges(x, model->rMax, nullptr), groups, {}, &q, nullptr);
+            double sum[2] = {0.0, 0.0};
             for (size_t i = 0; i < q.size(); i++) {
                 e += phi[i] * q[i];
-                sum += q[i];
+                sum[groups.groupOf[i]] += q[i];
             }
-            EXPECT_NEAR(sum, 1.0, 1e-12) << "charges must sum to the total charge";
+            EXPECT_NEAR(sum[0], 1.0, 1e-12) << "each charge group's charges must sum to its charge";
+            EXPECT_NEAR(sum[1], -0.5, 1e-12) << "each charge group's charges must sum to its charge";
             return e;
         };
         std::vector<Vec3> gradient, gradientNoPhi;
         auto fixedPhi = [&](const std::vector<double>&, std::vector<double>& potential) { potential = phi; };
-        network.compute(species, buildReferenceEdges(pos, model->rMax, nullptr), 1.0, fixedPhi, nullptr, &gradient);
-        network.compute(species, buildReferenceEdges(pos, model->rMax, nullptr), 1.0, {}, nullptr, &gradientNoPhi);
+        network.compute(species, buildReferenceEdges(pos, model->rMax, nullptr), groups, fixedPhi, nullptr, &gradient);
+        network.compute(species, buildReferenceEdges(pos, model->rMax, nullptr), groups, {}, nullptr, &gradientNoPhi);
         double scale = 0.0, chainRule = 0.0;
         for (size_t i = 0; i < z.size(); i++)
             for (int k = 0; k < 3; k++) {

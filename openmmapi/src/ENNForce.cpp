@@ -70,3 +70,21 @@ void ENNForce::updateParametersInContext(OpenMM::Context& context) {
 OpenMM::ForceImpl* ENNForce::createImpl() const {
     return new ENNForceImpl(*this);
 }
+
+int ENNForce::addChargeGroup(const std::vector<int>& members, double charge) {
+    chargeGroups.push_back({members, charge});
+    return getNumChargeGroups() - 1;
+}
+
+void ENNForce::getChargeGroupParameters(int index, std::vector<int>& members, double& charge) const {
+    if (index < 0 || index >= getNumChargeGroups())
+        throw OpenMM::OpenMMException("ENNForce: charge group index " + std::to_string(index) + " out of range");
+    members = chargeGroups[index].particles;
+    charge = chargeGroups[index].charge;
+}
+
+void ENNForce::setChargeGroupParameters(int index, const std::vector<int>& members, double charge) {
+    if (index < 0 || index >= getNumChargeGroups())
+        throw OpenMM::OpenMMException("ENNForce: charge group index " + std::to_string(index) + " out of range");
+    chargeGroups[index] = {members, charge};
+}

@@ -71,6 +71,15 @@ public:
             force.getParticleParameters(i, particle, z);
             particles.createChildNode("Particle").setIntProperty("index", particle).setIntProperty("z", z);
         }
+        SerializationNode& groups = node.createChildNode("ChargeGroups");
+        for (int g = 0; g < force.getNumChargeGroups(); g++) {
+            std::vector<int> members;
+            double charge;
+            force.getChargeGroupParameters(g, members, charge);
+            SerializationNode& group = groups.createChildNode("Group").setDoubleProperty("q", charge);
+            for (int m : members)
+                group.createChildNode("Member").setIntProperty("index", m);
+        }
         // Electrostatics coupling.
         SerializationNode& el = node.createChildNode("Electrostatics");
         el.setIntProperty("method", force.getElectrostaticsMethod());
@@ -129,6 +138,14 @@ public:
             force->setTotalCharge(node.getDoubleProperty("totalCharge", 0.0));
             for (const SerializationNode& p : node.getChildNode("Particles").getChildren())
                 force->addParticle(p.getIntProperty("index"), p.getIntProperty("z"));
+            for (const SerializationNode& child : node.getChildren())
+                if (child.getName() == "ChargeGroups")
+                    for (const SerializationNode& group : child.getChildren()) {
+                        std::vector<int> members;
+                        for (const SerializationNode& m : group.getChildren())
+                            members.push_back(m.getIntProperty("index"));
+                        force->addChargeGroup(members, group.getDoubleProperty("q"));
+                    }
             const SerializationNode& el = node.getChildNode("Electrostatics");
             force->setElectrostaticsMethod(static_cast<ENNForce::ElectrostaticsMethod>(el.getIntProperty("method")));
             force->setCutoffDistance(el.getDoubleProperty("cutoff"));

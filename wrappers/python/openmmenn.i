@@ -4,6 +4,7 @@
 %include "std_vector.i"
 namespace std {
 %template(vectord) vector<double>;
+%template(vectori) vector<int>;
 }
 
 %import(module="openmm") "openmm_declarations.i"
@@ -53,6 +54,7 @@ def _value_in(value, unit):
 %apply double& OUTPUT { double& charge, double& chargeScale, double& alpha, double& radius, double& scaleFactor,
                         double& soluteDielectric, double& solventDielectric, double& surfaceAreaEnergy, double& beta, double& gamma };
 %ignore OpenMMENN::ENNForce::getGBNeckTables;
+%ignore OpenMMENN::ENNForce::getChargeGroupParameters;
 
 // Quantities are accepted wherever OpenMM accepts them; plain numbers are in OpenMM's units (nm, e, kJ/mol).
 %pythonprepend OpenMMENN::ENNForce::ENNForce %{
@@ -69,6 +71,12 @@ def _value_in(value, unit):
 %}
 %pythonprepend OpenMMENN::ENNForce::setImplicitSolventKappa %{
     kappa = _value_in(kappa, lambda u: u.nanometer**-1)
+%}
+%pythonprepend OpenMMENN::ENNForce::addChargeGroup %{
+    particles, charge = [int(p) for p in particles], _value_in(charge, lambda u: u.elementary_charge)
+%}
+%pythonprepend OpenMMENN::ENNForce::setChargeGroupParameters %{
+    particles, charge = [int(p) for p in particles], _value_in(charge, lambda u: u.elementary_charge)
 %}
 %pythonprepend OpenMMENN::ENNForce::addMMParticle %{
     charge = _value_in(charge, lambda u: u.elementary_charge)
@@ -99,12 +107,30 @@ def _value_in(value, unit):
             return numpy.array(charges)
         return list(charges)
 
+    def getChargeGroupParameters(self, index):
+        """The particles (indices within this force) and charge (e) of charge group `index`, as [particles, charge]."""
+        return [list(self._chargeGroupParticles(index)), self._chargeGroupCharge(index)]
+
     @staticmethod
     def cast(force):
         """The ENNForce behind a Force, e.g. system.getForce(i) after XmlSerializer.deserialize, where OpenMM's
         Python returns a plain Force. Raises OpenMMException if it is not an ENNForce."""
         return _enn._castToENNForce(force)
 %}
+}
+%extend OpenMMENN::ENNForce {
+    std::vector<int> _chargeGroupParticles(int index) const {
+        std::vector<int> members;
+        double charge;
+        $self->getChargeGroupParameters(index, members, charge);
+        return members;
+    }
+    double _chargeGroupCharge(int index) const {
+        std::vector<int> members;
+        double charge;
+        $self->getChargeGroupParameters(index, members, charge);
+        return charge;
+    }
 }
 %inline %{
 OpenMMENN::ENNForce* _castToENNForce(OpenMM::Force* force) {

@@ -62,6 +62,21 @@ public:
     /** Set the total charge (e) the predicted charges sum to. */
     void setTotalCharge(double charge) { totalCharge = charge; }
 
+    /**
+     * A charge group: ML particles (indices within this force, as addParticle returns them) whose predicted charges
+     * sum to `charge` (e), e.g. one molecule. Without charge groups all ML particles form one group with the total
+     * charge. With them, every ML particle must be in exactly one group and the groups' charges must add up to
+     * the total charge: charge cannot then move between groups (between the molecules of an ML region, which a
+     * model trained on single molecules has never seen). Returns the group's index.
+     */
+    int addChargeGroup(const std::vector<int>& particles, double charge);
+    /** The number of charge groups (0: one group of all ML particles). */
+    int getNumChargeGroups() const { return static_cast<int>(chargeGroups.size()); }
+    /** The particles (indices within this force) and charge (e) of charge group `index`. */
+    void getChargeGroupParameters(int index, std::vector<int>& particles, double& charge) const;
+    /** Change charge group `index` (its charge can then be updated with updateParametersInContext). */
+    void setChargeGroupParameters(int index, const std::vector<int>& particles, double charge);
+
     /** Whether the ML region is evaluated with periodic boundary conditions (default false). */
     /** Periodic electrostatics methods (CutoffPeriodic, PME) make the force periodic regardless. */
     void setUsesPeriodicBoundaryConditions(bool periodic) { usePeriodic = periodic; }
@@ -221,6 +236,11 @@ private:
         int particle1, particle2;
         double chargeScale;
     };
+    struct ChargeGroup {
+        std::vector<int> particles;
+        double charge;
+    };
+    std::vector<ChargeGroup> chargeGroups;
     struct GBParticle {
         int particle;
         double charge, radius, scaleFactor;

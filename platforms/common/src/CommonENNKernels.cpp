@@ -11,8 +11,7 @@ void CommonCalcENNForceKernel::initialize(const OpenMM::System& system, const EN
     std::vector<int> mlOfAtom(system.getNumParticles(), -1);
     for (size_t i = 0; i < ml.particles.size(); i++)
         mlOfAtom[ml.particles[i]] = static_cast<int>(i);
-    network = std::make_unique<CommonENNNetwork>(cc, force.getModelPtr(), ml.species, mlOfAtom, ml.periodic);
-    network->setTotalCharge(ml.totalCharge);
+    network = std::make_unique<CommonENNNetwork>(cc, force.getModelPtr(), ml.species, mlOfAtom, ml.periodic, ml.chargeGroups);
     ENNCouplingParameters coupling(system, force);
     if (coupling.active())
         electrostatics = std::make_unique<CommonENNElectrostatics>(cc, std::move(coupling), system.getNumParticles(), network->getCharges(),
@@ -39,7 +38,7 @@ double CommonCalcENNForceKernel::execute(OpenMM::ContextImpl&, bool includeForce
 
 void CommonCalcENNForceKernel::copyParametersToContext(OpenMM::ContextImpl&, const ENNForce& force) {
     ml.update(force);
-    network->setTotalCharge(ml.totalCharge);
+    network->setChargeGroupCharges(ml.chargeGroups);
     if (electrostatics)
         electrostatics->updateCharges(force, ml.totalCharge);
 }

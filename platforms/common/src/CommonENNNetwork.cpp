@@ -26,7 +26,7 @@ int activationKind(const ActivationSpec& a) {
 } // namespace
 
 CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<const ENNModel> modelPtr, const vector<int>& speciesOfNode,
-                                   const vector<int>& mlOfAtomHost, bool periodic)
+                                   const vector<int>& mlOfAtomHost, bool periodic, const ENNChargeGroups& chargeGroups)
     : cc(cc), model(std::move(modelPtr)), numNodes(static_cast<int>(speciesOfNode.size())),
       numAtoms(static_cast<int>(mlOfAtomHost.size())), periodic(periodic) {
     particleOfNode.resize(numNodes);
@@ -247,6 +247,19 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
     ones.upload(vector<double>(numNodes, 1.0), true);
     nodeEnergy.initialize(cc, numNodes, mixedSize, "ennNodeEnergy");
     work.initialize(cc, numNodes, mixedSize, "ennWork");
+    numChargeGroups = chargeGroups.numGroups();
+    const int numGroups = numChargeGroups;
+    groupStart.initialize<int>(cc, numGroups + 1, "ennGroupStart");
+    groupStart.upload(chargeGroups.start);
+    groupMembers.initialize<int>(cc, std::max(1, numNodes), "ennGroupMembers");
+    nodeGroup.initialize<int>(cc, std::max(1, numNodes), "ennNodeGroup");
+    if (numNodes > 0) {
+        groupMembers.upload(chargeGroups.members);
+        nodeGroup.upload(chargeGroups.groupOf);
+    }
+    groupCharge.initialize(cc, numGroups, mixedSize, "ennGroupCharge");
+    groupShift.initialize(cc, numGroups, mixedSize, "ennGroupShift");
+    setChargeGroupCharges(chargeGroups);
     statusEvent = cc.createEvent();
     setEdgeCapacity(InitialCapacity);
 }
@@ -522,7 +535,9 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
         chargeKernel->addArg(species);
         chargeKernel->addArg(chargeOffsets);
         chargeKernel->addArg(numNodes);
-        addMixedArg(cc, chargeKernel, 0.0); // the total charge, set when run
+        chargeKernel->addArg(numChargeGroups);
+        for (ComputeArray* a : {&groupStart, &groupMembers, &nodeGroup, &groupCharge, &groupShift})
+            chargeKernel->addArg(*a);
         chargeKernel->addArg(work);
         chargeKernel->addArg(charges);
         addRealArg(cc, chargeKernel, ENNSanityBounds::MaxCharge);
@@ -533,6 +548,9 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
         chargeGradientKernel = program->createKernel("chargeGradient");
         chargeGradientKernel->addArg(work); // the potential, set when run
         chargeGradientKernel->addArg(numNodes);
+        chargeGradientKernel->addArg(numChargeGroups);
+        for (ComputeArray* a : {&groupStart, &groupMembers, &nodeGroup, &groupShift})
+            chargeGradientKernel->addArg(*a);
         addMixedArg(cc, chargeGradientKernel, 1.0 / model->energyToKJPerMol);
         chargeGradientKernel->addArg(gradScalar);
     }
@@ -695,7 +713,6 @@ void CommonENNNetwork::forward(bool wantCharges) {
     run(forwardLaunches);
     if (wantCharges) {
         run(chargeLaunches);
-        setMixedArg(cc, chargeKernel, 4, totalCharge);
         chargeKernel->execute(ReduceSize, ReduceSize);
     }
     // Read the status without stalling the queue: into pinned memory, waited for in finishStep().

@@ -27,9 +27,10 @@ namespace OpenMMENN {
 
 class CommonENNNetwork {
 public:
-    /** @param mlOfAtom for every System particle, its index among the ML particles, or -1 */
+    /** @param mlOfAtom     for every System particle, its index among the ML particles, or -1
+     *  @param chargeGroups the constraint on the predicted charges */
     CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<const ENNModel> model, const std::vector<int>& species,
-                     const std::vector<int>& mlOfAtom, bool periodic);
+                     const std::vector<int>& mlOfAtom, bool periodic, const ENNChargeGroups& chargeGroups);
 
     /** Queues the neighbour list, edge geometry and the forward pass at the context's current positions. */
     void forward(bool wantCharges);
@@ -54,8 +55,8 @@ public:
     OpenMM::ComputeArray& getCharges() { return charges; }
 
     const ENNModel& getModel() const { return *model; }
-    /** Sets the total charge the predicted charges are constrained to. */
-    void setTotalCharge(double q) { totalCharge = q; }
+    /** Sets the charges of the charge groups (the same groups as at construction). */
+    void setChargeGroupCharges(const ENNChargeGroups& chargeGroups) { groupCharge.upload(chargeGroups.charge, true); }
 
 private:
     /** Rows of a sparse operator in the shared tables. */
@@ -103,7 +104,8 @@ private:
     std::vector<int> particleOfNode; // System particle of each ML node, for messages
     int numNodes, numAtoms, nsh, capacity = 0, maxFeatures = 0, maxHidden = 1;
     bool periodic;
-    double totalCharge = 0, constantEnergy = 0;
+    double constantEnergy = 0;
+    int numChargeGroups = 1;
     std::vector<int> tableInts;
     std::vector<double> tableReals;
     std::vector<Layer> layers;
@@ -119,6 +121,7 @@ private:
     OpenMM::ComputeArray positions, count, neededCount, sender, edgeKey, edgeVec, reverse, status, sh, w, dwdr, gradSh, gradR, gradVec;
     std::deque<OpenMM::ComputeArray> h, hUp, A; // deque: ComputeArray must never be copied or moved
     OpenMM::ComputeArray M, message, B, hidden, hiddenPre, nodeOut, nodeEnergy, work, charges;
+    OpenMM::ComputeArray groupStart, groupMembers, nodeGroup, groupCharge, groupShift; // the charge groups (ENNChargeGroups)
     OpenMM::ComputeArray gradH, gradIn, gradM, gradUp, gradB, gradA, gradMessage, gradHidden, gradScalar, ones;
     OpenMM::ComputeKernel gatherKernel, neighborKernel, reverseKernel, harmonicsKernel, edgeGradientKernel, applyForcesKernel;
     OpenMM::ComputeKernel energyKernel, chargeKernel, chargeGradientKernel, clearGradH;

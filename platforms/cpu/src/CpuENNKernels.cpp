@@ -41,7 +41,7 @@ double CpuCalcENNForceKernel::evaluate(OpenMM::ContextImpl& context, std::vector
                 p /= m.energyToKJPerMol;
         };
     }
-    const double energy = network->compute(local, ml.periodic ? box : nullptr, ml.totalCharge, coupling, charges,
+    const double energy = network->compute(local, ml.periodic ? box : nullptr, ml.chargeGroups, coupling, charges,
                                            includeForces ? &gradient : nullptr, pool);
     if (includeForces) {
         std::vector<Vec3>& forces = *data.forces;

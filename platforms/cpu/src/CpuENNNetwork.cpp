@@ -595,7 +595,7 @@ void CpuENNNetwork::backwardLayer(int t, OpenMM::ThreadPool& pool) {
 
 // ---- the whole evaluation ----------------------------------------------------------------------
 
-double CpuENNNetwork::compute(const vector<Vec3>& positions, const Vec3* box, double totalCharge, const ChargeCoupling& coupling,
+double CpuENNNetwork::compute(const vector<Vec3>& positions, const Vec3* box, const ENNChargeGroups& chargeGroups, const ChargeCoupling& coupling,
                               vector<double>* charges, vector<Vec3>* gradient, OpenMM::ThreadPool& pool) {
     const ENNModel& m = *model;
     const int N = numNodes, T = static_cast<int>(layers.size());
@@ -656,12 +656,10 @@ double CpuENNNetwork::compute(const vector<Vec3>& positions, const Vec3* box, do
     // Charges, in the caller's order.
     vector<double>& q = charge;
     if (wantCharges) {
-        double sum = 0.0;
-        for (int n = 0; n < N; n++)
-            sum += rawCharge[n];
         q.resize(N);
         for (int n = 0; n < N; n++)
-            q[order[n]] = rawCharge[n] + (totalCharge - sum) / N;
+            q[order[n]] = rawCharge[n];
+        chargeGroups.apply(q);
         if (charges)
             *charges = q;
     }
@@ -676,16 +674,14 @@ double CpuENNNetwork::compute(const vector<Vec3>& positions, const Vec3* box, do
     edgeGradLength.assign(E, 0.0f);
     edgeGradHarmonics.assign(size_t(E) * nsh, 0.0f);
     if (coupling) {
-        // q_i = raw_i + (Q - sum raw)/N, so dE/draw_j = phi_j - mean(phi).
-        double mean = 0.0;
-        for (int n = 0; n < N; n++)
-            mean += phi[n] / N;
+        // q_i = raw_i + (Q_g - sum_g raw)/N_g, so dE/draw_j = phi_j - mean of phi over j's group.
+        const vector<double> projected = chargeGroups.project(phi);
         parallelFor(pool, numChunks(N, chunkSize), [&](int chunk, int thread) {
             int n0, n1;
             chunkRange(chunk, chunkSize, N, n0, n1);
             Scratch& s = scratch[thread];
             for (int n = n0; n < n1; n++)
-                s.scalar[n - n0] = static_cast<float>(phi[order[n]] - mean);
+                s.scalar[n - n0] = static_cast<float>(projected[order[n]]);
             readoutBackward(chargeReadout, &h[T][size_t(n0) * dTop], s.scalar.data(), n0, n1, s.hidden, s.gradHidden,
                             &gradH[size_t(n0) * dTop], elementStart);
         });

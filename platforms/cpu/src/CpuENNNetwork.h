@@ -29,7 +29,7 @@ public:
     CpuENNNetwork(std::shared_ptr<const ENNModel> model, const std::vector<int>& species);
 
     /** Same contract as ReferenceENNNetwork::compute, with positions (model units) instead of edges. */
-    double compute(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box, double totalCharge,
+    double compute(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box, const ENNChargeGroups& chargeGroups,
                    const ChargeCoupling& coupling, std::vector<double>* charges, std::vector<OpenMM::Vec3>* gradient,
                    OpenMM::ThreadPool& pool);
 

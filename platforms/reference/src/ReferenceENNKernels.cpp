@@ -22,6 +22,7 @@ void ENNParticles::read(const ENNForce& force) {
         species.push_back(force.getModel().elementIndex(z));
     }
     totalCharge = force.getTotalCharge();
+    chargeGroups = ENNChargeGroups(force);
     periodic = force.usesPeriodicBoundaryConditions();
 }
 
@@ -34,7 +35,11 @@ void ENNParticles::update(const ENNForce& force) {
         if (particle != particles[i] || force.getModel().elementIndex(z) != species[i])
             throw OpenMM::OpenMMException("ENNForce: updateParametersInContext cannot change the particles or their elements");
     }
+    ENNChargeGroups groups(force);
+    if (groups.members != chargeGroups.members || groups.start != chargeGroups.start)
+        throw OpenMM::OpenMMException("ENNForce: updateParametersInContext cannot change which particles form the charge groups");
     totalCharge = force.getTotalCharge();
+    chargeGroups = groups;
 }
 
 void ENNParticles::gather(const std::vector<Vec3>& pos, double scale, std::vector<Vec3>& out) const {
@@ -106,7 +111,7 @@ double ReferenceCalcENNForceKernel::execute(OpenMM::ContextImpl& context, bool i
                 p /= m.energyToKJPerMol;
         };
     }
-    double energy = network->compute(ml.species, edges, ml.totalCharge, coupling, nullptr, includeForces ? &gradient : nullptr);
+    double energy = network->compute(ml.species, edges, ml.chargeGroups, coupling, nullptr, includeForces ? &gradient : nullptr);
     if (includeForces) {
         std::vector<Vec3>& forces = *platformData(context).forces;
         const double scale = m.energyToKJPerMol / m.lengthToNm;
@@ -128,7 +133,7 @@ void ReferenceCalcENNForceKernel::copyParametersToContext(OpenMM::ContextImpl&, 
 
 std::vector<double> ReferenceCalcENNForceKernel::getCharges(OpenMM::ContextImpl& context) {
     std::vector<double> charges;
-    network->compute(ml.species, buildEdges(context), ml.totalCharge, {}, &charges, nullptr);
+    network->compute(ml.species, buildEdges(context), ml.chargeGroups, {}, &charges, nullptr);
     ml.checkCharges(charges);
     return charges;
 }

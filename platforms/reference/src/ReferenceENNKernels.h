@@ -2,6 +2,7 @@
 #define OPENMM_REFERENCE_ENN_KERNELS_H_
 
 #include "openmmenn/ENNKernels.h"
+#include "ENNChargeGroups.h"
 #include "ENNSanityBounds.h"
 #include "ReferenceENNElectrostatics.h"
 #include "ReferenceENNNetwork.h"
@@ -13,9 +14,10 @@ namespace OpenMMENN {
 struct ENNParticles {
     std::vector<int> particles, species; // System index and element index of each ML particle
     double totalCharge = 0.0;
+    ENNChargeGroups chargeGroups; // the constraint on the predicted charges
     bool periodic = false;
     void read(const ENNForce& force);
-    /** updateParametersInContext: takes the new total charge; throws if the particles changed. */
+    /** updateParametersInContext: takes the new total and group charges; throws if the particles or groups changed. */
     void update(const ENNForce& force);
     /** The ML particles' positions times `scale`; throws OpenMMException naming the particle on a
      *  non-finite position or one beyond ENNSanityBounds::MaxCoordinate. */

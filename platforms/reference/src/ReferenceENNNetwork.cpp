@@ -319,7 +319,7 @@ void ReferenceENNNetwork::forEachMonomial(int layer, int element, Visit visit) c
     }
 }
 
-double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENNEdge>& edges, double totalCharge,
+double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENNEdge>& edges, const ENNChargeGroups& chargeGroups,
                                     const ChargeCoupling& coupling, vector<double>* charges, vector<Vec3>* gradient) {
     const ENNModel& m = *model;
     const int N = static_cast<int>(species.size());
@@ -417,13 +417,9 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
     if (wantCharges) {
         const int dOut = m.layers.back().irrepsOut().dim;
         q.resize(N);
-        double sum = 0.0;
-        for (int n = 0; n < N; n++) {
-            q[n] = readoutForward(m.chargeReadout, &h[T][size_t(n) * dOut]) + m.chargeElementOffsets[species[n]];
-            sum += q[n];
-        }
         for (int n = 0; n < N; n++)
-            q[n] += (totalCharge - sum) / N;
+            q[n] = readoutForward(m.chargeReadout, &h[T][size_t(n) * dOut]) + m.chargeElementOffsets[species[n]];
+        chargeGroups.apply(q);
         if (charges)
             *charges = q;
     }
@@ -437,13 +433,11 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
     vector<double> gradBasis(size_t(E) * nb, 0.0), gradSh(size_t(E) * nsh, 0.0);
     vector<double> gradH(h[T].size(), 0.0);
     if (coupling) {
-        // q_i = raw_i + (Q - sum raw)/N, so dE/draw_j = phi_j - mean(phi).
-        double mean = 0.0;
-        for (int n = 0; n < N; n++)
-            mean += chargePotential[n] / N;
+        // q_i = raw_i + (Q_g - sum_g raw)/N_g, so dE/draw_j = phi_j - mean of phi over j's group.
+        const vector<double> projected = chargeGroups.project(chargePotential);
         const int dOut = m.layers.back().irrepsOut().dim;
         for (int n = 0; n < N; n++)
-            readoutBackward(m.chargeReadout, &h[T][size_t(n) * dOut], chargePotential[n] - mean, &gradH[size_t(n) * dOut]);
+            readoutBackward(m.chargeReadout, &h[T][size_t(n) * dOut], projected[n], &gradH[size_t(n) * dOut]);
     }
     vector<double> gw;
     for (int t = T - 1; t >= 0; t--) {

@@ -5,6 +5,7 @@
 // other platforms are tested against. Forces come from a hand-written reverse pass.
 
 #include "openmmenn/ENNModel.h"
+#include "ENNChargeGroups.h"
 #include "ReferenceENNNeighbors.h"
 #include "openmm/Vec3.h"
 #include <functional>
@@ -59,14 +60,14 @@ public:
      * Evaluate the network, in the model's units.
      * @param species         element index (into model.elements) of each atom
      * @param edges           directed edges, vector = x[receiver] - image of x[sender]
-     * @param totalCharge     total charge the predicted charges are constrained to
+     * @param chargeGroups    the constraint on the predicted charges (the charge of each group)
      * @param coupling        if set, called with the predicted charges to get phi_i = dE_other/dq_i; the
      *                        chain-rule term sum_i phi_i dq_i/dx is then added to the gradient
      * @param charges         if not null, receives the predicted charges (requires a charge head)
      * @param gradient        if not null, receives dE/dx for each atom
      * @return the network energy, including E0, scale and shift
      */
-    double compute(const std::vector<int>& species, const std::vector<ENNEdge>& edges, double totalCharge,
+    double compute(const std::vector<int>& species, const std::vector<ENNEdge>& edges, const ENNChargeGroups& chargeGroups,
                    const ChargeCoupling& coupling, std::vector<double>* charges,
                    std::vector<OpenMM::Vec3>* gradient);
 

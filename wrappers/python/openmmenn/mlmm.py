@@ -69,6 +69,38 @@ def _atomic_numbers(topology, atoms):
     return numbers
 
 
+def _molecules(topology, atoms):
+    """The connected components (by the Topology's bonds) among `atoms`, each a sorted list, ordered by first atom."""
+    index = {a: k for k, a in enumerate(sorted(atoms))}
+    parent = list(range(len(index)))
+
+    def root(k):
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+    for bond in topology.bonds():
+        a, b = bond[0].index, bond[1].index
+        if a in index and b in index:
+            parent[root(index[a])] = root(index[b])
+    groups = {}
+    for a in sorted(atoms):
+        groups.setdefault(root(index[a]), []).append(a)
+    return sorted(groups.values())
+
+
+def _add_charge_groups(force, molecules, charges, position):
+    """One charge group per molecule (a model's charges cannot then move between molecules)."""
+    if len(molecules) < 2 or not force.hasChargeHead():
+        return
+    for molecule, charge in zip(molecules, charges):
+        force.addChargeGroup([position[a] for a in molecule], charge)
+
+
+def _charge(value):
+    return value.value_in_unit(unit.elementary_charge) if unit.is_quantity(value) else float(value)
+
+
 def _length(value, name):
     if unit.is_quantity(value):
         return value.value_in_unit(unit.nanometer)
@@ -78,8 +110,12 @@ def _length(value, name):
 
 
 def createSystem(topology, model=None, total_charge=0, remove_cm_motion=True, cutoff=1.0 * unit.nanometer,
-                 force_group=0):
+                 force_group=0, molecule_charges=None):
     """A System whose whole energy is the model's: one ENNForce over every atom of `topology`.
+
+    With several molecules (connected by the Topology's bonds) and a model that predicts charges, each molecule
+    is a charge group: its charges sum to its own charge, 0 unless `molecule_charges` says otherwise, and charge
+    cannot move between molecules (docs/mlmm.md).
 
     Parameters
     ----------
@@ -89,6 +125,9 @@ def createSystem(topology, model=None, total_charge=0, remove_cm_motion=True, cu
         A model file, the name of a shipped model, or None for the shipped model (openmmenn.shipped_model()).
     total_charge : int, float or Quantity
         The charge (e) the predicted charges sum to.
+    molecule_charges : list or None
+        The charge (e) of each molecule, in the order of their first atoms; None: all 0 (total_charge must
+        then be 0 unless there is a single molecule).
     remove_cm_motion : bool
         Add a CMMotionRemover, as openmm.app's createSystem does.
     cutoff : Quantity or float (nm)
@@ -102,7 +141,19 @@ def createSystem(topology, model=None, total_charge=0, remove_cm_motion=True, cu
     force = _model_force(model)
     for atom, z in zip(atoms, numbers):
         force.addParticle(system.addParticle(atom.element.mass), z)
-    force.setTotalCharge(total_charge)
+    total = _charge(total_charge)
+    molecules = _molecules(topology, [a.index for a in atoms])
+    if molecule_charges is None:
+        if len(molecules) > 1 and total != 0:
+            raise _error(f"the Topology has {len(molecules)} molecules: give each its charge with molecule_charges")
+        molecule_charges = [total] if len(molecules) == 1 else [0.0] * len(molecules)
+    molecule_charges = [_charge(q) for q in molecule_charges]
+    if len(molecule_charges) != len(molecules):
+        raise _error(f"molecule_charges has {len(molecule_charges)} values for {len(molecules)} molecules")
+    if abs(sum(molecule_charges) - total) > 1e-6 and len(molecules) > 1:
+        total = sum(molecule_charges)
+    force.setTotalCharge(total)
+    _add_charge_groups(force, molecules, molecule_charges, {a.index: a.index for a in atoms})
     box = topology.getPeriodicBoxVectors()
     if box is not None:
         system.setDefaultPeriodicBoxVectors(*box)
@@ -144,14 +195,14 @@ def _region_mm_charge(system, ml_atoms):
     return None
 
 
-def _infer_total_charge(system, ml_atoms):
-    charge = _region_mm_charge(system, ml_atoms)
+def _infer_charge(system, atoms, what):
+    charge = _region_mm_charge(system, atoms)
     if charge is None:
         raise _error("the System has no NonbondedForce to infer the ML region's charge from; pass total_charge")
     rounded = round(charge)
     if abs(charge - rounded) > 0.01:
-        warnings.warn(f"the MM charges of the ML region sum to {charge:.4f} e, not an integer; the predicted charges will "
-                      f"sum to {rounded} e (pass total_charge to choose)", stacklevel=3)
+        warnings.warn(f"the MM charges of {what} sum to {charge:.4f} e, not an integer; its predicted charges will "
+                      f"sum to {rounded} e (pass total_charge to choose)", stacklevel=4)
     return float(rounded)
 
 
@@ -185,7 +236,9 @@ def createMixedSystem(topology, system, ml_atoms, model=None, embedding="electro
     embedding : "electrostatic" or "mechanical"
     total_charge : int, float, Quantity or None
         The charge the predicted charges sum to; None infers it from the region's MM charges (rounded to an
-        integer, with a warning if they are not close to one).
+        integer, with a warning if they are not close to one). A region of several molecules (connected by the
+        Topology's bonds) gets one charge group per molecule, each with its own MM charge rounded, so that
+        charge cannot move between them; total_charge must then equal their sum.
     interpolate : bool
         Add a global parameter ``lambda_interpolate`` (default 1) with E = lambda E_ML/MM + (1 - lambda) E_MM:
         0 gives the MM System, 1 the ML/MM one (alchemical and free-energy work).
@@ -210,8 +263,15 @@ def createMixedSystem(topology, system, ml_atoms, model=None, embedding="electro
     ml = set(ml_list)
     atoms = list(topology.atoms())
     numbers = _atomic_numbers(topology, [atoms[i] for i in ml_list])
-    if total_charge is None:
-        total_charge = _infer_total_charge(system, ml_list)
+    molecules = _molecules(topology, ml_list)
+    if len(molecules) > 1:
+        molecule_charges = [_infer_charge(system, m, f"ML molecule {k} (atoms {m[0]}-{m[-1]})") for k, m in enumerate(molecules)]
+        if total_charge is not None and abs(_charge(total_charge) - sum(molecule_charges)) > 1e-6:
+            raise _error(f"the ML region holds {len(molecules)} molecules whose MM charges sum to {molecule_charges} e, "
+                         f"not to total_charge = {_charge(total_charge)} e")
+        total_charge = sum(molecule_charges)
+    elif total_charge is None:
+        total_charge = _infer_charge(system, ml_list, "the ML region")
 
     original = openmm.XmlSerializer.serialize(system)
     mixed = openmm.XmlSerializer.deserialize(original)
@@ -222,6 +282,8 @@ def createMixedSystem(topology, system, ml_atoms, model=None, embedding="electro
     for i, z in zip(ml_list, numbers):
         force.addParticle(i, z)
     force.setTotalCharge(total_charge)
+    if len(molecules) > 1:
+        _add_charge_groups(force, molecules, molecule_charges, {a: k for k, a in enumerate(ml_list)})
     force.setForceGroup(force_group)
     periodic = any(f.usesPeriodicBoundaryConditions() for f in mixed.getForces())
     force.setUsesPeriodicBoundaryConditions(periodic)

@@ -502,16 +502,30 @@ KERNEL void addNodeEnergies(GLOBAL const real* RESTRICT nodeOut, GLOBAL mixed* R
         nodeEnergy[n] += nodeOut[n];
 }
 
-/** q_i = raw_i + offset[element] + (Q - sum)/N: the predicted charges with the total charge imposed. */
+/** The mean of values over each charge group g (members[start[g] .. start[g + 1]), summed in order), into mean[g]. */
+DEVICE void groupMeans(GLOBAL const mixed* RESTRICT values, int numGroups, GLOBAL const int* RESTRICT start,
+        GLOBAL const int* RESTRICT members, GLOBAL mixed* RESTRICT mean) {
+    for (int g = LOCAL_ID; g < numGroups; g += REDUCE_SIZE) {
+        mixed sum = 0;
+        for (int k = start[g]; k < start[g + 1]; k++)
+            sum += values[members[k]];
+        mean[g] = sum / (start[g + 1] - start[g]);
+    }
+    SYNC_THREADS;
+}
+
+/** q_i = raw_i + offset[element] + (Q_g - sum_g)/N_g: the predicted charges with each charge group's charge imposed. */
 KERNEL void normalizeCharges(GLOBAL const real* RESTRICT raw, GLOBAL const int* RESTRICT species, GLOBAL const real* RESTRICT elementOffsets,
-        int numNodes, mixed totalCharge, GLOBAL mixed* RESTRICT work, GLOBAL real* RESTRICT charges, real maxCharge, GLOBAL int* RESTRICT status) {
-    LOCAL mixed buffer[REDUCE_SIZE];
+        int numNodes, int numGroups, GLOBAL const int* RESTRICT groupStart, GLOBAL const int* RESTRICT groupMembers,
+        GLOBAL const int* RESTRICT nodeGroup, GLOBAL const mixed* RESTRICT groupCharge, GLOBAL mixed* RESTRICT groupMean,
+        GLOBAL mixed* RESTRICT work, GLOBAL real* RESTRICT charges, real maxCharge, GLOBAL int* RESTRICT status) {
     for (int n = LOCAL_ID; n < numNodes; n += REDUCE_SIZE)
         work[n] = raw[n] + elementOffsets[species[n]];
     SYNC_THREADS;
-    const mixed shift = (totalCharge - reduceSum(work, numNodes, buffer)) / numNodes;
+    groupMeans(work, numGroups, groupStart, groupMembers, groupMean);
     for (int n = LOCAL_ID; n < numNodes; n += REDUCE_SIZE) {
-        const real q = (real) (work[n] + shift);
+        const int g = nodeGroup[n];
+        const real q = (real) (work[n] + groupCharge[g] / (groupStart[g + 1] - groupStart[g]) - groupMean[g]);
         charges[n] = q;
         if (!(fabs(q) <= maxCharge)) { // NaN too
             status[4] = 1;
@@ -521,12 +535,13 @@ KERNEL void normalizeCharges(GLOBAL const real* RESTRICT raw, GLOBAL const int* 
 }
 
 /** The charge head's input gradient from the potential phi_i = dE/dq_i (kJ/mol/e): since
- *  q_i = raw_i + (Q - sum_j raw_j)/N, dE/draw_i = phi_i - mean(phi), converted to the model's energy unit. */
-KERNEL void chargeGradient(GLOBAL const mixed* RESTRICT potential, int numNodes, mixed toModel, GLOBAL real* RESTRICT gradScalar) {
-    LOCAL mixed buffer[REDUCE_SIZE];
-    const mixed mean = reduceSum(potential, numNodes, buffer) / numNodes;
+ *  q_i = raw_i + (Q_g - sum_{j in g} raw_j)/N_g, dE/draw_i = phi_i - mean of phi over i's group, in the model's energy unit. */
+KERNEL void chargeGradient(GLOBAL const mixed* RESTRICT potential, int numNodes, int numGroups, GLOBAL const int* RESTRICT groupStart,
+        GLOBAL const int* RESTRICT groupMembers, GLOBAL const int* RESTRICT nodeGroup, GLOBAL mixed* RESTRICT groupMean, mixed toModel,
+        GLOBAL real* RESTRICT gradScalar) {
+    groupMeans(potential, numGroups, groupStart, groupMembers, groupMean);
     for (int n = LOCAL_ID; n < numNodes; n += REDUCE_SIZE)
-        gradScalar[n] = (real) ((potential[n] - mean) * toModel);
+        gradScalar[n] = (real) ((potential[n] - groupMean[nodeGroup[n]]) * toModel);
 }
 
 /** dE/dv of each edge from the gradients with respect to its harmonics and its length. */
