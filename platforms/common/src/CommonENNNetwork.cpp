@@ -343,7 +343,7 @@ ComputeKernel CommonENNNetwork::fill(ComputeArray& array, double value) {
         throw OpenMM::OpenMMException("CommonENNNetwork: fill() takes arrays of real");
     ComputeKernel k = program->createKernel("fill");
     k->addArg(array);
-    k->addArg(array.getSize());
+    k->addArg(static_cast<int>(array.getSize())); // the kernel takes an int; getSize() is size_t on OpenMM 8
     addRealArg(cc, k, value);
     return k;
 }
