@@ -31,11 +31,13 @@ def peptide():
     return pdb.topology, pdb.positions
 
 
-def solvated(padding=0.5):
+def solvated(edge=1.67):
+    """The peptide in a cubic TIP3P box of the given edge (nm). A box size, not a padding: OpenMM 8 makes
+    smaller boxes than 7.7 for the same padding."""
     top, pos = peptide()
     ff = app.ForceField("amber14-all.xml", "amber14/tip3p.xml")
     modeller = app.Modeller(top, pos)
-    modeller.addSolvent(ff, padding=padding * unit.nanometer)
+    modeller.addSolvent(ff, boxSize=openmm.Vec3(edge, edge, edge) * unit.nanometer)
     return ff, modeller.topology, modeller.positions
 
 
@@ -322,7 +324,7 @@ class TestInterpolation(unittest.TestCase):
                                        delta=1e-9 * abs(e0))
 
     def test_interpolation_with_pme(self):
-        ff, top, pos = solvated(0.4)
+        ff, top, pos = solvated(1.47)
         system = ff.createSystem(top, nonbondedMethod=app.PME, nonbondedCutoff=0.6 * unit.nanometer, constraints=None)
         mixed = openmmenn.createMixedSystem(top, system, PEPTIDE, model=openmmenn.shipped_model(), interpolate=True)
         plain = openmmenn.createMixedSystem(top, system, PEPTIDE, model=openmmenn.shipped_model())
@@ -485,7 +487,7 @@ class TestPureML(unittest.TestCase):
             alone.addParticle(direct.addParticle(atom.element.mass), atom.element.atomic_number)
         direct.addForce(alone)
         assert_same(self, (e, f), evaluate(direct, pos), "createSystem")
-        ff, wtop, wpos = solvated(0.3)
+        ff, wtop, wpos = solvated(1.27)
         water = app.Modeller(wtop, wpos)
         water.delete([r for r in water.topology.residues() if r.name != "HOH"])
         periodic = openmmenn.createSystem(water.topology, cutoff=0.5 * unit.nanometer)
