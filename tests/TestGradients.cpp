@@ -98,7 +98,6 @@ TEST(Gradients, ChargeHeadChainRule) {
             groups.groupOf.push_back(i < 3 ? 0 : 1);
             groups.members.push_back(static_cast<int>(i));
         }
-        groups.size = {3, static_cast<int>(z.size()) - 3};
         auto total = [&](const std::vector<Vec3>& x) {
             std::vector<double> q;
             double e = network.compute(species, buildReferenceEdges(x, model->rMax, nullptr), groups, {}, &q, nullptr);

@@ -471,6 +471,8 @@ class TestChargeGroups(unittest.TestCase):
             openmmenn.createSystem(top, total_charge=1)
         system = openmmenn.createSystem(top, molecule_charges=[1, -1])
         self.assertEqual(enn_force(system).getChargeGroupParameters(0)[1], 1.0)
+        with self.assertRaisesRegex(openmm.OpenMMException, "add up to 0.0 e, not to total_charge = 1.0 e"):
+            openmmenn.createSystem(top, total_charge=1, molecule_charges=[1, -1])
 
 
 class TestPureML(unittest.TestCase):

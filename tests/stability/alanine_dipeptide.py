@@ -55,26 +55,6 @@ def peptide():
     return top, coords * unit.nanometer
 
 
-def zero_bonded_terms(system, ml):
-    """The MM bonds, angles and torsions inside the ML region carry nothing: the model has them."""
-    for force in system.getForces():
-        if isinstance(force, openmm.HarmonicBondForce):
-            for k in range(force.getNumBonds()):
-                i, j, r, _ = force.getBondParameters(k)
-                if i in ml and j in ml:
-                    force.setBondParameters(k, i, j, r, 0.0)
-        elif isinstance(force, openmm.HarmonicAngleForce):
-            for k in range(force.getNumAngles()):
-                i, j, l, a, _ = force.getAngleParameters(k)
-                if {i, j, l} <= ml:
-                    force.setAngleParameters(k, i, j, l, a, 0.0)
-        elif isinstance(force, openmm.PeriodicTorsionForce):
-            for k in range(force.getNumTorsions()):
-                i, j, l, m, n, phase, _ = force.getTorsionParameters(k)
-                if {i, j, l, m} <= ml:
-                    force.setTorsionParameters(k, i, j, l, m, n, phase, 0.0)
-
-
 def build(environment):
     top, pos = peptide()
     if environment == "tip3p":
@@ -89,19 +69,9 @@ def build(environment):
     else:
         ff = app.ForceField("amber99sb.xml")
         system = ff.createSystem(top, nonbondedMethod=app.NoCutoff, constraints=None)
-    ml = set(range(22))
-    zero_bonded_terms(system, ml)
-    force = openmmenn.ENNForce(MODEL)
-    for atom in list(top.atoms())[:22]:
-        force.addParticle(atom.index, atom.element.atomic_number)
-    force.setTotalCharge(0.0)
-    system.addForce(force)
-    nonbonded = [f for f in system.getForces() if isinstance(f, openmm.NonbondedForce)][0]
-    force.coupleToNonbondedForce(system, nonbonded)
-    gbsa = [f for f in system.getForces() if isinstance(f, openmm.GBSAOBCForce)]
-    if gbsa:
-        force.coupleToGBSAOBCForce(system, gbsa[0])
-    return system, top, pos, force
+    # The peptide is the ML region, its predicted charges coupled to the water or the OBC2 solvent.
+    system = openmmenn.createMixedSystem(top, system, range(22), model=MODEL, total_charge=0)
+    return system, top, pos, openmmenn.findENNForce(system)
 
 
 def check(context, force, label):

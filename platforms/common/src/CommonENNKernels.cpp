@@ -15,7 +15,7 @@ void CommonCalcENNForceKernel::initialize(const OpenMM::System& system, const EN
     ENNCouplingParameters coupling(system, force);
     if (coupling.active())
         electrostatics = std::make_unique<CommonENNElectrostatics>(cc, std::move(coupling), system.getNumParticles(), network->getCharges(),
-                                                                   ml.totalCharge);
+                                                                   ml.chargeGroups.total());
 }
 
 double CommonCalcENNForceKernel::execute(OpenMM::ContextImpl&, bool includeForces, bool includeEnergy) {
@@ -40,7 +40,7 @@ void CommonCalcENNForceKernel::copyParametersToContext(OpenMM::ContextImpl&, con
     ml.update(force);
     network->setChargeGroupCharges(ml.chargeGroups);
     if (electrostatics)
-        electrostatics->updateCharges(force, ml.totalCharge);
+        electrostatics->updateCharges(force, ml.chargeGroups.total());
 }
 
 std::vector<double> CommonCalcENNForceKernel::getCharges(OpenMM::ContextImpl&) {

@@ -17,7 +17,6 @@ struct ENNChargeGroups {
     ENNChargeGroups() = default;
     std::vector<int> groupOf;    // group of each ML particle
     std::vector<double> charge;  // of each group (e)
-    std::vector<int> size;       // members of each group
     std::vector<int> start, members; // members of group g: members[start[g] .. start[g + 1])
 
     /** Read and check the force's groups; throws OpenMMException naming the problem. */
@@ -26,7 +25,6 @@ struct ENNChargeGroups {
         if (force.getNumChargeGroups() == 0) {
             groupOf.assign(n, 0);
             charge = {force.getTotalCharge()};
-            size = {n};
             start = {0, n};
             for (int i = 0; i < n; i++)
                 members.push_back(i);
@@ -53,7 +51,6 @@ struct ENNChargeGroups {
             }
             start.push_back(static_cast<int>(members.size()));
             charge.push_back(q);
-            size.push_back(static_cast<int>(particles.size()));
             sum += q;
         }
         for (int i = 0; i < n; i++)
@@ -64,6 +61,7 @@ struct ENNChargeGroups {
                                           std::to_string(force.getTotalCharge()) + " e");
     }
     int numGroups() const { return static_cast<int>(charge.size()); }
+    int size(int g) const { return start[g + 1] - start[g]; }
     double total() const {
         double sum = 0.0;
         for (double q : charge)
@@ -76,13 +74,13 @@ struct ENNChargeGroups {
         for (size_t i = 0; i < q.size(); i++)
             sum[groupOf[i]] += q[i];
         for (size_t i = 0; i < q.size(); i++)
-            q[i] += (charge[groupOf[i]] - sum[groupOf[i]]) / size[groupOf[i]];
+            q[i] += (charge[groupOf[i]] - sum[groupOf[i]]) / size(groupOf[i]);
     }
     /** dE/dq -> dE/draw: the potential minus its mean over the group (particle order). */
     std::vector<double> project(const std::vector<double>& phi) const {
         std::vector<double> mean(charge.size(), 0.0), out(phi);
         for (size_t i = 0; i < phi.size(); i++)
-            mean[groupOf[i]] += phi[i] / size[groupOf[i]];
+            mean[groupOf[i]] += phi[i] / size(groupOf[i]);
         for (size_t i = 0; i < phi.size(); i++)
             out[i] -= mean[groupOf[i]];
         return out;

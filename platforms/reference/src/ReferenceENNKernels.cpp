@@ -21,7 +21,6 @@ void ENNParticles::read(const ENNForce& force) {
         particles.push_back(particle);
         species.push_back(force.getModel().elementIndex(z));
     }
-    totalCharge = force.getTotalCharge();
     chargeGroups = ENNChargeGroups(force);
     periodic = force.usesPeriodicBoundaryConditions();
 }
@@ -38,7 +37,6 @@ void ENNParticles::update(const ENNForce& force) {
     ENNChargeGroups groups(force);
     if (groups.members != chargeGroups.members || groups.start != chargeGroups.start)
         throw OpenMM::OpenMMException("ENNForce: updateParametersInContext cannot change which particles form the charge groups");
-    totalCharge = force.getTotalCharge();
     chargeGroups = groups;
 }
 

@@ -13,8 +13,7 @@ namespace OpenMMENN {
 /** What every platform's kernel keeps of an ENNForce's ML particles (shared by the CPU kernel). */
 struct ENNParticles {
     std::vector<int> particles, species; // System index and element index of each ML particle
-    double totalCharge = 0.0;
-    ENNChargeGroups chargeGroups; // the constraint on the predicted charges
+    ENNChargeGroups chargeGroups; // the constraint on the predicted charges; their total is chargeGroups.total()
     bool periodic = false;
     void read(const ENNForce& force);
     /** updateParametersInContext: takes the new total and group charges; throws if the particles or groups changed. */

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ElementTree
 import openmm
 from openmm import unit
 
-from .enn import ENNForce
+from .enn import ENNForce, _value_in
 
 __all__ = ["createSystem", "createMixedSystem", "findENNForce", "INTERPOLATION_PARAMETER"]
 
@@ -98,18 +98,11 @@ def _add_charge_groups(force, molecules, charges, position):
 
 
 def _charge(value):
-    return value.value_in_unit(unit.elementary_charge) if unit.is_quantity(value) else float(value)
+    """A charge in e, from a number or a Quantity (the wrapper's one unit conversion)."""
+    return float(_value_in(value, lambda u: u.elementary_charge))
 
 
-def _length(value, name):
-    if unit.is_quantity(value):
-        return value.value_in_unit(unit.nanometer)
-    if value is None:
-        raise _error(f"{name} is needed")
-    return float(value)
-
-
-def createSystem(topology, model=None, total_charge=0, remove_cm_motion=True, cutoff=1.0 * unit.nanometer,
+def createSystem(topology, model=None, total_charge=None, remove_cm_motion=True, cutoff=1.0 * unit.nanometer,
                  force_group=0, molecule_charges=None):
     """A System whose whole energy is the model's: one ENNForce over every atom of `topology`.
 
@@ -123,11 +116,11 @@ def createSystem(topology, model=None, total_charge=0, remove_cm_motion=True, cu
         Elements come from its atoms; it is periodic if it has periodic box vectors (they become the System's).
     model : str or None
         A model file, the name of a shipped model, or None for the shipped model (openmmenn.shipped_model()).
-    total_charge : int, float or Quantity
-        The charge (e) the predicted charges sum to.
+    total_charge : int, float, Quantity or None
+        The charge (e) the predicted charges sum to; None: 0, or the sum of `molecule_charges`.
     molecule_charges : list or None
-        The charge (e) of each molecule, in the order of their first atoms; None: all 0 (total_charge must
-        then be 0 unless there is a single molecule).
+        The charge (e) of each molecule, in the order of their first atoms; None: all 0 (with several
+        molecules total_charge must then be 0). Given with total_charge, they must add up to it.
     remove_cm_motion : bool
         Add a CMMotionRemover, as openmm.app's createSystem does.
     cutoff : Quantity or float (nm)
@@ -141,17 +134,18 @@ def createSystem(topology, model=None, total_charge=0, remove_cm_motion=True, cu
     force = _model_force(model)
     for atom, z in zip(atoms, numbers):
         force.addParticle(system.addParticle(atom.element.mass), z)
-    total = _charge(total_charge)
     molecules = _molecules(topology, [a.index for a in atoms])
     if molecule_charges is None:
+        total = 0.0 if total_charge is None else _charge(total_charge)
         if len(molecules) > 1 and total != 0:
             raise _error(f"the Topology has {len(molecules)} molecules: give each its charge with molecule_charges")
         molecule_charges = [total] if len(molecules) == 1 else [0.0] * len(molecules)
     molecule_charges = [_charge(q) for q in molecule_charges]
     if len(molecule_charges) != len(molecules):
         raise _error(f"molecule_charges has {len(molecule_charges)} values for {len(molecules)} molecules")
-    if abs(sum(molecule_charges) - total) > 1e-6 and len(molecules) > 1:
-        total = sum(molecule_charges)
+    total = sum(molecule_charges)
+    if total_charge is not None and abs(_charge(total_charge) - total) > 1e-6:
+        raise _error(f"molecule_charges add up to {total} e, not to total_charge = {_charge(total_charge)} e")
     force.setTotalCharge(total)
     _add_charge_groups(force, molecules, molecule_charges, {a.index: a.index for a in atoms})
     box = topology.getPeriodicBoxVectors()
@@ -160,7 +154,7 @@ def createSystem(topology, model=None, total_charge=0, remove_cm_motion=True, cu
         force.setUsesPeriodicBoundaryConditions(True)
         if force.includesCoulombTerm():
             force.setElectrostaticsMethod(ENNForce.PME)
-            force.setCutoffDistance(_length(cutoff, "cutoff"))
+            force.setCutoffDistance(cutoff)
     force.setForceGroup(force_group)
     system.addForce(force)
     if remove_cm_motion:
@@ -174,7 +168,7 @@ def _split_terms(force, ml):
     outside, inside = ElementTree.fromstring(xml), ElementTree.fromstring(xml)
     count = 0
     for keep_inside, root in ((False, outside), (True, inside)):
-        for parent in root.iter():
+        for parent in list(root.iter()):  # a list: terms are removed on the way
             for term in list(parent):
                 if term.tag not in _TERM_ELEMENTS:
                     continue
