@@ -185,6 +185,38 @@ class TestRegion(unittest.TestCase):
         self.assertAlmostEqual(e_mixed, e_original - e_region, delta=1e-9 * abs(e_original))
         self.assertNotAlmostEqual(e_region, 0.0, delta=1.0)
 
+    def test_mechanical_embedding_in_an_empty_periodic_box_keeps_the_models_energy(self):
+        # The whole peptide is ML, alone in a periodic box with PME: nothing else is there, so the mixed System's
+        # energy and forces must be the ENNForce's alone. The shipped model sums its own Coulomb term with PME,
+        # images included; the MM charges' ML-ML image terms (about -0.09 kJ/mol here, which the NonbondedForce's
+        # reciprocal sum holds even for excluded pairs) must not be counted again. They cancel to round-off:
+        # the same charges on the same grid, subtracted (1e-6 kJ/mol against terms of about 1.5e3 kJ/mol).
+        top, pos = peptide()
+        edge = 2.5
+        top.setPeriodicBoxVectors([openmm.Vec3(edge, 0, 0), openmm.Vec3(0, edge, 0), openmm.Vec3(0, 0, edge)] * unit.nanometer)
+        system = app.ForceField("amber14-all.xml").createSystem(top, nonbondedMethod=app.PME,
+                                                                 nonbondedCutoff=1.0 * unit.nanometer, constraints=None)
+        for f in system.getForces():
+            if isinstance(f, openmm.NonbondedForce):
+                f.setUseDispersionCorrection(False)  # a constant over particle types, blind to exclusions
+        for interpolate in (False, True):
+            with self.subTest(interpolate=interpolate):
+                mixed = openmmenn.createMixedSystem(top, system, PEPTIDE, model=openmmenn.shipped_model(),
+                                                    embedding="mechanical", interpolate=interpolate, force_group=1)
+                if interpolate:  # the ENNForce sits inside the interpolating CustomCVForce: compare with a copy
+                    alone = openmm.System()
+                    for i in range(mixed.getNumParticles()):
+                        alone.addParticle(mixed.getParticleMass(i))
+                    alone.setDefaultPeriodicBoxVectors(*mixed.getDefaultPeriodicBoxVectors())
+                    alone.addForce(openmm.XmlSerializer.deserialize(openmm.XmlSerializer.serialize(enn_force(mixed))))
+                    e_model, f_model = evaluate(alone, pos)
+                    e_mixed, f_mixed = evaluate(mixed, pos)
+                    e_rest, f_rest = e_mixed - e_model, f_mixed - f_model
+                else:
+                    e_rest, f_rest = evaluate(mixed, pos, groups={0})
+                self.assertLess(abs(e_rest), 1e-6, "energy outside the model")
+                self.assertLess(np.abs(f_rest).max(), 1e-6, "forces outside the model")
+
     def test_electrostatic_embedding_against_hand_built_system(self):
         top, pos = peptide()
         system = app.ForceField("amber14-all.xml", "implicit/obc2.xml").createSystem(top, constraints=None)

@@ -129,11 +129,26 @@ def createSystem(topology, model=None, total_charge=None, remove_cm_motion=True,
         The ENNForce's force group.
     """
     system = openmm.System()
+    box = topology.getPeriodicBoxVectors()
+    if box is not None:
+        system.setDefaultPeriodicBoxVectors(*box)
+    for atom in topology.atoms():
+        system.addParticle(atom.element.mass if atom.element is not None else 0.0)
+    force = _whole_topology_force(topology, model, total_charge, molecule_charges, cutoff)
+    force.setForceGroup(force_group)
+    system.addForce(force)
+    if remove_cm_motion:
+        system.addForce(openmm.CMMotionRemover())
+    return system
+
+
+def _whole_topology_force(topology, model, total_charge, molecule_charges, cutoff):
+    """An ENNForce over every atom of `topology` (particle i is atom i), as createSystem describes it."""
     atoms = list(topology.atoms())
     numbers = _atomic_numbers(topology, atoms)
     force = _model_force(model)
     for atom, z in zip(atoms, numbers):
-        force.addParticle(system.addParticle(atom.element.mass), z)
+        force.addParticle(atom.index, z)
     molecules = _molecules(topology, [a.index for a in atoms])
     if molecule_charges is None:
         total = 0.0 if total_charge is None else _charge(total_charge)
@@ -148,18 +163,12 @@ def createSystem(topology, model=None, total_charge=None, remove_cm_motion=True,
         raise _error(f"molecule_charges add up to {total} e, not to total_charge = {_charge(total_charge)} e")
     force.setTotalCharge(total)
     _add_charge_groups(force, molecules, molecule_charges, {a.index: a.index for a in atoms})
-    box = topology.getPeriodicBoxVectors()
-    if box is not None:
-        system.setDefaultPeriodicBoxVectors(*box)
+    if topology.getPeriodicBoxVectors() is not None:
         force.setUsesPeriodicBoundaryConditions(True)
         if force.includesCoulombTerm():
             force.setElectrostaticsMethod(ENNForce.PME)
             force.setCutoffDistance(cutoff)
-    force.setForceGroup(force_group)
-    system.addForce(force)
-    if remove_cm_motion:
-        system.addForce(openmm.CMMotionRemover())
-    return system
+    return force
 
 
 def _split_terms(force, ml):
@@ -182,11 +191,16 @@ def _split_terms(force, ml):
     return load(outside), load(inside), count
 
 
+def _nonbonded_force(system):
+    """The System's first NonbondedForce, or None."""
+    return next((f for f in system.getForces() if isinstance(f, openmm.NonbondedForce)), None)
+
+
 def _region_mm_charge(system, ml_atoms):
-    for force in system.getForces():
-        if isinstance(force, openmm.NonbondedForce):
-            return sum(force.getParticleParameters(i)[0].value_in_unit(unit.elementary_charge) for i in ml_atoms)
-    return None
+    force = _nonbonded_force(system)
+    if force is None:
+        return None
+    return sum(force.getParticleParameters(i)[0].value_in_unit(unit.elementary_charge) for i in ml_atoms)
 
 
 def _infer_charge(system, atoms, what):
@@ -198,6 +212,33 @@ def _infer_charge(system, atoms, what):
         warnings.warn(f"the MM charges of {what} sum to {charge:.4f} e, not an integer; its predicted charges will "
                       f"sum to {rounded} e (pass total_charge to choose)", stacklevel=4)
     return float(rounded)
+
+
+def _region_force(topology, system, ml_list, model, total_charge):
+    """An ENNForce over the atoms `ml_list` (sorted) of an MM System, with the region's charge: `total_charge`, or
+    inferred from the MM charges, one charge group per molecule (createMixedSystem's docstring)."""
+    atoms = list(topology.atoms())
+    numbers = _atomic_numbers(topology, [atoms[i] for i in ml_list])
+    molecules = _molecules(topology, ml_list)
+    force = _model_force(model)
+    molecule_charges = None
+    if force.hasChargeHead():
+        if len(molecules) > 1:
+            molecule_charges = [_infer_charge(system, m, f"ML molecule {k} (atoms {m[0]}-{m[-1]})")
+                                for k, m in enumerate(molecules)]
+            if total_charge is not None and abs(_charge(total_charge) - sum(molecule_charges)) > 1e-6:
+                raise _error(f"the ML region holds {len(molecules)} molecules whose MM charges sum to {molecule_charges} e, "
+                             f"not to total_charge = {_charge(total_charge)} e")
+            total_charge = sum(molecule_charges)
+        elif total_charge is None:
+            total_charge = _infer_charge(system, ml_list, "the ML region")
+    for i, z in zip(ml_list, numbers):
+        force.addParticle(i, z)
+    if total_charge is not None:
+        force.setTotalCharge(_charge(total_charge))
+    if molecule_charges is not None:
+        _add_charge_groups(force, molecules, molecule_charges, {a: k for k, a in enumerate(ml_list)})
+    return force
 
 
 def createMixedSystem(topology, system, ml_atoms, model=None, embedding="electrostatic", total_charge=None,
@@ -255,29 +296,12 @@ def createMixedSystem(topology, system, ml_atoms, model=None, embedding="electro
     if topology.getNumAtoms() != system.getNumParticles():
         raise _error(f"the Topology has {topology.getNumAtoms()} atoms but the System has {system.getNumParticles()} particles")
     ml = set(ml_list)
-    atoms = list(topology.atoms())
-    numbers = _atomic_numbers(topology, [atoms[i] for i in ml_list])
-    molecules = _molecules(topology, ml_list)
-    if len(molecules) > 1:
-        molecule_charges = [_infer_charge(system, m, f"ML molecule {k} (atoms {m[0]}-{m[-1]})") for k, m in enumerate(molecules)]
-        if total_charge is not None and abs(_charge(total_charge) - sum(molecule_charges)) > 1e-6:
-            raise _error(f"the ML region holds {len(molecules)} molecules whose MM charges sum to {molecule_charges} e, "
-                         f"not to total_charge = {_charge(total_charge)} e")
-        total_charge = sum(molecule_charges)
-    elif total_charge is None:
-        total_charge = _infer_charge(system, ml_list, "the ML region")
-
     original = openmm.XmlSerializer.serialize(system)
     mixed = openmm.XmlSerializer.deserialize(original)
-    force = _model_force(model)
+    force = _region_force(topology, system, ml_list, model, total_charge)
     if embedding == "electrostatic" and not force.hasChargeHead():
         raise _error("electrostatic embedding needs a model with a charge head (predicted charges); this model has none: "
                      "use embedding='mechanical'")
-    for i, z in zip(ml_list, numbers):
-        force.addParticle(i, z)
-    force.setTotalCharge(total_charge)
-    if len(molecules) > 1:
-        _add_charge_groups(force, molecules, molecule_charges, {a: k for k, a in enumerate(ml_list)})
     force.setForceGroup(force_group)
     periodic = any(f.usesPeriodicBoundaryConditions() for f in mixed.getForces())
     force.setUsesPeriodicBoundaryConditions(periodic)
@@ -321,40 +345,77 @@ def createMixedSystem(topology, system, ml_atoms, model=None, embedding="electro
                 force.coupleToGBSAOBCForce(mixed, gb)
             else:
                 force.coupleToCustomGBForce(mixed, gb)
-    else:
-        if nonbonded:
-            _exclude_ml_pairs(nonbonded[0], ml_list)
-            if periodic and force.includesCoulombTerm():
-                # The model's own Coulomb term, between its atoms and their periodic images.
-                nb = nonbonded[0]
-                force.setElectrostaticsMethod(ENNForce.PME)
-                force.setCutoffDistance(nb.getCutoffDistance())
-                force.setEwaldErrorTolerance(nb.getEwaldErrorTolerance())
-                force.setPMEParameters(*_pme_parameters(nb))
+    ml_images = None
+    if embedding == "mechanical" and nonbonded:
+        nb = nonbonded[0]
+        own_long_range = periodic and force.includesCoulombTerm()
+        # A model that sums its own Coulomb term over periodic images: the MM charges' ML-ML image terms, which
+        # the NonbondedForce's Ewald/PME sum holds even for excluded pairs, would count those images twice.
+        subtract_images = own_long_range and nb.getNonbondedMethod() in _EWALD_METHODS
+        _exclude_ml_pairs(nb, ml_list, keep_coulomb=subtract_images)
+        if own_long_range:
+            _own_coulomb_with_pme_of(force, nb)
+        if subtract_images:
+            ml_images = _ml_ewald_of_mm_charges(nb, ml_list, mixed.getNumParticles())
     if not interpolate:
         mixed.addForce(force)
+        if ml_images is not None:
+            minus = openmm.CustomCVForce("-ml_mm_ewald")
+            minus.addCollectiveVariable("ml_mm_ewald", ml_images)
+            minus.setForceGroup(nonbonded[0].getForceGroup())
+            mixed.addForce(minus)
         return mixed
-    return _interpolating_system(original, mixed, force, ml_internal, force_group)
+    return _interpolating_system(original, mixed, force, ml_internal, force_group, ml_images)
 
 
-def _pme_parameters(nonbonded):
+def _own_coulomb_with_pme_of(force, nonbonded):
+    """The model's own Coulomb term, between its atoms and their periodic images, with the MM System's PME settings."""
     alpha, nx, ny, nz = nonbonded.getPMEParameters()
-    return (alpha.value_in_unit(unit.nanometer**-1) if unit.is_quantity(alpha) else alpha, nx, ny, nz)
+    force.setElectrostaticsMethod(ENNForce.PME)
+    force.setCutoffDistance(nonbonded.getCutoffDistance())
+    force.setEwaldErrorTolerance(nonbonded.getEwaldErrorTolerance())
+    force.setPMEParameters(alpha.value_in_unit(unit.nanometer**-1) if unit.is_quantity(alpha) else alpha, nx, ny, nz)
 
 
-def _exclude_ml_pairs(nonbonded, ml_list):
-    """ML-ML pairs carry no Coulomb or Lennard-Jones in the NonbondedForce: that is the model's."""
+def _exclude_ml_pairs(nonbonded, ml_list, keep_coulomb=False):
+    """ML-ML pairs carry no Coulomb or Lennard-Jones in the NonbondedForce: that is the model's.
+
+    With `keep_coulomb` every ML-ML pair is an exception with the full product of its MM charges instead, which
+    with Ewald/PME makes the pair's whole Ewald interaction the NonbondedForce's, to be subtracted exactly by
+    _ml_ewald_of_mm_charges (the pair in the cell and all its periodic images)."""
+    charges = {i: nonbonded.getParticleParameters(i)[0] for i in ml_list} if keep_coulomb else None
+    def product(p1, p2):
+        return charges[p1] * charges[p2] if keep_coulomb else 0.0
     ml = set(ml_list)
     excepted = set()
     for e in range(nonbonded.getNumExceptions()):
         p1, p2, q, sigma, epsilon = nonbonded.getExceptionParameters(e)
         if p1 in ml and p2 in ml:
-            nonbonded.setExceptionParameters(e, p1, p2, 0.0, sigma, 0.0)
+            nonbonded.setExceptionParameters(e, p1, p2, product(p1, p2), sigma, 0.0)
             excepted.add((min(p1, p2), max(p1, p2)))
     for a in range(len(ml_list)):
         for b in range(a + 1, len(ml_list)):
             if (ml_list[a], ml_list[b]) not in excepted:
-                nonbonded.addException(ml_list[a], ml_list[b], 0.0, 1.0, 0.0)
+                nonbonded.addException(ml_list[a], ml_list[b], product(ml_list[a], ml_list[b]), 1.0, 0.0)
+
+
+_EWALD_METHODS = (openmm.NonbondedForce.Ewald, openmm.NonbondedForce.PME, openmm.NonbondedForce.LJPME)
+
+
+def _ml_ewald_of_mm_charges(nonbonded, ml_list, num_particles):
+    """A NonbondedForce with the Ewald energy of the ML atoms' MM charges alone, with the NonbondedForce's own
+    method and grid, so that subtracting it cancels their ML-ML share of that force to round-off."""
+    alone = openmm.NonbondedForce()
+    method = nonbonded.getNonbondedMethod()
+    alone.setNonbondedMethod(openmm.NonbondedForce.PME if method == openmm.NonbondedForce.LJPME else method)
+    alone.setCutoffDistance(nonbonded.getCutoffDistance())
+    alone.setEwaldErrorTolerance(nonbonded.getEwaldErrorTolerance())
+    alone.setPMEParameters(*nonbonded.getPMEParameters())
+    alone.setUseDispersionCorrection(False)
+    ml = set(ml_list)
+    for i in range(num_particles):
+        alone.addParticle(nonbonded.getParticleParameters(i)[0] if i in ml else 0.0, 1.0, 0.0)
+    return alone
 
 
 def _exclude_pairs(custom, ml_list):
@@ -368,13 +429,15 @@ def _exclude_pairs(custom, ml_list):
                 custom.addExclusion(ml_list[a], ml_list[b])
 
 
-def _interpolating_system(original_xml, mixed, force, ml_internal, force_group):
+def _interpolating_system(original_xml, mixed, force, ml_internal, force_group, ml_images=None):
     """E = lambda (ENNForce + the changed forces of the ML/MM System) + (1 - lambda) (their MM originals)."""
     original = openmm.XmlSerializer.deserialize(original_xml)
     changed = (openmm.NonbondedForce, openmm.GBSAOBCForce, openmm.CustomGBForce, openmm.CustomNonbondedForce)
     cv = openmm.CustomCVForce("")
     ml_terms, mm_terms = ["ml"], []
     cv.addCollectiveVariable("ml", force)
+    if ml_images is not None:
+        cv.addCollectiveVariable("mlimages", ml_images)
     for index in reversed(range(mixed.getNumForces())):
         f = mixed.getForce(index)
         if isinstance(f, changed):
@@ -393,7 +456,8 @@ def _interpolating_system(original_xml, mixed, force, ml_internal, force_group):
         mm_terms.append(name)
     lam = INTERPOLATION_PARAMETER
     mm_sum = "+".join(mm_terms) if mm_terms else "0"
-    cv.setEnergyFunction(f"{lam}*({'+'.join(ml_terms)}) + (1-{lam})*({mm_sum})")
+    ml_sum = "+".join(ml_terms) + ("-mlimages" if ml_images is not None else "")
+    cv.setEnergyFunction(f"{lam}*({ml_sum}) + (1-{lam})*({mm_sum})")
     cv.addGlobalParameter(lam, 1.0)
     cv.setForceGroup(force_group)
     mixed.addForce(cv)
