@@ -17,7 +17,7 @@ from openmmenn import builder, mace, modelfile, o3
 
 MODELS = os.environ.get("ENN_TEST_MODELS_DIR", "")
 FIXTURES = os.environ.get("ENN_FIXTURES_DIR", "")
-EV = 96.4853321233100184
+EV = modelfile.ENERGY_UNITS_IN_KJ_PER_MOL["eV"]  # kJ/mol
 
 
 def model(name):

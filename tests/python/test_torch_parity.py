@@ -13,7 +13,7 @@ import openmm
 from openmm import unit
 
 import openmmenn
-from openmmenn import builder
+from openmmenn import builder, modelfile
 
 try:
     import torch
@@ -21,7 +21,7 @@ try:
 except ImportError:  # pragma: no cover - torch is a test dependency on CI
     TorchENNModel = None
 
-EV = 96.4853321233100184  # kJ/mol
+EV = modelfile.ENERGY_UNITS_IN_KJ_PER_MOL["eV"]  # kJ/mol
 FIXTURES = os.environ.get("ENN_FIXTURES_DIR", "")
 
 MOLECULE_Z = [6, 6, 8, 7, 1, 1, 1, 1, 1, 1]

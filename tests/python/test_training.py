@@ -10,6 +10,8 @@ import unittest
 
 import numpy as np
 
+from support import EV, energy_forces_ev
+
 try:
     import torch  # noqa: F401
     from openmmenn import train, xtb
@@ -56,18 +58,9 @@ class TestTraining(unittest.TestCase):
         charge_baseline = np.mean([np.abs(configs[i].arrays["xtb_charges"]).mean() for i in order])
         self.assertLess(rows[-1]["charges_mae"], 0.5 * charge_baseline)
         # The exported model runs in C++ with the same energy as in PyTorch.
-        import openmm
-        import openmmenn
         cfg = configs[0]
         torch_energy = TorchENNModel.from_file(out).evaluate(cfg.positions, cfg.numbers, forces=False)["energy"]
-        system = openmm.System()
-        force = openmmenn.ENNForce(out)
-        for z in cfg.numbers:
-            force.addParticle(system.addParticle(1.0), int(z))
-        system.addForce(force)
-        context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
-        context.setPositions(cfg.positions * 0.1)
-        cpp_energy = context.getState(getEnergy=True).getPotentialEnergy()._value / 96.4853321233100184
+        cpp_energy = energy_forces_ev(out, cfg.numbers, cfg.positions)[0]
         self.assertAlmostEqual(cpp_energy, torch_energy, delta=1e-9 * abs(torch_energy))
 
     def test_reproducible_from_seed(self):
@@ -108,7 +101,7 @@ class TestShippedModel(unittest.TestCase):
             system.addForce(force)
             context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
             context.setPositions(cfg.positions * 0.1)
-            f = context.getState(getForces=True).getForces(asNumpy=True)._value * 0.1 / 96.4853321233100184  # eV/A
+            f = context.getState(getForces=True).getForces(asNumpy=True)._value * 0.1 / EV  # eV/A
             force_errors.append(np.abs(f - cfg.arrays["xtb_forces"]).mean())
             baselines.append(np.abs(cfg.arrays["xtb_forces"]).mean())
             charge_errors.append(np.abs(np.array(force.getCharges(context)) - cfg.arrays["xtb_charges"]).mean())

@@ -67,9 +67,37 @@ def _activation(name, cst):
     return {"function": name, "scale": float(cst)}
 
 
+# MACE constructor options (mace-torch 0.3.x) that change the model beyond what the converter reads from its
+# modules: (key in the description, the value it must have, what a different value is). A description without
+# the key (the fixtures', made with MACE 0.3.6) has the default.
+_REFUSED_OPTIONS = (
+    ("heads", None, "a multi-head model: select one head with MACE's own tools first"),
+    ("apply_cutoff", True, "apply_cutoff=False (no envelope on the messages)"),
+    ("use_agnostic_product", False, "use_agnostic_product=True (element-agnostic product weights)"),
+    ("use_last_readout_only", False, "use_last_readout_only=True"),
+    ("edge_irreps", None, "edge_irreps (a reduced edge basis)"),
+    ("embedding_specs", None, "embedding_specs (joint embeddings of extra node features)"),
+    ("use_so3", False, "use_so3=True (SO(3) spherical harmonics, all even parity)"),
+)
+
+
+_INTERACTION_BLOCKS = ("RealAgnosticResidualInteractionBlock", "RealAgnosticInteractionBlock")
+
+
+def _check_interaction_block(name):
+    if name not in _INTERACTION_BLOCKS:
+        raise ValueError(f"interaction block {name} is not supported ({', '.join(_INTERACTION_BLOCKS)})")
+
+
 def convert(hp, state_dict):
     """Build (architecture, tensors) from a MACE description and its state_dict (numpy arrays)."""
     sd = {k: np.asarray(v, dtype=np.float64) for k, v in state_dict.items()}
+    model_class = hp.get("model_class", "ScaleShiftMACE")
+    if model_class not in ("MACE", "ScaleShiftMACE"):
+        raise ValueError(f"MACE model class {model_class} is not supported (MACE, ScaleShiftMACE)")
+    for key, default, what in _REFUSED_OPTIONS:
+        if hp.get(key, default) != default:
+            raise ValueError(f"MACE option not supported: {what}")
     if hp.get("pair_repulsion"):
         raise ValueError("MACE pair repulsion (ZBL) is not supported")
     if hp.get("distance_transform") not in (None, "None", False):
@@ -123,8 +151,7 @@ def convert(hp, state_dict):
     for t, layer in enumerate(hp["layers"]):
         p = f"layers.{t}"
         cls = layer["interaction_class"]
-        if cls not in ("RealAgnosticResidualInteractionBlock", "RealAgnosticInteractionBlock"):
-            raise ValueError(f"interaction block {cls} is not supported")
+        _check_interaction_block(cls)
         residual = cls == "RealAgnosticResidualInteractionBlock"
         tp = layer["conv_tp"]
         in1, in2 = o3.parse_irreps(tp["irreps_in1"]), o3.parse_irreps(tp["irreps_in2"])
@@ -210,7 +237,8 @@ def describe_mace_model(model):
     """Extract the description convert() needs from a live MACE model (torch and mace required).
 
     This reads e3nn's instruction lists from the modules, the same information as the fixtures'
-    hyperparameters.json. It cannot be exercised without the mace package installed.
+    hyperparameters.json, and the constructor options convert() refuses (tests/python/test_mace_torch.py
+    checks it against mace-torch itself).
     """
     import torch  # noqa: F401  (the model is a torch module)
 
@@ -227,7 +255,15 @@ def describe_mace_model(model):
                                   "path_shape": list(i.path_shape), "path_weight": float(i.path_weight), "weight_offset": off}
                                  for i, off in zip(mod.instructions, _offsets([i.path_shape for i in mod.instructions]))]}
 
-    hp = {"atomic_numbers": [int(z) for z in model.atomic_numbers], "r_max": float(model.r_max),
+    heads = list(getattr(model, "heads", None) or [])
+    hp = {"model_class": type(model).__name__, "heads": heads if len(heads) > 1 else None,
+          "apply_cutoff": bool(getattr(model, "apply_cutoff", True)),
+          "use_agnostic_product": bool(getattr(model, "use_agnostic_product", False)),
+          "use_last_readout_only": bool(getattr(model, "use_last_readout_only", False)),
+          "edge_irreps": str(model.edge_irreps) if getattr(model, "edge_irreps", None) is not None else None,
+          "embedding_specs": getattr(model, "embedding_specs", None),
+          "use_so3": any(ir.l % 2 == 1 and ir.p == 1 for _, ir in model.spherical_harmonics.irreps_out),
+          "atomic_numbers": [int(z) for z in model.atomic_numbers], "r_max": float(model.r_max),
           "pair_repulsion": hasattr(model, "pair_repulsion_fn"),
           "distance_transform": type(model.radial_embedding.distance_transform).__name__
           if hasattr(model.radial_embedding, "distance_transform") else None,
@@ -237,6 +273,7 @@ def describe_mace_model(model):
                                   "normalization": model.spherical_harmonics.normalization},
           "node_embedding": lin(model.node_embedding.linear, "node_embedding.linear.weight"), "layers": []}
     for t, (inter, prod, ro) in enumerate(zip(model.interactions, model.products, model.readouts)):
+        _check_interaction_block(type(inter).__name__)  # before reading modules that other blocks lay out differently
         p = f"interactions.{t}"
         mlp = inter.conv_tp_weights
         layers = []
@@ -282,7 +319,8 @@ def _offsets(shapes):
 def convert_mace_model(model_path, output):
     """Convert a MACE ``.model`` file (torch.save of the module). Needs torch and mace importable."""
     import torch
-    model = torch.load(model_path, map_location="cpu")
+    # A .model file is a pickled module, not a state_dict: torch >= 2.6 loads only weights by default.
+    model = torch.load(model_path, map_location="cpu", weights_only=False)
     model = model.double()
     hp = describe_mace_model(model)
     sd = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}

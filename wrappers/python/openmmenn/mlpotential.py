@@ -49,19 +49,21 @@ class ENNPotentialImpl(MLPotentialImpl):
         return self._model.includesCoulombTerm()
 
     def addForces(self, topology, system, atoms, forceGroup, charge=None, moleculeCharges=None,
-                  cutoff=1.0 * unit.nanometer, **args):
+                  cutoff=1.0 * unit.nanometer, ewaldErrorTolerance=5e-4, **args):
         """One ENNForce: over every atom (``atoms`` None, from createSystem) or over ``atoms``.
 
         charge : the charge (e) the predicted charges sum to. For a whole System: 0 by default, or the sum of
             ``moleculeCharges`` (one per molecule, as openmmenn.createSystem's molecule_charges). For ML atoms: by
             default the sum of their MM charges in the System's NonbondedForce, rounded, one charge group per
             molecule (as openmmenn.createMixedSystem).
-        cutoff : the PME real-space cutoff of a periodic model's own Coulomb term where the System has no
-            NonbondedForce to take it from.
+        cutoff, ewaldErrorTolerance : the PME settings of a periodic model's own Coulomb term where the System
+            has no NonbondedForce to take them from (createSystem, and openmm-ml's interpolation, which passes an
+            empty System: give its NonbondedForce's values there to get the same PME as without interpolation).
         """
         _refuse_unknown("the 'enn' potential's addForces", args, _EMBEDDING_ARGUMENTS)
         if atoms is None:
             force = mlmm._whole_topology_force(topology, self.modelPath, charge, moleculeCharges, cutoff)
+            force.setEwaldErrorTolerance(ewaldErrorTolerance)
         else:
             if moleculeCharges is not None:
                 raise TypeError("moleculeCharges is for createSystem; the ML atoms' molecules take their MM charges")
@@ -79,6 +81,7 @@ class ENNPotentialImpl(MLPotentialImpl):
                     else:
                         force.setElectrostaticsMethod(force.PME)
                         force.setCutoffDistance(cutoff)
+                        force.setEwaldErrorTolerance(ewaldErrorTolerance)
         force.setForceGroup(forceGroup)
         system.addForce(force)
 

@@ -1,0 +1,37 @@
+"""What several Python tests share: optional modules, and one model's energy and forces in MACE's units."""
+import importlib
+import os
+
+import openmm
+from openmm import unit
+
+from openmmenn import modelfile
+
+EV = modelfile.ENERGY_UNITS_IN_KJ_PER_MOL["eV"]  # kJ/mol
+
+
+def require(name):
+    """The module `name`, or None where it cannot be imported: a test skips then, except where
+    ENN_REQUIRED_MODULES (comma-separated names) lists it, as CI's OpenMM 8 leg does: there it fails."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        if name in os.environ.get("ENN_REQUIRED_MODULES", "").split(","):
+            raise
+        return None
+
+
+def energy_forces_ev(path, numbers, positions_angstrom, platform="Reference"):
+    """Energy (eV) and forces (eV/A, numpy) of one molecule under the model file `path`, no charge constraint."""
+    import openmmenn
+    system = openmm.System()
+    force = openmmenn.ENNForce(path)
+    for z in numbers:
+        force.addParticle(system.addParticle(1.0), int(z))
+    system.addForce(force)
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName(platform))
+    context.setPositions(positions_angstrom * 0.1)
+    state = context.getState(getEnergy=True, getForces=True)
+    energy = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole) / EV
+    forces = state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.angstrom) / EV
+    return energy, forces
