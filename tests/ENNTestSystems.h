@@ -10,9 +10,13 @@
 #include "openmm/LocalEnergyMinimizer.h"
 #include "openmm/NonbondedForce.h"
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <set>
+#include <sstream>
+#include <string>
 
 namespace enntest {
 
@@ -276,10 +280,24 @@ struct TestSystem {
     }
 };
 
-/** NVE drift (kJ/mol/ns/dof) after minimization and a warm-up of 50 steps, fitted over 400 steps. */
+/** Velocity seeds for the drift tests: `defaults`, or ENN_DRIFT_SEEDS (comma-separated) to measure more of them. */
+inline std::vector<int> seedsFromEnvironment(const std::vector<int>& defaults) {
+    const char* text = std::getenv("ENN_DRIFT_SEEDS");
+    if (text == nullptr || *text == '\0')
+        return defaults;
+    std::vector<int> seeds;
+    std::stringstream list(text);
+    for (std::string item; std::getline(list, item, ',');)
+        seeds.push_back(std::stoi(item));
+    return seeds;
+}
+
+/** NVE drift (kJ/mol/ns/dof) after minimization and a warm-up of 50 steps, fitted over 400 steps; with several
+ * velocity seeds (300 K), each run starts from the same minimized structure and the RMS over the seeds is returned. */
 inline double nveDriftAfterMinimization(const OpenMM::System& system, const std::vector<Vec3>& pos, const std::string& label,
                                         double stepSize = 0.001, OpenMM::Platform& platform = referencePlatform(),
-                                        const std::map<std::string, std::string>& properties = {}) {
+                                        const std::map<std::string, std::string>& properties = {},
+                                        const std::vector<int>& seeds = {7}) {
     // Minimized on Reference, whatever the platform under test: OpenMM 8.5+'s on-device minimizer crashes on
     // PoCL 3.1 (its getScale kernel, for any System), and every platform then starts from the same structure.
     std::vector<Vec3> minimized;
@@ -292,19 +310,24 @@ inline double nveDriftAfterMinimization(const OpenMM::System& system, const std:
     }
     OpenMM::VerletIntegrator integrator(stepSize);
     OpenMM::Context context(system, integrator, platform, properties);
-    context.setPositions(minimized);
-    context.setVelocitiesToTemperature(300.0, 7);
-    integrator.step(50);
-    std::vector<double> t, e;
-    for (int sample = 0; sample <= 40; sample++) {
-        OpenMM::State s = context.getState(OpenMM::State::Energy);
-        t.push_back(s.getTime());
-        e.push_back(s.getPotentialEnergy() + s.getKineticEnergy());
-        integrator.step(10);
+    double sumSquares = 0.0;
+    for (int seed : seeds) {
+        context.setPositions(minimized);
+        context.setVelocitiesToTemperature(300.0, seed);
+        integrator.step(50);
+        std::vector<double> t, e;
+        for (int sample = 0; sample <= 40; sample++) {
+            OpenMM::State s = context.getState(OpenMM::State::Energy);
+            t.push_back(s.getTime());
+            e.push_back(s.getPotentialEnergy() + s.getKineticEnergy());
+            integrator.step(10);
+        }
+        const double drift = driftPerNsPerDof(t, e, 3 * system.getNumParticles() - system.getNumConstraints());
+        std::cout << label << ": " << system.getNumParticles() << " particles, seed " << seed << ", drift " << drift
+                  << " kJ/mol/ns/dof" << std::endl;
+        sumSquares += drift * drift;
     }
-    const double drift = driftPerNsPerDof(t, e, 3 * system.getNumParticles() - system.getNumConstraints());
-    std::cout << label << ": " << system.getNumParticles() << " particles, drift " << drift << " kJ/mol/ns/dof" << std::endl;
-    return drift;
+    return std::sqrt(sumSquares / seeds.size());
 }
 
 } // namespace enntest

@@ -372,24 +372,31 @@ TEST(Electrostatics, CoupledSystemSerializesAndUpdatesCharges) {
     EXPECT_NEAR(updated, evaluate(*system, ts.pos).energy, 1e-9 * std::abs(updated));
 }
 
-// Energy conservation with predicted charges in explicit water (PME) and in implicit solvent: the
-// drift must be comparable to an all-MM run of the same system with the same step (the ligand's
-// charges then fixed in the NonbondedForce). A missing chain-rule term would make it orders of
-// magnitude worse. Bound: 10x the all-MM drift, or 0.05 kJ/mol/ns/dof if that is smaller.
-TEST(Electrostatics, EnergyConservationInWaterWithPME) {
-    const TestSystem ts(10, CubicWaterBox, -1);
-    const double mmDrift = nveDriftAfterMinimization(*ts.ligandInWaterWithPME(""), ts.pos, "all-MM ligand in water, PME");
-    const double mlDrift = nveDriftAfterMinimization(*ts.ligandInWaterWithPME("damped_charge"), ts.pos, "ML ligand with predicted charges in water, PME");
-    EXPECT_LT(std::abs(mlDrift), std::max(10 * std::abs(mmDrift), 0.05));
+// Energy conservation with predicted charges in implicit solvent (GB-OBC) and in explicit water (PME), on
+// Reference. The bounds are fixed, not relative to one noisy all-MM sample (whose drift ranges over a factor of
+// 16 between seeds), and bound the RMS over several velocity seeds; they come from runs over more seeds with
+// and without the chain-rule term (dE/dq through the charge head), docs/testing.md.
+TEST(Electrostatics, EnergyConservationInImplicitSolvent) {
+    // 0.25 fs steps: at 1 fs the integration error of this small stiff system hides a missing chain-rule term.
+    // Measured, seeds 1-8: at most 0.35 kJ/mol/ns/dof with the term, at least 15.8 without it; the bound lies
+    // a factor of 5.7 and 7.9 from those.
+    const TestSystem ts(10, nullptr, 0);
+    const double drift = nveDriftAfterMinimization(*ts.ligandInImplicitSolvent("damped_charge"), ts.pos,
+                                                   "ML ligand with predicted charges, GB-OBC", 0.00025, referencePlatform(), {},
+                                                   seedsFromEnvironment({1, 2, 3}));
+    EXPECT_LT(drift, 2.0);
 }
 
-TEST(Electrostatics, EnergyConservationInImplicitSolvent) {
-    const TestSystem ts(10, nullptr, 0);
-    // 0.25 fs steps: at 1 fs the integration error of this small stiff system hides a missing chain-rule term.
-    const double mmDrift = nveDriftAfterMinimization(*ts.ligandInImplicitSolvent(""), ts.pos, "all-MM ligand, GB-OBC", 0.00025);
-    const double mlDrift =
-        nveDriftAfterMinimization(*ts.ligandInImplicitSolvent("damped_charge"), ts.pos, "ML ligand with predicted charges, GB-OBC", 0.00025);
-    EXPECT_LT(std::abs(mlDrift), std::max(10 * std::abs(mmDrift), 0.05));
+TEST(Electrostatics, EnergyConservationInWaterWithPME) {
+    // Stability of NVE in water, not a check of the chain rule: here the missing term's drift (-0.34 to 2.7
+    // kJ/mol/ns/dof at 1 fs and 0.5 fs, seeds 1-2) is no larger than the integration noise (-0.13 to -1.6),
+    // so this test does not fail without it; Electrostatics.ChainRuleForEveryMethod does (finite differences,
+    // PME included). Measured at 1 fs: -0.58, -0.45, -0.13 (seeds 1, 2, 7); bound 5 times the largest.
+    const TestSystem ts(10, CubicWaterBox, -1);
+    const double drift = nveDriftAfterMinimization(*ts.ligandInWaterWithPME("damped_charge"), ts.pos,
+                                                   "ML ligand with predicted charges in water, PME", 0.001, referencePlatform(), {},
+                                                   seedsFromEnvironment({1, 2}));
+    EXPECT_LT(drift, 3.0);
 }
 
 TEST(Electrostatics, PMEConvergesToEwald) {
