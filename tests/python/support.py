@@ -5,6 +5,7 @@ import os
 import openmm
 from openmm import unit
 
+import openmmenn
 from openmmenn import modelfile
 
 EV = modelfile.ENERGY_UNITS_IN_KJ_PER_MOL["eV"]  # kJ/mol
@@ -23,7 +24,6 @@ def require(name):
 
 def energy_forces_ev(path, numbers, positions_angstrom, platform="Reference"):
     """Energy (eV) and forces (eV/A, numpy) of one molecule under the model file `path`, no charge constraint."""
-    import openmmenn
     system = openmm.System()
     force = openmmenn.ENNForce(path)
     for z in numbers:

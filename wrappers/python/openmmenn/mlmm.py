@@ -166,8 +166,7 @@ def _whole_topology_force(topology, model, total_charge, molecule_charges, cutof
     if topology.getPeriodicBoxVectors() is not None:
         force.setUsesPeriodicBoundaryConditions(True)
         if force.includesCoulombTerm():
-            force.setElectrostaticsMethod(ENNForce.PME)
-            force.setCutoffDistance(cutoff)
+            _own_coulomb_with_pme(force, cutoff)
     return force
 
 
@@ -368,12 +367,18 @@ def createMixedSystem(topology, system, ml_atoms, model=None, embedding="electro
     return _interpolating_system(original, mixed, force, ml_internal, force_group, ml_images)
 
 
-def _own_coulomb_with_pme_of(force, nonbonded):
-    """The model's own Coulomb term, between its atoms and their periodic images, with the MM System's PME settings."""
-    alpha, nx, ny, nz = nonbonded.getPMEParameters()
+def _own_coulomb_with_pme(force, cutoff, ewald_error_tolerance=None):
+    """The model's own Coulomb term, between its atoms and their periodic images, summed with PME."""
     force.setElectrostaticsMethod(ENNForce.PME)
-    force.setCutoffDistance(nonbonded.getCutoffDistance())
-    force.setEwaldErrorTolerance(nonbonded.getEwaldErrorTolerance())
+    force.setCutoffDistance(cutoff)
+    if ewald_error_tolerance is not None:
+        force.setEwaldErrorTolerance(ewald_error_tolerance)
+
+
+def _own_coulomb_with_pme_of(force, nonbonded):
+    """_own_coulomb_with_pme with the MM System's PME settings (cutoff, tolerance and grid)."""
+    alpha, nx, ny, nz = nonbonded.getPMEParameters()
+    _own_coulomb_with_pme(force, nonbonded.getCutoffDistance(), nonbonded.getEwaldErrorTolerance())
     force.setPMEParameters(alpha.value_in_unit(unit.nanometer**-1) if unit.is_quantity(alpha) else alpha, nx, ny, nz)
 
 
@@ -430,7 +435,8 @@ def _exclude_pairs(custom, ml_list):
 
 
 def _interpolating_system(original_xml, mixed, force, ml_internal, force_group, ml_images=None):
-    """E = lambda (ENNForce + the changed forces of the ML/MM System) + (1 - lambda) (their MM originals)."""
+    """E = lambda (ENNForce + the changed forces of the ML/MM System - `ml_images`, the ML atoms' own Ewald energy
+    of a mechanical embedding) + (1 - lambda) (their MM originals)."""
     original = openmm.XmlSerializer.deserialize(original_xml)
     changed = (openmm.NonbondedForce, openmm.GBSAOBCForce, openmm.CustomGBForce, openmm.CustomNonbondedForce)
     cv = openmm.CustomCVForce("")

@@ -79,9 +79,7 @@ class ENNPotentialImpl(MLPotentialImpl):
                     if nonbonded is not None and nonbonded.getNonbondedMethod() in mlmm._EWALD_METHODS:
                         mlmm._own_coulomb_with_pme_of(force, nonbonded)
                     else:
-                        force.setElectrostaticsMethod(force.PME)
-                        force.setCutoffDistance(cutoff)
-                        force.setEwaldErrorTolerance(ewaldErrorTolerance)
+                        mlmm._own_coulomb_with_pme(force, cutoff, ewaldErrorTolerance)
         force.setForceGroup(forceGroup)
         system.addForce(force)
 
