@@ -119,7 +119,7 @@ inline void forEachElectrostaticsMethod(const SystemVisitor& visit) {
     visit(*ts.coupledToImplicitSolvent("damped_charge"), ts.pos, "GB-OBC", -1);
 }
 
-/** Calls visit for every configuration of both MACE fixtures; false if they are absent. */
+/** Calls visit for every configuration of both MACE fixtures; false if they are absent (a test failure). */
 inline bool forEachFixtureConfig(const SystemVisitor& visit) {
     for (std::string name : {"public_A", "public_B"}) {
         const std::string refs = fixturesDir() + "/mace/" + name + "/references.json";

@@ -199,8 +199,7 @@ TEST(BadInput, NonFinitePositions) {
 }
 
 TEST(BadInput, ChargesWithoutChargeHead) {
-    if (!fileExists(modelPath("public_A")))
-        GTEST_SKIP() << "needs the converted MACE fixture";
+    ASSERT_TRUE(fileExists(modelPath("public_A"))) << "needs the converted MACE fixture (tests/data/README.md)";
     std::vector<int> z;
     std::vector<Vec3> pos;
     smallMolecule(z, pos);

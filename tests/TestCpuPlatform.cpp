@@ -28,7 +28,7 @@ void compareSystem(const OpenMM::System& system, const std::vector<Vec3>& pos, c
 
 TEST(CpuPlatform, MaceFixtures) {
     if (!forEachFixtureConfig(compareSystem))
-        GTEST_SKIP() << "MACE fixtures not found";
+        FAIL() << "MACE reference data not found in " << fixturesDir() << " (tests/data/README.md)";
 }
 
 TEST(CpuPlatform, EveryModelInVacuumAndSmallBox) {

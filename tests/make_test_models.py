@@ -1,6 +1,6 @@
 """Write the model files the C++ tests use into a folder (run by ctest before the tests).
 
-The MACE fixtures (shared/fixtures/mace) are converted when present; random models built with
+The MACE fixtures (tests/data/mace) are converted; random models built with
 openmmenn.builder cover the options the fixtures do not (charge head, unnatural parities,
 SO(3) symmetry, linear readouts, tanh, other units, three layers).
 """
@@ -14,10 +14,9 @@ os.makedirs(out, exist_ok=True)
 for name in ("public_A", "public_B"):
     folder = os.path.join(fixtures, "mace", name)
     target = os.path.join(out, name + ".enn")
-    if os.path.isdir(folder):
-        mace.convert_fixture(folder, target)
-    elif os.path.exists(target):
-        os.remove(target)
+    if not os.path.isdir(folder):
+        sys.exit("MACE reference data %s not found (tests/data/README.md)" % folder)
+    mace.convert_fixture(folder, target)
 
 models = {
     # Charge head, hidden irreps of both parities, non-residual then residual layers.

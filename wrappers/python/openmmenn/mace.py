@@ -2,7 +2,7 @@
 
 Two inputs are supported:
 
-* a description plus weights, as in shared/fixtures/mace: ``hyperparameters.json`` (every
+* a description plus weights, as in tests/data/mace: ``hyperparameters.json`` (every
   constructor argument and each block's e3nn instructions) and ``state_dict.npz``;
 * a live MACE ``torch.nn.Module`` (needs ``torch`` and ``mace``), from which the same
   description is extracted with :func:`describe_mace_model`.
@@ -223,7 +223,7 @@ def convert(hp, state_dict):
 
 
 def convert_fixture(folder, output):
-    """Convert a folder holding hyperparameters.json and state_dict.npz (shared/fixtures/mace layout)."""
+    """Convert a folder holding hyperparameters.json and state_dict.npz (tests/data/mace layout)."""
     with open(os.path.join(folder, "hyperparameters.json")) as f:
         hp = json.load(f)
     with np.load(os.path.join(folder, "state_dict.npz"), allow_pickle=False) as npz:
