@@ -6,7 +6,7 @@
 
 Without --model it uses the shipped model trained on GFN2-xTB data (models/README.md): the ENNForce
 alone is the potential. With --model mace-fixture it converts the MACE reference model in
-shared/fixtures/mace/public_A (made with the real MACE code, with untrained weights). Untrained
+tests/data/mace/public_A (made with the real MACE code, with untrained weights). Untrained
 models have no short-range repulsion and pull atoms onto each other, so for them the example adds an
 elastic network (harmonic springs between all atom pairs at their starting lengths) and uses 0.25 fs
 steps. The geometry is minimized, then run NVE (Verlet), and the script reports the drift of the
@@ -27,7 +27,7 @@ from openmmenn import builder, mace
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ALANINE_DIPEPTIDE = os.path.join(HERE, "..", "models", "structures", "alanine_dipeptide.xyz")
-FIXTURE = os.path.join(HERE, "..", "..", "shared", "fixtures", "mace", "public_A")
+FIXTURE = os.path.join(HERE, "..", "tests", "data", "mace", "public_A")
 MASSES = {1: 1.008, 6: 12.011, 7: 14.007, 8: 15.999, 16: 32.06}
 # Acetamide (nm), atomic numbers O C N C H H H H H.
 ACETAMIDE_Z = [8, 6, 7, 6, 1, 1, 1, 1, 1]

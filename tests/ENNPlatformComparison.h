@@ -177,14 +177,23 @@ inline void expectBadPositionsRefused(OpenMM::Platform& platform, const std::map
     expectOpenMMException([&] { charged.energy(); }, "the predicted charge of particle");
 }
 
-/** An energy far beyond anything physical (a network with 1e9 eV per unit readout) is an OpenMMException.
- *  The GPU platforms keep the energy on the device and do not check it. */
+/** An energy far beyond anything physical (a network with 1e9 eV per unit readout) is an OpenMMException,
+ *  and so are weights that overflow double precision: a NaN energy, NaN or 1e300 charges (make_test_models.py),
+ *  whether the charges are asked for or enter the energy (a model with its own Coulomb term), with and without
+ *  forces. The GPU platforms check the energy and forces on the device and report them in the step's status. */
 inline void expectAbsurdEnergyRefused(OpenMM::Platform& platform, const std::map<std::string, std::string>& properties) {
     std::vector<int> z;
     std::vector<Vec3> pos;
     smallMolecule(z, pos);
     Simulation sim(modelPath("absurd_energy"), z, pos, nullptr, 0.0, &platform, properties);
     expectOpenMMException([&] { sim.energy(); }, "far outside anything the model can describe");
+    Simulation overflowing(modelPath("overflowing_energy"), z, pos, nullptr, 0.0, &platform, properties);
+    expectOpenMMException([&] { overflowing.energy(); }, "far outside anything the model can describe");
+    expectOpenMMException([&] { overflowing.context->getState(OpenMM::State::Forces | OpenMM::State::Energy); }, "far outside");
+    Simulation charges(modelPath("overflowing_charges"), z, pos, nullptr, 0.0, &platform, properties);
+    expectOpenMMException([&] { charges.energy(); }, "the predicted charge of particle");
+    expectOpenMMException([&] { charges.context->getState(OpenMM::State::Forces); }, "the predicted charge of particle");
+    expectOpenMMException([&] { charges.force->getCharges(*charges.context); }, "the predicted charge of particle");
 }
 
 /** NVE drift (kJ/mol/ns/dof) of the test molecule held by an elastic network, as in TestDynamics. */

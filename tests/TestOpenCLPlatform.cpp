@@ -104,6 +104,13 @@ TEST(OpenCLPlatform, BadPositionsAreOpenMMExceptions) {
     expectBadPositionsRefused(openclPlatform(), precision("mixed"));
 }
 
+TEST(OpenCLPlatform, AbsurdEnergyIsAnOpenMMException) {
+    for (const char* p : {"single", "mixed", "double"}) {
+        SCOPED_TRACE(p);
+        expectAbsurdEnergyRefused(openclPlatform(), precision(p));
+    }
+}
+
 TEST(OpenCLPlatform, CutoffOverHalfTheBoxIsAnOpenMMException) {
     TestSystem ts(6, CubicBox, 5);
     std::unique_ptr<OpenMM::System> system = ts.cutoffOverHalfTheBox();

@@ -7,7 +7,7 @@ SO(3) symmetry, linear readouts, tanh, other units, three layers).
 import os
 import sys
 
-from openmmenn import builder, mace
+from openmmenn import builder, mace, modelfile
 
 out, fixtures = sys.argv[1], sys.argv[2]
 os.makedirs(out, exist_ok=True)
@@ -44,4 +44,15 @@ models = {
 }
 for name, kwargs in models.items():
     builder.write_random_model(os.path.join(out, name + ".enn"), **kwargs)
+
+# Weights that overflow double precision at ordinary positions (finite numbers, so the loader accepts them):
+# the energy readout, or the charge head's, scaled so that the energy or the charges come out NaN or
+# beyond 1e300, for the guards that refuse non-finite results on every platform.
+overflowing = {"overflowing_energy": ("absurd_energy", "layers.0.readout"),
+               "overflowing_charges": ("damped_charge", "charge_head.readout")}
+for name, (source, readout) in overflowing.items():
+    architecture, tensors = modelfile.read(os.path.join(out, source + ".enn"))
+    tensors[readout + ".linear_1"] = tensors[readout + ".linear_1"] * 1e3
+    tensors[readout + ".linear_2"] = tensors[readout + ".linear_2"] * 1e305
+    modelfile.write(os.path.join(out, name + ".enn"), architecture, tensors)
 print("test models written to", out)

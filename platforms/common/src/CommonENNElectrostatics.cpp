@@ -5,6 +5,7 @@
 #include "openmm/OpenMMException.h"
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 using namespace OpenMMENN;
 using OpenMM::ComputeArray;
@@ -18,7 +19,7 @@ const double FixedPointScale = 1099511627776.0;                 // 2^40: PME gri
 } // namespace
 
 CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, ENNCouplingParameters parameters, int numAtoms,
-                                                 ComputeArray& mlCharges, double totalCharge)
+                                                 ComputeArray& mlCharges, double totalCharge, ComputeArray& status)
     : cc(cc), coupling(std::move(parameters)), totalCharge(totalCharge) {
     const ENNCouplingParameters& c = coupling;
     const int realSize = OpenMMENN::realSize(cc), mixedSize = OpenMMENN::mixedSize(cc), real4Size = 4 * realSize;
@@ -270,6 +271,8 @@ CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, ENN
     addMixedArg(cc, energyKernel, 0.0); // the PME neutralizing background, set every step
     addMixedArg(cc, energyKernel, 1.0);
     energyKernel->addArg(cc.getEnergyBuffer());
+    addMixedArg(cc, energyKernel, std::numeric_limits<double>::infinity()); // only a non-finite energy is refused
+    energyKernel->addArg(status);
 }
 
 void CommonENNElectrostatics::uploadCharges() {

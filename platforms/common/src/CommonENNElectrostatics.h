@@ -33,9 +33,10 @@ public:
      * @param numAtoms    particles in the System
      * @param mlCharges   the network's predicted charges (real, in ML order)
      * @param totalCharge the total the predicted charges are constrained to (for the PME background)
+     * @param status      the network's status flags (CommonENNNetwork::getStatus), where a non-finite energy is reported
      */
     CommonENNElectrostatics(OpenMM::ComputeContext& cc, ENNCouplingParameters parameters, int numAtoms, OpenMM::ComputeArray& mlCharges,
-                            double totalCharge);
+                            double totalCharge, OpenMM::ComputeArray& status);
     /** Throws OpenMMException if the box is too small for the cutoff of a periodic method. */
     void checkBox() const;
     /** Computes the potential and forces at the current positions and charges; adds the energy to the

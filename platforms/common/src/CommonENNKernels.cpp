@@ -15,7 +15,7 @@ void CommonCalcENNForceKernel::initialize(const OpenMM::System& system, const EN
     ENNCouplingParameters coupling(system, force);
     if (coupling.active())
         electrostatics = std::make_unique<CommonENNElectrostatics>(cc, std::move(coupling), system.getNumParticles(), network->getCharges(),
-                                                                   ml.chargeGroups.total());
+                                                                   ml.chargeGroups.total(), network->getStatus());
 }
 
 double CommonCalcENNForceKernel::execute(OpenMM::ContextImpl&, bool includeForces, bool includeEnergy) {
@@ -29,8 +29,9 @@ double CommonCalcENNForceKernel::execute(OpenMM::ContextImpl&, bool includeForce
         network->addEnergy();
     if (includeForces)
         network->backward(electrostatics ? &electrostatics->getPotential() : nullptr, electrostatics ? &electrostatics->getForces() : nullptr);
-    // Only now, with the whole step queued, wait for the neighbour-list status. If the list overflowed,
-    // OpenMM recomputes the step (as for its own neighbour list).
+    // Only now, with the whole step queued, wait for its status. If the list overflowed, OpenMM
+    // recomputes the step (as for its own neighbour list).
+    network->queueStatus();
     if (!network->finishStep())
         cc.setForcesValid(false);
     return 0; // every energy term is added to the context's energy buffer on the device

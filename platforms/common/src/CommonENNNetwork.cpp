@@ -524,6 +524,8 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
     addMixedArg(cc, energyKernel, constantEnergy);
     addMixedArg(cc, energyKernel, model->energyToKJPerMol);
     energyKernel->addArg(cc.getEnergyBuffer());
+    addMixedArg(cc, energyKernel, ENNSanityBounds::MaxEnergyPerAtom * numNodes);
+    energyKernel->addArg(status);
 
     // Charges.
     chargeLaunches.clear();
@@ -636,6 +638,7 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
     applyForcesKernel->addArg(positions); // extra forces, set when run
     applyForcesKernel->addArg(0);
     applyForcesKernel->addArg(cc.getLongForceBuffer());
+    applyForcesKernel->addArg(status);
 }
 
 void CommonENNNetwork::run(vector<std::pair<ComputeKernel, int>>& launches) {
@@ -692,13 +695,21 @@ bool CommonENNNetwork::finishStep() {
                                       std::to_string(ENNSanityBounds::MaxCharge) + " e; the model is far outside its training data there");
     if (flags[2])
         throw OpenMM::OpenMMException("ENNForce: two ML particles (or a particle and its periodic image) are at the same position");
-    if (!flags[0])
-        return true;
-    vector<int> counts;
-    neededCount.download(counts);
-    const int largest = *std::max_element(counts.begin(), counts.end());
-    setEdgeCapacity(largest + largest / 4 + 8);
-    return false;
+    if (flags[0]) {
+        vector<int> counts;
+        neededCount.download(counts);
+        const int largest = *std::max_element(counts.begin(), counts.end());
+        setEdgeCapacity(largest + largest / 4 + 8);
+        return false;
+    }
+    if (flags[6])
+        throw OpenMM::OpenMMException("ENNForce: the energy is not finite or more than " + std::to_string(ENNSanityBounds::MaxEnergyPerAtom) +
+                                      " kJ/mol per ML atom from the reference energies: far outside anything the model can describe " +
+                                      "(weights that overflow, or a collapsed or exploded structure?)");
+    if (flags[7])
+        throw OpenMM::OpenMMException("ENNForce: the force on particle " + std::to_string(flags[8]) + " is not finite (NaN or infinity): " +
+                                      "the model's weights or the structure are far outside anything it can describe");
+    return true;
 }
 
 void CommonENNNetwork::forward(bool wantCharges) {
@@ -715,15 +726,19 @@ void CommonENNNetwork::forward(bool wantCharges) {
         run(chargeLaunches);
         chargeKernel->execute(ReduceSize, ReduceSize);
     }
-    // Read the status without stalling the queue: into pinned memory, waited for in finishStep().
+}
+
+void CommonENNNetwork::queueStatus() {
+    // Read without stalling the queue: into pinned memory, waited for in finishStep().
     status.download(cc.getPinnedBuffer(), false);
     statusEvent->enqueue();
 }
 
 vector<double> CommonENNNetwork::predictCharges() {
-    do
+    do {
         forward(true);
-    while (!finishStep());
+        queueStatus();
+    } while (!finishStep());
     return downloadReals(cc, charges);
 }
 

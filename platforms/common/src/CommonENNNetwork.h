@@ -34,12 +34,17 @@ public:
 
     /** Queues the neighbour list, edge geometry and the forward pass at the context's current positions. */
     void forward(bool wantCharges);
+    /** Queues the download of the status, after everything of the step that sets it (forward, energy, backward). */
+    void queueStatus();
     /**
-     * Waits for the neighbour-list status of the last forward pass (read asynchronously, like OpenMM's
-     * own neighbour list). Throws OpenMMException for non-finite or coincident positions. Returns false
-     * if the list overflowed: it has been enlarged, and everything computed from it must be redone.
+     * Waits for the status queued by queueStatus() (read asynchronously, like OpenMM's own neighbour
+     * list). Throws OpenMMException for non-finite, blown-up or coincident positions, absurd charges, and
+     * a non-finite or absurd energy or force. Returns false if the list overflowed: it has been enlarged,
+     * and everything computed from it must be redone.
      */
     bool finishStep();
+    /** Flags set on the device (StatusSize ints), for other kernels of the step to report into. */
+    OpenMM::ComputeArray& getStatus() { return status; }
     /** Predicted charges at the current positions (e, in ML order), downloaded. */
     std::vector<double> predictCharges();
     /** Adds the network energy (kJ/mol) to the context's energy buffer. */
@@ -99,8 +104,9 @@ private:
     OpenMM::ComputeContext& cc;
     std::shared_ptr<const ENNModel> model;
     /** status: [0] edge capacity exceeded, [1] a non-finite position, [2] coincident atoms, [3] a position
-     *  beyond ENNSanityBounds::MaxCoordinate, [4] a charge beyond MaxCharge, [5] the node of [3] or [4]. */
-    static const int StatusSize = 6;
+     *  beyond ENNSanityBounds::MaxCoordinate, [4] a charge beyond MaxCharge, [5] the node of [3] or [4],
+     *  [6] an energy not finite or beyond MaxEnergyPerAtom per ML atom, [7] a non-finite force, [8] its particle. */
+    static const int StatusSize = 9;
     std::vector<int> particleOfNode; // System particle of each ML node, for messages
     int numNodes, numAtoms, nsh, capacity = 0, maxFeatures = 0, maxHidden = 1;
     bool periodic;

@@ -43,17 +43,11 @@ double CpuCalcENNForceKernel::evaluate(OpenMM::ContextImpl& context, std::vector
     }
     const double energy = network->compute(local, ml.periodic ? box : nullptr, ml.chargeGroups, coupling, charges,
                                            includeForces ? &gradient : nullptr, pool);
-    if (includeForces) {
-        std::vector<Vec3>& forces = *data.forces;
-        const double scale = m.energyToKJPerMol / m.lengthToNm;
-        for (size_t i = 0; i < ml.particles.size(); i++)
-            forces[ml.particles[i]] -= gradient[i] * scale;
-        if (coupling)
-            for (size_t i = 0; i < electrostaticForces.size(); i++)
-                forces[i] += electrostaticForces[i];
-    }
     const double total = energy * m.energyToKJPerMol + electrostaticEnergy;
     ml.checkEnergy(total, m);
+    static const std::vector<Vec3> none;
+    if (includeForces)
+        ml.addForces(gradient, m.energyToKJPerMol / m.lengthToNm, coupling ? electrostaticForces : none, *data.forces);
     return total;
 }
 

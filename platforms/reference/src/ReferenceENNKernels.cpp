@@ -4,12 +4,24 @@
 #include "ReferencePlatform.h"
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 using namespace OpenMMENN;
 using OpenMM::Vec3;
 
 static OpenMM::ReferencePlatform::PlatformData& platformData(OpenMM::ContextImpl& context) {
     return *reinterpret_cast<OpenMM::ReferencePlatform::PlatformData*>(context.getPlatformData());
+}
+
+/** x for a message: 6 significant digits, "nan" or "inf" (std::to_string writes 1e300 out in full). */
+static std::string shortNumber(double x) {
+    char text[32];
+    std::snprintf(text, sizeof(text), "%.6g", x);
+    return text;
+}
+
+static bool isFinite(const Vec3& v) {
+    return std::isfinite(v[0]) && std::isfinite(v[1]) && std::isfinite(v[2]);
 }
 
 void ENNParticles::read(const ENNForce& force) {
@@ -44,7 +56,7 @@ void ENNParticles::gather(const std::vector<Vec3>& pos, double scale, std::vecto
     out.resize(particles.size());
     for (size_t i = 0; i < particles.size(); i++) {
         const Vec3& p = pos[particles[i]];
-        if (!std::isfinite(p[0]) || !std::isfinite(p[1]) || !std::isfinite(p[2]))
+        if (!isFinite(p))
             throw OpenMM::OpenMMException("ENNForce: particle " + std::to_string(particles[i]) + " has a non-finite position (NaN or infinity)");
         if (std::max(std::abs(p[0]), std::max(std::abs(p[1]), std::abs(p[2]))) > ENNSanityBounds::MaxCoordinate)
             throw OpenMM::OpenMMException("ENNForce: particle " + std::to_string(particles[i]) + " is at (" + std::to_string(p[0]) + ", " +
@@ -58,7 +70,7 @@ void ENNParticles::checkCharges(const std::vector<double>& charges) const {
     for (size_t i = 0; i < charges.size(); i++)
         if (!(std::abs(charges[i]) <= ENNSanityBounds::MaxCharge))
             throw OpenMM::OpenMMException("ENNForce: the predicted charge of particle " + std::to_string(particles[i]) + " is " +
-                                          std::to_string(charges[i]) + " e; the model is far outside its training data there " +
+                                          shortNumber(charges[i]) + " e; the model is far outside its training data there " +
                                           "(a collapsed or exploded structure?)");
 }
 
@@ -67,8 +79,26 @@ void ENNParticles::checkEnergy(double energy, const ENNModel& model) const {
     for (int s : species)
         reference += model.e0[s] * model.energyToKJPerMol;
     if (!(std::abs(energy - reference) <= ENNSanityBounds::MaxEnergyPerAtom * std::max<size_t>(1, species.size())))
-        throw OpenMM::OpenMMException("ENNForce: the energy is " + std::to_string(energy) + " kJ/mol, " +
+        throw OpenMM::OpenMMException("ENNForce: the energy is " + shortNumber(energy) + " kJ/mol, " +
                                       "far outside anything the model can describe (a collapsed or exploded structure?)");
+}
+
+void ENNParticles::addForces(const std::vector<Vec3>& gradient, double scale, const std::vector<Vec3>& extra,
+                             std::vector<Vec3>& forces) const {
+    auto refuse = [](int particle, const std::string& what) {
+        throw OpenMM::OpenMMException("ENNForce: the " + what + " force on particle " + std::to_string(particle) +
+                                      " is not finite (NaN or infinity): the model's weights or the structure are far outside anything it can describe");
+    };
+    for (size_t i = 0; i < particles.size(); i++)
+        if (!isFinite(gradient[i]))
+            refuse(particles[i], "network's");
+    for (size_t j = 0; j < extra.size(); j++)
+        if (!isFinite(extra[j]))
+            refuse(static_cast<int>(j), "predicted charges' electrostatic");
+    for (size_t i = 0; i < particles.size(); i++)
+        forces[particles[i]] -= gradient[i] * scale;
+    for (size_t j = 0; j < extra.size(); j++)
+        forces[j] += extra[j];
 }
 
 void ReferenceCalcENNForceKernel::initialize(const OpenMM::System& system, const ENNForce& force) {
@@ -110,16 +140,10 @@ double ReferenceCalcENNForceKernel::execute(OpenMM::ContextImpl& context, bool i
         };
     }
     double energy = network->compute(ml.species, edges, ml.chargeGroups, coupling, nullptr, includeForces ? &gradient : nullptr);
-    if (includeForces) {
-        std::vector<Vec3>& forces = *platformData(context).forces;
-        const double scale = m.energyToKJPerMol / m.lengthToNm;
-        for (size_t i = 0; i < ml.particles.size(); i++)
-            forces[ml.particles[i]] -= gradient[i] * scale;
-        for (size_t i = 0; i < electrostaticForces.size(); i++)
-            forces[i] += electrostaticForces[i];
-    }
     const double total = energy * m.energyToKJPerMol + electrostaticEnergy;
     ml.checkEnergy(total, m);
+    if (includeForces)
+        ml.addForces(gradient, m.energyToKJPerMol / m.lengthToNm, electrostaticForces, *platformData(context).forces);
     return total;
 }
 

@@ -25,6 +25,11 @@ struct ENNParticles {
     void checkCharges(const std::vector<double>& charges) const;
     /** Throws OpenMMException if the energy (kJ/mol) of `model` is not finite or absurd (ENNSanityBounds). */
     void checkEnergy(double energy, const ENNModel& model) const;
+    /** Adds -gradient[i] * scale to the force on ML particle i and extra[j] (one per System particle, or empty)
+     *  to particle j's. Throws OpenMMException naming the particle, before adding anything, if one is not finite
+     *  (weights that overflow in the backward pass can give NaN forces with a finite energy). */
+    void addForces(const std::vector<OpenMM::Vec3>& gradient, double scale, const std::vector<OpenMM::Vec3>& extra,
+                   std::vector<OpenMM::Vec3>& forces) const;
 };
 
 /** ENNForce on the Reference platform: double precision throughout. */

@@ -567,10 +567,12 @@ KERNEL void edgeGradients(GLOBAL const int* RESTRICT count, GLOBAL const real4* 
 }
 
 /** Forces on the ML particles (and any extra forces, in original atom order) into the fixed-point
- *  force buffer, one thread per reordered atom: -sum over edges received minus edges sent. */
+ *  force buffer, one thread per reordered atom: -sum over edges received minus edges sent. A force
+ *  that is not finite sets status[7] and, in status[8], its System particle. */
 KERNEL void applyForces(GLOBAL const real4* RESTRICT gradVec, GLOBAL const int* RESTRICT count, GLOBAL const int* RESTRICT reverse, int cap,
         GLOBAL const int* RESTRICT atomIndex, GLOBAL const int* RESTRICT mlOfAtom, int numAtoms, int paddedNumAtoms,
-        real forceScale, GLOBAL const real4* RESTRICT extraForces, int hasExtraForces, GLOBAL mm_long* RESTRICT forceBuffer) {
+        real forceScale, GLOBAL const real4* RESTRICT extraForces, int hasExtraForces, GLOBAL mm_long* RESTRICT forceBuffer,
+        GLOBAL int* RESTRICT status) {
     for (int j = GLOBAL_ID; j < numAtoms; j += GLOBAL_SIZE) {
         const int atom = atomIndex[j], i = mlOfAtom[atom];
         real3 f = make_real3(0, 0, 0);
@@ -585,6 +587,10 @@ KERNEL void applyForces(GLOBAL const real4* RESTRICT gradVec, GLOBAL const int* 
         }
         if (hasExtraForces)
             f += trimTo3(extraForces[atom]);
+        if (!(isfinite(f.x) && isfinite(f.y) && isfinite(f.z))) { // NaN from weights that overflow, inf from coincident charges
+            status[7] = 1;
+            status[8] = atom;
+        }
         forceBuffer[j] += (mm_long) (f.x * (real) 0x100000000);
         forceBuffer[j + paddedNumAtoms] += (mm_long) (f.y * (real) 0x100000000);
         forceBuffer[j + 2 * paddedNumAtoms] += (mm_long) (f.z * (real) 0x100000000);

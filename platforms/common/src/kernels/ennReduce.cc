@@ -24,10 +24,15 @@ DEVICE mixed reduceSum(GLOBAL const mixed* values, int n, LOCAL_ARG mixed* buffe
     return groupSum(sum, buffer);
 }
 
-/** Adds (sum of the terms + constant) * scale to the context's energy buffer. */
-KERNEL void sumEnergy(GLOBAL const mixed* RESTRICT terms, int numTerms, mixed constantEnergy, mixed scale, GLOBAL mixed* RESTRICT energyBuffer) {
+/** Adds (sum of the terms + constant) * scale to the context's energy buffer; sets status[6] if the sum
+ *  times scale is not finite or beyond bound (the host refuses the step). */
+KERNEL void sumEnergy(GLOBAL const mixed* RESTRICT terms, int numTerms, mixed constantEnergy, mixed scale, GLOBAL mixed* RESTRICT energyBuffer,
+        mixed bound, GLOBAL int* RESTRICT status) {
     LOCAL mixed buffer[REDUCE_SIZE];
     const mixed sum = reduceSum(terms, numTerms, buffer);
-    if (LOCAL_ID == 0)
+    if (LOCAL_ID == 0) {
         energyBuffer[0] += (sum + constantEnergy) * scale;
+        if (!(isfinite(sum * scale) && fabs(sum * scale) <= bound))
+            status[6] = 1;
+    }
 }
