@@ -196,6 +196,54 @@ inline void expectAbsurdEnergyRefused(OpenMM::Platform& platform, const std::map
     expectOpenMMException([&] { charges.force->getCharges(*charges.context); }, "the predicted charge of particle");
 }
 
+/**
+ * Bad box vectors and parameter updates through the public API on a running Context, each an OpenMMException
+ * naming the problem, after which the Context gives its earlier energy again once the input is sound:
+ * NaN, infinite, huge (1e30 nm) and vanishing box vectors for a periodic model; a box that shrinks (as under
+ * a barostat) until the PME cutoff exceeds half of it; updateParametersInContext with a particle added, an
+ * element changed, or a charge group changed.
+ */
+inline void expectBadBoxAndUpdatesRefused(OpenMM::Platform& platform, const std::map<std::string, std::string>& properties) {
+    std::vector<int> z;
+    std::vector<Vec3> pos;
+    smallMolecule(z, pos);
+    const Vec3 box[3] = {Vec3(1.0, 0, 0), Vec3(0, 1.0, 0), Vec3(0, 0, 1.0)};
+    Simulation sim(modelPath("mixed_charge"), z, pos, box, 0.0, &platform, properties);
+    const double energy = sim.energy();
+    for (double bad : {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity(), 1e30, 1e-30, 1e-3}) {
+        SCOPED_TRACE(bad);
+        sim.context->setPeriodicBoxVectors(Vec3(bad, 0, 0), box[1], box[2]);
+        expectOpenMMException([&] { sim.energy(); }, "periodic box");
+        expectOpenMMException([&] { sim.force->getCharges(*sim.context); }, "periodic box");
+        sim.context->setPeriodicBoxVectors(box[0], box[1], box[2]);
+        EXPECT_EQ(sim.energy(), energy);
+    }
+
+    TestSystem ts(6, CubicBox, 5);
+    std::unique_ptr<OpenMM::System> coupled = ts.cutoffOverHalfTheBox();
+    OpenMM::VerletIntegrator integrator(0.001);
+    OpenMM::Context context(*coupled, integrator, platform, properties);
+    context.setPeriodicBoxVectors(CubicBox[0], CubicBox[1], CubicBox[2]);
+    context.setPositions(ts.pos);
+    const double coupledEnergy = context.getState(OpenMM::State::Energy).getPotentialEnergy();
+    context.setPeriodicBoxVectors(CubicBox[0] * 0.8, CubicBox[1] * 0.8, CubicBox[2] * 0.8); // 1.92 nm: cutoff 1 nm > half
+    expectOpenMMException([&] { context.getState(OpenMM::State::Energy); }, "larger than half the periodic box");
+    context.setPeriodicBoxVectors(CubicBox[0], CubicBox[1], CubicBox[2]);
+    EXPECT_EQ(context.getState(OpenMM::State::Energy).getPotentialEnergy(), coupledEnergy);
+
+    // Each change is undone before the next, and the Context still gives its energy.
+    OpenMMENN::ENNForce& force = *sim.force;
+    force.setParticleParameters(4, 4, 6);
+    expectOpenMMException([&] { force.updateParametersInContext(*sim.context); }, "cannot change the particles or their elements");
+    force.setParticleParameters(4, 4, z[4]);
+    force.addChargeGroup({0, 1, 2}, 0.0);
+    expectOpenMMException([&] { force.updateParametersInContext(*sim.context); }, "charge group");
+    force.setChargeGroupParameters(0, {}, 0.0);
+    force.addParticle(0, 8); // (a System particle added under a live Context would corrupt OpenMM's own arrays)
+    expectOpenMMException([&] { force.updateParametersInContext(*sim.context); }, "cannot change the number of particles");
+    EXPECT_EQ(sim.energy(), energy);
+}
+
 /** NVE drift (kJ/mol/ns/dof) of the test molecule held by an elastic network, as in TestDynamics. */
 inline double nveDrift(OpenMM::Platform& platform, const std::string& label, const std::map<std::string, std::string>& properties = {}) {
     std::vector<int> z;

@@ -102,6 +102,10 @@ TEST(BadInput, AbsurdEnergyIsAnOpenMMException) {
     expectAbsurdEnergyRefused(referencePlatform(), {});
 }
 
+TEST(BadInput, BadBoxAndParameterUpdates) {
+    expectBadBoxAndUpdatesRefused(referencePlatform(), {});
+}
+
 TEST(BadInput, ShapeMismatchAndMissingTensors) {
     const std::string good = validModel();
     expectRejected(rewrite(good, [](json& h, json&) {

@@ -61,6 +61,10 @@ TEST(CpuPlatform, BadPositionsAreOpenMMExceptions) {
     expectBadPositionsRefused(cpuPlatform(), cpuThreads(2));
 }
 
+TEST(CpuPlatform, BadBoxAndParameterUpdates) {
+    expectBadBoxAndUpdatesRefused(cpuPlatform(), cpuThreads(2));
+}
+
 TEST(CpuPlatform, AbsurdEnergyIsAnOpenMMException) {
     expectAbsurdEnergyRefused(cpuPlatform(), cpuThreads(2));
 }

@@ -104,6 +104,10 @@ TEST(OpenCLPlatform, BadPositionsAreOpenMMExceptions) {
     expectBadPositionsRefused(openclPlatform(), precision("mixed"));
 }
 
+TEST(OpenCLPlatform, BadBoxAndParameterUpdates) {
+    expectBadBoxAndUpdatesRefused(openclPlatform(), precision("mixed"));
+}
+
 TEST(OpenCLPlatform, AbsurdEnergyIsAnOpenMMException) {
     for (const char* p : {"single", "mixed", "double"}) {
         SCOPED_TRACE(p);

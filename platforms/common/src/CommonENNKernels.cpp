@@ -20,8 +20,10 @@ void CommonCalcENNForceKernel::initialize(const OpenMM::System& system, const EN
 
 double CommonCalcENNForceKernel::execute(OpenMM::ContextImpl&, bool includeForces, bool includeEnergy) {
     OpenMM::ContextSelector selector(cc);
+    // Before anything is queued, so that nothing is in flight if it throws.
+    network->checkBox();
     if (electrostatics)
-        electrostatics->checkBox(); // before anything is queued, so that nothing is in flight if it throws
+        electrostatics->checkBox();
     network->forward(electrostatics != nullptr);
     if (electrostatics)
         electrostatics->compute(includeEnergy);
@@ -46,5 +48,6 @@ void CommonCalcENNForceKernel::copyParametersToContext(OpenMM::ContextImpl&, con
 
 std::vector<double> CommonCalcENNForceKernel::getCharges(OpenMM::ContextImpl&) {
     OpenMM::ContextSelector selector(cc);
+    network->checkBox();
     return network->predictCharges();
 }

@@ -728,6 +728,14 @@ void CommonENNNetwork::forward(bool wantCharges) {
     }
 }
 
+void CommonENNNetwork::checkBox() const {
+    if (!periodic)
+        return;
+    Vec3 box[3];
+    cc.getPeriodicBoxVectors(box[0], box[1], box[2]);
+    checkPeriodicBox(box, model->rMax * model->lengthToNm);
+}
+
 void CommonENNNetwork::queueStatus() {
     // Read without stalling the queue: into pinned memory, waited for in finishStep().
     status.download(cc.getPinnedBuffer(), false);

@@ -34,6 +34,8 @@ public:
 
     /** Queues the neighbour list, edge geometry and the forward pass at the context's current positions. */
     void forward(bool wantCharges);
+    /** Throws OpenMMException (checkPeriodicBox) if the model is periodic and the context's box is unusable. */
+    void checkBox() const;
     /** Queues the download of the status, after everything of the step that sets it (forward, energy, backward). */
     void queueStatus();
     /**

@@ -27,6 +27,8 @@ double CpuCalcENNForceKernel::evaluate(OpenMM::ContextImpl& context, std::vector
     ml.gather(*data.positions, toModel, local);
     Vec3 box[3];
     if (ml.periodic)
+        checkPeriodicBox(data.periodicBoxVectors, m.rMax * m.lengthToNm);
+    if (ml.periodic)
         for (int k = 0; k < 3; k++)
             box[k] = data.periodicBoxVectors[k] * toModel;
     double electrostaticEnergy = 0.0;

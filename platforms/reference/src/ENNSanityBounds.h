@@ -1,6 +1,9 @@
 #ifndef OPENMM_ENN_SANITY_BOUNDS_H_
 #define OPENMM_ENN_SANITY_BOUNDS_H_
 
+#include <cstdio>
+#include <string>
+
 namespace OpenMMENN {
 
 /** Bounds past which a simulation has blown up rather than sampled anything, each an OpenMMException
@@ -11,7 +14,18 @@ namespace OpenMMENN {
  *  kJ/mol per ML atom away from the sum of its reference energies E0 (1e5: a thousand eV per atom). */
 struct ENNSanityBounds {
     static constexpr double MaxCoordinate = 1e4, MaxCharge = 10.0, MaxEnergyPerAtom = 1e5;
+    /** A cutoff may reach at most this many periodic images along a lattice direction: the plane spacing of
+     *  the box must be at least cutoff / MaxPeriodicImages (boxes smaller than the cutoff are fine; a box that a
+     *  barostat or a bad input shrank to nothing would make the image loops unbounded). */
+    static constexpr int MaxPeriodicImages = 4;
 };
+
+/** x for an error message: 6 significant digits, "nan" or "inf" (std::to_string writes 1e300 out in full). */
+inline std::string shortNumber(double x) {
+    char text[32];
+    std::snprintf(text, sizeof(text), "%.6g", x);
+    return text;
+}
 
 } // namespace OpenMMENN
 

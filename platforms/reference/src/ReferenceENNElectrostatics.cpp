@@ -171,6 +171,7 @@ void ENNCouplingParameters::updateCharges(const ENNForce& force) {
 void ENNCouplingParameters::checkBox(const Vec3* box) const {
     if (!periodic())
         return;
+    checkPeriodicBox(box, cutoff);
     const double half = 0.5 * std::min(box[0][0], std::min(box[1][1], box[2][2]));
     if (cutoff > half)
         throw OpenMM::OpenMMException("ENNForce: the cutoff (" + std::to_string(cutoff) + " nm) is larger than half the periodic box (" +

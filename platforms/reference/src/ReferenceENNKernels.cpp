@@ -4,20 +4,12 @@
 #include "ReferencePlatform.h"
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 
 using namespace OpenMMENN;
 using OpenMM::Vec3;
 
 static OpenMM::ReferencePlatform::PlatformData& platformData(OpenMM::ContextImpl& context) {
     return *reinterpret_cast<OpenMM::ReferencePlatform::PlatformData*>(context.getPlatformData());
-}
-
-/** x for a message: 6 significant digits, "nan" or "inf" (std::to_string writes 1e300 out in full). */
-static std::string shortNumber(double x) {
-    char text[32];
-    std::snprintf(text, sizeof(text), "%.6g", x);
-    return text;
 }
 
 static bool isFinite(const Vec3& v) {
@@ -117,6 +109,7 @@ std::vector<ENNEdge> ReferenceCalcENNForceKernel::buildEdges(OpenMM::ContextImpl
     Vec3 box[3];
     if (ml.periodic) {
         const Vec3* b = platformData(context).periodicBoxVectors;
+        checkPeriodicBox(b, m.rMax * m.lengthToNm);
         for (int k = 0; k < 3; k++)
             box[k] = b[k] * toModel;
     }

@@ -20,6 +20,11 @@ OpenMM::Vec3 wrapDisplacement(OpenMM::Vec3 d, const OpenMM::Vec3* box);
  *  cutoff sphere must fit in); box in OpenMM's reduced triclinic form. */
 void latticePlaneSpacings(const OpenMM::Vec3* box, double spacing[3]);
 
+/** Throws OpenMMException, naming the problem, unless the box vectors (nm) are finite, within
+ *  ENNSanityBounds::MaxCoordinate, and wide enough that `cutoff` (nm) reaches at most MaxPeriodicImages
+ *  images along each lattice direction. Called before any neighbour search or Ewald sum. */
+void checkPeriodicBox(const OpenMM::Vec3* box, double cutoff);
+
 /**
  * All edges with |vec| < cutoff, both directions. With box vectors (OpenMM's reduced triclinic form),
  * every periodic image is considered, so boxes smaller than 2*cutoff (several images of a pair, an
