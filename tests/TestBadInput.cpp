@@ -74,7 +74,8 @@ TEST(BadInput, WrongMagicAndVersion) {
 TEST(BadInput, ChargeHeadDeclaresItsEnergy) {
     const std::string damped = readBytes(modelPath("damped_charge"));
     auto load = [](const std::string& data) { return std::unique_ptr<OpenMMENN::ENNForce>(OpenMMENN::ENNForce::createFromModelData(data)); };
-    const auto& model = load(damped)->getModel();
+    const auto force = load(damped); // (the model lives as long as its force)
+    const auto& model = force->getModel();
     EXPECT_TRUE(model.chargeCoulombIncluded);
     EXPECT_NEAR(model.chargeGaussianSigma, 0.6, 1e-15);
     expectRejected(rewrite(damped, [](json&, json& a) { a["charge_head"].erase("coulomb"); }), "charge_head.coulomb");
@@ -89,7 +90,8 @@ TEST(BadInput, ChargeHeadDeclaresItsEnergy) {
         a["charge_head"].erase("coulomb");
         a["charge_head"]["gaussian_sigma"] = 0.6;
     });
-    const auto& old = load(version1)->getModel();
+    const auto oldForce = load(version1);
+    const auto& old = oldForce->getModel();
     EXPECT_TRUE(old.hasChargeHead);
     EXPECT_FALSE(old.chargeCoulombIncluded);
 }

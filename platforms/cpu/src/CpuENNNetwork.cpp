@@ -3,6 +3,8 @@
 #include "openmm/OpenMMException.h"
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <mutex>
 #include <numeric>
 #include <type_traits>
 
@@ -195,13 +197,13 @@ void CpuENNNetwork::RadialTable::evaluate(float r, float* w, float* dwdr) const 
     }
 }
 
-void CpuENNNetwork::buildRadialTable(ReferenceENNNetwork& reference, int layer, RadialTable& table) {
+void CpuENNNetwork::buildRadialTable(const ENNModel& model, ReferenceENNNetwork& reference, int layer, RadialTable& table) {
     // Refine until the interpolant is within float precision of the exact MLP at every midpoint
     // (values to 1e-7 and derivatives to 1e-5 of their largest magnitude; the derivative of a cubic
     // Hermite interpolant converges one order slower). The forces are the exact derivative of the
     // interpolated energy, so energy conservation does not depend on this tolerance.
-    const double rMax = model->rMax;
-    const int W = model->layers[layer].conv.numWeights;
+    const double rMax = model.rMax;
+    const int W = model.layers[layer].conv.numWeights;
     auto exact = [&](double r, vector<double>& w, vector<double>& dw) { reference.radialWeights(layer, std::max(r, 1e-3 * rMax / 65536), w, dw); };
     int intervals = 64;
     vector<vector<double>> value(intervals + 1), derivative(intervals + 1);
@@ -253,14 +255,13 @@ void CpuENNNetwork::buildRadialTable(ReferenceENNNetwork& reference, int layer, 
 
 // ---- construction ----------------------------------------------------------------------------
 
-CpuENNNetwork::CpuENNNetwork(std::shared_ptr<const ENNModel> modelPtr, const vector<int>& species) : model(std::move(modelPtr)) {
+CpuENNNetwork::CpuENNNetwork(std::shared_ptr<const ENNModel> modelPtr, const vector<int>& species)
+    : model(std::move(modelPtr)), weights(weightsOf(model)), embedding(weights->embedding), chargeOffset(weights->chargeOffset),
+      layers(weights->layers), chargeReadout(weights->chargeReadout), harmonicsSteps(weights->harmonicsSteps) {
     const ENNModel& m = *model;
-    ReferenceENNNetwork reference(model);
     const int nel = m.numElements();
     numNodes = static_cast<int>(species.size());
     nsh = (m.shLmax + 1) * (m.shLmax + 1);
-    if (nsh > MaxHarmonics)
-        throw OpenMM::OpenMMException("ENNForce: the CPU platform supports spherical harmonics up to l = 7");
     order.resize(numNodes);
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return species[a] < species[b]; });
@@ -272,13 +273,48 @@ CpuENNNetwork::CpuENNNetwork(std::shared_ptr<const ENNModel> modelPtr, const vec
     }
     for (int z = 0; z < nel; z++)
         elementStart[z + 1] += elementStart[z];
+    const int T = static_cast<int>(layers.size());
+    h.resize(T + 1);
+    hUp.resize(T);
+    A.resize(T);
+}
 
+std::shared_ptr<const CpuENNNetwork::Weights> CpuENNNetwork::weightsOf(const std::shared_ptr<const ENNModel>& model) {
+    // Keyed by the model's address: a live entry holds its model, so that address cannot be reused
+    // while the entry can be found; an expired one is rebuilt and dropped.
+    static std::mutex mutex;
+    static std::map<const ENNModel*, std::weak_ptr<const Weights>> cache;
+    std::lock_guard<std::mutex> lock(mutex);
+    std::shared_ptr<const Weights> found = cache[model.get()].lock();
+    if (!found) {
+        found = buildWeights(model);
+        cache[model.get()] = found;
+    }
+    for (auto entry = cache.begin(); entry != cache.end();)
+        entry = entry->second.expired() ? cache.erase(entry) : std::next(entry);
+    return found;
+}
+
+std::shared_ptr<const CpuENNNetwork::Weights> CpuENNNetwork::buildWeights(const std::shared_ptr<const ENNModel>& model) {
+    const ENNModel& m = *model;
+    if ((m.shLmax + 1) * (m.shLmax + 1) > MaxHarmonics)
+        throw OpenMM::OpenMMException("ENNForce: the CPU platform supports spherical harmonics up to l = 7");
+    ReferenceENNNetwork reference(model);
+    const int nel = m.numElements();
+    auto weights = std::make_shared<Weights>();
+    weights->model = model;
+    std::vector<std::vector<float>>& embedding = weights->embedding;
+    std::vector<float>& chargeOffset = weights->chargeOffset;
+    std::vector<Layer>& layers = weights->layers;
+    Readout& chargeReadout = weights->chargeReadout;
+    std::vector<HarmonicsStep>& harmonicsSteps = weights->harmonicsSteps;
+    const std::vector<int> oneElement = {0, 1}; // the embedding is one linear over the one-hot element
     {
         const Linear embed = makeLinear(m.embedding, 1, 1.0, m.embedding.in, m.embedding.out);
         for (int z = 0; z < nel; z++) {
             vector<float> onehot(nel, 0.0f), out(embed.dimOut, 0.0f);
             onehot[z] = 1.0f;
-            embed.forward(onehot.data(), out.data(), 0, 1, elementStart);
+            embed.forward(onehot.data(), out.data(), 0, 1, oneElement);
             embedding.push_back(out);
         }
     }
@@ -306,7 +342,7 @@ CpuENNNetwork::CpuENNNetwork(std::shared_ptr<const ENNModel> modelPtr, const vec
             locate(L.linear.in, c, path.outOffset, path.outStep);
             layer.tp.push_back(std::move(path));
         }
-        buildRadialTable(reference, static_cast<int>(t), layer.radial);
+        buildRadialTable(m, reference, static_cast<int>(t), layer.radial);
         // Symmetric contraction: feature f of A is (message entry, m); every entry has `channels` channels.
         vector<int> featureOffset;
         for (const auto& e : L.irrepsMessage().entries)
@@ -340,10 +376,7 @@ CpuENNNetwork::CpuENNNetwork(std::shared_ptr<const ENNModel> modelPtr, const vec
         for (double q : m.chargeElementOffsets)
             chargeOffset.push_back(static_cast<float>(q));
     }
-    const int T = static_cast<int>(layers.size());
-    h.resize(T + 1);
-    hUp.resize(T);
-    A.resize(T);
+    return weights;
 }
 
 // ---- spherical harmonics ---------------------------------------------------------------------

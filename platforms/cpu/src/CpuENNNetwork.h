@@ -87,27 +87,43 @@ private:
         std::vector<float> conv, message, product, hidden, gradHidden, scalar, w, dw, gw;
     };
 
-    void buildRadialTable(ReferenceENNNetwork& reference, int layer, RadialTable& table);
-    void harmonics(const float* v, float* y, float (*dy)[3]) const;
-    void forwardLayer(int t, OpenMM::ThreadPool& pool, bool wantCharges);
-    void backwardLayer(int t, OpenMM::ThreadPool& pool);
-
-    std::shared_ptr<const ENNModel> model;
-    int numNodes, nsh;
-    std::vector<int> order;          // node -> caller's atom
-    std::vector<int> nodeSpecies;    // element of each node (sorted)
-    std::vector<int> elementStart;   // nodes of element z: [elementStart[z], elementStart[z+1])
-    std::vector<std::vector<float>> embedding; // per element
-    std::vector<double> nodeConstant;          // E0 + shift of each node
-    std::vector<float> chargeOffset;           // per element
-    std::vector<Layer> layers;
-    Readout chargeReadout;
     struct HarmonicsStep {
         int l;
         float norm;
         std::vector<ReferenceENNNetwork::SparseEntry> cg; // C(1, l-1, l)
     };
-    std::vector<HarmonicsStep> harmonicsSteps;
+    /** What this platform derives from a model whatever the particles are: the weights in this layout and
+     *  the radial tables (for the medium-size benchmark model about 11 MiB, and most of a Context's setup
+     *  time). Built once per model and shared read-only by every network of that model in the process. */
+    struct Weights {
+        std::shared_ptr<const ENNModel> model;
+        std::vector<std::vector<float>> embedding; // per element
+        std::vector<float> chargeOffset;           // per element
+        std::vector<Layer> layers;
+        Readout chargeReadout;
+        std::vector<HarmonicsStep> harmonicsSteps;
+    };
+    /** The one Weights of `model` while any network holds it (built on first use; thread-safe). */
+    static std::shared_ptr<const Weights> weightsOf(const std::shared_ptr<const ENNModel>& model);
+    static std::shared_ptr<const Weights> buildWeights(const std::shared_ptr<const ENNModel>& model);
+    static void buildRadialTable(const ENNModel& model, ReferenceENNNetwork& reference, int layer, RadialTable& table);
+    void harmonics(const float* v, float* y, float (*dy)[3]) const;
+    void forwardLayer(int t, OpenMM::ThreadPool& pool, bool wantCharges);
+    void backwardLayer(int t, OpenMM::ThreadPool& pool);
+
+    std::shared_ptr<const ENNModel> model;
+    std::shared_ptr<const Weights> weights;
+    // The parts of `weights`, by name:
+    const std::vector<std::vector<float>>& embedding;
+    const std::vector<float>& chargeOffset;
+    const std::vector<Layer>& layers;
+    const Readout& chargeReadout;
+    const std::vector<HarmonicsStep>& harmonicsSteps;
+    int numNodes, nsh;
+    std::vector<int> order;          // node -> caller's atom
+    std::vector<int> nodeSpecies;    // element of each node (sorted)
+    std::vector<int> elementStart;   // nodes of element z: [elementStart[z], elementStart[z+1])
+    std::vector<double> nodeConstant;          // E0 + shift of each node
     int chunkSize = 16;
 
     // Storage reused from step to step.

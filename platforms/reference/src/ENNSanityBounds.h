@@ -7,11 +7,12 @@
 namespace OpenMMENN {
 
 /** Bounds past which a simulation has blown up rather than sampled anything, each an OpenMMException
- *  that names the particle (the GPU kernels check positions and charges on the device, as kernel
- *  arguments; the energy stays on the device and is checked by the CPU and Reference kernels): an ML particle more than MaxCoordinate nm from the origin along
- *  an axis (10 um: larger than any simulated system, reached by unwrapped periodic coordinates only after
- *  milliseconds of diffusion), a predicted charge beyond MaxCharge e, an energy beyond MaxEnergyPerAtom
- *  kJ/mol per ML atom away from the sum of its reference energies E0 (1e5: a thousand eV per atom). */
+ *  that names the problem (the GPU kernels check them on the device and flag them in the step's status,
+ *  read once per step): an ML particle more than MaxCoordinate nm from the origin along an axis (10 um:
+ *  larger than any simulated system, reached by unwrapped periodic coordinates only after milliseconds of
+ *  diffusion), a predicted charge beyond MaxCharge e, an energy beyond MaxEnergyPerAtom kJ/mol per ML atom
+ *  away from the sum of its reference energies E0 (1e5: a thousand eV per atom), and any non-finite energy
+ *  or force. */
 struct ENNSanityBounds {
     static constexpr double MaxCoordinate = 1e4, MaxCharge = 10.0, MaxEnergyPerAtom = 1e5;
     /** A cutoff may reach at most this many periodic images along a lattice direction: the plane spacing of
