@@ -12,7 +12,7 @@ using namespace enntest;
 
 namespace {
 
-struct Result {
+struct Evaluation { // the ENNForce's group and the whole System
     double ennEnergy, totalEnergy;
     std::vector<Vec3> ennForces, totalForces;
 };
@@ -21,7 +21,7 @@ const int ENNGroup = 1;
 
 /** Energy and forces of the ENNForce and of the whole System at positions moved by `seed` (so that each
  *  thread computes something else). */
-Result evaluateAt(OpenMM::Context& context, const std::vector<Vec3>& pos, int seed) {
+Evaluation evaluateAt(OpenMM::Context& context, const std::vector<Vec3>& pos, int seed) {
     std::vector<Vec3> moved = pos;
     for (size_t i = 0; i < moved.size(); i++)
         moved[i] += Vec3(0.003 * std::sin(seed + 1.3 * i), 0.003 * std::cos(seed * 0.7 + i), 0.002 * std::sin(2.1 * seed - i));
@@ -31,7 +31,7 @@ Result evaluateAt(OpenMM::Context& context, const std::vector<Vec3>& pos, int se
     return {enn.getPotentialEnergy(), total.getPotentialEnergy(), enn.getForces(), total.getForces()};
 }
 
-/** `relativeTolerance`: of OpenMM's own forces across Contexts, relative to the largest force (the platform's
+/** `relativeTolerance`: of OpenMM's own forces across Contexts, relative to the largest force component (the platform's
  *  precision: 0 on Reference, which is bitwise reproducible). */
 void expectConcurrentContextsAgree(OpenMM::Platform& platform, const std::map<std::string, std::string>& properties, int numThreads,
                                    double relativeTolerance) {
@@ -47,12 +47,12 @@ void expectConcurrentContextsAgree(OpenMM::Platform& platform, const std::map<st
     ASSERT_NE(force, nullptr);
     // Each Context gets the same calls alone and in a thread.
     auto run = [&](OpenMM::Context& context, int t) {
-        Result result;
+        Evaluation result;
         for (int repeat = 0; repeat < 3; repeat++)
             result = evaluateAt(context, ts.pos, t);
         return result;
     };
-    std::vector<Result> alone;
+    std::vector<Evaluation> alone;
     for (int t = 0; t < numThreads; t++) {
         OpenMM::VerletIntegrator integrator(0.001);
         OpenMM::Context context(*system, integrator, platform, properties);
@@ -67,7 +67,7 @@ void expectConcurrentContextsAgree(OpenMM::Platform& platform, const std::map<st
     }
     // One model in memory: each Context's kernel holds a reference to the force's model.
     EXPECT_GE(force->getModelPtr().use_count(), sharedBefore + numThreads);
-    std::vector<Result> together(numThreads);
+    std::vector<Evaluation> together(numThreads);
     std::atomic<int> ready(0);
     std::vector<std::thread> threads;
     std::vector<std::string> errors(numThreads);
@@ -87,9 +87,7 @@ void expectConcurrentContextsAgree(OpenMM::Platform& platform, const std::map<st
     for (int t = 0; t < numThreads; t++) {
         EXPECT_EQ(errors[t], "");
         EXPECT_EQ(together[t].ennEnergy, alone[t].ennEnergy) << "thread " << t;
-        double largest = 0;
-        for (const Vec3& f : alone[t].totalForces)
-            largest = std::max(largest, std::sqrt(f.dot(f)));
+        const double largest = maxAbs(alone[t].totalForces);
         EXPECT_NEAR(together[t].totalEnergy, alone[t].totalEnergy, relativeTolerance * std::fabs(alone[t].totalEnergy)) << "thread " << t;
         for (size_t i = 0; i < alone[t].ennForces.size(); i++) {
             EXPECT_EQ(together[t].ennForces[i], alone[t].ennForces[i]) << "thread " << t << ", particle " << i;

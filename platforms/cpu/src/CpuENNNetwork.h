@@ -93,8 +93,8 @@ private:
         std::vector<ReferenceENNNetwork::SparseEntry> cg; // C(1, l-1, l)
     };
     /** What this platform derives from a model whatever the particles are: the weights in this layout and
-     *  the radial tables (for the medium-size benchmark model about 11 MiB, and most of a Context's setup
-     *  time). Built once per model and shared read-only by every network of that model in the process. */
+     *  the radial tables (for the medium-size benchmark model about 10 MiB, and most of a Context's setup
+     *  time; docs/reliability.md). Built once per model and shared read-only by every network of that model in the process. */
     struct Weights {
         std::shared_ptr<const ENNModel> model;
         std::vector<std::vector<float>> embedding; // per element
