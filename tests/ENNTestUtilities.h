@@ -213,6 +213,23 @@ inline double maxAbs(const std::vector<Vec3>& a) {
     return m;
 }
 
+/** The largest |a_i - b_i|. */
+inline double maxDifference(const std::vector<double>& a, const std::vector<double>& b) {
+    double m = 0.0;
+    for (size_t i = 0; i < a.size(); i++)
+        m = std::max(m, std::abs(a[i] - b[i]));
+    return m;
+}
+
+/** The largest |a_i[k] - b_i[k]|. */
+inline double maxDifference(const std::vector<Vec3>& a, const std::vector<Vec3>& b) {
+    double m = 0.0;
+    for (size_t i = 0; i < a.size(); i++)
+        for (int k = 0; k < 3; k++)
+            m = std::max(m, std::abs(a[i][k] - b[i][k]));
+    return m;
+}
+
 } // namespace enntest
 
 #endif

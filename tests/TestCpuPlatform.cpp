@@ -7,9 +7,13 @@
 // Results must be bitwise identical run to run; by construction they are also identical for any
 // thread count (every reduction has a fixed order), which is checked too.
 
+#include "CpuENNElectrostatics.h"
 #include "ENNPlatformComparison.h"
+#include "ReferenceENNElectrostatics.h"
 
 using namespace enntest;
+using OpenMMENN::CpuENNElectrostatics;
+using OpenMMENN::ReferenceENNElectrostatics;
 
 namespace {
 
@@ -45,6 +49,113 @@ TEST(CpuPlatform, EveryModelInLiquidBox) {
 
 TEST(CpuPlatform, EveryElectrostaticsMethod) {
     forEachElectrostaticsMethod(compareSystem);
+}
+
+namespace {
+
+struct ElectrostaticsResult {
+    double energy;
+    std::vector<Vec3> forces;
+    std::vector<double> potential;
+};
+
+/** The predicted-charge electrostatics of `system`'s ENNForce alone, at fixed ML charges, by the Reference class
+ *  or the CPU class (given a pool). */
+ElectrostaticsResult electrostatics(const OpenMM::System& system, const std::vector<Vec3>& pos, const std::vector<double>& mlCharges,
+                                    OpenMM::ThreadPool* pool, CpuENNElectrostatics::PairSearch search) {
+    const ENNForce* force = nullptr;
+    for (int i = 0; i < system.getNumForces(); i++)
+        if (auto* f = dynamic_cast<const ENNForce*>(&system.getForce(i)))
+            force = f;
+    Vec3 box[3];
+    system.getDefaultPeriodicBoxVectors(box[0], box[1], box[2]);
+    ElectrostaticsResult r{0.0, std::vector<Vec3>(pos.size()), {}};
+    if (pool == nullptr)
+        r.energy = ReferenceENNElectrostatics(system, *force).compute(pos, box, mlCharges, r.forces, r.potential);
+    else {
+        CpuENNElectrostatics cpu(system, *force);
+        cpu.setPairSearch(search);
+        r.energy = cpu.compute(pos, box, mlCharges, r.forces, r.potential, *pool);
+    }
+    return r;
+}
+
+} // namespace
+
+// The CPU electrostatics (pair list or all pairs, one-pass PME, threads) against the Reference class in double, at
+// fixed charges, so that the float network does not hide an error: both sum the same terms in double in different
+// orders (~1e-16 relative per term over 1e4-1e6 terms; the Reference PME subtracts two grid energies ~1e2 times the
+// result), so 1e-10 of the largest value is far above rounding and far below any missing or wrong term. Bitwise
+// the same for 1, 2 and 3 threads.
+TEST(CpuPlatform, ElectrostaticsAsReferenceInDouble) {
+    struct Case {
+        std::string label;
+        std::unique_ptr<OpenMM::System> system;
+        std::vector<Vec3> pos;
+    };
+    std::vector<Case> cases;
+    for (auto method : {NonbondedForce::NoCutoff, NonbondedForce::CutoffNonPeriodic, NonbondedForce::CutoffPeriodic, NonbondedForce::PME}) {
+        const bool periodic = method == NonbondedForce::CutoffPeriodic || method == NonbondedForce::PME;
+        // 6 ML atoms of a 10-atom ligand (bonds across the boundary give ML-MM exceptions) in water at liquid density;
+        // with and without the model's own (Gaussian-damped) Coulomb term among the ML atoms.
+        TestSystem ts(6, periodic ? TriclinicBox : nullptr, -1);
+        const std::pair<const char*, TestSystem::MLPairs> variants[] = {{"mixed_charge", TestSystem::MLPairs::ForceField},
+                                                                        {"mixed_charge", TestSystem::MLPairs::Excluded},
+                                                                        {"damped_charge", TestSystem::MLPairs::Ordinary}};
+        for (const auto& [model, kind] : variants) {
+            std::unique_ptr<OpenMM::System> system(ts.classical(method, 1.0, kind));
+            ENNForce* force = ts.ennForce(model);
+            system->addForce(force);
+            force->coupleToNonbondedForce(*system, dynamic_cast<NonbondedForce&>(system->getForce(0)));
+            cases.push_back({"method " + std::to_string(method) + ", " + model + ", ML pairs " + std::to_string(int(kind)),
+                             std::move(system), ts.pos});
+        }
+        // Pure ML liquid, every atom ML, the model's own Coulomb term, in a box 3 cutoffs wide (27 distinct cells).
+        const Vec3 wide[3] = {TriclinicBox[0] * 1.5, TriclinicBox[1] * 1.5, TriclinicBox[2] * 1.5};
+        const int numAtoms = static_cast<int>(TestSystem(0, periodic ? wide : nullptr, -1).z.size());
+        TestSystem all(numAtoms, periodic ? wide : nullptr, -1);
+        auto system = std::make_unique<OpenMM::System>();
+        for (size_t i = 0; i < all.z.size(); i++)
+            system->addParticle(1.0);
+        if (periodic)
+            system->setDefaultPeriodicBoxVectors(all.box[0], all.box[1], all.box[2]);
+        ENNForce* force = all.ennForce("frozen_charges_coulomb");
+        force->setElectrostaticsMethod(method == NonbondedForce::PME ? ENNForce::PME
+                                       : method == NonbondedForce::CutoffPeriodic ? ENNForce::CutoffPeriodic
+                                       : method == NonbondedForce::CutoffNonPeriodic ? ENNForce::CutoffNonPeriodic
+                                                                                     : ENNForce::NoCutoff);
+        force->setCutoffDistance(1.0);
+        system->addForce(force);
+        cases.push_back({"method " + std::to_string(method) + ", pure ML " + std::to_string(all.z.size()), std::move(system), all.pos});
+    }
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<double> charge(-0.8, 0.8);
+    OpenMM::ThreadPool one(1), two(2), three(3);
+    for (const Case& c : cases) {
+        const ENNForce* force = dynamic_cast<const ENNForce*>(&c.system->getForce(c.system->getNumForces() - 1));
+        std::vector<double> q(force->getNumParticles());
+        for (double& qi : q)
+            qi = charge(rng);
+        const ElectrostaticsResult ref = electrostatics(*c.system, c.pos, q, nullptr, CpuENNElectrostatics::PairSearch::Automatic);
+        const double largestForce = maxAbs(ref.forces);
+        double largestPotential = 0;
+        for (double p : ref.potential)
+            largestPotential = std::max(largestPotential, std::abs(p));
+        for (auto search : {CpuENNElectrostatics::PairSearch::AllPairs, CpuENNElectrostatics::PairSearch::CellList}) {
+            const std::string label = c.label + (search == CpuENNElectrostatics::PairSearch::CellList ? ", cell list" : ", all pairs");
+            const ElectrostaticsResult cpu = electrostatics(*c.system, c.pos, q, &two, search);
+            EXPECT_NEAR(cpu.energy, ref.energy, 1e-10 * std::abs(ref.energy)) << label;
+            EXPECT_LE(maxDifference(cpu.forces, ref.forces), 1e-10 * largestForce) << label << ": forces";
+            EXPECT_LE(maxDifference(cpu.potential, ref.potential), 1e-10 * largestPotential) << label << ": potentials";
+            for (OpenMM::ThreadPool* pool : {&one, &three}) {
+                const ElectrostaticsResult other = electrostatics(*c.system, c.pos, q, pool, search);
+                EXPECT_EQ(other.energy, cpu.energy) << label << ", threads";
+                EXPECT_EQ(other.potential, cpu.potential) << label << ", threads";
+                for (size_t i = 0; i < ref.forces.size(); i++)
+                    ASSERT_EQ(other.forces[i], cpu.forces[i]) << label << ", threads, particle " << i;
+            }
+        }
+    }
 }
 
 TEST(CpuPlatform, EnergyConservationComparableToReference) {

@@ -39,13 +39,6 @@ Snapshot snapshot(Simulation& sim, const std::vector<Vec3>& pos) {
     return s;
 }
 
-double maxDifference(const std::vector<double>& a, const std::vector<double>& b) {
-    double m = 0.0;
-    for (size_t i = 0; i < a.size(); i++)
-        m = std::max(m, std::abs(a[i] - b[i]));
-    return m;
-}
-
 TEST(Smoothness, NeighbourCrossingTheCutoff) {
     std::vector<std::string> names = {"mixed_charge", "three_layer_tanh"};
     if (fileExists(modelPath("public_A")))

@@ -68,22 +68,10 @@ CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, ENN
     }
     uploadCharges();
 
-    // Exceptions as per-site lists sorted by partner, each pair in the lists of both its sites.
-    vector<vector<std::pair<int, double>>> lists(numSites);
-    for (const auto& e : c.exceptionScale) {
-        lists[e.first.first].push_back({e.first.second, e.second});
-        lists[e.first.second].push_back({e.first.first, e.second});
-    }
-    vector<int> start(1, 0), partner;
-    vector<double> scale;
-    for (auto& list : lists) {
-        std::sort(list.begin(), list.end());
-        for (const auto& e : list) {
-            partner.push_back(e.first);
-            scale.push_back(e.second);
-        }
-        start.push_back(static_cast<int>(partner.size()));
-    }
+    const ENNCouplingParameters::ExceptionLists exceptions = c.exceptionLists();
+    const vector<int>& start = exceptions.start;
+    const vector<int>& partner = exceptions.partner;
+    const vector<double>& scale = exceptions.scale;
     exceptionStart.initialize<int>(cc, numSites + 1, "ennExceptionStart");
     exceptionStart.upload(start);
     exceptionPartner.initialize<int>(cc, std::max<size_t>(1, partner.size()), "ennExceptionPartner");

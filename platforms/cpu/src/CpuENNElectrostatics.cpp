@@ -1,9 +1,16 @@
 #include "CpuENNElectrostatics.h"
+#include "CpuENNParallel.h"
+#include "ReferenceENNNeighbors.h"
+#include "ReferenceENNPME.h"
 #include "openmm/OpenMMException.h"
+#include <algorithm>
+#include <cmath>
 #include <mutex>
-#include <vector>
 
 using namespace OpenMMENN;
+using OpenMM::Vec3;
+using std::vector;
+typedef std::complex<double> Complex;
 
 namespace {
 // FFTW's planner is not thread-safe; Contexts may be created from several threads.
@@ -11,32 +18,310 @@ std::mutex& plannerMutex() {
     static std::mutex mutex;
     return mutex;
 }
+// The real-space sums cut the ML atoms into at most this many pieces, each with its own force array over the sites.
+const int MaxBlocks = 16;
+// Sites per piece of the per-site passes (stencils, interpolation, the sum over pieces).
+const int SiteChunk = 128;
 } // namespace
 
-CpuENNElectrostatics::CpuENNElectrostatics(const OpenMM::System& system, const ENNForce& force) : ReferenceENNElectrostatics(system, force) {
-    setTransform([this](std::complex<double>* data, const int grid[3], int sign) { transform(data, grid, sign); });
+CpuENNElectrostatics::CpuENNElectrostatics(const OpenMM::System& system, const ENNForce& force)
+    : ReferenceENNElectrostatics(system, force), exceptions(c.exceptionLists()) {
+    numBlocks = std::min(c.numML, MaxBlocks);
+    blocks.resize(numBlocks);
+    if (c.method != ENNForce::PME)
+        return;
+    const int* K = c.grid;
+    for (int d = 0; d < 3; d++)
+        moduli[d] = pmeSplineModuli(K[d]);
+    grid.resize(size_t(K[0]) * K[1] * K[2]);
+    influence.resize(grid.size());
+    std::lock_guard<std::mutex> lock(plannerMutex());
+    fftw_complex* data = reinterpret_cast<fftw_complex*>(grid.data());
+    const int planeSize = K[1] * K[2];
+    for (int s = 0; s < 2; s++) {
+        const int direction = s == 0 ? FFTW_BACKWARD : FFTW_FORWARD; // sign +1, sign -1
+        planePlans[s] = fftw_plan_dft_2d(K[1], K[2], data, data, direction, FFTW_ESTIMATE | FFTW_UNALIGNED);
+        // One y row of x columns: K[2] transforms of length K[0], stride one plane, adjacent in z.
+        columnPlans[s] = fftw_plan_many_dft(1, &K[0], K[2], data, nullptr, planeSize, 1, data, nullptr, planeSize, 1, direction,
+                                            FFTW_ESTIMATE | FFTW_UNALIGNED);
+        if (planePlans[s] == nullptr || columnPlans[s] == nullptr)
+            throw OpenMM::OpenMMException("ENNForce: FFTW could not plan a PME transform");
+    }
 }
 
 CpuENNElectrostatics::~CpuENNElectrostatics() {
     std::lock_guard<std::mutex> lock(plannerMutex());
-    for (auto& plan : plans)
-        fftw_destroy_plan(plan.second);
+    for (fftw_plan plan : {planePlans[0], planePlans[1], columnPlans[0], columnPlans[1]})
+        if (plan != nullptr)
+            fftw_destroy_plan(plan);
 }
 
-void CpuENNElectrostatics::transform(std::complex<double>* data, const int grid[3], int sign) {
-    // sign +1 is FFTW_BACKWARD (exp(+2 pi i jk/n)), -1 FFTW_FORWARD; both unnormalised, as PME expects.
-    const std::array<int, 4> key{grid[0], grid[1], grid[2], sign};
-    auto it = plans.find(key);
-    if (it == plans.end()) {
-        std::lock_guard<std::mutex> lock(plannerMutex());
-        std::vector<std::complex<double>> scratch(size_t(grid[0]) * grid[1] * grid[2]);
-        fftw_complex* buffer = reinterpret_cast<fftw_complex*>(scratch.data());
-        fftw_plan plan = fftw_plan_dft_3d(grid[0], grid[1], grid[2], buffer, buffer, sign > 0 ? FFTW_BACKWARD : FFTW_FORWARD,
-                                          FFTW_ESTIMATE | FFTW_UNALIGNED);
-        if (plan == nullptr)
-            throw OpenMM::OpenMMException("ENNForce: FFTW could not plan a PME transform");
-        it = plans.emplace(key, plan).first;
+double CpuENNElectrostatics::compute(const vector<Vec3>& positions, const Vec3* box, const vector<double>& mlCharges, vector<Vec3>& forces,
+                                     vector<double>& potential, OpenMM::ThreadPool& pool) {
+    potential.assign(c.numML, 0.0);
+    double energy = 0.0;
+    if (c.method != ENNForce::NoElectrostatics) {
+        c.checkBox(box);
+        const int numSites = static_cast<int>(c.sites.size());
+        sitePos.resize(numSites);
+        for (int s = 0; s < numSites; s++)
+            sitePos[s] = positions[c.sites[s]];
+        q.assign(mlCharges.begin(), mlCharges.end());
+        q.insert(q.end(), c.mmCharges.begin(), c.mmCharges.end());
+        siteForce.assign(numSites, Vec3());
+        phi.assign(c.numML, 0.0);
+        energy += coulomb(box, pool);
+        for (int s = 0; s < numSites; s++)
+            forces[c.sites[s]] += siteForce[s];
+        for (int a = 0; a < c.numML; a++)
+            potential[a] += phi[a];
     }
-    fftw_complex* buffer = reinterpret_cast<fftw_complex*>(data);
-    fftw_execute_dft(it->second, buffer, buffer);
+    if (c.implicitSolvent)
+        energy += generalizedBorn(positions, mlCharges, forces, potential);
+    return energy;
+}
+
+bool CpuENNElectrostatics::cellListPays(const Vec3* box) const {
+    // Binning and sorting cost about as much as testing ~20 pairs per site; each ML atom then tests the sites
+    // of its 27 neighbouring cells (all of them, several times over, in a box under 3 cutoffs wide).
+    const double numSites = static_cast<double>(sitePos.size()), numML = c.numML;
+    double width[3];
+    if (box != nullptr)
+        latticePlaneSpacings(box, width);
+    else {
+        Vec3 low = sitePos[0], high = sitePos[0];
+        for (const Vec3& p : sitePos)
+            for (int k = 0; k < 3; k++) {
+                low[k] = std::min(low[k], p[k]);
+                high[k] = std::max(high[k], p[k]);
+            }
+        for (int k = 0; k < 3; k++)
+            width[k] = high[k] - low[k];
+    }
+    double cells = 1.0;
+    for (int k = 0; k < 3; k++)
+        cells *= std::max(1.0, std::floor(width[k] / c.cutoff));
+    const double candidates = std::min(numSites, 27.0 * numSites / cells);
+    return numML * (numSites - candidates) > 20.0 * numSites;
+}
+
+double CpuENNElectrostatics::coulomb(const Vec3* box, OpenMM::ThreadPool& pool) {
+    const int numSites = static_cast<int>(c.sites.size()), numML = c.numML;
+    const bool periodic = c.periodic(), pme = c.method == ENNForce::PME, useCutoff = c.useCutoff();
+    const bool cellList = useCutoff && (pairSearch == PairSearch::Automatic ? cellListPays(periodic ? box : nullptr)
+                                                                             : pairSearch == PairSearch::CellList);
+    if (cellList)
+        pairs.buildPairs(sitePos, c.cutoff, periodic ? box : nullptr, numML, pool);
+    // Pair (a, s), a an ML site and s > a, in the block of a: energy k q_a q_s f(r), potentials, forces.
+    parallelFor(pool, numBlocks, [&](int k, int) {
+        Block& block = blocks[k];
+        block.force.assign(numSites, Vec3());
+        block.phi.assign(numML, 0.0);
+        block.energy = 0.0;
+        const int first = numML * k / numBlocks, last = numML * (k + 1) / numBlocks;
+        for (int a = first; a < last; a++) {
+            const double qa = q[a];
+            auto add = [&](int s, const Vec3& d, double f, double dfdr) { // d = x_s - x_a
+                const double r = std::sqrt(d.dot(d));
+                block.energy += ONE_4PI_EPS0 * qa * q[s] * f;
+                block.phi[a] += ONE_4PI_EPS0 * q[s] * f;
+                if (s < numML)
+                    block.phi[s] += ONE_4PI_EPS0 * qa * f;
+                const Vec3 force = d * (ONE_4PI_EPS0 * qa * q[s] * dfdr / r);
+                block.force[s] -= force;
+                block.force[a] += force;
+            };
+            const int* partnersBegin = exceptions.partner.data() + exceptions.start[a];
+            const int* partnersEnd = exceptions.partner.data() + exceptions.start[a + 1];
+            auto ordinary = [&](int s) {
+                if ((c.mlPairsExcluded && s < numML) || std::binary_search(partnersBegin, partnersEnd, s))
+                    return; // a listed pair
+                const Vec3 plain = sitePos[s] - sitePos[a];
+                const Vec3 d = periodic ? wrapDisplacement(plain, box) : plain;
+                const double r = std::sqrt(d.dot(d));
+                if (useCutoff && r >= c.cutoff)
+                    return;
+                double f, dfdr;
+                c.ordinaryPair(r, s < numML, f, dfdr);
+                add(s, d, f, dfdr);
+            };
+            if (cellList)
+                for (int e = pairs.receiverStart[a]; e < pairs.receiverStart[a + 1]; e++)
+                    ordinary(pairs.sender[e]);
+            else
+                for (int s = a + 1; s < numSites; s++)
+                    ordinary(s);
+            // Listed pairs at their plain distance: excluded ML-ML pairs (only PME leaves anything of them), exceptions.
+            auto listed = [&](int s, double scale) {
+                const Vec3 d = sitePos[s] - sitePos[a];
+                double f, dfdr;
+                c.listedPair(std::sqrt(d.dot(d)), scale, f, dfdr);
+                add(s, d, f, dfdr);
+            };
+            if (c.mlPairsExcluded && pme)
+                for (int s = a + 1; s < numML; s++)
+                    listed(s, 0.0);
+            for (int e = exceptions.start[a]; e < exceptions.start[a + 1]; e++)
+                if (exceptions.partner[e] > a)
+                    listed(exceptions.partner[e], exceptions.scale[e]);
+        }
+    });
+    double energy = 0.0;
+    for (const Block& block : blocks)
+        energy += block.energy;
+    parallelFor(pool, numChunks(numSites, SiteChunk), [&](int chunk, int) {
+        int begin, end;
+        chunkRange(chunk, SiteChunk, numSites, begin, end);
+        for (int s = begin; s < end; s++) {
+            for (const Block& block : blocks)
+                siteForce[s] += block.force[s];
+            if (s < numML)
+                for (const Block& block : blocks)
+                    phi[s] += block.phi[s];
+        }
+    });
+    for (int a = 0; a < numML; a++) { // the model's own Gaussian self energies, in every method
+        energy += ONE_4PI_EPS0 * c.gaussianSelfEnergy * q[a] * q[a];
+        phi[a] += 2 * ONE_4PI_EPS0 * c.gaussianSelfEnergy * q[a];
+    }
+    if (pme) {
+        const double selfFactor = ONE_4PI_EPS0 * c.alpha / std::sqrt(M_PI);
+        for (int a = 0; a < numML; a++) {
+            energy -= selfFactor * q[a] * q[a];
+            phi[a] -= 2 * selfFactor * q[a];
+        }
+        energy += reciprocal(box, pool);
+        double total = 0.0, mmTotal = 0.0;
+        for (int s = 0; s < numSites; s++) {
+            total += q[s];
+            if (s >= numML)
+                mmTotal += q[s];
+        }
+        energy += neutralizingBackgroundEnergy(total, box, c.alpha) - neutralizingBackgroundEnergy(mmTotal, box, c.alpha);
+        const double dBackground = 2 * neutralizingBackgroundEnergy(1.0, box, c.alpha) * total;
+        for (int a = 0; a < numML; a++)
+            phi[a] += dBackground;
+    }
+    return energy;
+}
+
+void CpuENNElectrostatics::updateInfluence(const Vec3* box, OpenMM::ThreadPool& pool) {
+    if (box[0] == influenceBox[0] && box[1] == influenceBox[1] && box[2] == influenceBox[2])
+        return;
+    const int* K = c.grid;
+    parallelFor(pool, K[0], [&](int plane, int) {
+        pmeInfluence(box, c.alpha, K, moduli, plane, plane + 1, &influence[size_t(plane) * K[1] * K[2]]);
+    });
+    for (int d = 0; d < 3; d++)
+        influenceBox[d] = box[d];
+}
+
+void CpuENNElectrostatics::transform(int sign, OpenMM::ThreadPool& pool) {
+    const int* K = c.grid;
+    const int s = sign > 0 ? 0 : 1;
+    fftw_complex* data = reinterpret_cast<fftw_complex*>(grid.data());
+    parallelFor(pool, K[0], [&](int plane, int) {
+        fftw_complex* at = data + size_t(plane) * K[1] * K[2];
+        fftw_execute_dft(planePlans[s], at, at);
+    });
+    parallelFor(pool, K[1], [&](int row, int) {
+        fftw_complex* at = data + size_t(row) * K[2];
+        fftw_execute_dft(columnPlans[s], at, at);
+    });
+}
+
+double CpuENNElectrostatics::reciprocal(const Vec3* box, OpenMM::ThreadPool& pool) {
+    // E(q) - E(q_MM) = (1/2) <Q_ML, G Q_ML> + <Q_ML, G Q_MM> for the spread grids Q and the influence function G.
+    // G is real and even, so with Q = Q_ML + i Q_MM the potential grid G Q holds theta_ML in its real part and
+    // theta_MM in its imaginary part. ML sites feel theta_ML + theta_MM; MM sites feel theta_ML only.
+    const int* K = c.grid;
+    const int numSites = static_cast<int>(sitePos.size()), numML = c.numML;
+    const int Order = PMEOrder;
+    updateInfluence(box, pool);
+    Vec3 recip[3];
+    reciprocalVectors(box, recip);
+    stencilIndex.resize(size_t(numSites) * 3 * Order);
+    stencilWeight.resize(stencilIndex.size());
+    stencilDerivative.resize(stencilIndex.size());
+    parallelFor(pool, numChunks(numSites, SiteChunk), [&](int chunk, int) {
+        int begin, end;
+        chunkRange(chunk, SiteChunk, numSites, begin, end);
+        for (int i = begin; i < end; i++) {
+            const size_t at = size_t(i) * 3 * Order;
+            pmeStencil(sitePos[i], recip, K, &stencilIndex[at], &stencilWeight[at], &stencilDerivative[at]);
+        }
+    });
+    // Sites by the x plane of their first stencil point, ascending within a plane (a counting sort).
+    planeStart.assign(K[0] + 1, 0);
+    for (int i = 0; i < numSites; i++)
+        planeStart[stencilIndex[size_t(i) * 3 * Order] + 1]++;
+    for (int p = 0; p < K[0]; p++)
+        planeStart[p + 1] += planeStart[p];
+    planeSites.resize(numSites);
+    planeFill.assign(planeStart.begin(), planeStart.end() - 1);
+    for (int i = 0; i < numSites; i++)
+        planeSites[planeFill[stencilIndex[size_t(i) * 3 * Order]]++] = i;
+    // Spreading, one x plane per piece: plane p gets weight j of the sites whose first stencil plane is p + j.
+    const size_t planeSize = size_t(K[1]) * K[2];
+    double* values = reinterpret_cast<double*>(grid.data()); // (real, imaginary) pairs
+    parallelFor(pool, K[0], [&](int p, int) {
+        double* plane = values + 2 * planeSize * p;
+        std::fill(plane, plane + 2 * planeSize, 0.0);
+        for (int j = 0; j < Order; j++) {
+            const int bucket = (p + j) % K[0];
+            for (int n = planeStart[bucket]; n < planeStart[bucket + 1]; n++) {
+                const int i = planeSites[n];
+                const size_t b = size_t(i) * 3 * Order;
+                const double qx = q[i] * stencilWeight[b + j];
+                const int part = i < numML ? 0 : 1;
+                for (int c2 = 0; c2 < Order; c2++) {
+                    const double qxy = qx * stencilWeight[b + Order + c2];
+                    double* row = plane + 2 * size_t(stencilIndex[b + Order + c2]) * K[2] + part;
+                    for (int e = 0; e < Order; e++)
+                        row[2 * stencilIndex[b + 2 * Order + e]] += qxy * stencilWeight[b + 2 * Order + e];
+                }
+            }
+        }
+    });
+    transform(1, pool);
+    parallelFor(pool, K[0], [&](int p, int) {
+        for (size_t k = planeSize * p; k < planeSize * (p + 1); k++)
+            grid[k] *= influence[k];
+    });
+    transform(-1, pool);
+    siteEnergy.resize(numML);
+    parallelFor(pool, numChunks(numSites, SiteChunk), [&](int chunk, int) {
+        int begin, end;
+        chunkRange(chunk, SiteChunk, numSites, begin, end);
+        for (int i = begin; i < end; i++) {
+            const size_t b = size_t(i) * 3 * Order;
+            double potentialML = 0.0, potentialMM = 0.0;
+            Vec3 gradientML, gradientMM; // d theta / d u along the three grid axes
+            for (int a = 0; a < Order; a++)
+                for (int c2 = 0; c2 < Order; c2++) {
+                    const Complex* row = grid.data() + (size_t(stencilIndex[b + a]) * K[1] + stencilIndex[b + Order + c2]) * K[2];
+                    const double wx = stencilWeight[b + a], wy = stencilWeight[b + Order + c2];
+                    const double dx = stencilDerivative[b + a], dy = stencilDerivative[b + Order + c2];
+                    for (int e = 0; e < Order; e++) {
+                        const Complex theta = row[stencilIndex[b + 2 * Order + e]];
+                        const double wz = stencilWeight[b + 2 * Order + e], dz = stencilDerivative[b + 2 * Order + e];
+                        const Vec3 w(dx * wy * wz, wx * dy * wz, wx * wy * dz);
+                        potentialML += theta.real() * wx * wy * wz;
+                        potentialMM += theta.imag() * wx * wy * wz;
+                        gradientML += w * theta.real();
+                        gradientMM += w * theta.imag();
+                    }
+                }
+            const Vec3 gradient = i < numML ? gradientML + gradientMM : gradientML;
+            siteForce[i] -= (recip[0] * (gradient[0] * K[0]) + recip[1] * (gradient[1] * K[1]) + recip[2] * (gradient[2] * K[2])) * q[i];
+            if (i < numML) {
+                phi[i] += potentialML + potentialMM;
+                siteEnergy[i] = q[i] * (0.5 * potentialML + potentialMM);
+            }
+        }
+    });
+    double energy = 0.0;
+    for (int a = 0; a < numML; a++)
+        energy += siteEnergy[a];
+    return energy;
 }

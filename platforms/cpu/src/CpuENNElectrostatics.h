@@ -1,13 +1,24 @@
 #ifndef OPENMM_CPU_ENN_ELECTROSTATICS_H_
 #define OPENMM_CPU_ENN_ELECTROSTATICS_H_
 
-// Electrostatics of the predicted charges on the CPU platform: the Reference physics in double,
-// with PME's 3D transforms done by FFTW (plans made once per grid size).
+// Electrostatics of the predicted charges on the CPU platform, in double precision (the Reference
+// physics, ENNCouplingParameters' pair functions), on the platform's thread pool:
+// - real space over a cell-list pair list within the cutoff (every ML-site pair without one);
+// - PME in one pass: ML charges spread into the real part of one complex grid and MM charges into its
+//   imaginary part, so one forward and one backward FFT give the ML and MM potentials apart, and the
+//   energy of everything minus the MM-MM part (the NonbondedForce's) needs no second sum;
+// - spline moduli and the influence function kept until the box changes; no allocation per step once
+//   sizes settle.
+// Work is cut into pieces that do not depend on the number of threads, each writing its own outputs
+// and summed in a fixed order, so results are bitwise the same for any thread count.
+// Generalized Born is the Reference code (O(N_GB^2), one thread).
 
+#include "CpuENNNeighbors.h"
 #include "ReferenceENNElectrostatics.h"
+#include "openmm/internal/ThreadPool.h"
 #include <fftw3.h>
-#include <array>
-#include <map>
+#include <complex>
+#include <vector>
 
 namespace OpenMMENN {
 
@@ -15,10 +26,50 @@ class CpuENNElectrostatics : public ReferenceENNElectrostatics {
 public:
     CpuENNElectrostatics(const OpenMM::System& system, const ENNForce& force);
     ~CpuENNElectrostatics();
+    CpuENNElectrostatics(const CpuENNElectrostatics&) = delete;
+    CpuENNElectrostatics& operator=(const CpuENNElectrostatics&) = delete;
+
+    /** How real-space pairs are found: every ML-site pair tested, or a cell list; Automatic picks the cheaper
+     *  by an estimate of the candidates (tests pick each). */
+    enum class PairSearch { Automatic, AllPairs, CellList };
+    void setPairSearch(PairSearch search) { pairSearch = search; }
+
+    /** As ReferenceENNElectrostatics::compute, on `pool`. */
+    double compute(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box, const std::vector<double>& mlCharges,
+                   std::vector<OpenMM::Vec3>& forces, std::vector<double>& potential, OpenMM::ThreadPool& pool);
 
 private:
-    void transform(std::complex<double>* data, const int grid[3], int sign);
-    std::map<std::array<int, 4>, fftw_plan> plans; // by grid and sign
+    /** Real-space pairs, self terms and (with PME) the reciprocal sum, over sites; adds to siteForce and phi (ML sites). */
+    double coulomb(const OpenMM::Vec3* box, OpenMM::ThreadPool& pool);
+    /** PME's reciprocal energy of all sites minus that of the MM sites alone; adds forces and ML potentials. */
+    double reciprocal(const OpenMM::Vec3* box, OpenMM::ThreadPool& pool);
+    /** The unnormalised 3D DFT of `grid` in place (sign +1: exp(+2 pi i j.k / n)), planes then columns, on `pool`. */
+    void transform(int sign, OpenMM::ThreadPool& pool);
+    /** g(m) = k_e / (pi V) ewaldKernel(m) / B(m) on the grid (0 at m = 0), recomputed when the box changes. */
+    void updateInfluence(const OpenMM::Vec3* box, OpenMM::ThreadPool& pool);
+
+    /** Whether the cell list costs less than testing every ML-site pair this step. */
+    bool cellListPays(const OpenMM::Vec3* box) const;
+
+    PairSearch pairSearch = PairSearch::Automatic;
+    ENNCouplingParameters::ExceptionLists exceptions;
+    CpuENNNeighborList pairs;
+    int numBlocks = 0; // fixed pieces of the ML atoms for the real-space sums
+    std::vector<OpenMM::Vec3> sitePos, siteForce;
+    std::vector<double> q, phi;
+    struct Block {
+        std::vector<OpenMM::Vec3> force; // on every site
+        std::vector<double> phi;         // of every ML site
+        double energy;
+    };
+    std::vector<Block> blocks;
+    // PME
+    std::vector<std::complex<double>> grid;
+    std::vector<double> influence, moduli[3], siteEnergy;
+    OpenMM::Vec3 influenceBox[3];
+    std::vector<int> stencilIndex, planeStart, planeSites, planeFill; // stencils; sites by first x plane
+    std::vector<double> stencilWeight, stencilDerivative;
+    fftw_plan planePlans[2] = {nullptr, nullptr}, columnPlans[2] = {nullptr, nullptr}; // by sign (+1, -1)
 };
 
 } // namespace OpenMMENN

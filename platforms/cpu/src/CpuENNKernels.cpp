@@ -38,7 +38,7 @@ double CpuCalcENNForceKernel::evaluate(OpenMM::ContextImpl& context, std::vector
         coupling = [&](const std::vector<double>& q, std::vector<double>& phi) {
             ml.checkCharges(q);
             electrostaticForces.assign(data.positions->size(), Vec3());
-            electrostaticEnergy = electrostatics->compute(*data.positions, data.periodicBoxVectors, q, electrostaticForces, phi);
+            electrostaticEnergy = electrostatics->compute(*data.positions, data.periodicBoxVectors, q, electrostaticForces, phi, pool);
             for (double& p : phi)
                 p /= m.energyToKJPerMol;
         };

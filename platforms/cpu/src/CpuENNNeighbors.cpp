@@ -15,7 +15,8 @@ const int MaxCellsPerAxis = (1 << 21) - 1;
 int64_t cellKey(const int c[3]) { return (int64_t(c[2]) << 42) | (int64_t(c[1]) << 21) | int64_t(c[0]); }
 } // namespace
 
-void CpuENNNeighborList::build(const std::vector<Vec3>& pos, double cutoff, const Vec3* box, OpenMM::ThreadPool& pool) {
+void CpuENNNeighborList::build(const std::vector<Vec3>& pos, double cutoff, const Vec3* box, OpenMM::ThreadPool& pool, int numReceivers,
+                               bool pairsOnly) {
     const int n = static_cast<int>(pos.size());
     wrapped.resize(n);
     int cells[3] = {1, 1, 1}, reach[3] = {1, 1, 1};
@@ -79,7 +80,7 @@ void CpuENNNeighborList::build(const std::vector<Vec3>& pos, double cutoff, cons
     occupiedStart.push_back(n);
 
     // Each chunk of receivers collects its edges; chunks are concatenated in order.
-    const int chunks = std::max(1, std::min(n, 4 * pool.getNumThreads()));
+    const int chunks = std::max(1, std::min(numReceivers, 4 * pool.getNumThreads()));
     if (static_cast<int>(threadEdges.size()) < chunks)
         threadEdges.resize(chunks);
     const double cutoff2 = cutoff * cutoff;
@@ -88,7 +89,8 @@ void CpuENNNeighborList::build(const std::vector<Vec3>& pos, double cutoff, cons
         out.receiver.clear();
         out.sender.clear();
         out.vec.clear();
-        const int first = static_cast<int>(int64_t(n) * chunk / chunks), last = static_cast<int>(int64_t(n) * (chunk + 1) / chunks);
+        const int first = static_cast<int>(int64_t(numReceivers) * chunk / chunks);
+        const int last = static_cast<int>(int64_t(numReceivers) * (chunk + 1) / chunks);
         for (int i = first; i < last; i++) {
             const int mask = MaxCellsPerAxis;
             const int c[3] = {static_cast<int>(cellOf[i] & mask), static_cast<int>((cellOf[i] >> 21) & mask), static_cast<int>(cellOf[i] >> 42)};
@@ -116,7 +118,7 @@ void CpuENNNeighborList::build(const std::vector<Vec3>& pos, double cutoff, cons
                         const bool self = shift[0] == 0 && shift[1] == 0 && shift[2] == 0;
                         for (int a = occupiedStart[cell]; a < occupiedStart[cell + 1]; a++) {
                             const int j = cellAtoms[a];
-                            if (j == i && self)
+                            if ((j == i && self) || (pairsOnly && j < numReceivers && j <= i))
                                 continue;
                             const Vec3 d = wrapped[i] - (wrapped[j] + image);
                             const double r2 = d.dot(d);
@@ -124,9 +126,12 @@ void CpuENNNeighborList::build(const std::vector<Vec3>& pos, double cutoff, cons
                                 continue;
                             if (r2 < 1e-20)
                                 throw OpenMM::OpenMMException("ENNForce: particles " + std::to_string(i) + " and " + std::to_string(j) +
-                                                              " of the ML region are at the same position");
+                                                              (pairsOnly ? " of the electrostatics (ML particles first, then MM)"
+                                                                         : " of the ML region") + " are at the same position");
                             out.receiver.push_back(i);
                             out.sender.push_back(j);
+                            if (pairsOnly)
+                                continue;
                             out.vec.push_back(static_cast<float>(d[0]));
                             out.vec.push_back(static_cast<float>(d[1]));
                             out.vec.push_back(static_cast<float>(d[2]));
@@ -154,6 +159,8 @@ void CpuENNNeighborList::build(const std::vector<Vec3>& pos, double cutoff, cons
         receiverStart[i + 1] += receiverStart[i];
         senderStart[i + 1] += senderStart[i];
     }
+    if (pairsOnly)
+        return;
     bySender.resize(numEdges);
     fill.assign(senderStart.begin(), senderStart.end() - 1);
     for (int e = 0; e < numEdges; e++)

@@ -21,7 +21,18 @@ public:
      * image of x[sender], in float. `box` is null for non-periodic systems, else OpenMM's reduced
      * triclinic form. Throws OpenMMException if two atoms coincide.
      */
-    void build(const std::vector<OpenMM::Vec3>& positions, double cutoff, const OpenMM::Vec3* box, OpenMM::ThreadPool& pool);
+    void build(const std::vector<OpenMM::Vec3>& positions, double cutoff, const OpenMM::Vec3* box, OpenMM::ThreadPool& pool) {
+        build(positions, cutoff, box, pool, static_cast<int>(positions.size()), false);
+    }
+    /**
+     * The pair list of the electrostatics: receivers are atoms [0, numReceivers) only, and a pair of two receivers
+     * is listed once (sender > receiver); no vectors or sender index are stored. Meant for cutoffs under half the
+     * box, where a pair has at most one image within the cutoff.
+     */
+    void buildPairs(const std::vector<OpenMM::Vec3>& positions, double cutoff, const OpenMM::Vec3* box, int numReceivers,
+                    OpenMM::ThreadPool& pool) {
+        build(positions, cutoff, box, pool, numReceivers, true);
+    }
 
     int numEdges() const { return static_cast<int>(sender.size()); }
     std::vector<int> receiverStart;     // edges of receiver n: [receiverStart[n], receiverStart[n+1])
@@ -30,6 +41,8 @@ public:
     std::vector<int> senderStart, bySender; // edges sent by n: bySender[senderStart[n] .. senderStart[n+1])
 
 private:
+    void build(const std::vector<OpenMM::Vec3>& positions, double cutoff, const OpenMM::Vec3* box, OpenMM::ThreadPool& pool,
+               int numReceivers, bool pairsOnly);
     std::vector<OpenMM::Vec3> wrapped;
     std::vector<int64_t> cellOf, occupiedKey; // packed cell coordinates of each atom; of each occupied cell, ascending
     std::vector<int> cellAtoms, occupiedStart, fill; // atoms by cell; where each occupied cell's atoms start

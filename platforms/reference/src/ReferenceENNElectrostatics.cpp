@@ -178,6 +178,58 @@ void ENNCouplingParameters::checkBox(const Vec3* box) const {
                                       std::to_string(half) + " nm)");
 }
 
+void ENNCouplingParameters::ordinaryPair(double r, bool mlPair, double& f, double& dfdr) const {
+    static const double sqrtPi = std::sqrt(M_PI);
+    f = 1.0 / r;
+    dfdr = -1.0 / (r * r);
+    if (gaussianSigma > 0 && mlPair) {
+        const double s = 1.0 / (std::sqrt(2.0) * gaussianSigma);
+        f = std::erf(s * r) / r;
+        dfdr = (2 * s / sqrtPi * std::exp(-s * s * r * r) * r - std::erf(s * r)) / (r * r);
+    }
+    if (method == ENNForce::PME) {
+        const double ar = alpha * r;
+        f -= std::erf(ar) / r;
+        dfdr -= (2 * alpha / sqrtPi * std::exp(-ar * ar) * r - std::erf(ar)) / (r * r);
+    } else if (useCutoff()) {
+        f += krf * r * r - crf;
+        dfdr += 2 * krf * r;
+    }
+}
+
+void ENNCouplingParameters::listedPair(double r, double scale, double& f, double& dfdr) const {
+    static const double sqrtPi = std::sqrt(M_PI);
+    f = scale / r;
+    dfdr = -scale / (r * r);
+    if (method == ENNForce::PME) {
+        const double ar = alpha * r, erfar = std::erf(ar);
+        if (erfar > 1e-6) {
+            f -= erfar / r;
+            dfdr -= (2 * alpha / sqrtPi * std::exp(-ar * ar) * r - erfar) / (r * r);
+        } else // r -> 0: erf(alpha r)/r -> 2 alpha / sqrt(pi), flat
+            f -= 2 * alpha / sqrtPi;
+    }
+}
+
+ENNCouplingParameters::ExceptionLists ENNCouplingParameters::exceptionLists() const {
+    vector<vector<std::pair<int, double>>> lists(sites.size());
+    for (const auto& e : exceptionScale) {
+        lists[e.first.first].push_back({e.first.second, e.second});
+        lists[e.first.second].push_back({e.first.first, e.second});
+    }
+    ExceptionLists out;
+    out.start.push_back(0);
+    for (auto& list : lists) {
+        std::sort(list.begin(), list.end());
+        for (const auto& e : list) {
+            out.partner.push_back(e.first);
+            out.scale.push_back(e.second);
+        }
+        out.start.push_back(static_cast<int>(out.partner.size()));
+    }
+    return out;
+}
+
 double ReferenceENNElectrostatics::compute(const vector<Vec3>& positions, const Vec3* box, const vector<double>& mlCharges,
                                            vector<Vec3>& forces, vector<double>& potential) const {
     potential.assign(c.numML, 0.0);
@@ -221,41 +273,17 @@ double ReferenceENNElectrostatics::coulomb(const vector<Vec3>& positions, const 
                 continue;
             auto exception = excludedMLPair ? c.exceptionScale.end() : c.exceptionScale.find({a, b});
             const Vec3 plain = positions[c.sites[b]] - positions[c.sites[a]];
+            double f, dfdr;
             if (excludedMLPair || exception != c.exceptionScale.end()) {
-                // Exceptions: scaled plain Coulomb without c.cutoff; with PME also remove the
-                // reciprocal-space part erf(c.alpha r)/r that the c.grid includes for every pair.
-                const double r = std::sqrt(plain.dot(plain));
-                const double scale = excludedMLPair ? 0.0 : exception->second;
-                if (scale != 0.0)
-                    addPair(a, b, plain, scale / r, -scale / (r * r));
-                if (pme) {
-                    const double ar = c.alpha * r;
-                    if (std::erf(ar) > 1e-6)
-                        addPair(a, b, plain, -std::erf(ar) / r, -(2 * c.alpha / sqrtPi * std::exp(-ar * ar) * r - std::erf(ar)) / (r * r));
-                    else
-                        addPair(a, b, plain, -2 * c.alpha / sqrtPi, 0.0);
-                }
+                c.listedPair(std::sqrt(plain.dot(plain)), excludedMLPair ? 0.0 : exception->second, f, dfdr);
+                addPair(a, b, plain, f, dfdr);
                 continue;
             }
             const Vec3 d = periodic ? wrapDisplacement(plain, box) : plain;
             const double r = std::sqrt(d.dot(d));
             if (useCutoff && r >= c.cutoff)
                 continue;
-            // 1/r, or erf(r / (sqrt(2) sigma)) / r between ML atoms of a Gaussian-damped model.
-            double f = 1.0 / r, dfdr = -1.0 / (r * r);
-            if (c.gaussianSigma > 0 && b < c.numML) {
-                const double s = 1.0 / (std::sqrt(2.0) * c.gaussianSigma);
-                f = std::erf(s * r) / r;
-                dfdr = (2 * s / sqrtPi * std::exp(-s * s * r * r) * r - std::erf(s * r)) / (r * r);
-            }
-            if (pme) {
-                const double ar = c.alpha * r;
-                f -= std::erf(ar) / r;
-                dfdr -= (2 * c.alpha / sqrtPi * std::exp(-ar * ar) * r - std::erf(ar)) / (r * r);
-            } else if (useCutoff) {
-                f += c.krf * r * r - c.crf;
-                dfdr += 2 * c.krf * r;
-            }
+            c.ordinaryPair(r, b < c.numML, f, dfdr);
             addPair(a, b, d, f, dfdr);
         }
     for (int a = 0; a < c.numML; a++) { // the model's own Gaussian self energies, in every method
@@ -273,8 +301,8 @@ double ReferenceENNElectrostatics::coulomb(const vector<Vec3>& positions, const 
         for (int s = 0; s < numSites; s++)
             pos[s] = positions[c.sites[s]];
         std::fill(mmOnly.begin(), mmOnly.begin() + c.numML, 0.0);
-        energy += pmeReciprocal(pos, q, box, c.alpha, c.grid, &fullForces, &fullPhi, fourier);
-        energy -= pmeReciprocal(pos, mmOnly, box, c.alpha, c.grid, &mmForces, nullptr, fourier);
+        energy += pmeReciprocal(pos, q, box, c.alpha, c.grid, &fullForces, &fullPhi);
+        energy -= pmeReciprocal(pos, mmOnly, box, c.alpha, c.grid, &mmForces, nullptr);
         for (int s = 0; s < numSites; s++)
             forces[c.sites[s]] += fullForces[s] - mmForces[s];
         double total = 0.0, mmTotal = 0.0;

@@ -35,6 +35,20 @@ struct ENNCouplingParameters {
     void updateCharges(const ENNForce& force);
     /** Throws an OpenMMException if a periodic method's cutoff exceeds half the box. */
     void checkBox(const OpenMM::Vec3* box) const;
+    /** An ordinary pair's k q_a q_b f(r) within the cutoff: f = 1/r, or erf(r / (sqrt(2) sigma)) / r between the ML
+     *  atoms of a Gaussian-damped model (`mlPair`); minus erf(alpha r)/r with PME (the reciprocal sum holds it), plus
+     *  k_rf r^2 - c_rf with a reaction field. Sets f and df/dr. */
+    void ordinaryPair(double r, bool mlPair, double& f, double& dfdr) const;
+    /** A listed pair at its plain (unwrapped) distance r, without cutoff: an exception of Coulomb scale `scale`, or an
+     *  excluded ML-ML pair (scale 0); with PME minus erf(alpha r)/r, which the reciprocal sum holds for every pair. */
+    void listedPair(double r, double scale, double& f, double& dfdr) const;
+    /** The exceptions as per-site lists sorted by partner, each pair in the lists of both its sites: site s's partners
+     *  are partner[start[s] .. start[s+1]), with their scales. */
+    struct ExceptionLists {
+        std::vector<int> start, partner;
+        std::vector<double> scale;
+    };
+    ExceptionLists exceptionLists() const;
 
     /** The method used: the force's, or NoCutoff for an uncoupled model that declares its own Coulomb term. */
     ENNForce::ElectrostaticsMethod method;
@@ -96,8 +110,6 @@ class ReferenceENNElectrostatics {
 public:
     ReferenceENNElectrostatics(const OpenMM::System& system, const ENNForce& force) : c(system, force) {}
     bool active() const { return c.active(); }
-    /** The FFT that PME uses (the CPU platform sets FFTW; by default PME's own). */
-    void setTransform(Transform3D transform) { fourier = std::move(transform); }
     void updateCharges(const ENNForce& force) { c.updateCharges(force); }
 
     /**
@@ -110,13 +122,15 @@ public:
     double compute(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box, const std::vector<double>& mlCharges,
                    std::vector<OpenMM::Vec3>& forces, std::vector<double>& potential) const;
 
+protected:
+    /** Generalized Born over all GB particles (O(N^2) pairs): returns the energy, adds forces, adds dE/dq to `potential`. */
+    double generalizedBorn(const std::vector<OpenMM::Vec3>& positions, const std::vector<double>& mlCharges,
+                           std::vector<OpenMM::Vec3>& forces, std::vector<double>& potential) const;
+    ENNCouplingParameters c;
+
 private:
     double coulomb(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box, const std::vector<double>& siteCharges,
                    std::vector<OpenMM::Vec3>& forces, std::vector<double>& sitePotential) const;
-    double generalizedBorn(const std::vector<OpenMM::Vec3>& positions, const std::vector<double>& mlCharges,
-                           std::vector<OpenMM::Vec3>& forces, std::vector<double>& potential) const;
-    Transform3D fourier;
-    ENNCouplingParameters c;
 };
 
 } // namespace OpenMMENN

@@ -19,19 +19,6 @@ void checkSizes(const vector<Vec3>& pos, const vector<double>& q) {
                                       std::to_string(q.size()) + " charges");
 }
 
-/** Cardinal B-spline M_n(x) and its derivative, by the usual recursion. */
-double bspline(int n, double x) {
-    if (x <= 0 || x >= n)
-        return 0.0;
-    if (n == 2)
-        return 1.0 - std::abs(x - 1.0);
-    return (x * bspline(n - 1, x) + (n - x) * bspline(n - 1, x - 1)) / (n - 1);
-}
-
-double bsplineDerivative(int n, double x) {
-    return bspline(n - 1, x) - bspline(n - 1, x - 1);
-}
-
 /** out[m] = sum_k in[k] exp(sign 2 pi i m k / n), by mixed-radix Cooley-Tukey (direct sums for prime n). */
 void fft(const Complex* in, int stride, int n, int sign, Complex* out) {
     int p = 2;
@@ -83,13 +70,34 @@ void dft3d(vector<Complex>& data, const int grid[3], int sign) {
         dftAxis(data, grid, axis, sign);
 }
 
-/** exp(-pi^2 m^2 / alpha^2) / m^2 for reciprocal vector m (not zero). */
-double ewaldKernel(const Vec3& m, double alpha) {
-    const double m2 = m.dot(m);
-    return std::exp(-M_PI * M_PI * m2 / (alpha * alpha)) / m2;
+/** weight[j] = M_5(f + j) and dweight[j] = M_5'(f + j), j = 0..4 (see pmeStencil). */
+void splineWeights(double f, double weight[Order], double dweight[Order]) {
+    double w[Order] = {f, 1.0 - f}; // order 2: M_2(f), M_2(f + 1)
+    for (int n = 3; n <= Order; n++) {
+        if (n == Order)
+            for (int j = 0; j < Order; j++)
+                dweight[j] = (j < n - 1 ? w[j] : 0.0) - (j > 0 ? w[j - 1] : 0.0);
+        for (int j = n - 1; j >= 0; j--)
+            w[j] = ((f + j) * (j < n - 1 ? w[j] : 0.0) + (n - f - j) * (j > 0 ? w[j - 1] : 0.0)) / (n - 1);
+    }
+    for (int j = 0; j < Order; j++)
+        weight[j] = w[j];
 }
 
 } // namespace
+
+void OpenMMENN::pmeStencil(const Vec3& position, const Vec3* recip, const int grid[3], int index[3 * PMEOrder],
+                           double weight[3 * PMEOrder], double dweight[3 * PMEOrder]) {
+    for (int d = 0; d < 3; d++) {
+        double s = position.dot(recip[d]);
+        s -= std::floor(s);
+        const double u = s * grid[d];
+        const int base = static_cast<int>(std::floor(u));
+        splineWeights(u - base, weight + d * Order, dweight + d * Order);
+        for (int j = 0; j < Order; j++)
+            index[d * Order + j] = ((base - j) % grid[d] + grid[d]) % grid[d];
+    }
+}
 
 double OpenMMENN::boxVolume(const Vec3* box) {
     return box[0].dot(box[1].cross(box[2]));
@@ -104,10 +112,12 @@ void OpenMMENN::reciprocalVectors(const Vec3* box, Vec3* recip) {
 
 vector<double> OpenMMENN::pmeSplineModuli(int K) {
     vector<double> moduli(K);
+    double atIntegers[Order], unused[Order];
+    splineWeights(0.0, atIntegers, unused); // M_5(j) for j = 0..4
     for (int m = 0; m < K; m++) {
         Complex sum = 0;
         for (int j = 0; j <= Order - 2; j++)
-            sum += bspline(Order, j + 1.0) * std::polar(1.0, 2 * M_PI * m * j / K);
+            sum += atIntegers[j + 1] * std::polar(1.0, 2 * M_PI * m * j / K);
         moduli[m] = std::norm(sum);
     }
     for (int m = 0; m < K; m++)
@@ -116,37 +126,40 @@ vector<double> OpenMMENN::pmeSplineModuli(int K) {
     return moduli;
 }
 
-double OpenMMENN::pmeReciprocal(const vector<Vec3>& pos, const vector<double>& q, const Vec3* box, double alpha, const int grid[3],
-                                vector<Vec3>* forces, vector<double>* potential, const Transform3D& transform) {
-    checkSizes(pos, q);
-    auto fourier = [&](vector<Complex>& data, int sign) {
-        if (transform)
-            transform(data.data(), grid, sign);
-        else
-            dft3d(data, grid, sign);
-    };
+void OpenMMENN::pmeInfluence(const Vec3* box, double alpha, const int grid[3], const vector<double>* moduli, int firstPlane, int lastPlane,
+                             double* influence) {
     Vec3 recip[3];
     reciprocalVectors(box, recip);
-    const double volume = boxVolume(box);
+    const double prefactor = ONE_4PI_EPS0 / (M_PI * boxVolume(box));
+    double* out = influence;
+    for (int m0 = firstPlane; m0 < lastPlane; m0++)
+        for (int m1 = 0; m1 < grid[1]; m1++)
+            for (int m2 = 0; m2 < grid[2]; m2++, out++) {
+                if (m0 == 0 && m1 == 0 && m2 == 0) {
+                    *out = 0.0;
+                    continue;
+                }
+                const int mm[3] = {m0 <= grid[0] / 2 ? m0 : m0 - grid[0], m1 <= grid[1] / 2 ? m1 : m1 - grid[1],
+                                   m2 <= grid[2] / 2 ? m2 : m2 - grid[2]};
+                const Vec3 m = recip[0] * mm[0] + recip[1] * mm[1] + recip[2] * mm[2];
+                *out = prefactor * ewaldKernel(m, alpha) / (moduli[0][m0] * moduli[1][m1] * moduli[2][m2]);
+            }
+}
+
+double OpenMMENN::pmeReciprocal(const vector<Vec3>& pos, const vector<double>& q, const Vec3* box, double alpha, const int grid[3],
+                                vector<Vec3>* forces, vector<double>* potential) {
+    checkSizes(pos, q);
+    Vec3 recip[3];
+    reciprocalVectors(box, recip);
     const int n = static_cast<int>(pos.size());
     const size_t gridSize = size_t(grid[0]) * grid[1] * grid[2];
     // Each atom's n^3 stencil: grid indices and weights per axis, with derivatives.
     vector<int> index(size_t(n) * 3 * Order);
     vector<double> weight(size_t(n) * 3 * Order), dweight(size_t(n) * 3 * Order);
-    for (int i = 0; i < n; i++)
-        for (int d = 0; d < 3; d++) {
-            double s = pos[i].dot(recip[d]);
-            s -= std::floor(s);
-            const double u = s * grid[d];
-            const int base = static_cast<int>(std::floor(u));
-            const double f = u - base;
-            for (int j = 0; j < Order; j++) {
-                const size_t at = (size_t(i) * 3 + d) * Order + j;
-                index[at] = ((base - j) % grid[d] + grid[d]) % grid[d];
-                weight[at] = bspline(Order, f + j);
-                dweight[at] = bsplineDerivative(Order, f + j);
-            }
-        }
+    for (int i = 0; i < n; i++) {
+        const size_t at = size_t(i) * 3 * Order;
+        pmeStencil(pos[i], recip, grid, &index[at], &weight[at], &dweight[at]);
+    }
     auto forEachStencilPoint = [&](int i, auto visit) {
         const size_t b = size_t(i) * 3 * Order;
         for (int a = 0; a < Order; a++)
@@ -160,26 +173,16 @@ double OpenMMENN::pmeReciprocal(const vector<Vec3>& pos, const vector<double>& q
     vector<Complex> Q(gridSize, 0.0);
     for (int i = 0; i < n; i++)
         forEachStencilPoint(i, [&](size_t k, double wx, double wy, double wz, double, double, double) { Q[k] += q[i] * wx * wy * wz; });
-    fourier(Q, 1);
-    vector<double> moduli[3] = {pmeSplineModuli(grid[0]), pmeSplineModuli(grid[1]), pmeSplineModuli(grid[2])};
-    const double prefactor = ONE_4PI_EPS0 / (M_PI * volume);
+    dft3d(Q, grid, 1);
+    const vector<double> moduli[3] = {pmeSplineModuli(grid[0]), pmeSplineModuli(grid[1]), pmeSplineModuli(grid[2])};
+    vector<double> influence(gridSize);
+    pmeInfluence(box, alpha, grid, moduli, 0, grid[0], influence.data());
     double energy = 0.0;
-    for (int m0 = 0; m0 < grid[0]; m0++)
-        for (int m1 = 0; m1 < grid[1]; m1++)
-            for (int m2 = 0; m2 < grid[2]; m2++) {
-                const size_t k = (size_t(m0) * grid[1] + m1) * grid[2] + m2;
-                if (m0 == 0 && m1 == 0 && m2 == 0) {
-                    Q[k] = 0.0;
-                    continue;
-                }
-                const int mm[3] = {m0 <= grid[0] / 2 ? m0 : m0 - grid[0], m1 <= grid[1] / 2 ? m1 : m1 - grid[1],
-                                   m2 <= grid[2] / 2 ? m2 : m2 - grid[2]};
-                const Vec3 m = recip[0] * mm[0] + recip[1] * mm[1] + recip[2] * mm[2];
-                const double g = prefactor * ewaldKernel(m, alpha) / (moduli[0][m0] * moduli[1][m1] * moduli[2][m2]);
-                energy += 0.5 * g * std::norm(Q[k]);
-                Q[k] *= g;
-            }
-    fourier(Q, -1); // Q now holds theta(k), the potential on the grid
+    for (size_t k = 0; k < gridSize; k++) {
+        energy += 0.5 * influence[k] * std::norm(Q[k]);
+        Q[k] *= influence[k];
+    }
+    dft3d(Q, grid, -1); // Q now holds theta(k), the potential on the grid
     for (int i = 0; i < n; i++) {
         double phi = 0.0;
         Vec3 gradU;

@@ -5,8 +5,7 @@
 // triclinic boxes) and the plain Ewald sum it is tested against. Units: nm, e, kJ/mol.
 
 #include "openmm/Vec3.h"
-#include <complex>
-#include <functional>
+#include <cmath>
 #include <vector>
 
 namespace OpenMMENN {
@@ -25,9 +24,24 @@ const int PMEOrder = 5;
  *  the smooth-PME influence function is divided by the product of these along the three axes. */
 std::vector<double> pmeSplineModuli(int K);
 
-/** An unnormalised 3D discrete Fourier transform in place, data[k] = sum_j data[j] exp(sign 2 pi i j.k / grid),
- *  row-major over grid[0] x grid[1] x grid[2]. PME uses its own mixed-radix FFT unless given one. */
-typedef std::function<void(std::complex<double>* data, const int grid[3], int sign)> Transform3D;
+/** The stencil of a charge at `position` (nm): along axis d, with u = (fractional coordinate in [0, 1)) x grid[d]
+ *  = base + f, grid point index[5d + j] = (base - j) mod grid[d] gets weight[5d + j] = M_5(f + j), j = 0..4, and
+ *  dweight is M_5'(f + j) (cardinal B-splines by the usual recursion, M_n(x) = (x M_{n-1}(x) + (n - x) M_{n-1}(x - 1))
+ *  / (n - 1), M_n' = M_{n-1}(x) - M_{n-1}(x - 1)). `recip` from reciprocalVectors. */
+void pmeStencil(const OpenMM::Vec3& position, const OpenMM::Vec3* recip, const int grid[3], int index[3 * PMEOrder],
+                double weight[3 * PMEOrder], double dweight[3 * PMEOrder]);
+
+/** The smooth-PME influence function k_e / (pi V) ewaldKernel(m) / (B_0(m0) B_1(m1) B_2(m2)), B from pmeSplineModuli
+ *  (`moduli`, one per axis), 0 at m = 0, for the planes m0 in [firstPlane, lastPlane) of the row-major grid; writes
+ *  `influence` from the start of plane firstPlane. */
+void pmeInfluence(const OpenMM::Vec3* box, double alpha, const int grid[3], const std::vector<double>* moduli, int firstPlane,
+                  int lastPlane, double* influence);
+
+/** exp(-pi^2 m^2 / alpha^2) / m^2 for a reciprocal vector m (not zero): the Ewald kernel, without k_e / (pi V). */
+inline double ewaldKernel(const OpenMM::Vec3& m, double alpha) {
+    const double m2 = m.dot(m);
+    return std::exp(-M_PI * M_PI * m2 / (alpha * alpha)) / m2;
+}
 
 /**
  * Reciprocal energy (1/2) sum_{m != 0} (k_e / pi V) exp(-pi^2 m^2 / alpha^2) / m^2 |S(m)|^2 of point
@@ -35,8 +49,7 @@ typedef std::function<void(std::complex<double>* data, const int grid[3], int si
  * dE/dq_i in `potential` (both optional). The neutralizing background is not included.
  */
 double pmeReciprocal(const std::vector<OpenMM::Vec3>& positions, const std::vector<double>& charges, const OpenMM::Vec3* box,
-                     double alpha, const int grid[3], std::vector<OpenMM::Vec3>* forces, std::vector<double>* potential,
-                     const Transform3D& transform = {});
+                     double alpha, const int grid[3], std::vector<OpenMM::Vec3>* forces, std::vector<double>* potential);
 
 /** The same energy by direct summation over reciprocal vectors with |m_d| <= kmax (the test oracle). */
 double ewaldReciprocal(const std::vector<OpenMM::Vec3>& positions, const std::vector<double>& charges, const OpenMM::Vec3* box,
