@@ -1,4 +1,5 @@
 #include "CpuENNKernels.h"
+#include "CpuENNParallel.h"
 #include "openmm/OpenMMException.h"
 #include "openmm/internal/ContextImpl.h"
 #include "CpuPlatform.h"
@@ -23,6 +24,7 @@ double CpuCalcENNForceKernel::evaluate(OpenMM::ContextImpl& context, std::vector
     const ENNModel& m = network->getModel();
     OpenMM::ReferencePlatform::PlatformData& data = referenceData(context);
     OpenMM::ThreadPool& pool = OpenMM::CpuPlatform::getPlatformData(context).threads;
+    ParallelSession session(pool); // the pool's threads, held for the whole evaluation
     const double toModel = 1.0 / m.lengthToNm;
     ml.gather(*data.positions, toModel, local);
     Vec3 box[3];
