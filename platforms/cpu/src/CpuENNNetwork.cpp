@@ -18,15 +18,16 @@ typedef CpuENNNetwork::Matrix Matrix;
 
 const int MaxHarmonics = 64; // l_max <= 7
 
-// Float sums over channels are kept in Lanes partial sums, added in lane order at the end: a fixed order (so
+// Float sums over channels are kept in Lanes partial sums, added in a fixed tree at the end: a fixed order (so
 // results stay bitwise reproducible) that the compiler can vectorise, which one running sum is not.
 const int Lanes = 16;
 
-float sumLanes(const float partial[Lanes]) {
-    float sum = 0.0f;
-    for (int l = 0; l < Lanes; l++)
-        sum += partial[l];
-    return sum;
+/** The lanes added pairwise (halving the width each step: a fixed tree that vectorises); overwrites them. */
+float sumLanes(float partial[Lanes]) {
+    for (int width = Lanes / 2; width > 0; width /= 2)
+        for (int l = 0; l < width; l++)
+            partial[l] += partial[l + width];
+    return partial[0];
 }
 
 float dotProduct(const float* a, const float* b, int n) {
