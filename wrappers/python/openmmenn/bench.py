@@ -1,16 +1,28 @@
-"""Benchmark ENNForce: one table of force-evaluation times, every platform side by side.
+"""Benchmark ENNForce: tables of force-evaluation and MD-step times, every platform side by side.
 
     /usr/bin/python3 -m openmmenn.bench [--systems ...] [--max-seconds 60] [--repeats 3]
 
-Rows: each benchmark system on each OpenMM platform that has an ENNForce kernel, plus the PyTorch
-implementation of the same model (openmmenn.torch_model) where torch is importable, as the baseline
-a user would otherwise run. Columns: atoms, ms per force evaluation (energy + forces), atom-steps per
-second, and the ratio to the Reference platform measured in this run. Systems:
+Force evaluations: each benchmark system on each OpenMM platform that has an ENNForce kernel, plus the
+PyTorch implementation of the same model (openmmenn.torch_model) where torch is importable, as the
+baseline a user would otherwise run. Columns: atoms, ms per force evaluation (energy + forces), atom-steps
+per second, and the ratio to the Reference platform measured in this run. Systems:
 
 * molecule      acetamide in vacuum, the shipped model
-* water-300/3000/30000  water boxes at 1 g/cm^3 with random models the size of MACE-OFF23 small
+* water-12/300/3000/30000  water boxes at 1 g/cm^3 with random models the size of MACE-OFF23 small
                 (96x0e, l_max 3, correlation 3, 2 layers, r_c 4.5 A) and medium (128x0e+128x1o, r_c 5 A)
+* water-charged-3000/30000  the same boxes with the shipped model, whose predicted charges carry its own
+                Coulomb term, summed with PME (pure-ML charged water)
 * ligand-pme    acetamide with predicted charges in TIP3P water with PME (the shipped model)
+
+MD steps (ms per Verlet step of the whole System, and ns/day at 1 fs): water-12, and the systems below.
+openmm.app builds them: alanine dipeptide (22 atoms, amber99sb, the whole peptide ML with the shipped model):
+
+* peptide-vacuum  coupled to the NonbondedForce (NoCutoff)
+* peptide-obc2    coupled to the NonbondedForce and amber99_obc.xml's GBSAOBCForce
+* mlmm-1800, mlmm-20000  in a cubic box of TIP3P (PME, cutoff 0.9 nm) of about that many atoms, each with the
+                  electrostatic and the mechanical embedding of createMixedSystem; a third table sets the cost of
+                  the predicted-charge terms (ENNForce minus the same network alone) beside OpenMM's
+                  NonbondedForce for the whole box, measured in the same run
 
 A row whose first evaluation takes longer than --max-seconds is reported as skipped.
 """
@@ -51,10 +63,10 @@ def water_box(num_waters, rng):
     return z, np.array(pos), edge
 
 
-def platforms():
+def platforms(wanted=None):
     names = [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]
     order = ["Reference", "CPU", "OpenCL", "CUDA", "HIP"]
-    return [p for p in order if p in names]
+    return [p for p in order if p in names and (not wanted or p in wanted)]
 
 
 def make_context(model_path, z, pos_angstrom, edge, platform, ligand_pme=False):
@@ -118,15 +130,129 @@ def time_torch(model_path, z, pos, edge, repeats, budget):
     return best_time(lambda: model.evaluate(pos, z, cell), repeats, budget)
 
 
+DEFAULT_SYSTEMS = ["molecule", "water-12", "water-300", "water-3000", "water-30000", "water-charged-3000", "water-charged-30000",
+                   "ligand-pme", "peptide-vacuum", "peptide-obc2", "mlmm-1800", "mlmm-20000"]
+STEP_SYSTEMS = ("peptide-vacuum", "peptide-obc2", "mlmm-")
+TIMESTEP_PS = 0.001
+ENN_GROUP, NONBONDED_GROUP = 2, 1
+
+
+def peptide_systems(name):
+    """{embedding: System} and positions of a STEP_SYSTEMS entry, as openmm.app builds it (module docstring)."""
+    from openmm import app, unit
+    pdb = app.PDBFile(openmmenn.shipped_structure("alanine_dipeptide.pdb"))
+    files = {"peptide-vacuum": ["amber99sb.xml"], "peptide-obc2": ["amber99sb.xml", "amber99_obc.xml"]}.get(name, ["amber99sb.xml", "tip3p.xml"])
+    ff = app.ForceField(*files)
+    top, pos = pdb.topology, pdb.positions
+    if name.startswith("mlmm-"):
+        modeller = app.Modeller(top, pos)
+        edge = (int(name.split("-")[1]) / 92.0) ** (1 / 3)  # ~92 atoms per nm^3 of box once the peptide is in
+        modeller.addSolvent(ff, model="tip3p", boxSize=openmm.Vec3(edge, edge, edge) * unit.nanometer)
+        top, pos = modeller.topology, modeller.positions
+        mm = ff.createSystem(top, nonbondedMethod=app.PME, nonbondedCutoff=0.9 * unit.nanometer, constraints=None, rigidWater=True)
+        embeddings = ("electrostatic", "mechanical")
+    else:
+        mm = ff.createSystem(top, nonbondedMethod=app.NoCutoff, constraints=None)
+        embeddings = ("electrostatic",)
+    systems = {}
+    for embedding in embeddings:
+        system = openmmenn.createMixedSystem(top, mm, range(22), embedding=embedding, total_charge=0)
+        for force in system.getForces():
+            force.setForceGroup(NONBONDED_GROUP if isinstance(force, openmm.NonbondedForce) else 0)
+        openmmenn.findENNForce(system).setForceGroup(ENN_GROUP)
+        systems[embedding] = system
+    return systems, pos
+
+
+def network_alone(system, model_path):
+    """A System holding only an ENNForce of `model_path` over the ML atoms of `system`'s, in vacuum and uncoupled
+    (the model's own Coulomb term, if any, then sums the 231 pairs of 22 atoms: nothing next to the network)."""
+    coupled = openmmenn.findENNForce(system)
+    alone = openmm.System()
+    for i in range(system.getNumParticles()):
+        alone.addParticle(system.getParticleMass(i))
+    force = openmmenn.ENNForce(model_path)
+    for i in range(coupled.getNumParticles()):
+        force.addParticle(*coupled.getParticleParameters(i))
+    force.setTotalCharge(coupled.getTotalCharge())
+    force.setForceGroup(ENN_GROUP)
+    alone.addForce(force)
+    return alone
+
+
+def time_steps(context, repeats, budget, steps=20):
+    """ms per integrator step (best of `repeats` runs of `steps` steps)."""
+    integrator = context.getIntegrator()
+    best, first = best_time(lambda: integrator.step(steps), repeats, budget)
+    return (None if best is None else best / steps), first
+
+
+def ns_per_day(seconds_per_step):
+    return TIMESTEP_PS * 1e-3 * 86400 / seconds_per_step
+
+
+def run_step_systems(names, platform_names, args):
+    """The MD-step rows (system, embedding, atoms, platform, s/step) and the ML/MM cost rows."""
+    steps, costs = [], []
+    for name in names:
+        systems, pos = peptide_systems(name)
+        for platform in platform_names:
+            if platform == "Reference" and (name.startswith("mlmm-") or args.no_reference_steps):
+                continue
+            times = {}
+            for embedding, system in systems.items():
+                context = openmm.Context(system, openmm.VerletIntegrator(TIMESTEP_PS), openmm.Platform.getPlatformByName(platform))
+                context.setPositions(pos)
+                best, first = time_steps(context, args.repeats, args.max_seconds)
+                steps.append((name, embedding, system.getNumParticles(), platform, best, first))
+                if best is not None:
+                    print(f"  {name} {embedding} {platform}: {best * 1e3:.2f} ms/step", file=sys.stderr)
+                if embedding == "electrostatic" and name.startswith("mlmm-"):
+                    times["ENNForce"] = best_time(lambda: context.getState(getForces=True, groups={ENN_GROUP}), args.repeats, args.max_seconds)[0]
+                    times["NonbondedForce"] = best_time(lambda: context.getState(getForces=True, groups={NONBONDED_GROUP}),
+                                                        args.repeats, args.max_seconds)[0]
+                    alone = openmm.Context(network_alone(system, openmmenn.shipped_model()), openmm.VerletIntegrator(TIMESTEP_PS), openmm.Platform.getPlatformByName(platform))
+                    alone.setPositions(pos)
+                    times["network"] = best_time(lambda: alone.getState(getForces=True, groups={ENN_GROUP}), args.repeats, args.max_seconds)[0]
+                    del alone
+                del context
+            if times and None not in times.values():
+                costs.append((name, systems["electrostatic"].getNumParticles(), platform, times))
+    return steps, costs
+
+
+def print_step_tables(steps, costs):
+    print(f"\nMD steps (VerletIntegrator, {TIMESTEP_PS * 1e3:.0f} fs; best of the repeats, each of 20 steps)\n")
+    print("| system | model or embedding | atoms | platform | ms/step | ns/day |")
+    print("|---|---|---|---|---|---|")
+    for name, embedding, atoms, platform, best, first in steps:
+        if best is None:
+            print(f"| {name} | {embedding} | {atoms} | {platform} | skipped (first run {first:.0f} s) | |")
+        else:
+            print(f"| {name} | {embedding} | {atoms} | {platform} | {best * 1e3:.2f} | {ns_per_day(best):.1f} |")
+    if not costs:
+        return
+    print("\nML/MM: the predicted-charge terms (ENNForce with the electrostatic embedding minus the same network alone)"
+          " beside OpenMM's NonbondedForce for the whole box, ms per force evaluation in the same run\n")
+    print("| system | atoms | platform | ENNForce | network alone | predicted-charge terms | NonbondedForce | terms / NonbondedForce |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, atoms, platform, t in costs:
+        terms = t["ENNForce"] - t["network"]
+        print(f"| {name} | {atoms} | {platform} | {t['ENNForce'] * 1e3:.2f} | {t['network'] * 1e3:.2f} | {terms * 1e3:.2f} | "
+              f"{t['NonbondedForce'] * 1e3:.2f} | {terms / t['NonbondedForce']:.2f} |")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--systems", nargs="*", default=["molecule", "water-300", "water-3000", "water-30000", "ligand-pme"])
+    parser.add_argument("--systems", nargs="*", default=DEFAULT_SYSTEMS)
     parser.add_argument("--sizes", nargs="*", default=["small", "medium"], choices=list(MODEL_SIZES))
     parser.add_argument("--max-seconds", type=float, default=60.0, help="skip rows whose first evaluation is slower")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--reference-max-atoms", type=int, default=5000,
                         help="skip the Reference platform above this size (its brute-force neighbour search is O(N^2))")
+    parser.add_argument("--platforms", nargs="*", help="only these OpenMM platforms (default: every one with an ENNForce kernel)")
+    parser.add_argument("--no-reference-steps", action="store_true", help="no MD-step rows on the Reference platform")
     parser.add_argument("--torch-max-atoms", type=int, default=1000,
                         help="skip the PyTorch model above this size (minutes per evaluation)")
     args = parser.parse_args(argv)
@@ -137,11 +263,18 @@ def main(argv=None):
     except ImportError:
         have_torch = False
     rows = []
+    step_names = [n for n in args.systems if n.startswith(STEP_SYSTEMS)]
+    step_rows = []
     with tempfile.TemporaryDirectory() as tmp:
         cases = []
         for name in args.systems:
+            if name.startswith(STEP_SYSTEMS):
+                continue
             if name == "molecule":
                 cases.append((name, "shipped", openmmenn.shipped_model(), ACETAMIDE_Z, ACETAMIDE, None, False))
+            elif name.startswith("water-charged-"):
+                z, pos, edge = water_box(int(name.split("-")[2]) // 3, rng)
+                cases.append((name, "shipped", openmmenn.shipped_model(), z, pos, edge, False))
             elif name.startswith("water-"):
                 z, pos, edge = water_box(int(name.split("-")[1]) // 3, rng)
                 for size in args.sizes:
@@ -158,7 +291,7 @@ def main(argv=None):
                 cases.append((name, "shipped", openmmenn.shipped_model(), z, pos, edge, True))
         for system_name, size, path, z, pos, edge, ligand in cases:
             reference = None
-            for platform in platforms():
+            for platform in platforms(args.platforms):
                 if platform == "Reference" and len(z) > args.reference_max_atoms:
                     rows.append((system_name, size, len(z), platform, None, None, None))
                     continue
@@ -169,6 +302,9 @@ def main(argv=None):
                         continue
                     raise
                 best, first = time_openmm(context, args.repeats, args.max_seconds)
+                if system_name == "water-12":
+                    step, step_first = time_steps(context, args.repeats, args.max_seconds)
+                    step_rows.append((system_name, size, len(z), platform, step, step_first))
                 del context
                 if platform == "Reference":
                     reference = best
@@ -190,6 +326,8 @@ def main(argv=None):
             continue
         ratio = f"{reference / best:.2f}x" if reference else "n/a"
         print(f"| {system_name} | {size} | {atoms} | {platform} | {best * 1e3:.1f} | {atoms / best:.3g} | {ratio} |")
+    steps, costs = run_step_systems(step_names, platforms(args.platforms), args)
+    print_step_tables(step_rows + steps, costs)
     return 0
 
 
