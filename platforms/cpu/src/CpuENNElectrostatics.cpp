@@ -28,6 +28,11 @@ CpuENNElectrostatics::CpuENNElectrostatics(const OpenMM::System& system, const E
     : ReferenceENNElectrostatics(system, force), exceptions(c.exceptionLists()) {
     numBlocks = std::min(c.numML, MaxBlocks);
     blocks.resize(numBlocks);
+    for (Block& block : blocks) {
+        block.force.resize(c.sites.size());
+        block.marked.resize(c.sites.size());
+        block.phi.resize(c.numML);
+    }
     if (c.method != ENNForce::PME)
         return;
     const int* K = c.grid;
@@ -82,8 +87,9 @@ double CpuENNElectrostatics::compute(const vector<Vec3>& positions, const Vec3* 
 }
 
 bool CpuENNElectrostatics::cellListPays(const Vec3* box) const {
-    // Binning and sorting cost about as much as testing ~20 pairs per site; each ML atom then tests the sites
-    // of its 27 neighbouring cells (all of them, several times over, in a box under 3 cutoffs wide).
+    // Binning and sorting cost about as much as testing a few pairs per site (20 where the cells are sorted by
+    // comparison: a non-periodic system); each ML atom then tests the sites of its 27 neighbouring cells (all of
+    // them, several times over, in a box under 3 cutoffs wide).
     const double numSites = static_cast<double>(sitePos.size()), numML = c.numML;
     double width[3];
     if (box != nullptr)
@@ -102,7 +108,7 @@ bool CpuENNElectrostatics::cellListPays(const Vec3* box) const {
     for (int k = 0; k < 3; k++)
         cells *= std::max(1.0, std::floor(width[k] / c.cutoff));
     const double candidates = std::min(numSites, 27.0 * numSites / cells);
-    return numML * (numSites - candidates) > 20.0 * numSites;
+    return numML * (numSites - candidates) > (box != nullptr ? 4.0 : 20.0) * numSites;
 }
 
 double CpuENNElectrostatics::coulomb(const Vec3* box, OpenMM::ThreadPool& pool) {
@@ -112,38 +118,39 @@ double CpuENNElectrostatics::coulomb(const Vec3* box, OpenMM::ThreadPool& pool) 
                                                                              : pairSearch == PairSearch::CellList);
     if (cellList)
         pairs.buildPairs(sitePos, c.cutoff, periodic ? box : nullptr, numML, pool);
-    // Pair (a, s), a an ML site and s > a, in the block of a: energy k q_a q_s f(r), potentials, forces.
+    // Pair (a, s), a an ML site and s > a, in the block of a: energy k q_a q_s f(r), potentials, forces. A block's
+    // arrays over the sites stay zero but where it touched them (listed in `touched`), so a block costs its pairs.
+    const double cutoff2 = c.cutoff * c.cutoff;
     parallelFor(pool, numBlocks, [&](int k, int) {
         Block& block = blocks[k];
-        block.force.assign(numSites, Vec3());
-        block.phi.assign(numML, 0.0);
-        block.energy = 0.0;
+        block.clear();
         const int first = numML * k / numBlocks, last = numML * (k + 1) / numBlocks;
         for (int a = first; a < last; a++) {
             const double qa = q[a];
-            auto add = [&](int s, const Vec3& d, double f, double dfdr) { // d = x_s - x_a
-                const double r = std::sqrt(d.dot(d));
+            Vec3 forceOnA;
+            double phiA = 0.0;
+            auto add = [&](int s, const Vec3& d, double r, double f, double dfdr) { // d = x_s - x_a
                 block.energy += ONE_4PI_EPS0 * qa * q[s] * f;
-                block.phi[a] += ONE_4PI_EPS0 * q[s] * f;
+                phiA += ONE_4PI_EPS0 * q[s] * f;
+                block.touch(s);
                 if (s < numML)
                     block.phi[s] += ONE_4PI_EPS0 * qa * f;
                 const Vec3 force = d * (ONE_4PI_EPS0 * qa * q[s] * dfdr / r);
                 block.force[s] -= force;
-                block.force[a] += force;
+                forceOnA += force;
             };
             const int* partnersBegin = exceptions.partner.data() + exceptions.start[a];
             const int* partnersEnd = exceptions.partner.data() + exceptions.start[a + 1];
             auto ordinary = [&](int s) {
-                if ((c.mlPairsExcluded && s < numML) || std::binary_search(partnersBegin, partnersEnd, s))
-                    return; // a listed pair
                 const Vec3 plain = sitePos[s] - sitePos[a];
                 const Vec3 d = periodic ? wrapDisplacement(plain, box) : plain;
-                const double r = std::sqrt(d.dot(d));
-                if (useCutoff && r >= c.cutoff)
-                    return;
+                const double r2 = d.dot(d);
+                if ((useCutoff && r2 >= cutoff2) || (c.mlPairsExcluded && s < numML) || std::binary_search(partnersBegin, partnersEnd, s))
+                    return; // beyond the cutoff, or a listed pair
+                const double r = std::sqrt(r2);
                 double f, dfdr;
                 c.ordinaryPair(r, s < numML, f, dfdr);
-                add(s, d, f, dfdr);
+                add(s, d, r, f, dfdr);
             };
             if (cellList)
                 for (int e = pairs.receiverStart[a]; e < pairs.receiverStart[a + 1]; e++)
@@ -154,9 +161,10 @@ double CpuENNElectrostatics::coulomb(const Vec3* box, OpenMM::ThreadPool& pool) 
             // Listed pairs at their plain distance: excluded ML-ML pairs (only PME leaves anything of them), exceptions.
             auto listed = [&](int s, double scale) {
                 const Vec3 d = sitePos[s] - sitePos[a];
+                const double r = std::sqrt(d.dot(d));
                 double f, dfdr;
-                c.listedPair(std::sqrt(d.dot(d)), scale, f, dfdr);
-                add(s, d, f, dfdr);
+                c.listedPair(r, scale, f, dfdr);
+                add(s, d, r, f, dfdr);
             };
             if (c.mlPairsExcluded && pme)
                 for (int s = a + 1; s < numML; s++)
@@ -164,22 +172,21 @@ double CpuENNElectrostatics::coulomb(const Vec3* box, OpenMM::ThreadPool& pool) 
             for (int e = exceptions.start[a]; e < exceptions.start[a + 1]; e++)
                 if (exceptions.partner[e] > a)
                     listed(exceptions.partner[e], exceptions.scale[e]);
+            block.touch(a);
+            block.force[a] += forceOnA;
+            block.phi[a] += phiA;
         }
     });
+    // The blocks summed in block order for every site (so in an order independent of the threads).
     double energy = 0.0;
-    for (const Block& block : blocks)
+    for (Block& block : blocks) {
         energy += block.energy;
-    parallelFor(pool, numChunks(numSites, SiteChunk), [&](int chunk, int) {
-        int begin, end;
-        chunkRange(chunk, SiteChunk, numSites, begin, end);
-        for (int s = begin; s < end; s++) {
-            for (const Block& block : blocks)
-                siteForce[s] += block.force[s];
+        for (int s : block.touched) {
+            siteForce[s] += block.force[s];
             if (s < numML)
-                for (const Block& block : blocks)
-                    phi[s] += block.phi[s];
+                phi[s] += block.phi[s];
         }
-    });
+    }
     for (int a = 0; a < numML; a++) { // the model's own Gaussian self energies, in every method
         energy += ONE_4PI_EPS0 * c.gaussianSelfEnergy * q[a] * q[a];
         phi[a] += 2 * ONE_4PI_EPS0 * c.gaussianSelfEnergy * q[a];
@@ -216,20 +223,6 @@ void CpuENNElectrostatics::updateInfluence(const Vec3* box, OpenMM::ThreadPool& 
         influenceBox[d] = box[d];
 }
 
-void CpuENNElectrostatics::transform(int sign, OpenMM::ThreadPool& pool) {
-    const int* K = c.grid;
-    const int s = sign > 0 ? 0 : 1;
-    fftw_complex* data = reinterpret_cast<fftw_complex*>(grid.data());
-    parallelFor(pool, K[0], [&](int plane, int) {
-        fftw_complex* at = data + size_t(plane) * K[1] * K[2];
-        fftw_execute_dft(planePlans[s], at, at);
-    });
-    parallelFor(pool, K[1], [&](int row, int) {
-        fftw_complex* at = data + size_t(row) * K[2];
-        fftw_execute_dft(columnPlans[s], at, at);
-    });
-}
-
 double CpuENNElectrostatics::reciprocal(const Vec3* box, OpenMM::ThreadPool& pool) {
     // E(q) - E(q_MM) = (1/2) <Q_ML, G Q_ML> + <Q_ML, G Q_MM> for the spread grids Q and the influence function G.
     // G is real and even, so with Q = Q_ML + i Q_MM the potential grid G Q holds theta_ML in its real part and
@@ -240,27 +233,37 @@ double CpuENNElectrostatics::reciprocal(const Vec3* box, OpenMM::ThreadPool& poo
     updateInfluence(box, pool);
     Vec3 recip[3];
     reciprocalVectors(box, recip);
+    // Sites sorted by the x plane of their first stencil point (a counting sort, ascending site within a plane), and
+    // their stencils stored in that order, so that spreading reads each plane's sites contiguously.
+    planeOf.resize(numSites);
+    parallelFor(pool, numChunks(numSites, SiteChunk), [&](int chunk, int) {
+        int begin, end;
+        chunkRange(chunk, SiteChunk, numSites, begin, end);
+        for (int i = begin; i < end; i++) {
+            double f;
+            planeOf[i] = pmeFirstIndex(sitePos[i], recip[0], K[0], f);
+        }
+    });
+    planeStart.assign(K[0] + 1, 0);
+    for (int i = 0; i < numSites; i++)
+        planeStart[planeOf[i] + 1]++;
+    for (int p = 0; p < K[0]; p++)
+        planeStart[p + 1] += planeStart[p];
+    planeSites.resize(numSites);
+    planeFill.assign(planeStart.begin(), planeStart.end() - 1);
+    for (int i = 0; i < numSites; i++)
+        planeSites[planeFill[planeOf[i]]++] = i;
     stencilIndex.resize(size_t(numSites) * 3 * Order);
     stencilWeight.resize(stencilIndex.size());
     stencilDerivative.resize(stencilIndex.size());
     parallelFor(pool, numChunks(numSites, SiteChunk), [&](int chunk, int) {
         int begin, end;
         chunkRange(chunk, SiteChunk, numSites, begin, end);
-        for (int i = begin; i < end; i++) {
-            const size_t at = size_t(i) * 3 * Order;
-            pmeStencil(sitePos[i], recip, K, &stencilIndex[at], &stencilWeight[at], &stencilDerivative[at]);
+        for (int n = begin; n < end; n++) {
+            const size_t at = size_t(n) * 3 * Order;
+            pmeStencil(sitePos[planeSites[n]], recip, K, &stencilIndex[at], &stencilWeight[at], &stencilDerivative[at]);
         }
     });
-    // Sites by the x plane of their first stencil point, ascending within a plane (a counting sort).
-    planeStart.assign(K[0] + 1, 0);
-    for (int i = 0; i < numSites; i++)
-        planeStart[stencilIndex[size_t(i) * 3 * Order] + 1]++;
-    for (int p = 0; p < K[0]; p++)
-        planeStart[p + 1] += planeStart[p];
-    planeSites.resize(numSites);
-    planeFill.assign(planeStart.begin(), planeStart.end() - 1);
-    for (int i = 0; i < numSites; i++)
-        planeSites[planeFill[stencilIndex[size_t(i) * 3 * Order]]++] = i;
     // Spreading, one x plane per piece: plane p gets weight j of the sites whose first stencil plane is p + j.
     const size_t planeSize = size_t(K[1]) * K[2];
     double* values = reinterpret_cast<double*>(grid.data()); // (real, imaginary) pairs
@@ -271,7 +274,7 @@ double CpuENNElectrostatics::reciprocal(const Vec3* box, OpenMM::ThreadPool& poo
             const int bucket = (p + j) % K[0];
             for (int n = planeStart[bucket]; n < planeStart[bucket + 1]; n++) {
                 const int i = planeSites[n];
-                const size_t b = size_t(i) * 3 * Order;
+                const size_t b = size_t(n) * 3 * Order;
                 const double qx = q[i] * stencilWeight[b + j];
                 const int part = i < numML ? 0 : 1;
                 for (int c2 = 0; c2 < Order; c2++) {
@@ -282,34 +285,58 @@ double CpuENNElectrostatics::reciprocal(const Vec3* box, OpenMM::ThreadPool& poo
                 }
             }
         }
+        fftw_complex* at = reinterpret_cast<fftw_complex*>(plane);
+        fftw_execute_dft(planePlans[0], at, at);
     });
-    transform(1, pool);
-    parallelFor(pool, K[0], [&](int p, int) {
-        for (size_t k = planeSize * p; k < planeSize * (p + 1); k++)
-            grid[k] *= influence[k];
+    // The 3D transform is planes (y, z) then columns (x); each y row of columns is transformed, multiplied by the
+    // influence function (complete once its columns are) and transformed back in one piece; then the planes back.
+    fftw_complex* data = reinterpret_cast<fftw_complex*>(grid.data());
+    parallelFor(pool, K[1], [&](int y, int) {
+        fftw_execute_dft(columnPlans[0], data + size_t(y) * K[2], data + size_t(y) * K[2]);
+        for (int x = 0; x < K[0]; x++)
+            for (size_t k = (size_t(x) * K[1] + y) * K[2], end = k + K[2]; k < end; k++)
+                grid[k] *= influence[k];
+        fftw_execute_dft(columnPlans[1], data + size_t(y) * K[2], data + size_t(y) * K[2]);
     });
-    transform(-1, pool);
+    parallelFor(pool, K[0], [&](int p, int) { fftw_execute_dft(planePlans[1], data + planeSize * p, data + planeSize * p); });
     siteEnergy.resize(numML);
     parallelFor(pool, numChunks(numSites, SiteChunk), [&](int chunk, int) {
         int begin, end;
         chunkRange(chunk, SiteChunk, numSites, begin, end);
-        for (int i = begin; i < end; i++) {
-            const size_t b = size_t(i) * 3 * Order;
+        for (int n = begin; n < end; n++) {
+            // Sums along z for each (x, y) row of the stencil, then weighted by x and y: theta (real part: from ML
+            // charges, imaginary: from MM) and its derivatives along the three grid axes. MM sites need the real part only.
+            const int i = planeSites[n];
+            const size_t b = size_t(n) * 3 * Order;
+            const double* wx = &stencilWeight[b];
+            const double* wy = &stencilWeight[b + Order];
+            const double* wz = &stencilWeight[b + 2 * Order];
+            const double* dx = &stencilDerivative[b];
+            const double* dy = &stencilDerivative[b + Order];
+            const double* dz = &stencilDerivative[b + 2 * Order];
+            const int* iz = &stencilIndex[b + 2 * Order];
+            const bool ml = i < numML;
             double potentialML = 0.0, potentialMM = 0.0;
             Vec3 gradientML, gradientMM; // d theta / d u along the three grid axes
             for (int a = 0; a < Order; a++)
                 for (int c2 = 0; c2 < Order; c2++) {
                     const Complex* row = grid.data() + (size_t(stencilIndex[b + a]) * K[1] + stencilIndex[b + Order + c2]) * K[2];
-                    const double wx = stencilWeight[b + a], wy = stencilWeight[b + Order + c2];
-                    const double dx = stencilDerivative[b + a], dy = stencilDerivative[b + Order + c2];
+                    double rowML = 0.0, rowDzML = 0.0, rowMM = 0.0, rowDzMM = 0.0;
                     for (int e = 0; e < Order; e++) {
-                        const Complex theta = row[stencilIndex[b + 2 * Order + e]];
-                        const double wz = stencilWeight[b + 2 * Order + e], dz = stencilDerivative[b + 2 * Order + e];
-                        const Vec3 w(dx * wy * wz, wx * dy * wz, wx * wy * dz);
-                        potentialML += theta.real() * wx * wy * wz;
-                        potentialMM += theta.imag() * wx * wy * wz;
-                        gradientML += w * theta.real();
-                        gradientMM += w * theta.imag();
+                        const Complex theta = row[iz[e]];
+                        rowML += wz[e] * theta.real();
+                        rowDzML += dz[e] * theta.real();
+                        if (ml) {
+                            rowMM += wz[e] * theta.imag();
+                            rowDzMM += dz[e] * theta.imag();
+                        }
+                    }
+                    const double wxy = wx[a] * wy[c2], dxy = dx[a] * wy[c2], xdy = wx[a] * dy[c2];
+                    potentialML += wxy * rowML;
+                    gradientML += Vec3(dxy * rowML, xdy * rowML, wxy * rowDzML);
+                    if (ml) {
+                        potentialMM += wxy * rowMM;
+                        gradientMM += Vec3(dxy * rowMM, xdy * rowMM, wxy * rowDzMM);
                     }
                 }
             const Vec3 gradient = i < numML ? gradientML + gradientMM : gradientML;

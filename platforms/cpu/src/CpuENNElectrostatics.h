@@ -43,8 +43,6 @@ private:
     double coulomb(const OpenMM::Vec3* box, OpenMM::ThreadPool& pool);
     /** PME's reciprocal energy of all sites minus that of the MM sites alone; adds forces and ML potentials. */
     double reciprocal(const OpenMM::Vec3* box, OpenMM::ThreadPool& pool);
-    /** The unnormalised 3D DFT of `grid` in place (sign +1: exp(+2 pi i j.k / n)), planes then columns, on `pool`. */
-    void transform(int sign, OpenMM::ThreadPool& pool);
     /** g(m) = k_e / (pi V) ewaldKernel(m) / B(m) on the grid (0 at m = 0), recomputed when the box changes. */
     void updateInfluence(const OpenMM::Vec3* box, OpenMM::ThreadPool& pool);
 
@@ -57,17 +55,37 @@ private:
     int numBlocks = 0; // fixed pieces of the ML atoms for the real-space sums
     std::vector<OpenMM::Vec3> sitePos, siteForce;
     std::vector<double> q, phi;
+    /** One block of ML atoms' real-space sums: zero except at the sites listed in `touched`. */
     struct Block {
         std::vector<OpenMM::Vec3> force; // on every site
         std::vector<double> phi;         // of every ML site
-        double energy;
+        std::vector<char> marked;        // whether a site is in `touched`
+        std::vector<int> touched;
+        double energy = 0.0;
+        void touch(int s) {
+            if (!marked[s]) {
+                marked[s] = 1;
+                touched.push_back(s);
+            }
+        }
+        void clear() {
+            for (int s : touched) {
+                force[s] = OpenMM::Vec3();
+                if (s < static_cast<int>(phi.size()))
+                    phi[s] = 0.0;
+                marked[s] = 0;
+            }
+            touched.clear();
+            energy = 0.0;
+        }
     };
     std::vector<Block> blocks;
     // PME
     std::vector<std::complex<double>> grid;
     std::vector<double> influence, moduli[3], siteEnergy;
     OpenMM::Vec3 influenceBox[3];
-    std::vector<int> stencilIndex, planeStart, planeSites, planeFill; // stencils; sites by first x plane
+    std::vector<int> planeOf, planeStart, planeSites, planeFill; // sites by the x plane of their first stencil point
+    std::vector<int> stencilIndex; // stencils in the order of planeSites
     std::vector<double> stencilWeight, stencilDerivative;
     fftw_plan planePlans[2] = {nullptr, nullptr}, columnPlans[2] = {nullptr, nullptr}; // by sign (+1, -1)
 };

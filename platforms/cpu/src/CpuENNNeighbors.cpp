@@ -65,11 +65,26 @@ void CpuENNNeighborList::build(const std::vector<Vec3>& pos, double cutoff, cons
             cellOf[i] = cellKey(c);
         }
     }
-    // Atoms sorted by cell (ascending atom index within a cell), and the occupied cells with their ranges.
+    // Atoms sorted by cell (ascending atom index within a cell), and the occupied cells with their ranges. A periodic
+    // box has few cells (at most 1024 per axis and about one per cutoff), sorted by counting when there are not many
+    // more than atoms; the order is that of the packed keys either way.
     cellAtoms.resize(n);
-    for (int i = 0; i < n; i++)
-        cellAtoms[i] = i;
-    std::sort(cellAtoms.begin(), cellAtoms.end(), [&](int a, int b) { return cellOf[a] != cellOf[b] ? cellOf[a] < cellOf[b] : a < b; });
+    const int64_t totalCells = int64_t(cells[0]) * cells[1] * cells[2];
+    if (box != nullptr && totalCells <= 4 * int64_t(n) + 64) {
+        const int mask = MaxCellsPerAxis;
+        auto dense = [&](int64_t key) { return ((key >> 42) * cells[1] + ((key >> 21) & mask)) * cells[0] + (key & mask); };
+        fill.assign(totalCells + 1, 0);
+        for (int i = 0; i < n; i++)
+            fill[dense(cellOf[i]) + 1]++;
+        for (int64_t c = 0; c < totalCells; c++)
+            fill[c + 1] += fill[c];
+        for (int i = 0; i < n; i++)
+            cellAtoms[fill[dense(cellOf[i])]++] = i;
+    } else {
+        for (int i = 0; i < n; i++)
+            cellAtoms[i] = i;
+        std::sort(cellAtoms.begin(), cellAtoms.end(), [&](int a, int b) { return cellOf[a] != cellOf[b] ? cellOf[a] < cellOf[b] : a < b; });
+    }
     occupiedKey.clear();
     occupiedStart.clear();
     for (int a = 0; a < n; a++)

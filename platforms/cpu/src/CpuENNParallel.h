@@ -138,7 +138,7 @@ template <class Body>
 void parallelFor(OpenMM::ThreadPool& pool, int numChunks, Body body) {
     if (numChunks <= 0)
         return;
-    const std::function<void(int, int)> work = body;
+    const std::function<void(int, int)> work = std::ref(body); // a reference: no copy of the captures on the heap
     if (ParallelSession* session = ParallelSession::of(pool)) {
         session->run(numChunks, work);
         return;

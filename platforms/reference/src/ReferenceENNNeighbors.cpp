@@ -6,13 +6,6 @@
 using namespace OpenMMENN;
 using OpenMM::Vec3;
 
-Vec3 OpenMMENN::wrapDisplacement(Vec3 d, const Vec3* box) {
-    d -= box[2] * std::round(d[2] / box[2][2]);
-    d -= box[1] * std::round(d[1] / box[1][1]);
-    d -= box[0] * std::round(d[0] / box[0][0]);
-    return d;
-}
-
 void OpenMMENN::latticePlaneSpacings(const Vec3* box, double spacing[3]) {
     const double volume = box[0][0] * box[1][1] * box[2][2];
     auto length = [](const Vec3& v) { return std::sqrt(v.dot(v)); };

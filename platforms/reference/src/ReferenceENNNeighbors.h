@@ -2,6 +2,7 @@
 #define OPENMM_REFERENCE_ENN_NEIGHBORS_H_
 
 #include "openmm/Vec3.h"
+#include <cmath>
 #include <vector>
 
 namespace OpenMMENN {
@@ -14,7 +15,13 @@ struct ENNEdge {
 
 /** d shifted by lattice vectors to fractional coordinates in [-0.5, 0.5] (OpenMM's reduced triclinic
  *  form); this is the nearest image whenever it lies within half of every box width. */
-OpenMM::Vec3 wrapDisplacement(OpenMM::Vec3 d, const OpenMM::Vec3* box);
+inline OpenMM::Vec3 wrapDisplacement(OpenMM::Vec3 d, const OpenMM::Vec3* box) {
+    // floor(x + 0.5) rather than round(x): the same nearest image (ties aside), and compiled inline.
+    d -= box[2] * std::floor(d[2] / box[2][2] + 0.5);
+    d -= box[1] * std::floor(d[1] / box[1][1] + 0.5);
+    d -= box[0] * std::floor(d[0] / box[0][0] + 0.5);
+    return d;
+}
 
 /** The distance between opposite faces of the periodic cell for each lattice direction (the width a
  *  cutoff sphere must fit in); box in OpenMM's reduced triclinic form. */

@@ -70,32 +70,44 @@ void dft3d(vector<Complex>& data, const int grid[3], int sign) {
         dftAxis(data, grid, axis, sign);
 }
 
-/** weight[j] = M_5(f + j) and dweight[j] = M_5'(f + j), j = 0..4 (see pmeStencil). */
+/** weight[j] = M_5(f + j) and dweight[j] = M_5'(f + j), j = 0..4 (see pmeStencil): the recursion unrolled. */
 void splineWeights(double f, double weight[Order], double dweight[Order]) {
-    double w[Order] = {f, 1.0 - f}; // order 2: M_2(f), M_2(f + 1)
-    for (int n = 3; n <= Order; n++) {
-        if (n == Order)
-            for (int j = 0; j < Order; j++)
-                dweight[j] = (j < n - 1 ? w[j] : 0.0) - (j > 0 ? w[j - 1] : 0.0);
-        for (int j = n - 1; j >= 0; j--)
-            w[j] = ((f + j) * (j < n - 1 ? w[j] : 0.0) + (n - f - j) * (j > 0 ? w[j - 1] : 0.0)) / (n - 1);
-    }
-    for (int j = 0; j < Order; j++)
-        weight[j] = w[j];
+    static_assert(Order == 5, "the unrolled recursion is for order 5");
+    const double g = 1.0 - f;
+    // Order 3 from order 2 (f, 1 - f); then order 4.
+    const double a0 = 0.5 * f * f, a1 = 0.5 * ((f + 1) * g + (2 - f) * f), a2 = 0.5 * g * g;
+    const double b0 = f * a0 / 3, b1 = ((f + 1) * a1 + (3 - f) * a0) / 3, b2 = ((f + 2) * a2 + (2 - f) * a1) / 3, b3 = g * a2 / 3;
+    dweight[0] = b0;
+    dweight[1] = b1 - b0;
+    dweight[2] = b2 - b1;
+    dweight[3] = b3 - b2;
+    dweight[4] = -b3;
+    weight[0] = f * b0 / 4;
+    weight[1] = ((f + 1) * b1 + (4 - f) * b0) / 4;
+    weight[2] = ((f + 2) * b2 + (3 - f) * b1) / 4;
+    weight[3] = ((f + 3) * b3 + (2 - f) * b2) / 4;
+    weight[4] = g * b3 / 4;
 }
 
 } // namespace
 
+int OpenMMENN::pmeFirstIndex(const Vec3& position, const Vec3& recipAxis, int K, double& f) {
+    double s = position.dot(recipAxis);
+    s -= std::floor(s);
+    const double u = s * K;
+    const int base = static_cast<int>(std::floor(u)); // 0..K (K only when s * K rounds up to K)
+    f = u - base;
+    return base < K ? base : base - K;
+}
+
 void OpenMMENN::pmeStencil(const Vec3& position, const Vec3* recip, const int grid[3], int index[3 * PMEOrder],
                            double weight[3 * PMEOrder], double dweight[3 * PMEOrder]) {
     for (int d = 0; d < 3; d++) {
-        double s = position.dot(recip[d]);
-        s -= std::floor(s);
-        const double u = s * grid[d];
-        const int base = static_cast<int>(std::floor(u));
-        splineWeights(u - base, weight + d * Order, dweight + d * Order);
+        double f;
+        const int first = pmeFirstIndex(position, recip[d], grid[d], f);
+        splineWeights(f, weight + d * Order, dweight + d * Order);
         for (int j = 0; j < Order; j++)
-            index[d * Order + j] = ((base - j) % grid[d] + grid[d]) % grid[d];
+            index[d * Order + j] = first - j >= 0 ? first - j : first - j + grid[d];
     }
 }
 

@@ -28,6 +28,9 @@ std::vector<double> pmeSplineModuli(int K);
  *  = base + f, grid point index[5d + j] = (base - j) mod grid[d] gets weight[5d + j] = M_5(f + j), j = 0..4, and
  *  dweight is M_5'(f + j) (cardinal B-splines by the usual recursion, M_n(x) = (x M_{n-1}(x) + (n - x) M_{n-1}(x - 1))
  *  / (n - 1), M_n' = M_{n-1}(x) - M_{n-1}(x - 1)). `recip` from reciprocalVectors. */
+/** index[0] of pmeStencil along one axis (recipAxis = recip[d], K = grid[d]); sets f. */
+int pmeFirstIndex(const OpenMM::Vec3& position, const OpenMM::Vec3& recipAxis, int K, double& f);
+
 void pmeStencil(const OpenMM::Vec3& position, const OpenMM::Vec3* recip, const int grid[3], int index[3 * PMEOrder],
                 double weight[3 * PMEOrder], double dweight[3 * PMEOrder]);
 
