@@ -82,7 +82,7 @@ ElectrostaticsResult electrostatics(const OpenMM::System& system, const std::vec
 
 } // namespace
 
-// The CPU electrostatics (pair list or all pairs, one-pass PME, threads) against the Reference class in double, at
+// The CPU electrostatics (pair list or all pairs, one-pass PME, threaded GB) against the Reference class in double, at
 // fixed charges, so that the float network does not hide an error: both sum the same terms in double in different
 // orders (~1e-16 relative per term over 1e4-1e6 terms; the Reference PME subtracts two grid energies ~1e2 times the
 // result), so 1e-10 of the largest value is far above rounding and far below any missing or wrong term. Bitwise
@@ -127,6 +127,25 @@ TEST(CpuPlatform, ElectrostaticsAsReferenceInDouble) {
         force->setCutoffDistance(1.0);
         system->addForce(force);
         cases.push_back({"method " + std::to_string(method) + ", pure ML " + std::to_string(all.z.size()), std::move(system), all.pos});
+    }
+    // Generalized Born over ~190 atoms in every model and formulation (made-up neck tables and GBn2 parameters:
+    // both classes read the same ones).
+    TestSystem solvated(6, nullptr, 60);
+    const std::pair<ENNForce::ImplicitSolventModel, ENNForce::GBFormulation> gbModels[] = {
+        {ENNForce::OBC2, ENNForce::GBSAOBCForceFormulation}, {ENNForce::OBC2, ENNForce::AppCustomGBFormulation},
+        {ENNForce::OBC1, ENNForce::AppCustomGBFormulation},  {ENNForce::HCT, ENNForce::AppCustomGBFormulation},
+        {ENNForce::GBn, ENNForce::AppCustomGBFormulation},   {ENNForce::GBn2, ENNForce::AppCustomGBFormulation}};
+    for (const auto& [gbModel, formulation] : gbModels) {
+        std::unique_ptr<OpenMM::System> system = solvated.coupledToImplicitSolvent("damped_charge");
+        auto& force = dynamic_cast<ENNForce&>(system->getForce(system->getNumForces() - 1));
+        force.setGBFormulation(formulation);
+        force.setImplicitSolventModel(gbModel);
+        force.setImplicitSolventKappa(gbModel == ENNForce::GBn2 ? 0.7 : 0.0);
+        force.setGBNeckTables(2, {0.030, 0.025, 0.028, 0.021}, {0.28, 0.31, 0.30, 0.34});
+        for (int i = 0; i < force.getNumGBParticles(); i++)
+            force.setGBParticleBornParameters(i, 1.0 + 0.01 * (i % 3), 0.8, 4.85 - 0.1 * (i % 2), i % 2);
+        cases.push_back({"GB model " + std::to_string(gbModel) + ", formulation " + std::to_string(formulation), std::move(system),
+                         solvated.pos});
     }
     std::mt19937 rng(5);
     std::uniform_real_distribution<double> charge(-0.8, 0.8);

@@ -82,7 +82,95 @@ double CpuENNElectrostatics::compute(const vector<Vec3>& positions, const Vec3* 
             potential[a] += phi[a];
     }
     if (c.implicitSolvent)
-        energy += generalizedBorn(positions, mlCharges, forces, potential);
+        energy += generalizedBorn(positions, mlCharges, forces, potential, pool);
+    return energy;
+}
+
+double CpuENNElectrostatics::generalizedBorn(const vector<Vec3>& positions, const vector<double>& mlCharges, vector<Vec3>& forces,
+                                             vector<double>& potential, OpenMM::ThreadPool& pool) {
+    const int n = static_cast<int>(c.gbParticles.size());
+    gbPos.resize(n);
+    gbQ.resize(n);
+    for (int i = 0; i < n; i++) {
+        gbPos[i] = positions[c.gbParticles[i]];
+        gbQ[i] = c.gbMLIndex[i] >= 0 ? mlCharges[c.gbMLIndex[i]] : c.gbCharges[i];
+    }
+    gbBorn.resize(n);
+    gbChain.resize(n);
+    gbDEdBorn.resize(n);
+    gbDEdSum.resize(n);
+    gbEnergy.resize(n);
+    gbPotential.resize(n);
+    gbForce.resize(n);
+    const int GBChunk = 16;
+    const int chunks = numChunks(n, GBChunk);
+    auto forEachParticle = [&](auto visit) {
+        parallelFor(pool, chunks, [&](int chunk, int) {
+            int begin, end;
+            chunkRange(chunk, GBChunk, n, begin, end);
+            for (int i = begin; i < end; i++)
+                visit(i);
+        });
+    };
+    forEachParticle([&](int i) { // Born radii
+        double sum = 0.0;
+        for (int j = 0; j < n; j++) {
+            if (j == i)
+                continue;
+            const Vec3 d = gbPos[j] - gbPos[i];
+            double term, dterm;
+            c.gbIntegral(i, j, std::sqrt(d.dot(d)), term, dterm);
+            sum += term;
+        }
+        c.gbBornRadius(i, sum, gbBorn[i], gbChain[i]);
+    });
+    forEachParticle([&](int i) { // ACE and the pair energies of i with every j (j = i: the self term), half of each pair
+        const double ratio6 = std::pow(c.gbRadii[i] / gbBorn[i], 6.0);
+        const double sa = c.surfaceAreaFactor * (c.gbRadii[i] + GBConstants::probe) * (c.gbRadii[i] + GBConstants::probe) * ratio6;
+        double energy = sa, dEdBorn = -6.0 * sa / gbBorn[i], phi = 0.0;
+        Vec3 force;
+        for (int j = 0; j < n; j++) {
+            const Vec3 d = gbPos[j] - gbPos[i];
+            const double r2 = d.dot(d), rr = gbBorn[i] * gbBorn[j], D = r2 / (4 * rr), e = std::exp(-D);
+            const double f = std::sqrt(r2 + rr * e);
+            double P, dPdf;
+            c.gbPair(f, P, dPdf);
+            // f^2 = r^2 + R_i R_j exp(-r^2 / 4 R_i R_j)
+            const double dfdrr = e * (1.0 + D) / (2 * f);
+            energy += 0.5 * P * gbQ[i] * gbQ[j];
+            phi += P * gbQ[j];
+            dEdBorn += dPdf * gbQ[i] * gbQ[j] * dfdrr * gbBorn[j];
+            if (j != i)
+                force += d * (dPdf * gbQ[i] * gbQ[j] * (1.0 - 0.25 * e) / f);
+        }
+        gbEnergy[i] = energy;
+        gbPotential[i] = phi;
+        gbDEdBorn[i] = dEdBorn;
+        gbDEdSum[i] = dEdBorn * gbChain[i];
+        gbForce[i] = force;
+    });
+    // Born radii depend on positions through the integrals: particle k feels its own sum's terms and those of every m.
+    forEachParticle([&](int k) {
+        Vec3 force;
+        for (int m = 0; m < n; m++) {
+            if (m == k)
+                continue;
+            const Vec3 d = gbPos[m] - gbPos[k];
+            const double r = std::sqrt(d.dot(d));
+            double term, dtermKM, dtermMK;
+            c.gbIntegral(k, m, r, term, dtermKM);
+            c.gbIntegral(m, k, r, term, dtermMK);
+            force += d * ((gbDEdSum[k] * dtermKM + gbDEdSum[m] * dtermMK) / r);
+        }
+        gbForce[k] += force;
+    });
+    double energy = 0.0;
+    for (int i = 0; i < n; i++) {
+        energy += gbEnergy[i];
+        forces[c.gbParticles[i]] += gbForce[i];
+        if (c.gbMLIndex[i] >= 0)
+            potential[c.gbMLIndex[i]] += gbPotential[i];
+    }
     return energy;
 }
 

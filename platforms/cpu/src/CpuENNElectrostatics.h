@@ -11,7 +11,8 @@
 //   sizes settle.
 // Work is cut into pieces that do not depend on the number of threads, each writing its own outputs
 // and summed in a fixed order, so results are bitwise the same for any thread count.
-// Generalized Born is the Reference code (O(N_GB^2), one thread).
+// - generalized Born over all pairs (O(N_GB^2), as on Reference) with every pass split by particle: each particle
+//   sums its own pairs (each pair is evaluated from both ends), so no two pieces write the same output.
 
 #include "CpuENNNeighbors.h"
 #include "ReferenceENNElectrostatics.h"
@@ -43,6 +44,9 @@ private:
     double coulomb(const OpenMM::Vec3* box, OpenMM::ThreadPool& pool);
     /** PME's reciprocal energy of all sites minus that of the MM sites alone; adds forces and ML potentials. */
     double reciprocal(const OpenMM::Vec3* box, OpenMM::ThreadPool& pool);
+    /** Generalized Born and ACE as ReferenceENNElectrostatics::generalizedBorn, on `pool`. */
+    double generalizedBorn(const std::vector<OpenMM::Vec3>& positions, const std::vector<double>& mlCharges,
+                           std::vector<OpenMM::Vec3>& forces, std::vector<double>& potential, OpenMM::ThreadPool& pool);
     /** g(m) = k_e / (pi V) ewaldKernel(m) / B(m) on the grid (0 at m = 0), recomputed when the box changes. */
     void updateInfluence(const OpenMM::Vec3* box, OpenMM::ThreadPool& pool);
 
@@ -80,6 +84,9 @@ private:
         }
     };
     std::vector<Block> blocks;
+    // Generalized Born, per GB particle
+    std::vector<OpenMM::Vec3> gbPos, gbForce;
+    std::vector<double> gbQ, gbBorn, gbChain, gbDEdBorn, gbDEdSum, gbEnergy, gbPotential;
     // PME
     std::vector<std::complex<double>> grid;
     std::vector<double> influence, moduli[3], siteEnergy;

@@ -230,6 +230,45 @@ ENNCouplingParameters::ExceptionLists ENNCouplingParameters::exceptionLists() co
     return out;
 }
 
+void ENNCouplingParameters::gbIntegral(int i, int j, double r, double& term, double& dterm) const {
+    const double ri = gbRadii[i] - gbOffset, sj = (gbRadii[j] - gbOffset) * gbScales[j];
+    term = dterm = 0.0;
+    if (neckSize > 0 && r < gbRadii[i] + gbRadii[j] + GBConstants::neckCut) {
+        const int cell = gbNeckIndex[i] + neckSize * gbNeckIndex[j];
+        double dneck;
+        term = 2 * neckScale * gbNeckTerm(neckM0[cell], neckD0[cell], r, dneck);
+        dterm = 2 * neckScale * dneck;
+    }
+    if (ri >= r + sj)
+        return;
+    const bool inner = ri >= std::abs(r - sj);
+    const double l = 1.0 / (inner ? ri : std::abs(r - sj)), u = 1.0 / (r + sj);
+    const double dl = inner ? 0.0 : -(r > sj ? 1.0 : -1.0) * l * l, du = -u * u;
+    const double l2 = l * l, u2 = u * u, logRatio = std::log(u / l);
+    term += l - u + 0.25 * r * (u2 - l2) + 0.5 / r * logRatio + 0.25 * sj * sj / r * (l2 - u2);
+    dterm += dl - du + 0.25 * (u2 - l2) + 0.5 * r * (u * du - l * dl) - 0.5 / (r * r) * logRatio + 0.5 / r * (du / u - dl / l) -
+             0.25 * sj * sj / (r * r) * (l2 - u2) + 0.5 * sj * sj / r * (l * dl - u * du);
+    if (gbBuriedAtomTerm && ri < sj - r) {
+        term += 2.0 * (1.0 / ri - l);
+        dterm -= 2.0 * dl;
+    }
+}
+
+void ENNCouplingParameters::gbBornRadius(int i, double sum, double& born, double& chain) const {
+    const double ri = gbRadii[i] - gbOffset;
+    if (!gbTanh) { // HCT: R = 1 / (1/ri - sum/2)
+        born = 1.0 / (1.0 / ri - 0.5 * sum);
+        chain = 0.5 * born * born;
+        return;
+    }
+    const double a = gbAlpha[i], b = gbBeta[i], g = gbGamma[i];
+    const double psi = 0.5 * ri * sum;
+    const double t = std::tanh(a * psi - b * psi * psi + g * psi * psi * psi);
+    born = 1.0 / (1.0 / ri - t / gbRadii[i]);
+    // chain = dR/dsum: R^2 (1 - t^2) (alpha - 2 beta psi + 3 gamma psi^2) / radius * dpsi/dsum
+    chain = born * born * (1.0 - t * t) * (a - 2 * b * psi + 3 * g * psi * psi) / gbRadii[i] * 0.5 * ri;
+}
+
 double ReferenceENNElectrostatics::compute(const vector<Vec3>& positions, const Vec3* box, const vector<double>& mlCharges,
                                            vector<Vec3>& forces, vector<double>& potential) const {
     potential.assign(c.numML, 0.0);
@@ -327,52 +366,17 @@ double ReferenceENNElectrostatics::generalizedBorn(const vector<Vec3>& positions
     vector<double> q(n), born(n), chain(n);
     for (int i = 0; i < n; i++)
         q[i] = c.gbMLIndex[i] >= 0 ? mlCharges[c.gbMLIndex[i]] : c.gbCharges[i];
-    auto pairTerm = [&](int i, int j, double r, double& term, double& dterm) {
-        // Twice the integral I_ij of atom j's scaled sphere (and neck) seen from atom i, and its derivative in r.
-        const double ri = c.gbRadii[i] - c.gbOffset, sj = (c.gbRadii[j] - c.gbOffset) * c.gbScales[j];
-        term = dterm = 0.0;
-        if (c.neckSize > 0 && r < c.gbRadii[i] + c.gbRadii[j] + GBConstants::neckCut) {
-            const int cell = c.gbNeckIndex[i] + c.neckSize * c.gbNeckIndex[j];
-            double dneck;
-            term = 2 * c.neckScale * gbNeckTerm(c.neckM0[cell], c.neckD0[cell], r, dneck);
-            dterm = 2 * c.neckScale * dneck;
-        }
-        if (ri >= r + sj)
-            return;
-        const bool inner = ri >= std::abs(r - sj);
-        const double l = 1.0 / (inner ? ri : std::abs(r - sj)), u = 1.0 / (r + sj);
-        const double dl = inner ? 0.0 : -(r > sj ? 1.0 : -1.0) * l * l, du = -u * u;
-        const double l2 = l * l, u2 = u * u, logRatio = std::log(u / l);
-        term += l - u + 0.25 * r * (u2 - l2) + 0.5 / r * logRatio + 0.25 * sj * sj / r * (l2 - u2);
-        dterm += dl - du + 0.25 * (u2 - l2) + 0.5 * r * (u * du - l * dl) - 0.5 / (r * r) * logRatio + 0.5 / r * (du / u - dl / l) -
-                 0.25 * sj * sj / (r * r) * (l2 - u2) + 0.5 * sj * sj / r * (l * dl - u * du);
-        if (c.gbBuriedAtomTerm && ri < sj - r) {
-            term += 2.0 * (1.0 / ri - l);
-            dterm -= 2.0 * dl;
-        }
-    };
     for (int i = 0; i < n; i++) {
-        const double ri = c.gbRadii[i] - c.gbOffset;
         double sum = 0.0;
         for (int j = 0; j < n; j++) {
             if (j == i)
                 continue;
             const Vec3 d = positions[c.gbParticles[j]] - positions[c.gbParticles[i]];
             double term, dterm;
-            pairTerm(i, j, std::sqrt(d.dot(d)), term, dterm);
+            c.gbIntegral(i, j, std::sqrt(d.dot(d)), term, dterm);
             sum += term;
         }
-        if (!c.gbTanh) { // HCT: R = 1 / (1/ri - sum/2)
-            born[i] = 1.0 / (1.0 / ri - 0.5 * sum);
-            chain[i] = 0.5 * born[i] * born[i];
-            continue;
-        }
-        const double a = c.gbAlpha[i], b = c.gbBeta[i], g = c.gbGamma[i];
-        const double psi = 0.5 * ri * sum;
-        const double t = std::tanh(a * psi - b * psi * psi + g * psi * psi * psi);
-        born[i] = 1.0 / (1.0 / ri - t / c.gbRadii[i]);
-        // chain = dR/dsum: R^2 (1 - t^2) (alpha - 2 beta psi + 3 gamma psi^2) / radius * dpsi/dsum
-        chain[i] = born[i] * born[i] * (1.0 - t * t) * (a - 2 * b * psi + 3 * g * psi * psi) / c.gbRadii[i] * 0.5 * ri;
+        c.gbBornRadius(i, sum, born[i], chain[i]);
     }
     double energy = 0.0;
     vector<double> dEdBorn(n, 0.0);
@@ -415,7 +419,7 @@ double ReferenceENNElectrostatics::generalizedBorn(const vector<Vec3>& positions
             const Vec3 d = positions[c.gbParticles[j]] - positions[c.gbParticles[i]];
             const double r = std::sqrt(d.dot(d));
             double term, dterm;
-            pairTerm(i, j, r, term, dterm);
+            c.gbIntegral(i, j, r, term, dterm);
             const Vec3 force = d * (dEdSum * dterm / r); // dE/dx_j through sum_i
             forces[c.gbParticles[j]] -= force;
             forces[c.gbParticles[i]] += force;

@@ -73,6 +73,12 @@ struct ENNCouplingParameters {
     std::vector<double> neckM0, neckD0;          // [a + neckSize b]
     std::vector<int> gbParticles, gbMLIndex, gbNeckIndex; // System particle; its ML index or -1; its neck-table index
     std::vector<double> gbCharges, gbRadii, gbScales, gbAlpha, gbBeta, gbGamma;
+    /** Twice the integral I_ij of GB particle j's scaled sphere (and GBn/GBn2's neck) seen from particle i, at
+     *  distance r, and its r-derivative: the terms of i's Born-radius sum. */
+    void gbIntegral(int i, int j, double r, double& term, double& dterm) const;
+    /** Particle i's Born radius from its sum of gbIntegral terms, rescaled by tanh (OBC1/OBC2/GBn/GBn2) or not (HCT);
+     *  `chain` = dR/dsum. */
+    void gbBornRadius(int i, double sum, double& born, double& chain) const;
     /** The pair function P(f) = -k (1/eps_in - exp(-kappa f)/eps_out) / f and dP/df. */
     void gbPair(double f, double& P, double& dPdf) const {
         const double screened = gbKappa > 0 ? std::exp(-gbKappa * f) : 1.0;
