@@ -124,7 +124,7 @@ private:
     std::vector<int> nodeSpecies;    // element of each node (sorted)
     std::vector<int> elementStart;   // nodes of element z: [elementStart[z], elementStart[z+1])
     std::vector<double> nodeConstant;          // E0 + shift of each node
-    static const int MaxChunkSize = 16;
+    static constexpr int MaxChunkSize = 16;
     int chunkSize = MaxChunkSize; // nodes per piece of work
 
     // Storage reused from step to step.
