@@ -177,6 +177,25 @@ TEST(CpuPlatform, ElectrostaticsAsReferenceInDouble) {
     }
 }
 
+// An ML atom on top of an MM atom (found by the electrostatics' cell list) is an OpenMMException naming both System
+// particles.
+TEST(CpuPlatform, CoincidentMLAndMMParticlesAreNamed) {
+    TestSystem ts(6, TriclinicBox, -1);
+    std::unique_ptr<OpenMM::System> system = ts.coupledToNonbonded("mixed_charge", NonbondedForce::PME);
+    const ENNForce& force = dynamic_cast<const ENNForce&>(system->getForce(system->getNumForces() - 1));
+    std::vector<Vec3> pos = ts.pos;
+    const int mm = static_cast<int>(pos.size()) - 1; // a water hydrogen
+    pos[mm] = pos[2];
+    std::vector<double> q(force.getNumParticles(), 0.1);
+    std::vector<Vec3> forces(pos.size());
+    std::vector<double> phi;
+    CpuENNElectrostatics cpu(*system, force);
+    cpu.setPairSearch(CpuENNElectrostatics::PairSearch::CellList);
+    OpenMM::ThreadPool pool(2);
+    expectOpenMMException([&] { cpu.compute(pos, ts.box, q, forces, phi, pool); },
+                          "particles 2 and " + std::to_string(mm) + " are at the same position");
+}
+
 TEST(CpuPlatform, EnergyConservationComparableToReference) {
     const double reference = nveDrift(referencePlatform(), "Reference");
     const double cpu = nveDrift(cpuPlatform(), "CPU");

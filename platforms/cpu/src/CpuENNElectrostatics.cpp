@@ -26,8 +26,7 @@ const int SiteChunk = 128;
 
 CpuENNElectrostatics::CpuENNElectrostatics(const OpenMM::System& system, const ENNForce& force)
     : ReferenceENNElectrostatics(system, force), exceptions(c.exceptionLists()) {
-    numBlocks = std::min(c.numML, MaxBlocks);
-    blocks.resize(numBlocks);
+    blocks.resize(std::min(c.numML, MaxBlocks));
     for (Block& block : blocks) {
         block.force.resize(c.sites.size());
         block.marked.resize(c.sites.size());
@@ -97,21 +96,12 @@ double CpuENNElectrostatics::generalizedBorn(const vector<Vec3>& positions, cons
     }
     gbBorn.resize(n);
     gbChain.resize(n);
-    gbDEdBorn.resize(n);
     gbDEdSum.resize(n);
     gbEnergy.resize(n);
     gbPotential.resize(n);
     gbForce.resize(n);
     const int GBChunk = 16;
-    const int chunks = numChunks(n, GBChunk);
-    auto forEachParticle = [&](auto visit) {
-        parallelFor(pool, chunks, [&](int chunk, int) {
-            int begin, end;
-            chunkRange(chunk, GBChunk, n, begin, end);
-            for (int i = begin; i < end; i++)
-                visit(i);
-        });
-    };
+    auto forEachParticle = [&](auto visit) { parallelForEach(pool, n, GBChunk, visit); };
     forEachParticle([&](int i) { // Born radii
         double sum = 0.0;
         for (int j = 0; j < n; j++) {
@@ -125,18 +115,14 @@ double CpuENNElectrostatics::generalizedBorn(const vector<Vec3>& positions, cons
         c.gbBornRadius(i, sum, gbBorn[i], gbChain[i]);
     });
     forEachParticle([&](int i) { // ACE and the pair energies of i with every j (j = i: the self term), half of each pair
-        const double ratio6 = std::pow(c.gbRadii[i] / gbBorn[i], 6.0);
-        const double sa = c.surfaceAreaFactor * (c.gbRadii[i] + GBConstants::probe) * (c.gbRadii[i] + GBConstants::probe) * ratio6;
-        double energy = sa, dEdBorn = -6.0 * sa / gbBorn[i], phi = 0.0;
+        double dEdBorn, phi = 0.0;
+        double energy = c.gbSurfaceEnergy(i, gbBorn[i], dEdBorn);
         Vec3 force;
         for (int j = 0; j < n; j++) {
             const Vec3 d = gbPos[j] - gbPos[i];
-            const double r2 = d.dot(d), rr = gbBorn[i] * gbBorn[j], D = r2 / (4 * rr), e = std::exp(-D);
-            const double f = std::sqrt(r2 + rr * e);
-            double P, dPdf;
+            double e, dfdrr, P, dPdf;
+            const double f = c.gbDistance(d.dot(d), gbBorn[i], gbBorn[j], e, dfdrr);
             c.gbPair(f, P, dPdf);
-            // f^2 = r^2 + R_i R_j exp(-r^2 / 4 R_i R_j)
-            const double dfdrr = e * (1.0 + D) / (2 * f);
             energy += 0.5 * P * gbQ[i] * gbQ[j];
             phi += P * gbQ[j];
             dEdBorn += dPdf * gbQ[i] * gbQ[j] * dfdrr * gbBorn[j];
@@ -145,7 +131,6 @@ double CpuENNElectrostatics::generalizedBorn(const vector<Vec3>& positions, cons
         }
         gbEnergy[i] = energy;
         gbPotential[i] = phi;
-        gbDEdBorn[i] = dEdBorn;
         gbDEdSum[i] = dEdBorn * gbChain[i];
         gbForce[i] = force;
     });
@@ -205,10 +190,11 @@ double CpuENNElectrostatics::coulomb(const Vec3* box, OpenMM::ThreadPool& pool) 
     const bool cellList = useCutoff && (pairSearch == PairSearch::Automatic ? cellListPays(periodic ? box : nullptr)
                                                                              : pairSearch == PairSearch::CellList);
     if (cellList)
-        pairs.buildPairs(sitePos, c.cutoff, periodic ? box : nullptr, numML, pool);
+        pairs.buildPairs(sitePos, c.cutoff, periodic ? box : nullptr, numML, c.sites, pool);
     // Pair (a, s), a an ML site and s > a, in the block of a: energy k q_a q_s f(r), potentials, forces. A block's
     // arrays over the sites stay zero but where it touched them (listed in `touched`), so a block costs its pairs.
     const double cutoff2 = c.cutoff * c.cutoff;
+    const int numBlocks = static_cast<int>(blocks.size());
     parallelFor(pool, numBlocks, [&](int k, int) {
         Block& block = blocks[k];
         block.clear();
@@ -324,13 +310,9 @@ double CpuENNElectrostatics::reciprocal(const Vec3* box, OpenMM::ThreadPool& poo
     // Sites sorted by the x plane of their first stencil point (a counting sort, ascending site within a plane), and
     // their stencils stored in that order, so that spreading reads each plane's sites contiguously.
     planeOf.resize(numSites);
-    parallelFor(pool, numChunks(numSites, SiteChunk), [&](int chunk, int) {
-        int begin, end;
-        chunkRange(chunk, SiteChunk, numSites, begin, end);
-        for (int i = begin; i < end; i++) {
-            double f;
-            planeOf[i] = pmeFirstIndex(sitePos[i], recip[0], K[0], f);
-        }
+    parallelForEach(pool, numSites, SiteChunk, [&](int i) {
+        double f;
+        planeOf[i] = pmeFirstIndex(sitePos[i], recip[0], K[0], f);
     });
     planeStart.assign(K[0] + 1, 0);
     for (int i = 0; i < numSites; i++)
@@ -344,13 +326,9 @@ double CpuENNElectrostatics::reciprocal(const Vec3* box, OpenMM::ThreadPool& poo
     stencilIndex.resize(size_t(numSites) * 3 * Order);
     stencilWeight.resize(stencilIndex.size());
     stencilDerivative.resize(stencilIndex.size());
-    parallelFor(pool, numChunks(numSites, SiteChunk), [&](int chunk, int) {
-        int begin, end;
-        chunkRange(chunk, SiteChunk, numSites, begin, end);
-        for (int n = begin; n < end; n++) {
-            const size_t at = size_t(n) * 3 * Order;
-            pmeStencil(sitePos[planeSites[n]], recip, K, &stencilIndex[at], &stencilWeight[at], &stencilDerivative[at]);
-        }
+    parallelForEach(pool, numSites, SiteChunk, [&](int n) {
+        const size_t at = size_t(n) * 3 * Order;
+        pmeStencil(sitePos[planeSites[n]], recip, K, &stencilIndex[at], &stencilWeight[at], &stencilDerivative[at]);
     });
     // Spreading, one x plane per piece: plane p gets weight j of the sites whose first stencil plane is p + j.
     const size_t planeSize = size_t(K[1]) * K[2];
@@ -388,51 +366,47 @@ double CpuENNElectrostatics::reciprocal(const Vec3* box, OpenMM::ThreadPool& poo
     });
     parallelFor(pool, K[0], [&](int p, int) { fftw_execute_dft(planePlans[1], data + planeSize * p, data + planeSize * p); });
     siteEnergy.resize(numML);
-    parallelFor(pool, numChunks(numSites, SiteChunk), [&](int chunk, int) {
-        int begin, end;
-        chunkRange(chunk, SiteChunk, numSites, begin, end);
-        for (int n = begin; n < end; n++) {
-            // Sums along z for each (x, y) row of the stencil, then weighted by x and y: theta (real part: from ML
-            // charges, imaginary: from MM) and its derivatives along the three grid axes. MM sites need the real part only.
-            const int i = planeSites[n];
-            const size_t b = size_t(n) * 3 * Order;
-            const double* wx = &stencilWeight[b];
-            const double* wy = &stencilWeight[b + Order];
-            const double* wz = &stencilWeight[b + 2 * Order];
-            const double* dx = &stencilDerivative[b];
-            const double* dy = &stencilDerivative[b + Order];
-            const double* dz = &stencilDerivative[b + 2 * Order];
-            const int* iz = &stencilIndex[b + 2 * Order];
-            const bool ml = i < numML;
-            double potentialML = 0.0, potentialMM = 0.0;
-            Vec3 gradientML, gradientMM; // d theta / d u along the three grid axes
-            for (int a = 0; a < Order; a++)
-                for (int c2 = 0; c2 < Order; c2++) {
-                    const Complex* row = grid.data() + (size_t(stencilIndex[b + a]) * K[1] + stencilIndex[b + Order + c2]) * K[2];
-                    double rowML = 0.0, rowDzML = 0.0, rowMM = 0.0, rowDzMM = 0.0;
-                    for (int e = 0; e < Order; e++) {
-                        const Complex theta = row[iz[e]];
-                        rowML += wz[e] * theta.real();
-                        rowDzML += dz[e] * theta.real();
-                        if (ml) {
-                            rowMM += wz[e] * theta.imag();
-                            rowDzMM += dz[e] * theta.imag();
-                        }
-                    }
-                    const double wxy = wx[a] * wy[c2], dxy = dx[a] * wy[c2], xdy = wx[a] * dy[c2];
-                    potentialML += wxy * rowML;
-                    gradientML += Vec3(dxy * rowML, xdy * rowML, wxy * rowDzML);
+    parallelForEach(pool, numSites, SiteChunk, [&](int n) {
+        // Sums along z for each (x, y) row of the stencil, then weighted by x and y: theta (real part: from ML
+        // charges, imaginary: from MM) and its derivatives along the three grid axes. MM sites need the real part only.
+        const int i = planeSites[n];
+        const size_t b = size_t(n) * 3 * Order;
+        const double* wx = &stencilWeight[b];
+        const double* wy = &stencilWeight[b + Order];
+        const double* wz = &stencilWeight[b + 2 * Order];
+        const double* dx = &stencilDerivative[b];
+        const double* dy = &stencilDerivative[b + Order];
+        const double* dz = &stencilDerivative[b + 2 * Order];
+        const int* iz = &stencilIndex[b + 2 * Order];
+        const bool ml = i < numML;
+        double potentialML = 0.0, potentialMM = 0.0;
+        Vec3 gradientML, gradientMM; // d theta / d u along the three grid axes
+        for (int a = 0; a < Order; a++)
+            for (int c2 = 0; c2 < Order; c2++) {
+                const Complex* row = grid.data() + (size_t(stencilIndex[b + a]) * K[1] + stencilIndex[b + Order + c2]) * K[2];
+                double rowML = 0.0, rowDzML = 0.0, rowMM = 0.0, rowDzMM = 0.0;
+                for (int e = 0; e < Order; e++) {
+                    const Complex theta = row[iz[e]];
+                    rowML += wz[e] * theta.real();
+                    rowDzML += dz[e] * theta.real();
                     if (ml) {
-                        potentialMM += wxy * rowMM;
-                        gradientMM += Vec3(dxy * rowMM, xdy * rowMM, wxy * rowDzMM);
+                        rowMM += wz[e] * theta.imag();
+                        rowDzMM += dz[e] * theta.imag();
                     }
                 }
-            const Vec3 gradient = i < numML ? gradientML + gradientMM : gradientML;
-            siteForce[i] -= (recip[0] * (gradient[0] * K[0]) + recip[1] * (gradient[1] * K[1]) + recip[2] * (gradient[2] * K[2])) * q[i];
-            if (i < numML) {
-                phi[i] += potentialML + potentialMM;
-                siteEnergy[i] = q[i] * (0.5 * potentialML + potentialMM);
+                const double wxy = wx[a] * wy[c2], dxy = dx[a] * wy[c2], xdy = wx[a] * dy[c2];
+                potentialML += wxy * rowML;
+                gradientML += Vec3(dxy * rowML, xdy * rowML, wxy * rowDzML);
+                if (ml) {
+                    potentialMM += wxy * rowMM;
+                    gradientMM += Vec3(dxy * rowMM, xdy * rowMM, wxy * rowDzMM);
+                }
             }
+        const Vec3 gradient = i < numML ? gradientML + gradientMM : gradientML;
+        siteForce[i] -= (recip[0] * (gradient[0] * K[0]) + recip[1] * (gradient[1] * K[1]) + recip[2] * (gradient[2] * K[2])) * q[i];
+        if (i < numML) {
+            phi[i] += potentialML + potentialMM;
+            siteEnergy[i] = q[i] * (0.5 * potentialML + potentialMM);
         }
     });
     double energy = 0.0;

@@ -56,7 +56,6 @@ private:
     PairSearch pairSearch = PairSearch::Automatic;
     ENNCouplingParameters::ExceptionLists exceptions;
     CpuENNNeighborList pairs;
-    int numBlocks = 0; // fixed pieces of the ML atoms for the real-space sums
     std::vector<OpenMM::Vec3> sitePos, siteForce;
     std::vector<double> q, phi;
     /** One block of ML atoms' real-space sums: zero except at the sites listed in `touched`. */
@@ -83,10 +82,10 @@ private:
             energy = 0.0;
         }
     };
-    std::vector<Block> blocks;
+    std::vector<Block> blocks; // fixed pieces of the ML atoms for the real-space sums (at most MaxBlocks)
     // Generalized Born, per GB particle
     std::vector<OpenMM::Vec3> gbPos, gbForce;
-    std::vector<double> gbQ, gbBorn, gbChain, gbDEdBorn, gbDEdSum, gbEnergy, gbPotential;
+    std::vector<double> gbQ, gbBorn, gbChain, gbDEdSum, gbEnergy, gbPotential;
     // PME
     std::vector<std::complex<double>> grid;
     std::vector<double> influence, moduli[3], siteEnergy;

@@ -16,7 +16,7 @@ int64_t cellKey(const int c[3]) { return (int64_t(c[2]) << 42) | (int64_t(c[1]) 
 } // namespace
 
 void CpuENNNeighborList::build(const std::vector<Vec3>& pos, double cutoff, const Vec3* box, OpenMM::ThreadPool& pool, int numReceivers,
-                               bool pairsOnly) {
+                               bool pairsOnly, const std::vector<int>* particleOf) {
     const int n = static_cast<int>(pos.size());
     wrapped.resize(n);
     int cells[3] = {1, 1, 1}, reach[3] = {1, 1, 1};
@@ -140,9 +140,11 @@ void CpuENNNeighborList::build(const std::vector<Vec3>& pos, double cutoff, cons
                             if (r2 >= cutoff2)
                                 continue;
                             if (r2 < 1e-20)
-                                throw OpenMM::OpenMMException("ENNForce: particles " + std::to_string(i) + " and " + std::to_string(j) +
-                                                              (pairsOnly ? " of the electrostatics (ML particles first, then MM)"
-                                                                         : " of the ML region") + " are at the same position");
+                                throw OpenMM::OpenMMException(
+                                    particleOf ? "ENNForce: particles " + std::to_string((*particleOf)[i]) + " and " +
+                                                     std::to_string((*particleOf)[j]) + " are at the same position"
+                                               : "ENNForce: particles " + std::to_string(i) + " and " + std::to_string(j) +
+                                                     " of the ML region are at the same position");
                             out.receiver.push_back(i);
                             out.sender.push_back(j);
                             if (pairsOnly)

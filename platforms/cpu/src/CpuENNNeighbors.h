@@ -22,16 +22,17 @@ public:
      * triclinic form. Throws OpenMMException if two atoms coincide.
      */
     void build(const std::vector<OpenMM::Vec3>& positions, double cutoff, const OpenMM::Vec3* box, OpenMM::ThreadPool& pool) {
-        build(positions, cutoff, box, pool, static_cast<int>(positions.size()), false);
+        build(positions, cutoff, box, pool, static_cast<int>(positions.size()), false, nullptr);
     }
     /**
      * The pair list of the electrostatics: receivers are atoms [0, numReceivers) only, and a pair of two receivers
      * is listed once (sender > receiver); no vectors or sender index are stored. Meant for cutoffs under half the
-     * box, where a pair has at most one image within the cutoff.
+     * box, where a pair has at most one image within the cutoff. Two coinciding atoms are an OpenMMException naming
+     * them as System particles `particleOf[i]`.
      */
     void buildPairs(const std::vector<OpenMM::Vec3>& positions, double cutoff, const OpenMM::Vec3* box, int numReceivers,
-                    OpenMM::ThreadPool& pool) {
-        build(positions, cutoff, box, pool, numReceivers, true);
+                    const std::vector<int>& particleOf, OpenMM::ThreadPool& pool) {
+        build(positions, cutoff, box, pool, numReceivers, true, &particleOf);
     }
 
     int numEdges() const { return static_cast<int>(sender.size()); }
@@ -42,7 +43,7 @@ public:
 
 private:
     void build(const std::vector<OpenMM::Vec3>& positions, double cutoff, const OpenMM::Vec3* box, OpenMM::ThreadPool& pool,
-               int numReceivers, bool pairsOnly);
+               int numReceivers, bool pairsOnly, const std::vector<int>* particleOf);
     std::vector<OpenMM::Vec3> wrapped;
     std::vector<int64_t> cellOf, occupiedKey; // packed cell coordinates of each atom; of each occupied cell, ascending
     std::vector<int> cellAtoms, occupiedStart, fill; // atoms by cell; where each occupied cell's atoms start

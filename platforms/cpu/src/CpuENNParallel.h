@@ -162,6 +162,18 @@ inline int numChunks(int n, int size) {
     return (n + size - 1) / size;
 }
 
+/** Runs visit(i) for i = 0 .. n-1 on the pool, in pieces of `chunkSize` consecutive items (fixed by n, not by the
+ *  threads, so outputs written per item do not depend on the thread count). */
+template <class Visit>
+void parallelForEach(OpenMM::ThreadPool& pool, int n, int chunkSize, Visit visit) {
+    parallelFor(pool, numChunks(n, chunkSize), [&](int chunk, int) {
+        int begin, end;
+        chunkRange(chunk, chunkSize, n, begin, end);
+        for (int i = begin; i < end; i++)
+            visit(i);
+    });
+}
+
 } // namespace OpenMMENN
 
 #endif

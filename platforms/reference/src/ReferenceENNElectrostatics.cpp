@@ -361,7 +361,6 @@ double ReferenceENNElectrostatics::generalizedBorn(const vector<Vec3>& positions
                                                    vector<double>& potential) const {
     // Born radii from the HCT pair integrals (plus GBn/GBn2's neck), rescaled by tanh (OBC1/OBC2/GBn/GBn2) or not
     // (HCT); the pair energies P(f_ij) q_i q_j with f_ij^2 = r^2 + R_i R_j exp(-r^2 / 4 R_i R_j); the ACE term.
-    const double probe = GBConstants::probe;
     const int n = static_cast<int>(c.gbParticles.size());
     vector<double> q(n), born(n), chain(n);
     for (int i = 0; i < n; i++)
@@ -380,24 +379,18 @@ double ReferenceENNElectrostatics::generalizedBorn(const vector<Vec3>& positions
     }
     double energy = 0.0;
     vector<double> dEdBorn(n, 0.0);
-    for (int i = 0; i < n; i++) {
-        const double ratio6 = std::pow(c.gbRadii[i] / born[i], 6.0);
-        const double sa = c.surfaceAreaFactor * (c.gbRadii[i] + probe) * (c.gbRadii[i] + probe) * ratio6;
-        energy += sa;
-        dEdBorn[i] -= 6.0 * sa / born[i];
-    }
+    for (int i = 0; i < n; i++)
+        energy += c.gbSurfaceEnergy(i, born[i], dEdBorn[i]);
     for (int i = 0; i < n; i++)
         for (int j = i; j < n; j++) {
             const Vec3 d = positions[c.gbParticles[j]] - positions[c.gbParticles[i]];
-            const double r2 = d.dot(d), rr = born[i] * born[j], D = r2 / (4 * rr), e = std::exp(-D);
-            const double f2 = r2 + rr * e, f = std::sqrt(f2);
+            double e, dfdrr;
+            const double f = c.gbDistance(d.dot(d), born[i], born[j], e, dfdrr);
             const double weight = i == j ? 0.5 : 1.0;
             double P, dPdf;
             c.gbPair(f, P, dPdf);
             energy += weight * P * q[i] * q[j];
             const double dEdf = weight * dPdf * q[i] * q[j];
-            // f^2 = r^2 + R_i R_j exp(-r^2 / 4 R_i R_j)
-            const double dfdrr = e * (1.0 + D) / (2 * f);
             dEdBorn[i] += dEdf * dfdrr * born[j];
             dEdBorn[j] += dEdf * dfdrr * born[i];
             if (i != j) {

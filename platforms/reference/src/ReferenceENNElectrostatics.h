@@ -19,6 +19,22 @@ namespace OpenMMENN {
 /** 1/(4 pi eps0) in kJ mol^-1 nm e^-2 from CODATA 2018, computed as OpenMM computes it (138.9354576...). */
 const double ONE_4PI_EPS0 = 1.0 / (4 * M_PI * (1e-6 * 8.8541878128e-12 / (1.602176634e-19 * 1.602176634e-19 * 6.02214076e23)));
 
+/** The GB constants of the models (nm): dielectric offsets, the ACE probe radius, the neck's scale and reach
+ *  (Onufriev et al. 2004, Mongan et al. 2007, Nguyen et al. 2013, as Amber and openmm.app use them). */
+struct GBConstants {
+    static constexpr double offset = 0.009, gbn2Offset = 0.0195141, probe = 0.14;
+    static constexpr double gbnNeckScale = 0.361825, gbn2NeckScale = 0.826836, neckCut = 0.68;
+    /** 1/(4 pi eps0) as openmm.app's CustomGBForce models write it. */
+    static constexpr double appCoulomb = 138.935485;
+    /** alpha, beta, gamma of the tanh rescaling of OBC1, OBC2 and GBn (GBn2's are per particle). */
+    static void tanhParameters(ENNForce::ImplicitSolventModel model, double& alpha, double& beta, double& gamma) {
+        alpha = beta = gamma = 0;
+        if (model == ENNForce::OBC1) { alpha = 0.8; beta = 0.0; gamma = 2.909125; }
+        if (model == ENNForce::OBC2) { alpha = 1.0; beta = 0.8; gamma = 4.85; }
+        if (model == ENNForce::GBn) { alpha = 1.09511284; beta = 1.907992938; gamma = 2.50798245; }
+    }
+};
+
 /**
  * The electrostatic coupling of an ENNForce, read and checked once: the charged sites (ML particles
  * first, then MM particles), the method and its parameters, the exceptions, and the GB parameters.
@@ -79,27 +95,27 @@ struct ENNCouplingParameters {
     /** Particle i's Born radius from its sum of gbIntegral terms, rescaled by tanh (OBC1/OBC2/GBn/GBn2) or not (HCT);
      *  `chain` = dR/dsum. */
     void gbBornRadius(int i, double sum, double& born, double& chain) const;
+    /** The ACE surface energy of particle i at Born radius `born`; sets dE/dborn. */
+    double gbSurfaceEnergy(int i, double born, double& dEdBorn) const {
+        const double ratio6 = std::pow(gbRadii[i] / born, 6.0);
+        const double energy = surfaceAreaFactor * (gbRadii[i] + GBConstants::probe) * (gbRadii[i] + GBConstants::probe) * ratio6;
+        dEdBorn = -6.0 * energy / born;
+        return energy;
+    }
+    /** The GB distance f = sqrt(r^2 + R_i R_j exp(-r^2 / 4 R_i R_j)) of a pair at squared distance r2 with Born radii
+     *  bornI and bornJ; sets e = exp(-r^2 / 4 R_i R_j) and df/d(R_i R_j). */
+    static double gbDistance(double r2, double bornI, double bornJ, double& e, double& dfdrr) {
+        const double rr = bornI * bornJ, D = r2 / (4 * rr);
+        e = std::exp(-D);
+        const double f = std::sqrt(r2 + rr * e);
+        dfdrr = e * (1.0 + D) / (2 * f);
+        return f;
+    }
     /** The pair function P(f) = -k (1/eps_in - exp(-kappa f)/eps_out) / f and dP/df. */
     void gbPair(double f, double& P, double& dPdf) const {
         const double screened = gbKappa > 0 ? std::exp(-gbKappa * f) : 1.0;
         P = -gbCoulomb * (gbSoluteInverse - screened * gbSolventInverse) / f;
         dPdf = gbCoulomb * (gbSoluteInverse - screened * (gbKappa * f + 1.0) * gbSolventInverse) / (f * f);
-    }
-};
-
-/** The GB constants of the models (nm): dielectric offsets, the ACE probe radius, the neck's scale and reach
- *  (Onufriev et al. 2004, Mongan et al. 2007, Nguyen et al. 2013, as Amber and openmm.app use them). */
-struct GBConstants {
-    static constexpr double offset = 0.009, gbn2Offset = 0.0195141, probe = 0.14;
-    static constexpr double gbnNeckScale = 0.361825, gbn2NeckScale = 0.826836, neckCut = 0.68;
-    /** 1/(4 pi eps0) as openmm.app's CustomGBForce models write it. */
-    static constexpr double appCoulomb = 138.935485;
-    /** alpha, beta, gamma of the tanh rescaling of OBC1, OBC2 and GBn (GBn2's are per particle). */
-    static void tanhParameters(ENNForce::ImplicitSolventModel model, double& alpha, double& beta, double& gamma) {
-        alpha = beta = gamma = 0;
-        if (model == ENNForce::OBC1) { alpha = 0.8; beta = 0.0; gamma = 2.909125; }
-        if (model == ENNForce::OBC2) { alpha = 1.0; beta = 0.8; gamma = 4.85; }
-        if (model == ENNForce::GBn) { alpha = 1.09511284; beta = 1.907992938; gamma = 2.50798245; }
     }
 };
 
