@@ -47,6 +47,20 @@ TEST(CpuPlatform, EveryModelInLiquidBox) {
         compareSystem(*mlSystem(modelPath(name), ts.z, ts.box, -1.0), ts.pos, std::string(name) + " " + std::to_string(ts.z.size()) + " atoms, triclinic", -1);
 }
 
+TEST(CpuPlatform, WideModel) {
+    // The test models above have 2-8 channels, under one 32-column tile of the CPU linears; this one has 40. In
+    // vacuum and in a box smaller than 2 r_c, a small molecule's nodes come in pieces of 3 (and its edges in pieces
+    // of 1); around 100 waters (309 atoms) every piece has 16 nodes.
+    std::vector<int> z;
+    std::vector<Vec3> pos;
+    smallMolecule(z, pos);
+    const Vec3 small[3] = {Vec3(0.52, 0, 0), Vec3(0.11, 0.55, 0), Vec3(-0.07, 0.12, 0.58)};
+    compareSystem(*mlSystem(modelPath("wide_charge"), z, nullptr, -1.0), pos, "wide_charge vacuum", -1);
+    compareSystem(*mlSystem(modelPath("wide_charge"), z, small, -1.0), pos, "wide_charge small triclinic box", -1);
+    TestSystem ts(10, TriclinicBox, 100);
+    compareSystem(*mlSystem(modelPath("wide_charge"), ts.z, ts.box, -1.0), ts.pos, "wide_charge " + std::to_string(ts.z.size()) + " atoms", -1);
+}
+
 TEST(CpuPlatform, EveryElectrostaticsMethod) {
     forEachElectrostaticsMethod(compareSystem);
 }

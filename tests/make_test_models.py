@@ -39,6 +39,9 @@ models = {
     # Geometry-dependent charges with per-element offsets; the energy includes their Gaussian-damped Coulomb term.
     "damped_charge": dict(channels=4, hidden=("4x0e+4x1o", "4x0e"), residual=(False, True), charge_head=True,
                           charge_offsets=[0.2, -0.1, -0.4, -0.5], coulomb=True, gaussian_sigma=0.6, seed=5),
+    # Wider than the CPU linears' 32-column register tile (40 channels: a whole tile and a remainder), l_max 3.
+    "wide_charge": dict(channels=40, hidden=("40x0e+40x1o", "40x0e"), residual=(False, True), sh_lmax=3, message_lmax=3,
+                        charge_head=True, seed=7),
     # A network whose energies are absurd (1e9 eV per unit readout), for the energy guard.
     "absurd_energy": dict(channels=2, hidden=("2x0e",), residual=(False,), seed=6, energy_scale=1e9),
 }

@@ -6,7 +6,6 @@
 #include <map>
 #include <mutex>
 #include <numeric>
-#include <type_traits>
 
 using namespace OpenMMENN;
 using OpenMM::Vec3;
@@ -22,12 +21,16 @@ const int MaxHarmonics = 64; // l_max <= 7
 // results stay bitwise reproducible) that the compiler can vectorise, which one running sum is not.
 const int Lanes = 16;
 
-/** The lanes added pairwise (halving the width each step: a fixed tree that vectorises); overwrites them. */
-float sumLanes(float partial[Lanes]) {
-    for (int width = Lanes / 2; width > 0; width /= 2)
-        for (int l = 0; l < width; l++)
-            partial[l] += partial[l + width];
-    return partial[0];
+/** The lanes added pairwise, halving the width each step (a fixed tree), written out: as loops over the width, GCC
+ *  keeps the partial sums in memory and stalls on each store. */
+inline float sumLanes(const float partial[Lanes]) {
+    static_assert(Lanes == 16, "the tree below adds 16 lanes");
+    float half[8], quarter[4];
+    for (int l = 0; l < 8; l++)
+        half[l] = partial[l] + partial[l + 8];
+    for (int l = 0; l < 4; l++)
+        quarter[l] = half[l] + half[l + 4];
+    return (quarter[0] + quarter[2]) + (quarter[1] + quarter[3]);
 }
 
 float dotProduct(const float* a, const float* b, int n) {
@@ -38,6 +41,23 @@ float dotProduct(const float* a, const float* b, int n) {
             partial[l] += a[k + l] * b[k + l];
     for (int l = 0; k < n; k++, l++)
         partial[l] += a[k] * b[k];
+    return sumLanes(partial);
+}
+
+/** z += scale g, returning sum_u wx[u] g[u] (in Lanes partial sums). The arrays must not overlap: restrict lets
+ *  the compiler vectorise both at once. */
+float scaledAddAndDot(float* __restrict z, const float* __restrict g, const float* __restrict wx, float scale, int n) {
+    float partial[Lanes] = {};
+    int u = 0;
+    for (; u + Lanes <= n; u += Lanes)
+        for (int l = 0; l < Lanes; l++) {
+            z[u + l] += scale * g[u + l];
+            partial[l] += wx[u + l] * g[u + l];
+        }
+    for (int l = 0; u < n; u++, l++) {
+        z[u] += scale * g[u];
+        partial[l] += wx[u] * g[u];
+    }
     return sumLanes(partial);
 }
 
@@ -74,6 +94,7 @@ CpuENNNetwork::Linear makeLinear(const LinearSpec& spec, int numElements, double
     }
     const int sets = spec.perElement ? numElements : 1;
     op.weights.resize(sets);
+    op.transposedWeights.resize(sets);
     for (int z = 0; z < sets; z++)
         for (const auto& p : spec.paths) {
             const int inMul = spec.in.entries[p.in].mul, outMul = spec.out.entries[p.out].mul;
@@ -82,6 +103,7 @@ CpuENNNetwork::Linear makeLinear(const LinearSpec& spec, int numElements, double
             for (int u = 0; u < inMul; u++)
                 for (int v = 0; v < outMul; v++)
                     m(u, v) = static_cast<float>(scale * p.weight * w[u * outMul + v]);
+            op.transposedWeights[z].push_back(m.transpose());
             op.weights[z].push_back(std::move(m));
         }
     return op;
@@ -169,36 +191,106 @@ void hermiteDerivative(double u, double& d00, double& d10, double& d01, double& 
 // ---- linears: one matrix product per path and component m, over a range of nodes ----------------
 
 namespace {
-/** Calls product(x, y, w) for each path, component m and element range within [n0, n1): the
- *  strided row blocks of the input (x) and output (y) and the path's weight matrix. */
-template <class Product, class In, class Out>
-void forEachBlock(const CpuENNNetwork::Linear& op, In* in, Out* out, int n0, int n1, const vector<int>& elementStart, Product product) {
-    auto run = [&](int first, int last, const vector<Matrix>& w) {
-        for (size_t k = 0; k < op.paths.size() && last > first; k++) {
-            const auto& p = op.paths[k];
-            for (int m = 0; m < p.dim; m++) {
-                Eigen::Map<typename std::conditional<std::is_const<In>::value, const Matrix, Matrix>::type, Eigen::Unaligned, Eigen::OuterStride<>> x(
-                    in + size_t(first - n0) * op.dimIn + p.inOffset + m * p.inStep, last - first, p.inMul, Eigen::OuterStride<>(op.dimIn));
-                Eigen::Map<typename std::conditional<std::is_const<Out>::value, const Matrix, Matrix>::type, Eigen::Unaligned, Eigen::OuterStride<>> y(
-                    out + size_t(first - n0) * op.dimOut + p.outOffset + m * p.outStep, last - first, p.outMul, Eigen::OuterStride<>(op.dimOut));
-                product(x, y, w[k]);
+const int ProductTile = 32; // output columns per register tile: 2 AVX-512 or 4 AVX2 vectors per row
+const int MaxProductRows = CpuENNNetwork::MaxChunkSize * 15; // (node, m) rows of one product: l <= 7
+
+/** y[r, v0 .. v0 + ProductTile) += x[r, :] W[:, v0 ..] for R rows (row r of x at x + xRow[r], of y at y + yRow[r]),
+ *  W K x N row-major, in a register tile of R rows x ProductTile columns. With fewer than 4 rows, the k are split
+ *  among 4 / R interleaved partial sums, added at the end, so that 8 independent vector sums keep the FMA units
+ *  busy. The order of the sums is fixed by R. */
+template <int R>
+void rowsTimesTile(const float* x, const int* xRow, const float* W, int K, int N, int v0, float* y, const int* yRow) {
+    const int S = 4 / R;
+    float acc[S][R][ProductTile] = {};
+    for (int r = 0; r < R; r++)
+        for (int l = 0; l < ProductTile; l++)
+            acc[0][r][l] = y[yRow[r] + v0 + l];
+    int k = 0;
+    for (; k + S <= K; k += S)
+        for (int split = 0; split < S; split++) {
+            const float* w = W + size_t(k + split) * N + v0;
+            for (int r = 0; r < R; r++) {
+                const float xr = x[xRow[r] + k + split];
+                for (int l = 0; l < ProductTile; l++)
+                    acc[split][r][l] += xr * w[l];
             }
         }
+    for (; k < K; k++) {
+        const float* w = W + size_t(k) * N + v0;
+        for (int r = 0; r < R; r++) {
+            const float xr = x[xRow[r] + k];
+            for (int l = 0; l < ProductTile; l++)
+                acc[0][r][l] += xr * w[l];
+        }
+    }
+    for (int split = 1; split < S; split++)
+        for (int r = 0; r < R; r++)
+            for (int l = 0; l < ProductTile; l++)
+                acc[0][r][l] += acc[split][r][l];
+    for (int r = 0; r < R; r++)
+        for (int l = 0; l < ProductTile; l++)
+            y[yRow[r] + v0 + l] = acc[0][r][l];
+}
+
+/** y[r, :] += x[r, :] W for `rows` rows at the given offsets. Column tiles outermost: a tile's slice of W (K x 32
+ *  floats, 12 KiB for K = 96) stays in L1 while every row passes through it, so W is read from L2 once per call
+ *  rather than once per row (the linears of a small molecule were bound by that traffic). */
+void rowsTimesMatrix(int rows, const float* x, const int* xRow, const float* W, int K, int N, float* y, const int* yRow) {
+    int v0 = 0;
+    for (; v0 + ProductTile <= N; v0 += ProductTile) {
+        int r = 0;
+        for (; r + 4 <= rows; r += 4)
+            rowsTimesTile<4>(x, xRow + r, W, K, N, v0, y, yRow + r);
+        switch (rows - r) {
+        case 3: rowsTimesTile<3>(x, xRow + r, W, K, N, v0, y, yRow + r); break;
+        case 2: rowsTimesTile<2>(x, xRow + r, W, K, N, v0, y, yRow + r); break;
+        case 1: rowsTimesTile<1>(x, xRow + r, W, K, N, v0, y, yRow + r); break;
+        }
+    }
+    for (int r = 0; r < rows && v0 < N; r++)
+        for (int k = 0; k < K; k++) {
+            const float xr = x[xRow[r] + k];
+            for (int v = v0; v < N; v++)
+                y[yRow[r] + v] += xr * W[size_t(k) * N + v];
+        }
+}
+
+/** in (rows of K) times each path's K x N matrix of `weights`, added to out (rows of N), over nodes [n0, n1) (at most
+ *  MaxChunkSize): the rows of one product are every (node, m) pair of the path. Forward: in is the input, weights
+ *  the paths' matrices; backward: in is the output gradient, weights their transposes (the paths' sides swapped). */
+void linearBlocks(const CpuENNNetwork::Linear& op, bool backward, const float* in, float* out, int n0, int n1, const vector<int>& elementStart) {
+    const int dimIn = backward ? op.dimOut : op.dimIn, dimOut = backward ? op.dimIn : op.dimOut;
+    int xRow[MaxProductRows], yRow[MaxProductRows];
+    auto run = [&](int first, int last, const vector<Matrix>& weights) {
+        for (size_t k = 0; k < op.paths.size() && last > first; k++) {
+            const auto& p = op.paths[k];
+            const int inOffset = backward ? p.outOffset : p.inOffset, outOffset = backward ? p.inOffset : p.outOffset;
+            const int inStep = backward ? p.outStep : p.inStep, outStep = backward ? p.inStep : p.outStep;
+            int rows = 0;
+            for (int n = first - n0; n < last - n0; n++)
+                for (int m = 0; m < p.dim; m++, rows++) {
+                    xRow[rows] = n * dimIn + inOffset + m * inStep;
+                    yRow[rows] = n * dimOut + outOffset + m * outStep;
+                }
+            const Matrix& w = weights[k];
+            rowsTimesMatrix(rows, in, xRow, w.data(), static_cast<int>(w.rows()), static_cast<int>(w.cols()), out, yRow);
+        }
     };
+    const auto& weights = backward ? op.transposedWeights : op.weights;
     if (!op.perElement)
-        run(n0, n1, op.weights[0]);
+        run(n0, n1, weights[0]);
     else
-        for (size_t z = 0; z < op.weights.size(); z++)
-            run(std::max(n0, elementStart[z]), std::min(n1, elementStart[z + 1]), op.weights[z]);
+        for (size_t z = 0; z < weights.size(); z++)
+            run(std::max(n0, elementStart[z]), std::min(n1, elementStart[z + 1]), weights[z]);
 }
 } // namespace
 
 void CpuENNNetwork::Linear::forward(const float* in, float* out, int n0, int n1, const vector<int>& elementStart) const {
-    forEachBlock(*this, in, out, n0, n1, elementStart, [](const auto& x, auto& y, const Matrix& w) { y.noalias() += x * w; });
+    linearBlocks(*this, false, in, out, n0, n1, elementStart);
 }
 
 void CpuENNNetwork::Linear::backward(const float* gradOut, float* gradIn, int n0, int n1, const vector<int>& elementStart) const {
-    forEachBlock(*this, gradIn, gradOut, n0, n1, elementStart, [](auto& gx, const auto& gy, const Matrix& w) { gx.noalias() += gy * w.transpose(); });
+    linearBlocks(*this, true, gradOut, gradIn, n0, n1, elementStart);
 }
 
 // ---- radial tables -------------------------------------------------------------------------
@@ -296,10 +388,14 @@ CpuENNNetwork::CpuENNNetwork(std::shared_ptr<const ENNModel> modelPtr, const vec
     }
     for (int z = 0; z < nel; z++)
         elementStart[z + 1] += elementStart[z];
-    // Blocks of 16 nodes for the matrix products, but at least 16 pieces of work when there are fewer than 256 nodes,
-    // so that a small molecule's per-edge loops are shared among threads. It depends on the atoms only, never on the
-    // thread count, so results stay the same for any number of threads.
-    chunkSize = std::max(1, std::min(MaxChunkSize, numNodes / 16));
+    // Blocks of 16 nodes for the matrix products, but, when there are fewer than 256 nodes, at least 16 pieces of
+    // per-edge work (so that a small molecule's edges are shared among threads) and at least 4 of per-node work (the
+    // linears read each weight matrix once per piece, and for a small molecule that traffic dominated). Both depend
+    // on the atoms only, never on the thread count, so results stay the same for any number of threads.
+    edgeChunkSize = std::max(1, std::min(MaxChunkSize, numNodes / 16));
+    nodeChunkSize = std::max(1, std::min(MaxChunkSize, (numNodes + 3) / 4));
+    if (numNodes >= 16 * MaxChunkSize)
+        nodeChunkSize = edgeChunkSize;
     const int T = static_cast<int>(layers.size());
     h.resize(T + 1);
     hUp.resize(T);
@@ -364,7 +460,13 @@ std::shared_ptr<const CpuENNNetwork::Weights> CpuENNNetwork::buildWeights(const 
         layer.readout = makeReadout(L.readout, m.energyScale, hOut);
         for (const auto& p : L.conv.paths) {
             const auto &a = L.conv.in1.entries[p.in1], &b = L.conv.in2.entries[p.in2], &c = L.conv.out.entries[p.out];
-            TensorProductPath path{0, 0, a.mul, b.offset, 0, 0, p.weightOffset, static_cast<float>(p.weight), reference.sparseW3j(a.ir.l, b.ir.l, c.ir.l)};
+            TensorProductPath path{0, 0, a.mul, b.offset, 0, 0, p.weightOffset, {}};
+            for (const auto& entry : reference.sparseW3j(a.ir.l, b.ir.l, c.ir.l)) {
+                auto group = std::find_if(path.groups.begin(), path.groups.end(), [&](const auto& g) { return g.i == entry.i; });
+                if (group == path.groups.end())
+                    group = path.groups.insert(path.groups.end(), {entry.i, {}});
+                group->entries.push_back({entry.j, entry.k, static_cast<float>(p.weight * entry.value)});
+            }
             locate(L.linearUp.out, a, path.in1Offset, path.in1Step);
             locate(L.linear.in, c, path.outOffset, path.outStep);
             layer.tp.push_back(std::move(path));
@@ -451,48 +553,54 @@ void CpuENNNetwork::harmonics(const float* v, float* y, float (*dy)[3]) const {
 
 void CpuENNNetwork::forwardLayer(int t, OpenMM::ThreadPool& pool, bool wantCharges) {
     const Layer& L = layers[t];
-    const int N = numNodes, C = chunkSize, chunks = numChunks(N, C);
+    const int N = numNodes;
     const bool last = t + 1 == static_cast<int>(layers.size());
     hUp[t].assign(size_t(N) * L.dUp, 0.0f);
     A[t].resize(size_t(N) * L.dMsg);
     h[t + 1].resize(size_t(N) * L.dOut);
-    parallelFor(pool, chunks, [&](int chunk, int) {
+    parallelFor(pool, numChunks(N, nodeChunkSize), [&](int chunk, int) {
         int n0, n1;
-        chunkRange(chunk, C, N, n0, n1);
+        chunkRange(chunk, nodeChunkSize, N, n0, n1);
         L.linearUp.forward(&h[t][size_t(n0) * L.dIn], &hUp[t][size_t(n0) * L.dUp], n0, n1, elementStart);
     });
-    parallelFor(pool, chunks, [&](int chunk, int thread) {
-        int n0, n1;
-        chunkRange(chunk, C, N, n0, n1);
-        const int rows = n1 - n0;
-        Scratch& s = scratch[thread];
-        // Messages: sum over each receiver's edges of the channel-wise tensor product.
-        std::fill(s.conv.begin(), s.conv.begin() + size_t(rows) * L.dTp, 0.0f);
+    // Messages of receivers [n0, n1) into conv (its row 0 is node n0): the sum over each receiver's edges of the
+    // channel-wise tensor product.
+    auto convolve = [&](int n0, int n1, float* conv, Scratch& s) {
+        std::fill(conv, conv + size_t(n1 - n0) * L.dTp, 0.0f);
         for (int n = n0; n < n1; n++) {
-            float* out = &s.conv[size_t(n - n0) * L.dTp];
+            float* out = conv + size_t(n - n0) * L.dTp;
             for (int e = neighbors.receiverStart[n]; e < neighbors.receiverStart[n + 1]; e++) {
                 L.radial.evaluate(edgeLength[e], s.w.data(), nullptr);
                 const float* x = &hUp[t][size_t(neighbors.sender[e]) * L.dUp];
                 const float* y = &edgeHarmonics[size_t(e) * nsh];
                 for (const TensorProductPath& p : L.tp) {
                     const float* w = &s.w[p.weightOffset];
-                    for (const auto& c : p.cg) {
-                        const float scale = p.pathWeight * static_cast<float>(c.value) * y[p.shOffset + c.j];
-                        const float* xi = x + p.in1Offset + c.i * p.in1Step;
-                        float* ok = out + p.outOffset + c.k * p.outStep;
+                    float* wx = s.wx.data();
+                    for (const auto& group : p.groups) {
+                        const float* xi = x + p.in1Offset + group.i * p.in1Step;
                         for (int u = 0; u < p.mul; u++)
-                            ok[u] += scale * w[u] * xi[u];
+                            wx[u] = w[u] * xi[u];
+                        for (const auto& c : group.entries) {
+                            const float scale = c.value * y[p.shOffset + c.j];
+                            float* ok = out + p.outOffset + c.k * p.outStep;
+                            for (int u = 0; u < p.mul; u++)
+                                ok[u] += scale * wx[u];
+                        }
                     }
                 }
             }
         }
+    };
+    // The rest of the layer, node by node, for nodes [n0, n1) (conv: their messages).
+    auto update = [&](int n0, int n1, const float* conv, Scratch& s) {
+        const int rows = n1 - n0;
         float* a = &A[t][size_t(n0) * L.dMsg];
         if (L.residual) {
             std::fill(a, a + size_t(rows) * L.dMsg, 0.0f);
-            L.linear.forward(s.conv.data(), a, n0, n1, elementStart);
+            L.linear.forward(conv, a, n0, n1, elementStart);
         } else {
             std::fill(s.message.begin(), s.message.begin() + size_t(rows) * L.dMsg, 0.0f);
-            L.linear.forward(s.conv.data(), s.message.data(), n0, n1, elementStart);
+            L.linear.forward(conv, s.message.data(), n0, n1, elementStart);
             std::fill(a, a + size_t(rows) * L.dMsg, 0.0f);
             L.skip.forward(s.message.data(), a, n0, n1, elementStart);
         }
@@ -537,19 +645,41 @@ void CpuENNNetwork::forwardLayer(int t, OpenMM::ThreadPool& pool, bool wantCharg
             for (int n = n0; n < n1; n++)
                 rawCharge[n] = s.scalar[n - n0] + chargeOffset[nodeSpecies[n]];
         }
-    });
+    };
+    if (nodeChunkSize == edgeChunkSize)
+        parallelFor(pool, numChunks(N, edgeChunkSize), [&](int chunk, int thread) {
+            int n0, n1;
+            chunkRange(chunk, edgeChunkSize, N, n0, n1);
+            convolve(n0, n1, scratch[thread].conv.data(), scratch[thread]);
+            update(n0, n1, scratch[thread].conv.data(), scratch[thread]);
+        });
+    else {
+        // A small system: edges in small pieces (so that every thread has some), nodes in larger ones (so that a
+        // linear's weights are read once for several nodes); the messages of all nodes are kept in between.
+        messages.resize(size_t(N) * L.dTp);
+        parallelFor(pool, numChunks(N, edgeChunkSize), [&](int chunk, int thread) {
+            int n0, n1;
+            chunkRange(chunk, edgeChunkSize, N, n0, n1);
+            convolve(n0, n1, &messages[size_t(n0) * L.dTp], scratch[thread]);
+        });
+        parallelFor(pool, numChunks(N, nodeChunkSize), [&](int chunk, int thread) {
+            int n0, n1;
+            chunkRange(chunk, nodeChunkSize, N, n0, n1);
+            update(n0, n1, &messages[size_t(n0) * L.dTp], scratch[thread]);
+        });
+    }
 }
 
 // ---- backward ----------------------------------------------------------------------------------
 
 void CpuENNNetwork::backwardLayer(int t, OpenMM::ThreadPool& pool) {
     const Layer& L = layers[t];
-    const int N = numNodes, C = chunkSize, chunks = numChunks(N, C);
+    const int N = numNodes;
     gradIn.assign(size_t(N) * L.dIn, 0.0f);
     gradM.assign(size_t(N) * L.dTp, 0.0f);
-    parallelFor(pool, chunks, [&](int chunk, int thread) {
+    parallelFor(pool, numChunks(N, nodeChunkSize), [&](int chunk, int thread) {
         int n0, n1;
-        chunkRange(chunk, C, N, n0, n1);
+        chunkRange(chunk, nodeChunkSize, N, n0, n1);
         const int rows = n1 - n0;
         Scratch& s = scratch[thread];
         float* gOut = &gradH[size_t(n0) * L.dOut];
@@ -605,9 +735,9 @@ void CpuENNNetwork::backwardLayer(int t, OpenMM::ThreadPool& pool) {
     });
     // Edges grouped by sender: each edge's radial and harmonic gradients are written by the thread
     // owning its sender, which also owns the sender's feature gradient.
-    parallelFor(pool, chunks, [&](int chunk, int thread) {
+    parallelFor(pool, numChunks(N, edgeChunkSize), [&](int chunk, int thread) {
         int n0, n1;
-        chunkRange(chunk, C, N, n0, n1);
+        chunkRange(chunk, edgeChunkSize, N, n0, n1);
         const int rows = n1 - n0;
         Scratch& s = scratch[thread];
         float* gradUp = s.conv.data();
@@ -625,29 +755,22 @@ void CpuENNNetwork::backwardLayer(int t, OpenMM::ThreadPool& pool) {
                 for (const TensorProductPath& p : L.tp) {
                     const float* w = &s.w[p.weightOffset];
                     float* gw = &s.gw[p.weightOffset];
-                    for (const auto& c : p.cg) {
-                        const float value = p.pathWeight * static_cast<float>(c.value), yj = y[p.shOffset + c.j];
-                        const float scale = value * yj;
-                        const float* xi = x + p.in1Offset + c.i * p.in1Step;
-                        float* gxi = gx + p.in1Offset + c.i * p.in1Step;
-                        const float* gk = g + p.outOffset + c.k * p.outStep;
-                        // dot = sum_u w gk xi, in Lanes partial sums (a fixed order that vectorises).
-                        float partial[Lanes] = {};
-                        int u = 0;
-                        for (; u + Lanes <= p.mul; u += Lanes)
-                            for (int l = 0; l < Lanes; l++) {
-                                const float gxu = gk[u + l] * xi[u + l];
-                                gw[u + l] += scale * gxu;
-                                partial[l] += w[u + l] * gxu;
-                                gxi[u + l] += scale * w[u + l] * gk[u + l];
-                            }
-                        for (int l = 0; u < p.mul; u++, l++) {
-                            const float gxu = gk[u] * xi[u];
-                            gw[u] += scale * gxu;
-                            partial[l] += w[u] * gxu;
-                            gxi[u] += scale * w[u] * gk[u];
+                    float *wx = s.wx.data(), *z = s.z.data();
+                    for (const auto& group : p.groups) {
+                        // With z = sum over the group's entries of value y_j g_k: dE/dw += z x_i, dE/dx_i += z w,
+                        // and dE/dy_j += value sum_u (w x_i) g_k (in Lanes partial sums: a fixed order that vectorises).
+                        const float* xi = x + p.in1Offset + group.i * p.in1Step;
+                        float* gxi = gx + p.in1Offset + group.i * p.in1Step;
+                        for (int u = 0; u < p.mul; u++) {
+                            wx[u] = w[u] * xi[u];
+                            z[u] = 0.0f;
                         }
-                        gy[p.shOffset + c.j] += value * sumLanes(partial);
+                        for (const auto& c : group.entries)
+                            gy[p.shOffset + c.j] += c.value * scaledAddAndDot(z, g + p.outOffset + c.k * p.outStep, wx, c.value * y[p.shOffset + c.j], p.mul);
+                        for (int u = 0; u < p.mul; u++) {
+                            gw[u] += z[u] * xi[u];
+                            gxi[u] += z[u] * w[u];
+                        }
                     }
                 }
                 edgeGradLength[e] += dotProduct(s.gw.data(), s.dw.data(), L.radial.numWeights);
@@ -679,12 +802,14 @@ double CpuENNNetwork::compute(const vector<Vec3>& positions, const Vec3* box, co
         scratch.resize(pool.getNumThreads());
         for (Scratch& s : scratch) {
             for (vector<float>* v : {&s.conv, &s.message, &s.product})
-                v->resize(size_t(chunkSize) * widest);
-            s.hidden.resize(size_t(chunkSize) * hidden);
-            s.gradHidden.resize(size_t(chunkSize) * hidden);
-            s.scalar.resize(chunkSize);
+                v->resize(size_t(nodeChunkSize) * widest);
+            s.hidden.resize(size_t(nodeChunkSize) * hidden);
+            s.gradHidden.resize(size_t(nodeChunkSize) * hidden);
+            s.scalar.resize(nodeChunkSize);
             for (vector<float>* v : {&s.w, &s.dw, &s.gw})
                 v->resize(weights);
+            for (vector<float>* v : {&s.wx, &s.z})
+                v->resize(widest);
         }
     }
 
@@ -742,9 +867,9 @@ double CpuENNNetwork::compute(const vector<Vec3>& positions, const Vec3* box, co
     if (coupling) {
         // q_i = raw_i + (Q_g - sum_g raw)/N_g, so dE/draw_j = phi_j - mean of phi over j's group.
         const vector<double> projected = chargeGroups.project(phi);
-        parallelFor(pool, numChunks(N, chunkSize), [&](int chunk, int thread) {
+        parallelFor(pool, numChunks(N, nodeChunkSize), [&](int chunk, int thread) {
             int n0, n1;
-            chunkRange(chunk, chunkSize, N, n0, n1);
+            chunkRange(chunk, nodeChunkSize, N, n0, n1);
             Scratch& s = scratch[thread];
             for (int n = n0; n < n1; n++)
                 s.scalar[n - n0] = static_cast<float>(projected[order[n]]);

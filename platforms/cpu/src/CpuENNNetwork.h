@@ -36,8 +36,10 @@ public:
     const ENNModel& getModel() const { return *model; }
 
     typedef Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> Matrix;
+    /** Nodes in one piece of work at most (the linears take at most this many nodes at a time). */
+    static constexpr int MaxChunkSize = 16;
 
-    /** An e3nn linear in this layout: out[n, entry b, m, :] += in[n, entry a, m, :] * W_path. */
+    /** An e3nn linear in this layout: out[n, entry b, m, :] += in[n, entry a, m, :] * W_path (W_path inMul x outMul). */
     struct Linear {
         struct Path {
             int inOffset, outOffset, inMul, outMul, dim;
@@ -46,7 +48,7 @@ public:
         std::vector<Path> paths;
         int dimIn = 0, dimOut = 0;
         bool perElement = false;
-        std::vector<std::vector<Matrix>> weights; // [element or 0][path]
+        std::vector<std::vector<Matrix>> weights, transposedWeights; // [element or 0][path]
         void forward(const float* in, float* out, int n0, int n1, const std::vector<int>& elementStart) const;
         void backward(const float* gradOut, float* gradIn, int n0, int n1, const std::vector<int>& elementStart) const;
     };
@@ -57,10 +59,19 @@ public:
     };
 
 private:
+    /** One channel-wise tensor-product path, its CG entries grouped by input component i: each group's
+     *  entries share x_i and w x_i, which are then read once per edge instead of once per entry. */
     struct TensorProductPath {
         int in1Offset, in1Step, mul, shOffset, outOffset, outStep, weightOffset;
-        float pathWeight;
-        std::vector<ReferenceENNNetwork::SparseEntry> cg;
+        struct Entry {
+            int j, k;
+            float value; // CG value times the path weight
+        };
+        struct Group {
+            int i;
+            std::vector<Entry> entries;
+        };
+        std::vector<Group> groups;
     };
     /** Cubic Hermite table of a layer's radial MLP (times the path weights) over [0, r_max]. */
     struct RadialTable {
@@ -84,7 +95,7 @@ private:
         std::vector<ContractionOrder> contraction;
     };
     struct Scratch { // per thread, sized for one chunk of nodes
-        std::vector<float> conv, message, product, hidden, gradHidden, scalar, w, dw, gw;
+        std::vector<float> conv, message, product, hidden, gradHidden, scalar, w, dw, gw, wx, z;
     };
 
     struct HarmonicsStep {
@@ -124,8 +135,9 @@ private:
     std::vector<int> nodeSpecies;    // element of each node (sorted)
     std::vector<int> elementStart;   // nodes of element z: [elementStart[z], elementStart[z+1])
     std::vector<double> nodeConstant;          // E0 + shift of each node
-    static constexpr int MaxChunkSize = 16;
-    int chunkSize = MaxChunkSize; // nodes per piece of work
+
+    int edgeChunkSize = MaxChunkSize; // nodes per piece of per-edge work (their edges, received or sent)
+    int nodeChunkSize = MaxChunkSize; // nodes per piece of per-node work (linears, contractions, readouts); >= edgeChunkSize
 
     // Storage reused from step to step.
     CpuENNNeighborList neighbors;
@@ -133,6 +145,7 @@ private:
     std::vector<float> edgeLength, edgeHarmonics, edgeGradLength, edgeGradHarmonics, edgeGradVec;
     std::vector<std::vector<float>> h, hUp, A; // per layer
     std::vector<float> gradH, gradIn, gradM;
+    std::vector<float> messages; // a small system's messages between its per-edge and per-node passes
     std::vector<double> nodeEnergy, rawCharge, charge, phi;
     std::vector<Scratch> scratch;
 };
