@@ -78,6 +78,55 @@ TEST(OpenCLPlatform, EveryElectrostaticsMethod) {
     forEachElectrostaticsMethod(compareSystem);
 }
 
+TEST(OpenCLPlatform, CoulombPairsFromCellLists) {
+    // With a cutoff, the device takes each site's partners from cell lists. A box 1.5 times the triclinic test box
+    // (3.3-3.6 nm, three cells of the 1 nm cutoff along each direction: every neighbouring cell distinct) filled with
+    // water around a ligand whose 6 ML atoms have exceptions with ML and MM partners; for each method with a cutoff,
+    // the force field's ML-ML exceptions, ML pairs excluded (a model without its own Coulomb term), ordinary ML pairs
+    // (a model with one); and every atom ML with the model's own point-charge Coulomb term.
+    const Vec3 wide[3] = {TriclinicBox[0] * 1.5, TriclinicBox[1] * 1.5, TriclinicBox[2] * 1.5};
+    for (auto method : {NonbondedForce::CutoffNonPeriodic, NonbondedForce::CutoffPeriodic, NonbondedForce::PME}) {
+        const bool periodic = method != NonbondedForce::CutoffNonPeriodic;
+        TestSystem ts(6, periodic ? wide : nullptr, -1);
+        const std::pair<const char*, TestSystem::MLPairs> variants[] = {{"mixed_charge", TestSystem::MLPairs::ForceField},
+                                                                        {"mixed_charge", TestSystem::MLPairs::Excluded},
+                                                                        {"damped_charge", TestSystem::MLPairs::Ordinary}};
+        for (const auto& [model, kind] : variants) {
+            std::unique_ptr<OpenMM::System> system(ts.classical(method, 1.0, kind));
+            ENNForce* force = ts.ennForce(model);
+            force->setForceGroup(1);
+            system->addForce(force);
+            force->coupleToNonbondedForce(*system, dynamic_cast<NonbondedForce&>(system->getForce(0)));
+            const std::string label = "method " + std::to_string(method) + ", " + model + ", ML pairs " + std::to_string(int(kind)) + ", " +
+                                      std::to_string(ts.z.size()) + " atoms";
+            if (method != NonbondedForce::PME)
+                compareSystem(*system, ts.pos, label, 1 << 1);
+            else {
+                // Known, not from the cell lists: with MM sites under PME in this box, double precision differs from
+                // Reference by 2.4e-6 relative RMS force (energy 4e-11), the same with every pair summed (the code
+                // before the cell lists); the PME of the pure-ML liquid below agrees to 1e-11. Until that is found,
+                // these cases are held to the float tolerance in every precision (docs/gpu.md).
+                const Result ref = evaluate(*system, ts.pos, 1 << 1, referencePlatform());
+                for (std::string mode : Precisions)
+                    expectClose(ref, evaluate(*system, ts.pos, 1 << 1, openclPlatform(), precision(mode)), label + ", " + mode, FloatTolerance);
+            }
+        }
+        TestSystem all(static_cast<int>(ts.z.size()), periodic ? wide : nullptr, -1);
+        auto system = std::make_unique<OpenMM::System>();
+        for (size_t i = 0; i < all.z.size(); i++)
+            system->addParticle(1.0);
+        if (periodic)
+            system->setDefaultPeriodicBoxVectors(all.box[0], all.box[1], all.box[2]);
+        ENNForce* force = all.ennForce("frozen_charges_coulomb");
+        force->setElectrostaticsMethod(method == NonbondedForce::PME ? ENNForce::PME
+                                       : method == NonbondedForce::CutoffPeriodic ? ENNForce::CutoffPeriodic
+                                                                                  : ENNForce::CutoffNonPeriodic);
+        force->setCutoffDistance(1.0);
+        system->addForce(force);
+        compareSystem(*system, all.pos, "method " + std::to_string(method) + ", pure ML " + std::to_string(all.z.size()), -1);
+    }
+}
+
 TEST(OpenCLPlatform, EnergyConservationInMixedPrecision) {
     const double reference = nveDrift(referencePlatform(), "Reference");
     const double mixed = nveDrift(openclPlatform(), "OpenCL mixed", precision("mixed"));

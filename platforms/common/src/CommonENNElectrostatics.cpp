@@ -1,8 +1,10 @@
 #include "CommonENNElectrostatics.h"
 #include "CommonENNKernelSources.h"
 #include "CommonENNPrecision.h"
+#include "ReferenceENNNeighbors.h"
 #include "ReferenceENNPME.h"
 #include "openmm/OpenMMException.h"
+#include "openmm/common/ComputeVectorTypes.h"
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -107,6 +109,15 @@ CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, ENN
         defines["COULOMB"] = "1";
     if (c.periodic())
         defines["PERIODIC"] = "1";
+    const bool cells = coulomb && c.useCutoff();
+    if (cells) {
+        for (numBuckets = 64; numBuckets < 2 * numSites;)
+            numBuckets *= 2;
+        defines["CELL_LIST"] = "1";
+        defines["NUM_BUCKETS"] = cc.intToString(numBuckets);
+    }
+    else
+        defines["NUM_BUCKETS"] = "64"; // ennCells.cc compiles, unused
     if (c.useCutoff()) {
         defines["USE_CUTOFF"] = "1";
         defines["CUTOFF2"] = cc.doubleToString(c.cutoff * c.cutoff);
@@ -147,7 +158,8 @@ CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, ENN
         defines["SURFACE_FACTOR"] = cc.doubleToString(c.surfaceAreaFactor);
         defines["ACE_PROBE"] = cc.doubleToString(GBConstants::probe);
     }
-    OpenMM::ComputeProgram program = cc.compileProgram(CommonENNKernelSources::ennReduce + CommonENNKernelSources::ennElectrostatics, defines);
+    OpenMM::ComputeProgram program = cc.compileProgram(CommonENNKernelSources::ennReduce + CommonENNKernelSources::ennCells +
+                                                       CommonENNKernelSources::ennElectrostatics, defines);
 
     gatherKernel = program->createKernel("gatherSites");
     gatherKernel->addArg(cc.getPosq());
@@ -167,6 +179,45 @@ CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, ENN
             for (ComputeArray* a : {&energyTerms, &potential, &forces})
                 (*k)->addArg(*a);
         }
+    if (cells) {
+        siteCell.initialize(cc, numSites, 4 * sizeof(int), "ennSiteCell");
+        for (int list = 0; list < 2; list++) {
+            const int numListed = list == 0 ? numSites : c.numML;
+            bucketCount[list].initialize<int>(cc, numBuckets, "ennSiteBucketCount");
+            bucketStart[list].initialize<int>(cc, numBuckets, "ennSiteBucketStart");
+            bucketCursor[list].initialize<int>(cc, numBuckets, "ennSiteBucketCursor");
+            bucketSites[list].initialize<int>(cc, std::max(1, numListed), "ennBucketSites");
+            // assignCells(pos, numNodes, periodic, cutoff, recipA, recipB, recipC, numCells, cellOfNode, bucketCount)
+            cellKernel[list] = program->createKernel("assignCells");
+            cellKernel[list]->addArg(sites);
+            cellKernel[list]->addArg(numListed);
+            cellKernel[list]->addArg(c.periodic() ? 1 : 0);
+            addRealArg(cc, cellKernel[list], c.cutoff);
+            for (int i = 0; i < 4; i++)
+                cellKernel[list]->addArg(); // reciprocal box vectors and cell counts, set every step
+            cellKernel[list]->addArg(siteCell);
+            cellKernel[list]->addArg(bucketCount[list]);
+            bucketOffsetKernel[list] = program->createKernel("bucketOffsets");
+            for (ComputeArray* a : {&bucketCount[list], &bucketStart[list], &bucketCursor[list]})
+                bucketOffsetKernel[list]->addArg(*a);
+            fillBucketKernel[list] = program->createKernel("fillBuckets");
+            fillBucketKernel[list]->addArg(siteCell);
+            fillBucketKernel[list]->addArg(numListed);
+            fillBucketKernel[list]->addArg(bucketCursor[list]);
+            fillBucketKernel[list]->addArg(bucketSites[list]);
+            sortBucketKernel[list] = program->createKernel("sortBuckets");
+            for (ComputeArray* a : {&bucketStart[list], &bucketCount[list], &bucketSites[list]})
+                sortBucketKernel[list]->addArg(*a);
+        }
+        // The ML sites' kernel reads the list of every site, the MM sites' the list of the ML sites.
+        for (int list = 0; list < 2; list++) {
+            ComputeKernel& k = list == 0 ? coulombMLKernel : coulombMMKernel;
+            k->addArg(); // cell counts, set every step
+            k->addArg(siteCell);
+            for (ComputeArray* a : {&bucketStart[list], &bucketCount[list], &bucketSites[list]})
+                k->addArg(*a);
+        }
+    }
     if (pme) {
         // The charge spreading needs 64-bit atomics; OpenCL devices may lack them.
         ComputeArray flag;
@@ -287,6 +338,38 @@ void CommonENNElectrostatics::transform(bool forward) {
         dftKernels[forward ? 0 : 1][d]->execute(gridSize);
 }
 
+void CommonENNElectrostatics::buildCells(const Vec3* box) {
+    // Cells at least a cutoff wide: along each lattice direction of a periodic box (one where fewer than three fit:
+    // cellReach then scans it whole), cubes of the cutoff otherwise (the cell counts are then unused).
+    Vec3 recip[3];
+    OpenMM::mm_int4 numCells(1, 1, 1, 0);
+    if (coupling.periodic()) {
+        reciprocalVectors(box, recip);
+        double spacing[3];
+        latticePlaneSpacings(box, spacing);
+        int cells[3];
+        for (int k = 0; k < 3; k++) {
+            cells[k] = static_cast<int>(std::floor(spacing[k] / coupling.cutoff));
+            cells[k] = cells[k] >= 3 ? std::min(cells[k], 1024) : 1;
+        }
+        numCells = OpenMM::mm_int4(cells[0], cells[1], cells[2], 0);
+    }
+    for (int list = 0; list < 2; list++) {
+        for (int k = 0; k < 3; k++)
+            setReal4Arg(cc, cellKernel[list], 4 + k, recip[k]);
+        cellKernel[list]->setArg(7, numCells);
+    }
+    coulombMLKernel->setArg(11, numCells);
+    coulombMMKernel->setArg(11, numCells);
+    for (int list = 0; list < 2; list++) {
+        cc.clearBuffer(bucketCount[list]);
+        cellKernel[list]->execute(list == 0 ? numSites : coupling.numML);
+        bucketOffsetKernel[list]->execute(ReduceSize, ReduceSize);
+        fillBucketKernel[list]->execute(list == 0 ? numSites : coupling.numML);
+        sortBucketKernel[list]->execute(numBuckets);
+    }
+}
+
 void CommonENNElectrostatics::checkBox() const {
     Vec3 box[3];
     cc.getPeriodicBoxVectors(box[0], box[1], box[2]);
@@ -304,6 +387,8 @@ void CommonENNElectrostatics::compute(bool includeEnergy) {
             setReal4Arg(cc, coulombMLKernel, 5 + i, box[i]);
             setReal4Arg(cc, coulombMMKernel, 5 + i, box[i]);
         }
+        if (numBuckets > 0)
+            buildCells(box);
         coulombMLKernel->execute(c.numML * ReduceSize, ReduceSize);
         if (numSites > c.numML)
             coulombMMKernel->execute(numSites - c.numML);

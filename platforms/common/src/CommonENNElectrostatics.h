@@ -6,8 +6,10 @@
 // reading the same ENNCouplingParameters. Everything stays on the device: the network's charge array goes in,
 // the potential phi_i = dE/dq_i and the forces at fixed charges come out for the network's backward
 // pass, and the energy goes into the context's energy buffer. Arithmetic in `real`, sums in `mixed`.
-// Pair sums are all-pairs (no neighbour list): ML x all sites for Coulomb (a work group per ML site, so
-// that a ligand among many MM atoms fills the device), GB particles x GB particles.
+// Coulomb pairs: a work group per ML site (so that a ligand among many MM atoms fills the device) and a
+// thread per MM site; with a cutoff (reaction field, PME) the partners within it come from cell lists of
+// the sites, rebuilt every step, so the cost follows the pairs within the cutoff; without one every pair
+// is summed. GB sums all pairs of GB particles (OpenMM's GB forces have no cutoff here either).
 // PME's transforms: OpenMM's FFT where the version has one (8.3+) and the grid sizes are ones it
 // supports, otherwise this plugin's DFT kernels (O(K) work per output point along each axis).
 
@@ -51,6 +53,8 @@ public:
 
 private:
     void uploadCharges();
+    /** The cell lists of the sites (all, and the ML ones) for the Coulomb pairs within the cutoff. */
+    void buildCells(const OpenMM::Vec3* box);
     /** PME's 3D transform of gridA into gridB (gridA is overwritten). */
     void transform(bool forward);
     OpenMM::ComputeContext& cc;
@@ -61,6 +65,10 @@ private:
     OpenMM::ComputeArray exceptionStart, exceptionPartner, exceptionScale;
     OpenMM::ComputeArray sites, gbPos, born, chain, dEdSum, gbForce, gbPotential, potential, forces, energyTerms;
     OpenMM::ComputeArray gridML, gridMM, gridA, gridB, twiddles[3], moduli;
+    // Cell lists: [0] every site, [1] the ML sites.
+    OpenMM::ComputeArray siteCell, bucketCount[2], bucketStart[2], bucketCursor[2], bucketSites[2];
+    OpenMM::ComputeKernel cellKernel[2], bucketOffsetKernel[2], fillBucketKernel[2], sortBucketKernel[2];
+    int numBuckets = 0;
     OpenMM::ComputeKernel gatherKernel, coulombMLKernel, coulombMMKernel, spreadKernel, finishSpreadKernel, convolveKernel, interpolateKernel;
     OpenMM::ComputeKernel dftKernels[2][3], bornKernel, gbPairsKernel, gbForcesKernel, energyKernel;
 #ifdef ENN_HAVE_COMMON_FFT

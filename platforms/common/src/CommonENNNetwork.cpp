@@ -189,7 +189,7 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
         defines["MAX_WIDTH"] = cc.intToString(maxHidden);
         defines["REDUCE_SIZE"] = cc.intToString(ReduceSize);
         defines["NUM_BUCKETS"] = cc.intToString(numBuckets);
-        program = cc.compileProgram(CommonENNKernelSources::ennReduce + CommonENNKernelSources::ennNetwork, defines);
+        program = cc.compileProgram(CommonENNKernelSources::ennReduce + CommonENNKernelSources::ennCells + CommonENNKernelSources::ennNetwork, defines);
     }
     vector<double> offsets(nel, 0.0);
     if (m.hasChargeHead)

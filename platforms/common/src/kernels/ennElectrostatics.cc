@@ -8,7 +8,10 @@
 //
 // Sites: ML particles first (site index = ML index), then MM particles, as ENNCouplingParameters orders them.
 // Pair sums visit each pair from both ends (ML sites see every site, MM sites see the ML sites), so
-// each thread writes only its own site: no atomics there. PME charge spreading is the one place with
+// each thread writes only its own site: no atomics there. With a cutoff (reaction field, PME) the partners
+// come from cell lists (CELL_LIST; ennCells.cc): one of every site for the ML sites, one of the ML sites
+// for the MM sites, each bucket sorted, so that the sums run in a fixed order; exceptions, which have no
+// cutoff, are summed apart. Without one (NoCutoff) every pair is summed. PME charge spreading is the one place with
 // atomics: 64-bit integer adds of fixed-point values, whose sum does not depend on their order.
 
 /** Marks the device able to do the 64-bit atomic adds that charge spreading needs. */
@@ -150,6 +153,89 @@ DEVICE void coulombRange(int s, int first, int last, GLOBAL const real4* RESTRIC
     }
 }
 
+#ifdef CELL_LIST
+/** Whether (s, t) is in s's exception list (sorted by partner). */
+DEVICE int isListed(int s, int t, GLOBAL const int* RESTRICT exceptionStart, GLOBAL const int* RESTRICT exceptionPartner) {
+    int first = exceptionStart[s], last = exceptionStart[s + 1];
+    while (first < last) {
+        const int middle = (first + last) / 2;
+        const int p = exceptionPartner[middle];
+        if (p == t)
+            return 1;
+        if (p < t)
+            first = middle + 1;
+        else
+            last = middle;
+    }
+    return 0;
+}
+
+/**
+ * The pairs of site s that have a cutoff, from the cell list (bucketSites: the sites, or the ML sites alone, of each
+ * bucket, in ascending order) over the cells around s: every partner t (t < maxPartner) within the cutoff that is not
+ * an exception (those have no cutoff, and are summed apart) nor an ML-ML pair of a model without its own Coulomb
+ * term. Candidate q of the cells' fixed order is taken by thread q mod stride, from `offset`.
+ */
+DEVICE void coulombCells(int s, int maxPartner, int offset, int stride, GLOBAL const real4* RESTRICT site, GLOBAL const int4* RESTRICT siteCell,
+        GLOBAL const int* RESTRICT bucketStart, GLOBAL const int* RESTRICT bucketCount, GLOBAL const int* RESTRICT bucketSites,
+        GLOBAL const int* RESTRICT exceptionStart, GLOBAL const int* RESTRICT exceptionPartner, int4 numCells, real4 boxA, real4 boxB, real4 boxC,
+        mixed* energy, mixed* phi, real3* force) {
+    const real4 ps = site[s];
+    const int4 home = siteCell[s];
+#ifdef PERIODIC
+    const int periodic = 1;
+#else
+    const int periodic = 0;
+#endif
+    const int4 reach = cellReach(numCells, periodic);
+    const int numAround = (2 * reach.x + 1) * (2 * reach.y + 1) * (2 * reach.z + 1);
+    int q = 0;
+    for (int k = 0; k < numAround; k++) {
+        const int4 cell = cellAround(home, k, reach, numCells, periodic);
+        const int bucket = bucketOf(cell);
+        const int first = bucketStart[bucket], last = first + bucketCount[bucket];
+        for (int slot = first; slot < last; slot++, q++) {
+            if (q % stride != offset)
+                continue;
+            const int t = bucketSites[slot];
+            const int4 ct = siteCell[t];
+            if (t == s || t >= maxPartner || ct.x != cell.x || ct.y != cell.y || ct.z != cell.z)
+                continue;
+#ifdef ML_PAIRS_EXCLUDED
+            if (s < NUM_ML && t < NUM_ML)
+                continue;
+#endif
+            if (!isListed(s, t, exceptionStart, exceptionPartner))
+                coulombPair(s, t, ps, site[t], 0, 0, boxA, boxB, boxC, energy, phi, force);
+        }
+    }
+}
+
+/** The pairs of site s without a cutoff: its exceptions (partners below maxPartner) and, for a model without its own
+ *  Coulomb term under PME, the excluded ML-ML pairs' reciprocal-space part; entries offset, offset + stride, ... */
+DEVICE void coulombUncut(int s, int maxPartner, int offset, int stride, GLOBAL const real4* RESTRICT site, GLOBAL const int* RESTRICT exceptionStart,
+        GLOBAL const int* RESTRICT exceptionPartner, GLOBAL const real* RESTRICT exceptionScale, real4 boxA, real4 boxB, real4 boxC,
+        mixed* energy, mixed* phi, real3* force) {
+    const real4 ps = site[s];
+    for (int e = exceptionStart[s] + offset; e < exceptionStart[s + 1]; e += stride) {
+        const int t = exceptionPartner[e];
+        if (t >= maxPartner)
+            continue;
+#ifdef ML_PAIRS_EXCLUDED
+        if (s < NUM_ML && t < NUM_ML)
+            continue;
+#endif
+        coulombPair(s, t, ps, site[t], 1, exceptionScale[e], boxA, boxB, boxC, energy, phi, force);
+    }
+#if defined(ML_PAIRS_EXCLUDED) && defined(PME)
+    if (s < NUM_ML)
+        for (int t = offset; t < NUM_ML; t += stride)
+            if (t != s)
+                coulombPair(s, t, ps, site[t], 1, 0, boxA, boxB, boxC, energy, phi, force);
+#endif
+}
+#endif
+
 /** The self terms of an ML charge: the model's Gaussian self energy, and PME's. */
 DEVICE void addSelfTerm(real q, mixed* energy, mixed* phi) {
 #ifdef GAUSSIAN_SELF
@@ -169,15 +255,25 @@ DEVICE void addSelfTerm(real q, mixed* energy, mixed* phi) {
  */
 KERNEL void coulombML(GLOBAL const real4* RESTRICT site, GLOBAL const int* RESTRICT siteAtom, GLOBAL const int* RESTRICT exceptionStart,
         GLOBAL const int* RESTRICT exceptionPartner, GLOBAL const real* RESTRICT exceptionScale, real4 boxA, real4 boxB, real4 boxC,
-        GLOBAL mixed* RESTRICT energyTerms, GLOBAL mixed* RESTRICT potential, GLOBAL real4* RESTRICT extraForces) {
+        GLOBAL mixed* RESTRICT energyTerms, GLOBAL mixed* RESTRICT potential, GLOBAL real4* RESTRICT extraForces
+#ifdef CELL_LIST
+        , int4 numCells, GLOBAL const int4* RESTRICT siteCell, GLOBAL const int* RESTRICT bucketStart, GLOBAL const int* RESTRICT bucketCount,
+        GLOBAL const int* RESTRICT bucketSites
+#endif
+        ) {
     LOCAL mixed buffer[REDUCE_SIZE];
-    const int chunk = (NUM_SITES + REDUCE_SIZE - 1) / REDUCE_SIZE;
     for (int s = GROUP_ID; s < NUM_ML; s += NUM_GROUPS) {
         mixed energy = 0, phi = 0;
         real3 force = make_real3(0, 0, 0);
-        const int first = LOCAL_ID * chunk;
+#ifdef CELL_LIST
+        coulombCells(s, NUM_SITES, LOCAL_ID, REDUCE_SIZE, site, siteCell, bucketStart, bucketCount, bucketSites, exceptionStart, exceptionPartner,
+                     numCells, boxA, boxB, boxC, &energy, &phi, &force);
+        coulombUncut(s, NUM_SITES, LOCAL_ID, REDUCE_SIZE, site, exceptionStart, exceptionPartner, exceptionScale, boxA, boxB, boxC, &energy, &phi, &force);
+#else
+        const int chunk = (NUM_SITES + REDUCE_SIZE - 1) / REDUCE_SIZE, first = LOCAL_ID * chunk;
         coulombRange(s, first, min(first + chunk, NUM_SITES), site, exceptionStart, exceptionPartner, exceptionScale, boxA, boxB, boxC,
                      &energy, &phi, &force);
+#endif
         energy = groupSum(energy, buffer);
         phi = groupSum(phi, buffer);
         force = make_real3((real) groupSum(force.x, buffer), (real) groupSum(force.y, buffer), (real) groupSum(force.z, buffer));
@@ -193,11 +289,23 @@ KERNEL void coulombML(GLOBAL const real4* RESTRICT site, GLOBAL const int* RESTR
 /** Coulomb sums of the MM sites with the ML sites: one thread per MM site. */
 KERNEL void coulombMM(GLOBAL const real4* RESTRICT site, GLOBAL const int* RESTRICT siteAtom, GLOBAL const int* RESTRICT exceptionStart,
         GLOBAL const int* RESTRICT exceptionPartner, GLOBAL const real* RESTRICT exceptionScale, real4 boxA, real4 boxB, real4 boxC,
-        GLOBAL mixed* RESTRICT energyTerms, GLOBAL mixed* RESTRICT potential, GLOBAL real4* RESTRICT extraForces) {
+        GLOBAL mixed* RESTRICT energyTerms, GLOBAL mixed* RESTRICT potential, GLOBAL real4* RESTRICT extraForces
+#ifdef CELL_LIST
+        , int4 numCells, GLOBAL const int4* RESTRICT siteCell, GLOBAL const int* RESTRICT bucketStart, GLOBAL const int* RESTRICT bucketCount,
+        GLOBAL const int* RESTRICT bucketSites
+#endif
+        ) {
     for (int s = NUM_ML + GLOBAL_ID; s < NUM_SITES; s += GLOBAL_SIZE) {
         mixed energy = 0, phi = 0;
         real3 force = make_real3(0, 0, 0);
+#ifdef CELL_LIST
+        // The ML sites' own cell list: an MM site's partners are ML sites.
+        coulombCells(s, NUM_ML, 0, 1, site, siteCell, bucketStart, bucketCount, bucketSites, exceptionStart, exceptionPartner, numCells,
+                     boxA, boxB, boxC, &energy, &phi, &force);
+        coulombUncut(s, NUM_ML, 0, 1, site, exceptionStart, exceptionPartner, exceptionScale, boxA, boxB, boxC, &energy, &phi, &force);
+#else
         coulombRange(s, 0, NUM_ML, site, exceptionStart, exceptionPartner, exceptionScale, boxA, boxB, boxC, &energy, &phi, &force);
+#endif
         energyTerms[s] = energy;
         addForce(extraForces, siteAtom[s], force);
     }

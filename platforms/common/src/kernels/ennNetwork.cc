@@ -69,78 +69,7 @@ KERNEL void gatherPositions(GLOBAL const real4* RESTRICT posq, GLOBAL const int*
     }
 }
 
-// ---- Neighbour search through cells ----
-// Nodes are binned into cells no narrower than the cutoff, so that the neighbours of a node lie in its
-// own cell and the 26 around it. Periodic: cells along each lattice direction from the fractional
-// coordinate (numCells per direction; 1 when the box is under three cutoffs wide there, and then that
-// direction is scanned whole). Non-periodic: cubes of the cutoff. Cells are found through a hash table
-// of NUM_BUCKETS buckets; a bucket may hold several cells, so candidates are filtered by their exact
-// cell. Filling the buckets uses integer atomics, so their order varies; each receiver's edge list is
-// sorted afterwards (by sender, then periodic image), which makes the result independent of it.
-
-DEVICE int bucketOf(int4 cell) {
-    const unsigned int h = ((unsigned int) cell.x * 73856093u) ^ ((unsigned int) cell.y * 19349663u) ^ ((unsigned int) cell.z * 83492791u);
-    return (int) (h & (NUM_BUCKETS - 1));
-}
-
-DEVICE int cellAlong(real4 p, real4 recip, int numCells) {
-    real s = p.x * recip.x + p.y * recip.y + p.z * recip.z;
-    s -= floor(s);
-    const int c = (int) (s * numCells);
-    return c < numCells ? c : numCells - 1;
-}
-
-DEVICE int cellOfCoordinate(real x, real cutoff) {
-    const real c = floor(x / cutoff);
-    return (int) (c < -1048576 ? -1048576 : (c > 1048576 ? 1048576 : c)); // beyond +-2^20 cutoffs nothing is physical
-}
-
-/** The cell of every node, and how many nodes each bucket holds (bucketCount must be cleared). */
-KERNEL void assignCells(GLOBAL const real4* RESTRICT pos, int numNodes, int periodic, real cutoff, real4 recipA, real4 recipB, real4 recipC,
-        int4 numCells, GLOBAL int4* RESTRICT cellOfNode, GLOBAL int* RESTRICT bucketCount) {
-    for (int i = GLOBAL_ID; i < numNodes; i += GLOBAL_SIZE) {
-        const real4 p = pos[i];
-        int4 cell;
-        if (periodic)
-            cell = make_int4(cellAlong(p, recipA, numCells.x), cellAlong(p, recipB, numCells.y), cellAlong(p, recipC, numCells.z), 0);
-        else
-            cell = make_int4(cellOfCoordinate(p.x, cutoff), cellOfCoordinate(p.y, cutoff), cellOfCoordinate(p.z, cutoff), 0);
-        cellOfNode[i] = cell;
-        ATOMIC_ADD(&bucketCount[bucketOf(cell)], 1);
-    }
-}
-
-/** One work group: bucketStart = exclusive prefix sums of bucketCount; bucketCursor starts there. */
-KERNEL void bucketOffsets(GLOBAL const int* RESTRICT bucketCount, GLOBAL int* RESTRICT bucketStart, GLOBAL int* RESTRICT bucketCursor) {
-    LOCAL int partial[REDUCE_SIZE];
-    const int chunk = (NUM_BUCKETS + REDUCE_SIZE - 1) / REDUCE_SIZE;
-    const int first = LOCAL_ID * chunk, last = min(first + chunk, NUM_BUCKETS);
-    int sum = 0;
-    for (int b = first; b < last; b++)
-        sum += bucketCount[b];
-    partial[LOCAL_ID] = sum;
-    SYNC_THREADS;
-    if (LOCAL_ID == 0) {
-        int total = 0;
-        for (int t = 0; t < REDUCE_SIZE; t++) {
-            const int x = partial[t];
-            partial[t] = total;
-            total += x;
-        }
-    }
-    SYNC_THREADS;
-    int offset = partial[LOCAL_ID];
-    for (int b = first; b < last; b++) {
-        bucketStart[b] = offset;
-        bucketCursor[b] = offset;
-        offset += bucketCount[b];
-    }
-}
-
-KERNEL void fillBuckets(GLOBAL const int4* RESTRICT cellOfNode, int numNodes, GLOBAL int* RESTRICT bucketCursor, GLOBAL int* RESTRICT bucketNodes) {
-    for (int i = GLOBAL_ID; i < numNodes; i += GLOBAL_SIZE)
-        bucketNodes[ATOMIC_ADD(&bucketCursor[bucketOf(cellOfNode[i])], 1)] = i;
-}
+// ---- Neighbour search through cells (the cell list: ennCells.cc) ----
 
 /** All pairs within the cutoff, per receiver, from the cells around it. Periodic boxes are in OpenMM's
  *  reduced triclinic form. Each pair vector is first brought to lattice coordinates in [-1/2, 1/2]; then
