@@ -151,10 +151,15 @@ void OpenMMENN::pmeInfluence(const Vec3* box, double alpha, const int grid[3], c
                     *out = 0.0;
                     continue;
                 }
-                const int mm[3] = {m0 <= grid[0] / 2 ? m0 : m0 - grid[0], m1 <= grid[1] / 2 ? m1 : m1 - grid[1],
-                                   m2 <= grid[2] / 2 ? m2 : m2 - grid[2]};
-                const Vec3 m = recip[0] * mm[0] + recip[1] * mm[1] + recip[2] * mm[2];
-                *out = prefactor * ewaldKernel(m, alpha) / (moduli[0][m0] * moduli[1][m1] * moduli[2][m2]);
+                // The wave vector of index k, and of -k. A Nyquist index (K/2 of an even K) stands for +K/2 in both, so in a
+                // triclinic box the two differ there. Only the even part of the kernel acts on a real charge grid (theta is
+                // the real part of the transform); it is the one used, so that g(k) = g(-k) exactly and the one-pass PME
+                // of the CPU and GPU platforms (two real grids as one complex grid) keeps the two grids apart.
+                auto wave = [&](int k, int K) { return k <= K / 2 ? k : k - K; };
+                const Vec3 m = recip[0] * wave(m0, grid[0]) + recip[1] * wave(m1, grid[1]) + recip[2] * wave(m2, grid[2]);
+                const Vec3 minus = recip[0] * wave((grid[0] - m0) % grid[0], grid[0]) + recip[1] * wave((grid[1] - m1) % grid[1], grid[1]) +
+                                   recip[2] * wave((grid[2] - m2) % grid[2], grid[2]);
+                *out = prefactor * 0.5 * (ewaldKernel(m, alpha) + ewaldKernel(minus, alpha)) / (moduli[0][m0] * moduli[1][m1] * moduli[2][m2]);
             }
 }
 

@@ -34,7 +34,8 @@ int pmeFirstIndex(const OpenMM::Vec3& position, const OpenMM::Vec3& recipAxis, i
 void pmeStencil(const OpenMM::Vec3& position, const OpenMM::Vec3* recip, const int grid[3], int index[3 * PMEOrder],
                 double weight[3 * PMEOrder], double dweight[3 * PMEOrder]);
 
-/** The smooth-PME influence function k_e / (pi V) ewaldKernel(m) / (B_0(m0) B_1(m1) B_2(m2)), B from pmeSplineModuli
+/** The smooth-PME influence function k_e / (pi V) ewaldKernel(m) / (B_0(m0) B_1(m1) B_2(m2)), made even in k (the mean of
+ *  the kernel at the wave vectors of k and -k, which differ at Nyquist indices of a triclinic box), B from pmeSplineModuli
  *  (`moduli`, one per axis), 0 at m = 0, for the planes m0 in [firstPlane, lastPlane) of the row-major grid; writes
  *  `influence` from the start of plane firstPlane. */
 void pmeInfluence(const OpenMM::Vec3* box, double alpha, const int grid[3], const std::vector<double>* moduli, int firstPlane,

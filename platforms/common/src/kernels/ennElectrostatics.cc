@@ -411,6 +411,16 @@ KERNEL void dftAxis(GLOBAL const real2* RESTRICT in, GLOBAL real2* RESTRICT out,
     }
 }
 
+/** exp(-pi^2 m^2 / alpha^2) / m^2 at the wave vector m of grid index (kx, ky, kz) (indices above half the grid are
+ *  negative frequencies). */
+DEVICE real ewaldKernel(int kx, int ky, int kz, real4 recipA, real4 recipB, real4 recipC) {
+    const int mx = kx <= GRID_X / 2 ? kx : kx - GRID_X, my = ky <= GRID_Y / 2 ? ky : ky - GRID_Y, mz = kz <= GRID_Z / 2 ? kz : kz - GRID_Z;
+    const real3 m = make_real3(recipA.x * mx + recipB.x * my + recipC.x * mz, recipA.y * mx + recipB.y * my + recipC.y * mz,
+                               recipA.z * mx + recipB.z * my + recipC.z * mz);
+    const real m2 = m.x * m.x + m.y * m.y + m.z * m.z;
+    return exp(-PI_SQUARED_OVER_ALPHA_SQUARED * m2) / m2;
+}
+
 /**
  * The reciprocal-space convolution: with A = FT(ML + MM) and B = FT(ML) separated from Z, writes
  * W = g (A + i B) and the energy (1/2) g (|A|^2 - |A - B|^2), where g(m) = k exp(-pi^2 m^2 / alpha^2) /
@@ -430,11 +440,9 @@ KERNEL void pmeConvolve(GLOBAL const real2* RESTRICT Z, GLOBAL const real* RESTR
         // FT of a real grid X satisfies X(-k) = conj X(k): A = (z + conj zn) / 2, B = (z - conj zn) / 2i.
         const real2 a = make_real2((z.x + zn.x) / 2, (z.y - zn.y) / 2);
         const real2 b = make_real2((z.y + zn.y) / 2, -(z.x - zn.x) / 2);
-        const int mx = kx <= GRID_X / 2 ? kx : kx - GRID_X, my = ky <= GRID_Y / 2 ? ky : ky - GRID_Y, mz = kz <= GRID_Z / 2 ? kz : kz - GRID_Z;
-        const real3 m = make_real3(recipA.x * mx + recipB.x * my + recipC.x * mz, recipA.y * mx + recipB.y * my + recipC.y * mz,
-                                   recipA.z * mx + recipB.z * my + recipC.z * mz);
-        const real m2 = m.x * m.x + m.y * m.y + m.z * m.z;
-        const real g = prefactor * exp(-PI_SQUARED_OVER_ALPHA_SQUARED * m2) / m2 /
+        // The kernel made even in k (as pmeInfluence): the mean at the wave vectors of k and -k, which differ at the
+        // Nyquist indices of a triclinic box; an odd part would mix theta_all into theta_ML.
+        const real g = prefactor * (real) 0.5 * (ewaldKernel(kx, ky, kz, recipA, recipB, recipC) + ewaldKernel(nx, ny, nz, recipA, recipB, recipC)) /
                        (moduli[kx] * moduli[GRID_X + ky] * moduli[GRID_X + GRID_Y + kz]);
         const real2 mm = make_real2(a.x - b.x, a.y - b.y);
         energyTerms[PME_ENERGY_OFFSET + k] = (mixed) (g / 2) * ((mixed) (a.x * a.x + a.y * a.y) - (mixed) (mm.x * mm.x + mm.y * mm.y));
