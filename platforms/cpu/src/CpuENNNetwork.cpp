@@ -685,7 +685,7 @@ void CpuENNNetwork::backwardLayer(int t, OpenMM::ThreadPool& pool) {
         float* gOut = &gradH[size_t(n0) * L.dOut];
         std::fill(s.scalar.begin(), s.scalar.begin() + rows, 1.0f); // dE/d(readout), energy scale folded in
         readoutBackward(L.readout, &h[t + 1][size_t(n0) * L.dOut], s.scalar.data(), n0, n1, s.hidden, s.gradHidden, gOut, elementStart);
-        if (L.residual)
+        if (L.residual && t > 0) // (the first layer's input is the embedding, which has no gradient)
             L.skip.backward(gOut, &gradIn[size_t(n0) * L.dIn], n0, n1, elementStart);
         float* gradB = s.product.data();
         std::fill(gradB, gradB + size_t(rows) * L.dProd, 0.0f);
@@ -741,7 +741,8 @@ void CpuENNNetwork::backwardLayer(int t, OpenMM::ThreadPool& pool) {
         const int rows = n1 - n0;
         Scratch& s = scratch[thread];
         float* gradUp = s.conv.data();
-        std::fill(gradUp, gradUp + size_t(rows) * L.dUp, 0.0f);
+        if (t > 0)
+            std::fill(gradUp, gradUp + size_t(rows) * L.dUp, 0.0f);
         for (int n = n0; n < n1; n++) {
             const float* x = &hUp[t][size_t(n) * L.dUp];
             float* gx = gradUp + size_t(n - n0) * L.dUp;
@@ -767,10 +768,11 @@ void CpuENNNetwork::backwardLayer(int t, OpenMM::ThreadPool& pool) {
                         }
                         for (const auto& c : group.entries)
                             gy[p.shOffset + c.j] += c.value * scaledAddAndDot(z, g + p.outOffset + c.k * p.outStep, wx, c.value * y[p.shOffset + c.j], p.mul);
-                        for (int u = 0; u < p.mul; u++) {
+                        for (int u = 0; u < p.mul; u++)
                             gw[u] += z[u] * xi[u];
-                            gxi[u] += z[u] * w[u];
-                        }
+                        if (t > 0) // the first layer's sender features are the embedding: no gradient wanted
+                            for (int u = 0; u < p.mul; u++)
+                                gxi[u] += z[u] * w[u];
                     }
                 }
                 edgeGradLength[e] += dotProduct(s.gw.data(), s.dw.data(), L.radial.numWeights);
