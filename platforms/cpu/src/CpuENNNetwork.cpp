@@ -61,6 +61,54 @@ float scaledAddAndDot(float* __restrict z, const float* __restrict g, const floa
     return sumLanes(partial);
 }
 
+/** The backward pass of one symmetric-contraction term of correlation 2 or 3 on one node: ga[f_k + c] += g[c] cf[c]
+ *  times the other factors a[f_j + c], j != k. Features are equal (a repeated factor) or at least a channel count
+ *  apart. Channel by channel, GCC kept this scalar (the three outputs may be one); here the three products are formed
+ *  for a block of Lanes channels and then added output after output, which vectorises and adds a repeated factor's
+ *  terms in the same order as channel by channel (the products are rounded before the addition, where GCC fused them:
+ *  results differ from the scalar loop in the last float bits, and stay independent of the thread count). */
+template <int Correlation>
+void contractionTermBackward(const float* __restrict an, const float* __restrict g, const float* __restrict cf, int f0, int f1, int f2,
+                             int channels, float* __restrict ga) {
+    int c = 0;
+    for (; c + Lanes <= channels; c += Lanes) {
+        float t0[Lanes], t1[Lanes], t2[Lanes];
+        for (int l = 0; l < Lanes; l++) {
+            const float x = g[c + l] * cf[c + l];
+            const float a0 = an[f0 + c + l], a1 = an[f1 + c + l];
+            if (Correlation == 2) {
+                t0[l] = x * a1;
+                t1[l] = x * a0;
+            } else {
+                const float a2 = an[f2 + c + l];
+                t0[l] = x * a1 * a2;
+                t1[l] = x * a0 * a2;
+                t2[l] = x * a0 * a1;
+            }
+        }
+        for (int l = 0; l < Lanes; l++)
+            ga[f0 + c + l] += t0[l];
+        for (int l = 0; l < Lanes; l++)
+            ga[f1 + c + l] += t1[l];
+        if (Correlation == 3)
+            for (int l = 0; l < Lanes; l++)
+                ga[f2 + c + l] += t2[l];
+    }
+    for (; c < channels; c++) {
+        const float x = g[c] * cf[c];
+        const float a0 = an[f0 + c], a1 = an[f1 + c];
+        if (Correlation == 2) {
+            ga[f0 + c] += x * a1;
+            ga[f1 + c] += x * a0;
+        } else {
+            const float a2 = an[f2 + c];
+            ga[f0 + c] += x * a1 * a2;
+            ga[f1 + c] += x * a0 * a2;
+            ga[f2 + c] += x * a0 * a1;
+        }
+    }
+}
+
 /** Where an irreps entry (given by its offset in the [channel][m] layout) lives in an array stored
  *  with `storage` irreps in [m][channel] layout: its channel 0, component 0, and the step between m. */
 void locate(const Irreps& storage, const Irreps::Entry& entry, int& offset, int& step) {
@@ -706,22 +754,10 @@ void CpuENNNetwork::backwardLayer(int t, OpenMM::ThreadPool& pool) {
                     if (co.correlation == 1) {
                         for (int c = 0; c < L.channels; c++)
                             ga[f0 + c] += g[c] * cf[c];
-                    } else if (co.correlation == 2) {
-                        for (int c = 0; c < L.channels; c++) {
-                            const float x = g[c] * cf[c];
-                            const float a0 = an[f0 + c], a1 = an[f1 + c];
-                            ga[f0 + c] += x * a1;
-                            ga[f1 + c] += x * a0;
-                        }
-                    } else {
-                        for (int c = 0; c < L.channels; c++) {
-                            const float x = g[c] * cf[c];
-                            const float a0 = an[f0 + c], a1 = an[f1 + c], a2 = an[f2 + c];
-                            ga[f0 + c] += x * a1 * a2;
-                            ga[f1 + c] += x * a0 * a2;
-                            ga[f2 + c] += x * a0 * a1;
-                        }
-                    }
+                    } else if (co.correlation == 2)
+                        contractionTermBackward<2>(an, g, cf, f0, f1, f2, L.channels, ga);
+                    else
+                        contractionTermBackward<3>(an, g, cf, f0, f1, f2, L.channels, ga);
                 }
             }
         }
