@@ -117,6 +117,38 @@ TEST(OpenCLPlatform, CoulombPairsFromCellLists) {
     }
 }
 
+TEST(OpenCLPlatform, DeviceWorkPerStepIsReported) {
+    // OPENMM_ENN_DEVICE_WORK makes a Context report what each step queued (CommonENNDeviceWork.h), here for a 2-layer
+    // model with a charge head coupled to PME. The counts are fixed by the code path, not by timing: one status
+    // download per step; launches, clears and FFT calls at most today's 97 (OpenMM 7.7, whose PME has no FFT and runs
+    // 6 DFT kernels: 93 launches and 4 clears; with OpenMM's FFT, 87 launches, 4 clears and 2 FFT calls), which fusing
+    // kernels is to bring down (docs/gpu.md).
+    TestSystem ts(6, TriclinicBox, 40);
+    std::unique_ptr<OpenMM::System> system = ts.coupledToNonbonded("damped_charge", NonbondedForce::PME);
+    setenv("OPENMM_ENN_DEVICE_WORK", "1", 1);
+    testing::internal::CaptureStderr();
+    {
+        OpenMM::VerletIntegrator integrator(0.0005);
+        OpenMM::Context context(*system, integrator, openclPlatform());
+        context.setPositions(ts.pos);
+        integrator.step(3);
+    }
+    const std::string report = testing::internal::GetCapturedStderr();
+    unsetenv("OPENMM_ENN_DEVICE_WORK");
+    const size_t at = report.find("ENNForce device work on OpenCL: ");
+    ASSERT_NE(at, std::string::npos) << report;
+    double launches = 0, clears = 0, ffts = 0, transfers = 0;
+    int steps = 0;
+    ASSERT_EQ(std::sscanf(report.c_str() + at, "ENNForce device work on OpenCL: %d steps; per step %lf kernel launches, %lf buffer clears, %lf FFTs, %lf transfers",
+                          &steps, &launches, &clears, &ffts, &transfers), 5)
+        << report;
+    std::cout << report.substr(at);
+    EXPECT_GE(steps, 3);
+    EXPECT_EQ(transfers, 1.0);
+    EXPECT_GT(launches, 20.0);
+    EXPECT_LE(launches + clears + ffts, 97.0);
+}
+
 TEST(OpenCLPlatform, EnergyConservationInMixedPrecision) {
     const double reference = nveDrift(referencePlatform(), "Reference");
     const double mixed = nveDrift(openclPlatform(), "OpenCL mixed", precision("mixed"));

@@ -21,8 +21,8 @@ const double FixedPointScale = 1099511627776.0;                 // 2^40: PME gri
 } // namespace
 
 CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, ENNCouplingParameters parameters, int numAtoms,
-                                                 ComputeArray& mlCharges, double totalCharge, ComputeArray& status)
-    : cc(cc), coupling(std::move(parameters)), totalCharge(totalCharge) {
+                                                 ComputeArray& mlCharges, double totalCharge, ComputeArray& status, DeviceWork& deviceWork)
+    : cc(cc), deviceWork(deviceWork), coupling(std::move(parameters)), totalCharge(totalCharge) {
     const ENNCouplingParameters& c = coupling;
     const int realSize = OpenMMENN::realSize(cc), mixedSize = OpenMMENN::mixedSize(cc), real4Size = 4 * realSize;
     const bool coulomb = c.method != ENNForce::NoElectrostatics, pme = c.method == ENNForce::PME;
@@ -331,11 +331,12 @@ void CommonENNElectrostatics::transform(bool forward) {
 #ifdef ENN_HAVE_COMMON_FFT
     if (fft) {
         fft->execFFT(gridA, gridB, forward);
+        deviceWork.fft();
         return;
     }
 #endif
     for (int d = 0; d < 3; d++)
-        dftKernels[forward ? 0 : 1][d]->execute(gridSize);
+        deviceWork.launch(dftKernels[forward ? 0 : 1][d], gridSize);
 }
 
 void CommonENNElectrostatics::buildCells(const Vec3* box) {
@@ -362,11 +363,11 @@ void CommonENNElectrostatics::buildCells(const Vec3* box) {
     coulombMLKernel->setArg(11, numCells);
     coulombMMKernel->setArg(11, numCells);
     for (int list = 0; list < 2; list++) {
-        cc.clearBuffer(bucketCount[list]);
-        cellKernel[list]->execute(list == 0 ? numSites : coupling.numML);
-        bucketOffsetKernel[list]->execute(ReduceSize, ReduceSize);
-        fillBucketKernel[list]->execute(list == 0 ? numSites : coupling.numML);
-        sortBucketKernel[list]->execute(numBuckets);
+        deviceWork.clear(cc, bucketCount[list]);
+        deviceWork.launch(cellKernel[list], list == 0 ? numSites : coupling.numML);
+        deviceWork.launch(bucketOffsetKernel[list], ReduceSize, ReduceSize);
+        deviceWork.launch(fillBucketKernel[list], list == 0 ? numSites : coupling.numML);
+        deviceWork.launch(sortBucketKernel[list], numBuckets);
     }
 }
 
@@ -380,7 +381,7 @@ void CommonENNElectrostatics::compute(bool includeEnergy) {
     const ENNCouplingParameters& c = coupling;
     Vec3 box[3];
     cc.getPeriodicBoxVectors(box[0], box[1], box[2]);
-    gatherKernel->execute(cc.getNumAtoms());
+    deviceWork.launch(gatherKernel, cc.getNumAtoms());
     double background = 0;
     if (c.method != ENNForce::NoElectrostatics) {
         for (int i = 0; i < 3; i++) {
@@ -389,9 +390,9 @@ void CommonENNElectrostatics::compute(bool includeEnergy) {
         }
         if (numBuckets > 0)
             buildCells(box);
-        coulombMLKernel->execute(c.numML * ReduceSize, ReduceSize);
+        deviceWork.launch(coulombMLKernel, c.numML * ReduceSize, ReduceSize);
         if (numSites > c.numML)
-            coulombMMKernel->execute(numSites - c.numML);
+            deviceWork.launch(coulombMMKernel, numSites - c.numML);
     }
     if (c.method == ENNForce::PME) {
         const double volume = boxVolume(box);
@@ -403,12 +404,12 @@ void CommonENNElectrostatics::compute(bool includeEnergy) {
             setReal4Arg(cc, interpolateKernel, 3 + i, recip[i]);
         }
         setRealArg(cc, convolveKernel, 5, ONE_4PI_EPS0 / (M_PI * volume));
-        spreadKernel->execute(numSites);
-        finishSpreadKernel->execute(gridSize);
+        deviceWork.launch(spreadKernel, numSites);
+        deviceWork.launch(finishSpreadKernel, gridSize);
         transform(true);
-        convolveKernel->execute(gridSize);
+        deviceWork.launch(convolveKernel, gridSize);
         transform(false);
-        interpolateKernel->execute(numSites);
+        deviceWork.launch(interpolateKernel, numSites);
         // The ML charges sum to the constrained total, so the net charge needs no reduction.
         double mmTotal = 0;
         for (double q : c.mmCharges)
@@ -417,10 +418,10 @@ void CommonENNElectrostatics::compute(bool includeEnergy) {
     }
     if (c.implicitSolvent) {
         for (ComputeKernel* k : {&bornKernel, &gbPairsKernel, &gbForcesKernel})
-            (*k)->execute(numGB * ReduceSize, ReduceSize);
+            deviceWork.launch((*k), numGB * ReduceSize, ReduceSize);
     }
     if (includeEnergy) {
         setMixedArg(cc, energyKernel, 2, background);
-        energyKernel->execute(ReduceSize, ReduceSize);
+        deviceWork.launch(energyKernel, ReduceSize, ReduceSize);
     }
 }

@@ -13,6 +13,7 @@
 // PME's transforms: OpenMM's FFT where the version has one (8.3+) and the grid sizes are ones it
 // supports, otherwise this plugin's DFT kernels (O(K) work per output point along each axis).
 
+#include "CommonENNDeviceWork.h"
 #include "ReferenceENNElectrostatics.h"
 #include "openmm/common/ComputeArray.h"
 #include "openmm/common/ComputeContext.h"
@@ -36,9 +37,10 @@ public:
      * @param mlCharges   the network's predicted charges (real, in ML order)
      * @param totalCharge the total the predicted charges are constrained to (for the PME background)
      * @param status      the network's status flags (CommonENNNetwork::getStatus), where a non-finite energy is reported
+     * @param deviceWork  where what each step queues is counted
      */
     CommonENNElectrostatics(OpenMM::ComputeContext& cc, ENNCouplingParameters parameters, int numAtoms, OpenMM::ComputeArray& mlCharges,
-                            double totalCharge, OpenMM::ComputeArray& status);
+                            double totalCharge, OpenMM::ComputeArray& status, DeviceWork& deviceWork);
     /** Throws OpenMMException if the box is too small for the cutoff of a periodic method. */
     void checkBox() const;
     /** Computes the potential and forces at the current positions and charges; adds the energy to the
@@ -58,6 +60,7 @@ private:
     /** PME's 3D transform of gridA into gridB (gridA is overwritten). */
     void transform(bool forward);
     OpenMM::ComputeContext& cc;
+    DeviceWork& deviceWork;
     ENNCouplingParameters coupling;
     double totalCharge;
     int numSites, numGB = 0, gridSize = 0;

@@ -11,15 +11,16 @@ void CommonCalcENNForceKernel::initialize(const OpenMM::System& system, const EN
     std::vector<int> mlOfAtom(system.getNumParticles(), -1);
     for (size_t i = 0; i < ml.particles.size(); i++)
         mlOfAtom[ml.particles[i]] = static_cast<int>(i);
-    network = std::make_unique<CommonENNNetwork>(cc, force.getModelPtr(), ml.species, mlOfAtom, ml.periodic, ml.chargeGroups);
+    network = std::make_unique<CommonENNNetwork>(cc, force.getModelPtr(), ml.species, mlOfAtom, ml.periodic, ml.chargeGroups, work);
     ENNCouplingParameters coupling(system, force);
     if (coupling.active())
         electrostatics = std::make_unique<CommonENNElectrostatics>(cc, std::move(coupling), system.getNumParticles(), network->getCharges(),
-                                                                   ml.chargeGroups.total(), network->getStatus());
+                                                                   ml.chargeGroups.total(), network->getStatus(), work);
 }
 
 double CommonCalcENNForceKernel::execute(OpenMM::ContextImpl&, bool includeForces, bool includeEnergy) {
     OpenMM::ContextSelector selector(cc);
+    work.steps++;
     // Before anything is queued, so that nothing is in flight if it throws.
     network->checkBox();
     if (electrostatics)
@@ -49,5 +50,8 @@ void CommonCalcENNForceKernel::copyParametersToContext(OpenMM::ContextImpl&, con
 std::vector<double> CommonCalcENNForceKernel::getCharges(OpenMM::ContextImpl&) {
     OpenMM::ContextSelector selector(cc);
     network->checkBox();
-    return network->predictCharges();
+    const DeviceWork beforeCharges = work; // counted per force evaluation only
+    std::vector<double> charges = network->predictCharges();
+    work = beforeCharges;
+    return charges;
 }

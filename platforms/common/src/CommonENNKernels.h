@@ -19,6 +19,7 @@ class CommonCalcENNForceKernel : public CalcENNForceKernel {
 public:
     CommonCalcENNForceKernel(std::string name, const OpenMM::Platform& platform, OpenMM::ComputeContext& cc)
         : CalcENNForceKernel(name, platform), cc(cc) {}
+    ~CommonCalcENNForceKernel() override { work.report(getPlatform().getName()); }
     void initialize(const OpenMM::System& system, const ENNForce& force) override;
     double execute(OpenMM::ContextImpl& context, bool includeForces, bool includeEnergy) override;
     void copyParametersToContext(OpenMM::ContextImpl& context, const ENNForce& force) override;
@@ -29,6 +30,7 @@ private:
     std::unique_ptr<CommonENNNetwork> network;
     std::unique_ptr<CommonENNElectrostatics> electrostatics; // null when the force has no coupling
     ENNParticles ml;
+    DeviceWork work; // what the steps queued (CommonENNDeviceWork.h)
 };
 
 } // namespace OpenMMENN

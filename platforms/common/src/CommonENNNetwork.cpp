@@ -26,8 +26,8 @@ int activationKind(const ActivationSpec& a) {
 } // namespace
 
 CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<const ENNModel> modelPtr, const vector<int>& speciesOfNode,
-                                   const vector<int>& mlOfAtomHost, bool periodic, const ENNChargeGroups& chargeGroups)
-    : cc(cc), model(std::move(modelPtr)), numNodes(static_cast<int>(speciesOfNode.size())),
+                                   const vector<int>& mlOfAtomHost, bool periodic, const ENNChargeGroups& chargeGroups, DeviceWork& deviceWork)
+    : cc(cc), deviceWork(deviceWork), model(std::move(modelPtr)), numNodes(static_cast<int>(speciesOfNode.size())),
       numAtoms(static_cast<int>(mlOfAtomHost.size())), periodic(periodic) {
     particleOfNode.resize(numNodes);
     for (int atom = 0; atom < numAtoms; atom++)
@@ -643,7 +643,7 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
 
 void CommonENNNetwork::run(vector<std::pair<ComputeKernel, int>>& launches) {
     for (auto& launch : launches)
-        launch.first->execute(launch.second);
+        deviceWork.launch(launch.first, launch.second);
 }
 
 void CommonENNNetwork::findNeighbors() {
@@ -674,11 +674,11 @@ void CommonENNNetwork::findNeighbors() {
     }
     cellKernel->setArg(7, numCells);
     neighborKernel->setArg(11, numCells);
-    cc.clearBuffer(bucketCount);
-    cellKernel->execute(numNodes);
-    bucketOffsetKernel->execute(ReduceSize, ReduceSize);
-    fillBucketKernel->execute(numNodes);
-    neighborKernel->execute(numNodes);
+    deviceWork.clear(cc, bucketCount);
+    deviceWork.launch(cellKernel, numNodes);
+    deviceWork.launch(bucketOffsetKernel, ReduceSize, ReduceSize);
+    deviceWork.launch(fillBucketKernel, numNodes);
+    deviceWork.launch(neighborKernel, numNodes);
 }
 
 bool CommonENNNetwork::finishStep() {
@@ -698,6 +698,7 @@ bool CommonENNNetwork::finishStep() {
     if (flags[0]) {
         vector<int> counts;
         neededCount.download(counts);
+        deviceWork.transfer();
         const int largest = *std::max_element(counts.begin(), counts.end());
         setEdgeCapacity(largest + largest / 4 + 8);
         return false;
@@ -715,16 +716,16 @@ bool CommonENNNetwork::finishStep() {
 void CommonENNNetwork::forward(bool wantCharges) {
     if (wantCharges && !model->hasChargeHead)
         throw OpenMM::OpenMMException("ENNForce: the model has no charge head");
-    cc.clearBuffer(status);
-    gatherKernel->execute(numAtoms);
+    deviceWork.clear(cc, status);
+    deviceWork.launch(gatherKernel, numAtoms);
     findNeighbors();
     const int slots = numNodes * capacity;
-    reverseKernel->execute(slots);
-    harmonicsKernel->execute(slots);
+    deviceWork.launch(reverseKernel, slots);
+    deviceWork.launch(harmonicsKernel, slots);
     run(forwardLaunches);
     if (wantCharges) {
         run(chargeLaunches);
-        chargeKernel->execute(ReduceSize, ReduceSize);
+        deviceWork.launch(chargeKernel, ReduceSize, ReduceSize);
     }
 }
 
@@ -739,6 +740,7 @@ void CommonENNNetwork::checkBox() const {
 void CommonENNNetwork::queueStatus() {
     // Read without stalling the queue: into pinned memory, waited for in finishStep().
     status.download(cc.getPinnedBuffer(), false);
+    deviceWork.transfer();
     statusEvent->enqueue();
 }
 
@@ -751,20 +753,20 @@ vector<double> CommonENNNetwork::predictCharges() {
 }
 
 void CommonENNNetwork::addEnergy() {
-    energyKernel->execute(ReduceSize, ReduceSize);
+    deviceWork.launch(energyKernel, ReduceSize, ReduceSize);
 }
 
 void CommonENNNetwork::backward(ComputeArray* potential, ComputeArray* extraForces) {
-    clearGradH->execute(gradH.getSize());
+    deviceWork.launch(clearGradH, gradH.getSize());
     if (potential) {
         chargeGradientKernel->setArg(0, *potential);
-        chargeGradientKernel->execute(ReduceSize, ReduceSize);
+        deviceWork.launch(chargeGradientKernel, ReduceSize, ReduceSize);
         run(chargeBackwardLaunches);
     }
     run(backwardLaunches);
     const int slots = numNodes * capacity;
-    edgeGradientKernel->execute(slots);
+    deviceWork.launch(edgeGradientKernel, slots);
     applyForcesKernel->setArg(9, extraForces ? *extraForces : positions);
     applyForcesKernel->setArg(10, extraForces ? 1 : 0);
-    applyForcesKernel->execute(numAtoms);
+    deviceWork.launch(applyForcesKernel, numAtoms);
 }

@@ -14,6 +14,7 @@
 // the reverse edge). The only atomics are the integer counts of the neighbour search's cell list,
 // whose edge lists are then sorted, so results are reproducible run to run.
 
+#include "CommonENNDeviceWork.h"
 #include "ReferenceENNNetwork.h"
 #include "openmm/common/ComputeArray.h"
 #include "openmm/common/ComputeContext.h"
@@ -28,9 +29,10 @@ namespace OpenMMENN {
 class CommonENNNetwork {
 public:
     /** @param mlOfAtom     for every System particle, its index among the ML particles, or -1
-     *  @param chargeGroups the constraint on the predicted charges */
+     *  @param chargeGroups the constraint on the predicted charges
+     *  @param deviceWork   where what each step queues is counted */
     CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<const ENNModel> model, const std::vector<int>& species,
-                     const std::vector<int>& mlOfAtom, bool periodic, const ENNChargeGroups& chargeGroups);
+                     const std::vector<int>& mlOfAtom, bool periodic, const ENNChargeGroups& chargeGroups, DeviceWork& deviceWork);
 
     /** Queues the neighbour list, edge geometry and the forward pass at the context's current positions. */
     void forward(bool wantCharges);
@@ -104,6 +106,7 @@ private:
     void run(std::vector<std::pair<OpenMM::ComputeKernel, int>>& launches);
 
     OpenMM::ComputeContext& cc;
+    DeviceWork& deviceWork;
     std::shared_ptr<const ENNModel> model;
     /** status: [0] edge capacity exceeded, [1] a non-finite position, [2] coincident atoms, [3] a position
      *  beyond ENNSanityBounds::MaxCoordinate, [4] a charge beyond MaxCharge, [5] the node of [3] or [4],
