@@ -16,6 +16,7 @@ namespace {
 typedef CpuENNNetwork::Matrix Matrix;
 
 const int MaxHarmonics = 64; // l_max <= 7
+const int MaxComponents = 15; // 2 l + 1 of an irrep a linear reads (makeLinear refuses more)
 
 // Float sums over channels are kept in Lanes partial sums, added in a fixed tree at the end: a fixed order (so
 // results stay bitwise reproducible) that the compiler can vectorise, which one running sum is not.
@@ -135,6 +136,8 @@ CpuENNNetwork::Linear makeLinear(const LinearSpec& spec, int numElements, double
         throw OpenMM::OpenMMException("ENNForce: a linear's irreps " + spec.in.str() + " -> " + spec.out.str() + " do not match its inputs or outputs");
     for (const auto& p : spec.paths) {
         const auto &a = spec.in.entries[p.in], &b = spec.out.entries[p.out];
+        if (a.ir.dim() > MaxComponents)
+            throw OpenMM::OpenMMException("ENNForce: the CPU platform supports irreps up to l = 7; a linear has " + spec.in.str());
         CpuENNNetwork::Linear::Path path{0, 0, a.mul, b.mul, a.ir.dim(), 0, 0};
         locate(inStorage, a, path.inOffset, path.inStep);
         locate(outStorage, b, path.outOffset, path.outStep);
@@ -240,7 +243,7 @@ void hermiteDerivative(double u, double& d00, double& d10, double& d01, double& 
 
 namespace {
 const int ProductTile = 32; // output columns per register tile: 2 AVX-512 or 4 AVX2 vectors per row
-const int MaxProductRows = CpuENNNetwork::MaxChunkSize * 15; // (node, m) rows of one product: l <= 7
+const int MaxProductRows = CpuENNNetwork::MaxChunkSize * MaxComponents; // (node, m) rows of one product
 
 /** y[r, v0 .. v0 + ProductTile) += x[r, :] W[:, v0 ..] for R rows (row r of x at x + xRow[r], of y at y + yRow[r]),
  *  W K x N row-major, in a register tile of R rows x ProductTile columns. With fewer than 4 rows, the k are split
