@@ -141,6 +141,12 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
             outOffset += C * dM;
         }
         layer.numContractionTerms = numTerms;
+        // The outputs as (offset, stride per channel), so that the forward kernel clears exactly its channel's entries.
+        layer.outputStart = static_cast<int>(tableInts.size());
+        layer.numOutputs = 0;
+        for (size_t k = 0, offset = 0; k < L.contractions.size(); offset += size_t(C) * L.contractions[k].out.dim(), k++)
+            for (int mm = 0; mm < L.contractions[k].out.dim(); mm++, layer.numOutputs++)
+                tableInts.insert(tableInts.end(), {static_cast<int>(offset) + mm, L.contractions[k].out.dim()});
         layer.contractionValueStart = static_cast<int>(tableReals.size());
         for (int z = 0; z < nel; z++)
             for (const auto* ct : orders) {
@@ -426,21 +432,16 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
         neighborKernel->addArg(*a);
     neighborKernel->addArg(status);
 
-    reverseKernel = program->createKernel("findReverseEdges");
-    for (ComputeArray* a : {&count, &sender, &edgeVec})
-        reverseKernel->addArg(*a);
-    reverseKernel->addArg(capacity);
-    reverseKernel->addArg(slots);
-    reverseKernel->addArg(reverse);
 
-    harmonicsKernel = program->createKernel("edgeHarmonics");
-    harmonicsKernel->addArg(count);
-    harmonicsKernel->addArg(edgeVec);
-    harmonicsKernel->addArg(capacity);
-    harmonicsKernel->addArg(slots);
-    harmonicsKernel->addArg(harmonicsIndex);
-    harmonicsKernel->addArg(harmonicsValue);
-    harmonicsKernel->addArg(sh);
+    geometryKernel = program->createKernel("edgeGeometry");
+    for (ComputeArray* a : {&count, &sender, &edgeVec})
+        geometryKernel->addArg(*a);
+    geometryKernel->addArg(capacity);
+    geometryKernel->addArg(slots);
+    geometryKernel->addArg(reverse);
+    geometryKernel->addArg(harmonicsIndex);
+    geometryKernel->addArg(harmonicsValue);
+    geometryKernel->addArg(sh);
 
     // Forward pass.
     forwardLaunches.clear();
@@ -452,13 +453,8 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
         k->addArg(numNodes);
         k->addArg(embeddingDim);
         k->addArg(h[0]);
-        forwardLaunches.push_back({k, numNodes * embeddingDim});
-    }
-    {
-        ComputeKernel k = program->createKernel("clearMixed");
         k->addArg(nodeEnergy);
-        k->addArg(numNodes);
-        forwardLaunches.push_back({k, numNodes});
+        forwardLaunches.push_back({k, numNodes * std::max(1, embeddingDim)});
     }
     vector<ComputeKernel> radialKernels;
     for (size_t t = 0; t < layers.size(); t++) {
@@ -498,13 +494,13 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
             forwardLaunches.push_back({sparseProduct(L.linear, M, message, false), numNodes * L.dMsg});
             forwardLaunches.push_back({sparseProduct(L.skip, message, A[t], false), numNodes * L.dMsg});
         }
-        forwardLaunches.push_back({fill(B, 0.0), numNodes * maxFeatures});
         ComputeKernel con = program->createKernel("contraction");
         con->addArg(A[t]);
         con->addArg(species);
         con->addArg(ints);
         con->addArg(reals);
-        for (int x : {L.contractionStart, L.contractionValueStart, L.numContractionTerms, L.channels, numNodes, L.dMsg, L.dProd})
+        for (int x : {L.contractionStart, L.contractionValueStart, L.numContractionTerms, L.outputStart, L.numOutputs, L.channels, numNodes, L.dMsg,
+                      L.dProd})
             con->addArg(x);
         con->addArg(B);
         forwardLaunches.push_back({con, numNodes * L.channels});
@@ -720,8 +716,7 @@ void CommonENNNetwork::forward(bool wantCharges) {
     deviceWork.launch(gatherKernel, numAtoms);
     findNeighbors();
     const int slots = numNodes * capacity;
-    deviceWork.launch(reverseKernel, slots);
-    deviceWork.launch(harmonicsKernel, slots);
+    deviceWork.launch(geometryKernel, slots);
     run(forwardLaunches);
     if (wantCharges) {
         run(chargeLaunches);

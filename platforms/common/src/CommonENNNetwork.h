@@ -85,7 +85,7 @@ private:
         int mlpStart, mlpSizeStart;
         SparseRows linearUp, linearUpT, linear, linearT, skip, skipT, productLinear, productLinearT;
         SparseRows convolution, convolutionT; // fields: (hUp column, harmonic, weight) / (output, harmonic, weight)
-        int contractionStart, contractionValueStart, numContractionTerms, featureStart, numFeatures;
+        int contractionStart, contractionValueStart, numContractionTerms, featureStart, numFeatures, outputStart, numOutputs;
         Readout readout;
     };
     /** Adds a sparse operator whose terms are (row, fields...) with one value per set and term. */
@@ -134,7 +134,7 @@ private:
     OpenMM::ComputeArray M, message, B, hidden, hiddenPre, nodeOut, nodeEnergy, work, charges;
     OpenMM::ComputeArray groupStart, groupMembers, nodeGroup, groupCharge, groupShift; // the charge groups (ENNChargeGroups)
     OpenMM::ComputeArray gradH, gradIn, gradM, gradUp, gradB, gradA, gradMessage, gradHidden, gradScalar, ones;
-    OpenMM::ComputeKernel gatherKernel, neighborKernel, reverseKernel, harmonicsKernel, edgeGradientKernel, applyForcesKernel;
+    OpenMM::ComputeKernel gatherKernel, neighborKernel, geometryKernel, edgeGradientKernel, applyForcesKernel;
     OpenMM::ComputeKernel energyKernel, chargeKernel, chargeGradientKernel, clearGradH;
     std::vector<std::pair<OpenMM::ComputeKernel, int>> forwardLaunches, chargeLaunches, backwardLaunches, chargeBackwardLaunches;
 };

@@ -160,37 +160,36 @@ KERNEL void findNeighbors(GLOBAL const real4* RESTRICT pos, int numNodes, int ca
 }
 
 /** For each edge i <- j, the slot of the edge j <- i with the opposite vector. */
-KERNEL void findReverseEdges(GLOBAL const int* RESTRICT count, GLOBAL const int* RESTRICT sender, GLOBAL const real4* RESTRICT edgeVec,
-        int cap, int numSlots, GLOBAL int* RESTRICT reverse) {
+/** The slot of the edge j <- i with the vector opposite to edge e = i <- j (slot of receiver i). */
+DEVICE int reverseEdge(int e, int i, GLOBAL const int* RESTRICT count, GLOBAL const int* RESTRICT sender, GLOBAL const real4* RESTRICT edgeVec,
+        int cap) {
+    const int j = sender[e];
+    const real4 v = edgeVec[e];
+    int best = -1;
+    real bestDistance = 0;
+    for (int k = 0; k < count[j]; k++) {
+        const int e2 = j * cap + k;
+        if (sender[e2] != i)
+            continue;
+        const real4 w = edgeVec[e2];
+        const real d = (v.x + w.x) * (v.x + w.x) + (v.y + w.y) * (v.y + w.y) + (v.z + w.z) * (v.z + w.z);
+        if (best < 0 || d < bestDistance) {
+            best = e2;
+            bestDistance = d;
+        }
+    }
+    return best;
+}
+
+/** For every edge, its reverse edge and its spherical harmonics (one launch for both). */
+KERNEL void edgeGeometry(GLOBAL const int* RESTRICT count, GLOBAL const int* RESTRICT sender, GLOBAL const real4* RESTRICT edgeVec, int cap,
+        int numSlots, GLOBAL int* RESTRICT reverse, GLOBAL const int* RESTRICT shIndex, GLOBAL const real* RESTRICT shValue, GLOBAL real* RESTRICT sh) {
+    real y[NSH], du[3 * NSH];
     for (int e = GLOBAL_ID; e < numSlots; e += GLOBAL_SIZE) {
         const int i = e / cap;
         if (e - i * cap >= count[i])
             continue;
-        const int j = sender[e];
-        const real4 v = edgeVec[e];
-        int best = -1;
-        real bestDistance = 0;
-        for (int k = 0; k < count[j]; k++) {
-            const int e2 = j * cap + k;
-            if (sender[e2] != i)
-                continue;
-            const real4 w = edgeVec[e2];
-            const real d = (v.x + w.x) * (v.x + w.x) + (v.y + w.y) * (v.y + w.y) + (v.z + w.z) * (v.z + w.z);
-            if (best < 0 || d < bestDistance) {
-                best = e2;
-                bestDistance = d;
-            }
-        }
-        reverse[e] = best;
-    }
-}
-
-KERNEL void edgeHarmonics(GLOBAL const int* RESTRICT count, GLOBAL const real4* RESTRICT edgeVec, int cap, int numSlots,
-        GLOBAL const int* RESTRICT shIndex, GLOBAL const real* RESTRICT shValue, GLOBAL real* RESTRICT sh) {
-    real y[NSH], du[3 * NSH];
-    for (int e = GLOBAL_ID; e < numSlots; e += GLOBAL_SIZE) {
-        if (e % cap >= count[e / cap])
-            continue;
+        reverse[e] = reverseEdge(e, i, count, sender, edgeVec, cap);
         const real4 v = edgeVec[e];
         harmonics(make_real3(v.x / v.w, v.y / v.w, v.z / v.w), shIndex, shValue, y, du, 0);
         for (int k = 0; k < NSH; k++)
@@ -277,11 +276,6 @@ KERNEL void fill(GLOBAL real* RESTRICT data, int size, real value) {
         data[i] = value;
 }
 
-KERNEL void clearMixed(GLOBAL mixed* RESTRICT data, int size) {
-    for (int i = GLOBAL_ID; i < size; i += GLOBAL_SIZE)
-        data[i] = 0;
-}
-
 KERNEL void activate(GLOBAL const real* RESTRICT pre, GLOBAL real* RESTRICT out, int size, int kind, real scale) {
     for (int i = GLOBAL_ID; i < size; i += GLOBAL_SIZE) {
         real derivative;
@@ -298,11 +292,15 @@ KERNEL void activationBackward(GLOBAL const real* RESTRICT pre, GLOBAL real* RES
     }
 }
 
-KERNEL void embed(GLOBAL const int* RESTRICT species, GLOBAL const real* RESTRICT table, int tableStart, int numNodes, int dim, GLOBAL real* RESTRICT h) {
+/** The first layer's input from each node's element; also clears the node energies the layers add to (one launch). */
+KERNEL void embed(GLOBAL const int* RESTRICT species, GLOBAL const real* RESTRICT table, int tableStart, int numNodes, int dim, GLOBAL real* RESTRICT h,
+        GLOBAL mixed* RESTRICT nodeEnergy) {
     for (int index = GLOBAL_ID; index < numNodes * dim; index += GLOBAL_SIZE) {
         const int n = index / dim;
         h[index] = table[tableStart + species[n] * dim + index - n * dim];
     }
+    for (int n = GLOBAL_ID; n < numNodes; n += GLOBAL_SIZE)
+        nodeEnergy[n] = 0;
 }
 
 /** The tensor product of sender features with edge harmonics, weighted per edge, summed per receiver.
@@ -383,10 +381,12 @@ KERNEL void convolutionBackwardEdges(GLOBAL const real* RESTRICT gradM, GLOBAL c
 /** Symmetric contraction, one thread per (node, channel). A term: (output offset, output stride,
  *  correlation, then (offset, stride) of up to three factors); coefficients [element][term][channel]. */
 KERNEL void contraction(GLOBAL const real* RESTRICT A, GLOBAL const int* RESTRICT species, GLOBAL const int* RESTRICT tables,
-        GLOBAL const real* RESTRICT values, int termStart, int valueStart, int numTerms, int channels,
+        GLOBAL const real* RESTRICT values, int termStart, int valueStart, int numTerms, int outputStart, int numOutputs, int channels,
         int numNodes, int dMsg, int dProd, GLOBAL real* RESTRICT B) {
     for (int index = GLOBAL_ID; index < numNodes * channels; index += GLOBAL_SIZE) {
         const int n = index / channels, c = index - n * channels;
+        for (int f = 0; f < numOutputs; f++) // this thread's entries of B: no separate clearing launch
+            B[n * dProd + tables[outputStart + 2 * f] + c * tables[outputStart + 2 * f + 1]] = 0;
         GLOBAL const real* a = A + n * dMsg;
         GLOBAL const real* coefficient = values + valueStart + species[n] * numTerms * channels + c;
         for (int t = 0; t < numTerms; t++) {
