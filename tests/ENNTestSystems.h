@@ -185,12 +185,32 @@ struct TestSystem {
         return q;
     }
 
-    /** Predicted charges coupled to NonbondedForce `method` (the ENNForce in force group 0). */
-    std::unique_ptr<OpenMM::System> coupledToNonbonded(const std::string& model, NonbondedForce::NonbondedMethod method) const {
-        std::unique_ptr<OpenMM::System> system(classical(method));
+    /** Predicted charges coupled to NonbondedForce `method` (the ENNForce in force group `group`); ML-ML pairs as in classical. */
+    std::unique_ptr<OpenMM::System> coupledToNonbonded(const std::string& model, NonbondedForce::NonbondedMethod method,
+                                                       MLPairs mlPairs = MLPairs::ForceField, int group = 0) const {
+        std::unique_ptr<OpenMM::System> system(classical(method, 1.0, mlPairs));
         ENNForce* force = ennForce(model);
+        force->setForceGroup(group);
         system->addForce(force);
         force->coupleToNonbondedForce(*system, dynamic_cast<NonbondedForce&>(system->getForce(0)));
+        return system;
+    }
+
+    /** Only an ENNForce of `model` (a model with its own Coulomb term) over the ML particles, that term summed by the
+     *  ENNForce method matching NonbondedForce `method`, cutoff 1 nm. */
+    std::unique_ptr<OpenMM::System> mlOnly(const std::string& model, NonbondedForce::NonbondedMethod method) const {
+        auto system = std::make_unique<OpenMM::System>();
+        for (size_t i = 0; i < z.size(); i++)
+            system->addParticle(1.0);
+        if (periodic)
+            system->setDefaultPeriodicBoxVectors(box[0], box[1], box[2]);
+        ENNForce* force = ennForce(model);
+        force->setElectrostaticsMethod(method == NonbondedForce::PME                 ? ENNForce::PME
+                                       : method == NonbondedForce::CutoffPeriodic    ? ENNForce::CutoffPeriodic
+                                       : method == NonbondedForce::CutoffNonPeriodic ? ENNForce::CutoffNonPeriodic
+                                                                                     : ENNForce::NoCutoff);
+        force->setCutoffDistance(1.0);
+        system->addForce(force);
         return system;
     }
 

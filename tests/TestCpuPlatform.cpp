@@ -123,31 +123,15 @@ TEST(CpuPlatform, ElectrostaticsAsReferenceInDouble) {
         if (method == NonbondedForce::PME)
             ligands.emplace_back(6, wide, -1);
         for (const TestSystem& ts : ligands)
-            for (const auto& [model, kind] : variants) {
-                std::unique_ptr<OpenMM::System> system(ts.classical(method, 1.0, kind));
-                ENNForce* force = ts.ennForce(model);
-                system->addForce(force);
-                force->coupleToNonbondedForce(*system, dynamic_cast<NonbondedForce&>(system->getForce(0)));
+            for (const auto& [model, kind] : variants)
                 cases.push_back({"method " + std::to_string(method) + ", " + model + ", ML pairs " + std::to_string(int(kind)) + ", " +
                                      std::to_string(ts.z.size()) + " atoms",
-                                 std::move(system), ts.pos});
-            }
+                                 ts.coupledToNonbonded(model, method, kind), ts.pos});
         // Pure ML liquid, every atom ML, the model's own Coulomb term, in a box 3 cutoffs wide (27 distinct cells).
         const int numAtoms = static_cast<int>(TestSystem(0, periodic ? wide : nullptr, -1).z.size());
         TestSystem all(numAtoms, periodic ? wide : nullptr, -1);
-        auto system = std::make_unique<OpenMM::System>();
-        for (size_t i = 0; i < all.z.size(); i++)
-            system->addParticle(1.0);
-        if (periodic)
-            system->setDefaultPeriodicBoxVectors(all.box[0], all.box[1], all.box[2]);
-        ENNForce* force = all.ennForce("frozen_charges_coulomb");
-        force->setElectrostaticsMethod(method == NonbondedForce::PME ? ENNForce::PME
-                                       : method == NonbondedForce::CutoffPeriodic ? ENNForce::CutoffPeriodic
-                                       : method == NonbondedForce::CutoffNonPeriodic ? ENNForce::CutoffNonPeriodic
-                                                                                     : ENNForce::NoCutoff);
-        force->setCutoffDistance(1.0);
-        system->addForce(force);
-        cases.push_back({"method " + std::to_string(method) + ", pure ML " + std::to_string(all.z.size()), std::move(system), all.pos});
+        cases.push_back({"method " + std::to_string(method) + ", pure ML " + std::to_string(all.z.size()), all.mlOnly("frozen_charges_coulomb", method),
+                         all.pos});
     }
     // Generalized Born over ~190 atoms in every model and formulation (made-up neck tables and GBn2 parameters:
     // both classes read the same ones).

@@ -91,29 +91,14 @@ TEST(OpenCLPlatform, CoulombPairsFromCellLists) {
         const std::pair<const char*, TestSystem::MLPairs> variants[] = {{"mixed_charge", TestSystem::MLPairs::ForceField},
                                                                         {"mixed_charge", TestSystem::MLPairs::Excluded},
                                                                         {"damped_charge", TestSystem::MLPairs::Ordinary}};
-        for (const auto& [model, kind] : variants) {
-            std::unique_ptr<OpenMM::System> system(ts.classical(method, 1.0, kind));
-            ENNForce* force = ts.ennForce(model);
-            force->setForceGroup(1);
-            system->addForce(force);
-            force->coupleToNonbondedForce(*system, dynamic_cast<NonbondedForce&>(system->getForce(0)));
-            const std::string label = "method " + std::to_string(method) + ", " + model + ", ML pairs " + std::to_string(int(kind)) + ", " +
-                                      std::to_string(ts.z.size()) + " atoms";
-            compareSystem(*system, ts.pos, label, 1 << 1);
-        }
+        for (const auto& [model, kind] : variants)
+            compareSystem(*ts.coupledToNonbonded(model, method, kind, 1), ts.pos,
+                          "method " + std::to_string(method) + ", " + model + ", ML pairs " + std::to_string(int(kind)) + ", " +
+                              std::to_string(ts.z.size()) + " atoms",
+                          1 << 1);
         TestSystem all(static_cast<int>(ts.z.size()), periodic ? wide : nullptr, -1);
-        auto system = std::make_unique<OpenMM::System>();
-        for (size_t i = 0; i < all.z.size(); i++)
-            system->addParticle(1.0);
-        if (periodic)
-            system->setDefaultPeriodicBoxVectors(all.box[0], all.box[1], all.box[2]);
-        ENNForce* force = all.ennForce("frozen_charges_coulomb");
-        force->setElectrostaticsMethod(method == NonbondedForce::PME ? ENNForce::PME
-                                       : method == NonbondedForce::CutoffPeriodic ? ENNForce::CutoffPeriodic
-                                                                                  : ENNForce::CutoffNonPeriodic);
-        force->setCutoffDistance(1.0);
-        system->addForce(force);
-        compareSystem(*system, all.pos, "method " + std::to_string(method) + ", pure ML " + std::to_string(all.z.size()), -1);
+        compareSystem(*all.mlOnly("frozen_charges_coulomb", method), all.pos, "method " + std::to_string(method) + ", pure ML " + std::to_string(all.z.size()),
+                      -1);
     }
 }
 

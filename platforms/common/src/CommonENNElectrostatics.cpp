@@ -1,4 +1,5 @@
 #include "CommonENNElectrostatics.h"
+#include "CommonENNCells.h"
 #include "CommonENNKernelSources.h"
 #include "CommonENNPrecision.h"
 #include "ReferenceENNNeighbors.h"
@@ -340,20 +341,16 @@ void CommonENNElectrostatics::transform(bool forward) {
 }
 
 void CommonENNElectrostatics::buildCells(const Vec3* box) {
-    // Cells at least a cutoff wide: along each lattice direction of a periodic box (one where fewer than three fit:
-    // cellReach then scans it whole), cubes of the cutoff otherwise (the cell counts are then unused).
+    // Cells at least a cutoff wide: along each lattice direction of a periodic box, cubes of the cutoff otherwise (the
+    // cell counts are then unused).
     Vec3 recip[3];
     OpenMM::mm_int4 numCells(1, 1, 1, 0);
     if (coupling.periodic()) {
         reciprocalVectors(box, recip);
         double spacing[3];
         latticePlaneSpacings(box, spacing);
-        int cells[3];
-        for (int k = 0; k < 3; k++) {
-            cells[k] = static_cast<int>(std::floor(spacing[k] / coupling.cutoff));
-            cells[k] = cells[k] >= 3 ? std::min(cells[k], 1024) : 1;
-        }
-        numCells = OpenMM::mm_int4(cells[0], cells[1], cells[2], 0);
+        numCells = OpenMM::mm_int4(deviceCellsAlong(spacing[0], coupling.cutoff), deviceCellsAlong(spacing[1], coupling.cutoff),
+                                   deviceCellsAlong(spacing[2], coupling.cutoff), 0);
     }
     for (int list = 0; list < 2; list++) {
         for (int k = 0; k < 3; k++)

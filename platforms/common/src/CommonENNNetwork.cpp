@@ -1,4 +1,5 @@
 #include "CommonENNNetwork.h"
+#include "CommonENNCells.h"
 #include "CommonENNKernelSources.h"
 #include "CommonENNPrecision.h"
 #include "ENNSanityBounds.h"
@@ -658,8 +659,7 @@ void CommonENNNetwork::findNeighbors() {
         int cells[3];
         for (int k = 0; k < 3; k++) {
             images[k] = static_cast<int>(std::floor(model->rMax / spacing[k] + 0.5));
-            cells[k] = static_cast<int>(std::floor(spacing[k] / model->rMax));
-            cells[k] = cells[k] >= 3 ? std::min(cells[k], 1024) : 1;
+            cells[k] = deviceCellsAlong(spacing[k], model->rMax);
         }
         numCells = OpenMM::mm_int4(cells[0], cells[1], cells[2], 0);
     }

@@ -84,58 +84,51 @@ KERNEL void findNeighbors(GLOBAL const real4* RESTRICT pos, int numNodes, int ca
         GLOBAL const int* RESTRICT bucketNodes, GLOBAL int* RESTRICT count, GLOBAL int* RESTRICT needed, GLOBAL int* RESTRICT sender,
         GLOBAL real4* RESTRICT edgeVec, GLOBAL int* RESTRICT edgeKey, GLOBAL int* RESTRICT status) {
     const int numImages = (2 * imagesA + 1) * (2 * imagesB + 1) * (2 * imagesC + 1);
-    const int rangeX = numCells.x >= 3 || !periodic ? 1 : 0, rangeY = numCells.y >= 3 || !periodic ? 1 : 0,
-              rangeZ = numCells.z >= 3 || !periodic ? 1 : 0;
+    const int4 reach = cellReach(numCells, periodic);
+    const int numAround = (2 * reach.x + 1) * (2 * reach.y + 1) * (2 * reach.z + 1);
     for (int i = GLOBAL_ID; i < numNodes; i += GLOBAL_SIZE) {
         const real4 pi = pos[i];
         if (!(isfinite(pi.x) && isfinite(pi.y) && isfinite(pi.z)))
             status[1] = 1;
         const int4 home = cellOfNode[i];
         int n = 0;
-        for (int dx = -rangeX; dx <= rangeX; dx++)
-            for (int dy = -rangeY; dy <= rangeY; dy++)
-                for (int dz = -rangeZ; dz <= rangeZ; dz++) {
-                    int4 cell = make_int4(home.x + dx, home.y + dy, home.z + dz, 0);
-                    if (periodic) {
-                        cell.x = (cell.x + numCells.x) % numCells.x;
-                        cell.y = (cell.y + numCells.y) % numCells.y;
-                        cell.z = (cell.z + numCells.z) % numCells.z;
-                    }
-                    const int bucket = bucketOf(cell);
-                    for (int slot = bucketStart[bucket]; slot < bucketStart[bucket] + bucketCount[bucket]; slot++) {
-                        const int j = bucketNodes[slot];
-                        const int4 cj = cellOfNode[j];
-                        if (cj.x != cell.x || cj.y != cell.y || cj.z != cell.z)
-                            continue;
-                        const real4 pj = pos[j];
-                        real3 v = make_real3(pi.x - pj.x, pi.y - pj.y, pi.z - pj.z);
-                        if (periodic) {
-                            const real sc = round(v.z / boxC.z);
-                            const real sb = round((v.y - v.z / boxC.z * boxC.y) / boxB.y);
-                            const real sa = round((v.x - (v.y - v.z / boxC.z * boxC.y) / boxB.y * boxB.x - v.z / boxC.z * boxC.x) / boxA.x);
-                            v -= trimTo3(boxA) * sa + trimTo3(boxB) * sb + trimTo3(boxC) * sc;
-                        }
-                        int image = 0;
-                        for (int a = -imagesA; a <= imagesA; a++)
-                            for (int b = -imagesB; b <= imagesB; b++)
-                                for (int c = -imagesC; c <= imagesC; c++, image++) {
-                                    if (j == i && a == 0 && b == 0 && c == 0)
-                                        continue;
-                                    const real3 w = v + trimTo3(boxA) * (real) a + trimTo3(boxB) * (real) b + trimTo3(boxC) * (real) c;
-                                    const real r2 = w.x * w.x + w.y * w.y + w.z * w.z;
-                                    if (r2 >= cutoff2)
-                                        continue;
-                                    if (r2 == 0)
-                                        status[2] = 1;
-                                    if (n < cap) {
-                                        sender[i * cap + n] = j;
-                                        edgeVec[i * cap + n] = make_real4(w.x, w.y, w.z, sqrt(r2));
-                                        edgeKey[i * cap + n] = j * numImages + image;
-                                    }
-                                    n++;
-                                }
-                    }
+        for (int around = 0; around < numAround; around++) {
+            const int4 cell = cellAround(home, around, reach, numCells, periodic);
+            const int bucket = bucketOf(cell);
+            for (int slot = bucketStart[bucket]; slot < bucketStart[bucket] + bucketCount[bucket]; slot++) {
+                const int j = bucketNodes[slot];
+                const int4 cj = cellOfNode[j];
+                if (cj.x != cell.x || cj.y != cell.y || cj.z != cell.z)
+                    continue;
+                const real4 pj = pos[j];
+                real3 v = make_real3(pi.x - pj.x, pi.y - pj.y, pi.z - pj.z);
+                if (periodic) {
+                    const real sc = round(v.z / boxC.z);
+                    const real sb = round((v.y - v.z / boxC.z * boxC.y) / boxB.y);
+                    const real sa = round((v.x - (v.y - v.z / boxC.z * boxC.y) / boxB.y * boxB.x - v.z / boxC.z * boxC.x) / boxA.x);
+                    v -= trimTo3(boxA) * sa + trimTo3(boxB) * sb + trimTo3(boxC) * sc;
                 }
+                int image = 0;
+                for (int a = -imagesA; a <= imagesA; a++)
+                    for (int b = -imagesB; b <= imagesB; b++)
+                        for (int c = -imagesC; c <= imagesC; c++, image++) {
+                            if (j == i && a == 0 && b == 0 && c == 0)
+                                continue;
+                            const real3 w = v + trimTo3(boxA) * (real) a + trimTo3(boxB) * (real) b + trimTo3(boxC) * (real) c;
+                            const real r2 = w.x * w.x + w.y * w.y + w.z * w.z;
+                            if (r2 >= cutoff2)
+                                continue;
+                            if (r2 == 0)
+                                status[2] = 1;
+                            if (n < cap) {
+                                sender[i * cap + n] = j;
+                                edgeVec[i * cap + n] = make_real4(w.x, w.y, w.z, sqrt(r2));
+                                edgeKey[i * cap + n] = j * numImages + image;
+                            }
+                            n++;
+                        }
+            }
+        }
         // Insertion sort by (sender, image): the order of a plain loop over senders and images.
         const int kept = min(n, cap);
         for (int k = 1; k < kept; k++) {
