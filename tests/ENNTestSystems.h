@@ -229,6 +229,26 @@ struct TestSystem {
         return system;
     }
 
+    /** coupledToImplicitSolvent, then switched to another GB model and formulation (GBn2: kappa 0.7 / nm; GBn and GBn2:
+     *  made-up neck tables and Born parameters, which every platform reads alike), with a GB cutoff (nm, 0: none) and
+     *  periodic boundary conditions (the System's default box is this system's box). */
+    std::unique_ptr<OpenMM::System> coupledToImplicitSolvent(const std::string& model, ENNForce::ImplicitSolventModel gbModel,
+                                                             ENNForce::GBFormulation formulation, double cutoff) const {
+        std::unique_ptr<OpenMM::System> system = coupledToImplicitSolvent(model);
+        if (periodic)
+            system->setDefaultPeriodicBoxVectors(box[0], box[1], box[2]);
+        auto& force = dynamic_cast<ENNForce&>(system->getForce(system->getNumForces() - 1));
+        force.setGBFormulation(formulation);
+        force.setImplicitSolventModel(gbModel);
+        force.setImplicitSolventKappa(gbModel == ENNForce::GBn2 ? 0.7 : 0.0);
+        force.setGBNeckTables(2, {0.030, 0.025, 0.028, 0.021}, {0.28, 0.31, 0.30, 0.34});
+        for (int i = 0; i < force.getNumGBParticles(); i++)
+            force.setGBParticleBornParameters(i, 1.0 + 0.01 * (i % 3), 0.8, 4.85 - 0.1 * (i % 2), i % 2);
+        force.setImplicitSolventCutoff(cutoff);
+        force.setUsesPeriodicBoundaryConditions(periodic);
+        return system;
+    }
+
     /** An elastic network holding the (untrained) ligand together, and rigid waters. */
     void restrain(OpenMM::System& system) const {
         auto* springs = new OpenMM::HarmonicBondForce();

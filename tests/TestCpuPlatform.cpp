@@ -134,24 +134,26 @@ TEST(CpuPlatform, ElectrostaticsAsReferenceInDouble) {
                          all.pos});
     }
     // Generalized Born over ~190 atoms in every model and formulation (made-up neck tables and GBn2 parameters:
-    // both classes read the same ones).
-    TestSystem solvated(6, nullptr, 60);
+    // both classes read the same ones); two of them also with a 0.7 nm GB cutoff (pairs from the CPU's cell list),
+    // without and with periodic boundary conditions (the solvent then fills a triclinic box).
+    TestSystem solvated(6, nullptr, 60), solvatedInBox(6, TriclinicBox, 60);
     const std::pair<ENNForce::ImplicitSolventModel, ENNForce::GBFormulation> gbModels[] = {
         {ENNForce::OBC2, ENNForce::GBSAOBCForceFormulation}, {ENNForce::OBC2, ENNForce::AppCustomGBFormulation},
         {ENNForce::OBC1, ENNForce::AppCustomGBFormulation},  {ENNForce::HCT, ENNForce::AppCustomGBFormulation},
         {ENNForce::GBn, ENNForce::AppCustomGBFormulation},   {ENNForce::GBn2, ENNForce::AppCustomGBFormulation}};
-    for (const auto& [gbModel, formulation] : gbModels) {
-        std::unique_ptr<OpenMM::System> system = solvated.coupledToImplicitSolvent("damped_charge");
-        auto& force = dynamic_cast<ENNForce&>(system->getForce(system->getNumForces() - 1));
-        force.setGBFormulation(formulation);
-        force.setImplicitSolventModel(gbModel);
-        force.setImplicitSolventKappa(gbModel == ENNForce::GBn2 ? 0.7 : 0.0);
-        force.setGBNeckTables(2, {0.030, 0.025, 0.028, 0.021}, {0.28, 0.31, 0.30, 0.34});
-        for (int i = 0; i < force.getNumGBParticles(); i++)
-            force.setGBParticleBornParameters(i, 1.0 + 0.01 * (i % 3), 0.8, 4.85 - 0.1 * (i % 2), i % 2);
-        cases.push_back({"GB model " + std::to_string(gbModel) + ", formulation " + std::to_string(formulation), std::move(system),
-                         solvated.pos});
-    }
+    for (const auto& [gbModel, formulation] : gbModels)
+        for (int cutoffKind = 0; cutoffKind < 3; cutoffKind++) { // none, non-periodic, periodic
+            const bool cutoffCase = (gbModel == ENNForce::OBC2 && formulation == ENNForce::GBSAOBCForceFormulation) || gbModel == ENNForce::GBn2;
+            if (cutoffKind > 0 && !cutoffCase)
+                continue;
+            const TestSystem& ts = cutoffKind == 2 ? solvatedInBox : solvated;
+            // (a periodic force whose model has its own Coulomb term would need a periodic Coulomb method too)
+            std::unique_ptr<OpenMM::System> system =
+                ts.coupledToImplicitSolvent(cutoffKind == 2 ? "mixed_charge" : "damped_charge", gbModel, formulation, cutoffKind > 0 ? 0.7 : 0.0);
+            cases.push_back({"GB model " + std::to_string(gbModel) + ", formulation " + std::to_string(formulation) + ", cutoff kind " +
+                                 std::to_string(cutoffKind),
+                             std::move(system), ts.pos});
+        }
     std::mt19937 rng(5);
     std::uniform_real_distribution<double> charge(-0.8, 0.8);
     OpenMM::ThreadPool one(1), two(2), three(3);

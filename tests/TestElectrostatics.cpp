@@ -255,45 +255,59 @@ TEST(Electrostatics, CouplingToAnEmptyEnvironmentKeepsTheEnergy) {
     }
 }
 
+// GB-OBC of the ML atoms' predicted charges (a model whose charges are fixed, so OpenMM's GBSAOBCForce with those
+// charges is the oracle), in every nonbonded method of GBSAOBCForce: NoCutoff; CutoffNonPeriodic at 0.9 nm, which cuts
+// pairs of this 2.4 nm wide system out of the Born radii and the energy; CutoffPeriodic at 0.9 nm in a 2.4 nm box,
+// where pairs also take the nearest image. Bound 1e-6 relative (both in double; measured 1e-13 to 1e-11).
 TEST(Electrostatics, SameAsGBSAOBCForce) {
-    for (int numML : {10, 6}) {
-        TestSystem ts(numML, nullptr, 8);
-        auto gbsa = [&]() {
-            auto* gb = new OpenMM::GBSAOBCForce();
-            for (size_t i = 0; i < ts.z.size(); i++) {
-                const double radius = ts.z[i] == 1 ? 0.12 : ts.z[i] == 6 ? 0.17 : ts.z[i] == 7 ? 0.155 : 0.15;
-                gb->addParticle(ts.charge(i), radius, ts.z[i] == 1 ? 0.85 : 0.72);
-            }
-            return gb;
-        };
-        OpenMM::System classical;
-        for (size_t i = 0; i < ts.z.size(); i++)
-            classical.addParticle(1.0);
-        classical.addForce(gbsa());
-        Evaluation expected = evaluate(classical, ts.pos);
+    const Vec3 box[3] = {Vec3(2.4, 0, 0), Vec3(0, 2.4, 0), Vec3(0, 0, 2.4)};
+    for (auto method : {OpenMM::GBSAOBCForce::NoCutoff, OpenMM::GBSAOBCForce::CutoffNonPeriodic, OpenMM::GBSAOBCForce::CutoffPeriodic})
+        for (int numML : {10, 6}) {
+            const bool periodic = method == OpenMM::GBSAOBCForce::CutoffPeriodic;
+            TestSystem ts(numML, nullptr, 8);
+            auto gbsa = [&]() {
+                auto* gb = new OpenMM::GBSAOBCForce();
+                for (size_t i = 0; i < ts.z.size(); i++) {
+                    const double radius = ts.z[i] == 1 ? 0.12 : ts.z[i] == 6 ? 0.17 : ts.z[i] == 7 ? 0.155 : 0.15;
+                    gb->addParticle(ts.charge(i), radius, ts.z[i] == 1 ? 0.85 : 0.72);
+                }
+                gb->setNonbondedMethod(method);
+                gb->setCutoffDistance(0.9);
+                return gb;
+            };
+            auto newSystem = [&]() {
+                auto* system = new OpenMM::System();
+                for (size_t i = 0; i < ts.z.size(); i++)
+                    system->addParticle(1.0);
+                system->setDefaultPeriodicBoxVectors(box[0], box[1], box[2]);
+                return std::unique_ptr<OpenMM::System>(system);
+            };
+            auto classical = newSystem();
+            classical->addForce(gbsa());
+            Evaluation expected = evaluate(*classical, ts.pos);
 
-        OpenMM::System coupled, networkOnly;
-        for (size_t i = 0; i < ts.z.size(); i++) {
-            coupled.addParticle(1.0);
-            networkOnly.addParticle(1.0);
+            auto coupled = newSystem(), networkOnly = newSystem();
+            auto* gb = gbsa();
+            coupled->addForce(gb);
+            ENNForce* force = ts.ennForce("frozen_charges");
+            coupled->addForce(force);
+            force->coupleToGBSAOBCForce(*coupled, *gb);
+            ASSERT_EQ(coupled->getNumForces(), 1) << "the GBSAOBCForce must have been removed";
+            EXPECT_EQ(force->getImplicitSolventCutoff(), method == OpenMM::GBSAOBCForce::NoCutoff ? 0.0 : 0.9);
+            EXPECT_EQ(force->usesPeriodicBoundaryConditions(), periodic);
+            ENNForce* alone = ts.ennForce("frozen_charges");
+            alone->setUsesPeriodicBoundaryConditions(periodic);
+            networkOnly->addForce(alone);
+            Evaluation actual = subtract(evaluate(*coupled, ts.pos), evaluate(*networkOnly, ts.pos));
+            double scale = maxAbs(expected.forces), worst = 0;
+            for (size_t i = 0; i < ts.pos.size(); i++)
+                for (int k = 0; k < 3; k++)
+                    worst = std::max(worst, std::abs(expected.forces[i][k] - actual.forces[i][k]));
+            std::cout << "GB-OBC, method " << method << ", " << numML << " ML atoms: E " << expected.energy << " vs " << actual.energy
+                      << ", max force error " << worst << " of " << scale << std::endl;
+            EXPECT_NEAR(actual.energy, expected.energy, 1e-6 * std::abs(expected.energy)) << method;
+            EXPECT_LT(worst, 1e-6 * scale) << method;
         }
-        auto* gb = gbsa();
-        coupled.addForce(gb);
-        ENNForce* force = ts.ennForce("frozen_charges");
-        coupled.addForce(force);
-        force->coupleToGBSAOBCForce(coupled, *gb);
-        ASSERT_EQ(coupled.getNumForces(), 1) << "the GBSAOBCForce must have been removed";
-        networkOnly.addForce(ts.ennForce("frozen_charges"));
-        Evaluation actual = subtract(evaluate(coupled, ts.pos), evaluate(networkOnly, ts.pos));
-        double scale = maxAbs(expected.forces), worst = 0;
-        for (size_t i = 0; i < ts.pos.size(); i++)
-            for (int k = 0; k < 3; k++)
-                worst = std::max(worst, std::abs(expected.forces[i][k] - actual.forces[i][k]));
-        std::cout << "GB-OBC, " << numML << " ML atoms: E " << expected.energy << " vs " << actual.energy << ", max force error " << worst
-                  << " of " << scale << std::endl;
-        EXPECT_NEAR(actual.energy, expected.energy, 1e-6 * std::abs(expected.energy));
-        EXPECT_LT(worst, 1e-6 * scale);
-    }
 }
 
 /** Forces of a coupled system with geometry-dependent charges against 4th-order finite differences.
@@ -507,6 +521,38 @@ TEST(Electrostatics, BadCouplingInput) {
     OpenMM::Context context(*small, integrator, referencePlatform());
     context.setPositions(ts.pos);
     expectOpenMMException([&] { context.getState(OpenMM::State::Energy); }, "larger than half the periodic box");
+    // GB with a cutoff: over half the periodic box; non-periodic coupled into a periodic force, and the reverse order.
+    {
+        std::unique_ptr<OpenMM::System> gbSystem = ts.coupledToImplicitSolvent("frozen_charges", ENNForce::OBC2, ENNForce::GBSAOBCForceFormulation,
+                                                                              0.75 * CubicBox[0][0]);
+        OpenMM::VerletIntegrator gbIntegrator(0.001);
+        OpenMM::Context c(*gbSystem, gbIntegrator, referencePlatform());
+        c.setPositions(ts.pos);
+        expectOpenMMException([&] { c.getState(OpenMM::State::Energy); }, "implicit-solvent cutoff");
+        auto addNonPeriodicGB = [&](OpenMM::System& system) {
+            auto* gb = new OpenMM::GBSAOBCForce();
+            for (size_t i = 0; i < ts.z.size(); i++)
+                gb->addParticle(0.0, 0.15, 0.8);
+            gb->setNonbondedMethod(OpenMM::GBSAOBCForce::CutoffNonPeriodic);
+            system.addForce(gb);
+            return gb;
+        };
+        std::unique_ptr<OpenMM::System> pme(ts.classical(NonbondedForce::PME));
+        OpenMM::GBSAOBCForce* gb = addNonPeriodicGB(*pme);
+        ENNForce* f = ts.ennForce("frozen_charges");
+        pme->addForce(f);
+        f->coupleToNonbondedForce(*pme, dynamic_cast<NonbondedForce&>(pme->getForce(0)));
+        expectOpenMMException([&] { f->coupleToGBSAOBCForce(*pme, *gb); }, "CutoffNonPeriodic but this force is periodic");
+        std::unique_ptr<OpenMM::System> reverse(ts.classical(NonbondedForce::PME));
+        OpenMM::GBSAOBCForce* gb2 = addNonPeriodicGB(*reverse);
+        ENNForce* f2 = ts.ennForce("frozen_charges");
+        f2->setUsesPeriodicBoundaryConditions(false);
+        reverse->addForce(f2);
+        f2->coupleToGBSAOBCForce(*reverse, *gb2);
+        expectOpenMMException([&] { f2->coupleToNonbondedForce(*reverse, dynamic_cast<NonbondedForce&>(reverse->getForce(0))); },
+                              "non-periodic cutoff");
+        expectOpenMMException([&] { f2->setImplicitSolventCutoff(std::nan("")); }, "implicit-solvent cutoff must be zero");
+    }
     // Coupling the same force twice would duplicate MM charges and exceptions.
     std::unique_ptr<OpenMM::System> twice(ts.classical(NonbondedForce::NoCutoff));
     ENNForce* once = ts.ennForce("frozen_charges");

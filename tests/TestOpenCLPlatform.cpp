@@ -102,6 +102,23 @@ TEST(OpenCLPlatform, CoulombPairsFromCellLists) {
     }
 }
 
+TEST(OpenCLPlatform, GBPairsFromCellLists) {
+    // With a GB cutoff, the device takes each GB particle's partners from a cell list of the GB particles. Water around
+    // a ligand with 6 ML atoms, GB cutoff 1 nm: without periodic boundary conditions (cells are cubes of the cutoff), and
+    // in the triclinic box 1.5 times the test box (three cells along each direction, pairs by the nearest image), for
+    // GBSAOBCForce's OBC2 (non-periodic) and the app's GBn2 with salt and neck (periodic).
+    const Vec3 wide[3] = {TriclinicBox[0] * 1.5, TriclinicBox[1] * 1.5, TriclinicBox[2] * 1.5};
+    for (bool periodic : {false, true}) {
+        TestSystem ts(6, periodic ? wide : nullptr, periodic ? -1 : 300);
+        const ENNForce::ImplicitSolventModel gbModel = periodic ? ENNForce::GBn2 : ENNForce::OBC2;
+        const ENNForce::GBFormulation formulation = periodic ? ENNForce::AppCustomGBFormulation : ENNForce::GBSAOBCForceFormulation;
+        compareSystem(*ts.coupledToImplicitSolvent("mixed_charge", gbModel, formulation, 1.0), ts.pos,
+                      std::string(periodic ? "periodic" : "non-periodic") + " GB model " + std::to_string(gbModel) + ", " +
+                          std::to_string(ts.z.size()) + " atoms",
+                      -1);
+    }
+}
+
 TEST(OpenCLPlatform, DeviceWorkPerStepIsReported) {
     // OPENMM_ENN_DEVICE_WORK makes a Context report what each step queued (CommonENNDeviceWork.h), here for a 2-layer
     // model with a charge head coupled to PME. The counts are fixed by the code path, not by timing: one status

@@ -124,6 +124,27 @@ void ENNForce::setImplicitSolventKappa(double kappa) {
     implicitSolventKappa = kappa;
 }
 
+void ENNForce::setImplicitSolventCutoff(double distance) {
+    if (!(distance >= 0) || !std::isfinite(distance))
+        throw OpenMMException("ENNForce: the implicit-solvent cutoff must be zero (none) or a positive distance (nm)");
+    implicitSolventCutoff = distance;
+}
+
+void ENNForce::adoptGBCutoff(bool cutoff, bool periodic, double distance, const std::string& forceName) {
+    if (!cutoff) {
+        setImplicitSolventCutoff(0.0);
+        return;
+    }
+    if (!(distance > 0))
+        throw OpenMMException("ENNForce: the " + forceName + " has a cutoff method but no positive cutoff distance");
+    if (!periodic && usesPeriodicBoundaryConditions())
+        throw OpenMMException("ENNForce: the " + forceName + " is CutoffNonPeriodic but this force is periodic; couple forces of one kind, "
+                              "periodic or not");
+    setImplicitSolventCutoff(distance);
+    if (periodic)
+        usePeriodic = true;
+}
+
 void ENNForce::setGBParticleBornParameters(int index, double alpha, double beta, double gamma, int neckIndex) {
     checkIndex(index, gbParticles.size(), "GB particle");
     GBParticle& p = gbParticles[index];
@@ -196,6 +217,7 @@ void ENNForce::coupleToNonbondedForce(OpenMM::System& system, OpenMM::NonbondedF
     if (nonbonded.getNumParticles() != system.getNumParticles())
         throw OpenMMException("ENNForce: the NonbondedForce has " + std::to_string(nonbonded.getNumParticles()) +
                               " particles but the System has " + std::to_string(system.getNumParticles()));
+    const bool wasPeriodic = usesPeriodicBoundaryConditions();
     switch (nonbonded.getNonbondedMethod()) {
     case OpenMM::NonbondedForce::NoCutoff: electrostaticsMethod = NoCutoff; break;
     case OpenMM::NonbondedForce::CutoffNonPeriodic: electrostaticsMethod = CutoffNonPeriodic; break;
@@ -204,6 +226,9 @@ void ENNForce::coupleToNonbondedForce(OpenMM::System& system, OpenMM::NonbondedF
     case OpenMM::NonbondedForce::LJPME: electrostaticsMethod = PME; break;
     default: throw OpenMMException("ENNForce: NonbondedForce method Ewald is not supported; use PME");
     }
+    if (implicitSolventCutoff > 0 && usesPeriodicBoundaryConditions() != wasPeriodic)
+        throw OpenMMException("ENNForce: the NonbondedForce is periodic but the implicit-solvent force coupled before has a "
+                              "non-periodic cutoff; couple forces of one kind, periodic or not");
     cutoffDistance = nonbonded.getCutoffDistance();
     reactionFieldDielectric = nonbonded.getReactionFieldDielectric();
     ewaldErrorTolerance = nonbonded.getEwaldErrorTolerance();
@@ -263,8 +288,8 @@ void ENNForce::coupleToGBSAOBCForce(OpenMM::System& system, OpenMM::GBSAOBCForce
                               " particles but the System has " + std::to_string(system.getNumParticles()));
     if (!model->hasChargeHead)
         throw OpenMMException("ENNForce: electrostatic coupling needs a model with a charge head");
-    if (gbsa.getNonbondedMethod() != OpenMM::GBSAOBCForce::NoCutoff)
-        throw OpenMMException("ENNForce: only GBSAOBCForce with NoCutoff can be coupled");
+    adoptGBCutoff(gbsa.getNonbondedMethod() != OpenMM::GBSAOBCForce::NoCutoff, gbsa.getNonbondedMethod() == OpenMM::GBSAOBCForce::CutoffPeriodic,
+                  gbsa.getCutoffDistance(), "GBSAOBCForce");
     setGBSAOBCParameters(gbsa.getSoluteDielectric(), gbsa.getSolventDielectric(), gbsa.getSurfaceAreaEnergy());
     for (int i = 0; i < gbsa.getNumParticles(); i++) {
         double charge, radius, scale;
@@ -314,8 +339,7 @@ void ENNForce::coupleToCustomGBForce(OpenMM::System& system, OpenMM::CustomGBFor
             found = &k;
     if (found == nullptr)
         throw OpenMMException(unknown + "its Born radius (computed value B) is '" + born + "'. Build the System with one of those, or with a GBSAOBCForce");
-    if (gb.getNonbondedMethod() != OpenMM::CustomGBForce::NoCutoff)
-        throw OpenMMException("ENNForce: implicit solvent with a cutoff is not supported; create the System with nonbondedMethod=NoCutoff");
+    const bool withCutoff = gb.getNonbondedMethod() != OpenMM::CustomGBForce::NoCutoff;
     // Dielectrics, kappa and the offset are written into the energy terms; the ACE term is present or not.
     double solute = std::nan(""), solvent = std::nan(""), kappa = std::nan(""), offset = std::nan("");
     bool ace = false;
@@ -331,8 +355,17 @@ void ENNForce::coupleToCustomGBForce(OpenMM::System& system, OpenMM::CustomGBFor
         }
         if (expression.find("138.935485*(1/soluteDielectric-") == std::string::npos)
             throw OpenMMException(unknown + "its energy term is '" + expression + "'");
-        if (!std::isnan(expressionConstant(expression, "cutoff")))
-            throw OpenMMException("ENNForce: implicit solvent with a cutoff is not supported; create the System with nonbondedMethod=NoCutoff");
+        // With a cutoff, openmm.app states it and shifts each pair term by its value there: "*(1/f-<1/cutoff>)".
+        const double stated = expressionConstant(expression, "cutoff");
+        if (withCutoff != !std::isnan(stated) || (withCutoff && std::abs(stated - gb.getCutoffDistance()) > 1e-9 * stated))
+            throw OpenMMException(unknown + "its energy term '" + expression + "' does not state the force's cutoff (" +
+                                  (withCutoff ? std::to_string(gb.getCutoffDistance()) + " nm" : std::string("none")) + ")");
+        if (type == OpenMM::CustomGBForce::ParticlePairNoExclusions) {
+            std::smatch shift;
+            const bool shifted = std::regex_search(expression, shift, std::regex("\\*\\(1/f-([-+0-9.eE]+)\\)"));
+            if (shifted != withCutoff || (shifted && std::abs(std::stod(shift[1]) * gb.getCutoffDistance() - 1) > 1e-9))
+                throw OpenMMException(unknown + "its pair term '" + expression + "' is not shifted to zero at the cutoff as openmm.app writes it");
+        }
         solute = expressionConstant(expression, "soluteDielectric");
         solvent = expressionConstant(expression, "solventDielectric");
         kappa = expressionConstant(expression, "kappa");
@@ -373,6 +406,7 @@ void ENNForce::coupleToCustomGBForce(OpenMM::System& system, OpenMM::CustomGBFor
         if (table("getd0", d0) != tableSize)
             throw OpenMMException(unknown + "its neck tables differ in size");
     }
+    adoptGBCutoff(withCutoff, gb.getNonbondedMethod() == OpenMM::CustomGBForce::CutoffPeriodic, gb.getCutoffDistance(), "CustomGBForce");
     setGBSAOBCParameters(solute, solvent, ace ? 28.3919551 / (4 * M_PI) : 0.0);
     setImplicitSolventKappa(kappa);
     std::vector<double> p;

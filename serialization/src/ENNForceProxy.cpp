@@ -110,7 +110,7 @@ public:
         gb.setBoolProperty("enabled", force.getUseImplicitSolvent()).setDoubleProperty("soluteDielectric", solute);
         gb.setDoubleProperty("solventDielectric", solvent).setDoubleProperty("surfaceAreaEnergy", surface);
         gb.setIntProperty("model", force.getImplicitSolventModel()).setIntProperty("formulation", force.getGBFormulation());
-        gb.setDoubleProperty("kappa", force.getImplicitSolventKappa());
+        gb.setDoubleProperty("kappa", force.getImplicitSolventKappa()).setDoubleProperty("cutoff", force.getImplicitSolventCutoff());
         for (int i = 0; i < force.getNumGBParticles(); i++) {
             int particle, neckIndex;
             double charge, radius, scale, alpha, beta, gamma;
@@ -170,6 +170,7 @@ public:
                 force->setImplicitSolventModel(static_cast<ENNForce::ImplicitSolventModel>(gb.getIntProperty("model")));
                 force->setGBFormulation(static_cast<ENNForce::GBFormulation>(gb.getIntProperty("formulation")));
                 force->setImplicitSolventKappa(gb.getDoubleProperty("kappa"));
+                force->setImplicitSolventCutoff(gb.getDoubleProperty("cutoff", 0.0)); // absent before the GB cutoff existed
                 const SerializationNode& neck = el.getChildNode("NeckTables");
                 std::vector<double> m0, d0;
                 for (const SerializationNode& v : neck.getChildren()) {

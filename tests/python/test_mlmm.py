@@ -259,6 +259,33 @@ class TestElectrostaticEmbedding(unittest.TestCase):
         system = app.ForceField("amber99sb.xml", "amber99_obc.xml").createSystem(top, constraints=None)
         self.frozen_check(system, top, pos, ALA, "GBSAOBCForce")
 
+    def test_implicit_solvent_with_a_cutoff_matches_openmm_with_frozen_charges(self):
+        # The cutoff (0.6 nm, shorter than the peptide) drops pairs from the Born radii and shifts each pair energy;
+        # CutoffPeriodic also takes the nearest image, in a 2 nm box, and makes the ENNForce periodic.
+        top, pos = peptide()
+        cutoff = 0.6 * unit.nanometer
+        for periodic in (False, True):
+            method = app.CutoffPeriodic if periodic else app.CutoffNonPeriodic
+            top.setPeriodicBoxVectors(np.eye(3) * 2.0 * unit.nanometer if periodic else None)
+            for files in (("amber14-all.xml", "implicit/obc2.xml"), ("amber14-all.xml", "implicit/gbn2.xml"),
+                          ("amber99sb.xml", "amber99_obc.xml")):
+                with self.subTest(files=files[1], periodic=periodic):
+                    system = app.ForceField(*files).createSystem(top, nonbondedMethod=method, nonbondedCutoff=cutoff,
+                                                                 constraints=None)
+                    mixed = openmmenn.createMixedSystem(top, system, ALA, model=model("frozen_charges"))
+                    force = enn_force(mixed)
+                    self.assertAlmostEqual(force.getImplicitSolventCutoff(), 0.6, places=12)
+                    self.assertEqual(force.usesPeriodicBoundaryConditions(), periodic)
+                    self.frozen_check(system, top, pos, ALA, f"{files[1]}, {method}")
+        # Without the cutoff, the energy differs: the test above sees it.
+        top.setPeriodicBoxVectors(None)
+        system = app.ForceField("amber14-all.xml", "implicit/obc2.xml").createSystem(top, constraints=None)
+        cut = app.ForceField("amber14-all.xml", "implicit/obc2.xml").createSystem(
+            top, nonbondedMethod=app.CutoffNonPeriodic, nonbondedCutoff=cutoff, constraints=None)
+        e_plain = self.frozen_check(system, top, pos, ALA, "obc2")[0]
+        e_cut = self.frozen_check(cut, top, pos, ALA, "obc2 cut")[0]
+        self.assertGreater(abs(e_plain - e_cut), 1.0)
+
     def test_pme_and_reaction_field_match_openmm_with_frozen_charges(self):
         ff, top, pos = solvated()
         for method in (app.PME, app.CutoffPeriodic):
@@ -402,10 +429,12 @@ class TestChargeAndErrors(unittest.TestCase):
             openmmenn.createMixedSystem(top, system, ALA)
         with self.assertRaisesRegex(openmm.OpenMMException, "embedding must be"):
             openmmenn.createMixedSystem(top, system, ALA, embedding="polarizable")
-        # GB with a cutoff.
+        # A GB force whose cutoff is not the one its energy expressions were written for.
         system = app.ForceField("amber14-all.xml", "implicit/gbn2.xml").createSystem(
             top, nonbondedMethod=app.CutoffNonPeriodic)
-        with self.assertRaisesRegex(openmm.OpenMMException, "implicit solvent with a cutoff"):
+        [gb] = [f for f in system.getForces() if isinstance(f, openmm.CustomGBForce)]
+        gb.setCutoffDistance(0.5)
+        with self.assertRaisesRegex(openmm.OpenMMException, "does not state the force's cutoff"):
             openmmenn.createMixedSystem(top, system, ALA)
 
 
@@ -534,16 +563,17 @@ class TestPureML(unittest.TestCase):
 class TestSerialization(unittest.TestCase):
     def test_coupled_gb_models_survive_xml(self):
         top, pos = peptide()
-        for xml in ("gbn2", "hct"):
+        for xml, method in (("gbn2", app.NoCutoff), ("hct", app.CutoffNonPeriodic)):
             with self.subTest(model=xml):
                 system = app.ForceField("amber14-all.xml", f"implicit/{xml}.xml").createSystem(
-                    top, constraints=None, implicitSolventKappa=0.5)
+                    top, constraints=None, implicitSolventKappa=0.5, nonbondedMethod=method, nonbondedCutoff=0.7 * unit.nanometer)
                 mixed = openmmenn.createMixedSystem(top, system, ALA, model=openmmenn.shipped_model())
                 copy = openmm.XmlSerializer.deserialize(openmm.XmlSerializer.serialize(mixed))
                 force = openmmenn.findENNForce(copy)
                 self.assertEqual(force.getImplicitSolventModel(), getattr(openmmenn.ENNForce, xml.upper() if xml == "hct" else "GBn2"))
                 self.assertEqual(force.getGBFormulation(), openmmenn.ENNForce.AppCustomGBFormulation)
                 self.assertEqual(force.getImplicitSolventKappa(), 0.5)
+                self.assertEqual(force.getImplicitSolventCutoff(), 0.0 if method is app.NoCutoff else 0.7)
                 assert_same(self, evaluate(copy, pos), evaluate(mixed, pos), f"{xml} after XML")
 
 
@@ -553,6 +583,10 @@ class TestPythonAPI(unittest.TestCase):
         force.setTotalCharge(-1 * unit.elementary_charge)
         force.setCutoffDistance(9 * unit.angstrom)
         force.setImplicitSolventKappa(0.5 / unit.angstrom)
+        force.setImplicitSolventCutoff(12 * unit.angstrom)
+        self.assertAlmostEqual(force.getImplicitSolventCutoff(), 1.2, places=14)
+        with self.assertRaisesRegex(openmm.OpenMMException, "implicit-solvent cutoff must be zero"):
+            force.setImplicitSolventCutoff(-1.0)
         self.assertEqual(force.getTotalCharge(), -1.0)
         self.assertAlmostEqual(force.getCutoffDistance(), 0.9, places=14)
         self.assertAlmostEqual(force.getImplicitSolventKappa(), 5.0, places=12)

@@ -72,6 +72,9 @@ def _value_in(value, unit):
 %pythonprepend OpenMMENN::ENNForce::setImplicitSolventKappa %{
     kappa = _value_in(kappa, lambda u: u.nanometer**-1)
 %}
+%pythonprepend OpenMMENN::ENNForce::setImplicitSolventCutoff %{
+    distance = _value_in(distance, lambda u: u.nanometer)
+%}
 %pythonprepend OpenMMENN::ENNForce::addChargeGroup %{
     particles, charge = [int(p) for p in particles], _value_in(charge, lambda u: u.elementary_charge)
 %}

@@ -169,6 +169,14 @@ public:
     void setImplicitSolventKappa(double kappa);
     /** The Debye screening parameter (1/nm). */
     double getImplicitSolventKappa() const { return implicitSolventKappa; }
+    /** A cutoff (nm) for the GB pairs, as GBSAOBCForce's and CustomGBForce's CutoffNonPeriodic/CutoffPeriodic: pairs
+     *  farther apart add nothing to the Born radii or the energy, and each pair within it has its energy shifted by
+     *  its value at the cutoff (q_i q_j S(f) (1/f - 1/cutoff), S(f) = -k (1/eps_in - exp(-kappa f)/eps_out)). 0, the
+     *  default, means no cutoff. With a cutoff, GB pairs take the nearest periodic image exactly when the force uses
+     *  periodic boundary conditions. */
+    void setImplicitSolventCutoff(double distance);
+    /** The GB cutoff (nm); 0 means none. */
+    double getImplicitSolventCutoff() const { return implicitSolventCutoff; }
     /** Dielectrics, and the ACE surface-area energy (kJ/mol/nm^2; 0 turns the surface term off). */
     void setGBSAOBCParameters(double soluteDielectric, double solventDielectric, double surfaceAreaEnergy);
     /** The solute and solvent dielectrics and the ACE surface-area energy (kJ/mol/nm^2). */
@@ -206,16 +214,18 @@ public:
      */
     void coupleToNonbondedForce(OpenMM::System& system, OpenMM::NonbondedForce& nonbonded);
     /**
-     * Take over a GBSAOBCForce of `system`: copy its dielectrics, surface-area energy and per-particle
-     * parameters, then remove it from the System (which deletes it). This force then computes the whole
+     * Take over a GBSAOBCForce of `system`: copy its dielectrics, surface-area energy, per-particle
+     * parameters and cutoff, then remove it from the System (which deletes it). This force then computes the whole
      * GB and ACE energy, with predicted charges for ML atoms and the GBSAOBCForce's charges for the rest.
+     * CutoffPeriodic makes this force periodic; CutoffNonPeriodic is refused if it already is.
      */
     void coupleToGBSAOBCForce(OpenMM::System& system, OpenMM::GBSAOBCForce& gbsa);
     /**
      * Take over a CustomGBForce of `system` that is one of openmm.app's implicit-solvent models (HCT, OBC1, OBC2,
-     * GBn, GBn2, as ForceField's implicit/NAME.xml files and createSystem(implicitSolvent=...) make them; NoCutoff;
-     * any salt concentration; with or without the ACE term): read its model, dielectrics, kappa, per-particle
-     * parameters and neck tables, then remove it from the System. Any other CustomGBForce is refused with an
+     * GBn, GBn2, as ForceField's implicit/NAME.xml files and createSystem(implicitSolvent=...) make them; any
+     * nonbonded method; any salt concentration; with or without the ACE term): read its model, dielectrics, kappa,
+     * cutoff, per-particle parameters and neck tables, then remove it from the System (CutoffPeriodic makes this
+     * force periodic, as for a GBSAOBCForce). Any other CustomGBForce is refused with an
      * OpenMMException that says why.
      */
     void coupleToCustomGBForce(OpenMM::System& system, OpenMM::CustomGBForce& gb);
@@ -225,6 +235,8 @@ protected:
 
 private:
     ENNForce(const std::string& modelData, bool fromData);
+    /** The GB cutoff of a coupled GB force: none, or `distance`, periodic or not (which must agree with this force). */
+    void adoptGBCutoff(bool cutoff, bool periodic, double distance, const std::string& forceName);
     struct Particle {
         int particle, atomicNumber;
     };
@@ -259,7 +271,7 @@ private:
     std::vector<GBParticle> gbParticles;
     ImplicitSolventModel implicitSolventModel = OBC2;
     GBFormulation gbFormulation = GBSAOBCForceFormulation;
-    double implicitSolventKappa = 0.0;
+    double implicitSolventKappa = 0.0, implicitSolventCutoff = 0.0;
     int neckTableSize = 0;
     std::vector<double> neckM0, neckD0;
     std::string modelData;

@@ -110,15 +110,17 @@ CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, ENN
         defines["COULOMB"] = "1";
     if (c.periodic())
         defines["PERIODIC"] = "1";
-    const bool cells = coulomb && c.useCutoff();
-    if (cells) {
-        for (numBuckets = 64; numBuckets < 2 * numSites;)
+    const bool cells = coulomb && c.useCutoff(), gbCells = c.implicitSolvent && c.gbCutoff > 0;
+    if (cells || gbCells) {
+        const int nodes = std::max(cells ? numSites : 0, gbCells ? numGB : 0);
+        for (numBuckets = 64; numBuckets < 2 * nodes;)
             numBuckets *= 2;
-        defines["CELL_LIST"] = "1";
         defines["NUM_BUCKETS"] = cc.intToString(numBuckets);
     }
     else
         defines["NUM_BUCKETS"] = "64"; // ennCells.cc compiles, unused
+    if (cells)
+        defines["CELL_LIST"] = "1";
     if (c.useCutoff()) {
         defines["USE_CUTOFF"] = "1";
         defines["CUTOFF2"] = cc.doubleToString(c.cutoff * c.cutoff);
@@ -156,6 +158,12 @@ CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, ENN
             defines["NECK_SCALE"] = cc.doubleToString(c.neckScale);
             defines["NECK_CUT"] = cc.doubleToString(GBConstants::neckCut);
         }
+        if (gbCells) {
+            defines["GB_CUTOFF2"] = cc.doubleToString(c.gbCutoff * c.gbCutoff);
+            defines["GB_SHIFT"] = cc.doubleToString(1.0 / c.gbCutoff);
+        }
+        if (c.gbPeriodic)
+            defines["GB_PERIODIC"] = "1";
         defines["SURFACE_FACTOR"] = cc.doubleToString(c.surfaceAreaFactor);
         defines["ACE_PROBE"] = cc.doubleToString(GBConstants::probe);
     }
@@ -182,40 +190,14 @@ CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, ENN
         }
     if (cells) {
         siteCell.initialize(cc, numSites, 4 * sizeof(int), "ennSiteCell");
-        for (int list = 0; list < 2; list++) {
-            const int numListed = list == 0 ? numSites : c.numML;
-            bucketCount[list].initialize<int>(cc, numBuckets, "ennSiteBucketCount");
-            bucketStart[list].initialize<int>(cc, numBuckets, "ennSiteBucketStart");
-            bucketCursor[list].initialize<int>(cc, numBuckets, "ennSiteBucketCursor");
-            bucketSites[list].initialize<int>(cc, std::max(1, numListed), "ennBucketSites");
-            // assignCells(pos, numNodes, periodic, cutoff, recipA, recipB, recipC, numCells, cellOfNode, bucketCount)
-            cellKernel[list] = program->createKernel("assignCells");
-            cellKernel[list]->addArg(sites);
-            cellKernel[list]->addArg(numListed);
-            cellKernel[list]->addArg(c.periodic() ? 1 : 0);
-            addRealArg(cc, cellKernel[list], c.cutoff);
-            for (int i = 0; i < 4; i++)
-                cellKernel[list]->addArg(); // reciprocal box vectors and cell counts, set every step
-            cellKernel[list]->addArg(siteCell);
-            cellKernel[list]->addArg(bucketCount[list]);
-            bucketOffsetKernel[list] = program->createKernel("bucketOffsets");
-            for (ComputeArray* a : {&bucketCount[list], &bucketStart[list], &bucketCursor[list]})
-                bucketOffsetKernel[list]->addArg(*a);
-            fillBucketKernel[list] = program->createKernel("fillBuckets");
-            fillBucketKernel[list]->addArg(siteCell);
-            fillBucketKernel[list]->addArg(numListed);
-            fillBucketKernel[list]->addArg(bucketCursor[list]);
-            fillBucketKernel[list]->addArg(bucketSites[list]);
-            sortBucketKernel[list] = program->createKernel("sortBuckets");
-            for (ComputeArray* a : {&bucketStart[list], &bucketCount[list], &bucketSites[list]})
-                sortBucketKernel[list]->addArg(*a);
-        }
+        createCellList(program, siteLists[0], sites, numSites, c.periodic(), c.cutoff, siteCell);
+        createCellList(program, siteLists[1], sites, c.numML, c.periodic(), c.cutoff, siteCell);
         // The ML sites' kernel reads the list of every site, the MM sites' the list of the ML sites.
         for (int list = 0; list < 2; list++) {
             ComputeKernel& k = list == 0 ? coulombMLKernel : coulombMMKernel;
             k->addArg(); // cell counts, set every step
             k->addArg(siteCell);
-            for (ComputeArray* a : {&bucketStart[list], &bucketCount[list], &bucketSites[list]})
+            for (ComputeArray* a : {&siteLists[list].bucketStart, &siteLists[list].bucketCount, &siteLists[list].bucketNodes})
                 k->addArg(*a);
         }
     }
@@ -304,6 +286,19 @@ CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, ENN
         gbForcesKernel = program->createKernel("gbBornForces");
         for (ComputeArray* a : {&gbPos, &gbParams, &gbNeck, &dEdSum, &gbForce, &gbPotential, &gbAtom, &gbML, &potential, &forces})
             gbForcesKernel->addArg(*a);
+        if (gbCells) {
+            gbCell.initialize(cc, numGB, 4 * sizeof(int), "ennGBCell");
+            createCellList(program, gbList, gbPos, numGB, c.gbPeriodic, c.gbCutoff, gbCell);
+        }
+        for (ComputeKernel* k : {&bornKernel, &gbPairsKernel, &gbForcesKernel}) {
+            for (int i = 0; i < 3; i++)
+                (*k)->addArg(); // box vectors, set every step
+            if (gbCells) {
+                (*k)->addArg(); // cell counts, set every step
+                for (ComputeArray* a : {&gbCell, &gbList.bucketStart, &gbList.bucketCount, &gbList.bucketNodes})
+                    (*k)->addArg(*a);
+            }
+        }
     }
     energyKernel = program->createKernel("sumEnergy");
     energyKernel->addArg(energyTerms);
@@ -340,32 +335,59 @@ void CommonENNElectrostatics::transform(bool forward) {
         deviceWork.launch(dftKernels[forward ? 0 : 1][d], gridSize);
 }
 
-void CommonENNElectrostatics::buildCells(const Vec3* box) {
+void CommonENNElectrostatics::createCellList(OpenMM::ComputeProgram& program, CellList& list, ComputeArray& positions, int numNodes,
+                                             bool periodic, double cutoff, ComputeArray& cellOfNode) {
+    list.numNodes = numNodes;
+    list.periodic = periodic;
+    list.cutoff = cutoff;
+    list.bucketCount.initialize<int>(cc, numBuckets, "ennBucketCount");
+    list.bucketStart.initialize<int>(cc, numBuckets, "ennBucketStart");
+    list.bucketCursor.initialize<int>(cc, numBuckets, "ennBucketCursor");
+    list.bucketNodes.initialize<int>(cc, std::max(1, numNodes), "ennBucketNodes");
+    // assignCells(pos, numNodes, periodic, cutoff, recipA, recipB, recipC, numCells, cellOfNode, bucketCount)
+    list.assign = program->createKernel("assignCells");
+    list.assign->addArg(positions);
+    list.assign->addArg(numNodes);
+    list.assign->addArg(periodic ? 1 : 0);
+    addRealArg(cc, list.assign, cutoff);
+    for (int i = 0; i < 4; i++)
+        list.assign->addArg(); // reciprocal box vectors and cell counts, set every step
+    list.assign->addArg(cellOfNode);
+    list.assign->addArg(list.bucketCount);
+    list.offsets = program->createKernel("bucketOffsets");
+    for (ComputeArray* a : {&list.bucketCount, &list.bucketStart, &list.bucketCursor})
+        list.offsets->addArg(*a);
+    list.fill = program->createKernel("fillBuckets");
+    list.fill->addArg(cellOfNode);
+    list.fill->addArg(numNodes);
+    list.fill->addArg(list.bucketCursor);
+    list.fill->addArg(list.bucketNodes);
+    list.sort = program->createKernel("sortBuckets");
+    for (ComputeArray* a : {&list.bucketStart, &list.bucketCount, &list.bucketNodes})
+        list.sort->addArg(*a);
+}
+
+OpenMM::mm_int4 CommonENNElectrostatics::buildCells(CellList& list, const Vec3* box) {
     // Cells at least a cutoff wide: along each lattice direction of a periodic box, cubes of the cutoff otherwise (the
     // cell counts are then unused).
     Vec3 recip[3];
     OpenMM::mm_int4 numCells(1, 1, 1, 0);
-    if (coupling.periodic()) {
+    if (list.periodic) {
         reciprocalVectors(box, recip);
         double spacing[3];
         latticePlaneSpacings(box, spacing);
-        numCells = OpenMM::mm_int4(deviceCellsAlong(spacing[0], coupling.cutoff), deviceCellsAlong(spacing[1], coupling.cutoff),
-                                   deviceCellsAlong(spacing[2], coupling.cutoff), 0);
+        numCells = OpenMM::mm_int4(deviceCellsAlong(spacing[0], list.cutoff), deviceCellsAlong(spacing[1], list.cutoff),
+                                   deviceCellsAlong(spacing[2], list.cutoff), 0);
     }
-    for (int list = 0; list < 2; list++) {
-        for (int k = 0; k < 3; k++)
-            setReal4Arg(cc, cellKernel[list], 4 + k, recip[k]);
-        cellKernel[list]->setArg(7, numCells);
-    }
-    coulombMLKernel->setArg(11, numCells);
-    coulombMMKernel->setArg(11, numCells);
-    for (int list = 0; list < 2; list++) {
-        deviceWork.clear(cc, bucketCount[list]);
-        deviceWork.launch(cellKernel[list], list == 0 ? numSites : coupling.numML);
-        deviceWork.launch(bucketOffsetKernel[list], ReduceSize, ReduceSize);
-        deviceWork.launch(fillBucketKernel[list], list == 0 ? numSites : coupling.numML);
-        deviceWork.launch(sortBucketKernel[list], numBuckets);
-    }
+    for (int k = 0; k < 3; k++)
+        setReal4Arg(cc, list.assign, 4 + k, recip[k]);
+    list.assign->setArg(7, numCells);
+    deviceWork.clear(cc, list.bucketCount);
+    deviceWork.launch(list.assign, list.numNodes);
+    deviceWork.launch(list.offsets, ReduceSize, ReduceSize);
+    deviceWork.launch(list.fill, list.numNodes);
+    deviceWork.launch(list.sort, numBuckets);
+    return numCells;
 }
 
 void CommonENNElectrostatics::checkBox() const {
@@ -385,8 +407,12 @@ void CommonENNElectrostatics::compute(bool includeEnergy) {
             setReal4Arg(cc, coulombMLKernel, 5 + i, box[i]);
             setReal4Arg(cc, coulombMMKernel, 5 + i, box[i]);
         }
-        if (numBuckets > 0)
-            buildCells(box);
+        if (siteLists[0].numNodes > 0) {
+            const OpenMM::mm_int4 numCells = buildCells(siteLists[0], box);
+            buildCells(siteLists[1], box);
+            coulombMLKernel->setArg(11, numCells);
+            coulombMMKernel->setArg(11, numCells);
+        }
         deviceWork.launch(coulombMLKernel, c.numML * ReduceSize, ReduceSize);
         if (numSites > c.numML)
             deviceWork.launch(coulombMMKernel, numSites - c.numML);
@@ -414,8 +440,17 @@ void CommonENNElectrostatics::compute(bool includeEnergy) {
         background = neutralizingBackgroundEnergy(totalCharge + mmTotal, box, c.alpha) - neutralizingBackgroundEnergy(mmTotal, box, c.alpha);
     }
     if (c.implicitSolvent) {
-        for (ComputeKernel* k : {&bornKernel, &gbPairsKernel, &gbForcesKernel})
-            deviceWork.launch((*k), numGB * ReduceSize, ReduceSize);
+        const OpenMM::mm_int4 numCells = gbList.numNodes > 0 ? buildCells(gbList, box) : OpenMM::mm_int4(1, 1, 1, 0);
+        // Argument positions: gbBornRadii has 6 arrays before the box, gbPairs 8, gbBornForces 10.
+        const int boxArg[3] = {6, 8, 10};
+        ComputeKernel* kernels[3] = {&bornKernel, &gbPairsKernel, &gbForcesKernel};
+        for (int k = 0; k < 3; k++) {
+            for (int i = 0; i < 3; i++)
+                setReal4Arg(cc, *kernels[k], boxArg[k] + i, box[i]);
+            if (gbList.numNodes > 0)
+                (*kernels[k])->setArg(boxArg[k] + 3, numCells);
+            deviceWork.launch(*kernels[k], numGB * ReduceSize, ReduceSize);
+        }
     }
     if (includeEnergy) {
         setMixedArg(cc, energyKernel, 2, background);

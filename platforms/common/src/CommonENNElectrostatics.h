@@ -9,7 +9,8 @@
 // Coulomb pairs: a work group per ML site (so that a ligand among many MM atoms fills the device) and a
 // thread per MM site; with a cutoff (reaction field, PME) the partners within it come from cell lists of
 // the sites, rebuilt every step, so the cost follows the pairs within the cutoff; without one every pair
-// is summed. GB sums all pairs of GB particles (OpenMM's GB forces have no cutoff here either).
+// is summed. GB sums all pairs of GB particles, or with a GB cutoff (GBSAOBCForce's and CustomGBForce's cutoff methods)
+// those from a cell list of the GB particles.
 // PME's transforms: OpenMM's FFT where the version has one (8.3+) and the grid sizes are ones it
 // supports, otherwise this plugin's DFT kernels (O(K) work per output point along each axis).
 
@@ -18,6 +19,8 @@
 #include "openmm/common/ComputeArray.h"
 #include "openmm/common/ComputeContext.h"
 #include "openmm/common/ComputeKernel.h"
+#include "openmm/common/ComputeProgram.h"
+#include "openmm/common/ComputeVectorTypes.h"
 // OpenMM 8.3 and later give every platform an FFT (ComputeContext::createFFT); older versions
 // (Debian's 7.7) have none in the common API, and PME uses its own DFT kernels.
 #if defined(__has_include)
@@ -55,8 +58,18 @@ public:
 
 private:
     void uploadCharges();
-    /** The cell lists of the sites (all, and the ML ones) for the Coulomb pairs within the cutoff. */
-    void buildCells(const OpenMM::Vec3* box);
+    /** A cell list on the device (kernels/ennCells.cc) of the first numNodes entries of a position array. */
+    struct CellList {
+        OpenMM::ComputeArray bucketCount, bucketStart, bucketCursor, bucketNodes;
+        OpenMM::ComputeKernel assign, offsets, fill, sort;
+        int numNodes = 0;
+        double cutoff = 0;
+        bool periodic = false;
+    };
+    void createCellList(OpenMM::ComputeProgram& program, CellList& list, OpenMM::ComputeArray& positions, int numNodes, bool periodic,
+                        double cutoff, OpenMM::ComputeArray& cellOfNode);
+    /** Rebuilds a cell list for this step's box; returns its cells per lattice direction (periodic; else unused). */
+    OpenMM::mm_int4 buildCells(CellList& list, const OpenMM::Vec3* box);
     /** PME's 3D transform of gridA into gridB (gridA is overwritten). */
     void transform(bool forward);
     OpenMM::ComputeContext& cc;
@@ -68,9 +81,10 @@ private:
     OpenMM::ComputeArray exceptionStart, exceptionPartner, exceptionScale;
     OpenMM::ComputeArray sites, gbPos, born, chain, dEdSum, gbForce, gbPotential, potential, forces, energyTerms;
     OpenMM::ComputeArray gridML, gridMM, gridA, gridB, twiddles[3], moduli;
-    // Cell lists: [0] every site, [1] the ML sites.
-    OpenMM::ComputeArray siteCell, bucketCount[2], bucketStart[2], bucketCursor[2], bucketSites[2];
-    OpenMM::ComputeKernel cellKernel[2], bucketOffsetKernel[2], fillBucketKernel[2], sortBucketKernel[2];
+    // Cell lists: siteLists[0] of every site, [1] of the ML sites (for the Coulomb pairs within the cutoff); gbList of
+    // the GB particles (for GB with a cutoff). numBuckets (the program's NUM_BUCKETS) is 0 when there are none.
+    OpenMM::ComputeArray siteCell, gbCell;
+    CellList siteLists[2], gbList;
     int numBuckets = 0;
     OpenMM::ComputeKernel gatherKernel, coulombMLKernel, coulombMMKernel, spreadKernel, finishSpreadKernel, convolveKernel, interpolateKernel;
     OpenMM::ComputeKernel dftKernels[2][3], bornKernel, gbPairsKernel, gbForcesKernel, energyKernel;

@@ -63,9 +63,9 @@ CpuENNElectrostatics::~CpuENNElectrostatics() {
 double CpuENNElectrostatics::compute(const vector<Vec3>& positions, const Vec3* box, const vector<double>& mlCharges, vector<Vec3>& forces,
                                      vector<double>& potential, OpenMM::ThreadPool& pool) {
     potential.assign(c.numML, 0.0);
+    c.checkBox(box);
     double energy = 0.0;
     if (c.method != ENNForce::NoElectrostatics) {
-        c.checkBox(box);
         const int numSites = static_cast<int>(c.sites.size());
         sitePos.resize(numSites);
         for (int s = 0; s < numSites; s++)
@@ -81,12 +81,12 @@ double CpuENNElectrostatics::compute(const vector<Vec3>& positions, const Vec3* 
             potential[a] += phi[a];
     }
     if (c.implicitSolvent)
-        energy += generalizedBorn(positions, mlCharges, forces, potential, pool);
+        energy += generalizedBorn(positions, box, mlCharges, forces, potential, pool);
     return energy;
 }
 
-double CpuENNElectrostatics::generalizedBorn(const vector<Vec3>& positions, const vector<double>& mlCharges, vector<Vec3>& forces,
-                                             vector<double>& potential, OpenMM::ThreadPool& pool) {
+double CpuENNElectrostatics::generalizedBorn(const vector<Vec3>& positions, const Vec3* box, const vector<double>& mlCharges,
+                                             vector<Vec3>& forces, vector<double>& potential, OpenMM::ThreadPool& pool) {
     const int n = static_cast<int>(c.gbParticles.size());
     gbPos.resize(n);
     gbQ.resize(n);
@@ -102,33 +102,48 @@ double CpuENNElectrostatics::generalizedBorn(const vector<Vec3>& positions, cons
     gbForce.resize(n);
     const int GBChunk = 16;
     auto forEachParticle = [&](auto visit) { parallelForEach(pool, n, GBChunk, visit); };
+    // Each particle's partners j != i: every other particle, or with a cutoff those of a cell list (searched a
+    // little wider in float, then tested exactly in double by gbWithin).
+    if (c.gbCutoff > 0)
+        gbNeighbors.build(gbPos, c.gbCutoff * (1 + 1e-5), c.gbPeriodic ? box : nullptr, pool);
+    auto forEachPartner = [&](int i, auto visit) {
+        if (c.gbCutoff > 0) {
+            for (int e = gbNeighbors.receiverStart[i]; e < gbNeighbors.receiverStart[i + 1]; e++) {
+                const int j = gbNeighbors.sender[e];
+                const Vec3 d = c.gbDisplacement(gbPos[i], gbPos[j], box);
+                if (c.gbWithin(d.dot(d)))
+                    visit(j, d);
+            }
+        } else
+            for (int j = 0; j < n; j++)
+                if (j != i)
+                    visit(j, gbPos[j] - gbPos[i]);
+    };
     forEachParticle([&](int i) { // Born radii
         double sum = 0.0;
-        for (int j = 0; j < n; j++) {
-            if (j == i)
-                continue;
-            const Vec3 d = gbPos[j] - gbPos[i];
+        forEachPartner(i, [&](int j, const Vec3& d) {
             double term, dterm;
             c.gbIntegral(i, j, std::sqrt(d.dot(d)), term, dterm);
             sum += term;
-        }
+        });
         c.gbBornRadius(i, sum, gbBorn[i], gbChain[i]);
     });
     forEachParticle([&](int i) { // ACE and the pair energies of i with every j (j = i: the self term), half of each pair
         double dEdBorn, phi = 0.0;
         double energy = c.gbSurfaceEnergy(i, gbBorn[i], dEdBorn);
         Vec3 force;
-        for (int j = 0; j < n; j++) {
-            const Vec3 d = gbPos[j] - gbPos[i];
+        auto pair = [&](int j, const Vec3& d) {
             double e, dfdrr, P, dPdf;
             const double f = c.gbDistance(d.dot(d), gbBorn[i], gbBorn[j], e, dfdrr);
-            c.gbPair(f, P, dPdf);
+            c.gbPair(f, c.gbShift(i, j), P, dPdf);
             energy += 0.5 * P * gbQ[i] * gbQ[j];
             phi += P * gbQ[j];
             dEdBorn += dPdf * gbQ[i] * gbQ[j] * dfdrr * gbBorn[j];
             if (j != i)
                 force += d * (dPdf * gbQ[i] * gbQ[j] * (1.0 - 0.25 * e) / f);
-        }
+        };
+        pair(i, Vec3());
+        forEachPartner(i, pair);
         gbEnergy[i] = energy;
         gbPotential[i] = phi;
         gbDEdSum[i] = dEdBorn * gbChain[i];
@@ -137,16 +152,13 @@ double CpuENNElectrostatics::generalizedBorn(const vector<Vec3>& positions, cons
     // Born radii depend on positions through the integrals: particle k feels its own sum's terms and those of every m.
     forEachParticle([&](int k) {
         Vec3 force;
-        for (int m = 0; m < n; m++) {
-            if (m == k)
-                continue;
-            const Vec3 d = gbPos[m] - gbPos[k];
+        forEachPartner(k, [&](int m, const Vec3& d) {
             const double r = std::sqrt(d.dot(d));
             double term, dtermKM, dtermMK;
             c.gbIntegral(k, m, r, term, dtermKM);
             c.gbIntegral(m, k, r, term, dtermMK);
             force += d * ((gbDEdSum[k] * dtermKM + gbDEdSum[m] * dtermMK) / r);
-        }
+        });
         gbForce[k] += force;
     });
     double energy = 0.0;

@@ -11,8 +11,9 @@
 //   sizes settle.
 // Work is cut into pieces that do not depend on the number of threads, each writing its own outputs
 // and summed in a fixed order, so results are bitwise the same for any thread count.
-// - generalized Born over all pairs (O(N_GB^2), as on Reference) with every pass split by particle: each particle
-//   sums its own pairs (each pair is evaluated from both ends), so no two pieces write the same output.
+// - generalized Born over all pairs (O(N_GB^2), as on Reference), or with a GB cutoff over a cell list's pairs, with
+//   every pass split by particle: each particle sums its own pairs (each pair is evaluated from both ends), so no two
+//   pieces write the same output.
 
 #include "CpuENNNeighbors.h"
 #include "ReferenceENNElectrostatics.h"
@@ -45,7 +46,7 @@ private:
     /** PME's reciprocal energy of all sites minus that of the MM sites alone; adds forces and ML potentials. */
     double reciprocal(const OpenMM::Vec3* box, OpenMM::ThreadPool& pool);
     /** Generalized Born and ACE as ReferenceENNElectrostatics::generalizedBorn, on `pool`. */
-    double generalizedBorn(const std::vector<OpenMM::Vec3>& positions, const std::vector<double>& mlCharges,
+    double generalizedBorn(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box, const std::vector<double>& mlCharges,
                            std::vector<OpenMM::Vec3>& forces, std::vector<double>& potential, OpenMM::ThreadPool& pool);
     /** g(m) = k_e / (pi V) ewaldKernel(m) / B(m) on the grid (0 at m = 0), recomputed when the box changes. */
     void updateInfluence(const OpenMM::Vec3* box, OpenMM::ThreadPool& pool);
@@ -83,7 +84,8 @@ private:
         }
     };
     std::vector<Block> blocks; // fixed pieces of the ML atoms for the real-space sums (at most MaxBlocks)
-    // Generalized Born, per GB particle
+    // Generalized Born, per GB particle; with a cutoff, each particle's partners from a cell list
+    CpuENNNeighborList gbNeighbors;
     std::vector<OpenMM::Vec3> gbPos, gbForce;
     std::vector<double> gbQ, gbBorn, gbChain, gbDEdSum, gbEnergy, gbPotential;
     // PME

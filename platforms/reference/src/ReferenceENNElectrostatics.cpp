@@ -100,6 +100,8 @@ ENNCouplingParameters::ENNCouplingParameters(const OpenMM::System& system, const
         gbSoluteInverse = 1.0 / solute;
         gbSolventInverse = 1.0 / solvent;
         gbKappa = force.getImplicitSolventKappa();
+        gbCutoff = force.getImplicitSolventCutoff();
+        gbPeriodic = gbCutoff > 0 && force.usesPeriodicBoundaryConditions();
         surfaceAreaFactor = 4 * M_PI * surface;
         gbBuriedAtomTerm = !app;
         gbTanh = gbModel != ENNForce::HCT;
@@ -169,13 +171,17 @@ void ENNCouplingParameters::updateCharges(const ENNForce& force) {
 }
 
 void ENNCouplingParameters::checkBox(const Vec3* box) const {
-    if (!periodic())
-        return;
-    checkPeriodicBox(box, cutoff);
-    const double half = 0.5 * std::min(box[0][0], std::min(box[1][1], box[2][2]));
-    if (cutoff > half)
-        throw OpenMM::OpenMMException("ENNForce: the cutoff (" + std::to_string(cutoff) + " nm) is larger than half the periodic box (" +
-                                      std::to_string(half) + " nm)");
+    auto check = [&](double distance, const std::string& what) {
+        checkPeriodicBox(box, distance);
+        const double half = 0.5 * std::min(box[0][0], std::min(box[1][1], box[2][2]));
+        if (distance > half)
+            throw OpenMM::OpenMMException("ENNForce: the " + what + " (" + std::to_string(distance) + " nm) is larger than half the periodic box (" +
+                                          std::to_string(half) + " nm)");
+    };
+    if (periodic())
+        check(cutoff, "cutoff");
+    if (gbPeriodic)
+        check(gbCutoff, "implicit-solvent cutoff");
 }
 
 void ENNCouplingParameters::ordinaryPair(double r, bool mlPair, double& f, double& dfdr) const {
@@ -272,6 +278,7 @@ void ENNCouplingParameters::gbBornRadius(int i, double sum, double& born, double
 double ReferenceENNElectrostatics::compute(const vector<Vec3>& positions, const Vec3* box, const vector<double>& mlCharges,
                                            vector<Vec3>& forces, vector<double>& potential) const {
     potential.assign(c.numML, 0.0);
+    c.checkBox(box);
     double energy = 0.0;
     if (c.method != ENNForce::NoElectrostatics) {
         vector<double> charges(mlCharges);
@@ -282,7 +289,7 @@ double ReferenceENNElectrostatics::compute(const vector<Vec3>& positions, const 
             potential[i] += sitePotential[i];
     }
     if (c.implicitSolvent)
-        energy += generalizedBorn(positions, mlCharges, forces, potential);
+        energy += generalizedBorn(positions, box, mlCharges, forces, potential);
     return energy;
 }
 
@@ -290,7 +297,6 @@ double ReferenceENNElectrostatics::coulomb(const vector<Vec3>& positions, const 
                                            vector<Vec3>& forces, vector<double>& phi) const {
     const int numSites = static_cast<int>(c.sites.size());
     const bool periodic = c.periodic(), pme = c.method == ENNForce::PME, useCutoff = c.useCutoff();
-    c.checkBox(box);
     const double sqrtPi = std::sqrt(M_PI);
     double energy = 0.0;
     // Pair (a, b) contributes k q_a q_b f(r); add its energy, forces and potentials.
@@ -357,20 +363,22 @@ double ReferenceENNElectrostatics::coulomb(const vector<Vec3>& positions, const 
     return energy;
 }
 
-double ReferenceENNElectrostatics::generalizedBorn(const vector<Vec3>& positions, const vector<double>& mlCharges, vector<Vec3>& forces,
-                                                   vector<double>& potential) const {
+double ReferenceENNElectrostatics::generalizedBorn(const vector<Vec3>& positions, const Vec3* box, const vector<double>& mlCharges,
+                                                   vector<Vec3>& forces, vector<double>& potential) const {
     // Born radii from the HCT pair integrals (plus GBn/GBn2's neck), rescaled by tanh (OBC1/OBC2/GBn/GBn2) or not
     // (HCT); the pair energies P(f_ij) q_i q_j with f_ij^2 = r^2 + R_i R_j exp(-r^2 / 4 R_i R_j); the ACE term.
+    // With a cutoff, pairs beyond it take part in none of these.
     const int n = static_cast<int>(c.gbParticles.size());
     vector<double> q(n), born(n), chain(n);
     for (int i = 0; i < n; i++)
         q[i] = c.gbMLIndex[i] >= 0 ? mlCharges[c.gbMLIndex[i]] : c.gbCharges[i];
+    auto displacement = [&](int i, int j) { return c.gbDisplacement(positions[c.gbParticles[i]], positions[c.gbParticles[j]], box); };
     for (int i = 0; i < n; i++) {
         double sum = 0.0;
         for (int j = 0; j < n; j++) {
-            if (j == i)
+            const Vec3 d = displacement(i, j);
+            if (j == i || !c.gbWithin(d.dot(d)))
                 continue;
-            const Vec3 d = positions[c.gbParticles[j]] - positions[c.gbParticles[i]];
             double term, dterm;
             c.gbIntegral(i, j, std::sqrt(d.dot(d)), term, dterm);
             sum += term;
@@ -383,12 +391,14 @@ double ReferenceENNElectrostatics::generalizedBorn(const vector<Vec3>& positions
         energy += c.gbSurfaceEnergy(i, born[i], dEdBorn[i]);
     for (int i = 0; i < n; i++)
         for (int j = i; j < n; j++) {
-            const Vec3 d = positions[c.gbParticles[j]] - positions[c.gbParticles[i]];
+            const Vec3 d = displacement(i, j);
+            if (!c.gbWithin(d.dot(d)))
+                continue;
             double e, dfdrr;
             const double f = c.gbDistance(d.dot(d), born[i], born[j], e, dfdrr);
             const double weight = i == j ? 0.5 : 1.0;
             double P, dPdf;
-            c.gbPair(f, P, dPdf);
+            c.gbPair(f, c.gbShift(i, j), P, dPdf);
             energy += weight * P * q[i] * q[j];
             const double dEdf = weight * dPdf * q[i] * q[j];
             dEdBorn[i] += dEdf * dfdrr * born[j];
@@ -407,9 +417,9 @@ double ReferenceENNElectrostatics::generalizedBorn(const vector<Vec3>& positions
     for (int i = 0; i < n; i++) {
         const double dEdSum = dEdBorn[i] * chain[i];
         for (int j = 0; j < n; j++) {
-            if (j == i)
+            const Vec3 d = displacement(i, j);
+            if (j == i || !c.gbWithin(d.dot(d)))
                 continue;
-            const Vec3 d = positions[c.gbParticles[j]] - positions[c.gbParticles[i]];
             const double r = std::sqrt(d.dot(d));
             double term, dterm;
             c.gbIntegral(i, j, r, term, dterm);

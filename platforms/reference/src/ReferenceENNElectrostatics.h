@@ -8,6 +8,7 @@
 // phi_i = dE/dq_i for the network's chain rule. Units: nm, e, kJ/mol.
 
 #include "openmmenn/ENNForce.h"
+#include "ReferenceENNNeighbors.h"
 #include "ReferenceENNPME.h"
 #include "openmm/Vec3.h"
 #include <cmath>
@@ -49,7 +50,7 @@ struct ENNCouplingParameters {
     bool useCutoff() const { return method != ENNForce::NoElectrostatics && method != ENNForce::NoCutoff; }
     /** Update what updateParametersInContext may change (MM and GB charges). */
     void updateCharges(const ENNForce& force);
-    /** Throws an OpenMMException if a periodic method's cutoff exceeds half the box. */
+    /** Throws an OpenMMException if a periodic method's cutoff, or a periodic GB cutoff, exceeds half the box. */
     void checkBox(const OpenMM::Vec3* box) const;
     /** An ordinary pair's k q_a q_b f(r) within the cutoff: f = 1/r, or erf(r / (sqrt(2) sigma)) / r between the ML
      *  atoms of a Gaussian-damped model (`mlPair`); minus erf(alpha r)/r with PME (the reciprocal sum holds it), plus
@@ -89,6 +90,16 @@ struct ENNCouplingParameters {
     std::vector<double> neckM0, neckD0;          // [a + neckSize b]
     std::vector<int> gbParticles, gbMLIndex, gbNeckIndex; // System particle; its ML index or -1; its neck-table index
     std::vector<double> gbCharges, gbRadii, gbScales, gbAlpha, gbBeta, gbGamma;
+    /** GB pairs beyond gbCutoff (nm; 0: none) add nothing; with a cutoff they take the nearest image when the force is
+     *  periodic (gbPeriodic), as GBSAOBCForce's and CustomGBForce's CutoffNonPeriodic and CutoffPeriodic. */
+    double gbCutoff = 0;
+    bool gbPeriodic = false;
+    /** The displacement x_j - x_i of GB particles at a and b: the nearest image when gbPeriodic. */
+    OpenMM::Vec3 gbDisplacement(const OpenMM::Vec3& a, const OpenMM::Vec3& b, const OpenMM::Vec3* box) const {
+        return gbPeriodic ? wrapDisplacement(b - a, box) : b - a;
+    }
+    /** Whether a GB pair at squared distance r2 interacts (the cutoff's test, as OpenMM's: r > cutoff is out). */
+    bool gbWithin(double r2) const { return gbCutoff == 0 || r2 <= gbCutoff * gbCutoff; }
     /** Twice the integral I_ij of GB particle j's scaled sphere (and GBn/GBn2's neck) seen from particle i, at
      *  distance r, and its r-derivative: the terms of i's Born-radius sum. */
     void gbIntegral(int i, int j, double r, double& term, double& dterm) const;
@@ -111,12 +122,16 @@ struct ENNCouplingParameters {
         dfdrr = e * (1.0 + D) / (2 * f);
         return f;
     }
-    /** The pair function P(f) = -k (1/eps_in - exp(-kappa f)/eps_out) / f and dP/df. */
-    void gbPair(double f, double& P, double& dPdf) const {
+    /** The pair function P(f) = S(f) (1/f - shift), S(f) = -k (1/eps_in - exp(-kappa f)/eps_out), and dP/df. shift is
+     *  1/cutoff for the pairs i != j of a GB with a cutoff (so that P vanishes there, as OpenMM's forms), 0 otherwise. */
+    void gbPair(double f, double shift, double& P, double& dPdf) const {
         const double screened = gbKappa > 0 ? std::exp(-gbKappa * f) : 1.0;
-        P = -gbCoulomb * (gbSoluteInverse - screened * gbSolventInverse) / f;
-        dPdf = gbCoulomb * (gbSoluteInverse - screened * (gbKappa * f + 1.0) * gbSolventInverse) / (f * f);
+        const double S = -gbCoulomb * (gbSoluteInverse - screened * gbSolventInverse), dSdf = -gbCoulomb * gbKappa * screened * gbSolventInverse;
+        P = S * (1.0 / f - shift);
+        dPdf = dSdf * (1.0 / f - shift) - S / (f * f);
     }
+    /** gbPair's shift for GB particles i and j. */
+    double gbShift(int i, int j) const { return i != j && gbCutoff > 0 ? 1.0 / gbCutoff : 0.0; }
 };
 
 /** GBn/GBn2's neck integral between particles of neck indices a (the particle whose radius it corrects) and b,
@@ -145,8 +160,9 @@ public:
                    std::vector<OpenMM::Vec3>& forces, std::vector<double>& potential) const;
 
 protected:
-    /** Generalized Born over all GB particles (O(N^2) pairs): returns the energy, adds forces, adds dE/dq to `potential`. */
-    double generalizedBorn(const std::vector<OpenMM::Vec3>& positions, const std::vector<double>& mlCharges,
+    /** Generalized Born over all GB particles (O(N^2) pairs, within the GB cutoff if any): returns the energy, adds
+     *  forces, adds dE/dq to `potential`. */
+    double generalizedBorn(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box, const std::vector<double>& mlCharges,
                            std::vector<OpenMM::Vec3>& forces, std::vector<double>& potential) const;
     ENNCouplingParameters c;
 

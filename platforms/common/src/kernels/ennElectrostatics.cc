@@ -48,8 +48,7 @@ KERNEL void gatherSites(GLOBAL const real4* RESTRICT posq, GLOBAL const int* RES
     }
 }
 
-#ifdef COULOMB
-/** The minimum image of d in OpenMM's reduced triclinic box (the cutoff is at most half the box). */
+/** The minimum image of d in OpenMM's reduced triclinic box (Coulomb's and GB's cutoffs are at most half the box). */
 DEVICE real3 wrapDisplacement(real3 d, real4 boxA, real4 boxB, real4 boxC) {
     real k = floor(d.z / boxC.z + (real) 0.5);
     d.x -= k * boxC.x; d.y -= k * boxC.y; d.z -= k * boxC.z;
@@ -60,6 +59,7 @@ DEVICE real3 wrapDisplacement(real3 d, real4 boxA, real4 boxB, real4 boxC) {
     return d;
 }
 
+#ifdef COULOMB
 /** erf(a r)/r and its r-derivative, with the r -> 0 limit 2a/sqrt(pi). */
 DEVICE real erfOverR(real a, real r, real* derivative) {
     const real ar = a * r, e = erf(ar);
@@ -488,9 +488,12 @@ KERNEL void pmeInterpolate(GLOBAL const real4* RESTRICT site, GLOBAL const int* 
 #endif
 
 #if NUM_GB > 0
-// Generalized Born over the GB particles (no cutoff): HCT integrals (plus GBn/GBn2's neck), rescaled by tanh
+// Generalized Born over the GB particles: HCT integrals (plus GBn/GBn2's neck), rescaled by tanh
 // (GB_TANH: OBC1/OBC2/GBn/GBn2) or not (HCT). params: (radius, radius - offset, (radius - offset) * scale,
 // neck index); tanhParams: (alpha, beta, gamma, 0); neck: (m0, d0) of neck-index pair (a, b) at a + NECK_SIZE b.
+// Without a cutoff every pair is summed; with one (GB_CUTOFF2, GB_SHIFT = 1/cutoff) the partners come from a cell
+// list of the GB particles (ennCells.cc; gbCell, gbBucket*), each bucket sorted, and pairs take the nearest image
+// with GB_PERIODIC.
 
 /** Twice the integral of particle j's scaled sphere (and neck) seen from particle i at distance r, and its r-derivative. */
 DEVICE real hctTerm(real4 pi, real4 pj, GLOBAL const real2* RESTRICT neck, real r, real* dterm) {
@@ -524,36 +527,93 @@ DEVICE real hctTerm(real4 pi, real4 pj, GLOBAL const real2* RESTRICT neck, real 
     return term;
 }
 
-/** The GB pair function P(f) = -k (1/eps_in - exp(-kappa f)/eps_out) / f, and dP/df. */
-DEVICE real gbPair(real f, real* dPdf) {
+/** The GB pair function P(f) = S(f) (1/f - shift), S(f) = -k (1/eps_in - exp(-kappa f)/eps_out), and dP/df; shift is
+ *  GB_SHIFT (1/cutoff) for pairs i != j with a cutoff, 0 otherwise (ENNCouplingParameters::gbPair). */
+DEVICE real gbPair(real f, real shift, real* dPdf) {
 #ifdef GB_KAPPA
-    const real screened = exp(-(real) GB_KAPPA * f), kappaF = (real) GB_KAPPA * f;
+    const real screened = exp(-(real) GB_KAPPA * f), dSdf = -(real) GB_COULOMB * (real) GB_KAPPA * screened * (real) GB_SOLVENT_INVERSE;
 #else
-    const real screened = 1, kappaF = 0;
+    const real screened = 1, dSdf = 0;
 #endif
-    *dPdf = (real) GB_COULOMB * ((real) GB_SOLUTE_INVERSE - screened * (kappaF + 1) * (real) GB_SOLVENT_INVERSE) / (f * f);
-    return -(real) GB_COULOMB * ((real) GB_SOLUTE_INVERSE - screened * (real) GB_SOLVENT_INVERSE) / f;
+    const real S = -(real) GB_COULOMB * ((real) GB_SOLUTE_INVERSE - screened * (real) GB_SOLVENT_INVERSE);
+    *dPdf = dSdf * (1 / f - shift) - S / (f * f);
+    return S * (1 / f - shift);
 }
 
-DEVICE real separation(real4 a, real4 b) {
-    const real dx = b.x - a.x, dy = b.y - a.y, dz = b.z - a.z;
-    return sqrt(dx * dx + dy * dy + dz * dz);
+/** x_j - x_i of two GB particles: the nearest image with GB_PERIODIC. */
+DEVICE real3 gbDisplacement(real4 pi, real4 pj, real4 boxA, real4 boxB, real4 boxC) {
+    const real3 d = make_real3(pj.x - pi.x, pj.y - pi.y, pj.z - pi.z);
+#ifdef GB_PERIODIC
+    return wrapDisplacement(d, boxA, boxB, boxC);
+#else
+    return d;
+#endif
 }
 
-// Each GB kernel runs a work group of REDUCE_SIZE threads per particle i; thread k takes the
-// partners j in one contiguous range, and the group sums in a fixed order.
+#ifdef GB_CUTOFF2
+#ifdef GB_PERIODIC
+#define GB_PERIODIC_FLAG 1
+#else
+#define GB_PERIODIC_FLAG 0
+#endif
+/** Runs the statements that follow it (__VA_ARGS__) with j = each partner of GB particle i that this thread takes:
+ *  the particles in the cells around i's, candidate q (in the cells' fixed order) taken by thread q mod REDUCE_SIZE.
+ *  The statements test the cutoff themselves. */
+#define FOR_EACH_GB_PARTNER(i, j, ...) { \
+    const int4 home_ = gbCell[i], reach_ = cellReach(gbNumCells, GB_PERIODIC_FLAG); \
+    const int around_ = (2 * reach_.x + 1) * (2 * reach_.y + 1) * (2 * reach_.z + 1); \
+    int q_ = 0; \
+    for (int k_ = 0; k_ < around_; k_++) { \
+        const int4 cell_ = cellAround(home_, k_, reach_, gbNumCells, GB_PERIODIC_FLAG); \
+        const int first_ = gbBucketStart[bucketOf(cell_)], last_ = first_ + gbBucketCount[bucketOf(cell_)]; \
+        for (int slot_ = first_; slot_ < last_; slot_++, q_++) { \
+            const int j = gbBucketNodes[slot_]; \
+            const int4 cj_ = gbCell[j]; \
+            if (q_ % REDUCE_SIZE != LOCAL_ID || j == i || cj_.x != cell_.x || cj_.y != cell_.y || cj_.z != cell_.z) \
+                continue; \
+            __VA_ARGS__ \
+        } \
+    } \
+}
+#define GB_CELL_ARGS , int4 gbNumCells, GLOBAL const int4* RESTRICT gbCell, GLOBAL const int* RESTRICT gbBucketStart, \
+        GLOBAL const int* RESTRICT gbBucketCount, GLOBAL const int* RESTRICT gbBucketNodes
+#define GB_WITHIN(r2) ((r2) <= (real) GB_CUTOFF2)
+#else
+/** Every partner j != i, thread k taking one contiguous range. */
+#define FOR_EACH_GB_PARTNER(i, j, ...) { \
+    const int chunk_ = (NUM_GB + REDUCE_SIZE - 1) / REDUCE_SIZE, first_ = LOCAL_ID * chunk_, last_ = min(first_ + chunk_, NUM_GB); \
+    for (int j = first_; j < last_; j++) { \
+        if (j == i) \
+            continue; \
+        __VA_ARGS__ \
+    } \
+}
+#define GB_CELL_ARGS
+#define GB_WITHIN(r2) 1
+#endif
+
+#ifdef GB_CUTOFF2
+#define GB_SHIFT_OF_PAIRS ((real) GB_SHIFT)
+#else
+#define GB_SHIFT_OF_PAIRS ((real) 0)
+#endif
+
+// Each GB kernel runs a work group of REDUCE_SIZE threads per particle i; the threads share out i's partners
+// (FOR_EACH_GB_PARTNER), and the group sums in a fixed order.
 
 /** Born radius R_i and dR_i/d(sum_j term_ij) of each GB particle. */
 KERNEL void gbBornRadii(GLOBAL const real4* RESTRICT pos, GLOBAL const real4* RESTRICT params, GLOBAL const real4* RESTRICT tanhParams,
-        GLOBAL const real2* RESTRICT neck, GLOBAL real* RESTRICT born, GLOBAL real* RESTRICT chain) {
+        GLOBAL const real2* RESTRICT neck, GLOBAL real* RESTRICT born, GLOBAL real* RESTRICT chain, real4 boxA, real4 boxB, real4 boxC GB_CELL_ARGS) {
     LOCAL mixed buffer[REDUCE_SIZE];
-    const int chunk = (NUM_GB + REDUCE_SIZE - 1) / REDUCE_SIZE, first = LOCAL_ID * chunk, last = min(first + chunk, NUM_GB);
     for (int i = GROUP_ID; i < NUM_GB; i += NUM_GROUPS) {
         const real4 pi = pos[i], qi = params[i];
         real partial = 0, unused;
-        for (int j = first; j < last; j++)
-            if (j != i)
-                partial += hctTerm(qi, params[j], neck, separation(pi, pos[j]), &unused);
+        FOR_EACH_GB_PARTNER(i, j,
+            const real3 d = gbDisplacement(pi, pos[j], boxA, boxB, boxC);
+            const real r2 = d.x * d.x + d.y * d.y + d.z * d.z;
+            if (GB_WITHIN(r2))
+                partial += hctTerm(qi, params[j], neck, sqrt(r2), &unused);
+        )
         const real sum = (real) groupSum(partial, buffer);
         if (LOCAL_ID == 0) {
 #ifdef GB_TANH
@@ -573,41 +633,46 @@ KERNEL void gbBornRadii(GLOBAL const real4* RESTRICT pos, GLOBAL const real4* RE
 }
 
 /**
- * Each particle's share of the GB energy (1/2) sum_ij P q_i q_j / f_ij plus its ACE term, its potential
- * sum_j P q_j / f_ij, its force at fixed Born radii, and dE/d(sum_i) for the Born-radius forces.
+ * Each particle's share of the GB energy (1/2) sum_ij P q_i q_j plus its ACE term, its potential sum_j P q_j, its
+ * force at fixed Born radii, and dE/d(sum_i) for the Born-radius forces.
  */
 KERNEL void gbPairs(GLOBAL const real4* RESTRICT pos, GLOBAL const real4* RESTRICT params, GLOBAL const real* RESTRICT born,
         GLOBAL const real* RESTRICT chain, GLOBAL mixed* RESTRICT energyTerms, GLOBAL real* RESTRICT dEdSum, GLOBAL real4* RESTRICT gbForce,
-        GLOBAL mixed* RESTRICT gbPotential) {
+        GLOBAL mixed* RESTRICT gbPotential, real4 boxA, real4 boxB, real4 boxC GB_CELL_ARGS) {
     LOCAL mixed buffer[REDUCE_SIZE];
-    const int chunk = (NUM_GB + REDUCE_SIZE - 1) / REDUCE_SIZE, first = LOCAL_ID * chunk, last = min(first + chunk, NUM_GB);
     for (int i = GROUP_ID; i < NUM_GB; i += NUM_GROUPS) {
         const real4 pi = pos[i];
         const real Ri = born[i];
         mixed energy = 0, phi = 0;
         real dEdR = 0;
         real3 force = make_real3(0, 0, 0);
-        for (int j = first; j < last; j++) {
-            const real4 pj = pos[j];
-            const real dx = pj.x - pi.x, dy = pj.y - pi.y, dz = pj.z - pi.z;
-            const real r2 = dx * dx + dy * dy + dz * dz, rr = Ri * born[j], D = r2 / (4 * rr), e = exp(-D);
-            const real f2 = r2 + rr * e, f = sqrt(f2);
+        if (LOCAL_ID == 0) { // the self term: f = R_i, no shift
             real dPdf;
-            const real P = gbPair(f, &dPdf);
+            const real P = gbPair(Ri, 0, &dPdf);
+            energy += (mixed) ((real) 0.5 * P * pi.w * pi.w);
+            phi += (mixed) (P * pi.w);
+            dEdR += (real) 0.5 * dPdf * pi.w * pi.w;
+        }
+        FOR_EACH_GB_PARTNER(i, j,
+            const real4 pj = pos[j];
+            const real3 d = gbDisplacement(pi, pj, boxA, boxB, boxC);
+            const real r2 = d.x * d.x + d.y * d.y + d.z * d.z;
+            if (!GB_WITHIN(r2))
+                continue;
+            // f^2 = r^2 + R_i R_j exp(-r^2 / 4 R_i R_j); the pair enters E as P(f) q_i q_j.
+            const real rr = Ri * born[j], D = r2 / (4 * rr), e = exp(-D);
+            const real f = sqrt(r2 + rr * e);
+            real dPdf;
+            const real P = gbPair(f, GB_SHIFT_OF_PAIRS, &dPdf);
             energy += (mixed) ((real) 0.5 * P * pi.w * pj.w);
             phi += (mixed) (P * pj.w);
-            if (j == i) {
-                dEdR += (real) 0.5 * dPdf * pi.w * pi.w;
-                continue;
-            }
-            // f^2 = r^2 + R_i R_j exp(-r^2 / 4 R_i R_j); the pair enters E as P(f) q_i q_j.
             const real dEdf = dPdf * pi.w * pj.w;
             dEdR += dEdf * e * (1 + D) / (2 * f) * born[j];
             const real c = dEdf * (1 - (real) 0.25 * e) / f; // the force on i is c (x_j - x_i)
-            force.x += c * dx;
-            force.y += c * dy;
-            force.z += c * dz;
-        }
+            force.x += c * d.x;
+            force.y += c * d.y;
+            force.z += c * d.z;
+        )
         energy = groupSum(energy, buffer);
         phi = groupSum(phi, buffer);
         dEdR = (real) groupSum(dEdR, buffer);
@@ -627,26 +692,27 @@ KERNEL void gbPairs(GLOBAL const real4* RESTRICT pos, GLOBAL const real4* RESTRI
 KERNEL void gbBornForces(GLOBAL const real4* RESTRICT pos, GLOBAL const real4* RESTRICT params, GLOBAL const real2* RESTRICT neck,
         GLOBAL const real* RESTRICT dEdSum,
         GLOBAL const real4* RESTRICT gbForce, GLOBAL const mixed* RESTRICT gbPotential, GLOBAL const int* RESTRICT gbAtom,
-        GLOBAL const int* RESTRICT gbML, GLOBAL mixed* RESTRICT potential, GLOBAL real4* RESTRICT extraForces) {
+        GLOBAL const int* RESTRICT gbML, GLOBAL mixed* RESTRICT potential, GLOBAL real4* RESTRICT extraForces,
+        real4 boxA, real4 boxB, real4 boxC GB_CELL_ARGS) {
     LOCAL mixed buffer[REDUCE_SIZE];
-    const int chunk = (NUM_GB + REDUCE_SIZE - 1) / REDUCE_SIZE, first = LOCAL_ID * chunk, last = min(first + chunk, NUM_GB);
     for (int i = GROUP_ID; i < NUM_GB; i += NUM_GROUPS) {
         const real4 pi = pos[i], qi = params[i];
         real3 force = make_real3(0, 0, 0);
-        for (int k = first; k < last; k++) {
-            if (k == i)
+        FOR_EACH_GB_PARTNER(i, k,
+            const real4 qk = params[k];
+            const real3 d = gbDisplacement(pi, pos[k], boxA, boxB, boxC);
+            const real r2 = d.x * d.x + d.y * d.y + d.z * d.z;
+            if (!GB_WITHIN(r2))
                 continue;
-            const real4 pk = pos[k], qk = params[k];
-            const real dx = pk.x - pi.x, dy = pk.y - pi.y, dz = pk.z - pi.z;
-            const real r = sqrt(dx * dx + dy * dy + dz * dz);
+            const real r = sqrt(r2);
             real dik, dki;
             hctTerm(qi, qk, neck, r, &dik);
             hctTerm(qk, qi, neck, r, &dki);
             const real c = (dEdSum[i] * dik + dEdSum[k] * dki) / r;
-            force.x += c * dx;
-            force.y += c * dy;
-            force.z += c * dz;
-        }
+            force.x += c * d.x;
+            force.y += c * d.y;
+            force.z += c * d.z;
+        )
         force = make_real3((real) groupSum(force.x, buffer), (real) groupSum(force.y, buffer), (real) groupSum(force.z, buffer));
         if (LOCAL_ID == 0) {
             const real4 direct = gbForce[i];
