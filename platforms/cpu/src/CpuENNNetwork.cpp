@@ -160,6 +160,48 @@ CpuENNNetwork::Linear makeLinear(const LinearSpec& spec, int numElements, double
     return op;
 }
 
+/** `second` after `first` as one linear (first's input, second's output; per element if either is): each path of
+ *  first into a storage entry, times each path of second out of that entry. The products are summed in double. */
+CpuENNNetwork::Linear composeLinears(const CpuENNNetwork::Linear& first, const CpuENNNetwork::Linear& second) {
+    typedef CpuENNNetwork::Linear Linear;
+    Linear op;
+    op.dimIn = first.dimIn;
+    op.dimOut = second.dimOut;
+    op.perElement = first.perElement || second.perElement;
+    const size_t sets = std::max(first.weights.size(), second.weights.size());
+    op.weights.resize(sets);
+    for (size_t z = 0; z < sets; z++) {
+        const auto& w1 = first.weights[first.perElement ? z : 0];
+        const auto& w2 = second.weights[second.perElement ? z : 0];
+        std::vector<Linear::Path> paths;
+        std::vector<Eigen::MatrixXd> products;
+        for (size_t i = 0; i < first.paths.size(); i++)
+            for (size_t k = 0; k < second.paths.size(); k++) {
+                const Linear::Path &p1 = first.paths[i], &p2 = second.paths[k];
+                if (p2.inOffset != p1.outOffset || p2.inStep != p1.outStep || p2.dim != p1.dim)
+                    continue;
+                const Eigen::MatrixXd product = w1[i].cast<double>() * w2[k].cast<double>();
+                const Linear::Path path{p1.inOffset, p2.outOffset, p1.inMul, p2.outMul, p1.dim, p1.inStep, p2.outStep};
+                auto same = std::find_if(paths.begin(), paths.end(), [&](const Linear::Path& q) {
+                    return q.inOffset == path.inOffset && q.outOffset == path.outOffset && q.inStep == path.inStep && q.outStep == path.outStep;
+                });
+                if (same == paths.end()) {
+                    paths.push_back(path);
+                    products.push_back(product);
+                } else
+                    products[same - paths.begin()] += product;
+            }
+        if (z == 0)
+            op.paths = paths;
+        for (const Eigen::MatrixXd& product : products) {
+            op.weights[z].push_back(product.cast<float>());
+            op.transposedWeights.resize(sets);
+            op.transposedWeights[z].push_back(op.weights[z].back().transpose());
+        }
+    }
+    return op;
+}
+
 /** A readout of features stored with `inStorage` irreps; `scale` multiplies its output. */
 CpuENNNetwork::Readout makeReadout(const ReadoutSpec& spec, double scale, const Irreps& inStorage) {
     CpuENNNetwork::Readout r;
@@ -506,7 +548,10 @@ std::shared_ptr<const CpuENNNetwork::Weights> CpuENNNetwork::buildWeights(const 
         const Irreps &hOut = L.productLinear.out, &message = L.linear.out;
         layer.linearUp = makeLinear(L.linearUp, nel, 1.0, hIn, L.linearUp.out);
         layer.linear = makeLinear(L.linear, nel, 1.0 / L.avgNumNeighbors, L.linear.in, message);
-        layer.skip = L.residual ? makeLinear(L.skip, nel, 1.0, hIn, hOut) : makeLinear(L.skip, nel, 1.0, message, message);
+        if (L.residual)
+            layer.skip = makeLinear(L.skip, nel, 1.0, hIn, hOut);
+        else // the skip acts on the messages after `linear`: both are linear, so one product does both
+            layer.linear = composeLinears(layer.linear, makeLinear(L.skip, nel, 1.0, message, message));
         layer.productLinear = makeLinear(L.productLinear, nel, 1.0, L.productLinear.in, hOut);
         layer.readout = makeReadout(L.readout, m.energyScale, hOut);
         for (const auto& p : L.conv.paths) {
@@ -646,15 +691,8 @@ void CpuENNNetwork::forwardLayer(int t, OpenMM::ThreadPool& pool, bool wantCharg
     auto update = [&](int n0, int n1, const float* conv, Scratch& s) {
         const int rows = n1 - n0;
         float* a = &A[t][size_t(n0) * L.dMsg];
-        if (L.residual) {
-            std::fill(a, a + size_t(rows) * L.dMsg, 0.0f);
-            L.linear.forward(conv, a, n0, n1, elementStart);
-        } else {
-            std::fill(s.message.begin(), s.message.begin() + size_t(rows) * L.dMsg, 0.0f);
-            L.linear.forward(conv, s.message.data(), n0, n1, elementStart);
-            std::fill(a, a + size_t(rows) * L.dMsg, 0.0f);
-            L.skip.forward(s.message.data(), a, n0, n1, elementStart);
-        }
+        std::fill(a, a + size_t(rows) * L.dMsg, 0.0f);
+        L.linear.forward(conv, a, n0, n1, elementStart); // (with the skip of a non-residual layer folded in)
         // Symmetric contraction, node by node, vectorised over channels.
         std::fill(s.product.begin(), s.product.begin() + size_t(rows) * L.dProd, 0.0f);
         for (int n = n0; n < n1; n++) {
@@ -764,61 +802,68 @@ void CpuENNNetwork::backwardLayer(int t, OpenMM::ThreadPool& pool) {
                 }
             }
         }
-        const float* gradMessage = gradA;
-        if (!L.residual) {
-            std::fill(s.conv.begin(), s.conv.begin() + size_t(rows) * L.dMsg, 0.0f);
-            L.skip.backward(gradA, s.conv.data(), n0, n1, elementStart);
-            gradMessage = s.conv.data();
-        }
-        L.linear.backward(gradMessage, &gradM[size_t(n0) * L.dTp], n0, n1, elementStart);
+        L.linear.backward(gradA, &gradM[size_t(n0) * L.dTp], n0, n1, elementStart);
     });
+    // One edge's radial and harmonic gradients (and, given gx, its sender's feature gradient), from the gradient g of
+    // its receiver's messages.
+    auto edgeBackward = [&](int e, const float* g, float* gx, Scratch& s) {
+        const float* x = &hUp[t][size_t(neighbors.sender[e]) * L.dUp];
+        L.radial.evaluate(edgeLength[e], s.w.data(), s.dw.data());
+        std::fill(s.gw.begin(), s.gw.begin() + L.radial.numWeights, 0.0f);
+        const float* y = &edgeHarmonics[size_t(e) * nsh];
+        float* gy = &edgeGradHarmonics[size_t(e) * nsh];
+        for (const TensorProductPath& p : L.tp) {
+            const float* w = &s.w[p.weightOffset];
+            float* gw = &s.gw[p.weightOffset];
+            float *wx = s.wx.data(), *z = s.z.data();
+            for (const auto& group : p.groups) {
+                // With z = sum over the group's entries of value y_j g_k: dE/dw += z x_i, dE/dx_i += z w,
+                // and dE/dy_j += value sum_u (w x_i) g_k (in Lanes partial sums: a fixed order that vectorises).
+                const float* xi = x + p.in1Offset + group.i * p.in1Step;
+                for (int u = 0; u < p.mul; u++) {
+                    wx[u] = w[u] * xi[u];
+                    z[u] = 0.0f;
+                }
+                for (const auto& c : group.entries)
+                    gy[p.shOffset + c.j] += c.value * scaledAddAndDot(z, g + p.outOffset + c.k * p.outStep, wx, c.value * y[p.shOffset + c.j], p.mul);
+                for (int u = 0; u < p.mul; u++)
+                    gw[u] += z[u] * xi[u];
+                if (gx != nullptr) {
+                    float* gxi = gx + p.in1Offset + group.i * p.in1Step;
+                    for (int u = 0; u < p.mul; u++)
+                        gxi[u] += z[u] * w[u];
+                }
+            }
+        }
+        edgeGradLength[e] += dotProduct(s.gw.data(), s.dw.data(), L.radial.numWeights);
+    };
+    if (t == 0) {
+        // The first layer's sender features are the embedding, which needs no gradient: edges by receiver, so that
+        // each receiver's message gradient stays in cache over its edges.
+        parallelFor(pool, numChunks(N, edgeChunkSize), [&](int chunk, int thread) {
+            int n0, n1;
+            chunkRange(chunk, edgeChunkSize, N, n0, n1);
+            for (int n = n0; n < n1; n++)
+                for (int e = neighbors.receiverStart[n]; e < neighbors.receiverStart[n + 1]; e++)
+                    edgeBackward(e, &gradM[size_t(n) * L.dTp], nullptr, scratch[thread]);
+        });
+        gradH.swap(gradIn);
+        return;
+    }
     // Edges grouped by sender: each edge's radial and harmonic gradients are written by the thread
     // owning its sender, which also owns the sender's feature gradient.
     parallelFor(pool, numChunks(N, edgeChunkSize), [&](int chunk, int thread) {
         int n0, n1;
         chunkRange(chunk, edgeChunkSize, N, n0, n1);
-        const int rows = n1 - n0;
         Scratch& s = scratch[thread];
         float* gradUp = s.conv.data();
-        if (t > 0)
-            std::fill(gradUp, gradUp + size_t(rows) * L.dUp, 0.0f);
-        for (int n = n0; n < n1; n++) {
-            const float* x = &hUp[t][size_t(n) * L.dUp];
-            float* gx = gradUp + size_t(n - n0) * L.dUp;
+        std::fill(gradUp, gradUp + size_t(n1 - n0) * L.dUp, 0.0f);
+        for (int n = n0; n < n1; n++)
             for (int k = neighbors.senderStart[n]; k < neighbors.senderStart[n + 1]; k++) {
                 const int e = neighbors.bySender[k];
-                L.radial.evaluate(edgeLength[e], s.w.data(), s.dw.data());
-                std::fill(s.gw.begin(), s.gw.begin() + L.radial.numWeights, 0.0f);
-                const float* y = &edgeHarmonics[size_t(e) * nsh];
-                float* gy = &edgeGradHarmonics[size_t(e) * nsh];
-                const float* g = &gradM[size_t(neighbors.receiver[e]) * L.dTp];
-                for (const TensorProductPath& p : L.tp) {
-                    const float* w = &s.w[p.weightOffset];
-                    float* gw = &s.gw[p.weightOffset];
-                    float *wx = s.wx.data(), *z = s.z.data();
-                    for (const auto& group : p.groups) {
-                        // With z = sum over the group's entries of value y_j g_k: dE/dw += z x_i, dE/dx_i += z w,
-                        // and dE/dy_j += value sum_u (w x_i) g_k (in Lanes partial sums: a fixed order that vectorises).
-                        const float* xi = x + p.in1Offset + group.i * p.in1Step;
-                        float* gxi = gx + p.in1Offset + group.i * p.in1Step;
-                        for (int u = 0; u < p.mul; u++) {
-                            wx[u] = w[u] * xi[u];
-                            z[u] = 0.0f;
-                        }
-                        for (const auto& c : group.entries)
-                            gy[p.shOffset + c.j] += c.value * scaledAddAndDot(z, g + p.outOffset + c.k * p.outStep, wx, c.value * y[p.shOffset + c.j], p.mul);
-                        for (int u = 0; u < p.mul; u++)
-                            gw[u] += z[u] * xi[u];
-                        if (t > 0) // the first layer's sender features are the embedding: no gradient wanted
-                            for (int u = 0; u < p.mul; u++)
-                                gxi[u] += z[u] * w[u];
-                    }
-                }
-                edgeGradLength[e] += dotProduct(s.gw.data(), s.dw.data(), L.radial.numWeights);
+                edgeBackward(e, &gradM[size_t(neighbors.receiver[e]) * L.dTp], gradUp + size_t(n - n0) * L.dUp, s);
             }
-        }
-        if (t > 0)
-            L.linearUp.backward(gradUp, &gradIn[size_t(n0) * L.dIn], n0, n1, elementStart);
+        L.linearUp.backward(gradUp, &gradIn[size_t(n0) * L.dIn], n0, n1, elementStart);
     });
     gradH.swap(gradIn);
 }

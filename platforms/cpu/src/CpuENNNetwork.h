@@ -88,6 +88,8 @@ private:
     };
     struct Layer : LayerSizes {
         bool residual;
+        // linear: the messages' linear (in a non-residual layer, composed with the skip that follows it); skip: a
+        // residual layer's self-connection from its input features
         Linear linearUp, linear, skip, productLinear;
         Readout readout;
         std::vector<TensorProductPath> tp;
