@@ -2,6 +2,7 @@
 #include "CpuENNParallel.h"
 #include "openmm/OpenMMException.h"
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <map>
 #include <mutex>
@@ -62,38 +63,36 @@ float scaledAddAndDot(float* __restrict z, const float* __restrict g, const floa
     return sumLanes(partial);
 }
 
+/** Lanes floats as one vector (GCC/Clang vector extension: the widest registers -march gives, or several). */
+typedef float LaneVector __attribute__((vector_size(sizeof(float) * Lanes)));
+inline LaneVector loadLanes(const float* p) {
+    LaneVector v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+inline void storeLanes(float* p, LaneVector v) { std::memcpy(p, &v, sizeof v); }
+
 /** The backward pass of one symmetric-contraction term of correlation 2 or 3 on one node: ga[f_k + c] += g[c] cf[c]
  *  times the other factors a[f_j + c], j != k. Features are equal (a repeated factor) or at least a channel count
- *  apart. Channel by channel, GCC kept this scalar (the three outputs may be one); here the three products are formed
- *  for a block of Lanes channels and then added output after output, which vectorises and adds a repeated factor's
- *  terms in the same order as channel by channel (the products are rounded before the addition, where GCC fused them:
- *  results differ from the scalar loop in the last float bits, and stay independent of the thread count). */
+ *  apart. With the outputs added as whole vectors, one output after the other, a repeated factor's terms are added in
+ *  turn, as channel by channel; written as plain loops over channels GCC kept this scalar (the outputs may be one),
+ *  and unrolled over lanes it stored lane by lane. Results depend on neither the thread count nor the vector width. */
 template <int Correlation>
 void contractionTermBackward(const float* __restrict an, const float* __restrict g, const float* __restrict cf, int f0, int f1, int f2,
                              int channels, float* __restrict ga) {
     int c = 0;
     for (; c + Lanes <= channels; c += Lanes) {
-        float t0[Lanes], t1[Lanes], t2[Lanes];
-        for (int l = 0; l < Lanes; l++) {
-            const float x = g[c + l] * cf[c + l];
-            const float a0 = an[f0 + c + l], a1 = an[f1 + c + l];
-            if (Correlation == 2) {
-                t0[l] = x * a1;
-                t1[l] = x * a0;
-            } else {
-                const float a2 = an[f2 + c + l];
-                t0[l] = x * a1 * a2;
-                t1[l] = x * a0 * a2;
-                t2[l] = x * a0 * a1;
-            }
+        const LaneVector x = loadLanes(g + c) * loadLanes(cf + c);
+        const LaneVector a0 = loadLanes(an + f0 + c), a1 = loadLanes(an + f1 + c);
+        if (Correlation == 2) {
+            storeLanes(ga + f0 + c, loadLanes(ga + f0 + c) + x * a1);
+            storeLanes(ga + f1 + c, loadLanes(ga + f1 + c) + x * a0);
+        } else {
+            const LaneVector a2 = loadLanes(an + f2 + c);
+            storeLanes(ga + f0 + c, loadLanes(ga + f0 + c) + x * a1 * a2);
+            storeLanes(ga + f1 + c, loadLanes(ga + f1 + c) + x * a0 * a2);
+            storeLanes(ga + f2 + c, loadLanes(ga + f2 + c) + x * a0 * a1);
         }
-        for (int l = 0; l < Lanes; l++)
-            ga[f0 + c + l] += t0[l];
-        for (int l = 0; l < Lanes; l++)
-            ga[f1 + c + l] += t1[l];
-        if (Correlation == 3)
-            for (int l = 0; l < Lanes; l++)
-                ga[f2 + c + l] += t2[l];
     }
     for (; c < channels; c++) {
         const float x = g[c] * cf[c];
