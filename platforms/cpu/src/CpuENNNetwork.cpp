@@ -23,6 +23,15 @@ const int MaxComponents = 15; // 2 l + 1 of an irrep a linear reads (makeLinear 
 // results stay bitwise reproducible) that the compiler can vectorise, which one running sum is not.
 const int Lanes = 16;
 
+/** Lanes floats as one vector (GCC/Clang vector extension: the widest registers -march gives, or several). */
+typedef float LaneVector __attribute__((vector_size(sizeof(float) * Lanes)));
+inline LaneVector loadLanes(const float* p) {
+    LaneVector v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+inline void storeLanes(float* p, LaneVector v) { std::memcpy(p, &v, sizeof v); }
+
 /** The lanes added pairwise, halving the width each step (a fixed tree), written out: as loops over the width, GCC
  *  keeps the partial sums in memory and stalls on each store. */
 inline float sumLanes(const float partial[Lanes]) {
@@ -32,6 +41,15 @@ inline float sumLanes(const float partial[Lanes]) {
         half[l] = partial[l] + partial[l + 8];
     for (int l = 0; l < 4; l++)
         quarter[l] = half[l] + half[l + 4];
+    return (quarter[0] + quarter[2]) + (quarter[1] + quarter[3]);
+}
+
+/** The same tree on a vector, in registers. */
+inline float sumLanes(LaneVector v) {
+    typedef float Half __attribute__((vector_size(sizeof(float) * Lanes / 2)));
+    typedef float Quarter __attribute__((vector_size(sizeof(float) * Lanes / 4)));
+    const Half half = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) + __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+    const Quarter quarter = __builtin_shufflevector(half, half, 0, 1, 2, 3) + __builtin_shufflevector(half, half, 4, 5, 6, 7);
     return (quarter[0] + quarter[2]) + (quarter[1] + quarter[3]);
 }
 
@@ -46,31 +64,26 @@ float dotProduct(const float* a, const float* b, int n) {
     return sumLanes(partial);
 }
 
-/** z += scale g, returning sum_u wx[u] g[u] (in Lanes partial sums). The arrays must not overlap: restrict lets
- *  the compiler vectorise both at once. */
-float scaledAddAndDot(float* __restrict z, const float* __restrict g, const float* __restrict wx, float scale, int n) {
-    float partial[Lanes] = {};
+/** z += scale g, returning sum_u wx[u] g[u] (in Lanes partial sums). The arrays must not overlap. Called once per
+ *  tensor-product entry and edge, on a few lane vectors: the sums stay in registers. */
+inline float scaledAddAndDot(float* __restrict z, const float* __restrict g, const float* __restrict wx, float scale, int n) {
+    LaneVector partial = {};
     int u = 0;
-    for (; u + Lanes <= n; u += Lanes)
-        for (int l = 0; l < Lanes; l++) {
-            z[u + l] += scale * g[u + l];
-            partial[l] += wx[u + l] * g[u + l];
-        }
+    for (; u + Lanes <= n; u += Lanes) {
+        const LaneVector gu = loadLanes(g + u);
+        storeLanes(z + u, loadLanes(z + u) + scale * gu);
+        partial += loadLanes(wx + u) * gu;
+    }
+    if (u == n)
+        return sumLanes(partial);
+    float tail[Lanes];
+    storeLanes(tail, partial);
     for (int l = 0; u < n; u++, l++) {
         z[u] += scale * g[u];
-        partial[l] += wx[u] * g[u];
+        tail[l] += wx[u] * g[u];
     }
-    return sumLanes(partial);
+    return sumLanes(tail);
 }
-
-/** Lanes floats as one vector (GCC/Clang vector extension: the widest registers -march gives, or several). */
-typedef float LaneVector __attribute__((vector_size(sizeof(float) * Lanes)));
-inline LaneVector loadLanes(const float* p) {
-    LaneVector v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-}
-inline void storeLanes(float* p, LaneVector v) { std::memcpy(p, &v, sizeof v); }
 
 /** The backward pass of one symmetric-contraction term of correlation 2 or 3 on one node: ga[f_k + c] += g[c] cf[c]
  *  times the other factors a[f_j + c], j != k. Features are equal (a repeated factor) or at least a channel count
