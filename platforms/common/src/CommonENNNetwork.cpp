@@ -2,6 +2,7 @@
 #include "CommonENNCells.h"
 #include "CommonENNKernelSources.h"
 #include "CommonENNPrecision.h"
+#include "ENNRadialTable.h"
 #include "ENNSanityBounds.h"
 #include "ReferenceENNNeighbors.h"
 #include "ReferenceENNPME.h"
@@ -9,7 +10,9 @@
 #include "openmm/common/ComputeVectorTypes.h"
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <numeric>
+#include <set>
 
 using namespace OpenMMENN;
 using OpenMM::ComputeArray;
@@ -44,6 +47,10 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
         constantEnergy += m.e0[z] + m.energyShift;
 
     // ---- tables ----
+    // In single and mixed precision the radial MLPs are read from tables accurate to float precision
+    // (ENNRadialTable.h), as on the CPU platform; in double precision they are evaluated exactly.
+    const std::shared_ptr<const vector<ENNRadialTable>> radialTables = cc.getUseDoublePrecision() ? nullptr : radialTablesOf(model);
+    vector<double> radialTableValues;
     {
         const int dim = m.embedding.out.dim;
         vector<double> table(size_t(nel) * dim, 0.0);
@@ -66,10 +73,15 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
         maxFeatures = std::max({maxFeatures, layer.dIn, layer.dUp, layer.dTp, layer.dMsg, layer.dProd, layer.dOut});
         layer.linearUp = addLinear(L.linearUp, 1.0, false);
         layer.linearUpT = addLinear(L.linearUp, 1.0, true);
-        layer.linear = addLinear(L.linear, 1.0 / L.avgNumNeighbors, false);
-        layer.linearT = addLinear(L.linear, 1.0 / L.avgNumNeighbors, true);
-        layer.skip = addLinear(L.skip, 1.0, false);
-        layer.skipT = addLinear(L.skip, 1.0, true);
+        if (L.residual) {
+            layer.linear = addLinear(L.linear, 1.0 / L.avgNumNeighbors, false);
+            layer.linearT = addLinear(L.linear, 1.0 / L.avgNumNeighbors, true);
+            layer.skip = addLinear(L.skip, 1.0, false);
+            layer.skipT = addLinear(L.skip, 1.0, true);
+        } else { // the skip acts on the messages after `linear`: both are linear, so one product does both
+            layer.linear = addComposedLinear(L.linear, 1.0 / L.avgNumNeighbors, L.skip, false);
+            layer.linearT = addComposedLinear(L.linear, 1.0 / L.avgNumNeighbors, L.skip, true);
+        }
         layer.productLinear = addLinear(L.productLinear, 1.0, false);
         layer.productLinearT = addLinear(L.productLinear, 1.0, true);
         layer.readout = addReadout(L.readout, m.energyScale);
@@ -83,6 +95,13 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
         for (int k = 0; k < layer.numMlpLayers; k++)
             for (double x : mlp.weights[k])
                 tableReals.push_back(x * mlp.weightScales[k]);
+        if (radialTables) {
+            const ENNRadialTable& table = (*radialTables)[t];
+            layer.tableStart = static_cast<int>(radialTableValues.size());
+            layer.tableIntervals = table.intervals;
+            layer.tableInverseSpacing = table.intervals / table.rMax;
+            radialTableValues.insert(radialTableValues.end(), table.data.begin(), table.data.end());
+        }
         layer.mlpSizeStart = static_cast<int>(tableInts.size());
         tableInts.insert(tableInts.end(), mlp.sizes.begin(), mlp.sizes.end());
         for (int k = 1; k + 1 < static_cast<int>(mlp.sizes.size()); k++)
@@ -169,6 +188,9 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
     species.upload(speciesOfNode);
     mlOfAtom.initialize<int>(cc, numAtoms, "ennMLOfAtom");
     mlOfAtom.upload(mlOfAtomHost);
+    radialTable.initialize(cc, std::max<int>(1, radialTableValues.size()), realSize, "ennRadialTable");
+    if (!radialTableValues.empty())
+        radialTable.upload(radialTableValues, true);
     besselFrequencies.initialize(cc, static_cast<int>(m.besselFrequencies.size()), realSize, "ennBessel");
     besselFrequencies.upload(m.besselFrequencies, true);
     {
@@ -245,7 +267,7 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
     for (const Layer& layer : layers)
         hiddenSize = std::max(hiddenSize, layer.readout.hidden);
     hiddenSize = std::max(hiddenSize, chargeReadout.hidden);
-    for (ComputeArray* a : {&M, &message, &B, &gradH, &gradIn, &gradM, &gradUp, &gradB, &gradA, &gradMessage})
+    for (ComputeArray* a : {&M, &B, &gradH, &gradIn, &gradM, &gradUp, &gradB, &gradA})
         a->initialize(cc, numNodes * maxFeatures, realSize, "ennFeatures");
     for (ComputeArray* a : {&hidden, &hiddenPre, &gradHidden})
         a->initialize(cc, numNodes * hiddenSize, realSize, "ennHidden");
@@ -314,6 +336,39 @@ CommonENNNetwork::SparseRows CommonENNNetwork::addLinear(const LinearSpec& spec,
     if (transpose)
         return addRows(spec.in.dim, spec.out.dim, 1, rows, columns, values);
     return addRows(spec.out.dim, spec.in.dim, 1, rows, columns, values);
+}
+
+CommonENNNetwork::SparseRows CommonENNNetwork::addComposedLinear(const LinearSpec& first, double firstScale, const LinearSpec& second,
+                                                                 bool transpose) {
+    const bool perElement = first.perElement || second.perElement;
+    const int sets = perElement ? model->numElements() : 1;
+    // Per set, the terms (output o of second, input i of first) of the product, summed in double.
+    vector<std::map<std::pair<int, int>, double>> terms(sets);
+    for (int z = 0; z < sets; z++) {
+        vector<vector<std::pair<int, double>>> into(first.out.dim); // first's terms by output: (input, value)
+        forEachLinearTerm(first, first.perElement ? z : 0, [&](int i, int o, double c) { into[o].push_back({i, firstScale * c}); });
+        forEachLinearTerm(second, second.perElement ? z : 0, [&](int m, int o, double c) {
+            for (const auto& [i, c1] : into[m])
+                terms[z][{o, i}] += c * c1;
+        });
+    }
+    std::set<std::pair<int, int>> pattern; // the same rows and columns for every set
+    for (const auto& set : terms)
+        for (const auto& term : set)
+            pattern.insert(term.first);
+    vector<int> rows, columns;
+    vector<vector<double>> values(sets);
+    for (const auto& [o, i] : pattern) {
+        rows.push_back(transpose ? i : o);
+        columns.push_back(transpose ? o : i);
+        for (int z = 0; z < sets; z++) {
+            auto found = terms[z].find({o, i});
+            values[z].push_back(found == terms[z].end() ? 0.0 : found->second);
+        }
+    }
+    if (transpose)
+        return addRows(first.in.dim, second.out.dim, 1, rows, columns, values);
+    return addRows(second.out.dim, first.in.dim, 1, rows, columns, values);
 }
 
 CommonENNNetwork::Readout CommonENNNetwork::addReadout(const ReadoutSpec& spec, double scale) {
@@ -457,28 +512,45 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
         k->addArg(nodeEnergy);
         forwardLaunches.push_back({k, numNodes * std::max(1, embeddingDim)});
     }
-    vector<ComputeKernel> radialKernels;
+    vector<std::pair<ComputeKernel, int>> radialLaunches; // per layer: the radial weights of every edge slot
     for (size_t t = 0; t < layers.size(); t++) {
         const Layer& L = layers[t];
         forwardLaunches.push_back({sparseProduct(L.linearUp, h[t], hUp[t], false), numNodes * L.dUp});
-        ComputeKernel radial = program->createKernel("radialWeights");
-        radial->addArg(count);
-        radial->addArg(edgeVec);
-        radial->addArg(capacity);
-        radial->addArg(slots);
-        radial->addArg(besselFrequencies);
-        radial->addArg(reals);
-        radial->addArg(L.mlpStart);
-        radial->addArg(ints);
-        radial->addArg(L.mlpSizeStart);
-        radial->addArg(L.numMlpLayers);
-        radial->addArg(L.activation);
-        addRealArg(cc, radial, L.activationScale);
-        radial->addArg(L.numWeights);
-        radial->addArg(w);
-        radial->addArg(dwdr);
-        radialKernels.push_back(radial);
-        forwardLaunches.push_back({radial, slots});
+        ComputeKernel radial;
+        if (L.tableStart >= 0) {
+            radial = program->createKernel("radialTableWeights");
+            radial->addArg(count);
+            radial->addArg(edgeVec);
+            radial->addArg(capacity);
+            radial->addArg(slots);
+            radial->addArg(radialTable);
+            radial->addArg(L.tableStart);
+            radial->addArg(L.tableIntervals);
+            addRealArg(cc, radial, L.tableInverseSpacing);
+            radial->addArg(L.numWeights);
+            radial->addArg(w);
+            radial->addArg(dwdr);
+            radialLaunches.push_back({radial, slots * L.numWeights});
+        } else {
+            radial = program->createKernel("radialWeights");
+            radial->addArg(count);
+            radial->addArg(edgeVec);
+            radial->addArg(capacity);
+            radial->addArg(slots);
+            radial->addArg(besselFrequencies);
+            radial->addArg(reals);
+            radial->addArg(L.mlpStart);
+            radial->addArg(ints);
+            radial->addArg(L.mlpSizeStart);
+            radial->addArg(L.numMlpLayers);
+            radial->addArg(L.activation);
+            addRealArg(cc, radial, L.activationScale);
+            radial->addArg(L.numWeights);
+            radial->addArg(w);
+            radial->addArg(dwdr);
+            radialLaunches.push_back({radial, slots});
+        }
+        forwardLaunches.push_back(radialLaunches.back());
         ComputeKernel conv = program->createKernel("convolution");
         for (ComputeArray* a : {&hUp[t], &sh, &w, &count, &sender})
             conv->addArg(*a);
@@ -489,12 +561,7 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
             conv->addArg(x);
         conv->addArg(M);
         forwardLaunches.push_back({conv, numNodes * L.dTp});
-        if (L.residual)
-            forwardLaunches.push_back({sparseProduct(L.linear, M, A[t], false), numNodes * L.dMsg});
-        else {
-            forwardLaunches.push_back({sparseProduct(L.linear, M, message, false), numNodes * L.dMsg});
-            forwardLaunches.push_back({sparseProduct(L.skip, message, A[t], false), numNodes * L.dMsg});
-        }
+        forwardLaunches.push_back({sparseProduct(L.linear, M, A[t], false), numNodes * L.dMsg}); // (with a non-residual layer's skip)
         ComputeKernel con = program->createKernel("contraction");
         con->addArg(A[t]);
         con->addArg(species);
@@ -568,9 +635,11 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
         if (L.readout.nonlinear)
             backwardLaunches.push_back({sparseProduct(L.readout.linear1, h[t + 1], hiddenPre, false), numNodes * L.readout.hidden});
         readoutBackward(L.readout, ones, *gOut, backwardLaunches);
-        if (L.residual)
+        // The first layer's input is the embedding, which needs no gradient.
+        const bool inputGradient = t > 0;
+        if (inputGradient && L.residual)
             backwardLaunches.push_back({sparseProduct(L.skipT, *gOut, *gIn, false), numNodes * L.dIn});
-        else
+        else if (inputGradient)
             backwardLaunches.push_back({fill(*gIn, 0.0), numNodes * maxFeatures});
         backwardLaunches.push_back({sparseProduct(L.productLinearT, *gOut, gradB, false), numNodes * L.dProd});
         ComputeKernel con = program->createKernel("contractionBackward");
@@ -584,13 +653,8 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
             con->addArg(x);
         con->addArg(gradA);
         backwardLaunches.push_back({con, numNodes * L.channels});
-        ComputeArray* gradMsg = &gradA;
-        if (!L.residual) {
-            backwardLaunches.push_back({sparseProduct(L.skipT, gradA, gradMessage, false), numNodes * L.dMsg});
-            gradMsg = &gradMessage;
-        }
-        backwardLaunches.push_back({sparseProduct(L.linearT, *gradMsg, gradM, false), numNodes * L.dTp});
-        backwardLaunches.push_back({radialKernels[t], slots});
+        backwardLaunches.push_back({sparseProduct(L.linearT, gradA, gradM, false), numNodes * L.dTp});
+        backwardLaunches.push_back(radialLaunches[t]);
         ComputeKernel nodes = program->createKernel("convolutionBackwardNodes");
         for (ComputeArray* a : {&gradM, &sh, &w, &count, &sender, &reverse})
             nodes->addArg(*a);
@@ -600,7 +664,8 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
         for (int x : {L.convolutionT.rowStart, L.convolutionT.fieldStart, L.convolutionT.valueStart, numNodes, L.dUp, L.dTp, L.numWeights})
             nodes->addArg(x);
         nodes->addArg(gradUp);
-        backwardLaunches.push_back({nodes, numNodes * L.dUp});
+        if (inputGradient)
+            backwardLaunches.push_back({nodes, numNodes * L.dUp});
         ComputeKernel edges = program->createKernel("convolutionBackwardEdges");
         for (ComputeArray* a : {&gradM, &hUp[t], &sh, &w, &dwdr, &count, &sender})
             edges->addArg(*a);
@@ -613,7 +678,8 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
         edges->addArg(gradSh);
         edges->addArg(gradR);
         backwardLaunches.push_back({edges, slots});
-        backwardLaunches.push_back({sparseProduct(L.linearUpT, gradUp, *gIn, true), numNodes * L.dIn});
+        if (inputGradient)
+            backwardLaunches.push_back({sparseProduct(L.linearUpT, gradUp, *gIn, true), numNodes * L.dIn});
         std::swap(gOut, gIn);
     }
     edgeGradientKernel = program->createKernel("edgeGradients");

@@ -83,6 +83,8 @@ private:
         int numWeights, numMlpLayers, activation;
         double activationScale;
         int mlpStart, mlpSizeStart;
+        int tableStart = -1, tableIntervals = 0; // the radial MLP's table in radialTable (single and mixed precision), or -1
+        double tableInverseSpacing = 0;
         SparseRows linearUp, linearUpT, linear, linearT, skip, skipT, productLinear, productLinearT;
         SparseRows convolution, convolutionT; // fields: (hUp column, harmonic, weight) / (output, harmonic, weight)
         int contractionStart, contractionValueStart, numContractionTerms, featureStart, numFeatures, outputStart, numOutputs;
@@ -92,6 +94,8 @@ private:
     SparseRows addRows(int numRows, int numColumns, int width, const std::vector<int>& rows, const std::vector<int>& fields,
                        const std::vector<std::vector<double>>& values);
     SparseRows addLinear(const LinearSpec& spec, double scale, bool transpose);
+    /** `second` after `first` (scaled by firstScale) as one operator (per element if either is), or its transpose. */
+    SparseRows addComposedLinear(const LinearSpec& first, double firstScale, const LinearSpec& second, bool transpose);
     Readout addReadout(const ReadoutSpec& spec, double scale);
     OpenMM::ComputeKernel sparseProduct(const SparseRows& rows, OpenMM::ComputeArray& in, OpenMM::ComputeArray& out, bool accumulate);
     OpenMM::ComputeKernel fill(OpenMM::ComputeArray& array, double value);
@@ -128,12 +132,12 @@ private:
     int numBuckets; // of the neighbour search's cell hash table: a power of two, at least twice the nodes
     OpenMM::ComputeArray cellOfNode, bucketCount, bucketStart, bucketCursor, bucketNodes;
     OpenMM::ComputeKernel cellKernel, bucketOffsetKernel, fillBucketKernel;
-    OpenMM::ComputeArray ints, reals, species, mlOfAtom, besselFrequencies, harmonicsIndex, harmonicsValue, chargeOffsets;
+    OpenMM::ComputeArray ints, reals, species, mlOfAtom, besselFrequencies, harmonicsIndex, harmonicsValue, chargeOffsets, radialTable;
     OpenMM::ComputeArray positions, count, neededCount, sender, edgeKey, edgeVec, reverse, status, sh, w, dwdr, gradSh, gradR, gradVec;
     std::deque<OpenMM::ComputeArray> h, hUp, A; // deque: ComputeArray must never be copied or moved
-    OpenMM::ComputeArray M, message, B, hidden, hiddenPre, nodeOut, nodeEnergy, work, charges;
+    OpenMM::ComputeArray M, B, hidden, hiddenPre, nodeOut, nodeEnergy, work, charges;
     OpenMM::ComputeArray groupStart, groupMembers, nodeGroup, groupCharge, groupShift; // the charge groups (ENNChargeGroups)
-    OpenMM::ComputeArray gradH, gradIn, gradM, gradUp, gradB, gradA, gradMessage, gradHidden, gradScalar, ones;
+    OpenMM::ComputeArray gradH, gradIn, gradM, gradUp, gradB, gradA, gradHidden, gradScalar, ones;
     OpenMM::ComputeKernel gatherKernel, neighborKernel, geometryKernel, edgeGradientKernel, applyForcesKernel;
     OpenMM::ComputeKernel energyKernel, chargeKernel, chargeGradientKernel, clearGradH;
     std::vector<std::pair<OpenMM::ComputeKernel, int>> forwardLaunches, chargeLaunches, backwardLaunches, chargeBackwardLaunches;

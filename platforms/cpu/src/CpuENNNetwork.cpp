@@ -276,20 +276,6 @@ void readoutBackward(const CpuENNNetwork::Readout& r, const float* h, const floa
     r.linear1.backward(gradHidden.data(), gradH, n0, n1, elementStart);
 }
 
-void hermite(double u, double& h00, double& h10, double& h01, double& h11) {
-    const double u2 = u * u, u3 = u2 * u;
-    h00 = 2 * u3 - 3 * u2 + 1;
-    h10 = u3 - 2 * u2 + u;
-    h01 = -2 * u3 + 3 * u2;
-    h11 = u3 - u2;
-}
-
-void hermiteDerivative(double u, double& d00, double& d10, double& d01, double& d11) {
-    d00 = 6 * u * u - 6 * u;
-    d10 = 3 * u * u - 4 * u + 1;
-    d01 = -d00;
-    d11 = 3 * u * u - 2 * u;
-}
 
 } // namespace
 
@@ -417,60 +403,13 @@ void CpuENNNetwork::RadialTable::evaluate(float r, float* w, float* dwdr) const 
     }
 }
 
-void CpuENNNetwork::buildRadialTable(const ENNModel& model, ReferenceENNNetwork& reference, int layer, RadialTable& table) {
-    // Refine until the interpolant is within float precision of the exact MLP at every midpoint
-    // (values to 1e-7 and derivatives to 1e-5 of their largest magnitude; the derivative of a cubic
-    // Hermite interpolant converges one order slower). The forces are the exact derivative of the
-    // interpolated energy, so energy conservation does not depend on this tolerance.
-    const double rMax = model.rMax;
-    const int W = model.layers[layer].conv.numWeights;
-    auto exact = [&](double r, vector<double>& w, vector<double>& dw) { reference.radialWeights(layer, std::max(r, 1e-3 * rMax / 65536), w, dw); };
-    int intervals = 64;
-    vector<vector<double>> value(intervals + 1), derivative(intervals + 1);
-    for (int i = 0; i <= intervals; i++)
-        exact(i * rMax / intervals, value[i], derivative[i]);
-    while (true) {
-        const double h = rMax / intervals;
-        double scaleV = 0, scaleD = 0, errorV = 0, errorD = 0;
-        vector<vector<double>> midValue(intervals), midDerivative(intervals);
-        for (int i = 0; i < intervals; i++) {
-            exact((i + 0.5) * h, midValue[i], midDerivative[i]);
-            double h00, h10, h01, h11, d00, d10, d01, d11;
-            hermite(0.5, h00, h10, h01, h11);
-            hermiteDerivative(0.5, d00, d10, d01, d11);
-            for (int k = 0; k < W; k++) {
-                const double v = h00 * value[i][k] + h10 * h * derivative[i][k] + h01 * value[i + 1][k] + h11 * h * derivative[i + 1][k];
-                const double d = (d00 * value[i][k] + d10 * h * derivative[i][k] + d01 * value[i + 1][k] + d11 * h * derivative[i + 1][k]) / h;
-                errorV = std::max(errorV, std::abs(v - midValue[i][k]));
-                errorD = std::max(errorD, std::abs(d - midDerivative[i][k]));
-                scaleV = std::max(scaleV, std::abs(midValue[i][k]));
-                scaleD = std::max(scaleD, std::abs(midDerivative[i][k]));
-            }
-        }
-        if ((errorV <= 1e-7 * scaleV && errorD <= 1e-5 * scaleD) || intervals >= 32768)
-            break;
-        vector<vector<double>> finerValue(2 * intervals + 1), finerDerivative(2 * intervals + 1);
-        for (int i = 0; i <= intervals; i++) {
-            finerValue[2 * i] = std::move(value[i]);
-            finerDerivative[2 * i] = std::move(derivative[i]);
-        }
-        for (int i = 0; i < intervals; i++) {
-            finerValue[2 * i + 1] = std::move(midValue[i]);
-            finerDerivative[2 * i + 1] = std::move(midDerivative[i]);
-        }
-        value.swap(finerValue);
-        derivative.swap(finerDerivative);
-        intervals *= 2;
-    }
-    table.intervals = intervals;
-    table.numWeights = W;
-    table.inverseSpacing = static_cast<float>(intervals / rMax);
-    table.data.resize(size_t(intervals + 1) * 2 * W);
-    for (int i = 0; i <= intervals; i++)
-        for (int k = 0; k < W; k++) {
-            table.data[size_t(i) * 2 * W + k] = static_cast<float>(value[i][k]);
-            table.data[size_t(i) * 2 * W + W + k] = static_cast<float>(derivative[i][k] * rMax / intervals);
-        }
+CpuENNNetwork::RadialTable CpuENNNetwork::floatTable(const ENNRadialTable& table) {
+    RadialTable out;
+    out.intervals = table.intervals;
+    out.numWeights = table.numWeights;
+    out.inverseSpacing = static_cast<float>(table.intervals / table.rMax);
+    out.data.assign(table.data.begin(), table.data.end());
+    return out;
 }
 
 // ---- construction ----------------------------------------------------------------------------
@@ -528,6 +467,7 @@ std::shared_ptr<const CpuENNNetwork::Weights> CpuENNNetwork::buildWeights(const 
     if ((m.shLmax + 1) * (m.shLmax + 1) > MaxHarmonics)
         throw OpenMM::OpenMMException("ENNForce: the CPU platform supports spherical harmonics up to l = 7");
     ReferenceENNNetwork reference(model);
+    const std::shared_ptr<const vector<ENNRadialTable>> radialTables = radialTablesOf(model);
     const int nel = m.numElements();
     auto weights = std::make_shared<Weights>();
     weights->model = model;
@@ -579,7 +519,7 @@ std::shared_ptr<const CpuENNNetwork::Weights> CpuENNNetwork::buildWeights(const 
             locate(L.linear.in, c, path.outOffset, path.outStep);
             layer.tp.push_back(std::move(path));
         }
-        buildRadialTable(m, reference, static_cast<int>(t), layer.radial);
+        layer.radial = floatTable((*radialTables)[t]);
         // Symmetric contraction: feature f of A is (message entry, m); every entry has `channels` channels.
         vector<int> featureOffset;
         for (const auto& e : L.irrepsMessage().entries)

@@ -14,6 +14,7 @@
 // Every parallel phase writes only what its own nodes or edges own, in a fixed order, so results
 // are identical from run to run and for any thread count.
 
+#include "ENNRadialTable.h"
 #include "ReferenceENNNetwork.h"
 #include "CpuENNNeighbors.h"
 #include "openmm/internal/ThreadPool.h"
@@ -73,7 +74,7 @@ private:
         };
         std::vector<Group> groups;
     };
-    /** Cubic Hermite table of a layer's radial MLP (times the path weights) over [0, r_max]. */
+    /** A layer's radial-MLP table (ENNRadialTable) in float. */
     struct RadialTable {
         int intervals = 0, numWeights = 0;
         float inverseSpacing = 0;
@@ -119,7 +120,8 @@ private:
     /** The one Weights of `model` while any network holds it (built on first use; thread-safe). */
     static std::shared_ptr<const Weights> weightsOf(const std::shared_ptr<const ENNModel>& model);
     static std::shared_ptr<const Weights> buildWeights(const std::shared_ptr<const ENNModel>& model);
-    static void buildRadialTable(const ENNModel& model, ReferenceENNNetwork& reference, int layer, RadialTable& table);
+    /** The shared table (ENNRadialTable.h) in float, as this platform reads it. */
+    static RadialTable floatTable(const ENNRadialTable& table);
     void harmonics(const float* v, float* y, float (*dy)[3]) const;
     void forwardLayer(int t, OpenMM::ThreadPool& pool, bool wantCharges);
     void backwardLayer(int t, OpenMM::ThreadPool& pool);

@@ -248,6 +248,27 @@ KERNEL void radialWeights(GLOBAL const int* RESTRICT count, GLOBAL const real4* 
     }
 }
 
+/** The same weights and derivatives from the layer's cubic Hermite table (ENNRadialTable: per node, the values and
+ *  then the derivatives times the interval's width), in single and mixed precision: thread (slot, k) gives weight k of
+ *  the edge in that slot, so that neighbouring threads read neighbouring table entries. */
+KERNEL void radialTableWeights(GLOBAL const int* RESTRICT count, GLOBAL const real4* RESTRICT edgeVec, int cap, int numSlots,
+        GLOBAL const real* RESTRICT table, int tableStart, int intervals, real inverseSpacing, int numWeights,
+        GLOBAL real* RESTRICT w, GLOBAL real* RESTRICT dwdr) {
+    for (int index = GLOBAL_ID; index < numSlots * numWeights; index += GLOBAL_SIZE) {
+        const int e = index / numWeights, k = index - e * numWeights;
+        if (e % cap >= count[e / cap])
+            continue;
+        const real x = edgeVec[e].w * inverseSpacing;
+        const int i = min((int) x, intervals - 1);
+        const real u = x - i, u2 = u * u, u3 = u2 * u;
+        GLOBAL const real* p0 = table + tableStart + i * 2 * numWeights;
+        GLOBAL const real* p1 = p0 + 2 * numWeights;
+        const real v0 = p0[k], m0 = p0[numWeights + k], v1 = p1[k], m1 = p1[numWeights + k];
+        w[index] = (2 * u3 - 3 * u2 + 1) * v0 + (u3 - 2 * u2 + u) * m0 + (-2 * u3 + 3 * u2) * v1 + (u3 - u2) * m1;
+        dwdr[index] = ((6 * u2 - 6 * u) * (v0 - v1) + (3 * u2 - 4 * u + 1) * m0 + (3 * u2 - 2 * u) * m1) * inverseSpacing;
+    }
+}
+
 /** out[n, o] (+)= sum over the terms of row o of value[set(n), t] * in[n, column[t]]: every e3nn linear
  *  and its transpose. rows/columns index `tables`; values are per element when termsPerSet > 0. */
 KERNEL void sparseProduct(GLOBAL const real* RESTRICT in, GLOBAL real* RESTRICT out, GLOBAL const int* RESTRICT species,

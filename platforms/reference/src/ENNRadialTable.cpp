@@ -1,0 +1,107 @@
+#include "ENNRadialTable.h"
+#include "ReferenceENNNetwork.h"
+#include <cmath>
+#include <map>
+#include <mutex>
+
+using namespace OpenMMENN;
+using std::vector;
+
+namespace {
+
+void hermite(double u, double& h00, double& h10, double& h01, double& h11) {
+    const double u2 = u * u, u3 = u2 * u;
+    h00 = 2 * u3 - 3 * u2 + 1;
+    h10 = u3 - 2 * u2 + u;
+    h01 = -2 * u3 + 3 * u2;
+    h11 = u3 - u2;
+}
+
+void hermiteDerivative(double u, double& d00, double& d10, double& d01, double& d11) {
+    d00 = 6 * u * u - 6 * u;
+    d10 = 3 * u * u - 4 * u + 1;
+    d01 = -d00;
+    d11 = 3 * u * u - 2 * u;
+}
+
+ENNRadialTable buildRadialTable(const ENNModel& model, const ReferenceENNNetwork& reference, int layer) {
+    // Refine until the interpolant is within float precision of the exact MLP at every midpoint (ENNRadialTable.h).
+    const double rMax = model.rMax;
+    const int W = model.layers[layer].conv.numWeights;
+    auto exact = [&](double r, vector<double>& w, vector<double>& dw) { reference.radialWeights(layer, std::max(r, 1e-3 * rMax / 65536), w, dw); };
+    int intervals = 64;
+    vector<vector<double>> value(intervals + 1), derivative(intervals + 1);
+    for (int i = 0; i <= intervals; i++)
+        exact(i * rMax / intervals, value[i], derivative[i]);
+    while (true) {
+        const double h = rMax / intervals;
+        double scaleV = 0, scaleD = 0, errorV = 0, errorD = 0;
+        vector<vector<double>> midValue(intervals), midDerivative(intervals);
+        for (int i = 0; i < intervals; i++) {
+            exact((i + 0.5) * h, midValue[i], midDerivative[i]);
+            double h00, h10, h01, h11, d00, d10, d01, d11;
+            hermite(0.5, h00, h10, h01, h11);
+            hermiteDerivative(0.5, d00, d10, d01, d11);
+            for (int k = 0; k < W; k++) {
+                const double v = h00 * value[i][k] + h10 * h * derivative[i][k] + h01 * value[i + 1][k] + h11 * h * derivative[i + 1][k];
+                const double d = (d00 * value[i][k] + d10 * h * derivative[i][k] + d01 * value[i + 1][k] + d11 * h * derivative[i + 1][k]) / h;
+                errorV = std::max(errorV, std::abs(v - midValue[i][k]));
+                errorD = std::max(errorD, std::abs(d - midDerivative[i][k]));
+                scaleV = std::max(scaleV, std::abs(midValue[i][k]));
+                scaleD = std::max(scaleD, std::abs(midDerivative[i][k]));
+            }
+        }
+        if ((errorV <= 1e-7 * scaleV && errorD <= 1e-5 * scaleD) || intervals >= 32768)
+            break;
+        vector<vector<double>> finerValue(2 * intervals + 1), finerDerivative(2 * intervals + 1);
+        for (int i = 0; i <= intervals; i++) {
+            finerValue[2 * i] = std::move(value[i]);
+            finerDerivative[2 * i] = std::move(derivative[i]);
+        }
+        for (int i = 0; i < intervals; i++) {
+            finerValue[2 * i + 1] = std::move(midValue[i]);
+            finerDerivative[2 * i + 1] = std::move(midDerivative[i]);
+        }
+        value.swap(finerValue);
+        derivative.swap(finerDerivative);
+        intervals *= 2;
+    }
+    ENNRadialTable table;
+    table.intervals = intervals;
+    table.numWeights = W;
+    table.rMax = rMax;
+    table.data.resize(size_t(intervals + 1) * 2 * W);
+    for (int i = 0; i <= intervals; i++)
+        for (int k = 0; k < W; k++) {
+            table.data[size_t(i) * 2 * W + k] = value[i][k];
+            table.data[size_t(i) * 2 * W + W + k] = derivative[i][k] * rMax / intervals;
+        }
+    return table;
+}
+
+} // namespace
+
+std::shared_ptr<const vector<ENNRadialTable>> OpenMMENN::radialTablesOf(const std::shared_ptr<const ENNModel>& model) {
+    // Keyed by the model's address. The tables hold their model, so while an entry can be found its model lives and
+    // that address cannot be reused; expired entries are dropped.
+    struct Holder {
+        std::shared_ptr<const ENNModel> model;
+        vector<ENNRadialTable> tables;
+    };
+    static std::mutex mutex;
+    static std::map<const ENNModel*, std::weak_ptr<const vector<ENNRadialTable>>> cache;
+    std::lock_guard<std::mutex> lock(mutex);
+    std::shared_ptr<const vector<ENNRadialTable>> found = cache[model.get()].lock();
+    if (!found) {
+        ReferenceENNNetwork reference(model);
+        auto holder = std::make_shared<Holder>();
+        holder->model = model;
+        for (size_t t = 0; t < model->layers.size(); t++)
+            holder->tables.push_back(buildRadialTable(*model, reference, static_cast<int>(t)));
+        found = std::shared_ptr<const vector<ENNRadialTable>>(holder, &holder->tables);
+        cache[model.get()] = found;
+    }
+    for (auto entry = cache.begin(); entry != cache.end();)
+        entry = entry->second.expired() ? cache.erase(entry) : std::next(entry);
+    return found;
+}

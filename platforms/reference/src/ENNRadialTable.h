@@ -1,0 +1,29 @@
+#ifndef OPENMM_ENN_RADIAL_TABLE_H_
+#define OPENMM_ENN_RADIAL_TABLE_H_
+
+// A layer's radial MLP as a cubic Hermite table over [0, r_max], for the platforms that evaluate it in float (CPU,
+// and the GPU platforms in single and mixed precision). Intervals are halved until the interpolant is within float
+// precision of the exact MLP at every midpoint: values to 1e-7 and derivatives to 1e-5 of their largest magnitude
+// (the derivative of a cubic Hermite interpolant converges one order slower). The platforms' forces are the exact
+// derivative of the interpolated weights, so energy conservation does not depend on this tolerance.
+
+#include "openmmenn/ENNModel.h"
+#include <memory>
+#include <vector>
+
+namespace OpenMMENN {
+
+struct ENNRadialTable {
+    int intervals = 0, numWeights = 0;
+    double rMax = 0;
+    /** Per node i = 0..intervals (at r = i r_max / intervals): the numWeights values, then the numWeights
+     *  derivatives times the interval's width. */
+    std::vector<double> data;
+};
+
+/** The tables of every layer of `model`, built on first use and shared while anything holds them (thread-safe). */
+std::shared_ptr<const std::vector<ENNRadialTable>> radialTablesOf(const std::shared_ptr<const ENNModel>& model);
+
+} // namespace OpenMMENN
+
+#endif
