@@ -122,8 +122,8 @@ TEST(OpenCLPlatform, GBPairsFromCellLists) {
 TEST(OpenCLPlatform, DeviceWorkPerStepIsReported) {
     // OPENMM_ENN_DEVICE_WORK makes a Context report what each step queued (CommonENNDeviceWork.h), here for a 2-layer
     // model with a charge head coupled to PME. The counts are fixed by the code path, not by timing: one status
-    // download per step; launches, clears and FFT calls at most today's 88 (OpenMM 7.7, whose PME has no FFT and runs
-    // 6 DFT kernels: 84 launches and 4 clears; with OpenMM's FFT, 78 launches, 4 clears and 2 FFT calls), which fusing
+    // download per step; launches, clears and FFT calls at most today's 85 (OpenMM 7.7, whose PME has no FFT and runs
+    // 6 DFT kernels: 81 launches and 4 clears; with OpenMM's FFT, 75 launches, 4 clears and 2 FFT calls), which fusing
     // kernels is to bring down (docs/gpu.md).
     TestSystem ts(6, TriclinicBox, 40);
     std::unique_ptr<OpenMM::System> system = ts.coupledToNonbonded("damped_charge", NonbondedForce::PME);
@@ -148,7 +148,7 @@ TEST(OpenCLPlatform, DeviceWorkPerStepIsReported) {
     EXPECT_GE(steps, 3);
     EXPECT_EQ(transfers, 1.0);
     EXPECT_GT(launches, 20.0);
-    EXPECT_LE(launches + clears + ffts, 88.0);
+    EXPECT_LE(launches + clears + ffts, 85.0);
 }
 
 TEST(OpenCLPlatform, EnergyConservationInMixedPrecision) {

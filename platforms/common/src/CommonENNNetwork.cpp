@@ -498,6 +498,8 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
     geometryKernel->addArg(harmonicsIndex);
     geometryKernel->addArg(harmonicsValue);
     geometryKernel->addArg(sh);
+    geometryKernel->addArg(gradSh);
+    geometryKernel->addArg(gradR);
 
     // Forward pass.
     forwardLaunches.clear();
@@ -510,7 +512,9 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
         k->addArg(embeddingDim);
         k->addArg(h[0]);
         k->addArg(nodeEnergy);
-        forwardLaunches.push_back({k, numNodes * std::max(1, embeddingDim)});
+        k->addArg(gradH);
+        k->addArg(static_cast<int>(gradH.getSize())); // an int argument; getSize() is size_t on OpenMM 8
+        forwardLaunches.push_back({k, std::max<int>(numNodes * std::max(1, embeddingDim), gradH.getSize())});
     }
     vector<std::pair<ComputeKernel, int>> radialLaunches; // per layer: the radial weights of every edge slot
     for (size_t t = 0; t < layers.size(); t++) {
@@ -624,10 +628,7 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
     // Backward pass. gradH holds dE/dh of the last layer's output (cleared, then the charge head's
     // chain-rule term when there is one); each layer turns the gradient of its output into that of its
     // input, and the two arrays swap roles from layer to layer.
-    clearGradH = fill(gradH, 0.0);
-    backwardLaunches.clear();
-    backwardLaunches.push_back({fill(gradSh, 0.0), slots * nsh});
-    backwardLaunches.push_back({fill(gradR, 0.0), slots});
+    backwardLaunches.clear(); // (gradH, gradSh and gradR were cleared in the forward pass: embed, edgeGeometry)
     ComputeArray* gOut = &gradH;
     ComputeArray* gIn = &gradIn;
     for (int t = static_cast<int>(layers.size()) - 1; t >= 0; t--) {
@@ -818,7 +819,6 @@ void CommonENNNetwork::addEnergy() {
 }
 
 void CommonENNNetwork::backward(ComputeArray* potential, ComputeArray* extraForces) {
-    deviceWork.launch(clearGradH, gradH.getSize());
     if (potential) {
         chargeGradientKernel->setArg(0, *potential);
         deviceWork.launch(chargeGradientKernel, ReduceSize, ReduceSize);

@@ -139,7 +139,7 @@ private:
     OpenMM::ComputeArray groupStart, groupMembers, nodeGroup, groupCharge, groupShift; // the charge groups (ENNChargeGroups)
     OpenMM::ComputeArray gradH, gradIn, gradM, gradUp, gradB, gradA, gradHidden, gradScalar, ones;
     OpenMM::ComputeKernel gatherKernel, neighborKernel, geometryKernel, edgeGradientKernel, applyForcesKernel;
-    OpenMM::ComputeKernel energyKernel, chargeKernel, chargeGradientKernel, clearGradH;
+    OpenMM::ComputeKernel energyKernel, chargeKernel, chargeGradientKernel;
     std::vector<std::pair<OpenMM::ComputeKernel, int>> forwardLaunches, chargeLaunches, backwardLaunches, chargeBackwardLaunches;
 };
 

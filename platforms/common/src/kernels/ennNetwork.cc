@@ -174,11 +174,16 @@ DEVICE int reverseEdge(int e, int i, GLOBAL const int* RESTRICT count, GLOBAL co
     return best;
 }
 
-/** For every edge, its reverse edge and its spherical harmonics (one launch for both). */
+/** For every edge, its reverse edge and its spherical harmonics (one launch for both); every slot's gradients with
+ *  respect to the harmonics and the length, which the layers' backward passes add to, are cleared here too. */
 KERNEL void edgeGeometry(GLOBAL const int* RESTRICT count, GLOBAL const int* RESTRICT sender, GLOBAL const real4* RESTRICT edgeVec, int cap,
-        int numSlots, GLOBAL int* RESTRICT reverse, GLOBAL const int* RESTRICT shIndex, GLOBAL const real* RESTRICT shValue, GLOBAL real* RESTRICT sh) {
+        int numSlots, GLOBAL int* RESTRICT reverse, GLOBAL const int* RESTRICT shIndex, GLOBAL const real* RESTRICT shValue, GLOBAL real* RESTRICT sh,
+        GLOBAL real* RESTRICT gradSh, GLOBAL real* RESTRICT gradR) {
     real y[NSH], du[3 * NSH];
     for (int e = GLOBAL_ID; e < numSlots; e += GLOBAL_SIZE) {
+        for (int k = 0; k < NSH; k++)
+            gradSh[e * NSH + k] = 0;
+        gradR[e] = 0;
         const int i = e / cap;
         if (e - i * cap >= count[i])
             continue;
@@ -306,15 +311,18 @@ KERNEL void activationBackward(GLOBAL const real* RESTRICT pre, GLOBAL real* RES
     }
 }
 
-/** The first layer's input from each node's element; also clears the node energies the layers add to (one launch). */
+/** The first layer's input from each node's element; also clears the node energies the layers add to, and the
+ *  gradient gradH that the backward pass starts from (one launch). */
 KERNEL void embed(GLOBAL const int* RESTRICT species, GLOBAL const real* RESTRICT table, int tableStart, int numNodes, int dim, GLOBAL real* RESTRICT h,
-        GLOBAL mixed* RESTRICT nodeEnergy) {
+        GLOBAL mixed* RESTRICT nodeEnergy, GLOBAL real* RESTRICT gradH, int gradHSize) {
     for (int index = GLOBAL_ID; index < numNodes * dim; index += GLOBAL_SIZE) {
         const int n = index / dim;
         h[index] = table[tableStart + species[n] * dim + index - n * dim];
     }
     for (int n = GLOBAL_ID; n < numNodes; n += GLOBAL_SIZE)
         nodeEnergy[n] = 0;
+    for (int i = GLOBAL_ID; i < gradHSize; i += GLOBAL_SIZE)
+        gradH[i] = 0;
 }
 
 /** The tensor product of sender features with edge harmonics, weighted per edge, summed per receiver.
