@@ -184,23 +184,38 @@ TEST(CpuPlatform, ElectrostaticsAsReferenceInDouble) {
     }
 }
 
-// An ML atom on top of an MM atom (found by the electrostatics' cell list) is an OpenMMException naming both System
-// particles.
-TEST(CpuPlatform, CoincidentMLAndMMParticlesAreNamed) {
-    TestSystem ts(6, TriclinicBox, -1);
-    std::unique_ptr<OpenMM::System> system = ts.coupledToNonbonded("mixed_charge", NonbondedForce::PME);
-    const ENNForce& force = dynamic_cast<const ENNForce&>(system->getForce(system->getNumForces() - 1));
+namespace {
+
+/** The last particle of `ts` (a water hydrogen) moved onto particle 2: the CPU electrostatics of `system` must throw an
+ *  OpenMMException naming both as System particles. */
+void expectCoincidentParticlesNamed(const OpenMM::System& system, const TestSystem& ts, CpuENNElectrostatics::PairSearch search) {
+    const ENNForce& force = dynamic_cast<const ENNForce&>(system.getForce(system.getNumForces() - 1));
     std::vector<Vec3> pos = ts.pos;
-    const int mm = static_cast<int>(pos.size()) - 1; // a water hydrogen
+    const int mm = static_cast<int>(pos.size()) - 1;
     pos[mm] = pos[2];
     std::vector<double> q(force.getNumParticles(), 0.1);
     std::vector<Vec3> forces(pos.size());
     std::vector<double> phi;
-    CpuENNElectrostatics cpu(*system, force);
-    cpu.setPairSearch(CpuENNElectrostatics::PairSearch::CellList);
+    CpuENNElectrostatics cpu(system, force);
+    cpu.setPairSearch(search);
     OpenMM::ThreadPool pool(2);
-    expectOpenMMException([&] { cpu.compute(pos, ts.box, q, forces, phi, pool); },
+    expectOpenMMException([&] { cpu.compute(pos, ts.periodic ? ts.box : nullptr, q, forces, phi, pool); },
                           "particles 2 and " + std::to_string(mm) + " are at the same position");
+}
+
+} // namespace
+
+// An ML atom on top of an MM atom (found by the electrostatics' cell list) is an OpenMMException naming both System
+// particles; so are two GB particles found by the GB cell list (GB with a cutoff).
+TEST(CpuPlatform, CoincidentMLAndMMParticlesAreNamed) {
+    TestSystem ts(6, TriclinicBox, -1);
+    expectCoincidentParticlesNamed(*ts.coupledToNonbonded("mixed_charge", NonbondedForce::PME), ts, CpuENNElectrostatics::PairSearch::CellList);
+}
+
+TEST(CpuPlatform, CoincidentGBParticlesAreNamed) {
+    TestSystem ts(6, nullptr, 60);
+    expectCoincidentParticlesNamed(*ts.coupledToImplicitSolvent("mixed_charge", ENNForce::OBC2, ENNForce::GBSAOBCForceFormulation, 0.7), ts,
+                                   CpuENNElectrostatics::PairSearch::Automatic);
 }
 
 TEST(CpuPlatform, EnergyConservationComparableToReference) {

@@ -105,7 +105,7 @@ double CpuENNElectrostatics::generalizedBorn(const vector<Vec3>& positions, cons
     // Each particle's partners j != i: every other particle, or with a cutoff those of a cell list (searched a
     // little wider in float, then tested exactly in double by gbWithin).
     if (c.gbCutoff > 0)
-        gbNeighbors.build(gbPos, c.gbCutoff * (1 + 1e-5), c.gbPeriodic ? box : nullptr, pool);
+        gbNeighbors.build(gbPos, c.gbCutoff * (1 + 1e-5), c.gbPeriodic ? box : nullptr, c.gbParticles, pool);
     auto forEachPartner = [&](int i, auto visit) {
         if (c.gbCutoff > 0) {
             for (int e = gbNeighbors.receiverStart[i]; e < gbNeighbors.receiverStart[i + 1]; e++) {

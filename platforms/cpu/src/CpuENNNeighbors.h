@@ -24,6 +24,11 @@ public:
     void build(const std::vector<OpenMM::Vec3>& positions, double cutoff, const OpenMM::Vec3* box, OpenMM::ThreadPool& pool) {
         build(positions, cutoff, box, pool, static_cast<int>(positions.size()), false, nullptr);
     }
+    /** As build, for atoms that are System particles particleOf[i] (named so when two coincide). */
+    void build(const std::vector<OpenMM::Vec3>& positions, double cutoff, const OpenMM::Vec3* box, const std::vector<int>& particleOf,
+               OpenMM::ThreadPool& pool) {
+        build(positions, cutoff, box, pool, static_cast<int>(positions.size()), false, &particleOf);
+    }
     /**
      * The pair list of the electrostatics: receivers are atoms [0, numReceivers) only, and a pair of two receivers
      * is listed once (sender > receiver); no vectors or sender index are stored. Meant for cutoffs under half the
