@@ -70,6 +70,7 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
         static_cast<LayerSizes&>(layer) = LayerSizes::of(L);
         layer.residual = L.residual;
         layer.numWeights = L.conv.numWeights;
+        maxWeights = std::max(maxWeights, layer.numWeights);
         maxFeatures = std::max({maxFeatures, layer.dIn, layer.dUp, layer.dTp, layer.dMsg, layer.dProd, layer.dOut});
         layer.linearUp = addLinear(L.linearUp, 1.0, false);
         layer.linearUpT = addLinear(L.linearUp, 1.0, true);
@@ -90,7 +91,8 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
         const RadialMLPSpec& mlp = L.radial;
         layer.numMlpLayers = static_cast<int>(mlp.weights.size());
         layer.activation = activationKind(mlp.activation);
-        layer.activationScale = mlp.activation.scale;
+        layer.activationScaleIndex = static_cast<int>(tableReals.size());
+        tableReals.push_back(mlp.activation.scale);
         layer.mlpStart = static_cast<int>(tableReals.size());
         for (int k = 0; k < layer.numMlpLayers; k++)
             for (double x : mlp.weights[k])
@@ -99,7 +101,8 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
             const ENNRadialTable& table = (*radialTables)[t];
             layer.tableStart = static_cast<int>(radialTableValues.size());
             layer.tableIntervals = table.intervals;
-            layer.tableInverseSpacing = table.intervals / table.rMax;
+            layer.tableInverseSpacingIndex = static_cast<int>(tableReals.size());
+            tableReals.push_back(table.intervals / table.rMax);
             radialTableValues.insert(radialTableValues.end(), table.data.begin(), table.data.end());
         }
         layer.mlpSizeStart = static_cast<int>(tableInts.size());
@@ -109,9 +112,10 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
         maxHidden = std::max(maxHidden, mlp.sizes[0]);
 
         // Tensor product terms: output (u, k) of path p gets weight p.weight * C[i,j,k] * w[weightOffset + u]
-        // * hUp[a.offset + u*d1 + i] * Y[b.offset + j].
+        // * hUp[a.offset + u*d1 + i] * Y[b.offset + j]. The transpose gathers per sender over the sender's own edges,
+        // whose harmonics are (-1)^l those of the edges it sends (nodeConvolutionBackwardNodes): that sign is in its values.
         vector<int> rowsForward, fieldsForward, rowsBackward, fieldsBackward;
-        vector<vector<double>> values(1);
+        vector<vector<double>> values(1), valuesBackward(1);
         for (const auto& p : L.conv.paths) {
             const auto &a = L.conv.in1.entries[p.in1], &b = L.conv.in2.entries[p.in2], &c = L.conv.out.entries[p.out];
             const auto& cg = reference.sparseW3j(a.ir.l, b.ir.l, c.ir.l);
@@ -124,10 +128,11 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
                     rowsBackward.push_back(x1);
                     fieldsBackward.insert(fieldsBackward.end(), {o, y, weight});
                     values[0].push_back(p.weight * s.value);
+                    valuesBackward[0].push_back((b.ir.l % 2 == 0 ? 1 : -1) * p.weight * s.value);
                 }
         }
         layer.convolution = addRows(layer.dTp, layer.dUp, 3, rowsForward, fieldsForward, values);
-        layer.convolutionT = addRows(layer.dUp, layer.dTp, 3, rowsBackward, fieldsBackward, values);
+        layer.convolutionT = addRows(layer.dUp, layer.dTp, 3, rowsBackward, fieldsBackward, valuesBackward);
 
         // Symmetric contraction: (output offset, output stride per channel, correlation, three factors).
         const int C = L.channels;
@@ -177,6 +182,7 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
     }
     if (m.hasChargeHead)
         chargeReadout = addReadout(m.chargeReadout, 1.0);
+    buildPrograms();
 
     // ---- device arrays ----
     const int realSize = OpenMMENN::realSize(cc), mixedSize = OpenMMENN::mixedSize(cc), real4Size = 4 * realSize;
@@ -218,6 +224,16 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
         defines["MAX_WIDTH"] = cc.intToString(maxHidden);
         defines["REDUCE_SIZE"] = cc.intToString(ReduceSize);
         defines["NUM_BUCKETS"] = cc.intToString(numBuckets);
+        defines["OP_WORDS"] = cc.intToString(OpWords);
+        defines["WEIGHT_STRIDE"] = cc.intToString(maxWeights);
+        const std::pair<const char*, Op> opNames[] = {
+            {"OP_SPARSE_PRODUCT", OpSparseProduct}, {"OP_CONVOLUTION", OpConvolution}, {"OP_CONTRACTION", OpContraction},
+            {"OP_CONTRACTION_BACKWARD", OpContractionBackward}, {"OP_CONVOLUTION_BACKWARD_NODES", OpConvolutionBackwardNodes},
+            {"OP_CONVOLUTION_BACKWARD_EDGES", OpConvolutionBackwardEdges}, {"OP_RADIAL_TABLE", OpRadialTable}, {"OP_RADIAL_MLP", OpRadialMLP},
+            {"OP_ACTIVATE", OpActivate}, {"OP_ACTIVATION_BACKWARD", OpActivationBackward}, {"OP_ZERO", OpZero}, {"OP_EMBED", OpEmbed},
+            {"OP_ADD_ENERGY", OpAddEnergy}, {"OP_EDGE_GEOMETRY", OpEdgeGeometry}, {"OP_EDGE_GRADIENTS", OpEdgeGradients}};
+        for (const auto& [name, kind] : opNames)
+            defines[name] = cc.intToString(kind);
         program = cc.compileProgram(CommonENNKernelSources::ennReduce + CommonENNKernelSources::ennCells + CommonENNKernelSources::ennNetwork, defines);
     }
     vector<double> offsets(nel, 0.0);
@@ -252,28 +268,15 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
     fillBucketKernel->addArg(bucketCursor);
     fillBucketKernel->addArg(bucketNodes);
     status.initialize<int>(cc, StatusSize, "ennStatus");
-    for (size_t t = 0; t <= layers.size(); t++) {
-        const int dim = t == 0 ? embeddingDim : layers[t - 1].dOut;
-        h.emplace_back();
-        h.back().initialize(cc, numNodes * dim, realSize, "ennH");
-        if (t < layers.size()) {
-            hUp.emplace_back();
-            hUp.back().initialize(cc, numNodes * layers[t].dUp, realSize, "ennHUp");
-            A.emplace_back();
-            A.back().initialize(cc, numNodes * layers[t].dMsg, realSize, "ennA");
-        }
+    data.initialize(cc, std::max(1, dataSize), realSize, "ennNodeData");
+    {
+        vector<double> initial(std::max(1, dataSize), 0.0);
+        std::fill_n(initial.begin() + ones, numNodes, 1.0); // the energy readouts' output gradient
+        data.upload(initial, true);
     }
-    int hiddenSize = 1;
-    for (const Layer& layer : layers)
-        hiddenSize = std::max(hiddenSize, layer.readout.hidden);
-    hiddenSize = std::max(hiddenSize, chargeReadout.hidden);
-    for (ComputeArray* a : {&M, &B, &gradH, &gradIn, &gradM, &gradUp, &gradB, &gradA})
-        a->initialize(cc, numNodes * maxFeatures, realSize, "ennFeatures");
-    for (ComputeArray* a : {&hidden, &hiddenPre, &gradHidden})
-        a->initialize(cc, numNodes * hiddenSize, realSize, "ennHidden");
-    for (ComputeArray* a : {&nodeOut, &charges, &gradScalar, &ones})
-        a->initialize(cc, numNodes, realSize, "ennPerNode");
-    ones.upload(vector<double>(numNodes, 1.0), true);
+    charges.initialize(cc, std::max(1, numNodes), realSize, "ennCharges");
+    ops.initialize<int>(cc, static_cast<int>(opTable.size()), "ennNodeOps");
+    ops.upload(opTable);
     nodeEnergy.initialize(cc, numNodes, mixedSize, "ennNodeEnergy");
     work.initialize(cc, numNodes, mixedSize, "ennWork");
     numChargeGroups = chargeGroups.numGroups();
@@ -381,73 +384,179 @@ CommonENNNetwork::Readout CommonENNNetwork::addReadout(const ReadoutSpec& spec, 
     if (spec.nonlinear) {
         r.hidden = spec.linear1.out.dim;
         r.activation = activationKind(spec.activation);
-        r.activationScale = spec.activation.scale;
+        r.activationScaleIndex = static_cast<int>(tableReals.size());
+        tableReals.push_back(spec.activation.scale);
         r.linear2 = addLinear(spec.linear2, scale, false);
         r.linear2T = addLinear(spec.linear2, scale, true);
     }
     return r;
 }
 
-ComputeKernel CommonENNNetwork::sparseProduct(const SparseRows& r, ComputeArray& in, ComputeArray& out, bool accumulate) {
-    ComputeKernel k = program->createKernel("sparseProduct");
-    k->addArg(in);
-    k->addArg(out);
-    k->addArg(species);
-    k->addArg(ints);
-    k->addArg(reals);
-    for (int x : {r.rowStart, r.fieldStart, r.valueStart, r.termsPerSet, numNodes, r.dIn, r.dOut, accumulate ? 1 : 0})
-        k->addArg(x);
-    return k;
+int CommonENNNetwork::addNodeArray(int perNode) {
+    const int offset = dataSize;
+    dataSize += numNodes * std::max(1, perNode);
+    return offset;
 }
 
-ComputeKernel CommonENNNetwork::fill(ComputeArray& array, double value) {
-    if (array.getElementSize() != static_cast<int>(cc.getUseDoublePrecision() ? sizeof(double) : sizeof(float)))
-        throw OpenMM::OpenMMException("CommonENNNetwork: fill() takes arrays of real");
-    ComputeKernel k = program->createKernel("fill");
-    k->addArg(array);
-    k->addArg(static_cast<int>(array.getSize())); // the kernel takes an int; getSize() is size_t on OpenMM 8
-    addRealArg(cc, k, value);
-    return k;
+void CommonENNNetwork::addOp(Op kind, std::initializer_list<int> parameters) {
+    if (parameters.size() >= OpWords)
+        throw OpenMM::OpenMMException("CommonENNNetwork: an operation with too many parameters");
+    opTable.push_back(kind);
+    opTable.insert(opTable.end(), parameters.begin(), parameters.end());
+    opTable.resize(opTable.size() + OpWords - 1 - parameters.size(), 0);
 }
 
-ComputeKernel CommonENNNetwork::activationKernel(const char* name, const Readout& r, ComputeArray& out) {
-    ComputeKernel k = program->createKernel(name);
-    k->addArg(hiddenPre);
-    k->addArg(out);
-    k->addArg(numNodes * r.hidden);
-    k->addArg(r.activation);
-    addRealArg(cc, k, r.activationScale);
-    return k;
+void CommonENNNetwork::addSparseProduct(const SparseRows& r, int in, int out, bool accumulate) {
+    addOp(OpSparseProduct, {in, out, r.rowStart, r.fieldStart, r.valueStart, r.termsPerSet, r.dIn, r.dOut, accumulate ? 1 : 0});
 }
 
-void CommonENNNetwork::readoutForward(const Readout& r, ComputeArray& in, vector<std::pair<ComputeKernel, int>>& launches) {
+void CommonENNNetwork::addReadoutForward(const Readout& r, int in) {
     if (!r.nonlinear) {
-        launches.push_back({sparseProduct(r.linear1, in, nodeOut, false), numNodes});
+        addSparseProduct(r.linear1, in, nodeOut, false);
         return;
     }
-    launches.push_back({sparseProduct(r.linear1, in, hiddenPre, false), numNodes * r.hidden});
-    launches.push_back({activationKernel("activate", r, hidden), numNodes * r.hidden});
-    launches.push_back({sparseProduct(r.linear2, hidden, nodeOut, false), numNodes});
+    addSparseProduct(r.linear1, in, hiddenPre, false);
+    addOp(OpActivate, {hiddenPre, hidden, r.hidden, r.activation, r.activationScaleIndex});
+    addSparseProduct(r.linear2, hidden, nodeOut, false);
 }
 
-void CommonENNNetwork::readoutBackward(const Readout& r, ComputeArray& gradOut, ComputeArray& gradIn, vector<std::pair<ComputeKernel, int>>& launches) {
-    // gradIn += readout'(h)^T gradOut; a nonlinear readout needs its pre-activations in hiddenPre.
+void CommonENNNetwork::addReadoutBackward(const Readout& r, int in, int gradOut, int gradIn) {
+    // gradIn += readout'(h)^T gradOut; a nonlinear readout first recomputes its pre-activations from its input.
     if (!r.nonlinear) {
-        launches.push_back({sparseProduct(r.linear1T, gradOut, gradIn, true), numNodes * r.linear1T.dOut});
+        addSparseProduct(r.linear1T, gradOut, gradIn, true);
         return;
     }
-    launches.push_back({sparseProduct(r.linear2T, gradOut, gradHidden, false), numNodes * r.hidden});
-    launches.push_back({activationKernel("activationBackward", r, gradHidden), numNodes * r.hidden});
-    launches.push_back({sparseProduct(r.linear1T, gradHidden, gradIn, true), numNodes * r.linear1T.dOut});
+    addSparseProduct(r.linear1, in, hiddenPre, false);
+    addSparseProduct(r.linear2T, gradOut, gradHidden, false);
+    addOp(OpActivationBackward, {hiddenPre, gradHidden, r.hidden, r.activation, r.activationScaleIndex});
+    addSparseProduct(r.linear1T, gradHidden, gradIn, true);
+}
+
+void CommonENNNetwork::addRadialWeights(const Layer& L) {
+    if (L.tableStart >= 0)
+        addOp(OpRadialTable, {L.tableStart, L.tableIntervals, L.tableInverseSpacingIndex, L.numWeights});
+    else
+        addOp(OpRadialMLP, {L.mlpStart, L.mlpSizeStart, L.numMlpLayers, L.activation, L.activationScaleIndex});
+}
+
+CommonENNNetwork::NodeProgram CommonENNNetwork::beginProgram() const {
+    NodeProgram p;
+    p.first = static_cast<int>(opTable.size()) / OpWords;
+    return p;
+}
+
+void CommonENNNetwork::endProgram(NodeProgram& p) const {
+    p.count = static_cast<int>(opTable.size()) / OpWords - p.first;
+}
+
+void CommonENNNetwork::buildPrograms() {
+    const int numLayers = static_cast<int>(layers.size());
+    int hiddenSize = 1;
+    for (const Layer& layer : layers)
+        hiddenSize = std::max(hiddenSize, layer.readout.hidden);
+    hiddenSize = std::max(hiddenSize, chargeReadout.hidden);
+    for (int t = 0; t <= numLayers; t++) {
+        h.push_back(addNodeArray(t == 0 ? embeddingDim : layers[t - 1].dOut));
+        if (t < numLayers) {
+            hUp.push_back(addNodeArray(layers[t].dUp));
+            A.push_back(addNodeArray(layers[t].dMsg));
+        }
+    }
+    for (int* slice : {&M, &B, &gradH, &gradIn, &gradM[0], &gradM[1], &gradUp, &gradB, &gradA})
+        *slice = addNodeArray(maxFeatures);
+    for (int* slice : {&hidden, &hiddenPre, &gradHidden})
+        *slice = addNodeArray(hiddenSize);
+    for (int* slice : {&nodeOut, &gradScalar, &ones})
+        *slice = addNodeArray(1);
+
+    // Forward: the edges, the embedding and the first layer's up-projection; then each layer from its convolution
+    // (which reads its senders' hUp) to the next layer's hUp.
+    initialProgram = beginProgram();
+    addOp(OpEdgeGeometry, {});
+    addOp(OpEmbed, {h[0], embeddingStart, embeddingDim});
+    if (numLayers > 0)
+        addSparseProduct(layers[0].linearUp, h[0], hUp[0], false);
+    endProgram(initialProgram);
+    forwardPrograms.assign(numLayers, NodeProgram());
+    for (int t = 0; t < numLayers; t++) {
+        const Layer& L = layers[t];
+        forwardPrograms[t] = beginProgram();
+        addRadialWeights(L);
+        addOp(OpConvolution, {hUp[t], M, L.convolution.rowStart, L.convolution.fieldStart, L.convolution.valueStart, L.dUp, L.dTp});
+        addSparseProduct(L.linear, M, A[t], false); // (with a non-residual layer's skip)
+        addOp(OpContraction, {A[t], B, L.contractionStart, L.contractionValueStart, L.numContractionTerms, L.outputStart, L.numOutputs,
+                              L.channels, L.dMsg, L.dProd});
+        addSparseProduct(L.productLinear, B, h[t + 1], false);
+        if (L.residual)
+            addSparseProduct(L.skip, h[t], h[t + 1], true);
+        addReadoutForward(L.readout, h[t + 1]);
+        addOp(OpAddEnergy, {nodeOut});
+        if (t + 1 < numLayers)
+            addSparseProduct(layers[t + 1].linearUp, h[t + 1], hUp[t + 1], false);
+        else if (model->hasChargeHead) // the raw charges, into nodeOut once the energy has taken it
+            addReadoutForward(chargeReadout, h[t + 1]);
+        endProgram(forwardPrograms[t]);
+    }
+
+    // Backward. The gradient of layer t's output (gOut) becomes that of its input (gIn), and the two slices swap from
+    // layer to layer. Part one of layer t runs from its readout to its convolution's edge terms, all within the node;
+    // part two, from the convolution's gradient with respect to the senders' features (which reads the receivers'
+    // gradM) to the layer's input. After the forward pass the radial weights in w are the last layer's.
+    const int gOutOf[2] = {gradH, gradIn};
+    auto partOne = [&](int t, bool recomputeRadial) {
+        const Layer& L = layers[t];
+        const int gOut = gOutOf[(numLayers - 1 - t) % 2], gIn = gOutOf[(numLayers - t) % 2], gM = gradM[t % 2];
+        addReadoutBackward(L.readout, h[t + 1], ones, gOut);
+        if (t > 0) { // the first layer's input is the embedding, which needs no gradient
+            if (L.residual)
+                addSparseProduct(L.skipT, gOut, gIn, false);
+            else
+                addOp(OpZero, {gIn, L.dIn});
+        }
+        addSparseProduct(L.productLinearT, gOut, gradB, false);
+        addOp(OpContractionBackward, {A[t], gradB, gradA, L.contractionStart, L.contractionValueStart, L.numContractionTerms, L.featureStart,
+                                      L.numFeatures, L.channels, L.dMsg, L.dProd});
+        addSparseProduct(L.linearT, gradA, gM, false);
+        if (recomputeRadial)
+            addRadialWeights(L);
+        addOp(OpConvolutionBackwardEdges, {gM, hUp[t], L.convolution.rowStart, L.convolution.fieldStart, L.convolution.valueStart, L.dUp, L.dTp});
+        if (t == 0)
+            addOp(OpEdgeGradients, {});
+    };
+    auto partTwo = [&](int t) {
+        const Layer& L = layers[t];
+        addOp(OpConvolutionBackwardNodes, {gradM[t % 2], gradUp, L.convolutionT.rowStart, L.convolutionT.fieldStart, L.convolutionT.valueStart,
+                                           L.dUp, L.dTp});
+        addSparseProduct(L.linearUpT, gradUp, gOutOf[(numLayers - t) % 2], true);
+    };
+    for (bool withCharges : {false, true}) {
+        if (withCharges && !model->hasChargeHead)
+            continue;
+        NodeProgram& p = withCharges ? lastBackwardWithChargesProgram : lastBackwardProgram;
+        p = beginProgram();
+        if (numLayers > 0) {
+            addOp(OpZero, {gradH, layers.back().dOut});
+            if (withCharges) // dE/d(raw charge), from chargeGradient
+                addReadoutBackward(chargeReadout, h.back(), gradScalar, gradH);
+            partOne(numLayers - 1, false);
+        }
+        else
+            addOp(OpEdgeGradients, {});
+        endProgram(p);
+    }
+    backwardPrograms.assign(std::max(0, numLayers - 1), NodeProgram());
+    for (int t = numLayers - 2; t >= 0; t--) {
+        backwardPrograms[t] = beginProgram();
+        partTwo(t + 1);
+        partOne(t, true);
+        endProgram(backwardPrograms[t]);
+    }
 }
 
 void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
     capacity = newCapacity;
     const int slots = numNodes * capacity;
     const int realSize = OpenMMENN::realSize(cc);
-    int maxWeights = 1;
-    for (const Layer& layer : layers)
-        maxWeights = std::max(maxWeights, layer.numWeights);
     auto allocate = [&](ComputeArray& a, int size, int elementSize, const char* name) {
         if (a.isInitialized())
             a.resize(size);
@@ -489,103 +598,29 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
     neighborKernel->addArg(status);
 
 
-    geometryKernel = program->createKernel("edgeGeometry");
-    for (ComputeArray* a : {&count, &sender, &edgeVec})
-        geometryKernel->addArg(*a);
-    geometryKernel->addArg(capacity);
-    geometryKernel->addArg(slots);
-    geometryKernel->addArg(reverse);
-    geometryKernel->addArg(harmonicsIndex);
-    geometryKernel->addArg(harmonicsValue);
-    geometryKernel->addArg(sh);
-    geometryKernel->addArg(gradSh);
-    geometryKernel->addArg(gradR);
+    vector<NodeProgram*> nodePrograms = {&initialProgram, &lastBackwardProgram, &lastBackwardWithChargesProgram};
+    for (NodeProgram& p : forwardPrograms)
+        nodePrograms.push_back(&p);
+    for (NodeProgram& p : backwardPrograms)
+        nodePrograms.push_back(&p);
+    for (NodeProgram* p : nodePrograms) {
+        p->kernel = program->createKernel("nodeProgram");
+        p->kernel->addArg(ops);
+        p->kernel->addArg(p->first);
+        p->kernel->addArg(p->count);
+        p->kernel->addArg(numNodes);
+        p->kernel->addArg(data);
+        p->kernel->addArg(nodeEnergy);
+        p->kernel->addArg(species);
+        p->kernel->addArg(ints);
+        p->kernel->addArg(reals);
+        for (ComputeArray* a : {&count, &sender, &edgeVec})
+            p->kernel->addArg(*a);
+        p->kernel->addArg(capacity);
+        for (ComputeArray* a : {&reverse, &harmonicsIndex, &harmonicsValue, &sh, &w, &dwdr, &gradSh, &gradR, &gradVec, &radialTable, &besselFrequencies})
+            p->kernel->addArg(*a);
+    }
 
-    // Forward pass.
-    forwardLaunches.clear();
-    {
-        ComputeKernel k = program->createKernel("embed");
-        k->addArg(species);
-        k->addArg(reals);
-        k->addArg(embeddingStart);
-        k->addArg(numNodes);
-        k->addArg(embeddingDim);
-        k->addArg(h[0]);
-        k->addArg(nodeEnergy);
-        k->addArg(gradH);
-        k->addArg(static_cast<int>(gradH.getSize())); // an int argument; getSize() is size_t on OpenMM 8
-        forwardLaunches.push_back({k, std::max<int>(numNodes * std::max(1, embeddingDim), gradH.getSize())});
-    }
-    vector<std::pair<ComputeKernel, int>> radialLaunches; // per layer: the radial weights of every edge slot
-    for (size_t t = 0; t < layers.size(); t++) {
-        const Layer& L = layers[t];
-        forwardLaunches.push_back({sparseProduct(L.linearUp, h[t], hUp[t], false), numNodes * L.dUp});
-        ComputeKernel radial;
-        if (L.tableStart >= 0) {
-            radial = program->createKernel("radialTableWeights");
-            radial->addArg(count);
-            radial->addArg(edgeVec);
-            radial->addArg(capacity);
-            radial->addArg(slots);
-            radial->addArg(radialTable);
-            radial->addArg(L.tableStart);
-            radial->addArg(L.tableIntervals);
-            addRealArg(cc, radial, L.tableInverseSpacing);
-            radial->addArg(L.numWeights);
-            radial->addArg(w);
-            radial->addArg(dwdr);
-            radialLaunches.push_back({radial, slots * L.numWeights});
-        } else {
-            radial = program->createKernel("radialWeights");
-            radial->addArg(count);
-            radial->addArg(edgeVec);
-            radial->addArg(capacity);
-            radial->addArg(slots);
-            radial->addArg(besselFrequencies);
-            radial->addArg(reals);
-            radial->addArg(L.mlpStart);
-            radial->addArg(ints);
-            radial->addArg(L.mlpSizeStart);
-            radial->addArg(L.numMlpLayers);
-            radial->addArg(L.activation);
-            addRealArg(cc, radial, L.activationScale);
-            radial->addArg(L.numWeights);
-            radial->addArg(w);
-            radial->addArg(dwdr);
-            radialLaunches.push_back({radial, slots});
-        }
-        forwardLaunches.push_back(radialLaunches.back());
-        ComputeKernel conv = program->createKernel("convolution");
-        for (ComputeArray* a : {&hUp[t], &sh, &w, &count, &sender})
-            conv->addArg(*a);
-        conv->addArg(capacity);
-        conv->addArg(ints);
-        conv->addArg(reals);
-        for (int x : {L.convolution.rowStart, L.convolution.fieldStart, L.convolution.valueStart, numNodes, L.dUp, L.dTp, L.numWeights})
-            conv->addArg(x);
-        conv->addArg(M);
-        forwardLaunches.push_back({conv, numNodes * L.dTp});
-        forwardLaunches.push_back({sparseProduct(L.linear, M, A[t], false), numNodes * L.dMsg}); // (with a non-residual layer's skip)
-        ComputeKernel con = program->createKernel("contraction");
-        con->addArg(A[t]);
-        con->addArg(species);
-        con->addArg(ints);
-        con->addArg(reals);
-        for (int x : {L.contractionStart, L.contractionValueStart, L.numContractionTerms, L.outputStart, L.numOutputs, L.channels, numNodes, L.dMsg,
-                      L.dProd})
-            con->addArg(x);
-        con->addArg(B);
-        forwardLaunches.push_back({con, numNodes * L.channels});
-        forwardLaunches.push_back({sparseProduct(L.productLinear, B, h[t + 1], false), numNodes * L.dOut});
-        if (L.residual)
-            forwardLaunches.push_back({sparseProduct(L.skip, h[t], h[t + 1], true), numNodes * L.dOut});
-        readoutForward(L.readout, h[t + 1], forwardLaunches);
-        ComputeKernel add = program->createKernel("addNodeEnergies");
-        add->addArg(nodeOut);
-        add->addArg(nodeEnergy);
-        add->addArg(numNodes);
-        forwardLaunches.push_back({add, numNodes});
-    }
     energyKernel = program->createKernel("sumEnergy");
     energyKernel->addArg(nodeEnergy);
     energyKernel->addArg(numNodes);
@@ -595,12 +630,9 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
     addMixedArg(cc, energyKernel, ENNSanityBounds::MaxEnergyPerAtom * numNodes);
     energyKernel->addArg(status);
 
-    // Charges.
-    chargeLaunches.clear();
-    chargeBackwardLaunches.clear();
     if (model->hasChargeHead) {
-        readoutForward(chargeReadout, h.back(), chargeLaunches);
         chargeKernel = program->createKernel("normalizeCharges");
+        chargeKernel->addArg(data);
         chargeKernel->addArg(nodeOut);
         chargeKernel->addArg(species);
         chargeKernel->addArg(chargeOffsets);
@@ -612,9 +644,6 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
         chargeKernel->addArg(charges);
         addRealArg(cc, chargeKernel, ENNSanityBounds::MaxCharge);
         chargeKernel->addArg(status);
-        if (chargeReadout.nonlinear) // hiddenPre of the charge readout, for its backward
-            chargeBackwardLaunches.push_back({sparseProduct(chargeReadout.linear1, h.back(), hiddenPre, false), numNodes * chargeReadout.hidden});
-        readoutBackward(chargeReadout, gradScalar, gradH, chargeBackwardLaunches);
         chargeGradientKernel = program->createKernel("chargeGradient");
         chargeGradientKernel->addArg(work); // the potential, set when run
         chargeGradientKernel->addArg(numNodes);
@@ -622,74 +651,10 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
         for (ComputeArray* a : {&groupStart, &groupMembers, &nodeGroup, &groupShift})
             chargeGradientKernel->addArg(*a);
         addMixedArg(cc, chargeGradientKernel, 1.0 / model->energyToKJPerMol);
+        chargeGradientKernel->addArg(data);
         chargeGradientKernel->addArg(gradScalar);
     }
 
-    // Backward pass. gradH holds dE/dh of the last layer's output (cleared, then the charge head's
-    // chain-rule term when there is one); each layer turns the gradient of its output into that of its
-    // input, and the two arrays swap roles from layer to layer.
-    backwardLaunches.clear(); // (gradH, gradSh and gradR were cleared in the forward pass: embed, edgeGeometry)
-    ComputeArray* gOut = &gradH;
-    ComputeArray* gIn = &gradIn;
-    for (int t = static_cast<int>(layers.size()) - 1; t >= 0; t--) {
-        const Layer& L = layers[t];
-        if (L.readout.nonlinear)
-            backwardLaunches.push_back({sparseProduct(L.readout.linear1, h[t + 1], hiddenPre, false), numNodes * L.readout.hidden});
-        readoutBackward(L.readout, ones, *gOut, backwardLaunches);
-        // The first layer's input is the embedding, which needs no gradient.
-        const bool inputGradient = t > 0;
-        if (inputGradient && L.residual)
-            backwardLaunches.push_back({sparseProduct(L.skipT, *gOut, *gIn, false), numNodes * L.dIn});
-        else if (inputGradient)
-            backwardLaunches.push_back({fill(*gIn, 0.0), numNodes * maxFeatures});
-        backwardLaunches.push_back({sparseProduct(L.productLinearT, *gOut, gradB, false), numNodes * L.dProd});
-        ComputeKernel con = program->createKernel("contractionBackward");
-        con->addArg(A[t]);
-        con->addArg(gradB);
-        con->addArg(species);
-        con->addArg(ints);
-        con->addArg(reals);
-        for (int x : {L.contractionStart, L.contractionValueStart, L.numContractionTerms, L.featureStart, L.numFeatures, L.channels,
-                      numNodes, L.dMsg, L.dProd})
-            con->addArg(x);
-        con->addArg(gradA);
-        backwardLaunches.push_back({con, numNodes * L.channels});
-        backwardLaunches.push_back({sparseProduct(L.linearT, gradA, gradM, false), numNodes * L.dTp});
-        backwardLaunches.push_back(radialLaunches[t]);
-        ComputeKernel nodes = program->createKernel("convolutionBackwardNodes");
-        for (ComputeArray* a : {&gradM, &sh, &w, &count, &sender, &reverse})
-            nodes->addArg(*a);
-        nodes->addArg(capacity);
-        nodes->addArg(ints);
-        nodes->addArg(reals);
-        for (int x : {L.convolutionT.rowStart, L.convolutionT.fieldStart, L.convolutionT.valueStart, numNodes, L.dUp, L.dTp, L.numWeights})
-            nodes->addArg(x);
-        nodes->addArg(gradUp);
-        if (inputGradient)
-            backwardLaunches.push_back({nodes, numNodes * L.dUp});
-        ComputeKernel edges = program->createKernel("convolutionBackwardEdges");
-        for (ComputeArray* a : {&gradM, &hUp[t], &sh, &w, &dwdr, &count, &sender})
-            edges->addArg(*a);
-        edges->addArg(capacity);
-        edges->addArg(slots);
-        edges->addArg(ints);
-        edges->addArg(reals);
-        for (int x : {L.convolution.rowStart, L.convolution.fieldStart, L.convolution.valueStart, L.dUp, L.dTp, L.numWeights})
-            edges->addArg(x);
-        edges->addArg(gradSh);
-        edges->addArg(gradR);
-        backwardLaunches.push_back({edges, slots});
-        if (inputGradient)
-            backwardLaunches.push_back({sparseProduct(L.linearUpT, gradUp, *gIn, true), numNodes * L.dIn});
-        std::swap(gOut, gIn);
-    }
-    edgeGradientKernel = program->createKernel("edgeGradients");
-    edgeGradientKernel->addArg(count);
-    edgeGradientKernel->addArg(edgeVec);
-    edgeGradientKernel->addArg(capacity);
-    edgeGradientKernel->addArg(slots);
-    for (ComputeArray* a : {&harmonicsIndex, &harmonicsValue, &gradSh, &gradR, &gradVec})
-        edgeGradientKernel->addArg(*a);
     applyForcesKernel = program->createKernel("applyForces");
     for (ComputeArray* a : {&gradVec, &count, &reverse})
         applyForcesKernel->addArg(*a);
@@ -705,9 +670,10 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
     applyForcesKernel->addArg(status);
 }
 
-void CommonENNNetwork::run(vector<std::pair<ComputeKernel, int>>& launches) {
-    for (auto& launch : launches)
-        deviceWork.launch(launch.first, launch.second);
+void CommonENNNetwork::launch(NodeProgram& p) {
+    // A work group per node (nodeProgram): 128 threads take the node's outputs, at most the device's largest group.
+    const int groupSize = std::min(128, cc.getMaxThreadBlockSize());
+    deviceWork.launch(p.kernel, std::max(1, numNodes) * groupSize, groupSize);
 }
 
 void CommonENNNetwork::findNeighbors() {
@@ -782,13 +748,11 @@ void CommonENNNetwork::forward(bool wantCharges) {
     deviceWork.clear(cc, status);
     deviceWork.launch(gatherKernel, numAtoms);
     findNeighbors();
-    const int slots = numNodes * capacity;
-    deviceWork.launch(geometryKernel, slots);
-    run(forwardLaunches);
-    if (wantCharges) {
-        run(chargeLaunches);
+    launch(initialProgram);
+    for (NodeProgram& p : forwardPrograms)
+        launch(p);
+    if (wantCharges)
         deviceWork.launch(chargeKernel, ReduceSize, ReduceSize);
-    }
 }
 
 void CommonENNNetwork::checkBox() const {
@@ -819,14 +783,14 @@ void CommonENNNetwork::addEnergy() {
 }
 
 void CommonENNNetwork::backward(ComputeArray* potential, ComputeArray* extraForces) {
+    // Right after forward(): the radial weights on the device are still the last layer's.
     if (potential) {
         chargeGradientKernel->setArg(0, *potential);
         deviceWork.launch(chargeGradientKernel, ReduceSize, ReduceSize);
-        run(chargeBackwardLaunches);
     }
-    run(backwardLaunches);
-    const int slots = numNodes * capacity;
-    deviceWork.launch(edgeGradientKernel, slots);
+    launch(potential ? lastBackwardWithChargesProgram : lastBackwardProgram);
+    for (int t = static_cast<int>(backwardPrograms.size()) - 1; t >= 0; t--)
+        launch(backwardPrograms[t]);
     applyForcesKernel->setArg(9, extraForces ? *extraForces : positions);
     applyForcesKernel->setArg(10, extraForces ? 1 : 0);
     deviceWork.launch(applyForcesKernel, numAtoms);

@@ -10,9 +10,12 @@
 // and unsimplified irreps of one array agree. Every e3nn linear, its transpose, the tensor product
 // and its transposes are tables of sparse rows built once from the model; the symmetric contractions
 // are term lists with per-element, per-channel coefficients (the Reference's merged U and W).
-// Each output is written by one thread and edges are gathered per receiver (and per sender through
-// the reverse edge). The only atomics are the integer counts of the neighbour search's cell list,
-// whose edge lists are then sorted, so results are reproducible run to run.
+// Each output is written by one thread and edges are gathered per receiver (and per sender over its own
+// edges, the reverses of those it sends). The only atomics are the integer counts of the neighbour
+// search's cell list, whose edge lists are then sorted, so results are reproducible run to run.
+// Launches: everything between two global synchronisations is one node program (a work group per node
+// running a list of operations), so a step of an L-layer network is the neighbour search, 2L + 1 node
+// programs, the energy sum, the charge normalisation and gradient, and the forces (docs/gpu.md).
 
 #include "CommonENNDeviceWork.h"
 #include "ReferenceENNNetwork.h"
@@ -20,7 +23,7 @@
 #include "openmm/common/ComputeContext.h"
 #include "openmm/common/ComputeEvent.h"
 #include "openmm/common/ComputeKernel.h"
-#include <deque>
+#include <initializer_list>
 #include <memory>
 #include <vector>
 
@@ -54,7 +57,8 @@ public:
     /** Adds the network energy (kJ/mol) to the context's energy buffer. */
     void addEnergy();
     /**
-     * Backward pass: adds -dE/dx (plus, with a potential, the chain-rule term -sum_i phi_i dq_i/dx) to
+     * Backward pass, right after forward() (it starts from the last layer's radial weights still on the
+     * device): adds -dE/dx (plus, with a potential, the chain-rule term -sum_i phi_i dq_i/dx) to
      * the context's force buffer, together with `extraForces` if given. Both are device arrays:
      * @param potential   phi_i = dE_other/dq_i (mixed, per ML particle, kJ/mol/e), or null
      * @param extraForces forces (real4, per System particle, kJ/mol/nm), or null
@@ -75,20 +79,31 @@ private:
     struct Readout {
         bool nonlinear = false;
         int activation = 0, hidden = 0;
-        double activationScale = 1;
+        int activationScaleIndex = 0; // of the activation's scale in the reals table
         SparseRows linear1, linear1T, linear2, linear2T;
     };
     struct Layer : LayerSizes {
         bool residual;
         int numWeights, numMlpLayers, activation;
-        double activationScale;
+        int activationScaleIndex; // of the radial MLP's activation scale in the reals table
         int mlpStart, mlpSizeStart;
         int tableStart = -1, tableIntervals = 0; // the radial MLP's table in radialTable (single and mixed precision), or -1
-        double tableInverseSpacing = 0;
+        int tableInverseSpacingIndex = 0;        // in the reals table
         SparseRows linearUp, linearUpT, linear, linearT, skip, skipT, productLinear, productLinearT;
         SparseRows convolution, convolutionT; // fields: (hUp column, harmonic, weight) / (output, harmonic, weight)
         int contractionStart, contractionValueStart, numContractionTerms, featureStart, numFeatures, outputStart, numOutputs;
         Readout readout;
+    };
+    /** Operations of a node program (kernels/ennNetwork.cc, nodeProgram; passed to it as the OP_* defines). */
+    enum Op {
+        OpSparseProduct, OpConvolution, OpContraction, OpContractionBackward, OpConvolutionBackwardNodes, OpConvolutionBackwardEdges,
+        OpRadialTable, OpRadialMLP, OpActivate, OpActivationBackward, OpZero, OpEmbed, OpAddEnergy, OpEdgeGeometry, OpEdgeGradients
+    };
+    static const int OpWords = 12; // the kind and up to 11 parameters
+    /** One launch of nodeProgram: ops [first, first + count) of the op table, on every node. */
+    struct NodeProgram {
+        int first = 0, count = 0;
+        OpenMM::ComputeKernel kernel;
     };
     /** Adds a sparse operator whose terms are (row, fields...) with one value per set and term. */
     SparseRows addRows(int numRows, int numColumns, int width, const std::vector<int>& rows, const std::vector<int>& fields,
@@ -97,17 +112,22 @@ private:
     /** `second` after `first` (scaled by firstScale) as one operator (per element if either is), or its transpose. */
     SparseRows addComposedLinear(const LinearSpec& first, double firstScale, const LinearSpec& second, bool transpose);
     Readout addReadout(const ReadoutSpec& spec, double scale);
-    OpenMM::ComputeKernel sparseProduct(const SparseRows& rows, OpenMM::ComputeArray& in, OpenMM::ComputeArray& out, bool accumulate);
-    OpenMM::ComputeKernel fill(OpenMM::ComputeArray& array, double value);
+    /** A slice of `data` for perNode reals per node; returns its offset. */
+    int addNodeArray(int perNode);
+    /** Appends an operation to the op table. */
+    void addOp(Op kind, std::initializer_list<int> parameters);
+    void addSparseProduct(const SparseRows& rows, int in, int out, bool accumulate);
+    /** A readout: forward writes nodeOut; backward adds d(readout)/dh times gradOut to gradIn. */
+    void addReadoutForward(const Readout& r, int in);
+    void addReadoutBackward(const Readout& r, int in, int gradOut, int gradIn);
+    void addRadialWeights(const Layer& layer);
+    /** Builds the op table: every node program of a step. */
+    void buildPrograms();
+    NodeProgram beginProgram() const;
+    void endProgram(NodeProgram& program) const;
     void setEdgeCapacity(int capacity);
     void findNeighbors();
-    /** Kernels of a readout: forward writes nodeOut; backward adds d(readout)/dh times gradOut to gradIn. */
-    void readoutForward(const Readout& r, OpenMM::ComputeArray& h, std::vector<std::pair<OpenMM::ComputeKernel, int>>& launches);
-    void readoutBackward(const Readout& r, OpenMM::ComputeArray& gradOut, OpenMM::ComputeArray& gradIn,
-                         std::vector<std::pair<OpenMM::ComputeKernel, int>>& launches);
-    /** An elementwise activation kernel of a readout ("activate" or "activationBackward") reading hiddenPre. */
-    OpenMM::ComputeKernel activationKernel(const char* name, const Readout& r, OpenMM::ComputeArray& out);
-    void run(std::vector<std::pair<OpenMM::ComputeKernel, int>>& launches);
+    void launch(NodeProgram& program);
 
     OpenMM::ComputeContext& cc;
     DeviceWork& deviceWork;
@@ -118,6 +138,7 @@ private:
     static const int StatusSize = 9;
     std::vector<int> particleOfNode; // System particle of each ML node, for messages
     int numNodes, numAtoms, nsh, capacity = 0, maxFeatures = 0, maxHidden = 1;
+    int maxWeights = 1; // radial weights per edge slot in w and dwdr (the most of any layer: every layer's slots at the same place)
     bool periodic;
     double constantEnergy = 0;
     int numChargeGroups = 1;
@@ -134,13 +155,27 @@ private:
     OpenMM::ComputeKernel cellKernel, bucketOffsetKernel, fillBucketKernel;
     OpenMM::ComputeArray ints, reals, species, mlOfAtom, besselFrequencies, harmonicsIndex, harmonicsValue, chargeOffsets, radialTable;
     OpenMM::ComputeArray positions, count, neededCount, sender, edgeKey, edgeVec, reverse, status, sh, w, dwdr, gradSh, gradR, gradVec;
-    std::deque<OpenMM::ComputeArray> h, hUp, A; // deque: ComputeArray must never be copied or moved
-    OpenMM::ComputeArray M, B, hidden, hiddenPre, nodeOut, nodeEnergy, work, charges;
+    OpenMM::ComputeArray nodeEnergy, work, charges;
     OpenMM::ComputeArray groupStart, groupMembers, nodeGroup, groupCharge, groupShift; // the charge groups (ENNChargeGroups)
-    OpenMM::ComputeArray gradH, gradIn, gradM, gradUp, gradB, gradA, gradHidden, gradScalar, ones;
-    OpenMM::ComputeKernel gatherKernel, neighborKernel, geometryKernel, edgeGradientKernel, applyForcesKernel;
+    // Node arrays: slices of `data` ([node][feature], real), by offset. h, hUp, A per layer (h one more); the gradient
+    // of the convolution's output, gradM, alternates between two slices from layer to layer, because a backward
+    // program reads the receivers' gradM of one layer while it writes the next one's.
+    OpenMM::ComputeArray data;
+    int dataSize = 0;
+    std::vector<int> h, hUp, A;
+    int M = 0, B = 0, hidden = 0, hiddenPre = 0, gradHidden = 0, nodeOut = 0, gradScalar = 0, ones = 0;
+    int gradH = 0, gradIn = 0, gradM[2] = {0, 0}, gradUp = 0, gradB = 0, gradA = 0;
+    // The op table and the node programs of a step: the edge geometry, embedding and first linear; each layer's forward
+    // pass (the last one also the charge head's readout); the backward pass from the last layer's readouts (with and
+    // without the charge head's gradient) to its convolution's edge terms; for each further layer, from the
+    // convolution's sender gradient of the one above to its own edge terms, the first layer's ending with the edge
+    // gradients.
+    std::vector<int> opTable;
+    OpenMM::ComputeArray ops;
+    NodeProgram initialProgram, lastBackwardProgram, lastBackwardWithChargesProgram;
+    std::vector<NodeProgram> forwardPrograms, backwardPrograms; // backwardPrograms[t]: from layer t + 1 to layer t
+    OpenMM::ComputeKernel gatherKernel, neighborKernel, applyForcesKernel;
     OpenMM::ComputeKernel energyKernel, chargeKernel, chargeGradientKernel;
-    std::vector<std::pair<OpenMM::ComputeKernel, int>> forwardLaunches, chargeLaunches, backwardLaunches, chargeBackwardLaunches;
 };
 
 } // namespace OpenMMENN

@@ -1,13 +1,15 @@
 // The ENNForce network on GPUs, in OpenMM's common compute dialect (compiled at run time for CUDA
 // and OpenCL). `real` is float in single and mixed precision and double in double precision.
-// Every kernel loops over its index range with a grid stride, so any launch size is valid.
+// Every kernel loops over its index range with a grid stride (the node programs over nodes, a work group
+// each), so any launch size is valid.
 // Every output element is written by exactly one thread, in a fixed order, so results are identical
 // from run to run; the only atomics are the cell list's integer counters, and each receiver's edges
 // are sorted afterwards.
 //
 // Defines: NSH (number of spherical harmonics, (l_max+1)^2), NUM_SH_TERMS (entries of the harmonics
 // recursion), NUM_BESSEL, ENVELOPE_P, R_MAX, BESSEL_PREFACTOR, MAX_WIDTH (widest hidden layer of
-// any radial MLP), REDUCE_SIZE (ennReduce.cc), NUM_BUCKETS (cell hash table, a power of two).
+// any radial MLP), REDUCE_SIZE (ennReduce.cc), NUM_BUCKETS (cell hash table, a power of two),
+// OP_WORDS and OP_* (node programs, below), WEIGHT_STRIDE (radial weights per edge slot).
 //
 // Edges live in fixed-capacity slots: the edges of receiver i are slots [i*cap, i*cap + count[i]).
 // Edge vector = x[receiver] - image of x[sender], stored as (x, y, z, |v|).
@@ -152,7 +154,6 @@ KERNEL void findNeighbors(GLOBAL const real4* RESTRICT pos, int numNodes, int ca
     }
 }
 
-/** For each edge i <- j, the slot of the edge j <- i with the opposite vector. */
 /** The slot of the edge j <- i with the vector opposite to edge e = i <- j (slot of receiver i). */
 DEVICE int reverseEdge(int e, int i, GLOBAL const int* RESTRICT count, GLOBAL const int* RESTRICT sender, GLOBAL const real4* RESTRICT edgeVec,
         int cap) {
@@ -174,53 +175,62 @@ DEVICE int reverseEdge(int e, int i, GLOBAL const int* RESTRICT count, GLOBAL co
     return best;
 }
 
-/** For every edge, its reverse edge and its spherical harmonics (one launch for both); every slot's gradients with
- *  respect to the harmonics and the length, which the layers' backward passes add to, are cleared here too. */
-KERNEL void edgeGeometry(GLOBAL const int* RESTRICT count, GLOBAL const int* RESTRICT sender, GLOBAL const real4* RESTRICT edgeVec, int cap,
-        int numSlots, GLOBAL int* RESTRICT reverse, GLOBAL const int* RESTRICT shIndex, GLOBAL const real* RESTRICT shValue, GLOBAL real* RESTRICT sh,
-        GLOBAL real* RESTRICT gradSh, GLOBAL real* RESTRICT gradR) {
+// ---- Node programs ----
+// Everything the network does between two global synchronisations is one launch of nodeProgram: a work group per
+// node runs a list of operations (`ops`, OP_WORDS ints each: the kind, then its parameters) in order, with a barrier
+// between them, on that node's rows of the node arrays and that node's edge slots. Node arrays ([node][feature],
+// real) are slices of one buffer, `data`, named by their offsets; an operation reads other nodes' rows only when they
+// were written by an earlier launch (the convolution's senders, the backward convolution's receivers). The kinds
+// (OP_*) are defines from the host's enum (CommonENNNetwork::Op). Threads of the group take the node's outputs in
+// turn; every output element still has one writer and every sum a fixed order.
+
+/** For each of the node's edges, its reverse edge and its spherical harmonics; every slot's gradients with respect
+ *  to the harmonics and the length, which the layers' backward passes add to, are cleared. */
+DEVICE void nodeEdgeGeometry(int n, GLOBAL const int* RESTRICT count, GLOBAL const int* RESTRICT sender,
+        GLOBAL const real4* RESTRICT edgeVec, int cap, GLOBAL int* RESTRICT reverse, GLOBAL const int* RESTRICT shIndex,
+        GLOBAL const real* RESTRICT shValue, GLOBAL real* RESTRICT sh, GLOBAL real* RESTRICT gradSh, GLOBAL real* RESTRICT gradR) {
     real y[NSH], du[3 * NSH];
-    for (int e = GLOBAL_ID; e < numSlots; e += GLOBAL_SIZE) {
-        for (int k = 0; k < NSH; k++)
-            gradSh[e * NSH + k] = 0;
+    for (int k = LOCAL_ID; k < cap; k += LOCAL_SIZE) {
+        const int e = n * cap + k;
+        for (int m = 0; m < NSH; m++)
+            gradSh[e * NSH + m] = 0;
         gradR[e] = 0;
-        const int i = e / cap;
-        if (e - i * cap >= count[i])
+        if (k >= count[n])
             continue;
-        reverse[e] = reverseEdge(e, i, count, sender, edgeVec, cap);
+        reverse[e] = reverseEdge(e, n, count, sender, edgeVec, cap);
         const real4 v = edgeVec[e];
         harmonics(make_real3(v.x / v.w, v.y / v.w, v.z / v.w), shIndex, shValue, y, du, 0);
-        for (int k = 0; k < NSH; k++)
-            sh[e * NSH + k] = y[k];
+        for (int m = 0; m < NSH; m++)
+            sh[e * NSH + m] = y[m];
     }
 }
 
-/** The tensor-product weights of one layer's radial MLP on every edge, with their derivatives with
- *  respect to r carried forward through the MLP. mlp holds each layer's matrix [in][out], already
- *  multiplied by its weight scale; sizes[0] = NUM_BESSEL. */
-KERNEL void radialWeights(GLOBAL const int* RESTRICT count, GLOBAL const real4* RESTRICT edgeVec, int cap, int numSlots,
-        GLOBAL const real* RESTRICT besselFrequencies, GLOBAL const real* RESTRICT reals, int mlpStart,
-        GLOBAL const int* RESTRICT ints, int sizeStart, int numMlpLayers, int activationKind, real activationScale, int numWeights,
+/** The tensor-product weights of one layer's radial MLP on the node's edges, with their derivatives with respect to
+ *  r carried forward through the MLP. mlp holds each layer's matrix [in][out], already multiplied by its weight
+ *  scale; sizes[0] = NUM_BESSEL. o: (mlp start, size start, MLP layers, activation, index of its scale). */
+DEVICE void nodeRadialMLP(int n, GLOBAL const int* RESTRICT o, GLOBAL const int* RESTRICT count, GLOBAL const real4* RESTRICT edgeVec, int cap,
+        GLOBAL const real* RESTRICT besselFrequencies, GLOBAL const int* RESTRICT ints, GLOBAL const real* RESTRICT reals,
         GLOBAL real* RESTRICT w, GLOBAL real* RESTRICT dwdr) {
     real t[MAX_WIDTH], dt[MAX_WIDTH], next[MAX_WIDTH], dnext[MAX_WIDTH];
-    GLOBAL const real* mlp = reals + mlpStart;
-    GLOBAL const int* sizes = ints + sizeStart;
-    for (int e = GLOBAL_ID; e < numSlots; e += GLOBAL_SIZE) {
-        if (e % cap >= count[e / cap])
-            continue;
+    GLOBAL const real* mlp = reals + o[1];
+    GLOBAL const int* sizes = ints + o[2];
+    const int numMlpLayers = o[3], activationKind = o[4];
+    const real activationScale = reals[o[5]];
+    for (int k = LOCAL_ID; k < count[n]; k += LOCAL_SIZE) {
+        const int e = n * cap + k;
         const real r = edgeVec[e].w;
         // Bessel basis times the polynomial envelope.
         const real p = ENVELOPE_P, x = r / R_MAX;
         const real xp = pow(x, p);
         const real envelope = 1 - (p + 1) * (p + 2) / 2 * xp + p * (p + 2) * xp * x - p * (p + 1) / 2 * xp * x * x;
         const real denvelope = (-(p + 1) * (p + 2) / 2 * p * xp / x + p * (p + 2) * (p + 1) * xp - p * (p + 1) / 2 * (p + 2) * xp * x) / R_MAX;
-        for (int k = 0; k < NUM_BESSEL; k++) {
-            const real f = besselFrequencies[k];
+        for (int b = 0; b < NUM_BESSEL; b++) {
+            const real f = besselFrequencies[b];
             const real s = sin(f * r), c = cos(f * r);
             const real bessel = BESSEL_PREFACTOR * s / r;
             const real dbessel = BESSEL_PREFACTOR * (f * c * r - s) / (r * r);
-            t[k] = bessel * envelope;
-            dt[k] = dbessel * envelope + bessel * denvelope;
+            t[b] = bessel * envelope;
+            dt[b] = dbessel * envelope + bessel * denvelope;
         }
         int offset = 0;
         for (int layer = 0; layer < numMlpLayers; layer++) {
@@ -234,8 +244,8 @@ KERNEL void radialWeights(GLOBAL const int* RESTRICT count, GLOBAL const real4* 
                     dpre += dt[i] * weight;
                 }
                 if (last) {
-                    w[e * numWeights + j] = pre;
-                    dwdr[e * numWeights + j] = dpre;
+                    w[e * WEIGHT_STRIDE + j] = pre;
+                    dwdr[e * WEIGHT_STRIDE + j] = dpre;
                 }
                 else {
                     real derivative;
@@ -254,188 +264,160 @@ KERNEL void radialWeights(GLOBAL const int* RESTRICT count, GLOBAL const real4* 
 }
 
 /** The same weights and derivatives from the layer's cubic Hermite table (ENNRadialTable: per node, the values and
- *  then the derivatives times the interval's width), in single and mixed precision: thread (slot, k) gives weight k of
- *  the edge in that slot, so that neighbouring threads read neighbouring table entries. */
-KERNEL void radialTableWeights(GLOBAL const int* RESTRICT count, GLOBAL const real4* RESTRICT edgeVec, int cap, int numSlots,
-        GLOBAL const real* RESTRICT table, int tableStart, int intervals, real inverseSpacing, int numWeights,
-        GLOBAL real* RESTRICT w, GLOBAL real* RESTRICT dwdr) {
-    for (int index = GLOBAL_ID; index < numSlots * numWeights; index += GLOBAL_SIZE) {
-        const int e = index / numWeights, k = index - e * numWeights;
-        if (e % cap >= count[e / cap])
-            continue;
+ *  then the derivatives times the interval's width), in single and mixed precision: thread (edge, k) gives weight k,
+ *  so that neighbouring threads read neighbouring table entries. o: (table start, intervals, index of the inverse
+ *  spacing, weights). */
+DEVICE void nodeRadialTable(int n, GLOBAL const int* RESTRICT o, GLOBAL const int* RESTRICT count, GLOBAL const real4* RESTRICT edgeVec, int cap,
+        GLOBAL const real* RESTRICT table, GLOBAL const real* RESTRICT reals, GLOBAL real* RESTRICT w, GLOBAL real* RESTRICT dwdr) {
+    const int intervals = o[2], numWeights = o[4];
+    const real inverseSpacing = reals[o[3]];
+    for (int index = LOCAL_ID; index < count[n] * numWeights; index += LOCAL_SIZE) {
+        const int edge = index / numWeights, k = index - edge * numWeights, e = n * cap + edge;
         const real x = edgeVec[e].w * inverseSpacing;
         const int i = min((int) x, intervals - 1);
         const real u = x - i, u2 = u * u, u3 = u2 * u;
-        GLOBAL const real* p0 = table + tableStart + i * 2 * numWeights;
+        GLOBAL const real* p0 = table + o[1] + i * 2 * numWeights;
         GLOBAL const real* p1 = p0 + 2 * numWeights;
         const real v0 = p0[k], m0 = p0[numWeights + k], v1 = p1[k], m1 = p1[numWeights + k];
-        w[index] = (2 * u3 - 3 * u2 + 1) * v0 + (u3 - 2 * u2 + u) * m0 + (-2 * u3 + 3 * u2) * v1 + (u3 - u2) * m1;
-        dwdr[index] = ((6 * u2 - 6 * u) * (v0 - v1) + (3 * u2 - 4 * u + 1) * m0 + (3 * u2 - 2 * u) * m1) * inverseSpacing;
+        w[e * WEIGHT_STRIDE + k] = (2 * u3 - 3 * u2 + 1) * v0 + (u3 - 2 * u2 + u) * m0 + (-2 * u3 + 3 * u2) * v1 + (u3 - u2) * m1;
+        dwdr[e * WEIGHT_STRIDE + k] = ((6 * u2 - 6 * u) * (v0 - v1) + (3 * u2 - 4 * u + 1) * m0 + (3 * u2 - 2 * u) * m1) * inverseSpacing;
     }
 }
 
-/** out[n, o] (+)= sum over the terms of row o of value[set(n), t] * in[n, column[t]]: every e3nn linear
- *  and its transpose. rows/columns index `tables`; values are per element when termsPerSet > 0. */
-KERNEL void sparseProduct(GLOBAL const real* RESTRICT in, GLOBAL real* RESTRICT out, GLOBAL const int* RESTRICT species,
-        GLOBAL const int* RESTRICT tables, GLOBAL const real* RESTRICT values, int rowStart, int columnStart, int valueStart,
-        int termsPerSet, int numNodes, int dIn, int dOut, int accumulate) {
-    for (int index = GLOBAL_ID; index < numNodes * dOut; index += GLOBAL_SIZE) {
-        const int n = index / dOut, o = index - n * dOut;
-        const int begin = tables[rowStart + o], end = tables[rowStart + o + 1];
-        GLOBAL const real* v = values + valueStart + (termsPerSet > 0 ? species[n] * termsPerSet : 0);
+/** out[o] (+)= sum over the terms t of row o of value[set(n), t] * in[column[t]]: every e3nn linear and its
+ *  transpose. o: (in, out, row start, column start, value start, terms per set (values per element when > 0), dIn,
+ *  dOut, accumulate). */
+DEVICE void nodeSparseProduct(int n, GLOBAL const int* RESTRICT o, GLOBAL real* RESTRICT data, GLOBAL const int* RESTRICT species,
+        GLOBAL const int* RESTRICT tables, GLOBAL const real* RESTRICT values) {
+    const int dIn = o[7], dOut = o[8];
+    GLOBAL const real* in = data + o[1] + n * dIn;
+    GLOBAL real* out = data + o[2] + n * dOut;
+    GLOBAL const real* v = values + o[5] + (o[6] > 0 ? species[n] * o[6] : 0);
+    for (int row = LOCAL_ID; row < dOut; row += LOCAL_SIZE) {
+        const int begin = tables[o[3] + row], end = tables[o[3] + row + 1];
         real sum = 0;
         for (int t = begin; t < end; t++)
-            sum += v[t] * in[n * dIn + tables[columnStart + t]];
-        out[index] = (accumulate ? out[index] + sum : sum);
+            sum += v[t] * in[tables[o[4] + t]];
+        out[row] = (o[9] ? out[row] + sum : sum);
     }
 }
 
-KERNEL void fill(GLOBAL real* RESTRICT data, int size, real value) {
-    for (int i = GLOBAL_ID; i < size; i += GLOBAL_SIZE)
-        data[i] = value;
-}
-
-KERNEL void activate(GLOBAL const real* RESTRICT pre, GLOBAL real* RESTRICT out, int size, int kind, real scale) {
-    for (int i = GLOBAL_ID; i < size; i += GLOBAL_SIZE) {
-        real derivative;
-        out[i] = activation(kind, scale, pre[i], &derivative);
-    }
-}
-
-/** grad *= activation'(pre). */
-KERNEL void activationBackward(GLOBAL const real* RESTRICT pre, GLOBAL real* RESTRICT grad, int size, int kind, real scale) {
-    for (int i = GLOBAL_ID; i < size; i += GLOBAL_SIZE) {
-        real derivative;
-        activation(kind, scale, pre[i], &derivative);
-        grad[i] *= derivative;
-    }
-}
-
-/** The first layer's input from each node's element; also clears the node energies the layers add to, and the
- *  gradient gradH that the backward pass starts from (one launch). */
-KERNEL void embed(GLOBAL const int* RESTRICT species, GLOBAL const real* RESTRICT table, int tableStart, int numNodes, int dim, GLOBAL real* RESTRICT h,
-        GLOBAL mixed* RESTRICT nodeEnergy, GLOBAL real* RESTRICT gradH, int gradHSize) {
-    for (int index = GLOBAL_ID; index < numNodes * dim; index += GLOBAL_SIZE) {
-        const int n = index / dim;
-        h[index] = table[tableStart + species[n] * dim + index - n * dim];
-    }
-    for (int n = GLOBAL_ID; n < numNodes; n += GLOBAL_SIZE)
-        nodeEnergy[n] = 0;
-    for (int i = GLOBAL_ID; i < gradHSize; i += GLOBAL_SIZE)
-        gradH[i] = 0;
-}
-
-/** The tensor product of sender features with edge harmonics, weighted per edge, summed per receiver.
- *  Terms of row o: (column in hUp, harmonic, radial weight) at tables[termStart + 3t], with value[t]. */
-KERNEL void convolution(GLOBAL const real* RESTRICT hUp, GLOBAL const real* RESTRICT sh, GLOBAL const real* RESTRICT w,
-        GLOBAL const int* RESTRICT count, GLOBAL const int* RESTRICT sender, int cap,
-        GLOBAL const int* RESTRICT tables, GLOBAL const real* RESTRICT values, int rowStart, int termStart, int valueStart,
-        int numNodes, int dUp, int dTp, int numWeights, GLOBAL real* RESTRICT M) {
-    for (int index = GLOBAL_ID; index < numNodes * dTp; index += GLOBAL_SIZE) {
-        const int n = index / dTp, o = index - n * dTp;
-        const int begin = tables[rowStart + o], end = tables[rowStart + o + 1];
+/** The tensor product of sender features with edge harmonics, weighted per edge, summed over the node's edges.
+ *  Terms of row o: (column in hUp, harmonic, radial weight) at tables[termStart + 3t], with value[t].
+ *  o: (hUp, M, row start, term start, value start, dUp, dTp). Radial weights are at
+ *  w[slot * WEIGHT_STRIDE + k] for every layer, so that no layer's weights of one node reach another node's slots. */
+DEVICE void nodeConvolution(int n, GLOBAL const int* RESTRICT o, GLOBAL real* RESTRICT data, GLOBAL const real* RESTRICT sh,
+        GLOBAL const real* RESTRICT w, GLOBAL const int* RESTRICT count, GLOBAL const int* RESTRICT sender, int cap,
+        GLOBAL const int* RESTRICT tables, GLOBAL const real* RESTRICT values) {
+    GLOBAL const real* hUp = data + o[1];
+    const int rowStart = o[3], termStart = o[4], valueStart = o[5], dUp = o[6], dTp = o[7];
+    for (int row = LOCAL_ID; row < dTp; row += LOCAL_SIZE) {
+        const int begin = tables[rowStart + row], end = tables[rowStart + row + 1];
         real sum = 0;
         for (int k = 0; k < count[n]; k++) {
             const int e = n * cap + k, s = sender[e];
             for (int t = begin; t < end; t++) {
                 GLOBAL const int* term = tables + termStart + 3 * t;
-                sum += values[valueStart + t] * w[e * numWeights + term[2]] * hUp[s * dUp + term[0]] * sh[e * NSH + term[1]];
+                sum += values[valueStart + t] * w[e * WEIGHT_STRIDE + term[2]] * hUp[s * dUp + term[0]] * sh[e * NSH + term[1]];
             }
         }
-        M[index] = sum;
+        data[o[2] + n * dTp + row] = sum;
     }
 }
 
-/** Gradient of the convolution with respect to the sender features, gathered per sender through the
- *  reverse edges. Terms of row i (an hUp column): (output o, harmonic, radial weight). */
-KERNEL void convolutionBackwardNodes(GLOBAL const real* RESTRICT gradM, GLOBAL const real* RESTRICT sh, GLOBAL const real* RESTRICT w,
-        GLOBAL const int* RESTRICT count, GLOBAL const int* RESTRICT sender, GLOBAL const int* RESTRICT reverse, int cap,
-        GLOBAL const int* RESTRICT tables, GLOBAL const real* RESTRICT values, int rowStart, int termStart, int valueStart,
-        int numNodes, int dUp, int dTp, int numWeights, GLOBAL real* RESTRICT gradUp) {
-    for (int index = GLOBAL_ID; index < numNodes * dUp; index += GLOBAL_SIZE) {
-        const int s = index / dUp, i = index - s * dUp;
-        const int begin = tables[rowStart + i], end = tables[rowStart + i + 1];
+/** Gradient of the convolution with respect to the node's features as a sender, gathered from the receivers' gradM
+ *  over the node's own edges: the edge r <- n is the reverse of the node's edge n <- r, with the same length (so the
+ *  same radial weights, bit for bit: the pair vector is computed antisymmetrically) and harmonics (-1)^l times the
+ *  node's, a sign folded into the transposed table's values. Terms of row i (an hUp column): (output o, harmonic,
+ *  radial weight). o: (gradM, gradUp, row start, term start, value start, dUp, dTp). */
+DEVICE void nodeConvolutionBackwardNodes(int n, GLOBAL const int* RESTRICT o, GLOBAL real* RESTRICT data, GLOBAL const real* RESTRICT sh,
+        GLOBAL const real* RESTRICT w, GLOBAL const int* RESTRICT count, GLOBAL const int* RESTRICT sender, int cap,
+        GLOBAL const int* RESTRICT tables, GLOBAL const real* RESTRICT values) {
+    GLOBAL const real* gradM = data + o[1];
+    const int rowStart = o[3], termStart = o[4], valueStart = o[5], dUp = o[6], dTp = o[7];
+    for (int row = LOCAL_ID; row < dUp; row += LOCAL_SIZE) {
+        const int begin = tables[rowStart + row], end = tables[rowStart + row + 1];
         real sum = 0;
-        for (int k = 0; k < count[s]; k++) {
-            const int r = sender[s * cap + k], e = reverse[s * cap + k];
-            if (e < 0)
-                continue; // only after an overflowed list, whose step is discarded
+        for (int k = 0; k < count[n]; k++) {
+            const int e = n * cap + k, r = sender[e];
             for (int t = begin; t < end; t++) {
                 GLOBAL const int* term = tables + termStart + 3 * t;
-                sum += values[valueStart + t] * w[e * numWeights + term[2]] * gradM[r * dTp + term[0]] * sh[e * NSH + term[1]];
+                sum += values[valueStart + t] * w[e * WEIGHT_STRIDE + term[2]] * gradM[r * dTp + term[0]] * sh[e * NSH + term[1]];
             }
         }
-        gradUp[index] = sum;
+        data[o[2] + n * dUp + row] = sum;
     }
 }
 
-/** Gradient of the convolution with respect to each edge's harmonics and length (through the radial
- *  weights), accumulated over layers into gradSh and gradR. Uses the forward table. */
-KERNEL void convolutionBackwardEdges(GLOBAL const real* RESTRICT gradM, GLOBAL const real* RESTRICT hUp, GLOBAL const real* RESTRICT sh,
+/** Gradient of the convolution with respect to each of the node's edges' harmonics and length (through the radial
+ *  weights), accumulated over layers into gradSh and gradR. Uses the forward table; o as nodeConvolution's, with
+ *  (gradM, hUp) first. */
+DEVICE void nodeConvolutionBackwardEdges(int n, GLOBAL const int* RESTRICT o, GLOBAL real* RESTRICT data, GLOBAL const real* RESTRICT sh,
         GLOBAL const real* RESTRICT w, GLOBAL const real* RESTRICT dwdr, GLOBAL const int* RESTRICT count, GLOBAL const int* RESTRICT sender,
-        int cap, int numSlots, GLOBAL const int* RESTRICT tables, GLOBAL const real* RESTRICT values, int rowStart, int termStart,
-        int valueStart, int dUp, int dTp, int numWeights, GLOBAL real* RESTRICT gradSh, GLOBAL real* RESTRICT gradR) {
+        int cap, GLOBAL const int* RESTRICT tables, GLOBAL const real* RESTRICT values, GLOBAL real* RESTRICT gradSh, GLOBAL real* RESTRICT gradR) {
+    GLOBAL const real* gradM = data + o[1];
+    GLOBAL const real* hUp = data + o[2];
+    const int rowStart = o[3], termStart = o[4], valueStart = o[5], dUp = o[6], dTp = o[7];
     real gy[NSH];
-    for (int e = GLOBAL_ID; e < numSlots; e += GLOBAL_SIZE) {
-        const int n = e / cap;
-        if (e - n * cap >= count[n])
-            continue;
-        const int s = sender[e];
-        for (int k = 0; k < NSH; k++)
-            gy[k] = 0;
+    for (int k = LOCAL_ID; k < count[n]; k += LOCAL_SIZE) {
+        const int e = n * cap + k, s = sender[e];
+        for (int m = 0; m < NSH; m++)
+            gy[m] = 0;
         real gr = 0;
-        for (int o = 0; o < dTp; o++) {
-            const real g = gradM[n * dTp + o];
-            const int begin = tables[rowStart + o], end = tables[rowStart + o + 1];
+        for (int row = 0; row < dTp; row++) {
+            const real g = gradM[n * dTp + row];
+            const int begin = tables[rowStart + row], end = tables[rowStart + row + 1];
             for (int t = begin; t < end; t++) {
                 GLOBAL const int* term = tables + termStart + 3 * t;
                 const real c = values[valueStart + t] * g * hUp[s * dUp + term[0]];
-                gy[term[1]] += c * w[e * numWeights + term[2]];
-                gr += c * sh[e * NSH + term[1]] * dwdr[e * numWeights + term[2]];
+                gy[term[1]] += c * w[e * WEIGHT_STRIDE + term[2]];
+                gr += c * sh[e * NSH + term[1]] * dwdr[e * WEIGHT_STRIDE + term[2]];
             }
         }
-        for (int k = 0; k < NSH; k++)
-            gradSh[e * NSH + k] += gy[k];
+        for (int m = 0; m < NSH; m++)
+            gradSh[e * NSH + m] += gy[m];
         gradR[e] += gr;
     }
 }
 
-/** Symmetric contraction, one thread per (node, channel). A term: (output offset, output stride,
- *  correlation, then (offset, stride) of up to three factors); coefficients [element][term][channel]. */
-KERNEL void contraction(GLOBAL const real* RESTRICT A, GLOBAL const int* RESTRICT species, GLOBAL const int* RESTRICT tables,
-        GLOBAL const real* RESTRICT values, int termStart, int valueStart, int numTerms, int outputStart, int numOutputs, int channels,
-        int numNodes, int dMsg, int dProd, GLOBAL real* RESTRICT B) {
-    for (int index = GLOBAL_ID; index < numNodes * channels; index += GLOBAL_SIZE) {
-        const int n = index / channels, c = index - n * channels;
-        for (int f = 0; f < numOutputs; f++) // this thread's entries of B: no separate clearing launch
-            B[n * dProd + tables[outputStart + 2 * f] + c * tables[outputStart + 2 * f + 1]] = 0;
-        GLOBAL const real* a = A + n * dMsg;
-        GLOBAL const real* coefficient = values + valueStart + species[n] * numTerms * channels + c;
+/** Symmetric contraction, a thread per channel. A term: (output offset, output stride per channel, correlation,
+ *  then (offset, stride) of up to three factors); coefficients [element][term][channel]. o: (A, B, term start,
+ *  value start, terms, output start, outputs, channels, dMsg, dProd). */
+DEVICE void nodeContraction(int n, GLOBAL const int* RESTRICT o, GLOBAL real* RESTRICT data, GLOBAL const int* RESTRICT species,
+        GLOBAL const int* RESTRICT tables, GLOBAL const real* RESTRICT values) {
+    const int termStart = o[3], numTerms = o[5], outputStart = o[6], numOutputs = o[7], channels = o[8];
+    GLOBAL const real* a = data + o[1] + n * o[9];
+    GLOBAL real* b = data + o[2] + n * o[10];
+    for (int c = LOCAL_ID; c < channels; c += LOCAL_SIZE) {
+        for (int f = 0; f < numOutputs; f++) // this thread's entries of B
+            b[tables[outputStart + 2 * f] + c * tables[outputStart + 2 * f + 1]] = 0;
+        GLOBAL const real* coefficient = values + o[4] + species[n] * numTerms * channels + c;
         for (int t = 0; t < numTerms; t++) {
             GLOBAL const int* term = tables + termStart + 9 * t;
             real product = coefficient[t * channels];
             for (int f = 0; f < term[2]; f++)
                 product *= a[term[3 + 2 * f] + c * term[4 + 2 * f]];
-            B[n * dProd + term[0] + c * term[1]] += product;
+            b[term[0] + c * term[1]] += product;
         }
     }
 }
 
-/** Gradient of the symmetric contraction with respect to A. features: (offset, stride) of each of the
- *  D features, so that this thread first clears exactly the entries of its channel. */
-KERNEL void contractionBackward(GLOBAL const real* RESTRICT A, GLOBAL const real* RESTRICT gradB, GLOBAL const int* RESTRICT species,
-        GLOBAL const int* RESTRICT tables, GLOBAL const real* RESTRICT values, int termStart, int valueStart, int numTerms,
-        int featureStart, int numFeatures, int channels, int numNodes, int dMsg, int dProd, GLOBAL real* RESTRICT gradA) {
-    for (int index = GLOBAL_ID; index < numNodes * channels; index += GLOBAL_SIZE) {
-        const int n = index / channels, c = index - n * channels;
-        GLOBAL const real* a = A + n * dMsg;
-        GLOBAL real* ga = gradA + n * dMsg;
+/** Gradient of the symmetric contraction with respect to A. features: (offset, stride) of each of the D features,
+ *  so that this thread first clears exactly the entries of its channel. o: (A, gradB, gradA, term start, value start,
+ *  terms, feature start, features, channels, dMsg, dProd). */
+DEVICE void nodeContractionBackward(int n, GLOBAL const int* RESTRICT o, GLOBAL real* RESTRICT data, GLOBAL const int* RESTRICT species,
+        GLOBAL const int* RESTRICT tables, GLOBAL const real* RESTRICT values) {
+    const int termStart = o[4], numTerms = o[6], featureStart = o[7], numFeatures = o[8], channels = o[9];
+    GLOBAL const real* a = data + o[1] + n * o[10];
+    GLOBAL const real* gradB = data + o[2] + n * o[11];
+    GLOBAL real* ga = data + o[3] + n * o[10];
+    for (int c = LOCAL_ID; c < channels; c += LOCAL_SIZE) {
         for (int f = 0; f < numFeatures; f++)
             ga[tables[featureStart + 2 * f] + c * tables[featureStart + 2 * f + 1]] = 0;
-        GLOBAL const real* coefficient = values + valueStart + species[n] * numTerms * channels + c;
+        GLOBAL const real* coefficient = values + o[5] + species[n] * numTerms * channels + c;
         for (int t = 0; t < numTerms; t++) {
             GLOBAL const int* term = tables + termStart + 9 * t;
-            const real g = gradB[n * dProd + term[0] + c * term[1]] * coefficient[t * channels];
+            const real g = gradB[term[0] + c * term[1]] * coefficient[t * channels];
             const int nu = term[2];
             for (int i = 0; i < nu; i++) {
                 real product = g;
@@ -448,9 +430,86 @@ KERNEL void contractionBackward(GLOBAL const real* RESTRICT A, GLOBAL const real
     }
 }
 
-KERNEL void addNodeEnergies(GLOBAL const real* RESTRICT nodeOut, GLOBAL mixed* RESTRICT nodeEnergy, int numNodes) {
-    for (int n = GLOBAL_ID; n < numNodes; n += GLOBAL_SIZE)
-        nodeEnergy[n] += nodeOut[n];
+/** dE/dv of each of the node's edges from the gradients with respect to its harmonics and its length. */
+DEVICE void nodeEdgeGradients(int n, GLOBAL const int* RESTRICT count, GLOBAL const real4* RESTRICT edgeVec, int cap,
+        GLOBAL const int* RESTRICT shIndex, GLOBAL const real* RESTRICT shValue, GLOBAL const real* RESTRICT gradSh,
+        GLOBAL const real* RESTRICT gradR, GLOBAL real4* RESTRICT gradVec) {
+    real y[NSH], du[3 * NSH];
+    for (int k = LOCAL_ID; k < count[n]; k += LOCAL_SIZE) {
+        const int e = n * cap + k;
+        const real4 v = edgeVec[e];
+        const real3 u = make_real3(v.x / v.w, v.y / v.w, v.z / v.w);
+        harmonics(u, shIndex, shValue, y, du, 1);
+        // dY/dv = (dY/du - (dY/du . u) u) / r
+        real3 g = u * gradR[e];
+        for (int m = 0; m < NSH; m++) {
+            const real3 d = make_real3(du[3 * m], du[3 * m + 1], du[3 * m + 2]);
+            const real radial = d.x * u.x + d.y * u.y + d.z * u.z;
+            g += (d - u * radial) * (gradSh[e * NSH + m] / v.w);
+        }
+        gradVec[e] = make_real4(g.x, g.y, g.z, 0);
+    }
+}
+
+/** Runs ops [firstOp, firstOp + numOps) on every node, a work group per node (see above). */
+KERNEL void nodeProgram(GLOBAL const int* RESTRICT ops, int firstOp, int numOps, int numNodes, GLOBAL real* RESTRICT data,
+        GLOBAL mixed* RESTRICT nodeEnergy, GLOBAL const int* RESTRICT species, GLOBAL const int* RESTRICT tables, GLOBAL const real* RESTRICT values,
+        GLOBAL const int* RESTRICT count, GLOBAL const int* RESTRICT sender, GLOBAL const real4* RESTRICT edgeVec, int cap,
+        GLOBAL int* RESTRICT reverse, GLOBAL const int* RESTRICT shIndex, GLOBAL const real* RESTRICT shValue, GLOBAL real* RESTRICT sh,
+        GLOBAL real* RESTRICT w, GLOBAL real* RESTRICT dwdr, GLOBAL real* RESTRICT gradSh, GLOBAL real* RESTRICT gradR,
+        GLOBAL real4* RESTRICT gradVec, GLOBAL const real* RESTRICT radialTable, GLOBAL const real* RESTRICT besselFrequencies) {
+    for (int n = GROUP_ID; n < numNodes; n += NUM_GROUPS) {
+        for (int op = firstOp; op < firstOp + numOps; op++) {
+            GLOBAL const int* o = ops + OP_WORDS * op;
+            const int kind = o[0];
+            if (kind == OP_SPARSE_PRODUCT)
+                nodeSparseProduct(n, o, data, species, tables, values);
+            else if (kind == OP_CONVOLUTION)
+                nodeConvolution(n, o, data, sh, w, count, sender, cap, tables, values);
+            else if (kind == OP_CONTRACTION)
+                nodeContraction(n, o, data, species, tables, values);
+            else if (kind == OP_CONTRACTION_BACKWARD)
+                nodeContractionBackward(n, o, data, species, tables, values);
+            else if (kind == OP_CONVOLUTION_BACKWARD_NODES)
+                nodeConvolutionBackwardNodes(n, o, data, sh, w, count, sender, cap, tables, values);
+            else if (kind == OP_CONVOLUTION_BACKWARD_EDGES)
+                nodeConvolutionBackwardEdges(n, o, data, sh, w, dwdr, count, sender, cap, tables, values, gradSh, gradR);
+            else if (kind == OP_RADIAL_TABLE)
+                nodeRadialTable(n, o, count, edgeVec, cap, radialTable, values, w, dwdr);
+            else if (kind == OP_RADIAL_MLP)
+                nodeRadialMLP(n, o, count, edgeVec, cap, besselFrequencies, tables, values, w, dwdr);
+            else if (kind == OP_ACTIVATE || kind == OP_ACTIVATION_BACKWARD) { // o: (pre, out or gradient, size, kind, index of scale)
+                const int size = o[3];
+                for (int i = LOCAL_ID; i < size; i += LOCAL_SIZE) {
+                    real derivative;
+                    const real y = activation(o[4], values[o[5]], data[o[1] + n * size + i], &derivative);
+                    if (kind == OP_ACTIVATE)
+                        data[o[2] + n * size + i] = y;
+                    else
+                        data[o[2] + n * size + i] *= derivative;
+                }
+            }
+            else if (kind == OP_ZERO) { // o: (array, size)
+                for (int i = LOCAL_ID; i < o[2]; i += LOCAL_SIZE)
+                    data[o[1] + n * o[2] + i] = 0;
+            }
+            else if (kind == OP_EMBED) { // o: (h, table start, dim); also clears the node's energy, which the layers add to
+                for (int i = LOCAL_ID; i < o[3]; i += LOCAL_SIZE)
+                    data[o[1] + n * o[3] + i] = values[o[2] + species[n] * o[3] + i];
+                if (LOCAL_ID == 0)
+                    nodeEnergy[n] = 0;
+            }
+            else if (kind == OP_ADD_ENERGY) { // o: (readout output)
+                if (LOCAL_ID == 0)
+                    nodeEnergy[n] += data[o[1] + n];
+            }
+            else if (kind == OP_EDGE_GEOMETRY)
+                nodeEdgeGeometry(n, count, sender, edgeVec, cap, reverse, shIndex, shValue, sh, gradSh, gradR);
+            else if (kind == OP_EDGE_GRADIENTS)
+                nodeEdgeGradients(n, count, edgeVec, cap, shIndex, shValue, gradSh, gradR, gradVec);
+            SYNC_THREADS;
+        }
+    }
 }
 
 /** The mean of values over each charge group g (members[start[g] .. start[g + 1]), summed in order), into mean[g]. */
@@ -465,13 +524,13 @@ DEVICE void groupMeans(GLOBAL const mixed* RESTRICT values, int numGroups, GLOBA
     SYNC_THREADS;
 }
 
-/** q_i = raw_i + offset[element] + (Q_g - sum_g)/N_g: the predicted charges with each charge group's charge imposed. */
-KERNEL void normalizeCharges(GLOBAL const real* RESTRICT raw, GLOBAL const int* RESTRICT species, GLOBAL const real* RESTRICT elementOffsets,
+/** q_i = raw_i (data[rawStart + i]) + offset[element] + (Q_g - sum_g)/N_g: the predicted charges with each charge group's charge imposed. */
+KERNEL void normalizeCharges(GLOBAL const real* RESTRICT data, int rawStart, GLOBAL const int* RESTRICT species, GLOBAL const real* RESTRICT elementOffsets,
         int numNodes, int numGroups, GLOBAL const int* RESTRICT groupStart, GLOBAL const int* RESTRICT groupMembers,
         GLOBAL const int* RESTRICT nodeGroup, GLOBAL const mixed* RESTRICT groupCharge, GLOBAL mixed* RESTRICT groupMean,
         GLOBAL mixed* RESTRICT work, GLOBAL real* RESTRICT charges, real maxCharge, GLOBAL int* RESTRICT status) {
     for (int n = LOCAL_ID; n < numNodes; n += REDUCE_SIZE)
-        work[n] = raw[n] + elementOffsets[species[n]];
+        work[n] = data[rawStart + n] + elementOffsets[species[n]];
     SYNC_THREADS;
     groupMeans(work, numGroups, groupStart, groupMembers, groupMean);
     for (int n = LOCAL_ID; n < numNodes; n += REDUCE_SIZE) {
@@ -486,35 +545,13 @@ KERNEL void normalizeCharges(GLOBAL const real* RESTRICT raw, GLOBAL const int* 
 }
 
 /** The charge head's input gradient from the potential phi_i = dE/dq_i (kJ/mol/e): since
- *  q_i = raw_i + (Q_g - sum_{j in g} raw_j)/N_g, dE/draw_i = phi_i - mean of phi over i's group, in the model's energy unit. */
+ *  q_i = raw_i + (Q_g - sum_{j in g} raw_j)/N_g, dE/draw_i = phi_i - mean of phi over i's group, in the model's energy unit, into data[gradientStart + i]. */
 KERNEL void chargeGradient(GLOBAL const mixed* RESTRICT potential, int numNodes, int numGroups, GLOBAL const int* RESTRICT groupStart,
         GLOBAL const int* RESTRICT groupMembers, GLOBAL const int* RESTRICT nodeGroup, GLOBAL mixed* RESTRICT groupMean, mixed toModel,
-        GLOBAL real* RESTRICT gradScalar) {
+        GLOBAL real* RESTRICT data, int gradientStart) {
     groupMeans(potential, numGroups, groupStart, groupMembers, groupMean);
     for (int n = LOCAL_ID; n < numNodes; n += REDUCE_SIZE)
-        gradScalar[n] = (real) ((potential[n] - groupMean[nodeGroup[n]]) * toModel);
-}
-
-/** dE/dv of each edge from the gradients with respect to its harmonics and its length. */
-KERNEL void edgeGradients(GLOBAL const int* RESTRICT count, GLOBAL const real4* RESTRICT edgeVec, int cap, int numSlots,
-        GLOBAL const int* RESTRICT shIndex, GLOBAL const real* RESTRICT shValue, GLOBAL const real* RESTRICT gradSh,
-        GLOBAL const real* RESTRICT gradR, GLOBAL real4* RESTRICT gradVec) {
-    real y[NSH], du[3 * NSH];
-    for (int e = GLOBAL_ID; e < numSlots; e += GLOBAL_SIZE) {
-        if (e % cap >= count[e / cap])
-            continue;
-        const real4 v = edgeVec[e];
-        const real3 u = make_real3(v.x / v.w, v.y / v.w, v.z / v.w);
-        harmonics(u, shIndex, shValue, y, du, 1);
-        // dY/dv = (dY/du - (dY/du . u) u) / r
-        real3 g = u * gradR[e];
-        for (int k = 0; k < NSH; k++) {
-            const real3 d = make_real3(du[3 * k], du[3 * k + 1], du[3 * k + 2]);
-            const real radial = d.x * u.x + d.y * u.y + d.z * u.z;
-            g += (d - u * radial) * (gradSh[e * NSH + k] / v.w);
-        }
-        gradVec[e] = make_real4(g.x, g.y, g.z, 0);
-    }
+        data[gradientStart + n] = (real) ((potential[n] - groupMean[nodeGroup[n]]) * toModel);
 }
 
 /** Forces on the ML particles (and any extra forces, in original atom order) into the fixed-point
