@@ -123,7 +123,7 @@ TEST(OpenCLPlatform, DeviceWorkPerStepIsReported) {
     // OPENMM_ENN_DEVICE_WORK makes a Context report what each step queued (CommonENNDeviceWork.h), here for a 2-layer
     // model with a charge head coupled to PME. The counts are fixed by the code path, not by timing: one status
     // download per step; launches, clears and FFT calls at most 40 (issue 18's bound). Today: OpenMM 7.7, whose PME
-    // has no FFT and runs 6 DFT kernels, 34 launches and 4 clears; with OpenMM's FFT, 30 launches, 4 clears and 2 FFT
+    // has no FFT and runs 6 DFT kernels, 34 launches and 4 clears; with OpenMM's FFT (8.6.1), 28 launches, 4 clears and 2 FFT
     // calls (docs/gpu.md). Before the network's node programs it was 81 launches and 4 clears.
     TestSystem ts(6, TriclinicBox, 40);
     std::unique_ptr<OpenMM::System> system = ts.coupledToNonbonded("damped_charge", NonbondedForce::PME);
