@@ -113,7 +113,7 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
 
         // Tensor product terms: output (u, k) of path p gets weight p.weight * C[i,j,k] * w[weightOffset + u]
         // * hUp[a.offset + u*d1 + i] * Y[b.offset + j]. The transpose gathers per sender over the sender's own edges,
-        // whose harmonics are (-1)^l those of the edges it sends (nodeConvolutionBackwardNodes): that sign is in its values.
+        // whose harmonics are (-1)^l those of the edges it sends (nodeConvolution): that sign is in its values.
         vector<int> rowsForward, fieldsForward, rowsBackward, fieldsBackward;
         vector<vector<double>> values(1), valuesBackward(1);
         for (const auto& p : L.conv.paths) {
@@ -228,8 +228,7 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
         defines["WEIGHT_STRIDE"] = cc.intToString(maxWeights);
         const std::pair<const char*, Op> opNames[] = {
             {"OP_SPARSE_PRODUCT", OpSparseProduct}, {"OP_CONVOLUTION", OpConvolution}, {"OP_CONTRACTION", OpContraction},
-            {"OP_CONTRACTION_BACKWARD", OpContractionBackward}, {"OP_CONVOLUTION_BACKWARD_NODES", OpConvolutionBackwardNodes},
-            {"OP_CONVOLUTION_BACKWARD_EDGES", OpConvolutionBackwardEdges}, {"OP_RADIAL_TABLE", OpRadialTable}, {"OP_RADIAL_MLP", OpRadialMLP},
+            {"OP_CONTRACTION_BACKWARD", OpContractionBackward}, {"OP_CONVOLUTION_BACKWARD_EDGES", OpConvolutionBackwardEdges}, {"OP_RADIAL_TABLE", OpRadialTable}, {"OP_RADIAL_MLP", OpRadialMLP},
             {"OP_ACTIVATE", OpActivate}, {"OP_ACTIVATION_BACKWARD", OpActivationBackward}, {"OP_ZERO", OpZero}, {"OP_EMBED", OpEmbed},
             {"OP_ADD_ENERGY", OpAddEnergy}, {"OP_EDGE_GEOMETRY", OpEdgeGeometry}, {"OP_EDGE_GRADIENTS", OpEdgeGradients}};
         for (const auto& [name, kind] : opNames)
@@ -525,8 +524,7 @@ void CommonENNNetwork::buildPrograms() {
     };
     auto partTwo = [&](int t) {
         const Layer& L = layers[t];
-        addOp(OpConvolutionBackwardNodes, {gradM[t % 2], gradUp, L.convolutionT.rowStart, L.convolutionT.fieldStart, L.convolutionT.valueStart,
-                                           L.dUp, L.dTp});
+        addOp(OpConvolution, {gradM[t % 2], gradUp, L.convolutionT.rowStart, L.convolutionT.fieldStart, L.convolutionT.valueStart, L.dTp, L.dUp});
         addSparseProduct(L.linearUpT, gradUp, gOutOf[(numLayers - t) % 2], true);
     };
     for (bool withCharges : {false, true}) {

@@ -96,7 +96,7 @@ private:
     };
     /** Operations of a node program (kernels/ennNetwork.cc, nodeProgram; passed to it as the OP_* defines). */
     enum Op {
-        OpSparseProduct, OpConvolution, OpContraction, OpContractionBackward, OpConvolutionBackwardNodes, OpConvolutionBackwardEdges,
+        OpSparseProduct, OpConvolution, OpContraction, OpContractionBackward, OpConvolutionBackwardEdges,
         OpRadialTable, OpRadialMLP, OpActivate, OpActivationBackward, OpZero, OpEmbed, OpAddEnergy, OpEdgeGeometry, OpEdgeGradients
     };
     static const int OpWords = 12; // the kind and up to 11 parameters

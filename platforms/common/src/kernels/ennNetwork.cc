@@ -302,50 +302,32 @@ DEVICE void nodeSparseProduct(int n, GLOBAL const int* RESTRICT o, GLOBAL real* 
     }
 }
 
-/** The tensor product of sender features with edge harmonics, weighted per edge, summed over the node's edges.
- *  Terms of row o: (column in hUp, harmonic, radial weight) at tables[termStart + 3t], with value[t].
- *  o: (hUp, M, row start, term start, value start, dUp, dTp). Radial weights are at
- *  w[slot * WEIGHT_STRIDE + k] for every layer, so that no layer's weights of one node reach another node's slots. */
+/** The tensor product of sender features with edge harmonics, weighted per edge, summed over the node's edges:
+ *  out[row] = sum over the node's edges e (from sender s) and the terms t of the row of
+ *  value[t] * w[e, weight(t)] * in[s, column(t)] * Y[e, harmonic(t)], terms (column, harmonic, weight) at
+ *  tables[termStart + 3t]. Also its transpose, the gradient with respect to the senders' features: each node gathers
+ *  the receivers' gradients over its own edges, since the edge r <- n is the reverse of the node's edge n <- r, with
+ *  the same length (so the same radial weights, bit for bit: the pair vector is computed antisymmetrically) and
+ *  harmonics (-1)^l times the node's, a sign folded into the transposed table's values. Radial weights are at
+ *  w[slot * WEIGHT_STRIDE + k] for every layer, so that no layer's weights of one node reach another node's slots.
+ *  o: (in, out, row start, term start, value start, dIn, dOut): (hUp, M, ..., dUp, dTp) forward, (gradM, gradUp, ...,
+ *  dTp, dUp) for the transpose. */
 DEVICE void nodeConvolution(int n, GLOBAL const int* RESTRICT o, GLOBAL real* RESTRICT data, GLOBAL const real* RESTRICT sh,
         GLOBAL const real* RESTRICT w, GLOBAL const int* RESTRICT count, GLOBAL const int* RESTRICT sender, int cap,
         GLOBAL const int* RESTRICT tables, GLOBAL const real* RESTRICT values) {
-    GLOBAL const real* hUp = data + o[1];
-    const int rowStart = o[3], termStart = o[4], valueStart = o[5], dUp = o[6], dTp = o[7];
-    for (int row = LOCAL_ID; row < dTp; row += LOCAL_SIZE) {
+    GLOBAL const real* in = data + o[1];
+    const int rowStart = o[3], termStart = o[4], valueStart = o[5], dIn = o[6], dOut = o[7];
+    for (int row = LOCAL_ID; row < dOut; row += LOCAL_SIZE) {
         const int begin = tables[rowStart + row], end = tables[rowStart + row + 1];
         real sum = 0;
         for (int k = 0; k < count[n]; k++) {
             const int e = n * cap + k, s = sender[e];
             for (int t = begin; t < end; t++) {
                 GLOBAL const int* term = tables + termStart + 3 * t;
-                sum += values[valueStart + t] * w[e * WEIGHT_STRIDE + term[2]] * hUp[s * dUp + term[0]] * sh[e * NSH + term[1]];
+                sum += values[valueStart + t] * w[e * WEIGHT_STRIDE + term[2]] * in[s * dIn + term[0]] * sh[e * NSH + term[1]];
             }
         }
-        data[o[2] + n * dTp + row] = sum;
-    }
-}
-
-/** Gradient of the convolution with respect to the node's features as a sender, gathered from the receivers' gradM
- *  over the node's own edges: the edge r <- n is the reverse of the node's edge n <- r, with the same length (so the
- *  same radial weights, bit for bit: the pair vector is computed antisymmetrically) and harmonics (-1)^l times the
- *  node's, a sign folded into the transposed table's values. Terms of row i (an hUp column): (output o, harmonic,
- *  radial weight). o: (gradM, gradUp, row start, term start, value start, dUp, dTp). */
-DEVICE void nodeConvolutionBackwardNodes(int n, GLOBAL const int* RESTRICT o, GLOBAL real* RESTRICT data, GLOBAL const real* RESTRICT sh,
-        GLOBAL const real* RESTRICT w, GLOBAL const int* RESTRICT count, GLOBAL const int* RESTRICT sender, int cap,
-        GLOBAL const int* RESTRICT tables, GLOBAL const real* RESTRICT values) {
-    GLOBAL const real* gradM = data + o[1];
-    const int rowStart = o[3], termStart = o[4], valueStart = o[5], dUp = o[6], dTp = o[7];
-    for (int row = LOCAL_ID; row < dUp; row += LOCAL_SIZE) {
-        const int begin = tables[rowStart + row], end = tables[rowStart + row + 1];
-        real sum = 0;
-        for (int k = 0; k < count[n]; k++) {
-            const int e = n * cap + k, r = sender[e];
-            for (int t = begin; t < end; t++) {
-                GLOBAL const int* term = tables + termStart + 3 * t;
-                sum += values[valueStart + t] * w[e * WEIGHT_STRIDE + term[2]] * gradM[r * dTp + term[0]] * sh[e * NSH + term[1]];
-            }
-        }
-        data[o[2] + n * dUp + row] = sum;
+        data[o[2] + n * dOut + row] = sum;
     }
 }
 
@@ -470,8 +452,6 @@ KERNEL void nodeProgram(GLOBAL const int* RESTRICT ops, int firstOp, int numOps,
                 nodeContraction(n, o, data, species, tables, values);
             else if (kind == OP_CONTRACTION_BACKWARD)
                 nodeContractionBackward(n, o, data, species, tables, values);
-            else if (kind == OP_CONVOLUTION_BACKWARD_NODES)
-                nodeConvolutionBackwardNodes(n, o, data, sh, w, count, sender, cap, tables, values);
             else if (kind == OP_CONVOLUTION_BACKWARD_EDGES)
                 nodeConvolutionBackwardEdges(n, o, data, sh, w, dwdr, count, sender, cap, tables, values, gradSh, gradR);
             else if (kind == OP_RADIAL_TABLE)
