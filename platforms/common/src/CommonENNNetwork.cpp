@@ -10,6 +10,7 @@
 #include "openmm/common/ComputeVectorTypes.h"
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <set>
@@ -23,6 +24,13 @@ using std::vector;
 namespace {
 const int ReduceSize = CommonENNKernelSources::ReduceSize;
 const int InitialCapacity = 32;
+
+/** The kernels index their arrays with int: a size they cannot reach is refused rather than wrapped around. */
+void requireIntIndexable(long long size, int numNodes, const char* what) {
+    if (size > std::numeric_limits<int>::max())
+        throw OpenMM::OpenMMException("ENNForce: the ML region is too large for the GPU kernels (" + std::to_string(numNodes) + " ML particles; " +
+                                      what + " would exceed 2^31 values)");
+}
 
 int activationKind(const ActivationSpec& a) {
     return a.kind == ActivationSpec::SiLU ? 0 : 1;
@@ -392,8 +400,10 @@ CommonENNNetwork::Readout CommonENNNetwork::addReadout(const ReadoutSpec& spec, 
 }
 
 int CommonENNNetwork::addNodeArray(int perNode) {
+    const long long size = dataSize + static_cast<long long>(numNodes) * std::max(1, perNode);
+    requireIntIndexable(size, numNodes, "their node features");
     const int offset = dataSize;
-    dataSize += numNodes * std::max(1, perNode);
+    dataSize = static_cast<int>(size);
     return offset;
 }
 
@@ -552,6 +562,7 @@ void CommonENNNetwork::buildPrograms() {
 }
 
 void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
+    requireIntIndexable(static_cast<long long>(numNodes) * newCapacity * std::max(maxWeights, nsh), numNodes, "the radial weights of their edges");
     capacity = newCapacity;
     const int slots = numNodes * capacity;
     const int realSize = OpenMMENN::realSize(cc);
