@@ -190,8 +190,8 @@ CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, ENN
         }
     if (cells) {
         siteCell.initialize(cc, numSites, 4 * sizeof(int), "ennSiteCell");
-        createCellList(program, siteLists[0], sites, numSites, c.periodic(), c.cutoff, siteCell);
-        createCellList(program, siteLists[1], sites, c.numML, c.periodic(), c.cutoff, siteCell);
+        siteLists[0].create(cc, program, sites, numSites, numBuckets, c.periodic(), c.cutoff, siteCell, true);
+        siteLists[1].create(cc, program, sites, c.numML, numBuckets, c.periodic(), c.cutoff, siteCell, true);
         // The ML sites' kernel reads the list of every site, the MM sites' the list of the ML sites.
         for (int list = 0; list < 2; list++) {
             ComputeKernel& k = list == 0 ? coulombMLKernel : coulombMMKernel;
@@ -288,7 +288,7 @@ CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, ENN
             gbForcesKernel->addArg(*a);
         if (gbCells) {
             gbCell.initialize(cc, numGB, 4 * sizeof(int), "ennGBCell");
-            createCellList(program, gbList, gbPos, numGB, c.gbPeriodic, c.gbCutoff, gbCell);
+            gbList.create(cc, program, gbPos, numGB, numBuckets, c.gbPeriodic, c.gbCutoff, gbCell, true);
         }
         for (ComputeKernel* k : {&bornKernel, &gbPairsKernel, &gbForcesKernel}) {
             for (int i = 0; i < 3; i++)
@@ -335,61 +335,6 @@ void CommonENNElectrostatics::transform(bool forward) {
         deviceWork.launch(dftKernels[forward ? 0 : 1][d], gridSize);
 }
 
-void CommonENNElectrostatics::createCellList(OpenMM::ComputeProgram& program, CellList& list, ComputeArray& positions, int numNodes,
-                                             bool periodic, double cutoff, ComputeArray& cellOfNode) {
-    list.numNodes = numNodes;
-    list.periodic = periodic;
-    list.cutoff = cutoff;
-    list.bucketCount.initialize<int>(cc, numBuckets, "ennBucketCount");
-    list.bucketStart.initialize<int>(cc, numBuckets, "ennBucketStart");
-    list.bucketCursor.initialize<int>(cc, numBuckets, "ennBucketCursor");
-    list.bucketNodes.initialize<int>(cc, std::max(1, numNodes), "ennBucketNodes");
-    // assignCells(pos, numNodes, periodic, cutoff, recipA, recipB, recipC, numCells, cellOfNode, bucketCount)
-    list.assign = program->createKernel("assignCells");
-    list.assign->addArg(positions);
-    list.assign->addArg(numNodes);
-    list.assign->addArg(periodic ? 1 : 0);
-    addRealArg(cc, list.assign, cutoff);
-    for (int i = 0; i < 4; i++)
-        list.assign->addArg(); // reciprocal box vectors and cell counts, set every step
-    list.assign->addArg(cellOfNode);
-    list.assign->addArg(list.bucketCount);
-    list.offsets = program->createKernel("bucketOffsets");
-    for (ComputeArray* a : {&list.bucketCount, &list.bucketStart, &list.bucketCursor})
-        list.offsets->addArg(*a);
-    list.fill = program->createKernel("fillBuckets");
-    list.fill->addArg(cellOfNode);
-    list.fill->addArg(numNodes);
-    list.fill->addArg(list.bucketCursor);
-    list.fill->addArg(list.bucketNodes);
-    list.sort = program->createKernel("sortBuckets");
-    for (ComputeArray* a : {&list.bucketStart, &list.bucketCount, &list.bucketNodes})
-        list.sort->addArg(*a);
-}
-
-OpenMM::mm_int4 CommonENNElectrostatics::buildCells(CellList& list, const Vec3* box) {
-    // Cells at least a cutoff wide: along each lattice direction of a periodic box, cubes of the cutoff otherwise (the
-    // cell counts are then unused).
-    Vec3 recip[3];
-    OpenMM::mm_int4 numCells(1, 1, 1, 0);
-    if (list.periodic) {
-        reciprocalVectors(box, recip);
-        double spacing[3];
-        latticePlaneSpacings(box, spacing);
-        numCells = OpenMM::mm_int4(deviceCellsAlong(spacing[0], list.cutoff), deviceCellsAlong(spacing[1], list.cutoff),
-                                   deviceCellsAlong(spacing[2], list.cutoff), 0);
-    }
-    for (int k = 0; k < 3; k++)
-        setReal4Arg(cc, list.assign, 4 + k, recip[k]);
-    list.assign->setArg(7, numCells);
-    deviceWork.clear(cc, list.bucketCount);
-    deviceWork.launch(list.assign, list.numNodes);
-    deviceWork.launch(list.offsets, ReduceSize, ReduceSize);
-    deviceWork.launch(list.fill, list.numNodes);
-    deviceWork.launch(list.sort, numBuckets);
-    return numCells;
-}
-
 void CommonENNElectrostatics::checkBox() const {
     Vec3 box[3];
     cc.getPeriodicBoxVectors(box[0], box[1], box[2]);
@@ -408,8 +353,8 @@ void CommonENNElectrostatics::compute(bool includeEnergy) {
             setReal4Arg(cc, coulombMMKernel, 5 + i, box[i]);
         }
         if (siteLists[0].numNodes > 0) {
-            const OpenMM::mm_int4 numCells = buildCells(siteLists[0], box);
-            buildCells(siteLists[1], box);
+            const OpenMM::mm_int4 numCells = siteLists[0].build(cc, deviceWork, box);
+            siteLists[1].build(cc, deviceWork, box);
             coulombMLKernel->setArg(11, numCells);
             coulombMMKernel->setArg(11, numCells);
         }
@@ -440,7 +385,7 @@ void CommonENNElectrostatics::compute(bool includeEnergy) {
         background = neutralizingBackgroundEnergy(totalCharge + mmTotal, box, c.alpha) - neutralizingBackgroundEnergy(mmTotal, box, c.alpha);
     }
     if (c.implicitSolvent) {
-        const OpenMM::mm_int4 numCells = gbList.numNodes > 0 ? buildCells(gbList, box) : OpenMM::mm_int4(1, 1, 1, 0);
+        const OpenMM::mm_int4 numCells = gbList.numNodes > 0 ? gbList.build(cc, deviceWork, box) : OpenMM::mm_int4(1, 1, 1, 0);
         // Argument positions: gbBornRadii has 6 arrays before the box, gbPairs 8, gbBornForces 10.
         const int boxArg[3] = {6, 8, 10};
         ComputeKernel* kernels[3] = {&bornKernel, &gbPairsKernel, &gbForcesKernel};

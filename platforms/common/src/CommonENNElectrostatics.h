@@ -14,13 +14,12 @@
 // PME's transforms: OpenMM's FFT where the version has one (8.3+) and the grid sizes are ones it
 // supports, otherwise this plugin's DFT kernels (O(K) work per output point along each axis).
 
+#include "CommonENNCells.h"
 #include "CommonENNDeviceWork.h"
 #include "ReferenceENNElectrostatics.h"
 #include "openmm/common/ComputeArray.h"
 #include "openmm/common/ComputeContext.h"
 #include "openmm/common/ComputeKernel.h"
-#include "openmm/common/ComputeProgram.h"
-#include "openmm/common/ComputeVectorTypes.h"
 // OpenMM 8.3 and later give every platform an FFT (ComputeContext::createFFT); older versions
 // (Debian's 7.7) have none in the common API, and PME uses its own DFT kernels.
 #if defined(__has_include)
@@ -58,18 +57,6 @@ public:
 
 private:
     void uploadCharges();
-    /** A cell list on the device (kernels/ennCells.cc) of the first numNodes entries of a position array. */
-    struct CellList {
-        OpenMM::ComputeArray bucketCount, bucketStart, bucketCursor, bucketNodes;
-        OpenMM::ComputeKernel assign, offsets, fill, sort;
-        int numNodes = 0;
-        double cutoff = 0;
-        bool periodic = false;
-    };
-    void createCellList(OpenMM::ComputeProgram& program, CellList& list, OpenMM::ComputeArray& positions, int numNodes, bool periodic,
-                        double cutoff, OpenMM::ComputeArray& cellOfNode);
-    /** Rebuilds a cell list for this step's box; returns its cells per lattice direction (periodic; else unused). */
-    OpenMM::mm_int4 buildCells(CellList& list, const OpenMM::Vec3* box);
     /** PME's 3D transform of gridA into gridB (gridA is overwritten). */
     void transform(bool forward);
     OpenMM::ComputeContext& cc;
@@ -84,7 +71,7 @@ private:
     // Cell lists: siteLists[0] of every site, [1] of the ML sites (for the Coulomb pairs within the cutoff); gbList of
     // the GB particles (for GB with a cutoff). numBuckets (the program's NUM_BUCKETS) is 0 when there are none.
     OpenMM::ComputeArray siteCell, gbCell;
-    CellList siteLists[2], gbList;
+    DeviceCellList siteLists[2], gbList;
     int numBuckets = 0;
     OpenMM::ComputeKernel gatherKernel, coulombMLKernel, coulombMMKernel, spreadKernel, finishSpreadKernel, convolveKernel, interpolateKernel;
     OpenMM::ComputeKernel dftKernels[2][3], bornKernel, gbPairsKernel, gbForcesKernel, energyKernel;

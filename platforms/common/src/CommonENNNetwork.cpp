@@ -253,27 +253,9 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
     count.initialize<int>(cc, numNodes, "ennNeighborCount");
     neededCount.initialize<int>(cc, numNodes, "ennNeededNeighborCount");
     cellOfNode.initialize(cc, numNodes, 4 * sizeof(int), "ennCellOfNode");
-    bucketCount.initialize<int>(cc, numBuckets, "ennBucketCount");
-    bucketStart.initialize<int>(cc, numBuckets, "ennBucketStart");
-    bucketCursor.initialize<int>(cc, numBuckets, "ennBucketCursor");
-    bucketNodes.initialize<int>(cc, numNodes, "ennBucketNodes");
-    cellKernel = program->createKernel("assignCells");
-    cellKernel->addArg(positions);
-    cellKernel->addArg(numNodes);
-    cellKernel->addArg(periodic ? 1 : 0);
-    addRealArg(cc, cellKernel, model->rMax);
-    for (int i = 0; i < 4; i++)
-        cellKernel->addArg(); // reciprocal box vectors and cell counts, set every step
-    cellKernel->addArg(cellOfNode);
-    cellKernel->addArg(bucketCount);
-    bucketOffsetKernel = program->createKernel("bucketOffsets");
-    for (ComputeArray* a : {&bucketCount, &bucketStart, &bucketCursor})
-        bucketOffsetKernel->addArg(*a);
-    fillBucketKernel = program->createKernel("fillBuckets");
-    fillBucketKernel->addArg(cellOfNode);
-    fillBucketKernel->addArg(numNodes);
-    fillBucketKernel->addArg(bucketCursor);
-    fillBucketKernel->addArg(bucketNodes);
+    // The neighbour search's cell list, in the model's length unit; each receiver sorts its own edges, so the buckets
+    // need no sorting.
+    cells.create(cc, program, positions, numNodes, numBuckets, periodic, model->rMax, cellOfNode, false);
     status.initialize<int>(cc, StatusSize, "ennStatus");
     data.initialize(cc, std::max(1, dataSize), realSize, "ennNodeData");
     {
@@ -602,7 +584,7 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
     neighborKernel->addArg(periodic ? 1 : 0);
     for (int i = 0; i < 7; i++)
         neighborKernel->addArg(); // box vectors, image counts and cell counts, set every step
-    for (ComputeArray* a : {&cellOfNode, &bucketStart, &bucketCount, &bucketNodes, &count, &neededCount, &sender, &edgeVec, &edgeKey})
+    for (ComputeArray* a : {&cellOfNode, &cells.bucketStart, &cells.bucketCount, &cells.bucketNodes, &count, &neededCount, &sender, &edgeVec, &edgeKey})
         neighborKernel->addArg(*a);
     neighborKernel->addArg(status);
 
@@ -686,36 +668,25 @@ void CommonENNNetwork::launch(NodeProgram& p) {
 }
 
 void CommonENNNetwork::findNeighbors() {
-    // Box vectors in model units, how many images of each the cutoff can reach, and how many cells
-    // of at least the cutoff fit along each lattice direction (1 unless three or more do).
-    Vec3 box[3], recip[3];
+    // Box vectors in model units and how many images of each the cutoff can reach (non-zero only in a box narrower
+    // than twice the cutoff); the cell list gives the cells along each lattice direction.
+    Vec3 box[3];
     int images[3] = {0, 0, 0};
-    OpenMM::mm_int4 numCells(1, 1, 1, 0);
     if (periodic) {
         cc.getPeriodicBoxVectors(box[0], box[1], box[2]);
         for (Vec3& v : box)
             v *= 1.0 / model->lengthToNm;
-        reciprocalVectors(box, recip);
         double spacing[3];
         latticePlaneSpacings(box, spacing);
-        int cells[3];
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 3; k++)
             images[k] = static_cast<int>(std::floor(model->rMax / spacing[k] + 0.5));
-            cells[k] = deviceCellsAlong(spacing[k], model->rMax);
-        }
-        numCells = OpenMM::mm_int4(cells[0], cells[1], cells[2], 0);
     }
+    const OpenMM::mm_int4 numCells = cells.build(cc, deviceWork, box);
     for (int k = 0; k < 3; k++) {
-        setReal4Arg(cc, cellKernel, 4 + k, recip[k]);
         setReal4Arg(cc, neighborKernel, 5 + k, box[k]);
         neighborKernel->setArg(8 + k, images[k]);
     }
-    cellKernel->setArg(7, numCells);
     neighborKernel->setArg(11, numCells);
-    deviceWork.clear(cc, bucketCount);
-    deviceWork.launch(cellKernel, numNodes);
-    deviceWork.launch(bucketOffsetKernel, ReduceSize, ReduceSize);
-    deviceWork.launch(fillBucketKernel, numNodes);
     deviceWork.launch(neighborKernel, numNodes);
 }
 

@@ -17,6 +17,7 @@
 // running a list of operations), so a step of an L-layer network is the neighbour search, 2L + 1 node
 // programs, the energy sum, the charge normalisation and gradient, and the forces (docs/gpu.md).
 
+#include "CommonENNCells.h"
 #include "CommonENNDeviceWork.h"
 #include "ReferenceENNNetwork.h"
 #include "openmm/common/ComputeArray.h"
@@ -151,8 +152,8 @@ private:
     OpenMM::ComputeProgram program;
     OpenMM::ComputeEvent statusEvent;
     int numBuckets; // of the neighbour search's cell hash table: a power of two, at least twice the nodes
-    OpenMM::ComputeArray cellOfNode, bucketCount, bucketStart, bucketCursor, bucketNodes;
-    OpenMM::ComputeKernel cellKernel, bucketOffsetKernel, fillBucketKernel;
+    OpenMM::ComputeArray cellOfNode;
+    DeviceCellList cells; // of the nodes, for the neighbour search
     OpenMM::ComputeArray ints, reals, species, mlOfAtom, besselFrequencies, harmonicsIndex, harmonicsValue, chargeOffsets, radialTable;
     OpenMM::ComputeArray positions, count, neededCount, sender, edgeKey, edgeVec, reverse, status, sh, w, dwdr, gradSh, gradR, gradVec;
     OpenMM::ComputeArray nodeEnergy, work, charges;

@@ -1,11 +1,10 @@
 #include "CpuENNNetwork.h"
 #include "CpuENNParallel.h"
+#include "ENNModelCache.h"
 #include "openmm/OpenMMException.h"
 #include <algorithm>
 #include <cstring>
 #include <cmath>
-#include <map>
-#include <mutex>
 #include <numeric>
 
 using namespace OpenMMENN;
@@ -447,19 +446,7 @@ CpuENNNetwork::CpuENNNetwork(std::shared_ptr<const ENNModel> modelPtr, const vec
 }
 
 std::shared_ptr<const CpuENNNetwork::Weights> CpuENNNetwork::weightsOf(const std::shared_ptr<const ENNModel>& model) {
-    // Keyed by the model's address: a live entry holds its model, so that address cannot be reused
-    // while the entry can be found; an expired one is rebuilt and dropped.
-    static std::mutex mutex;
-    static std::map<const ENNModel*, std::weak_ptr<const Weights>> cache;
-    std::lock_guard<std::mutex> lock(mutex);
-    std::shared_ptr<const Weights> found = cache[model.get()].lock();
-    if (!found) {
-        found = buildWeights(model);
-        cache[model.get()] = found;
-    }
-    for (auto entry = cache.begin(); entry != cache.end();)
-        entry = entry->second.expired() ? cache.erase(entry) : std::next(entry);
-    return found;
+    return sharedPerModel<Weights>(model, [&] { return buildWeights(model); });
 }
 
 std::shared_ptr<const CpuENNNetwork::Weights> CpuENNNetwork::buildWeights(const std::shared_ptr<const ENNModel>& model) {
@@ -470,7 +457,6 @@ std::shared_ptr<const CpuENNNetwork::Weights> CpuENNNetwork::buildWeights(const 
     const std::shared_ptr<const vector<ENNRadialTable>> radialTables = radialTablesOf(model);
     const int nel = m.numElements();
     auto weights = std::make_shared<Weights>();
-    weights->model = model;
     std::vector<std::vector<float>>& embedding = weights->embedding;
     std::vector<float>& chargeOffset = weights->chargeOffset;
     std::vector<Layer>& layers = weights->layers;

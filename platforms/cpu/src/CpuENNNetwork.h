@@ -110,7 +110,6 @@ private:
      *  the radial tables (for the medium-size benchmark model about 10 MiB, and most of a Context's setup
      *  time; docs/reliability.md). Built once per model and shared read-only by every network of that model in the process. */
     struct Weights {
-        std::shared_ptr<const ENNModel> model;
         std::vector<std::vector<float>> embedding; // per element
         std::vector<float> chargeOffset;           // per element
         std::vector<Layer> layers;

@@ -1,8 +1,7 @@
 #include "ENNRadialTable.h"
+#include "ENNModelCache.h"
 #include "ReferenceENNNetwork.h"
 #include <cmath>
-#include <map>
-#include <mutex>
 
 using namespace OpenMMENN;
 using std::vector;
@@ -82,26 +81,11 @@ ENNRadialTable buildRadialTable(const ENNModel& model, const ReferenceENNNetwork
 } // namespace
 
 std::shared_ptr<const vector<ENNRadialTable>> OpenMMENN::radialTablesOf(const std::shared_ptr<const ENNModel>& model) {
-    // Keyed by the model's address. The tables hold their model, so while an entry can be found its model lives and
-    // that address cannot be reused; expired entries are dropped.
-    struct Holder {
-        std::shared_ptr<const ENNModel> model;
-        vector<ENNRadialTable> tables;
-    };
-    static std::mutex mutex;
-    static std::map<const ENNModel*, std::weak_ptr<const vector<ENNRadialTable>>> cache;
-    std::lock_guard<std::mutex> lock(mutex);
-    std::shared_ptr<const vector<ENNRadialTable>> found = cache[model.get()].lock();
-    if (!found) {
+    return sharedPerModel<vector<ENNRadialTable>>(model, [&] {
         ReferenceENNNetwork reference(model);
-        auto holder = std::make_shared<Holder>();
-        holder->model = model;
+        auto tables = std::make_shared<vector<ENNRadialTable>>();
         for (size_t t = 0; t < model->layers.size(); t++)
-            holder->tables.push_back(buildRadialTable(*model, reference, static_cast<int>(t)));
-        found = std::shared_ptr<const vector<ENNRadialTable>>(holder, &holder->tables);
-        cache[model.get()] = found;
-    }
-    for (auto entry = cache.begin(); entry != cache.end();)
-        entry = entry->second.expired() ? cache.erase(entry) : std::next(entry);
-    return found;
+            tables->push_back(buildRadialTable(*model, reference, static_cast<int>(t)));
+        return std::shared_ptr<const vector<ENNRadialTable>>(tables);
+    });
 }
