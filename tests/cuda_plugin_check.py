@@ -44,9 +44,10 @@ def main(plugin, model):
     if "CUDA" not in names:
         print("OpenMM's CUDA platform did not load:", failures)
         return 1
-    # Ours: the Reference plugin (for the comparison) and the CUDA one; each raises naming a missing symbol or library.
-    openmm.Platform.loadPluginLibrary(os.path.join(os.path.dirname(plugin), "libOpenMMENNReference.so"))
+    # Ours: the CUDA plugin first (it needs no other plugin of ours), then the Reference one for the comparison; each
+    # raises naming a missing symbol or library.
     openmm.Platform.loadPluginLibrary(plugin)
+    openmm.Platform.loadPluginLibrary(os.path.join(os.path.dirname(plugin), "libOpenMMENNReference.so"))
     cuda = openmm.Platform.getPlatformByName("CUDA")
     if not cuda.supportsKernels(["CalcENNForce"]):
         print("the plugin loaded but registered no ENNForce kernel for the CUDA platform")

@@ -2,8 +2,8 @@
 #include "CommonENNCells.h"
 #include "CommonENNKernelSources.h"
 #include "CommonENNPrecision.h"
-#include "ReferenceENNNeighbors.h"
-#include "ReferenceENNPME.h"
+#include "ENNEwald.h"
+#include "ENNPeriodicGeometry.h"
 #include "openmm/OpenMMException.h"
 #include "openmm/common/ComputeVectorTypes.h"
 #include <algorithm>

@@ -16,7 +16,7 @@
 
 #include "CommonENNCells.h"
 #include "CommonENNDeviceWork.h"
-#include "ReferenceENNElectrostatics.h"
+#include "ENNCouplingParameters.h"
 #include "openmm/common/ComputeArray.h"
 #include "openmm/common/ComputeContext.h"
 #include "openmm/common/ComputeKernel.h"

@@ -4,7 +4,7 @@
 #include "openmmenn/ENNKernels.h"
 #include "CommonENNElectrostatics.h"
 #include "CommonENNNetwork.h"
-#include "ReferenceENNKernels.h"
+#include "ENNParticles.h"
 #include "openmm/common/ComputeContext.h"
 #include <memory>
 

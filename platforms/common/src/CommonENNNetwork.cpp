@@ -4,8 +4,7 @@
 #include "CommonENNPrecision.h"
 #include "ENNRadialTable.h"
 #include "ENNSanityBounds.h"
-#include "ReferenceENNNeighbors.h"
-#include "ReferenceENNPME.h"
+#include "ENNPeriodicGeometry.h"
 #include "openmm/OpenMMException.h"
 #include "openmm/common/ComputeVectorTypes.h"
 #include <algorithm>
@@ -48,7 +47,7 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
     for (numBuckets = 64; numBuckets < 2 * numNodes;)
         numBuckets *= 2;
     const ENNModel& m = *model;
-    ReferenceENNNetwork reference(model);
+    const ENNModelTables tables(*model);
     nsh = (m.shLmax + 1) * (m.shLmax + 1);
     const int nel = m.numElements();
     for (int z : speciesOfNode)
@@ -126,7 +125,7 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
         vector<vector<double>> values(1), valuesBackward(1);
         for (const auto& p : L.conv.paths) {
             const auto &a = L.conv.in1.entries[p.in1], &b = L.conv.in2.entries[p.in2], &c = L.conv.out.entries[p.out];
-            const auto& cg = reference.sparseW3j(a.ir.l, b.ir.l, c.ir.l);
+            const auto& cg = tables.sparseW3j(a.ir.l, b.ir.l, c.ir.l);
             for (int u = 0; u < a.mul; u++)
                 for (const auto& s : cg) {
                     const int o = c.offset + u * c.ir.dim() + s.k, x1 = a.offset + u * a.ir.dim() + s.i, y = b.offset + s.j;
@@ -155,11 +154,11 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
         for (size_t f = 0; f < featureOffset.size(); f++)
             tableInts.insert(tableInts.end(), {featureOffset[f], featureStride[f]});
         layer.contractionStart = static_cast<int>(tableInts.size());
-        vector<const ReferenceENNNetwork::ContractionTerms*> orders;
+        vector<const ContractionTerms*> orders;
         int outOffset = 0, numTerms = 0;
         for (size_t k = 0; k < L.contractions.size(); k++) {
             const int dM = L.contractions[k].out.dim();
-            for (const auto& ct : reference.layerContractions(t)[k]) {
+            for (const auto& ct : tables.layerContractions(t)[k]) {
                 orders.push_back(&ct);
                 for (const auto& key : ct.terms) {
                     tableInts.insert(tableInts.end(), {outOffset + key[0], dM, ct.correlation});
@@ -211,9 +210,9 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
         vector<int> index;
         vector<double> value;
         for (int l = 2; l <= m.shLmax; l++)
-            for (const auto& s : reference.sparseW3j(1, l - 1, l)) {
+            for (const auto& s : tables.sparseW3j(1, l - 1, l)) {
                 index.insert(index.end(), {1 + s.i, (l - 1) * (l - 1) + s.j, l * l + s.k});
-                value.push_back(reference.harmonicsNormalization(l) * s.value);
+                value.push_back(tables.harmonicsNormalization(l) * s.value);
             }
         const int terms = static_cast<int>(value.size());
         harmonicsIndex.initialize<int>(cc, std::max(1, 3 * terms), "ennHarmonicsIndex");

@@ -6,10 +6,10 @@
 // defines). Arithmetic in the context's `real` (float in single and mixed precision, double in
 // double), energies summed in `mixed`.
 //
-// Layout: node features as [node][feature] in e3nn order (the Reference layout), so that simplified
+// Layout: node features as [node][feature] in e3nn order (the Reference platform's layout), so that simplified
 // and unsimplified irreps of one array agree. Every e3nn linear, its transpose, the tensor product
 // and its transposes are tables of sparse rows built once from the model; the symmetric contractions
-// are term lists with per-element, per-channel coefficients (the Reference's merged U and W).
+// are term lists with per-element, per-channel coefficients (ENNModelTables' merged U and W).
 // Each output is written by one thread and edges are gathered per receiver (and per sender over its own
 // edges, the reverses of those it sends). The only atomics are the integer counts of the neighbour
 // search's cell list, whose edge lists are then sorted, so results are reproducible run to run.
@@ -19,7 +19,8 @@
 
 #include "CommonENNCells.h"
 #include "CommonENNDeviceWork.h"
-#include "ReferenceENNNetwork.h"
+#include "ENNChargeGroups.h"
+#include "ENNModelMath.h"
 #include "openmm/common/ComputeArray.h"
 #include "openmm/common/ComputeContext.h"
 #include "openmm/common/ComputeEvent.h"

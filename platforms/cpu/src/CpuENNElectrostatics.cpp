@@ -1,7 +1,7 @@
 #include "CpuENNElectrostatics.h"
 #include "CpuENNParallel.h"
-#include "ReferenceENNNeighbors.h"
-#include "ReferenceENNPME.h"
+#include "ENNEwald.h"
+#include "ENNPeriodicGeometry.h"
 #include "openmm/OpenMMException.h"
 #include <algorithm>
 #include <cmath>
@@ -25,7 +25,7 @@ const int SiteChunk = 128;
 } // namespace
 
 CpuENNElectrostatics::CpuENNElectrostatics(const OpenMM::System& system, const ENNForce& force)
-    : ReferenceENNElectrostatics(system, force), exceptions(c.exceptionLists()) {
+    : c(system, force), exceptions(c.exceptionLists()) {
     blocks.resize(std::min(c.numML, MaxBlocks));
     for (Block& block : blocks) {
         block.force.resize(c.sites.size());

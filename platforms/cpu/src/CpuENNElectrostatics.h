@@ -1,8 +1,8 @@
 #ifndef OPENMM_CPU_ENN_ELECTROSTATICS_H_
 #define OPENMM_CPU_ENN_ELECTROSTATICS_H_
 
-// Electrostatics of the predicted charges on the CPU platform, in double precision (the Reference
-// physics, ENNCouplingParameters' pair functions), on the platform's thread pool:
+// Electrostatics of the predicted charges on the CPU platform, in double precision (ENNCouplingParameters' pair
+// functions, the physics of the Reference platform), on the platform's thread pool:
 // - real space over a cell-list pair list within the cutoff (every ML-site pair without one);
 // - PME in one pass: ML charges spread into the real part of one complex grid and MM charges into its
 //   imaginary part, so one forward and one backward FFT give the ML and MM potentials apart, and the
@@ -16,7 +16,7 @@
 //   pieces write the same output.
 
 #include "CpuENNNeighbors.h"
-#include "ReferenceENNElectrostatics.h"
+#include "ENNCouplingParameters.h"
 #include "openmm/internal/ThreadPool.h"
 #include <fftw3.h>
 #include <complex>
@@ -24,12 +24,14 @@
 
 namespace OpenMMENN {
 
-class CpuENNElectrostatics : public ReferenceENNElectrostatics {
+class CpuENNElectrostatics {
 public:
     CpuENNElectrostatics(const OpenMM::System& system, const ENNForce& force);
     ~CpuENNElectrostatics();
     CpuENNElectrostatics(const CpuENNElectrostatics&) = delete;
     CpuENNElectrostatics& operator=(const CpuENNElectrostatics&) = delete;
+    bool active() const { return c.active(); }
+    void updateCharges(const ENNForce& force) { c.updateCharges(force); }
 
     /** How real-space pairs are found: every ML-site pair tested, or a cell list; Automatic picks the cheaper
      *  by an estimate of the candidates (tests pick each). */
@@ -54,6 +56,7 @@ private:
     /** Whether the cell list costs less than testing every ML-site pair this step. */
     bool cellListPays(const OpenMM::Vec3* box) const;
 
+    ENNCouplingParameters c;
     PairSearch pairSearch = PairSearch::Automatic;
     ENNCouplingParameters::ExceptionLists exceptions;
     CpuENNNeighborList pairs;

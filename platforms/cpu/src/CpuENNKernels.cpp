@@ -3,7 +3,7 @@
 #include "openmm/OpenMMException.h"
 #include "openmm/internal/ContextImpl.h"
 #include "CpuPlatform.h"
-#include "ReferencePlatform.h"
+#include "openmm/reference/ReferencePlatform.h" // OpenMM's: the CPU platform keeps positions and forces there
 
 using namespace OpenMMENN;
 using OpenMM::Vec3;

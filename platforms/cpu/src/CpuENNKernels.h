@@ -4,7 +4,7 @@
 #include "openmmenn/ENNKernels.h"
 #include "CpuENNElectrostatics.h"
 #include "CpuENNNetwork.h"
-#include "ReferenceENNKernels.h"
+#include "ENNParticles.h"
 #include <memory>
 
 namespace OpenMMENN {

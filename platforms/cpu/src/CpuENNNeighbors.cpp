@@ -1,6 +1,6 @@
 #include "CpuENNNeighbors.h"
 #include "CpuENNParallel.h"
-#include "ReferenceENNNeighbors.h"
+#include "ENNPeriodicGeometry.h"
 #include "openmm/OpenMMException.h"
 #include <algorithm>
 #include <cmath>

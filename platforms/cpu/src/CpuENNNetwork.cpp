@@ -453,7 +453,7 @@ std::shared_ptr<const CpuENNNetwork::Weights> CpuENNNetwork::buildWeights(const 
     const ENNModel& m = *model;
     if ((m.shLmax + 1) * (m.shLmax + 1) > MaxHarmonics)
         throw OpenMM::OpenMMException("ENNForce: the CPU platform supports spherical harmonics up to l = 7");
-    ReferenceENNNetwork reference(model);
+    const ENNModelTables tables(m);
     const std::shared_ptr<const vector<ENNRadialTable>> radialTables = radialTablesOf(model);
     const int nel = m.numElements();
     auto weights = std::make_shared<Weights>();
@@ -473,7 +473,7 @@ std::shared_ptr<const CpuENNNetwork::Weights> CpuENNNetwork::buildWeights(const 
         }
     }
     for (int l = 2; l <= m.shLmax; l++)
-        harmonicsSteps.push_back({l, static_cast<float>(reference.harmonicsNormalization(l)), reference.sparseW3j(1, l - 1, l)});
+        harmonicsSteps.push_back({l, static_cast<float>(tables.harmonicsNormalization(l)), tables.sparseW3j(1, l - 1, l)});
 
     for (size_t t = 0; t < m.layers.size(); t++) {
         const LayerSpec& L = m.layers[t];
@@ -495,7 +495,7 @@ std::shared_ptr<const CpuENNNetwork::Weights> CpuENNNetwork::buildWeights(const 
         for (const auto& p : L.conv.paths) {
             const auto &a = L.conv.in1.entries[p.in1], &b = L.conv.in2.entries[p.in2], &c = L.conv.out.entries[p.out];
             TensorProductPath path{0, 0, a.mul, b.offset, 0, 0, p.weightOffset, {}};
-            for (const auto& entry : reference.sparseW3j(a.ir.l, b.ir.l, c.ir.l)) {
+            for (const auto& entry : tables.sparseW3j(a.ir.l, b.ir.l, c.ir.l)) {
                 auto group = std::find_if(path.groups.begin(), path.groups.end(), [&](const auto& g) { return g.i == entry.i; });
                 if (group == path.groups.end())
                     group = path.groups.insert(path.groups.end(), {entry.i, {}});
@@ -511,7 +511,7 @@ std::shared_ptr<const CpuENNNetwork::Weights> CpuENNNetwork::buildWeights(const 
         for (const auto& e : L.irrepsMessage().entries)
             for (int mm = 0; mm < e.ir.dim(); mm++)
                 featureOffset.push_back(e.offset + mm * e.mul);
-        const auto& contractions = reference.layerContractions(static_cast<int>(t));
+        const auto& contractions = tables.layerContractions(static_cast<int>(t));
         if (L.productLinear.in.entries.size() != contractions.size())
             throw OpenMM::OpenMMException("ENNForce: the product linear's input does not match the symmetric contractions");
         for (size_t k = 0; k < contractions.size(); k++) {
@@ -545,7 +545,7 @@ std::shared_ptr<const CpuENNNetwork::Weights> CpuENNNetwork::buildWeights(const 
 // ---- spherical harmonics ---------------------------------------------------------------------
 
 void CpuENNNetwork::harmonics(const float* v, float* y, float (*dy)[3]) const {
-    // The recursion of ReferenceENNNetwork in float; dY/du is carried along when asked for.
+    // The recursion of ENNModelTables::sphericalHarmonics in float; dY/du is carried along when asked for.
     const float r = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
     const float u[3] = {v[0] / r, v[1] / r, v[2] / r};
     float du[MaxHarmonics][3];

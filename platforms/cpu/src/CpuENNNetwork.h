@@ -14,8 +14,9 @@
 // Every parallel phase writes only what its own nodes or edges own, in a fixed order, so results
 // are identical from run to run and for any thread count.
 
+#include "ENNChargeGroups.h"
+#include "ENNModelMath.h"
 #include "ENNRadialTable.h"
-#include "ReferenceENNNetwork.h"
 #include "CpuENNNeighbors.h"
 #include "openmm/internal/ThreadPool.h"
 #include <Eigen/Core>
@@ -104,7 +105,7 @@ private:
     struct HarmonicsStep {
         int l;
         float norm;
-        std::vector<ReferenceENNNetwork::SparseEntry> cg; // C(1, l-1, l)
+        std::vector<SparseW3jEntry> cg; // C(1, l-1, l)
     };
     /** What this platform derives from a model whatever the particles are: the weights in this layout and
      *  the radial tables (for the medium-size benchmark model about 10 MiB, and most of a Context's setup

@@ -1,51 +1,14 @@
 #ifndef OPENMM_REFERENCE_ENN_PME_H_
 #define OPENMM_REFERENCE_ENN_PME_H_
 
-// Reciprocal-space Ewald sums in double precision: smooth PME (B-spline order 5, any grid size,
-// triclinic boxes) and the plain Ewald sum it is tested against. Units: nm, e, kJ/mol.
+// Reciprocal-space Ewald sums in double precision with plain loops and its own FFT: smooth PME (from the stencils
+// and influence function of ENNEwald.h) and the plain Ewald sum it is tested against. Units: nm, e, kJ/mol.
 
+#include "ENNEwald.h"
 #include "openmm/Vec3.h"
-#include <cmath>
 #include <vector>
 
 namespace OpenMMENN {
-
-/** Volume of the periodic cell. */
-double boxVolume(const OpenMM::Vec3* box);
-
-/** Reciprocal vectors: recip[i] . box[j] = delta_ij; |recip[i]| is 1 / the spacing of the lattice planes
- *  spanned by the other two box vectors. */
-void reciprocalVectors(const OpenMM::Vec3* box, OpenMM::Vec3* recip);
-
-/** The B-spline order of every PME in this plugin. */
-const int PMEOrder = 5;
-
-/** |sum_{j=0}^{n-2} M_n(j+1) exp(2 pi i m j / K)|^2 for m = 0..K-1 (zeros of odd orders interpolated):
- *  the smooth-PME influence function is divided by the product of these along the three axes. */
-std::vector<double> pmeSplineModuli(int K);
-
-/** The stencil of a charge at `position` (nm): along axis d, with u = (fractional coordinate in [0, 1)) x grid[d]
- *  = base + f, grid point index[5d + j] = (base - j) mod grid[d] gets weight[5d + j] = M_5(f + j), j = 0..4, and
- *  dweight is M_5'(f + j) (cardinal B-splines by the usual recursion, M_n(x) = (x M_{n-1}(x) + (n - x) M_{n-1}(x - 1))
- *  / (n - 1), M_n' = M_{n-1}(x) - M_{n-1}(x - 1)). `recip` from reciprocalVectors. */
-/** index[0] of pmeStencil along one axis (recipAxis = recip[d], K = grid[d]); sets f. */
-int pmeFirstIndex(const OpenMM::Vec3& position, const OpenMM::Vec3& recipAxis, int K, double& f);
-
-void pmeStencil(const OpenMM::Vec3& position, const OpenMM::Vec3* recip, const int grid[3], int index[3 * PMEOrder],
-                double weight[3 * PMEOrder], double dweight[3 * PMEOrder]);
-
-/** The smooth-PME influence function k_e / (pi V) ewaldKernel(m) / (B_0(m0) B_1(m1) B_2(m2)), made even in k (the mean of
- *  the kernel at the wave vectors of k and -k, which differ at Nyquist indices of a triclinic box), B from pmeSplineModuli
- *  (`moduli`, one per axis), 0 at m = 0, for the planes m0 in [firstPlane, lastPlane) of the row-major grid; writes
- *  `influence` from the start of plane firstPlane. */
-void pmeInfluence(const OpenMM::Vec3* box, double alpha, const int grid[3], const std::vector<double>* moduli, int firstPlane,
-                  int lastPlane, double* influence);
-
-/** exp(-pi^2 m^2 / alpha^2) / m^2 for a reciprocal vector m (not zero): the Ewald kernel, without k_e / (pi V). */
-inline double ewaldKernel(const OpenMM::Vec3& m, double alpha) {
-    const double m2 = m.dot(m);
-    return std::exp(-M_PI * M_PI * m2 / (alpha * alpha)) / m2;
-}
 
 /**
  * Reciprocal energy (1/2) sum_{m != 0} (k_e / pi V) exp(-pi^2 m^2 / alpha^2) / m^2 |S(m)|^2 of point
@@ -58,12 +21,6 @@ double pmeReciprocal(const std::vector<OpenMM::Vec3>& positions, const std::vect
 /** The same energy by direct summation over reciprocal vectors with |m_d| <= kmax (the test oracle). */
 double ewaldReciprocal(const std::vector<OpenMM::Vec3>& positions, const std::vector<double>& charges, const OpenMM::Vec3* box,
                        double alpha, int kmax, std::vector<OpenMM::Vec3>* forces, std::vector<double>* potential);
-
-/** Energy of the neutralizing background of net charge Q: -k_e pi Q^2 / (2 V alpha^2). */
-double neutralizingBackgroundEnergy(double totalCharge, const OpenMM::Vec3* box, double alpha);
-
-/** alpha and grid chosen from an error tolerance the way OpenMM's NonbondedForce does. */
-void choosePMEParameters(double cutoff, double tolerance, const OpenMM::Vec3* box, double& alpha, int grid[3]);
 
 } // namespace OpenMMENN
 

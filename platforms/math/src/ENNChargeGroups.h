@@ -1,17 +1,22 @@
 #ifndef OPENMM_ENN_CHARGE_GROUPS_H_
 #define OPENMM_ENN_CHARGE_GROUPS_H_
 
-// The constraint on the predicted charges, for every platform: each charge group's charges sum to its
-// charge, by a uniform shift within the group, q_i = raw_i + (Q_g - sum_{j in g} raw_j) / N_g. Without
-// groups in the force, one group of all ML particles with the total charge.
+// The predicted charges for every platform: the constraint on them (each charge group's charges sum to its
+// charge, by a uniform shift within the group, q_i = raw_i + (Q_g - sum_{j in g} raw_j) / N_g; without
+// groups in the force, one group of all ML particles with the total charge), and the callback through which a
+// network asks the energy terms that depend on them for their potential.
 
 #include "openmmenn/ENNForce.h"
 #include "openmm/OpenMMException.h"
 #include <cmath>
+#include <functional>
 #include <string>
 #include <vector>
 
 namespace OpenMMENN {
+
+/** Given the predicted charges, fills potential[i] = dE_other/dq_i of an energy term that depends on them. */
+typedef std::function<void(const std::vector<double>& charges, std::vector<double>& potential)> ChargeCoupling;
 
 struct ENNChargeGroups {
     ENNChargeGroups() = default;

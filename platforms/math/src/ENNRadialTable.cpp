@@ -1,6 +1,6 @@
 #include "ENNRadialTable.h"
 #include "ENNModelCache.h"
-#include "ReferenceENNNetwork.h"
+#include "ENNModelMath.h"
 #include <cmath>
 
 using namespace OpenMMENN;
@@ -23,11 +23,11 @@ void hermiteDerivative(double u, double& d00, double& d10, double& d01, double& 
     d11 = 3 * u * u - 2 * u;
 }
 
-ENNRadialTable buildRadialTable(const ENNModel& model, const ReferenceENNNetwork& reference, int layer) {
+ENNRadialTable buildRadialTable(const ENNModel& model, int layer) {
     // Refine until the interpolant is within float precision of the exact MLP at every midpoint (ENNRadialTable.h).
     const double rMax = model.rMax;
     const int W = model.layers[layer].conv.numWeights;
-    auto exact = [&](double r, vector<double>& w, vector<double>& dw) { reference.radialWeights(layer, std::max(r, 1e-3 * rMax / 65536), w, dw); };
+    auto exact = [&](double r, vector<double>& w, vector<double>& dw) { radialWeights(model, layer, std::max(r, 1e-3 * rMax / 65536), w, dw); };
     int intervals = 64;
     vector<vector<double>> value(intervals + 1), derivative(intervals + 1);
     for (int i = 0; i <= intervals; i++)
@@ -82,10 +82,9 @@ ENNRadialTable buildRadialTable(const ENNModel& model, const ReferenceENNNetwork
 
 std::shared_ptr<const vector<ENNRadialTable>> OpenMMENN::radialTablesOf(const std::shared_ptr<const ENNModel>& model) {
     return sharedPerModel<vector<ENNRadialTable>>(model, [&] {
-        ReferenceENNNetwork reference(model);
         auto tables = std::make_shared<vector<ENNRadialTable>>();
         for (size_t t = 0; t < model->layers.size(); t++)
-            tables->push_back(buildRadialTable(*model, reference, static_cast<int>(t)));
+            tables->push_back(buildRadialTable(*model, static_cast<int>(t)));
         return std::shared_ptr<const vector<ENNRadialTable>>(tables);
     });
 }

@@ -1,0 +1,104 @@
+#ifndef OPENMM_ENN_MODEL_MATH_H_
+#define OPENMM_ENN_MODEL_MATH_H_
+
+// The math of an ENNModel that every platform builds its network from, in double precision: the linears' terms,
+// the feature sizes of a layer, the activations, the radial basis and the exact radial MLP, and the tables derived
+// from the model once (sparse Wigner 3j blocks, the harmonics' normalisation, the symmetric contractions with U and W
+// merged per element). The Reference platform evaluates with these directly; the CPU and GPU platforms convert them
+// to their own layouts and precisions.
+
+#include "openmmenn/ENNModel.h"
+#include "openmm/Vec3.h"
+#include <array>
+#include <map>
+#include <vector>
+
+namespace OpenMMENN {
+
+/** Calls visit(inIndex, outIndex, coefficient) for each weight of a linear, once per component m:
+ *  Linear(in)[outIndex] = sum of coefficient * in[inIndex]. `element` picks a per-element weight set.
+ *  The order of the visits does not depend on `element`. */
+template <class Visit>
+void forEachLinearTerm(const LinearSpec& lin, int element, Visit visit) {
+    const double* w = lin.weights.data() + (lin.perElement ? element * lin.weightsPerElement : 0);
+    for (const auto& p : lin.paths) {
+        const auto& a = lin.in.entries[p.in];
+        const auto& b = lin.out.entries[p.out];
+        const int d = a.ir.dim();
+        for (int u = 0; u < a.mul; u++)
+            for (int v = 0; v < b.mul; v++) {
+                const double c = p.weight * w[p.weightOffset + u * b.mul + v];
+                for (int m = 0; m < d; m++)
+                    visit(a.offset + u * d + m, b.offset + v * d + m, c);
+            }
+    }
+}
+
+/** Feature sizes of one interaction layer (optimized platforms keep them per layer). */
+struct LayerSizes {
+    int dIn = 0, dUp = 0, dTp = 0, dMsg = 0, dProd = 0, dOut = 0, channels = 0;
+    static LayerSizes of(const LayerSpec& L) {
+        LayerSizes s;
+        s.dIn = L.irrepsIn().dim;
+        s.dUp = L.linearUp.out.dim;
+        s.dTp = L.conv.out.dim;
+        s.dMsg = L.irrepsMessage().dim;
+        s.dProd = L.productLinear.in.dim;
+        s.dOut = L.irrepsOut().dim;
+        s.channels = L.channels;
+        return s;
+    }
+};
+
+/** The model's activation (normalised SiLU or tanh) at x; sets *derivative if not null. */
+double activation(const ActivationSpec& act, double x, double* derivative);
+
+/** The Bessel basis times the polynomial envelope at distance r (model units), and its r-derivative: b[n] and db[n]
+ *  for each of the model's Bessel frequencies. */
+void radialBasis(const ENNModel& model, double r, double* b, double* db);
+
+/** The tensor-product weights of a layer's radial MLP at distance r (model units) and their r-derivative (forward
+ *  mode through the MLP). */
+void radialWeights(const ENNModel& model, int layer, double r, std::vector<double>& w, std::vector<double>& dwdr);
+
+/** The non-zero entries of a Wigner 3j block. */
+struct SparseW3jEntry {
+    int i, j, k;
+    double value;
+};
+
+/** One correlation order of a symmetric contraction, with U and W merged per element:
+ *  B[c, M] += coefficients[element][term][c] * A[c, a1] * ... * A[c, a_nu] for each term (M, a1..a_nu). */
+struct ContractionTerms {
+    int correlation;
+    std::vector<std::array<int, 4>> terms; // M, a1..a_nu (sorted; unused slots -1)
+    std::vector<double> coefficients;      // [element][term][channel]
+};
+
+/** What is derived from a model's stored constants and weights once, whatever the particles are. Read-only once
+ *  built, so any number of threads may share one. */
+class ENNModelTables {
+public:
+    /** Throws OpenMMException if the model's Wigner 3j blocks do not generate spherical harmonics. */
+    explicit ENNModelTables(const ENNModel& model);
+    /** The non-zero entries of the model's Wigner 3j block (l1, l2, l3); throws OpenMMException if it has none. */
+    const std::vector<SparseW3jEntry>& sparseW3j(int l1, int l2, int l3) const;
+    /** [contraction][nu-1] of a layer. */
+    const std::vector<std::vector<ContractionTerms>>& layerContractions(int layer) const { return contractionTerms[layer]; }
+    /** Normalisation of the harmonics recursion Y_l = norm_l C(1, l-1, l) Y_1 Y_{l-1}. */
+    double harmonicsNormalization(int l) const { return shNormalization[l]; }
+    /** The real spherical harmonics Y_lm(v / |v|), l <= the model's l_max, by that recursion over the model's own
+     *  Wigner 3j blocks (e3nn's basis and component normalisation: |Y_l|^2 = 2l + 1); with dy, their gradient
+     *  with respect to v. */
+    void sphericalHarmonics(const OpenMM::Vec3& v, double* y, double (*dy)[3]) const;
+
+private:
+    const ENNModel& model;
+    std::map<std::array<int, 3>, std::vector<SparseW3jEntry>> sparse;
+    std::vector<double> shNormalization;                                      // per l
+    std::vector<std::vector<std::vector<ContractionTerms>>> contractionTerms; // [layer][contraction][nu-1]
+};
+
+} // namespace OpenMMENN
+
+#endif
