@@ -76,7 +76,7 @@ struct ContractionTerms {
 };
 
 /** What is derived from a model's stored constants and weights once, whatever the particles are. Read-only once
- *  built, so any number of threads may share one. */
+ *  built, so any number of threads may share one; the model must outlive it. */
 class ENNModelTables {
 public:
     /** Throws OpenMMException if the model's Wigner 3j blocks do not generate spherical harmonics. */

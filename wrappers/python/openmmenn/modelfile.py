@@ -13,7 +13,7 @@ FORMAT = "openmm-enn"
 FORMAT_VERSION = 2
 
 # Unit conversions and Coulomb's constant exactly as the C++ loader uses them (openmmapi/src/ENNModel.cpp,
-# platforms/reference/src/ReferenceENNElectrostatics.h), so Python and C++ energies agree to round-off.
+# platforms/math/src/ENNEwald.h), so Python and C++ energies agree to round-off.
 ENERGY_UNITS_IN_KJ_PER_MOL = {"eV": 96.4853321233100184, "kJ/mol": 1.0, "kcal/mol": 4.184, "Hartree": 2625.4996394798254}
 LENGTH_UNITS_IN_NM = {"Angstrom": 0.1, "nm": 1.0, "Bohr": 0.0529177210903}
 ONE_4PI_EPS0 = 1.0 / (4 * 3.141592653589793 * (1e-6 * 8.8541878128e-12 / (1.602176634e-19 * 1.602176634e-19 * 6.02214076e23)))
