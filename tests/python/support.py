@@ -22,12 +22,16 @@ def require(name):
         return None
 
 
-def energy_forces_ev(path, numbers, positions_angstrom, platform="Reference"):
-    """Energy (eV) and forces (eV/A, numpy) of one molecule under the model file `path`, no charge constraint."""
+def energy_forces_ev(path, numbers, positions_angstrom, platform="Reference", box_angstrom=None):
+    """Energy (eV) and forces (eV/A, numpy) of one molecule under the model file `path`, no charge constraint; with
+    box_angstrom (3 box vectors, OpenMM's reduced form) a periodic crystal."""
     system = openmm.System()
     force = openmmenn.ENNForce(path)
     for z in numbers:
         force.addParticle(system.addParticle(1.0), int(z))
+    if box_angstrom is not None:
+        force.setUsesPeriodicBoundaryConditions(True)
+        system.setDefaultPeriodicBoxVectors(*[openmm.Vec3(*(0.1 * v)) for v in box_angstrom])
     system.addForce(force)
     context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName(platform))
     context.setPositions(positions_angstrom * 0.1)

@@ -71,9 +71,7 @@ def _activation(name, cst):
 # modules: (key in the description, the value it must have, what a different value is). A description without
 # the key (the fixtures', made with MACE 0.3.6) has the default.
 _REFUSED_OPTIONS = (
-    ("heads", None, "a multi-head model: select one head with MACE's own tools first"),
     ("apply_cutoff", True, "apply_cutoff=False (no envelope on the messages)"),
-    ("use_agnostic_product", False, "use_agnostic_product=True (element-agnostic product weights)"),
     ("use_last_readout_only", False, "use_last_readout_only=True"),
     ("edge_irreps", None, "edge_irreps (a reduced edge basis)"),
     ("embedding_specs", None, "embedding_specs (joint embeddings of extra node features)"),
@@ -89,9 +87,45 @@ def _check_interaction_block(name):
         raise ValueError(f"interaction block {name} is not supported ({', '.join(_INTERACTION_BLOCKS)})")
 
 
-def convert(hp, state_dict):
-    """Build (architecture, tensors) from a MACE description and its state_dict (numpy arrays)."""
+def select_head(hp, head=None):
+    """The index of the head to keep: `head` by name; without one, the only head, or else the one named "default"
+    (any case), as MACE's own calculator chooses. A wrong or missing name is a ValueError listing the heads."""
+    heads = list(hp.get("heads") or ["Default"])
+    if head is not None:
+        if head not in heads:
+            raise ValueError(f"MACE head {head!r} is not in this model; its heads are {', '.join(heads)}")
+        return heads.index(head)
+    if len(heads) == 1:
+        return 0
+    default = [k for k, name in enumerate(heads) if name.lower() == "default"]
+    if not default:
+        raise ValueError(f"this MACE model has several heads and none is named 'default': choose one with --head "
+                         f"({', '.join(heads)})")
+    return default[0]
+
+
+def _head_channels(desc, weights, inputs, outputs):
+    """A Linear between single scalar entries ("Ax0e -> Bx0e", weights [A][B]) cut to the given input and output
+    channels. The path weight (e3nn's 1/sqrt(fan-in) of the whole layer) is kept as it is."""
+    ins, outs = o3.parse_irreps(desc["irreps_in"]), o3.parse_irreps(desc["irreps_out"])
+    if len(desc["instructions"]) != 1 or len(outs) != 1 or outs[0][1:] != (0, 1) or len(ins) < 1:
+        raise ValueError(f"unexpected multi-head readout layout in {desc.get('weight_key')}")
+    ins_ = desc["instructions"][0]
+    entry_in = ins[ins_["i_in"]]
+    cut = weights.reshape(entry_in[0], outs[0][0])[np.ix_(inputs, outputs)]
+    kept_in = [(len(inputs) if k == ins_["i_in"] else mul, l, par) for k, (mul, l, par) in enumerate(ins)]
+    out = dict(desc, irreps_in=o3.irreps_str(kept_in), irreps_out=f"{len(outputs)}x0e",
+               instructions=[dict(ins_, path_shape=[len(inputs), len(outputs)], weight_offset=0)])
+    return out, cut.reshape(-1)
+
+
+def convert(hp, state_dict, head=None):
+    """Build (architecture, tensors) from a MACE description and its state_dict (numpy arrays, in the dtype the
+    model stores them). A multi-head model keeps one head (select_head)."""
+    stored_dtype = {k: np.asarray(v).dtype for k, v in state_dict.items()}
     sd = {k: np.asarray(v, dtype=np.float64) for k, v in state_dict.items()}
+    num_heads = len(hp.get("heads") or ["Default"])
+    h = select_head(hp, head)
     model_class = hp.get("model_class", "ScaleShiftMACE")
     if model_class not in ("MACE", "ScaleShiftMACE"):
         raise ValueError(f"MACE model class {model_class} is not supported (MACE, ScaleShiftMACE)")
@@ -121,6 +155,24 @@ def convert(hp, state_dict):
     lmax = int(hp["max_ell"])
     for l in range(2, lmax + 1):
         w3j_needed.add((1, l - 1, l))
+    def per_head(name, default):
+        """A per-head value of the state_dict (E0 [head][element], scale and shift [head]) for the kept head."""
+        if name not in sd:
+            return default
+        value = sd[name]
+        if num_heads > 1 and value.ndim >= 1 and value.shape[0] == num_heads and (value.ndim == 2 or name.startswith("scale_shift")):
+            return value[h]
+        return value
+
+    def readout_linear(prefix, desc, inputs, outputs):
+        """A readout's linear, cut to the kept head's channels in a multi-head model."""
+        if num_heads == 1:
+            return linear(prefix, desc)
+        cut_desc, w = _head_channels(desc, sd[desc["weight_key"]], inputs, outputs)
+        spec, w = _linear(cut_desc, w)
+        spec["weight"] = add(prefix + ".weight", w)
+        return spec
+
     arch = {
         "format": modelfile.FORMAT,
         "format_version": modelfile.FORMAT_VERSION,
@@ -141,9 +193,9 @@ def convert(hp, state_dict):
         "embedding": linear("embedding", hp["node_embedding"]),
         "layers": [],
         "energy": {
-            "e0": [float(x) for x in sd["atomic_energies_fn.atomic_energies"].reshape(-1)],
-            "scale": float(sd["scale_shift.scale"]) if "scale_shift.scale" in sd else 1.0,
-            "shift": float(sd["scale_shift.shift"]) if "scale_shift.shift" in sd else 0.0,
+            "e0": [float(x) for x in np.reshape(per_head("atomic_energies_fn.atomic_energies", None), -1)],
+            "scale": float(per_head("scale_shift.scale", 1.0)),
+            "shift": float(per_head("scale_shift.shift", 0.0)),
         },
     }
     if hp["spherical_harmonics"].get("normalization", "component") != "component" or not hp["spherical_harmonics"].get("normalize", True):
@@ -186,18 +238,29 @@ def convert(hp, state_dict):
                 if L == 0:
                     u = u[None]
                 us.append(add(f"{p}.product.{k}.U{nu}", u))
-                ws.append(add(f"{p}.product.{k}.W{nu}", sd[c["weights"][str(nu)]["key"]]))
+                w = sd[c["weights"][str(nu)]["key"]]
+                if hp.get("use_agnostic_product", False):  # one set of weights for every element
+                    if w.shape[0] != 1:
+                        raise ValueError(f"agnostic product weights of layer {t} are not one set: shape {w.shape}")
+                    w = np.repeat(w, nel, axis=0)
+                ws.append(add(f"{p}.product.{k}.W{nu}", w))
             contractions.append({"irrep_out": c["irrep_out"], "correlation": int(c["correlation"]), "U": us, "weights": ws})
         ro = layer["readout"]
         if ro["type"] == "LinearReadoutBlock":
-            readout = {"type": "linear", "linear": linear(f"{p}.readout.linear", ro["linear"])}
+            scalars = o3.parse_irreps(ro["linear"]["irreps_in"])[0][0]
+            readout = {"type": "linear", "linear": readout_linear(f"{p}.readout.linear", ro["linear"], range(scalars), [h])}
         elif ro["type"] == "NonLinearReadoutBlock":
             acts = ro["activation"]
             if len(acts["acts"]) != 1:
                 raise ValueError("nonlinear readouts with several activations are not supported")
-            readout = {"type": "nonlinear", "linear_1": linear(f"{p}.readout.linear_1", ro["linear_1"]),
+            # A multi-head MLP's hidden channels are the heads' blocks in order (MACE's mask_head keeps head h's).
+            scalars = o3.parse_irreps(ro["linear_1"]["irreps_in"])[0][0]
+            hidden = o3.parse_irreps(ro["linear_1"]["irreps_out"])[0][0] // num_heads
+            kept = range(h * hidden, (h + 1) * hidden)
+            readout = {"type": "nonlinear",
+                       "linear_1": readout_linear(f"{p}.readout.linear_1", ro["linear_1"], range(scalars), kept),
                        "activation": _activation(acts["acts"][0], acts["cst"][0]),
-                       "linear_2": linear(f"{p}.readout.linear_2", ro["linear_2"])}
+                       "linear_2": readout_linear(f"{p}.readout.linear_2", ro["linear_2"], kept, [h])}
         else:
             raise ValueError(f"readout {ro['type']} is not supported")
         arch["layers"].append({
@@ -213,22 +276,27 @@ def convert(hp, state_dict):
         })
     for l1, l2, l3 in sorted(w3j_needed):
         tensors[f"w3j.{l1}.{l2}.{l3}"] = o3.wigner_3j(l1, l2, l3)
-    # Any Wigner 3j block MACE compiled into its state_dict must agree with ours.
+    # Any Wigner 3j block MACE compiled into its state_dict must agree with ours, at the precision it is stored in
+    # (e3nn keeps them in the model's dtype: a float32 block is the double one rounded, within an ulp or two).
     for key, value in sd.items():
         if "._w3j_" in key:
             l1, l2, l3 = (int(x) for x in key.rsplit("_w3j_", 1)[1].split("_"))
-            if np.abs(o3.wigner_3j(l1, l2, l3) - value).max() > 1e-12:
-                raise ValueError(f"{key} disagrees with openmmenn.o3.wigner_3j: unsupported e3nn convention")
+            exact = o3.wigner_3j(l1, l2, l3)
+            dtype = stored_dtype[key]
+            tolerance = 1e-12 if dtype == np.float64 else 4 * np.finfo(dtype).eps * max(1.0, np.abs(exact).max())
+            if np.abs(exact - value).max() > tolerance:
+                raise ValueError(f"{key} ({dtype}) disagrees with openmmenn.o3.wigner_3j by {np.abs(exact - value).max():.3g}: "
+                                 f"unsupported e3nn convention")
     return arch, tensors
 
 
-def convert_fixture(folder, output):
+def convert_fixture(folder, output, head=None):
     """Convert a folder holding hyperparameters.json and state_dict.npz (tests/data/mace layout)."""
     with open(os.path.join(folder, "hyperparameters.json")) as f:
         hp = json.load(f)
     with np.load(os.path.join(folder, "state_dict.npz"), allow_pickle=False) as npz:
         sd = {k: npz[k] for k in npz.files}
-    arch, tensors = convert(hp, sd)
+    arch, tensors = convert(hp, sd, head)
     modelfile.write(output, arch, tensors)
     return arch
 
@@ -256,7 +324,7 @@ def describe_mace_model(model):
                                  for i, off in zip(mod.instructions, _offsets([i.path_shape for i in mod.instructions]))]}
 
     heads = list(getattr(model, "heads", None) or [])
-    hp = {"model_class": type(model).__name__, "heads": heads if len(heads) > 1 else None,
+    hp = {"model_class": type(model).__name__, "heads": heads or None,
           "apply_cutoff": bool(getattr(model, "apply_cutoff", True)),
           "use_agnostic_product": bool(getattr(model, "use_agnostic_product", False)),
           "use_last_readout_only": bool(getattr(model, "use_last_readout_only", False)),
@@ -316,15 +384,15 @@ def _offsets(shapes):
     return out
 
 
-def convert_mace_model(model_path, output):
-    """Convert a MACE ``.model`` file (torch.save of the module). Needs torch and mace importable."""
+def convert_mace_model(model_path, output, head=None):
+    """Convert a MACE ``.model`` file (torch.save of the module), keeping one head (select_head). Needs torch and
+    mace importable. A float32 model converts exactly: its float32 weights and tensors are exact in double."""
     import torch
     # A .model file is a pickled module, not a state_dict: torch >= 2.6 loads only weights by default.
     model = torch.load(model_path, map_location="cpu", weights_only=False)
-    model = model.double()
     hp = describe_mace_model(model)
-    sd = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
-    arch, tensors = convert(hp, sd)
+    sd = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}  # in the dtype the file stores
+    arch, tensors = convert(hp, sd, head)
     modelfile.write(output, arch, tensors)
     return arch
 
@@ -334,11 +402,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Convert a MACE model to an openmm-enn model file")
     parser.add_argument("source", help="a MACE .model file, or a folder with hyperparameters.json and state_dict.npz")
     parser.add_argument("output", help="the model file to write")
+    parser.add_argument("--head", help="the head of a multi-head model to keep (default: the only one, or 'default')")
     args = parser.parse_args(argv)
     if os.path.isdir(args.source):
-        convert_fixture(args.source, args.output)
+        convert_fixture(args.source, args.output, args.head)
     else:
-        convert_mace_model(args.source, args.output)
+        convert_mace_model(args.source, args.output, args.head)
     print(f"wrote {args.output}")
 
 
