@@ -254,3 +254,17 @@ TEST(OpenCLPlatform, CouplingChargeUpdates) {
 }
 
 } // namespace
+
+namespace {
+
+TEST(OpenCLPlatform, MaterialsBlocksAreRefusedByName) {
+    // MACE's materials terms (density normalisation, Agnesi, ZBL) are evaluated on Reference only so far; the GPU
+    // kernels refuse such a model with a message naming the terms, rather than give another model's energy.
+    std::vector<int> z;
+    std::vector<Vec3> pos;
+    smallMolecule(z, pos);
+    expectOpenMMException([&] { Simulation sim(modelPath("materials"), z, pos, nullptr, 0.0, &openclPlatform(), precision("double")); },
+                          "density normalisation, Agnesi distance transform, ZBL pair repulsion");
+}
+
+} // namespace

@@ -42,6 +42,10 @@ models = {
     # Wider than the CPU linears' 32-column register tile (40 channels: a whole tile and a remainder), l_max 3.
     "wide_charge": dict(channels=40, hidden=("40x0e+40x1o", "40x0e"), residual=(False, True), sh_lmax=3, message_lmax=3,
                         charge_head=True, seed=7),
+    # MACE's materials blocks: density-normalised layers (non-residual, then residual), the Agnesi distance transform
+    # and ZBL pair repulsion (format version 3); r_max 5 A.
+    "materials": dict(channels=4, hidden=("4x0e+4x1o", "4x0e"), residual=(False, True), density_normalization=True,
+                      distance_transform="agnesi", pair_repulsion=True, r_max=5.0, seed=8),
     # A network whose energies are absurd (1e9 eV per unit readout), for the energy guard.
     "absurd_energy": dict(channels=2, hidden=("2x0e",), residual=(False,), seed=6, energy_scale=1e9),
 }

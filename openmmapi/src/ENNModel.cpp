@@ -3,6 +3,7 @@
 #include "openmm/OpenMMException.h"
 #include <nlohmann/json.hpp>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -264,7 +265,7 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
     if (arch.at("format").string() != "openmm-enn")
         arch.at("format").invalid("must be 'openmm-enn' (wrong magic)");
     m.formatVersion = arch.at("format_version").integer();
-    if (m.formatVersion != 1 && m.formatVersion != FormatVersion)
+    if (m.formatVersion < 1 || m.formatVersion > FormatVersion)
         arch.at("format_version").invalid("version " + std::to_string(m.formatVersion) + " is not supported (this build reads versions 1 to " +
                                           std::to_string(FormatVersion) + ")");
     m.energyUnit = arch.at("units").at("energy").string();
@@ -307,6 +308,61 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
     m.envelopeP = radial.at("envelope_p").integer();
     if (m.envelopeP < 3)
         radial.at("envelope_p").invalid("p must be at least 3 for a smooth (C2) cutoff");
+    // Format version 3: MACE's materials blocks (distance transform, pair repulsion, density normalisation). A file
+    // that uses them says version 3, so that older readers refuse it instead of misreading it.
+    auto requireVersion3 = [&](const Field& f) {
+        if (m.formatVersion < 3)
+            f.invalid("needs format_version 3 (this file says " + std::to_string(m.formatVersion) + ")");
+    };
+    auto covalentRadii = [&](const Field& f) {
+        std::vector<double> radii;
+        if (f.size() != (size_t) nel)
+            f.invalid("needs one covalent radius per element");
+        for (int i = 0; i < nel; i++) {
+            radii.push_back(f.at(i).number());
+            if (!(radii.back() > 0))
+                f.at(i).invalid("must be positive");
+        }
+        return radii;
+    };
+    if (radial.has("distance_transform")) {
+        Field dt = radial.at("distance_transform");
+        requireVersion3(dt);
+        if (dt.at("type").string() != "agnesi")
+            dt.at("type").invalid("only 'agnesi' is supported");
+        m.distanceTransform.kind = DistanceTransformSpec::Agnesi;
+        m.distanceTransform.a = dt.at("a").number();
+        m.distanceTransform.q = dt.at("q").number();
+        m.distanceTransform.p = dt.at("p").number();
+        if (!(m.distanceTransform.a > 0) || !(m.distanceTransform.q > 0) || !(m.distanceTransform.p > m.distanceTransform.q))
+            dt.invalid("needs a > 0 and p > q > 0 (a smooth, monotonic transform)");
+        m.distanceTransform.covalentRadii = covalentRadii(dt.at("covalent_radii"));
+    }
+    if (arch.has("pair_repulsion")) {
+        Field zbl = arch.at("pair_repulsion");
+        requireVersion3(zbl);
+        if (zbl.at("type").string() != "zbl")
+            zbl.at("type").invalid("only 'zbl' is supported");
+        PairRepulsionSpec& pr = m.pairRepulsion;
+        for (const char* key : {"c", "exponents"}) {
+            Field list = zbl.at(key);
+            if (list.size() != 4)
+                list.invalid("needs 4 numbers");
+            for (int k = 0; k < 4; k++)
+                (std::string(key) == "c" ? pr.c : pr.exponents).push_back(list.at(k).number());
+        }
+        pr.aPrefactor = zbl.at("a_prefactor").number();
+        pr.aExponent = zbl.at("a_exponent").number();
+        pr.bohr = zbl.at("bohr").number();
+        pr.coulomb = zbl.at("coulomb").number();
+        pr.envelopeP = zbl.at("envelope_p").integer();
+        if (pr.envelopeP < 3)
+            zbl.at("envelope_p").invalid("p must be at least 3 for a smooth (C2) cutoff");
+        if (!(pr.aPrefactor > 0) || !(pr.bohr > 0))
+            zbl.invalid("needs positive a_prefactor and bohr");
+        pr.covalentRadii = covalentRadii(zbl.at("covalent_radii"));
+        m.hasPairRepulsion = true;
+    }
 
     Field sh = arch.at("spherical_harmonics");
     m.shLmax = sh.at("lmax").integer();
@@ -341,6 +397,13 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
         layer.avgNumNeighbors = lf.at("avg_num_neighbors").number();
         if (!(layer.avgNumNeighbors > 0))
             lf.at("avg_num_neighbors").invalid("must be positive");
+        if (lf.has("density_normalization")) {
+            Field df = lf.at("density_normalization");
+            requireVersion3(df);
+            layer.densityNormalized = true;
+            layer.density.weights = parser.tensor(df.at("weights"), {numBessel});
+            layer.density.weightScale = df.at("weight_scale").number();
+        }
 
         layer.linearUp = parser.linear(lf.at("linear_up"), 0);
         if (layer.linearUp.in.str() != previous->str())
@@ -360,6 +423,20 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
             const auto& e = tp.in2.entries[l];
             if (e.mul != 1 || e.ir.l != l || e.ir.p != (l % 2 ? -1 : 1))
                 tf.at("irreps_in2").invalid("must be the spherical harmonics 1x0e+1x1o+... up to lmax");
+        }
+        if (tf.has("w3j")) { // {"l1.l2.l3": tensor name}: this layer's own blocks
+            Field blocks = tf.at("w3j");
+            requireVersion3(blocks);
+            if (!blocks.value.is_object())
+                blocks.invalid("must map 'l1.l2.l3' to tensor names");
+            for (const auto& item : blocks.value.items()) {
+                int l1, l2, l3;
+                char rest;
+                if (std::sscanf(item.key().c_str(), "%d.%d.%d%c", &l1, &l2, &l3, &rest) != 3 || l1 < 0 || l2 < 0 || l3 < 0 || l1 > 4 ||
+                    l2 > 4 || l3 > 8)
+                    blocks.invalid("key '" + item.key() + "' is not 'l1.l2.l3'");
+                tp.w3j[{l1, l2, l3}] = parser.tensor(blocks.at(item.key()), {2 * l1 + 1, 2 * l2 + 1, 2 * l3 + 1});
+            }
         }
         Field paths = tf.at("paths");
         for (size_t i = 0; i < paths.size(); i++) {

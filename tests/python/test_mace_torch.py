@@ -5,8 +5,8 @@ weights are built here with mace.modules, converted with openmmenn.mace (from th
 The bound is 1e-7 eV on energies of about 5e3 eV and 1e-8 eV/A on forces: round-off of sums over ~1e4 terms in
 double is about 1e-9 eV (measured: 2e-12 eV); the issue asks for 1e-6 eV. MACE's graph is built here from all
 pairs (and, in a crystal, all periodic images) within r_max, independently of both codes' neighbour lists.
-Models saved in float32 are compared with mace-torch evaluating the same file in float64; their bound is wider
-(below, FLOAT32_*), since e3nn keeps its Wigner blocks in the model's dtype while the converter writes exact ones.
+Models saved in float32 are compared with mace-torch evaluating the same file in float64, with the same bounds:
+the converter keeps e3nn's float32 Wigner blocks of each tensor product, which MACE uses in float64 too.
 
 Constructor options that the converter does not support must be refused with an error that names them.
 Skipped where mace-torch is not installed, except where ENN_REQUIRED_MODULES names "mace" (CI's OpenMM 8 leg).
@@ -34,17 +34,15 @@ ELEMENTS = [1, 6, 7, 8, 16]
 MATERIALS = [1, 6, 8, 11, 14, 17]
 ENERGIES_E0 = {1: -13.6, 6: -1029.8, 7: -1484.9, 8: -2041.8, 11: -4418.0, 14: -7875.0, 16: -10831.3, 17: -12580.0}
 MOLECULES = ("CH3CONH2", "CH3CH2OH", "CH3SH")
-# A float32 file's Wigner blocks are the exact ones rounded to float32 (6e-8 relative); that error is linear in the
-# interaction energy (a few eV here) and its forces, so 1e-6 eV and 1e-6 of the largest force bound it with room.
-FLOAT32_ENERGY, FLOAT32_FORCE = 1e-6, 1e-6
 
 
 def build(first="RealAgnosticInteractionBlock", rest="RealAgnosticResidualInteractionBlock", hidden="16x0e",
-          max_ell=3, correlation=3, interactions=2, r_max=4.5, elements=ELEMENTS, scale_shift=True, seed=0, **options):
+          max_ell=3, correlation=3, interactions=2, r_max=4.5, elements=ELEMENTS, scale_shift=True, seed=0, num_bessel=8,
+          **options):
     """A MACE model with random weights (perturbed by 0.1 N(0, 1) from MACE's initialisation, so that every
     weight matters), float64."""
     torch.manual_seed(seed)
-    args = dict(r_max=r_max, num_bessel=8, num_polynomial_cutoff=5, max_ell=max_ell,
+    args = dict(r_max=r_max, num_bessel=num_bessel, num_polynomial_cutoff=5, max_ell=max_ell,
                 interaction_cls=modules.interaction_classes[rest], interaction_cls_first=modules.interaction_classes[first],
                 num_interactions=interactions, num_elements=len(elements), hidden_irreps=o3.Irreps(hidden),
                 MLP_irreps=o3.Irreps("16x0e"), atomic_energies=np.array([ENERGIES_E0[z] for z in elements]),
@@ -128,10 +126,8 @@ class TestCurrentMACE(unittest.TestCase):
     def tearDownClass(cls):
         cls.folder.cleanup()
 
-    def check(self, name, model, r_max=4.5, elements=ELEMENTS, saved=False, head=None, head_index=0,
-              energy_bound=1e-7, force_bound=1e-8, relative_force=False):
-        """Convert `model` (live, or through a saved .model file) and compare with MACE in float64. Bounds: energy in
-        eV; forces in eV/A, or with relative_force as a fraction of the largest MACE force component."""
+    def check(self, name, model, r_max=4.5, elements=ELEMENTS, saved=False, head=None, head_index=0):
+        """Convert `model` (live, or through a saved .model file) and compare with MACE in float64."""
         path = os.path.join(self.folder.name, name + ".enn")
         if saved:  # through a .model file, as users have them (torch.save of the module)
             source = os.path.join(self.folder.name, name + ".model")
@@ -147,9 +143,8 @@ class TestCurrentMACE(unittest.TestCase):
             box = atoms.cell.array if atoms.pbc.any() else None
             e_enn, f_enn = energy_forces_ev(path, atoms.numbers, atoms.positions, box_angstrom=box)
             label = f"{name} {atoms.get_chemical_formula()}"
-            self.assertLess(abs(e_enn - e_mace), energy_bound, f"{label}: {e_enn} vs {e_mace} eV")
-            bound = force_bound * (np.abs(f_mace).max() if relative_force else 1.0)
-            self.assertLess(np.abs(f_enn - f_mace).max(), bound, f"{label}: forces")
+            self.assertLess(abs(e_enn - e_mace), 1e-7, f"{label}: {e_enn} vs {e_mace} eV")
+            self.assertLess(np.abs(f_enn - f_mace).max(), 1e-8, f"{label}: forces")
             self.assertGreater(np.abs(f_mace).max(), 1e-3)  # the comparison is not between two zeros (eV/A)
             if os.environ.get("ENN_PRINT_DIFFERENCES"):
                 print(f"{label}: energy {abs(e_enn - e_mace):.2e} eV, force {np.abs(f_enn - f_mace).max():.2e} of {np.abs(f_mace).max():.2e} eV/A")
@@ -189,8 +184,7 @@ class TestCurrentMACE(unittest.TestCase):
         finally:
             torch.set_default_dtype(torch.float64)
         self.assertTrue(any(v.dtype == torch.float32 and "_w3j_" in k for k, v in model.state_dict().items()))
-        self.check("float32", model, r_max=6.0, elements=MATERIALS, saved=True, energy_bound=FLOAT32_ENERGY,
-                   force_bound=FLOAT32_FORCE, relative_force=True)
+        self.check("float32", model, r_max=6.0, elements=MATERIALS, saved=True)
 
     def test_each_head_of_a_multi_head_model(self):
         """Three heads with their own E0, scale and shift; each converted alone matches MACE run with that head."""
@@ -208,14 +202,35 @@ class TestCurrentMACE(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, "omat_pbe, Default, spice_wB97M"):
             convert_live(model, os.path.join(self.folder.name, "wrong_head.enn"), head="mp_pbe")
 
+    def test_materials_foundation_architectures(self):
+        """The MACE materials family as published (ACEsuit's mace-foundations scripts): density-normalised blocks
+        (first non-residual, then residual), ZBL pair repulsion, Agnesi distance transform, r_max 6 A, 10 Bessel
+        functions, correlation 3, 2 layers; fewer channels than the real models. MP-0b3 uses the classic blocks with
+        ZBL and Agnesi. On molecules and on the Si and NaCl cells smaller than 2 r_max, saved in float64 and float32."""
+        materials = dict(r_max=6.0, num_bessel=10, elements=MATERIALS, pair_repulsion=True, distance_transform="Agnesi")
+        density = dict(first="RealAgnosticDensityInteractionBlock", rest="RealAgnosticDensityResidualInteractionBlock")
+        cases = {
+            "mpa0": dict(hidden="8x0e+8x1o", **density, **materials),   # MACE-MPA-0 medium: 128x0e+128x1o
+            "omat0_small": dict(hidden="16x0e", **density, **materials),  # MACE-OMAT-0 small: 128x0e
+            "mp0b3": dict(hidden="8x0e+8x1o", first="RealAgnosticResidualInteractionBlock", **materials),  # MP-0b3 medium
+        }
+        for name, options in cases.items():
+            for dtype in (torch.float64, torch.float32):
+                with self.subTest(model=name, dtype=str(dtype)):
+                    torch.set_default_dtype(dtype)
+                    try:
+                        model = build(seed=17, **options).to(dtype)
+                    finally:
+                        torch.set_default_dtype(torch.float64)
+                    self.check(f"{name}_{str(dtype)[-2:]}", model, r_max=6.0, elements=MATERIALS, saved=True)
+
     def test_agnostic_product(self):
         """use_agnostic_product: one set of product weights for every element."""
         self.check("agnostic", build(hidden="8x0e+8x1o", use_agnostic_product=True, seed=13))
 
     def test_unsupported_options_are_refused(self):
         cases = {
-            "pair repulsion": dict(pair_repulsion=True),
-            "distance transform": dict(distance_transform="Agnesi"),
+            "distance transform 'SoftTransform'": dict(distance_transform="Soft"),
             "radial basis": dict(radial_type="gaussian"),
             "interaction block": dict(rest="RealAgnosticResidualNonLinearInteractionBlock"),
             "use_so3": dict(use_so3=True),

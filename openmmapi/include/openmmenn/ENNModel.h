@@ -78,6 +78,9 @@ struct TensorProductSpec {
     Irreps in1, in2, out;
     std::vector<Path> paths;
     int numWeights = 0;
+    /** Wigner 3j blocks this layer's paths use instead of the model's (format version 3): the model's own copies of
+     *  them where it stores them in float32, as e3nn keeps them in a float32 model, by (l1, l2, l3). */
+    std::map<std::array<int, 3>, std::vector<double>> w3j;
 };
 
 /** Symmetric contraction for one output irrep: B[c,M] = sum_nu sum_k W_nu[z,k,c] U_nu[M,a1..a_nu,k] A[c,a1]...A[c,a_nu]. */
@@ -96,9 +99,36 @@ struct ReadoutSpec {
     LinearSpec linear2;       // nonlinear only
 };
 
+/** MACE's density normalisation (RealAgnosticDensity*InteractionBlock): the message of atom i is divided by
+ *  1 + d_i, d_i = sum over i's edges of tanh(s_e^2), s_e = weightScale * sum_n weights[n] b_n(r_e). */
+struct DensityNormalizationSpec {
+    std::vector<double> weights; // [num radial basis]
+    double weightScale = 1.0;
+};
+
+/** MACE's distance transform of the radial basis' argument (the envelope stays on the distance itself). Agnesi:
+ *  y = 1 / (1 + a x^q / (1 + x^(q - p))), x = r / r0, r0 = (R_i + R_j) / 2 from the elements' covalent radii. */
+struct DistanceTransformSpec {
+    enum Kind { None, Agnesi } kind = None;
+    double a = 0.0, q = 0.0, p = 0.0;
+    std::vector<double> covalentRadii; // per element, length unit
+};
+
+/** MACE's ZBL pair repulsion (ZBLBasis): per edge (both directions) 1/2 k Z_i Z_j / r sum_k c_k exp(-e_k r / s) times
+ *  the polynomial envelope of order envelopeP with cutoff R_i + R_j, s = aPrefactor * bohr / (Z_i^aExponent +
+ *  Z_j^aExponent); scaled by energy.scale with the network's energy. */
+struct PairRepulsionSpec {
+    std::vector<double> c, exponents; // 4 each
+    double aPrefactor = 0.0, aExponent = 0.0, bohr = 0.0, coulomb = 0.0;
+    int envelopeP = 0;
+    std::vector<double> covalentRadii; // per element, length unit
+};
+
 struct LayerSpec {
     bool residual = true;     // MACE RealAgnosticResidualInteractionBlock; false: RealAgnosticInteractionBlock
     double avgNumNeighbors = 1.0;
+    bool densityNormalized = false; // MACE's density blocks: the message is also divided by 1 + d_i
+    DensityNormalizationSpec density;
     LinearSpec linearUp;
     RadialMLPSpec radial;
     TensorProductSpec conv;
@@ -121,7 +151,7 @@ public:
     static std::string readFile(const std::string& path);
 
     /** The version this build writes; it also reads version 1 (docs/model-format.md, Versioning). */
-    static const int FormatVersion = 2;
+    static const int FormatVersion = 3;
     int formatVersion = 0;
     std::string energyUnit, lengthUnit;
     double energyToKJPerMol = 1.0, lengthToNm = 1.0;
@@ -131,6 +161,9 @@ public:
     std::vector<double> besselFrequencies;
     double besselPrefactor = 0.0;
     int envelopeP = 0;
+    DistanceTransformSpec distanceTransform;
+    bool hasPairRepulsion = false;
+    PairRepulsionSpec pairRepulsion;
     int shLmax = 0;
     /** Wigner 3j blocks by (l1, l2, l3), each [2l1+1][2l2+1][2l3+1]. */
     std::map<std::array<int, 3>, std::vector<double>> wigner3j;

@@ -40,6 +40,9 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
                                    const vector<int>& mlOfAtomHost, bool periodic, const ENNChargeGroups& chargeGroups, DeviceWork& deviceWork)
     : cc(cc), deviceWork(deviceWork), model(std::move(modelPtr)), numNodes(static_cast<int>(speciesOfNode.size())),
       numAtoms(static_cast<int>(mlOfAtomHost.size())), periodic(periodic) {
+    if (!materialsTermsOf(*model).empty())
+        throw OpenMM::OpenMMException("ENNForce: the GPU platforms do not evaluate this model's " + materialsTermsOf(*model) +
+                                      " yet (MACE's materials blocks); use the Reference platform");
     particleOfNode.resize(numNodes);
     for (int atom = 0; atom < numAtoms; atom++)
         if (mlOfAtomHost[atom] >= 0)
@@ -125,7 +128,7 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
         vector<vector<double>> values(1), valuesBackward(1);
         for (const auto& p : L.conv.paths) {
             const auto &a = L.conv.in1.entries[p.in1], &b = L.conv.in2.entries[p.in2], &c = L.conv.out.entries[p.out];
-            const auto& cg = tables.sparseW3j(a.ir.l, b.ir.l, c.ir.l);
+            const auto& cg = tables.convW3j(static_cast<int>(t), a.ir.l, b.ir.l, c.ir.l);
             for (int u = 0; u < a.mul; u++)
                 for (const auto& s : cg) {
                     const int o = c.offset + u * c.ir.dim() + s.k, x1 = a.offset + u * a.ir.dim() + s.i, y = b.offset + s.j;

@@ -453,6 +453,9 @@ std::shared_ptr<const CpuENNNetwork::Weights> CpuENNNetwork::buildWeights(const 
     const ENNModel& m = *model;
     if ((m.shLmax + 1) * (m.shLmax + 1) > MaxHarmonics)
         throw OpenMM::OpenMMException("ENNForce: the CPU platform supports spherical harmonics up to l = 7");
+    if (!materialsTermsOf(m).empty())
+        throw OpenMM::OpenMMException("ENNForce: the CPU platform does not evaluate this model's " + materialsTermsOf(m) +
+                                      " yet (MACE's materials blocks); use the Reference platform");
     const ENNModelTables tables(m);
     const std::shared_ptr<const vector<ENNRadialTable>> radialTables = radialTablesOf(model);
     const int nel = m.numElements();
@@ -495,7 +498,7 @@ std::shared_ptr<const CpuENNNetwork::Weights> CpuENNNetwork::buildWeights(const 
         for (const auto& p : L.conv.paths) {
             const auto &a = L.conv.in1.entries[p.in1], &b = L.conv.in2.entries[p.in2], &c = L.conv.out.entries[p.out];
             TensorProductPath path{0, 0, a.mul, b.offset, 0, 0, p.weightOffset, {}};
-            for (const auto& entry : tables.sparseW3j(a.ir.l, b.ir.l, c.ir.l)) {
+            for (const auto& entry : tables.convW3j(static_cast<int>(t), a.ir.l, b.ir.l, c.ir.l)) {
                 auto group = std::find_if(path.groups.begin(), path.groups.end(), [&](const auto& g) { return g.i == entry.i; });
                 if (group == path.groups.end())
                     group = path.groups.insert(path.groups.end(), {entry.i, {}});

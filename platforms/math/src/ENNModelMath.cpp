@@ -21,27 +21,59 @@ double OpenMMENN::activation(const ActivationSpec& act, double x, double* deriva
     return act.scale * t;
 }
 
-void OpenMMENN::radialBasis(const ENNModel& m, double r, double* b, double* db) {
-    const double p = m.envelopeP, x = r / m.rMax;
+double OpenMMENN::polynomialEnvelope(int pInt, double rc, double r, double& derivative) {
+    if (r >= rc) {
+        derivative = 0.0;
+        return 0.0;
+    }
+    const double p = pInt, x = r / rc;
     const double xp = std::pow(x, p);
-    const double env = 1.0 - (p + 1) * (p + 2) / 2 * xp + p * (p + 2) * xp * x - p * (p + 1) / 2 * xp * x * x;
-    const double denv = (-(p + 1) * (p + 2) / 2 * p * xp / x + p * (p + 2) * (p + 1) * xp - p * (p + 1) / 2 * (p + 2) * xp * x) / m.rMax;
+    derivative = (-(p + 1) * (p + 2) / 2 * p * xp / x + p * (p + 2) * (p + 1) * xp - p * (p + 1) / 2 * (p + 2) * xp * x) / rc;
+    return 1.0 - (p + 1) * (p + 2) / 2 * xp + p * (p + 2) * xp * x - p * (p + 1) / 2 * xp * x * x;
+}
+
+double OpenMMENN::transformedDistance(const ENNModel& m, int elementA, int elementB, double r, double& dydr) {
+    const DistanceTransformSpec& t = m.distanceTransform;
+    if (t.kind == DistanceTransformSpec::None) {
+        dydr = 1.0;
+        return r;
+    }
+    // Agnesi: y = 1 / (1 + f), f = a x^q / (1 + x^(q-p)), x = r / r0; df/dx = a x^(q-1) (q + p x^(q-p)) / (1 + x^(q-p))^2.
+    const double r0 = 0.5 * (t.covalentRadii[elementA] + t.covalentRadii[elementB]), x = r / r0;
+    const double xq = std::pow(x, t.q), v = std::pow(x, t.q - t.p);
+    const double f = t.a * xq / (1.0 + v), y = 1.0 / (1.0 + f);
+    const double dfdx = t.a * (xq / x) * (t.q + t.p * v) / ((1.0 + v) * (1.0 + v));
+    dydr = -y * y * dfdx / r0;
+    return y;
+}
+
+void OpenMMENN::radialBasis(const ENNModel& m, int elementA, int elementB, double r, double* b, double* db) {
+    double denv, dydr;
+    const double env = polynomialEnvelope(m.envelopeP, m.rMax, r, denv);
+    const double y = transformedDistance(m, elementA, elementB, r, dydr);
     for (size_t n = 0; n < m.besselFrequencies.size(); n++) {
         const double w = m.besselFrequencies[n];
-        const double s = std::sin(w * r), c = std::cos(w * r);
-        const double bessel = m.besselPrefactor * s / r;
-        const double dbessel = m.besselPrefactor * (w * c * r - s) / (r * r);
+        const double s = std::sin(w * y), c = std::cos(w * y);
+        const double bessel = m.besselPrefactor * s / y;
+        const double dbessel = m.besselPrefactor * (w * c * y - s) / (y * y) * dydr;
         b[n] = bessel * env;
         db[n] = dbessel * env + bessel * denv;
     }
 }
 
-void OpenMMENN::radialWeights(const ENNModel& model, int layer, double r, vector<double>& w, vector<double>& dwdr) {
+int OpenMMENN::numRadialOutputs(const LayerSpec& layer) {
+    return layer.conv.numWeights + (layer.densityNormalized ? 1 : 0);
+}
+
+void OpenMMENN::radialWeights(const ENNModel& model, int layer, int elementA, int elementB, double r, vector<double>& w,
+                              vector<double>& dwdr) {
     // Forward-mode derivative through the MLP: the tangent of every layer rides along with its value.
-    const RadialMLPSpec& mlp = model.layers[layer].radial;
+    const LayerSpec& L = model.layers[layer];
+    const RadialMLPSpec& mlp = L.radial;
     const int nb = mlp.sizes[0];
-    vector<double> t(nb), dt(nb);
-    radialBasis(model, r, t.data(), dt.data());
+    vector<double> basis(nb), dbasis(nb);
+    radialBasis(model, elementA, elementB, r, basis.data(), dbasis.data());
+    vector<double> t(basis), dt(dbasis);
     const int layers = static_cast<int>(mlp.weights.size());
     for (int k = 0; k < layers; k++) {
         const int nin = mlp.sizes[k], nout = mlp.sizes[k + 1];
@@ -68,20 +100,75 @@ void OpenMMENN::radialWeights(const ENNModel& model, int layer, double r, vector
     }
     w = t;
     dwdr = dt;
+    if (L.densityNormalized) { // tanh(s^2), s = scale * weights . basis
+        double s = 0.0, ds = 0.0;
+        for (int n = 0; n < nb; n++) {
+            s += L.density.weights[n] * basis[n];
+            ds += L.density.weights[n] * dbasis[n];
+        }
+        s *= L.density.weightScale;
+        ds *= L.density.weightScale;
+        const double density = std::tanh(s * s);
+        w.push_back(density);
+        dwdr.push_back((1.0 - density * density) * 2.0 * s * ds);
+    }
+}
+
+std::string OpenMMENN::materialsTermsOf(const ENNModel& model) {
+    std::string names;
+    auto add = [&](const char* name) { names += (names.empty() ? "" : ", ") + std::string(name); };
+    for (const LayerSpec& layer : model.layers)
+        if (layer.densityNormalized) {
+            add("density normalisation");
+            break;
+        }
+    if (model.distanceTransform.kind == DistanceTransformSpec::Agnesi)
+        add("Agnesi distance transform");
+    if (model.hasPairRepulsion)
+        add("ZBL pair repulsion");
+    return names;
+}
+
+double OpenMMENN::pairRepulsionEnergy(const ENNModel& m, int elementA, int elementB, double r, double& dEdr) {
+    const PairRepulsionSpec& z = m.pairRepulsion;
+    double denv;
+    const double env = polynomialEnvelope(z.envelopeP, z.covalentRadii[elementA] + z.covalentRadii[elementB], r, denv);
+    if (env == 0.0 && denv == 0.0) {
+        dEdr = 0.0;
+        return 0.0;
+    }
+    const double za = m.elements[elementA], zb = m.elements[elementB];
+    const double screening = z.aPrefactor * z.bohr / (std::pow(za, z.aExponent) + std::pow(zb, z.aExponent));
+    double phi = 0.0, dphi = 0.0;
+    for (int k = 0; k < 4; k++) {
+        const double term = z.c[k] * std::exp(-z.exponents[k] * r / screening);
+        phi += term;
+        dphi -= term * z.exponents[k] / screening;
+    }
+    const double coulomb = 0.5 * z.coulomb * za * zb;
+    const double v = coulomb * phi / r, dv = coulomb * (dphi / r - phi / (r * r));
+    dEdr = dv * env + v * denv;
+    return v * env;
 }
 
 ENNModelTables::ENNModelTables(const ENNModel& modelRef) : model(modelRef) {
     const ENNModel& m = model;
     // Every stored Wigner 3j block, by its non-zero entries.
-    for (const auto& block : m.wigner3j) {
-        const int d2 = 2 * block.first[1] + 1, d3 = 2 * block.first[2] + 1;
-        vector<SparseW3jEntry>& entries = sparse[block.first];
-        for (size_t flat = 0; flat < block.second.size(); flat++)
-            if (block.second[flat] != 0.0) {
-                const int k = static_cast<int>(flat % d3), j = static_cast<int>((flat / d3) % d2), i = static_cast<int>(flat / (d3 * d2));
-                entries.push_back({i, j, k, block.second[flat]});
-            }
-    }
+    auto sparsify = [](const std::map<std::array<int, 3>, vector<double>>& blocks, std::map<std::array<int, 3>, vector<SparseW3jEntry>>& out) {
+        for (const auto& block : blocks) {
+            const int d2 = 2 * block.first[1] + 1, d3 = 2 * block.first[2] + 1;
+            vector<SparseW3jEntry>& entries = out[block.first];
+            for (size_t flat = 0; flat < block.second.size(); flat++)
+                if (block.second[flat] != 0.0) {
+                    const int k = static_cast<int>(flat % d3), j = static_cast<int>((flat / d3) % d2), i = static_cast<int>(flat / (d3 * d2));
+                    entries.push_back({i, j, k, block.second[flat]});
+                }
+        }
+    };
+    sparsify(m.wigner3j, sparse);
+    layerSparse.resize(m.layers.size());
+    for (size_t t = 0; t < m.layers.size(); t++)
+        sparsify(m.layers[t].conv.w3j, layerSparse[t]);
     // Normalisation of the harmonics recursion Y_l ~ C(1,l-1,l) Y_1 Y_{l-1}: |Y_l|^2 = 2l+1 at any direction.
     shNormalization.assign(m.shLmax + 1, 1.0);
     {
@@ -148,6 +235,11 @@ ENNModelTables::ENNModelTables(const ENNModel& modelRef) : model(modelRef) {
         }
         contractionTerms.push_back(std::move(perContraction));
     }
+}
+
+const vector<SparseW3jEntry>& ENNModelTables::convW3j(int layer, int l1, int l2, int l3) const {
+    auto own = layerSparse[layer].find({l1, l2, l3});
+    return own != layerSparse[layer].end() ? own->second : sparseW3j(l1, l2, l3);
 }
 
 const vector<SparseW3jEntry>& ENNModelTables::sparseW3j(int l1, int l2, int l3) const {

@@ -11,6 +11,7 @@
 #include "openmm/Vec3.h"
 #include <array>
 #include <map>
+#include <string>
 #include <vector>
 
 namespace OpenMMENN {
@@ -53,13 +54,37 @@ struct LayerSizes {
 /** The model's activation (normalised SiLU or tanh) at x; sets *derivative if not null. */
 double activation(const ActivationSpec& act, double x, double* derivative);
 
-/** The Bessel basis times the polynomial envelope at distance r (model units), and its r-derivative: b[n] and db[n]
- *  for each of the model's Bessel frequencies. */
-void radialBasis(const ENNModel& model, double r, double* b, double* db);
+/** The polynomial envelope f_p(r / rc) (zero from rc on) and its r-derivative. */
+double polynomialEnvelope(int p, double rc, double r, double& derivative);
 
-/** The tensor-product weights of a layer's radial MLP at distance r (model units) and their r-derivative (forward
- *  mode through the MLP). */
-void radialWeights(const ENNModel& model, int layer, double r, std::vector<double>& w, std::vector<double>& dwdr);
+/** The argument of the radial basis for an edge between elements a and b (indices into the model's elements) at
+ *  distance r: r itself, or the model's distance transform of it (Agnesi); sets dy/dr. */
+double transformedDistance(const ENNModel& model, int elementA, int elementB, double r, double& dydr);
+
+/** The Bessel basis of the (transformed) distance times the polynomial envelope of r (model units), for an edge
+ *  between elements a and b, and its r-derivative: b[n] and db[n] for each of the model's Bessel frequencies. */
+void radialBasis(const ENNModel& model, int elementA, int elementB, double r, double* b, double* db);
+
+/** The number of per-edge radial outputs of a layer: its tensor-product weights, then, for a density-normalised
+ *  layer, its edge density tanh(s^2). */
+int numRadialOutputs(const LayerSpec& layer);
+
+/** A layer's per-edge radial outputs (numRadialOutputs) at distance r (model units) for an edge between elements a
+ *  and b, and their r-derivatives (forward mode through the MLP). */
+void radialWeights(const ENNModel& model, int layer, int elementA, int elementB, double r, std::vector<double>& w,
+                   std::vector<double>& dwdr);
+
+/** Whether a model's radial functions depend on the elements of an edge (a distance transform), so that tables of
+ *  them are needed per element pair. */
+inline bool radialDependsOnElements(const ENNModel& model) { return model.distanceTransform.kind != DistanceTransformSpec::None; }
+
+/** The names of the terms of MACE's materials blocks that a model uses (density normalisation, Agnesi distance
+ *  transform, ZBL pair repulsion), comma-separated, or "" (for a platform that does not evaluate them yet to name). */
+std::string materialsTermsOf(const ENNModel& model);
+
+/** The ZBL pair repulsion of one directed edge (half the pair's energy) between elements a and b at distance r, in
+ *  the model's units, before energy.scale; sets its r-derivative. Zero from the sum of the covalent radii on. */
+double pairRepulsionEnergy(const ENNModel& model, int elementA, int elementB, double r, double& dEdr);
 
 /** The non-zero entries of a Wigner 3j block. */
 struct SparseW3jEntry {
@@ -83,6 +108,9 @@ public:
     explicit ENNModelTables(const ENNModel& model);
     /** The non-zero entries of the model's Wigner 3j block (l1, l2, l3); throws OpenMMException if it has none. */
     const std::vector<SparseW3jEntry>& sparseW3j(int l1, int l2, int l3) const;
+    /** The block a layer's tensor-product paths (l1, l2, l3) use: the layer's own (TensorProductSpec::w3j), or the
+     *  model's. */
+    const std::vector<SparseW3jEntry>& convW3j(int layer, int l1, int l2, int l3) const;
     /** [contraction][nu-1] of a layer. */
     const std::vector<std::vector<ContractionTerms>>& layerContractions(int layer) const { return contractionTerms[layer]; }
     /** Normalisation of the harmonics recursion Y_l = norm_l C(1, l-1, l) Y_1 Y_{l-1}. */
@@ -95,6 +123,7 @@ public:
 private:
     const ENNModel& model;
     std::map<std::array<int, 3>, std::vector<SparseW3jEntry>> sparse;
+    std::vector<std::map<std::array<int, 3>, std::vector<SparseW3jEntry>>> layerSparse; // [layer]: its own blocks
     std::vector<double> shNormalization;                                      // per l
     std::vector<std::vector<std::vector<ContractionTerms>>> contractionTerms; // [layer][contraction][nu-1]
 };

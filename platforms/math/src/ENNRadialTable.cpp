@@ -23,11 +23,11 @@ void hermiteDerivative(double u, double& d00, double& d10, double& d01, double& 
     d11 = 3 * u * u - 2 * u;
 }
 
-ENNRadialTable buildRadialTable(const ENNModel& model, int layer) {
+ENNRadialTable buildRadialTable(const ENNModel& model, int layer, int elementA, int elementB) {
     // Refine until the interpolant is within float precision of the exact MLP at every midpoint (ENNRadialTable.h).
     const double rMax = model.rMax;
-    const int W = model.layers[layer].conv.numWeights;
-    auto exact = [&](double r, vector<double>& w, vector<double>& dw) { radialWeights(model, layer, std::max(r, 1e-3 * rMax / 65536), w, dw); };
+    const int W = numRadialOutputs(model.layers[layer]);
+    auto exact = [&](double r, vector<double>& w, vector<double>& dw) { radialWeights(model, layer, elementA, elementB, std::max(r, 1e-3 * rMax / 65536), w, dw); };
     int intervals = 64;
     vector<vector<double>> value(intervals + 1), derivative(intervals + 1);
     for (int i = 0; i <= intervals; i++)
@@ -84,7 +84,7 @@ std::shared_ptr<const vector<ENNRadialTable>> OpenMMENN::radialTablesOf(const st
     return sharedPerModel<vector<ENNRadialTable>>(model, [&] {
         auto tables = std::make_shared<vector<ENNRadialTable>>();
         for (size_t t = 0; t < model->layers.size(); t++)
-            tables->push_back(buildRadialTable(*model, static_cast<int>(t)));
+            tables->push_back(buildRadialTable(*model, static_cast<int>(t), 0, 0));
         return std::shared_ptr<const vector<ENNRadialTable>>(tables);
     });
 }

@@ -153,7 +153,8 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
     vector<double> dsh(wantGradient ? size_t(E) * nsh * 3 : 0);
     for (int e = 0; e < E; e++) {
         const Vec3& v = edges[e].vec;
-        radialBasis(m, std::sqrt(v.dot(v)), &basis[size_t(e) * nb], &dbasis[size_t(e) * nb]);
+        radialBasis(m, species[edges[e].sender], species[edges[e].receiver], std::sqrt(v.dot(v)), &basis[size_t(e) * nb],
+                    &dbasis[size_t(e) * nb]);
         tables.sphericalHarmonics(v, &sh[size_t(e) * nsh], wantGradient ? reinterpret_cast<double(*)[3]>(&dsh[size_t(e) * nsh * 3]) : nullptr);
     }
 
@@ -172,6 +173,9 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
     double energy = 0.0;
     vector<vector<double>> pre;
     vector<double> w;
+    // Density-normalised layers: s_e (the density MLP's output), the node densities d_i, and each node's message
+    // after the normalisation (before a non-residual skip), kept for the backward pass.
+    vector<vector<double>> edgeDensityArg(T), nodeDensity(T), normalizedMessage(T);
     for (int t = 0; t < T; t++) {
         const LayerSpec& L = m.layers[t];
         const int dIn = L.irrepsIn().dim, dUp = L.linearUp.out.dim, dTp = L.conv.out.dim, dMsg = L.irrepsMessage().dim;
@@ -187,13 +191,26 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
             double* out = &M[size_t(edges[e].receiver) * dTp];
             for (const auto& p : L.conv.paths) {
                 const auto &a = L.conv.in1.entries[p.in1], &b = L.conv.in2.entries[p.in2], &c = L.conv.out.entries[p.out];
-                const auto& cg = tables.sparseW3j(a.ir.l, b.ir.l, c.ir.l);
+                const auto& cg = tables.convW3j(t, a.ir.l, b.ir.l, c.ir.l);
                 const int d1 = a.ir.dim(), d3 = c.ir.dim();
                 for (int u = 0; u < a.mul; u++) {
                     const double wu = p.weight * w[p.weightOffset + u];
                     for (const auto& s : cg)
                         out[c.offset + u * d3 + s.k] += wu * s.value * x1[a.offset + u * d1 + s.i] * y[b.offset + s.j];
                 }
+            }
+        }
+        if (L.densityNormalized) { // d_i = sum over i's edges of tanh(s_e^2), s_e = scale * weights . basis_e
+            edgeDensityArg[t].assign(E, 0.0);
+            nodeDensity[t].assign(N, 0.0);
+            normalizedMessage[t].assign(size_t(N) * dMsg, 0.0);
+            for (int e = 0; e < E; e++) {
+                double arg = 0.0;
+                for (int k = 0; k < nb; k++)
+                    arg += L.density.weights[k] * basis[size_t(e) * nb + k];
+                arg *= L.density.weightScale;
+                edgeDensityArg[t][e] = arg;
+                nodeDensity[t][edges[e].receiver] += std::tanh(arg * arg);
             }
         }
         A[t].assign(size_t(N) * dMsg, 0.0);
@@ -203,6 +220,11 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
             linearForward(L.linear, 0, &M[size_t(n) * dTp], message.data());
             for (double& x : message)
                 x /= L.avgNumNeighbors;
+            if (L.densityNormalized) {
+                for (double& x : message)
+                    x /= 1.0 + nodeDensity[t][n];
+                std::copy(message.begin(), message.end(), &normalizedMessage[t][size_t(n) * dMsg]);
+            }
             if (L.residual)
                 std::copy(message.begin(), message.end(), &A[t][size_t(n) * dMsg]);
             else
@@ -227,6 +249,14 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
     }
     for (int n = 0; n < N; n++)
         energy += m.e0[species[n]] + m.energyShift;
+    // ZBL pair repulsion over the edges, scaled with the network's energy (ScaleShiftMACE scales it too).
+    vector<double> pairRepulsionDerivative(m.hasPairRepulsion ? E : 0);
+    for (int e = 0; e < E && m.hasPairRepulsion; e++) {
+        const Vec3& v = edges[e].vec;
+        energy += m.energyScale * pairRepulsionEnergy(m, species[edges[e].sender], species[edges[e].receiver], std::sqrt(v.dot(v)),
+                                                      pairRepulsionDerivative[e]);
+        pairRepulsionDerivative[e] *= m.energyScale;
+    }
 
     // ---- charges ----
     vector<double> q;
@@ -261,6 +291,7 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
         const int dIn = L.irrepsIn().dim, dUp = L.linearUp.out.dim, dTp = L.conv.out.dim, dMsg = L.irrepsMessage().dim;
         const int dProd = L.productLinear.in.dim, dOut = L.irrepsOut().dim;
         vector<double> gradIn(size_t(N) * dIn, 0.0), gradM(size_t(N) * dTp, 0.0), gradB(dProd), gradA(dMsg), gradMessage(dMsg);
+        vector<double> gradDensity(L.densityNormalized ? N : 0, 0.0);
         for (int n = 0; n < N; n++) {
             double* gOut = &gradH[size_t(n) * dOut];
             readoutBackward(L.readout, &h[t + 1][size_t(n) * dOut], m.energyScale, gOut);
@@ -285,6 +316,15 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
                 gradMessage = gradA;
             else
                 linearBackward(L.skip, species[n], gradA.data(), gradMessage.data());
+            if (L.densityNormalized) { // message = raw / (1 + d): dE/dd = -(gradMessage . message) / (1 + d)
+                const double scale = 1.0 / (1.0 + nodeDensity[t][n]);
+                double dot = 0.0;
+                for (int k = 0; k < dMsg; k++)
+                    dot += gradMessage[k] * normalizedMessage[t][size_t(n) * dMsg + k];
+                gradDensity[n] = -dot * scale;
+                for (double& x : gradMessage)
+                    x *= scale;
+            }
             for (double& x : gradMessage)
                 x /= L.avgNumNeighbors;
             linearBackward(L.linear, 0, gradMessage.data(), &gradM[size_t(n) * dTp]);
@@ -301,7 +341,7 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
             const double* g = &gradM[size_t(edges[e].receiver) * dTp];
             for (const auto& p : L.conv.paths) {
                 const auto &a = L.conv.in1.entries[p.in1], &b = L.conv.in2.entries[p.in2], &c = L.conv.out.entries[p.out];
-                const auto& cg = tables.sparseW3j(a.ir.l, b.ir.l, c.ir.l);
+                const auto& cg = tables.convW3j(t, a.ir.l, b.ir.l, c.ir.l);
                 const int d1 = a.ir.dim(), d3 = c.ir.dim();
                 for (int u = 0; u < a.mul; u++) {
                     const double wu = p.weight * w[p.weightOffset + u];
@@ -317,6 +357,12 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
                 }
             }
             radialBackward(L.radial, pre, gw, &gradBasis[size_t(e) * nb]);
+            if (L.densityNormalized) { // d tanh(s^2) / d basis = (1 - tanh^2(s^2)) 2 s scale weights
+                const double arg = edgeDensityArg[t][e], density = std::tanh(arg * arg);
+                const double g = gradDensity[edges[e].receiver] * (1.0 - density * density) * 2.0 * arg * L.density.weightScale;
+                for (int k = 0; k < nb; k++)
+                    gradBasis[size_t(e) * nb + k] += g * L.density.weights[k];
+            }
         }
         for (int n = 0; n < N; n++)
             linearBackward(L.linearUp, 0, &gradUp[size_t(n) * dUp], &gradIn[size_t(n) * dIn]);
@@ -326,7 +372,7 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
     for (int e = 0; e < E; e++) {
         const Vec3& v = edges[e].vec;
         const double r = std::sqrt(v.dot(v));
-        double gr = 0.0;
+        double gr = m.hasPairRepulsion ? pairRepulsionDerivative[e] : 0.0;
         for (int k = 0; k < nb; k++)
             gr += gradBasis[size_t(e) * nb + k] * dbasis[size_t(e) * nb + k];
         Vec3 gv = v * (gr / r);

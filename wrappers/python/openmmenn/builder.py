@@ -2,13 +2,17 @@
 
 Every architectural option of the file format can be produced: any number of layers, residual
 or not, hidden irreps with any l <= 3 and either parity, correlation 1-3, linear or nonlinear
-readouts, a charge head, and O(3) or SO(3) symmetry. Wigner 3j blocks and U tensors come from
-openmmenn.o3.
+readouts, a charge head, O(3) or SO(3) symmetry, and MACE's materials terms (density normalisation, the Agnesi
+distance transform, ZBL pair repulsion; format version 3). Wigner 3j blocks and U tensors come from openmmenn.o3.
 """
 import numpy as np
 
 from . import modelfile, o3
 from .o3 import irreps_str, parse_irreps
+
+# Covalent radii (Angstrom; Cordero et al. 2008, the table ase.data.covalent_radii and MACE use) of the elements the
+# test models are built with, for the Agnesi transform and ZBL.
+COVALENT_RADII = {1: 0.31, 6: 0.76, 7: 0.71, 8: 0.66, 11: 1.66, 14: 1.11, 16: 1.05, 17: 1.02}
 
 
 def _simplify(entries):
@@ -26,7 +30,8 @@ def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e")
                  radial_hidden=(16, 16), readout_hidden=8, charge_head=False, symmetry="O3",
                  activation="silu", seed=0, weight_std=1.0, units=("eV", "Angstrom"), avg_num_neighbors=8.0,
                  message_parities="natural", energy_scale=0.7, charge_offsets=None, frozen_charges=False,
-                 coulomb=False, gaussian_sigma=None, gaussian_self_energy=True):
+                 coulomb=False, gaussian_sigma=None, gaussian_self_energy=True, density_normalization=False,
+                 distance_transform=None, pair_repulsion=False):
     """Return (architecture, tensors) of a model with N(0, weight_std^2) weights.
 
     message_parities: "natural" gives messages channels x (0e+1o+2e+...), as MACE does; "both"
@@ -37,6 +42,8 @@ def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e")
     atoms (charge_head.coulomb.included); gaussian_sigma: that term's Gaussian damping width (length
     unit), None for point charges; gaussian_self_energy: that term includes the Gaussian charges' self
     energies (which make it positive definite).
+    density_normalization: every layer's message is divided by 1 + its node density (MACE's density blocks);
+    distance_transform: "agnesi" (MACE's constants a, q, p); pair_repulsion: MACE's ZBL term. Lengths in Angstrom.
     """
     rng = np.random.default_rng(seed)
     parity = symmetry == "O3"
@@ -88,6 +95,18 @@ def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e")
         "energy": {"e0": list(rng.normal(-1.0, 0.5, size=nel)), "scale": energy_scale, "shift": 0.05},
     }
     tensors["radial.frequencies"] = np.pi * np.arange(1, num_bessel + 1) / r_max
+    radii = [COVALENT_RADII[z] for z in elements] if distance_transform or pair_repulsion else None
+    if distance_transform:
+        if distance_transform != "agnesi":
+            raise ValueError(f"distance transform {distance_transform!r}: only 'agnesi'")
+        arch["radial_basis"]["distance_transform"] = {"type": "agnesi", "a": 1.0805, "q": 0.9183, "p": 4.5791,
+                                                      "covalent_radii": radii}
+    if pair_repulsion:
+        arch["pair_repulsion"] = {"type": "zbl", "c": [0.1818, 0.5099, 0.2802, 0.02817], "exponents": [3.2, 0.9423, 0.4028, 0.2016],
+                                  "a_prefactor": 0.4543, "a_exponent": 0.3, "bohr": 0.529, "coulomb": 14.3996,
+                                  "envelope_p": envelope_p, "covalent_radii": radii}
+    if density_normalization or distance_transform or pair_repulsion:
+        arch["format_version"] = 3
     previous = [(channels, 0, 1)]
     arch["embedding"] = linear("embedding.weight", [(nel, 0, 1)], previous)
     for t, (hid, res) in enumerate(zip(hidden, residual)):
@@ -137,6 +156,9 @@ def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e")
             "product": {"contractions": contractions, "linear": linear(f"{p}.product.linear.weight", contraction_out, out)},
             "readout": readout(f"{p}.readout", out),
         }
+        if density_normalization:
+            layer["density_normalization"] = {"weights": weights(f"{p}.density.weight", (num_bessel,)),
+                                              "weight_scale": 1.0 / np.sqrt(num_bessel)}
         arch["layers"].append(layer)
         previous = out
     if charge_head:

@@ -79,7 +79,16 @@ _REFUSED_OPTIONS = (
 )
 
 
-_INTERACTION_BLOCKS = ("RealAgnosticResidualInteractionBlock", "RealAgnosticInteractionBlock")
+_INTERACTION_BLOCKS = ("RealAgnosticResidualInteractionBlock", "RealAgnosticInteractionBlock",
+                       "RealAgnosticDensityResidualInteractionBlock", "RealAgnosticDensityInteractionBlock")
+_RESIDUAL_BLOCKS = ("RealAgnosticResidualInteractionBlock", "RealAgnosticDensityResidualInteractionBlock")
+_DENSITY_BLOCKS = ("RealAgnosticDensityInteractionBlock", "RealAgnosticDensityResidualInteractionBlock")
+
+# The constants of MACE's ZBLBasis that are written in its source rather than stored in the model (mace-torch 0.3.16,
+# mace/modules/radial.py): the Bohr radius and e^2/(4 pi eps0) in its units (Angstrom, eV Angstrom), and the
+# exponents of the universal screening function. The coefficients c, a_exp, a_prefactor, p and the covalent radii
+# are read from the model's buffers.
+_ZBL_BOHR, _ZBL_COULOMB, _ZBL_EXPONENTS = 0.529, 14.3996, (3.2, 0.9423, 0.4028, 0.2016)
 
 
 def _check_interaction_block(name):
@@ -132,10 +141,8 @@ def convert(hp, state_dict, head=None):
     for key, default, what in _REFUSED_OPTIONS:
         if hp.get(key, default) != default:
             raise ValueError(f"MACE option not supported: {what}")
-    if hp.get("pair_repulsion"):
-        raise ValueError("MACE pair repulsion (ZBL) is not supported")
-    if hp.get("distance_transform") not in (None, "None", False):
-        raise ValueError(f"MACE distance transform {hp['distance_transform']!r} is not supported")
+    if hp.get("distance_transform") not in (None, "None", False, "AgnesiTransform", "Agnesi"):
+        raise ValueError(f"MACE distance transform {hp['distance_transform']!r} is not supported (Agnesi only)")
     if hp.get("radial_type", "bessel") != "bessel":
         raise ValueError(f"MACE radial basis {hp['radial_type']!r} is not supported (bessel only)")
     tensors = {}
@@ -198,13 +205,32 @@ def convert(hp, state_dict, head=None):
             "shift": float(per_head("scale_shift.shift", 0.0)),
         },
     }
+    def covalent_radii(key):
+        """MACE's table (ase.data.covalent_radii, indexed by atomic number) at the model's elements."""
+        table = sd[key].reshape(-1)
+        return [float(table[z]) for z in elements]
+
+    version3 = False  # the materials blocks need format version 3 (docs/model-format.md)
+    if hp.get("distance_transform") in ("AgnesiTransform", "Agnesi"):
+        q = "radial_embedding.distance_transform"
+        arch["radial_basis"]["distance_transform"] = {
+            "type": "agnesi", "a": float(sd[f"{q}.a"]), "q": float(sd[f"{q}.q"]), "p": float(sd[f"{q}.p"]),
+            "covalent_radii": covalent_radii(f"{q}.covalent_radii")}
+        version3 = True
+    if hp.get("pair_repulsion"):
+        q = "pair_repulsion_fn"
+        arch["pair_repulsion"] = {
+            "type": "zbl", "c": [float(x) for x in sd[f"{q}.c"].reshape(-1)], "exponents": list(_ZBL_EXPONENTS),
+            "a_prefactor": float(sd[f"{q}.a_prefactor"]), "a_exponent": float(sd[f"{q}.a_exp"]), "bohr": _ZBL_BOHR,
+            "coulomb": _ZBL_COULOMB, "envelope_p": int(round(float(sd[f"{q}.p"]))), "covalent_radii": covalent_radii(f"{q}.covalent_radii")}
+        version3 = True
     if hp["spherical_harmonics"].get("normalization", "component") != "component" or not hp["spherical_harmonics"].get("normalize", True):
         raise ValueError("only normalized, component-normalised spherical harmonics are supported")
     for t, layer in enumerate(hp["layers"]):
         p = f"layers.{t}"
         cls = layer["interaction_class"]
         _check_interaction_block(cls)
-        residual = cls == "RealAgnosticResidualInteractionBlock"
+        residual = cls in _RESIDUAL_BLOCKS
         tp = layer["conv_tp"]
         in1, in2 = o3.parse_irreps(tp["irreps_in1"]), o3.parse_irreps(tp["irreps_in2"])
         outs = o3.parse_irreps(tp["irreps_out"])
@@ -263,17 +289,41 @@ def convert(hp, state_dict, head=None):
                        "linear_2": readout_linear(f"{p}.readout.linear_2", ro["linear_2"], kept, [h])}
         else:
             raise ValueError(f"readout {ro['type']} is not supported")
+        density = None
+        if cls in _DENSITY_BLOCKS:  # the message divided by 1 + sum of tanh(density_fn(edge)^2), not by avg_num_neighbors
+            dl = layer["density_fn"]
+            if len(dl["layers"]) != 1 or dl["layers"][0]["has_activation"] or dl["layers"][0]["var_in"] != 1.0 or dl["layers"][0]["var_out"] != 1.0:
+                raise ValueError(f"layer {t}: a density network other than one linear layer is not supported")
+            d0 = dl["layers"][0]
+            density = {"weights": add(f"{p}.density.weight", sd[d0["weight_key"]].reshape(-1)), "weight_scale": 1.0 / np.sqrt(d0["h_in"])}
+            version3 = True
+        conv_spec = {"irreps_in1": tp["irreps_in1"], "irreps_in2": tp["irreps_in2"], "irreps_out": tp["irreps_out"], "paths": paths}
+        # e3nn keeps the Wigner blocks of a compiled tensor product in the model's dtype, and MACE evaluates a float32
+        # file with them even in float64: such a layer carries its own copies (format version 3), so that the file
+        # gives MACE's numbers. The harmonics keep the exact blocks (e3nn computes them from formulas).
+        own = {}
+        for key in sd:
+            if key.startswith(f"interactions.{t}.conv_tp.") and "._w3j_" in key and stored_dtype[key] != np.float64:
+                triple = key.rsplit("_w3j_", 1)[1].replace("_", ".")
+                own[triple] = add(f"{p}.conv_w3j.{triple}", sd[key])
+        if own:
+            conv_spec["w3j"] = own
+            version3 = True
         arch["layers"].append({
             "interaction": "residual" if residual else "non_residual",
-            "avg_num_neighbors": float(layer["avg_num_neighbors"]),
+            "avg_num_neighbors": 1.0 if density else float(layer["avg_num_neighbors"]),
             "linear_up": linear(f"{p}.linear_up", layer["linear_up"]),
-            "conv_tp": {"irreps_in1": tp["irreps_in1"], "irreps_in2": tp["irreps_in2"], "irreps_out": tp["irreps_out"], "paths": paths},
+            "conv_tp": conv_spec,
             "radial_mlp": {"sizes": [int(h) for h in mlp["hs"]], "weights": weights, "weight_scales": scales, "activation": act},
             "linear": linear(f"{p}.linear", layer["linear"]),
             "skip": skip_spec,
             "product": {"contractions": contractions, "linear": linear(f"{p}.product.linear", layer["product"]["linear"])},
             "readout": readout,
         })
+        if density:
+            arch["layers"][-1]["density_normalization"] = density
+    if version3:
+        arch["format_version"] = 3
     for l1, l2, l3 in sorted(w3j_needed):
         tensors[f"w3j.{l1}.{l2}.{l3}"] = o3.wigner_3j(l1, l2, l3)
     # Any Wigner 3j block MACE compiled into its state_dict must agree with ours, at the precision it is stored in
@@ -343,13 +393,14 @@ def describe_mace_model(model):
     for t, (inter, prod, ro) in enumerate(zip(model.interactions, model.products, model.readouts)):
         _check_interaction_block(type(inter).__name__)  # before reading modules that other blocks lay out differently
         p = f"interactions.{t}"
+        def fully_connected(net, key):
+            return [{"weight_key": f"{key}.layer{k}.weight", "h_in": lay.h_in, "var_in": float(lay.var_in),
+                     "var_out": float(lay.var_out), "has_activation": lay.act is not None,
+                     "activation": "silu" if lay.act is not None else None,
+                     "activation_cst": float(lay.act.cst) if lay.act is not None else None} for k, lay in enumerate(net)]
+
         mlp = inter.conv_tp_weights
-        layers = []
-        for k, lay in enumerate(mlp):
-            layers.append({"weight_key": f"{p}.conv_tp_weights.layer{k}.weight", "h_in": lay.h_in, "var_in": float(lay.var_in),
-                           "var_out": float(lay.var_out), "has_activation": lay.act is not None,
-                           "activation": "silu" if lay.act is not None else None,
-                           "activation_cst": float(lay.act.cst) if lay.act is not None else None})
+        layers = fully_connected(mlp, f"{p}.conv_tp_weights")
         contractions = []
         for k, c in enumerate(prod.symmetric_contractions.contractions):
             q = f"products.{t}.symmetric_contractions.contractions.{k}"
@@ -373,6 +424,8 @@ def describe_mace_model(model):
             "product": {"symmetric_contraction": {"contractions": contractions},
                         "linear": lin(prod.linear, f"products.{t}.linear.weight")},
             "readout": readout})
+        if hasattr(inter, "density_fn"):
+            hp["layers"][-1]["density_fn"] = {"layers": fully_connected(inter.density_fn, f"{p}.density_fn")}
     return hp
 
 
