@@ -39,6 +39,12 @@ TEST(CpuPlatform, EveryModelInVacuumAndSmallBox) {
     forEachModelInVacuumAndSmallBox(compareSystem);
 }
 
+TEST(CpuPlatform, MaterialsBlocks) {
+    // Density normalisation (a column of the radial table), the Agnesi transform (a table per element pair) and ZBL
+    // (per edge in double) against Reference.
+    forEachMaterialsSystem(compareSystem);
+}
+
 TEST(CpuPlatform, EveryModelInLiquidBox) {
     // About 1000 atoms of water at liquid density around the test molecule in a triclinic box of
     // several cutoffs: the cell list has many cells, and atoms sit across every face.

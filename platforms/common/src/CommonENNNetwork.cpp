@@ -42,7 +42,7 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
       numAtoms(static_cast<int>(mlOfAtomHost.size())), periodic(periodic) {
     if (!materialsTermsOf(*model).empty())
         throw OpenMM::OpenMMException("ENNForce: the GPU platforms do not evaluate this model's " + materialsTermsOf(*model) +
-                                      " yet (MACE's materials blocks); use the Reference platform");
+                                      " yet (MACE's materials blocks); use the CPU or Reference platform");
     particleOfNode.resize(numNodes);
     for (int atom = 0; atom < numAtoms; atom++)
         if (mlOfAtomHost[atom] >= 0)

@@ -443,6 +443,22 @@ CpuENNNetwork::CpuENNNetwork(std::shared_ptr<const ENNModel> modelPtr, const vec
     h.resize(T + 1);
     hUp.resize(T);
     A.resize(T);
+    nodeDensity.resize(T);
+    // Each layer's table per pair of elements: the model's one, or (distance transform) one per pair present.
+    radialOfPair.assign(T, vector<const RadialTable*>(size_t(nel) * nel, nullptr));
+    std::vector<bool> present(nel, false);
+    for (int z : nodeSpecies)
+        present[z] = true;
+    for (int t = 0; t < T; t++)
+        for (int a = 0; a < nel; a++)
+            for (int b = 0; b < nel; b++) {
+                if (!radialDependsOnElements(m)) {
+                    radialOfPair[t][a * nel + b] = &layers[t].radial;
+                } else if (present[a] && present[b] && b >= a) {
+                    pairTables.push_back(std::make_unique<RadialTable>(floatTable(*radialTableOf(model, t, a, b))));
+                    radialOfPair[t][a * nel + b] = radialOfPair[t][b * nel + a] = pairTables.back().get();
+                }
+            }
 }
 
 std::shared_ptr<const CpuENNNetwork::Weights> CpuENNNetwork::weightsOf(const std::shared_ptr<const ENNModel>& model) {
@@ -453,11 +469,8 @@ std::shared_ptr<const CpuENNNetwork::Weights> CpuENNNetwork::buildWeights(const 
     const ENNModel& m = *model;
     if ((m.shLmax + 1) * (m.shLmax + 1) > MaxHarmonics)
         throw OpenMM::OpenMMException("ENNForce: the CPU platform supports spherical harmonics up to l = 7");
-    if (!materialsTermsOf(m).empty())
-        throw OpenMM::OpenMMException("ENNForce: the CPU platform does not evaluate this model's " + materialsTermsOf(m) +
-                                      " yet (MACE's materials blocks); use the Reference platform");
     const ENNModelTables tables(m);
-    const std::shared_ptr<const vector<ENNRadialTable>> radialTables = radialTablesOf(model);
+    const std::shared_ptr<const vector<ENNRadialTable>> radialTables = radialDependsOnElements(m) ? nullptr : radialTablesOf(model);
     const int nel = m.numElements();
     auto weights = std::make_shared<Weights>();
     std::vector<std::vector<float>>& embedding = weights->embedding;
@@ -508,7 +521,11 @@ std::shared_ptr<const CpuENNNetwork::Weights> CpuENNNetwork::buildWeights(const 
             locate(L.linear.in, c, path.outOffset, path.outStep);
             layer.tp.push_back(std::move(path));
         }
-        layer.radial = floatTable((*radialTables)[t]);
+        if (!radialDependsOnElements(m))
+            layer.radial = floatTable((*radialTables)[t]);
+        layer.densityNormalized = L.densityNormalized;
+        layer.densityColumn = L.conv.numWeights;
+        layer.radialOutputs = numRadialOutputs(L);
         // Symmetric contraction: feature f of A is (message entry, m); every entry has `channels` channels.
         vector<int> featureOffset;
         for (const auto& e : L.irrepsMessage().entries)
@@ -602,12 +619,17 @@ void CpuENNNetwork::forwardLayer(int t, OpenMM::ThreadPool& pool, bool wantCharg
     });
     // Messages of receivers [n0, n1) into conv (its row 0 is node n0): the sum over each receiver's edges of the
     // channel-wise tensor product.
+    if (L.densityNormalized)
+        nodeDensity[t].resize(N);
     auto convolve = [&](int n0, int n1, float* conv, Scratch& s) {
         std::fill(conv, conv + size_t(n1 - n0) * L.dTp, 0.0f);
         for (int n = n0; n < n1; n++) {
             float* out = conv + size_t(n - n0) * L.dTp;
+            float density = 1.0f; // 1 + the sum of the edges' densities (density-normalised layers)
             for (int e = neighbors.receiverStart[n]; e < neighbors.receiverStart[n + 1]; e++) {
-                L.radial.evaluate(edgeLength[e], s.w.data(), nullptr);
+                radialOfPair[t][edgePair[e]]->evaluate(edgeLength[e], s.w.data(), nullptr);
+                if (L.densityNormalized)
+                    density += s.w[L.densityColumn];
                 const float* x = &hUp[t][size_t(neighbors.sender[e]) * L.dUp];
                 const float* y = &edgeHarmonics[size_t(e) * nsh];
                 for (const TensorProductPath& p : L.tp) {
@@ -626,6 +648,8 @@ void CpuENNNetwork::forwardLayer(int t, OpenMM::ThreadPool& pool, bool wantCharg
                     }
                 }
             }
+            if (L.densityNormalized)
+                nodeDensity[t][n] = density;
         }
     };
     // The rest of the layer, node by node, for nodes [n0, n1) (conv: their messages).
@@ -634,6 +658,12 @@ void CpuENNNetwork::forwardLayer(int t, OpenMM::ThreadPool& pool, bool wantCharg
         float* a = &A[t][size_t(n0) * L.dMsg];
         std::fill(a, a + size_t(rows) * L.dMsg, 0.0f);
         L.linear.forward(conv, a, n0, n1, elementStart); // (with the skip of a non-residual layer folded in)
+        if (L.densityNormalized) // the message over 1 + d_n (a scalar, so before or after the folded skip alike)
+            for (int n = n0; n < n1; n++) {
+                const float inverse = 1.0f / nodeDensity[t][n];
+                for (float* x = a + size_t(n - n0) * L.dMsg; x < a + size_t(n - n0 + 1) * L.dMsg; x++)
+                    *x *= inverse;
+            }
         // Symmetric contraction, node by node, vectorised over channels.
         std::fill(s.product.begin(), s.product.begin() + size_t(rows) * L.dProd, 0.0f);
         for (int n = n0; n < n1; n++) {
@@ -707,6 +737,8 @@ void CpuENNNetwork::backwardLayer(int t, OpenMM::ThreadPool& pool) {
     const int N = numNodes;
     gradIn.assign(size_t(N) * L.dIn, 0.0f);
     gradM.assign(size_t(N) * L.dTp, 0.0f);
+    if (L.densityNormalized)
+        densityGradient.resize(N);
     parallelFor(pool, numChunks(N, nodeChunkSize), [&](int chunk, int thread) {
         int n0, n1;
         chunkRange(chunk, nodeChunkSize, N, n0, n1);
@@ -743,14 +775,24 @@ void CpuENNNetwork::backwardLayer(int t, OpenMM::ThreadPool& pool) {
                 }
             }
         }
+        if (L.densityNormalized) // A = F(M) / (1 + d): dE/dd = -(gradA . A) / (1 + d), dE/dF = gradA / (1 + d)
+            for (int n = n0; n < n1; n++) {
+                const float inverse = 1.0f / nodeDensity[t][n];
+                float* ga = gradA + size_t(n - n0) * L.dMsg;
+                densityGradient[n] = -dotProduct(ga, &A[t][size_t(n) * L.dMsg], L.dMsg) * inverse;
+                for (int k = 0; k < L.dMsg; k++)
+                    ga[k] *= inverse;
+            }
         L.linear.backward(gradA, &gradM[size_t(n0) * L.dTp], n0, n1, elementStart);
     });
     // One edge's radial and harmonic gradients (and, given gx, its sender's feature gradient), from the gradient g of
     // its receiver's messages.
     auto edgeBackward = [&](int e, const float* g, float* gx, Scratch& s) {
         const float* x = &hUp[t][size_t(neighbors.sender[e]) * L.dUp];
-        L.radial.evaluate(edgeLength[e], s.w.data(), s.dw.data());
-        std::fill(s.gw.begin(), s.gw.begin() + L.radial.numWeights, 0.0f);
+        radialOfPair[t][edgePair[e]]->evaluate(edgeLength[e], s.w.data(), s.dw.data());
+        std::fill(s.gw.begin(), s.gw.begin() + L.radialOutputs, 0.0f);
+        if (L.densityNormalized)
+            s.gw[L.densityColumn] = densityGradient[neighbors.receiver[e]];
         const float* y = &edgeHarmonics[size_t(e) * nsh];
         float* gy = &edgeGradHarmonics[size_t(e) * nsh];
         for (const TensorProductPath& p : L.tp) {
@@ -776,7 +818,7 @@ void CpuENNNetwork::backwardLayer(int t, OpenMM::ThreadPool& pool) {
                 }
             }
         }
-        edgeGradLength[e] += dotProduct(s.gw.data(), s.dw.data(), L.radial.numWeights);
+        edgeGradLength[e] += dotProduct(s.gw.data(), s.dw.data(), L.radialOutputs);
     };
     if (t == 0) {
         // The first layer's sender features are the embedding, which needs no gradient: edges by receiver, so that
@@ -823,7 +865,7 @@ double CpuENNNetwork::compute(const vector<Vec3>& positions, const Vec3* box, co
         int widest = m.layers.empty() ? 1 : 0, weights = 1, hidden = 1;
         for (const Layer& L : layers) {
             widest = std::max({widest, L.dIn, L.dUp, L.dTp, L.dMsg, L.dProd, L.dOut});
-            weights = std::max(weights, L.radial.numWeights);
+            weights = std::max(weights, L.radialOutputs);
             hidden = std::max({hidden, L.readout.linear1.dimOut, chargeReadout.linear1.dimOut});
         }
         scratch.resize(pool.getNumThreads());
@@ -846,8 +888,12 @@ double CpuENNNetwork::compute(const vector<Vec3>& positions, const Vec3* box, co
         nodePositions[n] = positions[order[n]];
     neighbors.build(nodePositions, m.rMax, box, pool);
     const int E = neighbors.numEdges();
+    const int nel = m.numElements();
     edgeLength.resize(E);
     edgeHarmonics.resize(size_t(E) * nsh);
+    edgePair.resize(E);
+    edgeRepulsion.resize(m.hasPairRepulsion ? E : 0);
+    edgeRepulsionDerivative.resize(m.hasPairRepulsion ? E : 0);
     const int edgeChunk = 256;
     parallelFor(pool, numChunks(E, edgeChunk), [&](int chunk, int) {
         int e0, e1;
@@ -856,6 +902,14 @@ double CpuENNNetwork::compute(const vector<Vec3>& positions, const Vec3* box, co
             const float* v = &neighbors.vec[size_t(e) * 3];
             edgeLength[e] = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
             harmonics(v, &edgeHarmonics[size_t(e) * nsh], nullptr);
+            const int a = nodeSpecies[neighbors.sender[e]], b = nodeSpecies[neighbors.receiver[e]];
+            edgePair[e] = a * nel + b;
+            if (m.hasPairRepulsion) { // in double, from the float edge vector
+                const double r = std::sqrt(double(v[0]) * v[0] + double(v[1]) * v[1] + double(v[2]) * v[2]);
+                double derivative;
+                edgeRepulsion[e] = m.energyScale * pairRepulsionEnergy(m, a, b, r, derivative);
+                edgeRepulsionDerivative[e] = static_cast<float>(m.energyScale * derivative);
+            }
         }
     });
 
@@ -870,6 +924,8 @@ double CpuENNNetwork::compute(const vector<Vec3>& positions, const Vec3* box, co
     double energy = 0.0;
     for (int n = 0; n < N; n++)
         energy += nodeEnergy[n] + nodeConstant[n];
+    for (double e : edgeRepulsion) // in edge order, whatever the threads
+        energy += e;
 
     // Charges, in the caller's order.
     vector<double>& q = charge;
@@ -889,7 +945,10 @@ double CpuENNNetwork::compute(const vector<Vec3>& positions, const Vec3* box, co
     // Backward.
     const int dTop = T > 0 ? layers.back().dOut : 0;
     gradH.assign(size_t(N) * dTop, 0.0f);
-    edgeGradLength.assign(E, 0.0f);
+    if (m.hasPairRepulsion)
+        edgeGradLength.assign(edgeRepulsionDerivative.begin(), edgeRepulsionDerivative.end());
+    else
+        edgeGradLength.assign(E, 0.0f);
     edgeGradHarmonics.assign(size_t(E) * nsh, 0.0f);
     if (coupling) {
         // q_i = raw_i + (Q_g - sum_g raw)/N_g, so dE/draw_j = phi_j - mean of phi over j's group.

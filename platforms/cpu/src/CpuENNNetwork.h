@@ -3,7 +3,9 @@
 
 // The network of an ENNModel on the CPU platform: float arithmetic (energies and forces summed in
 // double), threads from the platform's pool, a cell list, and radial MLPs replaced by cubic Hermite
-// tables of their outputs that are checked against the exact MLP to float precision when built.
+// tables of their outputs that are checked against the exact MLP to float precision when built (one per element
+// pair present for a model with a distance transform). MACE's materials blocks: a density-normalised layer's edge
+// density is one more column of its table; the ZBL pair repulsion is evaluated per edge in double.
 //
 // Layout: node features are [node][irreps entry][m][channel], channel fastest, so that e3nn linears
 // are matrix products over channels and tensor products and contractions vectorise over channels.
@@ -90,12 +92,14 @@ private:
     };
     struct Layer : LayerSizes {
         bool residual;
+        bool densityNormalized; // the message divided by 1 + the node density (column densityColumn of the table)
+        int densityColumn, radialOutputs;
         // linear: the messages' linear (in a non-residual layer, composed with the skip that follows it); skip: a
         // residual layer's self-connection from its input features
         Linear linearUp, linear, skip, productLinear;
         Readout readout;
         std::vector<TensorProductPath> tp;
-        RadialTable radial;
+        RadialTable radial; // empty for a model whose radial tables are per element pair (the network holds those)
         std::vector<ContractionOrder> contraction;
     };
     struct Scratch { // per thread, sized for one chunk of nodes
@@ -135,6 +139,9 @@ private:
     const Readout& chargeReadout;
     const std::vector<HarmonicsStep>& harmonicsSteps;
     int numNodes, nsh;
+    /** The table of layer t for an edge between elements a and b: radialOfPair[t][a * n_elements + b]. */
+    std::vector<std::vector<const RadialTable*>> radialOfPair;
+    std::vector<std::unique_ptr<RadialTable>> pairTables; // this network's per-pair tables (distance transform)
     std::vector<int> order;          // node -> caller's atom
     std::vector<int> nodeSpecies;    // element of each node (sorted)
     std::vector<int> elementStart;   // nodes of element z: [elementStart[z], elementStart[z+1])
@@ -147,6 +154,11 @@ private:
     CpuENNNeighborList neighbors;
     std::vector<OpenMM::Vec3> nodePositions;
     std::vector<float> edgeLength, edgeHarmonics, edgeGradLength, edgeGradHarmonics, edgeGradVec;
+    std::vector<int> edgePair;                   // a * n_elements + b of each edge's sender and receiver elements
+    std::vector<double> edgeRepulsion;           // each edge's ZBL energy (scaled), summed in edge order
+    std::vector<float> edgeRepulsionDerivative;  // and its r-derivative
+    std::vector<std::vector<float>> nodeDensity; // per density-normalised layer: 1 + d_n of each node
+    std::vector<float> densityGradient;          // dE/dd_n of the layer being differentiated
     std::vector<std::vector<float>> h, hUp, A; // per layer
     std::vector<float> gradH, gradIn, gradM;
     std::vector<float> messages; // a small system's messages between its per-edge and per-node passes

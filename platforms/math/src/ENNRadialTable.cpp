@@ -1,7 +1,11 @@
 #include "ENNRadialTable.h"
 #include "ENNModelCache.h"
 #include "ENNModelMath.h"
+#include <algorithm>
+#include <array>
 #include <cmath>
+#include <map>
+#include <mutex>
 
 using namespace OpenMMENN;
 using std::vector;
@@ -87,4 +91,30 @@ std::shared_ptr<const vector<ENNRadialTable>> OpenMMENN::radialTablesOf(const st
             tables->push_back(buildRadialTable(*model, static_cast<int>(t), 0, 0));
         return std::shared_ptr<const vector<ENNRadialTable>>(tables);
     });
+}
+
+namespace {
+
+/** The per-pair tables of a model with a distance transform, built as pairs are asked for. */
+struct PairTables {
+    mutable std::mutex mutex;
+    mutable std::map<std::array<int, 3>, std::shared_ptr<const ENNRadialTable>> tables; // by (layer, a, b), a <= b
+};
+
+} // namespace
+
+std::shared_ptr<const ENNRadialTable> OpenMMENN::radialTableOf(const std::shared_ptr<const ENNModel>& model, int layer, int elementA,
+                                                               int elementB) {
+    if (!radialDependsOnElements(*model)) {
+        const auto all = radialTablesOf(model);
+        return std::shared_ptr<const ENNRadialTable>(all, &(*all)[layer]);
+    }
+    const auto pairs = sharedPerModel<PairTables>(model, [] { return std::make_shared<const PairTables>(); });
+    const std::array<int, 3> key{layer, std::min(elementA, elementB), std::max(elementA, elementB)}; // the transform is symmetric
+    std::lock_guard<std::mutex> lock(pairs->mutex);
+    auto found = pairs->tables.find(key);
+    if (found == pairs->tables.end())
+        found = pairs->tables.emplace(key, std::make_shared<const ENNRadialTable>(buildRadialTable(*model, layer, key[1], key[2]))).first;
+    // Held with the model's PairTables, so that they stay in the cache while a network uses one of them.
+    return std::shared_ptr<const ENNRadialTable>(pairs, found->second.get());
 }

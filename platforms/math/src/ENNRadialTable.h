@@ -1,8 +1,10 @@
 #ifndef OPENMM_ENN_RADIAL_TABLE_H_
 #define OPENMM_ENN_RADIAL_TABLE_H_
 
-// A layer's radial MLP as a cubic Hermite table over [0, r_max], for the platforms that evaluate it in float (CPU,
-// and the GPU platforms in single and mixed precision). Intervals are halved until the interpolant is within float
+// A layer's radial outputs (the radial MLP's tensor-product weights, and a density-normalised layer's edge density;
+// numRadialOutputs) as a cubic Hermite table over [0, r_max], for the platforms that evaluate them in float (CPU,
+// and the GPU platforms in single and mixed precision). A model with a distance transform has one table per layer
+// and element pair. Intervals are halved until the interpolant is within float
 // precision of the exact MLP at every midpoint: values to 1e-7 and derivatives to 1e-5 of their largest magnitude
 // (the derivative of a cubic Hermite interpolant converges one order slower). The platforms' forces are the exact
 // derivative of the interpolated weights, so energy conservation does not depend on this tolerance.
@@ -21,8 +23,14 @@ struct ENNRadialTable {
     std::vector<double> data;
 };
 
-/** The tables of every layer of `model`, built on first use and shared while anything holds them (thread-safe). */
+/** The tables of every layer of `model`, built on first use and shared while anything holds them (thread-safe); for a
+ *  model whose radial functions depend on the elements (radialDependsOnElements), those of the first element pair. */
 std::shared_ptr<const std::vector<ENNRadialTable>> radialTablesOf(const std::shared_ptr<const ENNModel>& model);
+
+/** The table of a layer for edges between elements a and b (indices into the model's elements): for a model whose
+ *  radial functions do not depend on the elements, radialTablesOf's; otherwise built on first use of the pair and kept
+ *  while anything holds the model's tables (thread-safe). */
+std::shared_ptr<const ENNRadialTable> radialTableOf(const std::shared_ptr<const ENNModel>& model, int layer, int elementA, int elementB);
 
 } // namespace OpenMMENN
 
