@@ -96,6 +96,23 @@ TEST(BadInput, ChargeHeadDeclaresItsEnergy) {
     EXPECT_FALSE(old.chargeCoulombIncluded);
 }
 
+// Format version 3: MACE's materials terms, each checked and named; a version-2 file that uses them is refused (an
+// older reader would have ignored them and evaluated another model).
+TEST(BadInput, MaterialsTermsAreChecked) {
+    const std::string materials = readBytes(modelPath("materials"));
+    expectRejected(rewrite(materials, [](json&, json& a) { a["format_version"] = 2; }), "needs format_version 3");
+    expectRejected(rewrite(materials, [](json&, json& a) { a["radial_basis"]["distance_transform"]["type"] = "soft"; }), "only 'agnesi'");
+    expectRejected(rewrite(materials, [](json&, json& a) { a["radial_basis"]["distance_transform"]["p"] = 0.5; }), "p > q > 0");
+    expectRejected(rewrite(materials, [](json&, json& a) { a["pair_repulsion"]["covalent_radii"].erase(0); }), "one covalent radius per element");
+    expectRejected(rewrite(materials, [](json&, json& a) { a["pair_repulsion"]["covalent_radii"][1] = -0.7; }), "must be positive");
+    expectRejected(rewrite(materials, [](json&, json& a) { a["pair_repulsion"]["c"].erase(3); }), "needs 4 numbers");
+    expectRejected(rewrite(materials, [](json&, json& a) { a["pair_repulsion"]["envelope_p"] = 2; }), "at least 3");
+    expectRejected(rewrite(materials, [](json&, json& a) { a["layers"][0]["density_normalization"]["weights"] = "missing"; }),
+                   "not in the file");
+    expectRejected(rewrite(materials, [](json&, json& a) { a["layers"][1]["conv_tp"]["w3j"] = {{"1.two.1", "w3j.1.2.1"}}; }),
+                   "is not 'l1.l2.l3'");
+}
+
 TEST(BadInput, BadPositionsAreOpenMMExceptions) {
     expectBadPositionsRefused(referencePlatform(), {});
 }

@@ -35,6 +35,12 @@ TEST(OpenCLPlatform, EveryModelInVacuumAndSmallBox) {
     forEachModelInVacuumAndSmallBox(compareSystem);
 }
 
+TEST(OpenCLPlatform, MaterialsBlocks) {
+    // Density normalisation, the Agnesi transform (a table per element pair in single and mixed precision, the exact
+    // radial network in double) and ZBL against Reference, in every precision.
+    forEachMaterialsSystem(compareSystem);
+}
+
 TEST(OpenCLPlatform, LiquidBoxAndReproducibility) {
     // A few hundred atoms of water around the test molecule in a triclinic box of several cutoffs,
     // with atoms across every face. Results must be bitwise identical from run to run (the cell list's
@@ -251,20 +257,6 @@ TEST(OpenCLPlatform, CouplingChargeUpdates) {
         const Result updated{state.getPotentialEnergy(), state.getForces(), force.getCharges(context)};
         expectClose(evaluate(system, *positions[k], 1 << 1, referencePlatform()), updated, k == 0 ? "PME" : "GB-OBC", DoubleTolerance);
     }
-}
-
-} // namespace
-
-namespace {
-
-TEST(OpenCLPlatform, MaterialsBlocksAreRefusedByName) {
-    // MACE's materials terms (density normalisation, Agnesi, ZBL) are evaluated on Reference only so far; the GPU
-    // kernels refuse such a model with a message naming the terms, rather than give another model's energy.
-    std::vector<int> z;
-    std::vector<Vec3> pos;
-    smallMolecule(z, pos);
-    expectOpenMMException([&] { Simulation sim(modelPath("materials"), z, pos, nullptr, 0.0, &openclPlatform(), precision("double")); },
-                          "density normalisation, Agnesi distance transform, ZBL pair repulsion");
 }
 
 } // namespace

@@ -40,9 +40,6 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
                                    const vector<int>& mlOfAtomHost, bool periodic, const ENNChargeGroups& chargeGroups, DeviceWork& deviceWork)
     : cc(cc), deviceWork(deviceWork), model(std::move(modelPtr)), numNodes(static_cast<int>(speciesOfNode.size())),
       numAtoms(static_cast<int>(mlOfAtomHost.size())), periodic(periodic) {
-    if (!materialsTermsOf(*model).empty())
-        throw OpenMM::OpenMMException("ENNForce: the GPU platforms do not evaluate this model's " + materialsTermsOf(*model) +
-                                      " yet (MACE's materials blocks); use the CPU or Reference platform");
     particleOfNode.resize(numNodes);
     for (int atom = 0; atom < numAtoms; atom++)
         if (mlOfAtomHost[atom] >= 0)
@@ -59,8 +56,14 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
     // ---- tables ----
     // In single and mixed precision the radial MLPs are read from tables accurate to float precision
     // (ENNRadialTable.h), as on the CPU platform; in double precision they are evaluated exactly.
-    const std::shared_ptr<const vector<ENNRadialTable>> radialTables = cc.getUseDoublePrecision() ? nullptr : radialTablesOf(model);
+    // A model with a distance transform has a table per element pair; only the pairs of the elements present are built.
+    const bool useTables = !cc.getUseDoublePrecision();
     vector<double> radialTableValues;
+    std::map<const ENNRadialTable*, int> tableStartOf; // each distinct table once in radialTable
+    vector<std::shared_ptr<const ENNRadialTable>> heldTables; // (so that no table's address is reused meanwhile)
+    vector<bool> present(nel, false);
+    for (int z : speciesOfNode)
+        present[z] = true;
     {
         const int dim = m.embedding.out.dim;
         vector<double> table(size_t(nel) * dim, 0.0);
@@ -80,7 +83,9 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
         static_cast<LayerSizes&>(layer) = LayerSizes::of(L);
         layer.residual = L.residual;
         layer.numWeights = L.conv.numWeights;
-        maxWeights = std::max(maxWeights, layer.numWeights);
+        layer.radialOutputs = numRadialOutputs(L);
+        layer.densityNormalized = L.densityNormalized;
+        maxWeights = std::max(maxWeights, layer.radialOutputs);
         maxFeatures = std::max({maxFeatures, layer.dIn, layer.dUp, layer.dTp, layer.dMsg, layer.dProd, layer.dOut});
         layer.linearUp = addLinear(L.linearUp, 1.0, false);
         layer.linearUpT = addLinear(L.linearUp, 1.0, true);
@@ -107,13 +112,33 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
         for (int k = 0; k < layer.numMlpLayers; k++)
             for (double x : mlp.weights[k])
                 tableReals.push_back(x * mlp.weightScales[k]);
-        if (radialTables) {
-            const ENNRadialTable& table = (*radialTables)[t];
-            layer.tableStart = static_cast<int>(radialTableValues.size());
-            layer.tableIntervals = table.intervals;
-            layer.tableInverseSpacingIndex = static_cast<int>(tableReals.size());
-            tableReals.push_back(table.intervals / table.rMax);
-            radialTableValues.insert(radialTableValues.end(), table.data.begin(), table.data.end());
+        if (L.densityNormalized) {
+            layer.densityStart = static_cast<int>(tableReals.size());
+            tableReals.insert(tableReals.end(), L.density.weights.begin(), L.density.weights.end());
+            layer.densityScaleIndex = static_cast<int>(tableReals.size());
+            tableReals.push_back(L.density.weightScale);
+        }
+        if (useTables) {
+            vector<int> pairEntries(size_t(3) * nel * nel, 0);
+            for (int a = 0; a < nel; a++)
+                for (int b = 0; b < nel; b++) {
+                    if (!present[a] || !present[b])
+                        continue; // no edge joins them
+                    const std::shared_ptr<const ENNRadialTable> table = radialTableOf(model, static_cast<int>(t), a, b);
+                    heldTables.push_back(table);
+                    auto known = tableStartOf.find(table.get());
+                    if (known == tableStartOf.end()) {
+                        requireIntIndexable(static_cast<long long>(radialTableValues.size() + table->data.size()), numNodes, "their radial tables");
+                        known = tableStartOf.emplace(table.get(), static_cast<int>(radialTableValues.size())).first;
+                        radialTableValues.insert(radialTableValues.end(), table->data.begin(), table->data.end());
+                    }
+                    pairEntries[3 * (a * nel + b)] = known->second;
+                    pairEntries[3 * (a * nel + b) + 1] = table->intervals;
+                    pairEntries[3 * (a * nel + b) + 2] = static_cast<int>(tableReals.size());
+                    tableReals.push_back(table->intervals / table->rMax);
+                }
+            layer.pairTableStart = static_cast<int>(tableInts.size());
+            tableInts.insert(tableInts.end(), pairEntries.begin(), pairEntries.end());
         }
         layer.mlpSizeStart = static_cast<int>(tableInts.size());
         tableInts.insert(tableInts.end(), mlp.sizes.begin(), mlp.sizes.end());
@@ -192,6 +217,21 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
     }
     if (m.hasChargeHead)
         chargeReadout = addReadout(m.chargeReadout, 1.0);
+    // ZBL per element pair (a, b): the screening length, 1/2 k Z_a Z_b times the energy scale, and the cutoff.
+    pairRepulsionStart = static_cast<int>(tableReals.size());
+    if (m.hasPairRepulsion) {
+        const PairRepulsionSpec& zbl = m.pairRepulsion;
+        for (int a = 0; a < nel; a++)
+            for (int b = 0; b < nel; b++) {
+                const double za = m.elements[a], zb = m.elements[b];
+                tableReals.push_back(zbl.aPrefactor * zbl.bohr / (std::pow(za, zbl.aExponent) + std::pow(zb, zbl.aExponent)));
+                tableReals.push_back(0.5 * zbl.coulomb * za * zb * m.energyScale);
+                tableReals.push_back(zbl.covalentRadii[a] + zbl.covalentRadii[b]);
+            }
+    }
+    // The distance transform's covalent radii, per element.
+    const int covalentRadiiStart = static_cast<int>(tableReals.size());
+    tableReals.insert(tableReals.end(), m.distanceTransform.covalentRadii.begin(), m.distanceTransform.covalentRadii.end());
     buildPrograms();
 
     // ---- device arrays ----
@@ -236,11 +276,52 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
         defines["NUM_BUCKETS"] = cc.intToString(numBuckets);
         defines["OP_WORDS"] = cc.intToString(OpWords);
         defines["WEIGHT_STRIDE"] = cc.intToString(maxWeights);
+        defines["NUM_ELEMENTS"] = cc.intToString(nel);
+        if (m.distanceTransform.kind == DistanceTransformSpec::Agnesi) {
+            defines["AGNESI_TRANSFORM"] = "1";
+            defines["AGNESI_A"] = cc.doubleToString(m.distanceTransform.a);
+            defines["AGNESI_Q"] = cc.doubleToString(m.distanceTransform.q);
+            defines["AGNESI_P"] = cc.doubleToString(m.distanceTransform.p);
+            defines["COVALENT_RADII_START"] = cc.intToString(covalentRadiiStart);
+        }
+        if (m.hasPairRepulsion) {
+            const PairRepulsionSpec& zbl = m.pairRepulsion;
+            for (int k = 0; k < 4; k++) {
+                defines["ZBL_C" + std::to_string(k)] = cc.doubleToString(zbl.c[k]);
+                defines["ZBL_E" + std::to_string(k)] = cc.doubleToString(zbl.exponents[k]);
+            }
+            defines["ZBL_P"] = cc.doubleToString(zbl.envelopeP);
+            // The envelope as a polynomial in u = 1 - r / rc, whose terms below u^3 vanish: near rc, where it is small,
+            // this form keeps its relative precision in float (the powers of x cancel to 1e-6 of their size there).
+            const int p = zbl.envelopeP;
+            vector<double> inX(p + 3, 0.0), inU(p + 3, 0.0);
+            inX[0] = 1.0;
+            inX[p] = -(p + 1.0) * (p + 2.0) / 2;
+            inX[p + 1] = p * (p + 2.0);
+            inX[p + 2] = -p * (p + 1.0) / 2;
+            for (int j = 0; j <= p + 2; j++) { // x^j = (1 - u)^j
+                double binomial = 1.0;
+                for (int k = 0; k <= j; k++) {
+                    inU[k] += inX[j] * binomial * (k % 2 ? -1.0 : 1.0);
+                    binomial = binomial * (j - k) / (k + 1);
+                }
+            }
+            // f = u^3 sum_k c_k u^(k-3) and df/du = u^2 sum_k k c_k u^(k-3), k = 3..p+2, in Horner's form.
+            std::string value = "0", derivative = "0";
+            for (int k = p + 2; k >= 3; k--) {
+                value = "(" + value + ")*(u)+" + cc.doubleToString(inU[k]);
+                derivative = "(" + derivative + ")*(u)+" + cc.doubleToString(k * inU[k]);
+            }
+            defines["ZBL_ENVELOPE(u)"] = "((u)*(u)*(u)*(" + value + "))";
+            defines["ZBL_ENVELOPE_DU(u)"] = "((u)*(u)*(" + derivative + "))";
+        }
         const std::pair<const char*, Op> opNames[] = {
             {"OP_SPARSE_PRODUCT", OpSparseProduct}, {"OP_CONVOLUTION", OpConvolution}, {"OP_CONTRACTION", OpContraction},
             {"OP_CONTRACTION_BACKWARD", OpContractionBackward}, {"OP_CONVOLUTION_BACKWARD_EDGES", OpConvolutionBackwardEdges}, {"OP_RADIAL_TABLE", OpRadialTable}, {"OP_RADIAL_MLP", OpRadialMLP},
             {"OP_ACTIVATE", OpActivate}, {"OP_ACTIVATION_BACKWARD", OpActivationBackward}, {"OP_ZERO", OpZero}, {"OP_EMBED", OpEmbed},
-            {"OP_ADD_ENERGY", OpAddEnergy}, {"OP_EDGE_GEOMETRY", OpEdgeGeometry}, {"OP_EDGE_GRADIENTS", OpEdgeGradients}};
+            {"OP_ADD_ENERGY", OpAddEnergy}, {"OP_EDGE_GEOMETRY", OpEdgeGeometry}, {"OP_EDGE_GRADIENTS", OpEdgeGradients},
+            {"OP_DENSITY_NORMALIZE", OpDensityNormalize}, {"OP_DENSITY_GRADIENT", OpDensityGradient}, {"OP_DENSITY_SCALE", OpDensityScale},
+            {"OP_PAIR_REPULSION", OpPairRepulsion}};
         for (const auto& [name, kind] : opNames)
             defines[name] = cc.intToString(kind);
         program = cc.compileProgram(CommonENNKernelSources::ennReduce + CommonENNKernelSources::ennCells + CommonENNKernelSources::ennNetwork, defines);
@@ -426,10 +507,11 @@ void CommonENNNetwork::addReadoutBackward(const Readout& r, int in, int gradOut,
 }
 
 void CommonENNNetwork::addRadialWeights(const Layer& L) {
-    if (L.tableStart >= 0)
-        addOp(OpRadialTable, {L.tableStart, L.tableIntervals, L.tableInverseSpacingIndex, L.numWeights});
+    if (L.pairTableStart >= 0)
+        addOp(OpRadialTable, {L.pairTableStart, L.radialOutputs});
     else
-        addOp(OpRadialMLP, {L.mlpStart, L.mlpSizeStart, L.numMlpLayers, L.activation, L.activationScaleIndex});
+        addOp(OpRadialMLP, {L.mlpStart, L.mlpSizeStart, L.numMlpLayers, L.activation, L.activationScaleIndex, L.densityStart,
+                            L.densityScaleIndex, L.numWeights});
 }
 
 CommonENNNetwork::NodeProgram CommonENNNetwork::beginProgram() const {
@@ -459,14 +541,18 @@ void CommonENNNetwork::buildPrograms() {
         *slice = addNodeArray(maxFeatures);
     for (int* slice : {&hidden, &hiddenPre, &gradHidden})
         *slice = addNodeArray(hiddenSize);
-    for (int* slice : {&nodeOut, &gradScalar, &ones})
+    for (int* slice : {&nodeOut, &gradScalar, &ones, &densityGradient})
         *slice = addNodeArray(1);
+    for (const Layer& layer : layers) // 1 + d_n of a density-normalised layer, kept for its backward pass
+        density.push_back(layer.densityNormalized ? addNodeArray(1) : -1);
 
     // Forward: the edges, the embedding and the first layer's up-projection; then each layer from its convolution
     // (which reads its senders' hUp) to the next layer's hUp.
     initialProgram = beginProgram();
     addOp(OpEdgeGeometry, {});
     addOp(OpEmbed, {h[0], embeddingStart, embeddingDim});
+    if (model->hasPairRepulsion)
+        addOp(OpPairRepulsion, {pairRepulsionStart});
     if (numLayers > 0)
         addSparseProduct(layers[0].linearUp, h[0], hUp[0], false);
     endProgram(initialProgram);
@@ -477,6 +563,8 @@ void CommonENNNetwork::buildPrograms() {
         addRadialWeights(L);
         addOp(OpConvolution, {hUp[t], M, L.convolution.rowStart, L.convolution.fieldStart, L.convolution.valueStart, L.dUp, L.dTp});
         addSparseProduct(L.linear, M, A[t], false); // (with a non-residual layer's skip)
+        if (L.densityNormalized) // A over 1 + d_n (a scalar, so after the folded skip as before it)
+            addOp(OpDensityNormalize, {A[t], L.dMsg, L.numWeights, density[t]});
         addOp(OpContraction, {A[t], B, L.contractionStart, L.contractionValueStart, L.numContractionTerms, L.outputStart, L.numOutputs,
                               L.channels, L.dMsg, L.dProd});
         addSparseProduct(L.productLinear, B, h[t + 1], false);
@@ -509,10 +597,15 @@ void CommonENNNetwork::buildPrograms() {
         addSparseProduct(L.productLinearT, gOut, gradB, false);
         addOp(OpContractionBackward, {A[t], gradB, gradA, L.contractionStart, L.contractionValueStart, L.numContractionTerms, L.featureStart,
                                       L.numFeatures, L.channels, L.dMsg, L.dProd});
+        if (L.densityNormalized) { // A = F(M) / (1 + d): dE/dd = -(gradA . A) / (1 + d), then gradA / (1 + d)
+            addOp(OpDensityGradient, {A[t], gradA, L.dMsg, density[t], densityGradient});
+            addOp(OpDensityScale, {gradA, L.dMsg, density[t]});
+        }
         addSparseProduct(L.linearT, gradA, gM, false);
         if (recomputeRadial)
             addRadialWeights(L);
-        addOp(OpConvolutionBackwardEdges, {gM, hUp[t], L.convolution.rowStart, L.convolution.fieldStart, L.convolution.valueStart, L.dUp, L.dTp});
+        addOp(OpConvolutionBackwardEdges, {gM, hUp[t], L.convolution.rowStart, L.convolution.fieldStart, L.convolution.valueStart, L.dUp, L.dTp,
+                                           L.densityNormalized ? densityGradient : -1, L.numWeights});
         if (t == 0)
             addOp(OpEdgeGradients, {});
     };

@@ -89,8 +89,11 @@ private:
         int numWeights, numMlpLayers, activation;
         int activationScaleIndex; // of the radial MLP's activation scale in the reals table
         int mlpStart, mlpSizeStart;
-        int tableStart = -1, tableIntervals = 0; // the radial MLP's table in radialTable (single and mixed precision), or -1
-        int tableInverseSpacingIndex = 0;        // in the reals table
+        int radialOutputs;         // the tensor-product weights, then (density-normalised) the edge density
+        bool densityNormalized;    // MACE's density blocks: the message over 1 + the node's summed edge densities
+        int densityStart = -1, densityScaleIndex = 0; // the density network's weights and scale in the reals table
+        int pairTableStart = -1;   // in single and mixed precision: per element pair (a, b), the (start in radialTable,
+                                   // intervals, index of the inverse spacing in the reals table) of its table; else -1
         SparseRows linearUp, linearUpT, linear, linearT, skip, skipT, productLinear, productLinearT;
         SparseRows convolution, convolutionT; // fields: (hUp column, harmonic, weight) / (output, harmonic, weight)
         int contractionStart, contractionValueStart, numContractionTerms, featureStart, numFeatures, outputStart, numOutputs;
@@ -99,7 +102,8 @@ private:
     /** Operations of a node program (kernels/ennNetwork.cc, nodeProgram; passed to it as the OP_* defines). */
     enum Op {
         OpSparseProduct, OpConvolution, OpContraction, OpContractionBackward, OpConvolutionBackwardEdges,
-        OpRadialTable, OpRadialMLP, OpActivate, OpActivationBackward, OpZero, OpEmbed, OpAddEnergy, OpEdgeGeometry, OpEdgeGradients
+        OpRadialTable, OpRadialMLP, OpActivate, OpActivationBackward, OpZero, OpEmbed, OpAddEnergy, OpEdgeGeometry, OpEdgeGradients,
+        OpDensityNormalize, OpDensityGradient, OpDensityScale, OpPairRepulsion
     };
     static const int OpWords = 12; // the kind and up to 11 parameters
     /** One launch of nodeProgram: ops [first, first + count) of the op table, on every node. */
@@ -140,6 +144,9 @@ private:
     static const int StatusSize = 9;
     std::vector<int> particleOfNode; // System particle of each ML node, for messages
     int numNodes, numAtoms, nsh, capacity = 0, maxFeatures = 0, maxHidden = 1;
+    int pairRepulsionStart = 0; // per element pair (a, b): ZBL's screening length, prefactor and cutoff in the reals table
+    int densityGradient = 0;    // node slice: dE/dd_n of the layer being differentiated
+    std::vector<int> density;   // per layer: the node slice of 1 + d_n, or -1
     int maxWeights = 1; // radial weights per edge slot in w and dwdr (the most of any layer: every layer's slots at the same place)
     bool periodic;
     double constantEnergy = 0;

@@ -291,6 +291,8 @@ def convert(hp, state_dict, head=None):
             raise ValueError(f"readout {ro['type']} is not supported")
         density = None
         if cls in _DENSITY_BLOCKS:  # the message divided by 1 + sum of tanh(density_fn(edge)^2), not by avg_num_neighbors
+            if "density_fn" not in layer:
+                raise ValueError(f"layer {t}: {cls} without the description of its density network (density_fn)")
             dl = layer["density_fn"]
             if len(dl["layers"]) != 1 or dl["layers"][0]["has_activation"] or dl["layers"][0]["var_in"] != 1.0 or dl["layers"][0]["var_out"] != 1.0:
                 raise ValueError(f"layer {t}: a density network other than one linear layer is not supported")

@@ -9,7 +9,9 @@
 // Defines: NSH (number of spherical harmonics, (l_max+1)^2), NUM_SH_TERMS (entries of the harmonics
 // recursion), NUM_BESSEL, ENVELOPE_P, R_MAX, BESSEL_PREFACTOR, MAX_WIDTH (widest hidden layer of
 // any radial MLP), REDUCE_SIZE (ennReduce.cc), NUM_BUCKETS (cell hash table, a power of two),
-// OP_WORDS and OP_* (node programs, below), WEIGHT_STRIDE (radial weights per edge slot).
+// OP_WORDS and OP_* (node programs, below), WEIGHT_STRIDE (radial outputs per edge slot), NUM_ELEMENTS; for MACE's
+// materials blocks AGNESI_TRANSFORM with AGNESI_A, AGNESI_Q, AGNESI_P and COVALENT_RADII_START (in the reals table),
+// and ZBL_C0..3, ZBL_E0..3, ZBL_P, ZBL_ENVELOPE(u), ZBL_ENVELOPE_DU(u) (the ZBL pair repulsion).
 //
 // Edges live in fixed-capacity slots: the edges of receiver i are slots [i*cap, i*cap + count[i]).
 // Edge vector = x[receiver] - image of x[sender], stored as (x, y, z, |v|).
@@ -205,10 +207,39 @@ DEVICE void nodeEdgeGeometry(int n, GLOBAL const int* RESTRICT count, GLOBAL con
     }
 }
 
-/** The tensor-product weights of one layer's radial MLP on the node's edges, with their derivatives with respect to
- *  r carried forward through the MLP. mlp holds each layer's matrix [in][out], already multiplied by its weight
- *  scale; sizes[0] = NUM_BESSEL. o: (mlp start, size start, MLP layers, activation, index of its scale). */
-DEVICE void nodeRadialMLP(int n, GLOBAL const int* RESTRICT o, GLOBAL const int* RESTRICT count, GLOBAL const real4* RESTRICT edgeVec, int cap,
+/** The argument of the radial basis for an edge between elements a and b at distance r: r itself, or MACE's Agnesi
+ *  transform of it, y = 1 / (1 + A x^Q / (1 + x^(Q-P))), x = r / r0, r0 the mean of the covalent radii; sets dy/dr. */
+DEVICE real radialArgument(real r, int a, int b, GLOBAL const real* RESTRICT reals, real* dydr) {
+#ifdef AGNESI_TRANSFORM
+    const real r0 = (reals[COVALENT_RADII_START + a] + reals[COVALENT_RADII_START + b]) / 2, x = r / r0;
+    const real xq = pow(x, (real) AGNESI_Q), v = pow(x, (real) AGNESI_Q - (real) AGNESI_P);
+    const real y = 1 / (1 + AGNESI_A * xq / (1 + v));
+    *dydr = -y * y * AGNESI_A * (xq / x) * (AGNESI_Q + AGNESI_P * v) / ((1 + v) * (1 + v)) / r0;
+    return y;
+#else
+    *dydr = 1;
+    return r;
+#endif
+}
+
+/** The polynomial envelope f_p(r / rc) (zero from rc on) and its r-derivative. */
+DEVICE real polynomialEnvelope(real p, real rc, real r, real* derivative) {
+    if (r >= rc) {
+        *derivative = 0;
+        return 0;
+    }
+    const real x = r / rc, xp = pow(x, p);
+    *derivative = (-(p + 1) * (p + 2) / 2 * p * xp / x + p * (p + 2) * (p + 1) * xp - p * (p + 1) / 2 * (p + 2) * xp * x) / rc;
+    return 1 - (p + 1) * (p + 2) / 2 * xp + p * (p + 2) * xp * x - p * (p + 1) / 2 * xp * x * x;
+}
+
+/** One layer's radial outputs on the node's edges (the tensor-product weights of its radial MLP, then a
+ *  density-normalised layer's edge density tanh(s^2), s = scale * weights . basis), with their derivatives with
+ *  respect to r carried forward through the MLP. mlp holds each layer's matrix [in][out], already multiplied by its
+ *  weight scale; sizes[0] = NUM_BESSEL. o: (mlp start, size start, MLP layers, activation, index of its scale, density
+ *  weights' start or -1, index of their scale, the density's column). */
+DEVICE void nodeRadialMLP(int n, GLOBAL const int* RESTRICT o, GLOBAL const int* RESTRICT count, GLOBAL const int* RESTRICT sender,
+        GLOBAL const int* RESTRICT species, GLOBAL const real4* RESTRICT edgeVec, int cap,
         GLOBAL const real* RESTRICT besselFrequencies, GLOBAL const int* RESTRICT ints, GLOBAL const real* RESTRICT reals,
         GLOBAL real* RESTRICT w, GLOBAL real* RESTRICT dwdr) {
     real t[MAX_WIDTH], dt[MAX_WIDTH], next[MAX_WIDTH], dnext[MAX_WIDTH];
@@ -219,18 +250,29 @@ DEVICE void nodeRadialMLP(int n, GLOBAL const int* RESTRICT o, GLOBAL const int*
     for (int k = LOCAL_ID; k < count[n]; k += LOCAL_SIZE) {
         const int e = n * cap + k;
         const real r = edgeVec[e].w;
-        // Bessel basis times the polynomial envelope.
-        const real p = ENVELOPE_P, x = r / R_MAX;
-        const real xp = pow(x, p);
-        const real envelope = 1 - (p + 1) * (p + 2) / 2 * xp + p * (p + 2) * xp * x - p * (p + 1) / 2 * xp * x * x;
-        const real denvelope = (-(p + 1) * (p + 2) / 2 * p * xp / x + p * (p + 2) * (p + 1) * xp - p * (p + 1) / 2 * (p + 2) * xp * x) / R_MAX;
+        // Bessel basis of the (transformed) distance times the polynomial envelope of r.
+        real denvelope, dydr;
+        const real envelope = polynomialEnvelope(ENVELOPE_P, R_MAX, r, &denvelope);
+        const real y = radialArgument(r, species[sender[e]], species[n], reals, &dydr);
         for (int b = 0; b < NUM_BESSEL; b++) {
             const real f = besselFrequencies[b];
-            const real s = sin(f * r), c = cos(f * r);
-            const real bessel = BESSEL_PREFACTOR * s / r;
-            const real dbessel = BESSEL_PREFACTOR * (f * c * r - s) / (r * r);
+            const real s = sin(f * y), c = cos(f * y);
+            const real bessel = BESSEL_PREFACTOR * s / y;
+            const real dbessel = BESSEL_PREFACTOR * (f * c * y - s) / (y * y) * dydr;
             t[b] = bessel * envelope;
             dt[b] = dbessel * envelope + bessel * denvelope;
+        }
+        if (o[6] >= 0) { // the edge density, from the basis
+            real s = 0, ds = 0;
+            for (int b = 0; b < NUM_BESSEL; b++) {
+                s += reals[o[6] + b] * t[b];
+                ds += reals[o[6] + b] * dt[b];
+            }
+            s *= reals[o[7]];
+            ds *= reals[o[7]];
+            const real density = tanh(s * s);
+            w[e * WEIGHT_STRIDE + o[8]] = density;
+            dwdr[e * WEIGHT_STRIDE + o[8]] = (1 - density * density) * 2 * s * ds;
         }
         int offset = 0;
         for (int layer = 0; layer < numMlpLayers; layer++) {
@@ -263,20 +305,23 @@ DEVICE void nodeRadialMLP(int n, GLOBAL const int* RESTRICT o, GLOBAL const int*
     }
 }
 
-/** The same weights and derivatives from the layer's cubic Hermite table (ENNRadialTable: per node, the values and
- *  then the derivatives times the interval's width), in single and mixed precision: thread (edge, k) gives weight k,
- *  so that neighbouring threads read neighbouring table entries. o: (table start, intervals, index of the inverse
- *  spacing, weights). */
-DEVICE void nodeRadialTable(int n, GLOBAL const int* RESTRICT o, GLOBAL const int* RESTRICT count, GLOBAL const real4* RESTRICT edgeVec, int cap,
-        GLOBAL const real* RESTRICT table, GLOBAL const real* RESTRICT reals, GLOBAL real* RESTRICT w, GLOBAL real* RESTRICT dwdr) {
-    const int intervals = o[2], numWeights = o[4];
-    const real inverseSpacing = reals[o[3]];
+/** The same outputs and derivatives from the layer's cubic Hermite table for the edge's element pair (ENNRadialTable:
+ *  per node, the values and then the derivatives times the interval's width), in single and mixed precision: thread
+ *  (edge, k) gives output k, so that neighbouring threads read neighbouring table entries. o: (start of the per-pair
+ *  entries (table start, intervals, index of the inverse spacing) in ints, outputs). */
+DEVICE void nodeRadialTable(int n, GLOBAL const int* RESTRICT o, GLOBAL const int* RESTRICT count, GLOBAL const int* RESTRICT sender,
+        GLOBAL const int* RESTRICT species, GLOBAL const real4* RESTRICT edgeVec, int cap, GLOBAL const real* RESTRICT table,
+        GLOBAL const int* RESTRICT ints, GLOBAL const real* RESTRICT reals, GLOBAL real* RESTRICT w, GLOBAL real* RESTRICT dwdr) {
+    const int numWeights = o[2];
     for (int index = LOCAL_ID; index < count[n] * numWeights; index += LOCAL_SIZE) {
         const int edge = index / numWeights, k = index - edge * numWeights, e = n * cap + edge;
+        GLOBAL const int* pair = ints + o[1] + 3 * (species[sender[e]] * NUM_ELEMENTS + species[n]);
+        const int intervals = pair[1];
+        const real inverseSpacing = reals[pair[2]];
         const real x = edgeVec[e].w * inverseSpacing;
         const int i = min((int) x, intervals - 1);
         const real u = x - i, u2 = u * u, u3 = u2 * u;
-        GLOBAL const real* p0 = table + o[1] + i * 2 * numWeights;
+        GLOBAL const real* p0 = table + pair[0] + i * 2 * numWeights;
         GLOBAL const real* p1 = p0 + 2 * numWeights;
         const real v0 = p0[k], m0 = p0[numWeights + k], v1 = p1[k], m1 = p1[numWeights + k];
         w[e * WEIGHT_STRIDE + k] = (2 * u3 - 3 * u2 + 1) * v0 + (u3 - 2 * u2 + u) * m0 + (-2 * u3 + 3 * u2) * v1 + (u3 - u2) * m1;
@@ -332,8 +377,9 @@ DEVICE void nodeConvolution(int n, GLOBAL const int* RESTRICT o, GLOBAL real* RE
 }
 
 /** Gradient of the convolution with respect to each of the node's edges' harmonics and length (through the radial
- *  weights), accumulated over layers into gradSh and gradR. Uses the forward table; o as nodeConvolution's, with
- *  (gradM, hUp) first. */
+ *  weights, and a density-normalised layer's edge densities), accumulated over layers into gradSh and gradR. Uses the
+ *  forward table; o as nodeConvolution's, with (gradM, hUp) first, then the node slice of dE/dd (or -1) and the
+ *  density's column. */
 DEVICE void nodeConvolutionBackwardEdges(int n, GLOBAL const int* RESTRICT o, GLOBAL real* RESTRICT data, GLOBAL const real* RESTRICT sh,
         GLOBAL const real* RESTRICT w, GLOBAL const real* RESTRICT dwdr, GLOBAL const int* RESTRICT count, GLOBAL const int* RESTRICT sender,
         int cap, GLOBAL const int* RESTRICT tables, GLOBAL const real* RESTRICT values, GLOBAL real* RESTRICT gradSh, GLOBAL real* RESTRICT gradR) {
@@ -356,6 +402,8 @@ DEVICE void nodeConvolutionBackwardEdges(int n, GLOBAL const int* RESTRICT o, GL
                 gr += c * sh[e * NSH + term[1]] * dwdr[e * WEIGHT_STRIDE + term[2]];
             }
         }
+        if (o[8] >= 0) // a density-normalised layer: the node's dE/dd times the edge density's r-derivative
+            gr += data[o[8] + n] * dwdr[e * WEIGHT_STRIDE + o[9]];
         for (int m = 0; m < NSH; m++)
             gradSh[e * NSH + m] += gy[m];
         gradR[e] += gr;
@@ -455,9 +503,55 @@ KERNEL void nodeProgram(GLOBAL const int* RESTRICT ops, int firstOp, int numOps,
             else if (kind == OP_CONVOLUTION_BACKWARD_EDGES)
                 nodeConvolutionBackwardEdges(n, o, data, sh, w, dwdr, count, sender, cap, tables, values, gradSh, gradR);
             else if (kind == OP_RADIAL_TABLE)
-                nodeRadialTable(n, o, count, edgeVec, cap, radialTable, values, w, dwdr);
+                nodeRadialTable(n, o, count, sender, species, edgeVec, cap, radialTable, tables, values, w, dwdr);
             else if (kind == OP_RADIAL_MLP)
-                nodeRadialMLP(n, o, count, edgeVec, cap, besselFrequencies, tables, values, w, dwdr);
+                nodeRadialMLP(n, o, count, sender, species, edgeVec, cap, besselFrequencies, tables, values, w, dwdr);
+            else if (kind == OP_DENSITY_NORMALIZE) { // o: (A, dMsg, density column, node slice of 1 + d): A /= 1 + d
+                real density = 1;
+                for (int k = 0; k < count[n]; k++)
+                    density += w[(n * cap + k) * WEIGHT_STRIDE + o[3]];
+                for (int i = LOCAL_ID; i < o[2]; i += LOCAL_SIZE)
+                    data[o[1] + n * o[2] + i] /= density;
+                if (LOCAL_ID == 0)
+                    data[o[4] + n] = density;
+            }
+            else if (kind == OP_DENSITY_GRADIENT) { // o: (A, gradA, dMsg, 1 + d, dE/dd): -(gradA . A) / (1 + d)
+                if (LOCAL_ID == 0) {
+                    real dot = 0;
+                    for (int i = 0; i < o[3]; i++)
+                        dot += data[o[2] + n * o[3] + i] * data[o[1] + n * o[3] + i];
+                    data[o[5] + n] = -dot / data[o[4] + n];
+                }
+            }
+            else if (kind == OP_DENSITY_SCALE) { // o: (gradA, dMsg, 1 + d): gradA /= 1 + d
+                for (int i = LOCAL_ID; i < o[2]; i += LOCAL_SIZE)
+                    data[o[1] + n * o[2] + i] /= data[o[3] + n];
+            }
+#ifdef ZBL_P
+            else if (kind == OP_PAIR_REPULSION) { // o: (per-pair reals): the ZBL energy of the node's edges, in edge order
+                if (LOCAL_ID == 0) {
+                    real energy = 0;
+                    for (int k = 0; k < count[n]; k++) {
+                        const int e = n * cap + k;
+                        GLOBAL const real* pair = values + o[1] + 3 * (species[sender[e]] * NUM_ELEMENTS + species[n]);
+                        const real r = edgeVec[e].w;
+                        if (r >= pair[2])
+                            continue;
+                        // ZBL's own envelope, as a polynomial in u = 1 - r / rc (ZBL_ENVELOPE: precise near rc in float)
+                        const real u = (pair[2] - r) / pair[2];
+                        const real envelope = ZBL_ENVELOPE(u), denvelope = -ZBL_ENVELOPE_DU(u) / pair[2];
+                        const real x = r / pair[0];
+                        const real terms[4] = {ZBL_C0 * exp(-ZBL_E0 * x), ZBL_C1 * exp(-ZBL_E1 * x), ZBL_C2 * exp(-ZBL_E2 * x), ZBL_C3 * exp(-ZBL_E3 * x)};
+                        const real phi = terms[0] + terms[1] + terms[2] + terms[3];
+                        const real dphi = -(ZBL_E0 * terms[0] + ZBL_E1 * terms[1] + ZBL_E2 * terms[2] + ZBL_E3 * terms[3]) / pair[0];
+                        const real v = pair[1] * phi / r, dv = pair[1] * (dphi / r - phi / (r * r));
+                        energy += v * envelope;
+                        gradR[e] += dv * envelope + v * denvelope;
+                    }
+                    nodeEnergy[n] += energy;
+                }
+            }
+#endif
             else if (kind == OP_ACTIVATE || kind == OP_ACTIVATION_BACKWARD) { // o: (pre, out or gradient, size, kind, index of scale)
                 const int size = o[3];
                 for (int i = LOCAL_ID; i < size; i += LOCAL_SIZE) {
