@@ -1,5 +1,5 @@
 """The MACE converter against the current mace-torch itself (not fixtures): small MACE models with random
-weights are built here with mace.modules, converted with openmmenn.mace (from the live module and from a saved
+weights are built here with mace.modules (openmmenn.mace.random_mace_model), converted with openmmenn.mace (from the live module and from a saved
 .model file), and their energies and forces on the Reference platform compared with MACE's own, in float64.
 
 The bound is 1e-7 eV on energies of about 5e3 eV and 1e-8 eV/A on forces: round-off of sums over ~1e4 terms in
@@ -23,8 +23,6 @@ mace = require("mace")  # before e3nn: mace lets torch >= 2.6 load e3nn 0.4.4's 
 if mace is not None:
     import ase.build
     import torch
-    from e3nn import o3
-    from mace import modules
 
     import openmmenn
     from openmmenn import mace as converter
@@ -36,28 +34,12 @@ ENERGIES_E0 = {1: -13.6, 6: -1029.8, 7: -1484.9, 8: -2041.8, 11: -4418.0, 14: -7
 MOLECULES = ("CH3CONH2", "CH3CH2OH", "CH3SH")
 
 
-def build(first="RealAgnosticInteractionBlock", rest="RealAgnosticResidualInteractionBlock", hidden="16x0e",
-          max_ell=3, correlation=3, interactions=2, r_max=4.5, elements=ELEMENTS, scale_shift=True, seed=0, num_bessel=8,
-          **options):
-    """A MACE model with random weights (perturbed by 0.1 N(0, 1) from MACE's initialisation, so that every
-    weight matters), float64."""
-    torch.manual_seed(seed)
-    args = dict(r_max=r_max, num_bessel=num_bessel, num_polynomial_cutoff=5, max_ell=max_ell,
-                interaction_cls=modules.interaction_classes[rest], interaction_cls_first=modules.interaction_classes[first],
-                num_interactions=interactions, num_elements=len(elements), hidden_irreps=o3.Irreps(hidden),
-                MLP_irreps=o3.Irreps("16x0e"), atomic_energies=np.array([ENERGIES_E0[z] for z in elements]),
-                avg_num_neighbors=8.0, atomic_numbers=elements, correlation=correlation, gate=torch.nn.functional.silu,
-                radial_MLP=[32, 32, 32])
-    args.update(options)
-    if scale_shift:
-        model = modules.ScaleShiftMACE(atomic_inter_scale=1.3, atomic_inter_shift=0.1, **args)
-    else:
-        model = modules.MACE(**args)
-    model = model.double()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    return model
+def build(elements=ELEMENTS, atomic_energies=None, **options):
+    """A mace-torch model with random weights (openmmenn.mace.random_mace_model), float64 (the reference MACE
+    evaluates in)."""
+    if atomic_energies is None:
+        atomic_energies = [ENERGIES_E0[z] for z in elements]
+    return converter.random_mace_model(atomic_energies, elements=elements, **options).double()
 
 
 def configurations(elements):
@@ -78,33 +60,9 @@ def configurations(elements):
 
 
 def mace_energy_forces(model, atoms, r_max, elements, head=0):
-    """MACE's energy and forces, on a graph of every pair (and periodic image) within r_max built here."""
-    pos = torch.tensor(atoms.positions, dtype=torch.float64)
-    n = len(atoms)
-    if atoms.pbc.any():
-        cell = torch.tensor(atoms.cell.array, dtype=torch.float64)
-        widths = atoms.cell.volume / np.linalg.norm(np.cross(atoms.cell[[1, 2, 0]], atoms.cell[[2, 0, 1]]), axis=1)
-        reach = [int(np.ceil(r_max / w)) + 1 for w in widths]
-        images = torch.tensor([(i, j, k) for i in range(-reach[0], reach[0] + 1) for j in range(-reach[1], reach[1] + 1)
-                               for k in range(-reach[2], reach[2] + 1)], dtype=torch.float64)
-    else:
-        cell, images = torch.zeros(3, 3, dtype=torch.float64), torch.zeros(1, 3, dtype=torch.float64)
-    senders, receivers, unit_shifts = [], [], []
-    for image in images:  # MACE's edge vector: positions[receiver] - positions[sender] + shift
-        vectors = pos[:, None, :] - pos[None, :, :] + (image @ cell)[None, None, :]
-        near = vectors.norm(dim=-1) < r_max
-        if not image.any():
-            near &= ~torch.eye(n, dtype=torch.bool)
-        receiver, sender = torch.nonzero(near, as_tuple=True)
-        senders.append(sender)
-        receivers.append(receiver)
-        unit_shifts.append(image.expand(sender.numel(), 3))
-    sender, receiver, unit_shifts = torch.cat(senders), torch.cat(receivers), torch.cat(unit_shifts)
-    onehot = torch.zeros(n, len(elements), dtype=torch.float64)
-    onehot[torch.arange(n), torch.tensor([elements.index(int(z)) for z in atoms.numbers])] = 1.0
-    data = {"positions": pos, "node_attrs": onehot, "edge_index": torch.stack([sender, receiver]),
-            "shifts": unit_shifts @ cell, "unit_shifts": unit_shifts, "cell": cell,
-            "batch": torch.zeros(n, dtype=torch.long), "ptr": torch.tensor([0, n]), "head": torch.tensor([head])}
+    """MACE's energy and forces, on a graph of every pair (and periodic image) within r_max built independently of
+    both codes' neighbour lists (openmmenn.mace.mace_graph)."""
+    data = converter.mace_graph(atoms.numbers, atoms.positions, atoms.cell.array if atoms.pbc.any() else None, r_max, elements, head)
     out = model(data, compute_force=True, training=False)
     return float(out["energy"].item()), out["forces"].detach().numpy()
 

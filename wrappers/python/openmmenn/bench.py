@@ -13,6 +13,11 @@ per second, and the ratio to the Reference platform measured in this run. System
 * water-charged-3000/30000  the same boxes with the shipped model, whose predicted charges carry its own
                 Coulomb term, summed with PME (pure-ML charged water)
 * ligand-pme    acetamide with predicted charges in TIP3P water with PME (the shipped model)
+* crystal-1000  a rattled NaCl crystal of 1,000 atoms (5 x 5 x 5 cubic cells), periodic, with a random mace-torch model
+                the size of MACE-OMAT-0 medium (density blocks, ZBL, Agnesi, 128x0e+128x1o, r_max 6 A, 10 Bessel
+                functions, correlation 3, 2 layers), converted; beside the platforms, mace-torch itself in float32
+                (its forward and force pass on a graph built beforehand) on as many threads as OpenMM's CPU
+                platform. Needs mace-torch.
 
 MD steps (ms per Verlet step of the whole System, and ns/day at 1 fs): water-12, and the systems below.
 openmm.app builds them: alanine dipeptide (22 atoms, amber99sb, the whole peptide ML with the shipped model):
@@ -44,6 +49,11 @@ MODEL_SIZES = {
     "medium": dict(channels=128, hidden=("128x0e+128x1o", "128x0e"), residual=(False, True), correlation=3, sh_lmax=3,
                    message_lmax=3, r_max=5.0, radial_hidden=(64, 64, 64), readout_hidden=16),
 }
+# MACE-OMAT-0 medium's architecture as published (ACEsuit's mace-foundations), for openmmenn.mace.random_mace_model.
+OMAT_MEDIUM = dict(first="RealAgnosticDensityInteractionBlock", rest="RealAgnosticDensityResidualInteractionBlock",
+                   hidden="128x0e+128x1o", r_max=6.0, num_bessel=10, radial_mlp=(64, 64, 64), mlp_irreps="16x0e", correlation=3,
+                   interactions=2, pair_repulsion=True, distance_transform="Agnesi")
+CRYSTAL_ELEMENTS = (1, 6, 7, 8, 11, 14, 16, 17)
 ACETAMIDE_Z = [8, 6, 7, 6, 1, 1, 1, 1, 1]
 ACETAMIDE = np.array([[-1.736, 0.107, -0.430], [-0.641, -0.142, -0.041], [-0.231, -1.210, 0.580], [0.542, 1.009, -0.411],
                       [0.693, -1.471, 0.777], [0.011, 1.903, -0.726], [1.122, 1.234, 0.584], [1.252, 0.492, -1.025],
@@ -61,6 +71,55 @@ def water_box(num_waters, rng):
         pos += [o, o + q @ [0.9572, 0, 0], o + q @ [-0.2400, 0.9266, 0]]
         z += [8, 1, 1]
     return z, np.array(pos), edge
+
+
+def nacl_crystal(cells, rng):
+    """Rock salt (a = 5.64 A) of cells^3 cubic cells, every atom displaced by N(0, 0.05 A): (atomic numbers, A, edge A)."""
+    a = 5.64
+    basis = [((0, 0, 0), 11), ((0.5, 0.5, 0), 11), ((0.5, 0, 0.5), 11), ((0, 0.5, 0.5), 11),
+             ((0.5, 0, 0), 17), ((0, 0.5, 0), 17), ((0, 0, 0.5), 17), ((0.5, 0.5, 0.5), 17)]
+    z, pos = [], []
+    for i in range(cells):
+        for j in range(cells):
+            for k in range(cells):
+                for frac, element in basis:
+                    pos.append((np.array(frac) + (i, j, k)) * a)
+                    z.append(element)
+    return z, np.array(pos) + rng.normal(0.0, 0.05, size=(len(z), 3)), cells * a
+
+
+def omat_medium_model(path):
+    """A random mace-torch model of MACE-OMAT-0 medium's size in float32 (as MACE builds and saves it), converted to
+    `path`; returns the mace-torch model, or None (with no file) where mace-torch is not importable."""
+    try:
+        import torch
+        from . import mace
+    except ImportError:
+        return None
+    try:
+        import mace as _  # noqa: F401
+    except ImportError:
+        return None
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        model = mace.random_mace_model([-1.0 - 0.1 * z for z in CRYSTAL_ELEMENTS], elements=CRYSTAL_ELEMENTS, seed=1, **OMAT_MEDIUM)
+    finally:
+        torch.set_default_dtype(previous)
+    arch, tensors = mace.convert(mace.describe_mace_model(model), {k: v.detach().numpy() for k, v in model.state_dict().items()})
+    modelfile.write(path, arch, tensors)
+    return model
+
+
+def time_mace_torch(model, z, pos, edge, repeats, budget):
+    """mace-torch's forward and force pass in float32 on the CPU, with as many threads as OpenMM's CPU platform uses by
+    default; its graph is built once beforehand (not timed: a neighbour list would only add to MACE's time)."""
+    import torch
+    from . import mace
+    torch.set_num_threads(os.cpu_count())
+    model = model.float()
+    data = mace.mace_graph(z, pos, np.eye(3) * edge, float(model.r_max), CRYSTAL_ELEMENTS, dtype=torch.float32)
+    return best_time(lambda: model(dict(data), compute_force=True, training=False), repeats, budget)
 
 
 def platforms(wanted=None):
@@ -136,7 +195,7 @@ def time_torch(model_path, z, pos, edge, repeats, budget):
 
 
 DEFAULT_SYSTEMS = ["molecule", "water-12", "water-300", "water-3000", "water-30000", "water-charged-3000", "water-charged-30000",
-                   "ligand-pme", "peptide-vacuum", "peptide-obc2", "mlmm-1800", "mlmm-20000"]
+                   "ligand-pme", "crystal-1000", "peptide-vacuum", "peptide-obc2", "mlmm-1800", "mlmm-20000"]
 STEP_SYSTEMS = ("peptide-vacuum", "peptide-obc2", "mlmm-")
 TIMESTEP_PS = 0.001
 ENN_GROUP, NONBONDED_GROUP = 2, 1
@@ -270,6 +329,7 @@ def main(argv=None):
     rows = []
     step_names = [n for n in args.systems if n.startswith(STEP_SYSTEMS)]
     step_rows = []
+    mace_models = {}
     with tempfile.TemporaryDirectory() as tmp:
         cases = []
         for name in args.systems:
@@ -294,6 +354,14 @@ def main(argv=None):
                 z = ACETAMIDE_Z + [wz[i + k] for i in keep for k in range(3)]
                 pos = np.concatenate([ACETAMIDE + centre] + [wpos[i:i + 3] for i in keep])
                 cases.append((name, "shipped", openmmenn.shipped_model(), z, pos, edge, True))
+            elif name == "crystal-1000":
+                path = os.path.join(tmp, "omat-medium.enn")
+                mace_models[name] = omat_medium_model(path)
+                if mace_models[name] is None:
+                    print("  crystal-1000: skipped (needs mace-torch)", file=sys.stderr)
+                    continue
+                z, pos, edge = nacl_crystal(5, rng)
+                cases.append((name, "omat-medium", path, z, pos, edge, False))
         for system_name, size, path, z, pos, edge, ligand in cases:
             reference = None
             for platform in platforms(args.platforms):
@@ -315,6 +383,11 @@ def main(argv=None):
                     reference = best
                 rows.append((system_name, size, len(z), platform, best, first, reference))
                 print(f"  {system_name} {size} {platform}: {'%.1f ms' % (best * 1e3) if best else 'skipped'}", file=sys.stderr)
+            if mace_models.get(system_name) is not None:
+                best, first = time_mace_torch(mace_models[system_name], z, pos, edge, args.repeats, args.max_seconds)
+                rows.append((system_name, size, len(z), "mace-torch float32 (CPU)", best, first, reference))
+                print(f"  {system_name} {size} mace-torch: {'%.1f ms' % (best * 1e3) if best else 'skipped'}", file=sys.stderr)
+                continue
             if have_torch and not ligand and len(z) > args.torch_max_atoms:
                 rows.append((system_name, size, len(z), "PyTorch (CPU)", None, None, reference))
             elif have_torch and not ligand:
@@ -331,6 +404,11 @@ def main(argv=None):
             continue
         ratio = f"{reference / best:.2f}x" if reference else "n/a"
         print(f"| {system_name} | {size} | {atoms} | {platform} | {best * 1e3:.1f} | {atoms / best:.3g} | {ratio} |")
+    timing = {(name, platform): best for name, _, _, platform, best, _, _ in rows if best}
+    for name in mace_models:
+        if (name, "CPU") in timing and (name, "mace-torch float32 (CPU)") in timing:
+            print(f"\n{name}: the CPU platform is {timing[(name, 'mace-torch float32 (CPU)')] / timing[(name, 'CPU')]:.1f}x "
+                  f"mace-torch float32 on the same {os.cpu_count()} threads")
     steps, costs = run_step_systems(step_names, platforms(args.platforms), args)
     print_step_tables(step_rows + steps, costs)
     return 0

@@ -431,6 +431,67 @@ def describe_mace_model(model):
     return hp
 
 
+def random_mace_model(atomic_energies, first="RealAgnosticInteractionBlock", rest="RealAgnosticResidualInteractionBlock",
+                      hidden="16x0e", max_ell=3, correlation=3, interactions=2, r_max=4.5, elements=(1, 6, 7, 8), num_bessel=8,
+                      radial_mlp=(32, 32, 32), mlp_irreps="16x0e", scale_shift=True, seed=0, **options):
+    """A mace-torch model with random weights (MACE's initialisation perturbed by 0.1 N(0, 1), so that every weight
+    matters), in torch's current default dtype, for tests and benchmarks against mace-torch itself: any of its
+    constructor options (pair_repulsion, distance_transform, heads, ...) pass through. Needs torch and mace."""
+    import torch
+    from e3nn import o3 as e3nn_o3
+    from mace import modules
+    torch.manual_seed(seed)
+    args = dict(r_max=r_max, num_bessel=num_bessel, num_polynomial_cutoff=5, max_ell=max_ell,
+                interaction_cls=modules.interaction_classes[rest], interaction_cls_first=modules.interaction_classes[first],
+                num_interactions=interactions, num_elements=len(elements), hidden_irreps=e3nn_o3.Irreps(hidden),
+                MLP_irreps=e3nn_o3.Irreps(mlp_irreps), atomic_energies=np.asarray(atomic_energies), avg_num_neighbors=8.0,
+                atomic_numbers=list(elements), correlation=correlation, gate=torch.nn.functional.silu, radial_MLP=list(radial_mlp))
+    args.update(options)
+    if scale_shift:
+        model = modules.ScaleShiftMACE(atomic_inter_scale=1.3, atomic_inter_shift=0.1, **args)
+    else:
+        model = modules.MACE(**args)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return model
+
+
+def mace_graph(numbers, positions, cell, r_max, elements, head=0, dtype=None):
+    """The input dict of a mace-torch model for one configuration (Angstrom; cell None: no periodicity): the graph of
+    every pair, and in a periodic cell every image, within r_max, by brute force (MACE's edge vector is
+    positions[receiver] - positions[sender] + shift). Needs torch."""
+    import torch
+    dtype = dtype or torch.get_default_dtype()
+    pos = torch.tensor(np.asarray(positions), dtype=dtype)
+    n = len(numbers)
+    if cell is not None:
+        cell = np.asarray(cell, dtype=float)
+        widths = abs(np.linalg.det(cell)) / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+        reach = [int(np.ceil(r_max / w)) + 1 for w in widths]
+        images = torch.tensor([(i, j, k) for i in range(-reach[0], reach[0] + 1) for j in range(-reach[1], reach[1] + 1)
+                               for k in range(-reach[2], reach[2] + 1)], dtype=dtype)
+        cell = torch.tensor(cell, dtype=dtype)
+    else:
+        cell, images = torch.zeros(3, 3, dtype=dtype), torch.zeros(1, 3, dtype=dtype)
+    senders, receivers, unit_shifts = [], [], []
+    for image in images:
+        vectors = pos[:, None, :] - pos[None, :, :] + (image @ cell)[None, None, :]
+        near = vectors.norm(dim=-1) < r_max
+        if not image.any():
+            near &= ~torch.eye(n, dtype=torch.bool)
+        receiver, sender = torch.nonzero(near, as_tuple=True)
+        senders.append(sender)
+        receivers.append(receiver)
+        unit_shifts.append(image.expand(sender.numel(), 3))
+    sender, receiver, unit_shifts = torch.cat(senders), torch.cat(receivers), torch.cat(unit_shifts)
+    onehot = torch.zeros(n, len(elements), dtype=dtype)
+    onehot[torch.arange(n), torch.tensor([list(elements).index(int(z)) for z in numbers])] = 1.0
+    return {"positions": pos, "node_attrs": onehot, "edge_index": torch.stack([sender, receiver]), "shifts": unit_shifts @ cell,
+            "unit_shifts": unit_shifts, "cell": cell, "batch": torch.zeros(n, dtype=torch.long), "ptr": torch.tensor([0, n]),
+            "head": torch.tensor([head])}
+
+
 def _offsets(shapes):
     out, offset = [], 0
     for s in shapes:
