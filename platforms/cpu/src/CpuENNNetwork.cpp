@@ -658,7 +658,7 @@ void CpuENNNetwork::forwardLayer(int t, OpenMM::ThreadPool& pool, bool wantCharg
         float* a = &A[t][size_t(n0) * L.dMsg];
         std::fill(a, a + size_t(rows) * L.dMsg, 0.0f);
         L.linear.forward(conv, a, n0, n1, elementStart); // (with the skip of a non-residual layer folded in)
-        if (L.densityNormalized) // the message over 1 + d_n (a scalar, so before or after the folded skip alike)
+        if (L.densityNormalized) // MACE's density blocks: the message over 1 + d_n (a scalar: the folded skip commutes)
             for (int n = n0; n < n1; n++) {
                 const float inverse = 1.0f / nodeDensity[t][n];
                 for (float* x = a + size_t(n - n0) * L.dMsg; x < a + size_t(n - n0 + 1) * L.dMsg; x++)
@@ -904,7 +904,7 @@ double CpuENNNetwork::compute(const vector<Vec3>& positions, const Vec3* box, co
             harmonics(v, &edgeHarmonics[size_t(e) * nsh], nullptr);
             const int a = nodeSpecies[neighbors.sender[e]], b = nodeSpecies[neighbors.receiver[e]];
             edgePair[e] = a * nel + b;
-            if (m.hasPairRepulsion) { // in double, from the float edge vector
+            if (m.hasPairRepulsion) { // MACE's ZBLBasis, in double from the float edge vector
                 const double r = std::sqrt(double(v[0]) * v[0] + double(v[1]) * v[1] + double(v[2]) * v[2]);
                 double derivative;
                 edgeRepulsion[e] = m.energyScale * pairRepulsionEnergy(m, a, b, r, derivative);

@@ -58,7 +58,7 @@ double activation(const ActivationSpec& act, double x, double* derivative);
 double polynomialEnvelope(int p, double rc, double r, double& derivative);
 
 /** The argument of the radial basis for an edge between elements a and b (indices into the model's elements) at
- *  distance r: r itself, or the model's distance transform of it (Agnesi); sets dy/dr. */
+ *  distance r: r itself, or the model's distance transform of it (MACE's AgnesiTransform); sets dy/dr. */
 double transformedDistance(const ENNModel& model, int elementA, int elementB, double r, double& dydr);
 
 /** The Bessel basis of the (transformed) distance times the polynomial envelope of r (model units), for an edge
@@ -82,7 +82,7 @@ inline bool radialDependsOnElements(const ENNModel& model) { return model.distan
  *  transform, ZBL pair repulsion), comma-separated, or "" (for a platform that does not evaluate them yet to name). */
 std::string materialsTermsOf(const ENNModel& model);
 
-/** The ZBL pair repulsion of one directed edge (half the pair's energy) between elements a and b at distance r, in
+/** MACE's ZBL pair repulsion (ZBLBasis) of one directed edge (half the pair's energy) between elements a and b at distance r, in
  *  the model's units, before energy.scale; sets its r-derivative. Zero from the sum of the covalent radii on. */
 double pairRepulsionEnergy(const ENNModel& model, int elementA, int elementB, double r, double& dEdr);
 

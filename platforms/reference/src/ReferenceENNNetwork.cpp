@@ -173,8 +173,9 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
     double energy = 0.0;
     vector<vector<double>> pre;
     vector<double> w;
-    // Density-normalised layers: s_e (the density MLP's output), the node densities d_i, and each node's message
-    // after the normalisation (before a non-residual skip), kept for the backward pass.
+    // Density-normalised layers (MACE's RealAgnosticDensity[Residual]InteractionBlock): s_e (the density MLP's output),
+    // the node densities d_i, and each node's message after the normalisation (before a non-residual skip), kept for
+    // the backward pass.
     vector<vector<double>> edgeDensityArg(T), nodeDensity(T), normalizedMessage(T);
     for (int t = 0; t < T; t++) {
         const LayerSpec& L = m.layers[t];
@@ -249,7 +250,7 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
     }
     for (int n = 0; n < N; n++)
         energy += m.e0[species[n]] + m.energyShift;
-    // ZBL pair repulsion over the edges, scaled with the network's energy (ScaleShiftMACE scales it too).
+    // ZBL pair repulsion (MACE's ZBLBasis) over the edges, scaled with the network's energy (ScaleShiftMACE scales it too).
     vector<double> pairRepulsionDerivative(m.hasPairRepulsion ? E : 0);
     for (int e = 0; e < E && m.hasPairRepulsion; e++) {
         const Vec3& v = edges[e].vec;

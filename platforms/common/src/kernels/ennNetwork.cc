@@ -208,7 +208,7 @@ DEVICE void nodeEdgeGeometry(int n, GLOBAL const int* RESTRICT count, GLOBAL con
 }
 
 /** The argument of the radial basis for an edge between elements a and b at distance r: r itself, or MACE's Agnesi
- *  transform of it, y = 1 / (1 + A x^Q / (1 + x^(Q-P))), x = r / r0, r0 the mean of the covalent radii; sets dy/dr. */
+ *  transform of it (AgnesiTransform), y = 1 / (1 + A x^Q / (1 + x^(Q-P))), x = r / r0, r0 the mean of the covalent radii; sets dy/dr. */
 DEVICE real radialArgument(real r, int a, int b, GLOBAL const real* RESTRICT reals, real* dydr) {
 #ifdef AGNESI_TRANSFORM
     const real r0 = (reals[COVALENT_RADII_START + a] + reals[COVALENT_RADII_START + b]) / 2, x = r / r0;
@@ -481,6 +481,62 @@ DEVICE void nodeEdgeGradients(int n, GLOBAL const int* RESTRICT count, GLOBAL co
     }
 }
 
+/** MACE's density normalisation (RealAgnosticDensityInteractionBlock, RealAgnosticDensityResidualInteractionBlock): the
+ *  node's messages A over 1 + d, d the sum of its edges' densities (a radial output); keeps 1 + d for the backward pass.
+ *  o: (A, dMsg, density column, node slice of 1 + d). */
+DEVICE void nodeDensityNormalize(int n, GLOBAL const int* RESTRICT o, GLOBAL real* RESTRICT data, GLOBAL const real* RESTRICT w,
+        GLOBAL const int* RESTRICT count, int cap) {
+    real density = 1;
+    for (int k = 0; k < count[n]; k++)
+        density += w[(n * cap + k) * WEIGHT_STRIDE + o[3]];
+    for (int i = LOCAL_ID; i < o[2]; i += LOCAL_SIZE)
+        data[o[1] + n * o[2] + i] /= density;
+    if (LOCAL_ID == 0)
+        data[o[4] + n] = density;
+}
+
+/** Its gradient with respect to d: -(gradA . A) / (1 + d), into a node slice (one thread, a fixed order).
+ *  o: (A, gradA, dMsg, 1 + d, dE/dd). */
+DEVICE void nodeDensityGradient(int n, GLOBAL const int* RESTRICT o, GLOBAL real* RESTRICT data) {
+    if (LOCAL_ID == 0) {
+        real dot = 0;
+        for (int i = 0; i < o[3]; i++)
+            dot += data[o[2] + n * o[3] + i] * data[o[1] + n * o[3] + i];
+        data[o[5] + n] = -dot / data[o[4] + n];
+    }
+}
+
+#ifdef ZBL_P
+/** MACE's ZBL pair repulsion (ZBLBasis) of the node's edges: half the screened nuclear repulsion of each, with its own
+ *  envelope at the sum of the covalent radii, into the node's energy (one thread, in edge order) and each edge's length
+ *  gradient. o: (start of the per-pair (screening length, prefactor with the energy scale, cutoff) in the reals). */
+DEVICE void nodeZBLBasis(int n, GLOBAL const int* RESTRICT o, GLOBAL const real* RESTRICT values, GLOBAL const int* RESTRICT species,
+        GLOBAL const int* RESTRICT count, GLOBAL const int* RESTRICT sender, GLOBAL const real4* RESTRICT edgeVec, int cap,
+        GLOBAL mixed* RESTRICT nodeEnergy, GLOBAL real* RESTRICT gradR) {
+    if (LOCAL_ID != 0)
+        return;
+    real energy = 0;
+    for (int k = 0; k < count[n]; k++) {
+        const int e = n * cap + k;
+        GLOBAL const real* pair = values + o[1] + 3 * (species[sender[e]] * NUM_ELEMENTS + species[n]);
+        const real r = edgeVec[e].w;
+        if (r >= pair[2])
+            continue;
+        // The envelope as a polynomial in u = 1 - r / rc (ZBL_ENVELOPE: precise near rc in float).
+        const real u = (pair[2] - r) / pair[2];
+        const real envelope = ZBL_ENVELOPE(u), denvelope = -ZBL_ENVELOPE_DU(u) / pair[2];
+        const real x = r / pair[0];
+        const real terms[4] = {ZBL_C0 * exp(-ZBL_E0 * x), ZBL_C1 * exp(-ZBL_E1 * x), ZBL_C2 * exp(-ZBL_E2 * x), ZBL_C3 * exp(-ZBL_E3 * x)};
+        const real phi = terms[0] + terms[1] + terms[2] + terms[3];
+        const real dphi = -(ZBL_E0 * terms[0] + ZBL_E1 * terms[1] + ZBL_E2 * terms[2] + ZBL_E3 * terms[3]) / pair[0];
+        const real v = pair[1] * phi / r, dv = pair[1] * (dphi / r - phi / (r * r));
+        energy += v * envelope;
+        gradR[e] += dv * envelope + v * denvelope;
+    }
+    nodeEnergy[n] += energy;
+}
+#endif
+
 /** Runs ops [firstOp, firstOp + numOps) on every node, a work group per node (see above). */
 KERNEL void nodeProgram(GLOBAL const int* RESTRICT ops, int firstOp, int numOps, int numNodes, GLOBAL real* RESTRICT data,
         GLOBAL mixed* RESTRICT nodeEnergy, GLOBAL const int* RESTRICT species, GLOBAL const int* RESTRICT tables, GLOBAL const real* RESTRICT values,
@@ -506,51 +562,17 @@ KERNEL void nodeProgram(GLOBAL const int* RESTRICT ops, int firstOp, int numOps,
                 nodeRadialTable(n, o, count, sender, species, edgeVec, cap, radialTable, tables, values, w, dwdr);
             else if (kind == OP_RADIAL_MLP)
                 nodeRadialMLP(n, o, count, sender, species, edgeVec, cap, besselFrequencies, tables, values, w, dwdr);
-            else if (kind == OP_DENSITY_NORMALIZE) { // o: (A, dMsg, density column, node slice of 1 + d): A /= 1 + d
-                real density = 1;
-                for (int k = 0; k < count[n]; k++)
-                    density += w[(n * cap + k) * WEIGHT_STRIDE + o[3]];
-                for (int i = LOCAL_ID; i < o[2]; i += LOCAL_SIZE)
-                    data[o[1] + n * o[2] + i] /= density;
-                if (LOCAL_ID == 0)
-                    data[o[4] + n] = density;
-            }
-            else if (kind == OP_DENSITY_GRADIENT) { // o: (A, gradA, dMsg, 1 + d, dE/dd): -(gradA . A) / (1 + d)
-                if (LOCAL_ID == 0) {
-                    real dot = 0;
-                    for (int i = 0; i < o[3]; i++)
-                        dot += data[o[2] + n * o[3] + i] * data[o[1] + n * o[3] + i];
-                    data[o[5] + n] = -dot / data[o[4] + n];
-                }
-            }
+            else if (kind == OP_DENSITY_NORMALIZE)
+                nodeDensityNormalize(n, o, data, w, count, cap);
+            else if (kind == OP_DENSITY_GRADIENT)
+                nodeDensityGradient(n, o, data);
             else if (kind == OP_DENSITY_SCALE) { // o: (gradA, dMsg, 1 + d): gradA /= 1 + d
                 for (int i = LOCAL_ID; i < o[2]; i += LOCAL_SIZE)
                     data[o[1] + n * o[2] + i] /= data[o[3] + n];
             }
 #ifdef ZBL_P
-            else if (kind == OP_PAIR_REPULSION) { // o: (per-pair reals): the ZBL energy of the node's edges, in edge order
-                if (LOCAL_ID == 0) {
-                    real energy = 0;
-                    for (int k = 0; k < count[n]; k++) {
-                        const int e = n * cap + k;
-                        GLOBAL const real* pair = values + o[1] + 3 * (species[sender[e]] * NUM_ELEMENTS + species[n]);
-                        const real r = edgeVec[e].w;
-                        if (r >= pair[2])
-                            continue;
-                        // ZBL's own envelope, as a polynomial in u = 1 - r / rc (ZBL_ENVELOPE: precise near rc in float)
-                        const real u = (pair[2] - r) / pair[2];
-                        const real envelope = ZBL_ENVELOPE(u), denvelope = -ZBL_ENVELOPE_DU(u) / pair[2];
-                        const real x = r / pair[0];
-                        const real terms[4] = {ZBL_C0 * exp(-ZBL_E0 * x), ZBL_C1 * exp(-ZBL_E1 * x), ZBL_C2 * exp(-ZBL_E2 * x), ZBL_C3 * exp(-ZBL_E3 * x)};
-                        const real phi = terms[0] + terms[1] + terms[2] + terms[3];
-                        const real dphi = -(ZBL_E0 * terms[0] + ZBL_E1 * terms[1] + ZBL_E2 * terms[2] + ZBL_E3 * terms[3]) / pair[0];
-                        const real v = pair[1] * phi / r, dv = pair[1] * (dphi / r - phi / (r * r));
-                        energy += v * envelope;
-                        gradR[e] += dv * envelope + v * denvelope;
-                    }
-                    nodeEnergy[n] += energy;
-                }
-            }
+            else if (kind == OP_PAIR_REPULSION)
+                nodeZBLBasis(n, o, values, species, count, sender, edgeVec, cap, nodeEnergy, gradR);
 #endif
             else if (kind == OP_ACTIVATE || kind == OP_ACTIVATION_BACKWARD) { // o: (pre, out or gradient, size, kind, index of scale)
                 const int size = o[3];
