@@ -114,21 +114,6 @@ void OpenMMENN::radialWeights(const ENNModel& model, int layer, int elementA, in
     }
 }
 
-std::string OpenMMENN::materialsTermsOf(const ENNModel& model) {
-    std::string names;
-    auto add = [&](const char* name) { names += (names.empty() ? "" : ", ") + std::string(name); };
-    for (const LayerSpec& layer : model.layers)
-        if (layer.densityNormalized) {
-            add("density normalisation");
-            break;
-        }
-    if (model.distanceTransform.kind == DistanceTransformSpec::Agnesi)
-        add("Agnesi distance transform");
-    if (model.hasPairRepulsion)
-        add("ZBL pair repulsion");
-    return names;
-}
-
 double OpenMMENN::pairRepulsionEnergy(const ENNModel& m, int elementA, int elementB, double r, double& dEdr) {
     const PairRepulsionSpec& z = m.pairRepulsion;
     double denv;

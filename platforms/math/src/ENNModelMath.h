@@ -11,7 +11,6 @@
 #include "openmm/Vec3.h"
 #include <array>
 #include <map>
-#include <string>
 #include <vector>
 
 namespace OpenMMENN {
@@ -77,10 +76,6 @@ void radialWeights(const ENNModel& model, int layer, int elementA, int elementB,
 /** Whether a model's radial functions depend on the elements of an edge (a distance transform), so that tables of
  *  them are needed per element pair. */
 inline bool radialDependsOnElements(const ENNModel& model) { return model.distanceTransform.kind != DistanceTransformSpec::None; }
-
-/** The names of the terms of MACE's materials blocks that a model uses (density normalisation, Agnesi distance
- *  transform, ZBL pair repulsion), comma-separated, or "" (for a platform that does not evaluate them yet to name). */
-std::string materialsTermsOf(const ENNModel& model);
 
 /** MACE's ZBL pair repulsion (ZBLBasis) of one directed edge (half the pair's energy) between elements a and b at distance r, in
  *  the model's units, before energy.scale; sets its r-derivative. Zero from the sum of the covalent radii on. */
