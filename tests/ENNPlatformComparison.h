@@ -104,7 +104,8 @@ inline void forEachModelInVacuumAndSmallBox(const SystemVisitor& visit) {
     }
 }
 
-/** The model of MACE's materials blocks (density normalisation, Agnesi, ZBL; "materials") on the test molecule in
+/** The models of MACE's materials blocks (density normalisation, Agnesi, ZBL: "materials"; classic blocks with ZBL
+ *  and the Soft transform: "materials_soft") on the test molecule in
  *  vacuum and in a triclinic box smaller than 2 r_c, and around water at liquid density in a box of several cells, so
  *  that edges join every pair of its elements (H, C, N, O) and atoms sit within the ZBL range of each other. */
 inline void forEachMaterialsSystem(const SystemVisitor& visit) {
@@ -112,10 +113,12 @@ inline void forEachMaterialsSystem(const SystemVisitor& visit) {
     std::vector<Vec3> pos;
     smallMolecule(z, pos);
     const Vec3 small[3] = {Vec3(0.52, 0, 0), Vec3(0.11, 0.55, 0), Vec3(-0.07, 0.12, 0.58)};
-    visit(*mlSystem(modelPath("materials"), z, nullptr, -1.0), pos, "materials vacuum", -1);
-    visit(*mlSystem(modelPath("materials"), z, small, -1.0), pos, "materials small triclinic box", -1);
     TestSystem ts(6, TriclinicBox, -1);
-    visit(*mlSystem(modelPath("materials"), ts.z, ts.box, -1.0), ts.pos, "materials " + std::to_string(ts.z.size()) + " atoms, triclinic", -1);
+    for (const std::string name : {"materials", "materials_soft"}) {
+        visit(*mlSystem(modelPath(name), z, nullptr, -1.0), pos, name + " vacuum", -1);
+        visit(*mlSystem(modelPath(name), z, small, -1.0), pos, name + " small triclinic box", -1);
+        visit(*mlSystem(modelPath(name), ts.z, ts.box, -1.0), ts.pos, name + " " + std::to_string(ts.z.size()) + " atoms, triclinic", -1);
+    }
 }
 
 /** Predicted charges coupled by every electrostatics method (NonbondedForce NoCutoff, reaction field

@@ -101,7 +101,9 @@ TEST(BadInput, ChargeHeadDeclaresItsEnergy) {
 TEST(BadInput, MaterialsTermsAreChecked) {
     const std::string materials = readBytes(modelPath("materials"));
     expectRejected(rewrite(materials, [](json&, json& a) { a["format_version"] = 2; }), "needs format_version 3");
-    expectRejected(rewrite(materials, [](json&, json& a) { a["radial_basis"]["distance_transform"]["type"] = "soft"; }), "only 'agnesi'");
+    expectRejected(rewrite(materials, [](json&, json& a) { a["radial_basis"]["distance_transform"]["type"] = "cubic"; }),
+                   "only 'agnesi' and 'soft' are supported");
+    expectRejected(rewrite(materials, [](json&, json& a) { a["radial_basis"]["distance_transform"]["type"] = "soft"; }), "alpha");
     expectRejected(rewrite(materials, [](json&, json& a) { a["radial_basis"]["distance_transform"]["p"] = 0.5; }), "p > q > 0");
     expectRejected(rewrite(materials, [](json&, json& a) { a["pair_repulsion"]["covalent_radii"].erase(0); }), "one covalent radius per element");
     expectRejected(rewrite(materials, [](json&, json& a) { a["pair_repulsion"]["covalent_radii"][1] = -0.7; }), "must be positive");

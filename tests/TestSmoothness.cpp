@@ -42,7 +42,7 @@ Snapshot snapshot(Simulation& sim, const std::vector<Vec3>& pos) {
 }
 
 TEST(Smoothness, NeighbourCrossingTheCutoff) {
-    std::vector<std::string> names = {"mixed_charge", "three_layer_tanh", "materials"};
+    std::vector<std::string> names = {"mixed_charge", "three_layer_tanh", "materials", "materials_soft"};
     if (fileExists(modelPath("public_A")))
         names.push_back("public_A");
     for (const std::string& name : names) {

@@ -46,6 +46,9 @@ models = {
     # and ZBL pair repulsion (format version 3); r_max 5 A.
     "materials": dict(channels=4, hidden=("4x0e+4x1o", "4x0e"), residual=(False, True), density_normalization=True,
                       distance_transform="agnesi", pair_repulsion=True, r_max=5.0, seed=8),
+    # Classic blocks with ZBL and MACE's Soft distance transform.
+    "materials_soft": dict(channels=4, hidden=("4x0e+4x1o", "4x0e"), residual=(False, True), distance_transform="soft",
+                           pair_repulsion=True, r_max=5.0, seed=9),
     # A network whose energies are absurd (1e9 eV per unit readout), for the energy guard.
     "absurd_energy": dict(channels=2, hidden=("2x0e",), residual=(False,), seed=6, energy_scale=1e9),
 }

@@ -328,14 +328,21 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
     if (radial.has("distance_transform")) {
         Field dt = radial.at("distance_transform");
         requireVersion3(dt);
-        if (dt.at("type").string() != "agnesi")
-            dt.at("type").invalid("only 'agnesi' is supported");
-        m.distanceTransform.kind = DistanceTransformSpec::Agnesi;
-        m.distanceTransform.a = dt.at("a").number();
-        m.distanceTransform.q = dt.at("q").number();
-        m.distanceTransform.p = dt.at("p").number();
-        if (!(m.distanceTransform.a > 0) || !(m.distanceTransform.q > 0) || !(m.distanceTransform.p > m.distanceTransform.q))
-            dt.invalid("needs a > 0 and p > q > 0 (a smooth, monotonic transform)");
+        const std::string type = dt.at("type").string();
+        if (type == "agnesi") {
+            m.distanceTransform.kind = DistanceTransformSpec::Agnesi;
+            m.distanceTransform.a = dt.at("a").number();
+            m.distanceTransform.q = dt.at("q").number();
+            m.distanceTransform.p = dt.at("p").number();
+            if (!(m.distanceTransform.a > 0) || !(m.distanceTransform.q > 0) || !(m.distanceTransform.p > m.distanceTransform.q))
+                dt.invalid("needs a > 0 and p > q > 0 (a smooth, monotonic transform)");
+        } else if (type == "soft") {
+            m.distanceTransform.kind = DistanceTransformSpec::Soft;
+            m.distanceTransform.alpha = dt.at("alpha").number();
+            if (!(m.distanceTransform.alpha > 0))
+                dt.at("alpha").invalid("must be positive");
+        } else
+            dt.at("type").invalid("only 'agnesi' and 'soft' are supported");
         m.distanceTransform.covalentRadii = covalentRadii(dt.at("covalent_radii"));
     }
     if (arch.has("pair_repulsion")) {

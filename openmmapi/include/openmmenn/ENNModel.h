@@ -107,10 +107,13 @@ struct DensityNormalizationSpec {
 };
 
 /** MACE's distance transform of the radial basis' argument (the envelope stays on the distance itself). Agnesi:
- *  y = 1 / (1 + a x^q / (1 + x^(q - p))), x = r / r0, r0 = (R_i + R_j) / 2 from the elements' covalent radii. */
+ *  y = 1 / (1 + a x^q / (1 + x^(q - p))), x = r / r0, r0 = (R_i + R_j) / 2 from the elements' covalent radii. Soft:
+ *  y = p0 + (r - p0) (1 + tanh(alpha (r - m) / (p1 - p0))) / 2, p0 = 3/4 r0, p1 = 4/3 r0, m = (p0 + p1) / 2,
+ *  r0 = R_i + R_j. */
 struct DistanceTransformSpec {
-    enum Kind { None, Agnesi } kind = None;
-    double a = 0.0, q = 0.0, p = 0.0;
+    enum Kind { None, Agnesi, Soft } kind = None;
+    double a = 0.0, q = 0.0, p = 0.0; // Agnesi
+    double alpha = 0.0;               // Soft
     std::vector<double> covalentRadii; // per element, length unit
 };
 

@@ -284,6 +284,11 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
             defines["AGNESI_P"] = cc.doubleToString(m.distanceTransform.p);
             defines["COVALENT_RADII_START"] = cc.intToString(covalentRadiiStart);
         }
+        if (m.distanceTransform.kind == DistanceTransformSpec::Soft) {
+            defines["SOFT_TRANSFORM"] = "1";
+            defines["SOFT_ALPHA"] = cc.doubleToString(m.distanceTransform.alpha);
+            defines["COVALENT_RADII_START"] = cc.intToString(covalentRadiiStart);
+        }
         if (m.hasPairRepulsion) {
             const PairRepulsionSpec& zbl = m.pairRepulsion;
             for (int k = 0; k < 4; k++) {

@@ -38,6 +38,12 @@ double OpenMMENN::transformedDistance(const ENNModel& m, int elementA, int eleme
         dydr = 1.0;
         return r;
     }
+    if (t.kind == DistanceTransformSpec::Soft) { // y = p0 + (r - p0) s, s = (1 + tanh(k (r - m))) / 2
+        const double r0 = t.covalentRadii[elementA] + t.covalentRadii[elementB], p0 = 0.75 * r0, p1 = r0 * 4.0 / 3.0;
+        const double k = t.alpha / (p1 - p0), h = std::tanh(k * (r - 0.5 * (p0 + p1))), s = 0.5 * (1.0 + h);
+        dydr = s + (r - p0) * 0.5 * k * (1.0 - h * h);
+        return p0 + (r - p0) * s;
+    }
     // Agnesi: y = 1 / (1 + f), f = a x^q / (1 + x^(q-p)), x = r / r0; df/dx = a x^(q-1) (q + p x^(q-p)) / (1 + x^(q-p))^2.
     const double r0 = 0.5 * (t.covalentRadii[elementA] + t.covalentRadii[elementB]), x = r / r0;
     const double xq = std::pow(x, t.q), v = std::pow(x, t.q - t.p);

@@ -57,7 +57,8 @@ double activation(const ActivationSpec& act, double x, double* derivative);
 double polynomialEnvelope(int p, double rc, double r, double& derivative);
 
 /** The argument of the radial basis for an edge between elements a and b (indices into the model's elements) at
- *  distance r: r itself, or the model's distance transform of it (MACE's AgnesiTransform); sets dy/dr. */
+ *  distance r: r itself, or the model's distance transform of it (MACE's AgnesiTransform or SoftTransform); sets
+ *  dy/dr. */
 double transformedDistance(const ENNModel& model, int elementA, int elementB, double r, double& dydr);
 
 /** The Bessel basis of the (transformed) distance times the polynomial envelope of r (model units), for an edge

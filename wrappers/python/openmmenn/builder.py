@@ -43,7 +43,8 @@ def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e")
     unit), None for point charges; gaussian_self_energy: that term includes the Gaussian charges' self
     energies (which make it positive definite).
     density_normalization: every layer's message is divided by 1 + its node density (MACE's density blocks);
-    distance_transform: "agnesi" (MACE's constants a, q, p); pair_repulsion: MACE's ZBL term. Lengths in Angstrom.
+    distance_transform: "agnesi" (MACE's constants a, q, p) or "soft" (alpha 4); pair_repulsion: MACE's ZBL term.
+    Lengths in Angstrom.
     """
     rng = np.random.default_rng(seed)
     parity = symmetry == "O3"
@@ -96,11 +97,13 @@ def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e")
     }
     tensors["radial.frequencies"] = np.pi * np.arange(1, num_bessel + 1) / r_max
     radii = [COVALENT_RADII[z] for z in elements] if distance_transform or pair_repulsion else None
-    if distance_transform:
-        if distance_transform != "agnesi":
-            raise ValueError(f"distance transform {distance_transform!r}: only 'agnesi'")
+    if distance_transform == "agnesi":
         arch["radial_basis"]["distance_transform"] = {"type": "agnesi", "a": 1.0805, "q": 0.9183, "p": 4.5791,
                                                       "covalent_radii": radii}
+    elif distance_transform == "soft":
+        arch["radial_basis"]["distance_transform"] = {"type": "soft", "alpha": 4.0, "covalent_radii": radii}
+    elif distance_transform:
+        raise ValueError(f"distance transform {distance_transform!r}: 'agnesi' or 'soft'")
     if pair_repulsion:
         arch["pair_repulsion"] = {"type": "zbl", "c": [0.1818, 0.5099, 0.2802, 0.02817], "exponents": [3.2, 0.9423, 0.4028, 0.2016],
                                   "a_prefactor": 0.4543, "a_exponent": 0.3, "bohr": 0.529, "coulomb": 14.3996,

@@ -141,8 +141,8 @@ def convert(hp, state_dict, head=None):
     for key, default, what in _REFUSED_OPTIONS:
         if hp.get(key, default) != default:
             raise ValueError(f"MACE option not supported: {what}")
-    if hp.get("distance_transform") not in (None, "None", False, "AgnesiTransform", "Agnesi"):
-        raise ValueError(f"MACE distance transform {hp['distance_transform']!r} is not supported (Agnesi only)")
+    if hp.get("distance_transform") not in (None, "None", False, "AgnesiTransform", "Agnesi", "SoftTransform", "Soft"):
+        raise ValueError(f"MACE distance transform {hp['distance_transform']!r} is not supported (Agnesi, Soft)")
     if hp.get("radial_type", "bessel") != "bessel":
         raise ValueError(f"MACE radial basis {hp['radial_type']!r} is not supported (bessel only)")
     tensors = {}
@@ -216,6 +216,11 @@ def convert(hp, state_dict, head=None):
         arch["radial_basis"]["distance_transform"] = {
             "type": "agnesi", "a": float(sd[f"{q}.a"]), "q": float(sd[f"{q}.q"]), "p": float(sd[f"{q}.p"]),
             "covalent_radii": covalent_radii(f"{q}.covalent_radii")}
+        version3 = True
+    if hp.get("distance_transform") in ("SoftTransform", "Soft"):
+        q = "radial_embedding.distance_transform"
+        arch["radial_basis"]["distance_transform"] = {"type": "soft", "alpha": float(sd[f"{q}.alpha"]),
+                                                      "covalent_radii": covalent_radii(f"{q}.covalent_radii")}
         version3 = True
     if hp.get("pair_repulsion"):
         q = "pair_repulsion_fn"

@@ -10,7 +10,8 @@
 // recursion), NUM_BESSEL, ENVELOPE_P, R_MAX, BESSEL_PREFACTOR, MAX_WIDTH (widest hidden layer of
 // any radial MLP), REDUCE_SIZE (ennReduce.cc), NUM_BUCKETS (cell hash table, a power of two),
 // OP_WORDS and OP_* (node programs, below), WEIGHT_STRIDE (radial outputs per edge slot), NUM_ELEMENTS; for MACE's
-// materials blocks AGNESI_TRANSFORM with AGNESI_A, AGNESI_Q, AGNESI_P and COVALENT_RADII_START (in the reals table),
+// materials blocks AGNESI_TRANSFORM with AGNESI_A, AGNESI_Q, AGNESI_P, or SOFT_TRANSFORM with SOFT_ALPHA, and
+// COVALENT_RADII_START (in the reals table),
 // and ZBL_C0..3, ZBL_E0..3, ZBL_P, ZBL_ENVELOPE(u), ZBL_ENVELOPE_DU(u) (the ZBL pair repulsion).
 //
 // Edges live in fixed-capacity slots: the edges of receiver i are slots [i*cap, i*cap + count[i]).
@@ -210,12 +211,17 @@ DEVICE void nodeEdgeGeometry(int n, GLOBAL const int* RESTRICT count, GLOBAL con
 /** The argument of the radial basis for an edge between elements a and b at distance r: r itself, or MACE's Agnesi
  *  transform of it (AgnesiTransform), y = 1 / (1 + A x^Q / (1 + x^(Q-P))), x = r / r0, r0 the mean of the covalent radii; sets dy/dr. */
 DEVICE real radialArgument(real r, int a, int b, GLOBAL const real* RESTRICT reals, real* dydr) {
-#ifdef AGNESI_TRANSFORM
+#if defined(AGNESI_TRANSFORM)
     const real r0 = (reals[COVALENT_RADII_START + a] + reals[COVALENT_RADII_START + b]) / 2, x = r / r0;
     const real xq = pow(x, (real) AGNESI_Q), v = pow(x, (real) AGNESI_Q - (real) AGNESI_P);
     const real y = 1 / (1 + AGNESI_A * xq / (1 + v));
     *dydr = -y * y * AGNESI_A * (xq / x) * (AGNESI_Q + AGNESI_P * v) / ((1 + v) * (1 + v)) / r0;
     return y;
+#elif defined(SOFT_TRANSFORM) // MACE's SoftTransform: y = p0 + (r - p0) (1 + tanh(k (r - m))) / 2
+    const real r0 = reals[COVALENT_RADII_START + a] + reals[COVALENT_RADII_START + b], p0 = (real) 0.75 * r0, p1 = r0 * 4 / 3;
+    const real k = SOFT_ALPHA / (p1 - p0), h = tanh(k * (r - (p0 + p1) / 2)), s = (1 + h) / 2;
+    *dydr = s + (r - p0) * k * (1 - h * h) / 2;
+    return p0 + (r - p0) * s;
 #else
     *dydr = 1;
     return r;
