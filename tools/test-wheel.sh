@@ -31,19 +31,25 @@ echo "CUDA wheel: $(basename "$cuda_wheel"), $(du -k "$cuda_wheel" | cut -f1) Ki
 
 "$python" -m venv "$work/venv"
 venv="$work/venv"
+stamp="$work/stamp"
+list_venv() { (cd "$venv" && find . -print | grep -v __pycache__ | sort) > "$1"; }
+# The install writes nothing outside the environment: no file newer than the stamp in the system's folders or the
+# user's (caches aside).
+check_nothing_outside() {
+  local outside
+  outside=$(find /usr /etc /opt "$HOME" -xdev -newer "$stamp" -type f 2>/dev/null | grep -v -e "^$HOME/.cache/" -e "^$work/" || true)
+  if [ -n "$outside" ]; then
+    echo "FAILED: the install wrote outside its environment:"; echo "$outside"; exit 1
+  fi
+  echo "the install wrote nothing outside $venv"
+}
 "$venv/bin/pip" install --quiet "openmm==8.6.1" numpy
 "$venv/bin/pip" install --quiet --no-deps "openmmml==1.8"
-(cd "$venv" && find . -print | grep -v __pycache__ | sort) > "$work/before.txt"
-stamp="$work/stamp"
+list_venv "$work/before.txt"
 touch "$stamp"
 sleep 1
 "$venv/bin/pip" install --quiet --no-deps "$wheel"
-# Nothing outside the environment: no file newer than the stamp in the system's folders or the user's (caches aside).
-outside=$(find /usr /etc /opt "$HOME" -xdev -newer "$stamp" -type f 2>/dev/null | grep -v -e "^$HOME/.cache/" -e "^$work/" || true)
-if [ -n "$outside" ]; then
-  echo "FAILED: the install wrote outside its environment:"; echo "$outside"; exit 1
-fi
-echo "the install wrote nothing outside $venv"
+check_nothing_outside
 
 # What a user runs, from another folder (so that nothing is imported from the clone):
 cd "$work"
@@ -86,7 +92,7 @@ fi
 # Uninstall: the environment as it was before, nothing of ours left.
 uninstall_check() {
   "$venv/bin/pip" uninstall --quiet --yes "$@"
-  (cd "$venv" && find . -print | grep -v __pycache__ | sort) > "$work/after.txt"
+  list_venv "$work/after.txt"
   if ! diff "$work/before.txt" "$work/after.txt"; then
     echo "FAILED: pip uninstall left the files above"; exit 1
   fi
@@ -101,21 +107,18 @@ uninstall_check openmm-enn
 # The CUDA wheel beside OpenMM's CUDA platform and the CUDA libraries its plugin needs (tools/pip-openmm8.txt's pins).
 grep -E '^(openmm-cuda-12|nvidia-)' "$root/tools/pip-openmm8.txt" > "$work/cuda-requirements.txt"
 "$venv/bin/pip" install --quiet --no-deps -r "$work/cuda-requirements.txt"
-(cd "$venv" && find . -print | grep -v __pycache__ | sort) > "$work/before.txt"
+list_venv "$work/before.txt"
 touch "$stamp"
 sleep 1
 "$venv/bin/pip" install --quiet --no-deps "$wheel" "$cuda_wheel"
-outside=$(find /usr /etc /opt "$HOME" -xdev -newer "$stamp" -type f 2>/dev/null | grep -v -e "^$HOME/.cache/" -e "^$work/" || true)
-if [ -n "$outside" ]; then
-  echo "FAILED: the CUDA wheel's install wrote outside its environment:"; echo "$outside"; exit 1
-fi
+check_nothing_outside
 cuda_env=()
 if ! ldconfig -p | grep -q 'libcuda\.so\.1 '; then # no NVIDIA driver: the toolkit's stub, so that OpenMM's CUDA plugin loads
   mkdir -p "$work/stub"
   ln -sf "$(ls /usr/local/cuda/lib64/stubs/libcuda.so /usr/local/cuda/targets/*/lib/stubs/libcuda.so 2>/dev/null | head -1)" "$work/stub/libcuda.so.1"
   cuda_env=(LD_LIBRARY_PATH="$work/stub" ENN_CUDA_STUB=1)
 fi
-env "${cuda_env[@]}" "$venv/bin/python" "$root/tests/cuda_plugin_check.py" \
-  "$venv/lib/$(basename "$(ls -d "$venv"/lib/python3*)")/site-packages/OpenMM.libs/lib/plugins/libOpenMMENNCUDA.so" \
-  "$venv/lib/$(basename "$(ls -d "$venv"/lib/python3*)")/site-packages/openmmenn/models/hcno-xtb-small.enn"
+site=$("$venv/bin/python" -c "import sysconfig; print(sysconfig.get_path('platlib'))")
+env "${cuda_env[@]}" "$venv/bin/python" "$root/tests/cuda_plugin_check.py" "$site/OpenMM.libs/lib/plugins/libOpenMMENNCUDA.so" \
+  "$site/openmmenn/models/hcno-xtb-small.enn"
 uninstall_check openmm-enn-cuda-12 openmm-enn

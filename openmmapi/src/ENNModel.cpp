@@ -351,13 +351,16 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
         if (zbl.at("type").string() != "zbl")
             zbl.at("type").invalid("only 'zbl' is supported");
         PairRepulsionSpec& pr = m.pairRepulsion;
-        for (const char* key : {"c", "exponents"}) {
-            Field list = zbl.at(key);
+        auto fourNumbers = [](const Field& list) {
             if (list.size() != 4)
                 list.invalid("needs 4 numbers");
+            std::vector<double> values;
             for (int k = 0; k < 4; k++)
-                (std::string(key) == "c" ? pr.c : pr.exponents).push_back(list.at(k).number());
-        }
+                values.push_back(list.at(k).number());
+            return values;
+        };
+        pr.c = fourNumbers(zbl.at("c"));
+        pr.exponents = fourNumbers(zbl.at("exponents"));
         pr.aPrefactor = zbl.at("a_prefactor").number();
         pr.aExponent = zbl.at("a_exponent").number();
         pr.bohr = zbl.at("bohr").number();

@@ -135,14 +135,17 @@ class TestCurrentMACE(unittest.TestCase):
                                     elements=MATERIALS, seed=5), r_max=6.0, elements=MATERIALS)
 
     def test_float32_saved_model(self):
-        """A model built and saved under torch's float32 default (its e3nn Wigner blocks in float32)."""
-        torch.set_default_dtype(torch.float32)
-        try:
-            model = build(hidden="16x0e+16x1o", r_max=6.0, elements=MATERIALS, seed=7).float()
-        finally:
-            torch.set_default_dtype(torch.float64)
-        self.assertTrue(any(v.dtype == torch.float32 and "_w3j_" in k for k, v in model.state_dict().items()))
-        self.check("float32", model, r_max=6.0, elements=MATERIALS, saved=True)
+        """Models built and saved under torch's float32 default (their e3nn Wigner blocks in float32): l <= 1 hidden
+        features, and l = 2 (MACE-OFF23 large style, more float32 blocks)."""
+        for name, options in {"float32": dict(hidden="16x0e+16x1o"), "float32_l2": dict(hidden="4x0e+4x1o+4x2e", max_ell=2)}.items():
+            with self.subTest(model=name):
+                torch.set_default_dtype(torch.float32)
+                try:
+                    model = build(r_max=6.0, elements=MATERIALS, seed=7, **options).float()
+                finally:
+                    torch.set_default_dtype(torch.float64)
+                self.assertTrue(any(v.dtype == torch.float32 and "_w3j_" in k for k, v in model.state_dict().items()))
+                self.check(name, model, r_max=6.0, elements=MATERIALS, saved=True)
 
     def test_each_head_of_a_multi_head_model(self):
         """Three heads with their own E0, scale and shift; each converted alone matches MACE run with that head."""

@@ -153,7 +153,8 @@ public:
     static std::shared_ptr<const ENNModel> fromBytes(const std::string& bytes);
     static std::string readFile(const std::string& path);
 
-    /** The version this build writes; it also reads version 1 (docs/model-format.md, Versioning). */
+    /** The newest version this build reads (and writes for a model that needs it); it reads every version from 1
+     *  (docs/model-format.md, Versioning). */
     static const int FormatVersion = 3;
     int formatVersion = 0;
     std::string energyUnit, lengthUnit;

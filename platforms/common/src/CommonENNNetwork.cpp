@@ -217,18 +217,14 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
     }
     if (m.hasChargeHead)
         chargeReadout = addReadout(m.chargeReadout, 1.0);
-    // ZBL per element pair (a, b): the screening length, 1/2 k Z_a Z_b times the energy scale, and the cutoff.
+    // ZBL per element pair (a, b): its screening length, prefactor and cutoff (zblPair).
     pairRepulsionStart = static_cast<int>(tableReals.size());
-    if (m.hasPairRepulsion) {
-        const PairRepulsionSpec& zbl = m.pairRepulsion;
+    if (m.hasPairRepulsion)
         for (int a = 0; a < nel; a++)
             for (int b = 0; b < nel; b++) {
-                const double za = m.elements[a], zb = m.elements[b];
-                tableReals.push_back(zbl.aPrefactor * zbl.bohr / (std::pow(za, zbl.aExponent) + std::pow(zb, zbl.aExponent)));
-                tableReals.push_back(0.5 * zbl.coulomb * za * zb * m.energyScale);
-                tableReals.push_back(zbl.covalentRadii[a] + zbl.covalentRadii[b]);
+                const ZBLPair pair = zblPair(m, a, b);
+                tableReals.insert(tableReals.end(), {pair.screening, pair.prefactor, pair.cutoff});
             }
-    }
     // The distance transform's covalent radii, per element.
     const int covalentRadiiStart = static_cast<int>(tableReals.size());
     tableReals.insert(tableReals.end(), m.distanceTransform.covalentRadii.begin(), m.distanceTransform.covalentRadii.end());

@@ -470,7 +470,6 @@ std::shared_ptr<const CpuENNNetwork::Weights> CpuENNNetwork::buildWeights(const 
     if ((m.shLmax + 1) * (m.shLmax + 1) > MaxHarmonics)
         throw OpenMM::OpenMMException("ENNForce: the CPU platform supports spherical harmonics up to l = 7");
     const ENNModelTables tables(m);
-    const std::shared_ptr<const vector<ENNRadialTable>> radialTables = radialDependsOnElements(m) ? nullptr : radialTablesOf(model);
     const int nel = m.numElements();
     auto weights = std::make_shared<Weights>();
     std::vector<std::vector<float>>& embedding = weights->embedding;
@@ -521,8 +520,8 @@ std::shared_ptr<const CpuENNNetwork::Weights> CpuENNNetwork::buildWeights(const 
             locate(L.linear.in, c, path.outOffset, path.outStep);
             layer.tp.push_back(std::move(path));
         }
-        if (!radialDependsOnElements(m))
-            layer.radial = floatTable((*radialTables)[t]);
+        if (!radialDependsOnElements(m)) // the model's one table for every pair (the network holds per-pair ones otherwise)
+            layer.radial = floatTable(*radialTableOf(model, static_cast<int>(t), 0, 0));
         layer.densityNormalized = L.densityNormalized;
         layer.densityColumn = L.conv.numWeights;
         layer.radialOutputs = numRadialOutputs(L);
@@ -907,8 +906,8 @@ double CpuENNNetwork::compute(const vector<Vec3>& positions, const Vec3* box, co
             if (m.hasPairRepulsion) { // MACE's ZBLBasis, in double from the float edge vector
                 const double r = std::sqrt(double(v[0]) * v[0] + double(v[1]) * v[1] + double(v[2]) * v[2]);
                 double derivative;
-                edgeRepulsion[e] = m.energyScale * pairRepulsionEnergy(m, a, b, r, derivative);
-                edgeRepulsionDerivative[e] = static_cast<float>(m.energyScale * derivative);
+                edgeRepulsion[e] = pairRepulsionEnergy(m, a, b, r, derivative);
+                edgeRepulsionDerivative[e] = static_cast<float>(derivative);
             }
         }
     });

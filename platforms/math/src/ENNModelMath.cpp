@@ -120,24 +120,28 @@ void OpenMMENN::radialWeights(const ENNModel& model, int layer, int elementA, in
     }
 }
 
+ZBLPair OpenMMENN::zblPair(const ENNModel& m, int elementA, int elementB) {
+    const PairRepulsionSpec& z = m.pairRepulsion;
+    const double za = m.elements[elementA], zb = m.elements[elementB];
+    return {z.aPrefactor * z.bohr / (std::pow(za, z.aExponent) + std::pow(zb, z.aExponent)), 0.5 * z.coulomb * za * zb * m.energyScale,
+            z.covalentRadii[elementA] + z.covalentRadii[elementB]};
+}
+
 double OpenMMENN::pairRepulsionEnergy(const ENNModel& m, int elementA, int elementB, double r, double& dEdr) {
     const PairRepulsionSpec& z = m.pairRepulsion;
-    double denv;
-    const double env = polynomialEnvelope(z.envelopeP, z.covalentRadii[elementA] + z.covalentRadii[elementB], r, denv);
-    if (env == 0.0 && denv == 0.0) {
-        dEdr = 0.0;
+    const ZBLPair pair = zblPair(m, elementA, elementB);
+    dEdr = 0.0;
+    if (r >= pair.cutoff)
         return 0.0;
-    }
-    const double za = m.elements[elementA], zb = m.elements[elementB];
-    const double screening = z.aPrefactor * z.bohr / (std::pow(za, z.aExponent) + std::pow(zb, z.aExponent));
+    double denv;
+    const double env = polynomialEnvelope(z.envelopeP, pair.cutoff, r, denv);
     double phi = 0.0, dphi = 0.0;
     for (int k = 0; k < 4; k++) {
-        const double term = z.c[k] * std::exp(-z.exponents[k] * r / screening);
+        const double term = z.c[k] * std::exp(-z.exponents[k] * r / pair.screening);
         phi += term;
-        dphi -= term * z.exponents[k] / screening;
+        dphi -= term * z.exponents[k] / pair.screening;
     }
-    const double coulomb = 0.5 * z.coulomb * za * zb;
-    const double v = coulomb * phi / r, dv = coulomb * (dphi / r - phi / (r * r));
+    const double v = pair.prefactor * phi / r, dv = pair.prefactor * (dphi / r - phi / (r * r));
     dEdr = dv * env + v * denv;
     return v * env;
 }

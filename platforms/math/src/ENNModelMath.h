@@ -78,8 +78,16 @@ void radialWeights(const ENNModel& model, int layer, int elementA, int elementB,
  *  them are needed per element pair. */
 inline bool radialDependsOnElements(const ENNModel& model) { return model.distanceTransform.kind != DistanceTransformSpec::None; }
 
-/** MACE's ZBL pair repulsion (ZBLBasis) of one directed edge (half the pair's energy) between elements a and b at distance r, in
- *  the model's units, before energy.scale; sets its r-derivative. Zero from the sum of the covalent radii on. */
+/** The constants of MACE's ZBL pair repulsion (ZBLBasis) for an edge between elements a and b (model units): the
+ *  screening length s, the prefactor 1/2 k Z_a Z_b times energy.scale of one directed edge (ScaleShiftMACE scales the
+ *  repulsion with the network's energy), and the cutoff R_a + R_b. */
+struct ZBLPair {
+    double screening, prefactor, cutoff;
+};
+ZBLPair zblPair(const ENNModel& model, int elementA, int elementB);
+
+/** The ZBL pair repulsion of one directed edge (half the pair's energy, times energy.scale) between elements a and b
+ *  at distance r, in the model's units; sets its r-derivative. Zero from the cutoff on. */
 double pairRepulsionEnergy(const ENNModel& model, int elementA, int elementB, double r, double& dEdr);
 
 /** The non-zero entries of a Wigner 3j block. */

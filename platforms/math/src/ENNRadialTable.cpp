@@ -84,7 +84,10 @@ ENNRadialTable buildRadialTable(const ENNModel& model, int layer, int elementA, 
 
 } // namespace
 
-std::shared_ptr<const vector<ENNRadialTable>> OpenMMENN::radialTablesOf(const std::shared_ptr<const ENNModel>& model) {
+namespace {
+
+/** The tables of every layer of a model whose radial functions do not depend on the elements. */
+std::shared_ptr<const vector<ENNRadialTable>> layerTablesOf(const std::shared_ptr<const ENNModel>& model) {
     return sharedPerModel<vector<ENNRadialTable>>(model, [&] {
         auto tables = std::make_shared<vector<ENNRadialTable>>();
         for (size_t t = 0; t < model->layers.size(); t++)
@@ -92,8 +95,6 @@ std::shared_ptr<const vector<ENNRadialTable>> OpenMMENN::radialTablesOf(const st
         return std::shared_ptr<const vector<ENNRadialTable>>(tables);
     });
 }
-
-namespace {
 
 /** The per-pair tables of a model with a distance transform, built as pairs are asked for. */
 struct PairTables {
@@ -106,7 +107,7 @@ struct PairTables {
 std::shared_ptr<const ENNRadialTable> OpenMMENN::radialTableOf(const std::shared_ptr<const ENNModel>& model, int layer, int elementA,
                                                                int elementB) {
     if (!radialDependsOnElements(*model)) {
-        const auto all = radialTablesOf(model);
+        const auto all = layerTablesOf(model);
         return std::shared_ptr<const ENNRadialTable>(all, &(*all)[layer]);
     }
     const auto pairs = sharedPerModel<PairTables>(model, [] { return std::make_shared<const PairTables>(); });

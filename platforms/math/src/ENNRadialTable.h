@@ -23,13 +23,9 @@ struct ENNRadialTable {
     std::vector<double> data;
 };
 
-/** The tables of every layer of `model`, built on first use and shared while anything holds them (thread-safe); for a
- *  model whose radial functions depend on the elements (radialDependsOnElements), those of the first element pair. */
-std::shared_ptr<const std::vector<ENNRadialTable>> radialTablesOf(const std::shared_ptr<const ENNModel>& model);
-
-/** The table of a layer for edges between elements a and b (indices into the model's elements): for a model whose
- *  radial functions do not depend on the elements, radialTablesOf's; otherwise built on first use of the pair and kept
- *  while anything holds the model's tables (thread-safe). */
+/** The table of a layer for edges between elements a and b (indices into the model's elements), built on first use and
+ *  shared while anything holds it (thread-safe): one per layer for a model whose radial functions do not depend on the
+ *  elements, one per layer and element pair (either order) for a model with a distance transform. */
 std::shared_ptr<const ENNRadialTable> radialTableOf(const std::shared_ptr<const ENNModel>& model, int layer, int elementA, int elementB);
 
 } // namespace OpenMMENN

@@ -250,13 +250,11 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
     }
     for (int n = 0; n < N; n++)
         energy += m.e0[species[n]] + m.energyShift;
-    // ZBL pair repulsion (MACE's ZBLBasis) over the edges, scaled with the network's energy (ScaleShiftMACE scales it too).
+    // ZBL pair repulsion (MACE's ZBLBasis) over the edges, scaled with the network's energy (in pairRepulsionEnergy).
     vector<double> pairRepulsionDerivative(m.hasPairRepulsion ? E : 0);
     for (int e = 0; e < E && m.hasPairRepulsion; e++) {
         const Vec3& v = edges[e].vec;
-        energy += m.energyScale * pairRepulsionEnergy(m, species[edges[e].sender], species[edges[e].receiver], std::sqrt(v.dot(v)),
-                                                      pairRepulsionDerivative[e]);
-        pairRepulsionDerivative[e] *= m.energyScale;
+        energy += pairRepulsionEnergy(m, species[edges[e].sender], species[edges[e].receiver], std::sqrt(v.dot(v)), pairRepulsionDerivative[e]);
     }
 
     // ---- charges ----

@@ -93,13 +93,10 @@ def omat_medium_model(path):
     `path`; returns the mace-torch model, or None (with no file) where mace-torch is not importable."""
     try:
         import torch
-        from . import mace
+        import mace.modules  # noqa: F401 (mace-torch)
     except ImportError:
         return None
-    try:
-        import mace as _  # noqa: F401
-    except ImportError:
-        return None
+    from . import mace
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float32)
     try:

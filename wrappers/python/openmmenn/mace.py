@@ -14,6 +14,7 @@ blocks the state_dict carries.
 """
 import json
 import os
+import re
 
 import numpy as np
 
@@ -162,14 +163,15 @@ def convert(hp, state_dict, head=None):
     lmax = int(hp["max_ell"])
     for l in range(2, lmax + 1):
         w3j_needed.add((1, l - 1, l))
-    def per_head(name, default):
-        """A per-head value of the state_dict (E0 [head][element], scale and shift [head]) for the kept head."""
+    def scale_shift(name, default):
+        """ScaleShiftMACE's scale or shift (one, or one per head) for the kept head; plain MACE has none."""
         if name not in sd:
             return default
-        value = sd[name]
-        if num_heads > 1 and value.ndim >= 1 and value.shape[0] == num_heads and (value.ndim == 2 or name.startswith("scale_shift")):
-            return value[h]
-        return value
+        value = np.atleast_1d(sd[name])
+        return value[h] if value.size > 1 else value[0]
+
+    e0 = sd["atomic_energies_fn.atomic_energies"]  # [element], or [head][element] in a multi-head model
+    e0 = e0[h] if e0.ndim == 2 else e0
 
     def readout_linear(prefix, desc, inputs, outputs):
         """A readout's linear, cut to the kept head's channels in a multi-head model."""
@@ -200,9 +202,9 @@ def convert(hp, state_dict, head=None):
         "embedding": linear("embedding", hp["node_embedding"]),
         "layers": [],
         "energy": {
-            "e0": [float(x) for x in np.reshape(per_head("atomic_energies_fn.atomic_energies", None), -1)],
-            "scale": float(per_head("scale_shift.scale", 1.0)),
-            "shift": float(per_head("scale_shift.shift", 0.0)),
+            "e0": [float(x) for x in e0],
+            "scale": float(scale_shift("scale_shift.scale", 1.0)),
+            "shift": float(scale_shift("scale_shift.shift", 0.0)),
         },
     }
     def covalent_radii(key):
@@ -340,6 +342,9 @@ def convert(hp, state_dict, head=None):
             l1, l2, l3 = (int(x) for x in key.rsplit("_w3j_", 1)[1].split("_"))
             exact = o3.wigner_3j(l1, l2, l3)
             dtype = stored_dtype[key]
+            if dtype != np.float64 and not re.match(r"interactions\.\d+\.conv_tp\.", key):
+                # Only a convolution's own blocks are kept (conv_tp.w3j); rounded ones elsewhere would be lost.
+                raise ValueError(f"{key}: a {dtype} Wigner 3j block outside a layer's convolution is not supported")
             tolerance = 1e-12 if dtype == np.float64 else 4 * np.finfo(dtype).eps * max(1.0, np.abs(exact).max())
             if np.abs(exact - value).max() > tolerance:
                 raise ValueError(f"{key} ({dtype}) disagrees with openmmenn.o3.wigner_3j by {np.abs(exact - value).max():.3g}: "
