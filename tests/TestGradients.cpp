@@ -92,6 +92,7 @@ TEST(Gradients, ChargeHeadChainRule) {
             phi.push_back(normal(rng));
         // Two charge groups (the first three atoms, and the rest), of charges 1 and -0.5.
         ENNChargeGroups groups;
+        const InitialNodeFeatures initial = initialNodeFeatures(*model, 0.5, 1);
         groups.charge = {1.0, -0.5};
         groups.start = {0, 3, static_cast<int>(z.size())};
         for (size_t i = 0; i < z.size(); i++) {
@@ -100,7 +101,7 @@ TEST(Gradients, ChargeHeadChainRule) {
         }
         auto total = [&](const std::vector<Vec3>& x) {
             std::vector<double> q;
-            double e = network.compute(species, buildReferenceEdges(x, model->rMax, nullptr), groups, {}, &q, nullptr);
+            double e = network.compute(species, buildReferenceEdges(x, model->rMax, nullptr), groups, initial, {}, &q, nullptr);
             double sum[2] = {0.0, 0.0};
             for (size_t i = 0; i < q.size(); i++) {
                 e += phi[i] * q[i];
@@ -112,8 +113,8 @@ TEST(Gradients, ChargeHeadChainRule) {
         };
         std::vector<Vec3> gradient, gradientNoPhi;
         auto fixedPhi = [&](const std::vector<double>&, std::vector<double>& potential) { potential = phi; };
-        network.compute(species, buildReferenceEdges(pos, model->rMax, nullptr), groups, fixedPhi, nullptr, &gradient);
-        network.compute(species, buildReferenceEdges(pos, model->rMax, nullptr), groups, {}, nullptr, &gradientNoPhi);
+        network.compute(species, buildReferenceEdges(pos, model->rMax, nullptr), groups, initial, fixedPhi, nullptr, &gradient);
+        network.compute(species, buildReferenceEdges(pos, model->rMax, nullptr), groups, initial, {}, nullptr, &gradientNoPhi);
         double scale = 0.0, chainRule = 0.0;
         for (size_t i = 0; i < z.size(); i++)
             for (int k = 0; k < 3; k++) {

@@ -52,6 +52,16 @@ bool ENNForce::hasChargeHead() const {
     return model->hasChargeHead;
 }
 
+void ENNForce::setSpinMultiplicity(int multiplicity) {
+    if (multiplicity < 1)
+        throw OpenMM::OpenMMException("ENNForce: the spin multiplicity 2S + 1 must be at least 1, not " + std::to_string(multiplicity));
+    spinMultiplicity = multiplicity;
+}
+
+bool ENNForce::usesChargeAndSpinInputs() const {
+    return model->hasJointEmbedding;
+}
+
 bool ENNForce::includesCoulombTerm() const {
     return model->hasChargeHead && model->chargeCoulombIncluded;
 }

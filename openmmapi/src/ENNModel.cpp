@@ -2,6 +2,7 @@
 #include "openmmenn/internal/SafeTensors.h"
 #include "openmm/OpenMMException.h"
 #include <nlohmann/json.hpp>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -94,9 +95,11 @@ public:
             act.kind = ActivationSpec::SiLU;
         else if (name == "tanh")
             act.kind = ActivationSpec::Tanh;
+        else if (name == "sigmoid")
+            act.kind = ActivationSpec::Sigmoid;
         else
             f.at("function").invalid("activation '" + name + "' is not accepted: energies must be at least C2, so only smooth "
-                                     "activations (silu, tanh) are allowed");
+                                     "activations (silu, tanh, sigmoid) are allowed");
         act.scale = f.at("scale").number();
         return act;
     }
@@ -128,6 +131,97 @@ public:
         else
             lin.weights = tensor(f.at("weight"), {offset});
         return lin;
+    }
+
+    /** A radial MLP from `inputs` to `outputs` values: e3nn's (weights, weight_scales) or MACE's RadialMLP (also biases
+     *  and layer_norms, format version 4). */
+    RadialMLPSpec radialMLP(const Field& rf, int inputs, int outputs, const std::string& what) {
+        RadialMLPSpec mlp;
+        for (size_t i = 0; i < rf.at("sizes").size(); i++) {
+            mlp.sizes.push_back(rf.at("sizes").at(i).integer());
+            if (mlp.sizes.back() < 1)
+                rf.at("sizes").at(i).invalid("must be positive");
+        }
+        if (mlp.sizes.size() < 2 || mlp.sizes.front() != inputs || mlp.sizes.back() != outputs)
+            rf.at("sizes").invalid("must run from its inputs (" + std::to_string(inputs) + ") to " + what + " (" + std::to_string(outputs) + ")");
+        const size_t layers = mlp.sizes.size() - 1;
+        if (rf.at("weights").size() != layers || rf.at("weight_scales").size() != layers)
+            rf.invalid("needs one weight tensor and one weight scale per layer");
+        for (size_t k = 0; k < layers; k++) {
+            mlp.weights.push_back(tensor(rf.at("weights").at(k), {mlp.sizes[k], mlp.sizes[k + 1]}));
+            mlp.weightScales.push_back(rf.at("weight_scales").at(k).number());
+        }
+        if (rf.has("biases")) {
+            if (rf.at("biases").size() != layers)
+                rf.at("biases").invalid("needs one bias tensor per layer");
+            for (size_t k = 0; k < layers; k++)
+                mlp.biases.push_back(tensor(rf.at("biases").at(k), {mlp.sizes[k + 1]}));
+        }
+        if (rf.has("layer_norms")) {
+            if (rf.at("layer_norms").size() != layers - 1)
+                rf.at("layer_norms").invalid("needs one layer norm per hidden layer");
+            for (size_t k = 0; k + 1 < layers; k++) {
+                Field nf = rf.at("layer_norms").at(k);
+                RadialMLPSpec::LayerNorm norm;
+                norm.weight = tensor(nf.at("weight"), {mlp.sizes[k + 1]});
+                norm.bias = tensor(nf.at("bias"), {mlp.sizes[k + 1]});
+                norm.eps = nf.at("eps").number();
+                if (!(norm.eps > 0))
+                    nf.at("eps").invalid("must be positive");
+                mlp.layerNorms.push_back(std::move(norm));
+            }
+        }
+        mlp.activation = activation(rf.at("activation"));
+        return mlp;
+    }
+
+    /** A gate (GateSpec) from `in` to `out`; every index is checked against the two layouts. */
+    GateSpec gate(const Field& gf) {
+        GateSpec g;
+        g.in = Irreps::parse(gf.at("irreps_in").string(), gf.path + ".irreps_in");
+        g.out = Irreps::parse(gf.at("irreps_out").string(), gf.path + ".irreps_out");
+        auto range = [&](const Field& f, int& start, int& count) {
+            if (f.size() != 2)
+                f.invalid("is [start, count]");
+            start = f.at(0).integer();
+            count = f.at(1).integer();
+            if (start < 0 || count < 0 || start + count > g.in.dim)
+                f.invalid("lies outside irreps_in");
+        };
+        range(gf.at("scalars"), g.scalarStart, g.scalarCount);
+        range(gf.at("gates"), g.gateStart, g.gateCount);
+        g.scalarActivation = activation(gf.at("scalar_activation"));
+        g.gateActivation = activation(gf.at("gate_activation"));
+        // The output: the scalars, then each gated entry, in order; it must be irreps_out's layout.
+        std::vector<Irrep> produced(g.scalarCount, Irrep{0, 1});
+        const std::vector<Irrep> inComponents = g.in.componentIrreps();
+        for (int i = 0; i < g.scalarCount; i++)
+            if (inComponents[g.scalarStart + i].l != 0)
+                gf.at("scalars").invalid("must be scalars");
+        for (int i = 0; i < g.gateCount; i++)
+            if (inComponents[g.gateStart + i].l != 0)
+                gf.at("gates").invalid("must be scalars");
+        Field gated = gf.at("gated");
+        for (size_t k = 0; k < gated.size(); k++) {
+            Field e = gated.at(k);
+            if (e.size() != 4)
+                e.invalid("is [start, mul, dim, gate_offset]");
+            GateSpec::Gated entry{e.at(0).integer(), e.at(1).integer(), e.at(2).integer(), e.at(3).integer()};
+            if (entry.start < 0 || entry.mul < 1 || entry.dim < 1 || entry.start + entry.mul * entry.dim > g.in.dim || entry.gateOffset < 0 ||
+                entry.gateOffset + entry.mul > g.gateCount)
+                e.invalid("lies outside irreps_in or the gates");
+            for (int i = 0; i < entry.mul * entry.dim; i++) {
+                const Irrep ir = inComponents[entry.start + i];
+                if (ir.dim() != entry.dim)
+                    e.invalid("does not cover entries of dimension " + std::to_string(entry.dim));
+                produced.push_back(ir);
+            }
+            g.gated.push_back(entry);
+        }
+        const std::vector<Irrep> outComponents = g.out.componentIrreps();
+        if (produced.size() != outComponents.size() || !std::equal(produced.begin(), produced.end(), outComponents.begin()))
+            gf.at("irreps_out").invalid("is not the layout of the gated scalars followed by the gated entries");
+        return g;
     }
 
     ReadoutSpec readout(const Field& f, const Irreps& input) {
@@ -308,12 +402,18 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
     m.envelopeP = radial.at("envelope_p").integer();
     if (m.envelopeP < 3)
         radial.at("envelope_p").invalid("p must be at least 3 for a smooth (C2) cutoff");
-    // Format version 3: MACE's materials blocks (distance transform, pair repulsion, density normalisation). A file
-    // that uses them says version 3, so that older readers refuse it instead of misreading it.
-    auto requireVersion3 = [&](const Field& f) {
-        if (m.formatVersion < 3)
-            f.invalid("needs format_version 3 (this file says " + std::to_string(m.formatVersion) + ")");
+    // Format version 3: MACE's materials blocks (distance transform, pair repulsion, density normalisation); 4: the
+    // non-linear block, apply_cutoff and the joint embedding. A file that uses them says so, so that older readers
+    // refuse it instead of misreading it.
+    auto requireVersion = [&](const Field& f, int version) {
+        if (m.formatVersion < version)
+            f.invalid("needs format_version " + std::to_string(version) + " (this file says " + std::to_string(m.formatVersion) + ")");
     };
+    auto requireVersion3 = [&](const Field& f) { requireVersion(f, 3); };
+    if (radial.has("apply_cutoff")) {
+        requireVersion(radial.at("apply_cutoff"), 4);
+        m.applyCutoff = radial.at("apply_cutoff").boolean();
+    }
     auto covalentRadii = [&](const Field& f) {
         std::vector<double> radii;
         if (f.size() != (size_t) nel)
@@ -393,6 +493,49 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
     if (m.embedding.in.str() != std::to_string(nel) + "x0e")
         arch.at("embedding").at("irreps_in").invalid("must be " + std::to_string(nel) + "x0e (one-hot of the elements)");
 
+    if (arch.has("joint_embedding")) {
+        Field jf = arch.at("joint_embedding");
+        requireVersion(jf, 4);
+        JointEmbeddingSpec& je = m.jointEmbedding;
+        Field inputs = jf.at("inputs");
+        int total = 0;
+        for (size_t k = 0; k < inputs.size(); k++) {
+            Field inf = inputs.at(k);
+            JointEmbeddingSpec::Input in;
+            const std::string source = inf.at("source").string();
+            if (source == "total_charge")
+                in.source = JointEmbeddingSpec::Input::TotalCharge;
+            else if (source == "spin_multiplicity")
+                in.source = JointEmbeddingSpec::Input::SpinMultiplicity;
+            else
+                inf.at("source").invalid("must be 'total_charge' or 'spin_multiplicity'");
+            for (const auto& other : je.inputs)
+                if (other.source == in.source)
+                    inf.at("source").invalid("names an input twice");
+            in.numClasses = inf.at("num_classes").integer();
+            in.offset = inf.at("offset").integer();
+            in.dim = inf.at("dim").integer();
+            if (in.numClasses < 1 || in.dim < 1)
+                inf.invalid("needs positive num_classes and dim");
+            in.table = parser.tensor(inf.at("table"), {in.numClasses, in.dim});
+            total += in.dim;
+            je.inputs.push_back(std::move(in));
+        }
+        if (je.inputs.empty())
+            inputs.invalid("needs at least one input");
+        je.projection = parser.tensor(jf.at("projection"), {total, m.embedding.out.dim});
+        for (const auto& e : m.embedding.out.entries)
+            if (e.ir.l != 0)
+                arch.at("embedding").at("irreps_out").invalid("must be scalars for a joint embedding");
+        if (jf.has("readout")) {
+            je.hasReadout = true;
+            je.readout = parser.linear(jf.at("readout"), 0);
+            if (je.readout.in.str() != m.embedding.out.str() || je.readout.out.str() != "1x0e")
+                jf.at("readout").invalid("must map the embedding's features to 1x0e");
+        }
+        m.hasJointEmbedding = true;
+    }
+
     Field layers = arch.at("layers");
     if (layers.size() < 1)
         layers.invalid("at least one interaction layer is needed");
@@ -401,18 +544,50 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
         Field lf = layers.at(t);
         LayerSpec layer;
         std::string kind = lf.at("interaction").string();
-        if (kind != "residual" && kind != "non_residual")
-            lf.at("interaction").invalid("must be 'residual' or 'non_residual'");
-        layer.residual = kind == "residual";
+        if (kind != "residual" && kind != "non_residual" && kind != "nonlinear")
+            lf.at("interaction").invalid("must be 'residual', 'non_residual' or 'nonlinear'");
+        if (kind == "nonlinear")
+            requireVersion(lf.at("interaction"), 4);
+        layer.residual = kind != "non_residual";
+        layer.nonlinear = kind == "nonlinear";
         layer.avgNumNeighbors = lf.at("avg_num_neighbors").number();
         if (!(layer.avgNumNeighbors > 0))
             lf.at("avg_num_neighbors").invalid("must be positive");
+        // The radial networks' inputs: the basis, then (non-linear block) the sender's and the receiver's embeddings.
+        int radialInputs = numBessel;
+        if (layer.nonlinear) {
+            Field ef = lf.at("edge_embeddings");
+            NonLinearBlockSpec& nl = layer.nonlinearBlock;
+            nl.sourceEmbedding = parser.linear(ef.at("source"), 0);
+            nl.targetEmbedding = parser.linear(ef.at("target"), 0);
+            for (const LinearSpec* e : {&nl.sourceEmbedding, &nl.targetEmbedding}) {
+                if (e->in.str() != std::to_string(nel) + "x0e")
+                    ef.invalid("the embeddings read the one-hot elements (" + std::to_string(nel) + "x0e)");
+                for (const auto& entry : e->out.entries)
+                    if (entry.ir.l != 0)
+                        ef.invalid("the embeddings must be scalars");
+            }
+            radialInputs += nl.sourceEmbedding.out.dim + nl.targetEmbedding.out.dim;
+            if (!lf.has("density_normalization"))
+                lf.at("density_normalization").invalid("the non-linear block normalises its messages by a density");
+        }
         if (lf.has("density_normalization")) {
             Field df = lf.at("density_normalization");
             requireVersion3(df);
             layer.densityNormalized = true;
-            layer.density.weights = parser.tensor(df.at("weights"), {numBessel});
-            layer.density.weightScale = df.at("weight_scale").number();
+            if (df.has("mlp")) { // format version 4: a radial MLP, alpha and beta
+                requireVersion(df.at("mlp"), 4);
+                layer.density.mlp = parser.radialMLP(df.at("mlp"), radialInputs, 1, "1");
+                layer.density.alpha = df.at("alpha").number();
+                layer.density.beta = df.at("beta").number();
+            } else { // version 3: one linear of the basis, alpha = beta = 1
+                if (radialInputs != numBessel)
+                    df.invalid("needs an mlp when the radial networks read edge embeddings");
+                RadialMLPSpec& mlp = layer.density.mlp;
+                mlp.sizes = {numBessel, 1};
+                mlp.weights = {parser.tensor(df.at("weights"), {numBessel})};
+                mlp.weightScales = {df.at("weight_scale").number()};
+            }
         }
 
         layer.linearUp = parser.linear(lf.at("linear_up"), 0);
@@ -470,22 +645,9 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
         }
 
         Field rf = lf.at("radial_mlp");
-        RadialMLPSpec& mlp = layer.radial;
-        for (size_t i = 0; i < rf.at("sizes").size(); i++) {
-            mlp.sizes.push_back(rf.at("sizes").at(i).integer());
-            if (mlp.sizes.back() < 1)
-                rf.at("sizes").at(i).invalid("must be positive");
-        }
-        if (mlp.sizes.size() < 2 || mlp.sizes.front() != numBessel || mlp.sizes.back() != tp.numWeights)
-            rf.at("sizes").invalid("must run from radial_basis.num_basis (" + std::to_string(numBessel) + ") to the number of "
-                                   "tensor-product weights (" + std::to_string(tp.numWeights) + ")");
-        if (rf.at("weights").size() != mlp.sizes.size() - 1 || rf.at("weight_scales").size() != mlp.sizes.size() - 1)
-            rf.invalid("needs one weight tensor and one weight scale per layer");
-        for (size_t k = 0; k + 1 < mlp.sizes.size(); k++) {
-            mlp.weights.push_back(parser.tensor(rf.at("weights").at(k), {mlp.sizes[k], mlp.sizes[k + 1]}));
-            mlp.weightScales.push_back(rf.at("weight_scales").at(k).number());
-        }
-        mlp.activation = parser.activation(rf.at("activation"));
+        if ((rf.has("biases") || rf.has("layer_norms")) && !layer.nonlinear)
+            rf.invalid("biases and layer norms belong to the non-linear block's radial MLP");
+        layer.radial = parser.radialMLP(rf, radialInputs, tp.numWeights, "the number of tensor-product weights");
 
         layer.linear = parser.linear(lf.at("linear"), 0);
         {
@@ -493,11 +655,23 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
             if (a.size() != b.size() || !std::equal(a.begin(), a.end(), b.begin()))
                 lf.at("linear").at("irreps_in").invalid("must have the same layout as conv_tp.irreps_out " + tp.out.str());
         }
-        const Irreps& message = layer.linear.out;
+        if (layer.nonlinear) {
+            NonLinearBlockSpec& nl = layer.nonlinearBlock;
+            nl.linearResidual = parser.linear(lf.at("linear_residual"), 0);
+            nl.gate = parser.gate(lf.at("gate"));
+            nl.linear2 = parser.linear(lf.at("linear_2"), 0);
+            if (nl.linearResidual.in.str() != layer.linearUp.out.str() || nl.linearResidual.out.str() != layer.linear.out.str())
+                lf.at("linear_residual").invalid("must map linear_up's output to linear's");
+            if (nl.gate.in.str() != layer.linear.out.str())
+                lf.at("gate").at("irreps_in").invalid("must be linear.irreps_out " + layer.linear.out.str());
+            if (nl.linear2.in.str() != nl.gate.out.str())
+                lf.at("linear_2").at("irreps_in").invalid("must be gate.irreps_out " + nl.gate.out.str());
+        }
+        const Irreps& message = layer.irrepsMessage();
         layer.channels = message.entries[0].mul;
         for (const auto& e : message.entries) {
             if (e.mul != layer.channels)
-                lf.at("linear").at("irreps_out").invalid("every message irrep needs the same multiplicity");
+                lf.at(layer.nonlinear ? "linear_2" : "linear").at("irreps_out").invalid("every message irrep needs the same multiplicity");
             layer.featuresPerChannel += e.ir.dim();
         }
 

@@ -64,6 +64,7 @@ public:
         node.setIntProperty("forceGroup", force.getForceGroup());
         node.setBoolProperty("usesPeriodic", force.usesPeriodicBoundaryConditions());
         node.setDoubleProperty("totalCharge", force.getTotalCharge());
+        node.setIntProperty("spinMultiplicity", force.getSpinMultiplicity()); // (read as 1 where absent: older files)
         node.setStringProperty("model", encodeBase64(force.getModelData()));
         SerializationNode& particles = node.createChildNode("Particles");
         for (int i = 0; i < force.getNumParticles(); i++) {
@@ -136,6 +137,7 @@ public:
             force->setForceGroup(node.getIntProperty("forceGroup", 0));
             force->setUsesPeriodicBoundaryConditions(node.getBoolProperty("usesPeriodic", false));
             force->setTotalCharge(node.getDoubleProperty("totalCharge", 0.0));
+            force->setSpinMultiplicity(node.getIntProperty("spinMultiplicity", 1));
             for (const SerializationNode& p : node.getChildNode("Particles").getChildren())
                 force->addParticle(p.getIntProperty("index"), p.getIntProperty("z"));
             for (const SerializationNode& child : node.getChildren())

@@ -57,10 +57,18 @@ public:
     /** Change the System particle and atomic number of ML particle `index`. */
     void setParticleParameters(int index, int particle, int atomicNumber);
 
-    /** Total charge of the ML region (elementary charges) that predicted charges sum to. */
+    /** Total charge of the ML region (elementary charges): what predicted charges sum to, and, for a model that
+     *  takes the total charge as an input (MACE's charge embedding, e.g. MACE-OMOL-0), what it reads. */
     double getTotalCharge() const { return totalCharge; }
-    /** Set the total charge (e) the predicted charges sum to. */
+    /** Set the total charge (e) of the ML region. A model that embeds it as a class needs a whole number. */
     void setTotalCharge(double charge) { totalCharge = charge; }
+    /** Spin multiplicity 2S + 1 of the ML region (1: singlet, 2: doublet, ...), which a model with a spin input
+     *  (MACE's spin embedding, e.g. MACE-OMOL-0) reads; other models ignore it. Default 1. */
+    int getSpinMultiplicity() const { return spinMultiplicity; }
+    /** Set the spin multiplicity (at least 1); changeable in a Context with updateParametersInContext. */
+    void setSpinMultiplicity(int multiplicity);
+    /** Whether the model reads the total charge and the spin multiplicity as inputs (a joint embedding). */
+    bool usesChargeAndSpinInputs() const;
 
     /**
      * A charge group: ML particles (indices within this force, as addParticle returns them) whose predicted charges
@@ -278,6 +286,7 @@ private:
     std::shared_ptr<const ENNModel> model;
     std::vector<Particle> particles;
     double totalCharge = 0.0;
+    int spinMultiplicity = 1;
     bool usePeriodic = false;
 };
 

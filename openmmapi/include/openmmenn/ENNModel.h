@@ -55,15 +55,24 @@ struct LinearSpec {
 
 /** A smooth scalar activation times a normalisation constant: scale * f(x). */
 struct ActivationSpec {
-    enum Kind { SiLU, Tanh } kind = SiLU;
+    enum Kind { SiLU, Tanh, Sigmoid } kind = SiLU;
     double scale = 1.0;
 };
 
-/** Radial MLP: t <- act(t @ W_k * weightScale_k) for hidden layers, no activation on the last. */
+/** Radial MLP: t <- act(norm_k(t @ W_k * weightScale_k + bias_k)) for hidden layers, t @ W_k * weightScale_k + bias_k on the
+ *  last. e3nn's (MACE's classic blocks) has no biases and no normalisation; MACE's RadialMLP (the non-linear block) has
+ *  biases and a LayerNorm on each hidden layer. */
 struct RadialMLPSpec {
-    std::vector<int> sizes;                   // sizes[0] = num radial basis, back() = TP weights per edge
+    std::vector<int> sizes;                   // sizes[0] = inputs (the radial basis, then any edge embeddings), back() = outputs
     std::vector<std::vector<double>> weights; // W_k, [sizes[k]][sizes[k+1]] row-major
     std::vector<double> weightScales;
+    std::vector<std::vector<double>> biases;  // per layer [sizes[k+1]], or empty: none
+    /** torch's LayerNorm over a hidden layer's outputs: (x - mean) / sqrt(var + eps) * weight + bias (var biased). */
+    struct LayerNorm {
+        std::vector<double> weight, bias;
+        double eps = 0.0;
+    };
+    std::vector<LayerNorm> layerNorms;        // per hidden layer, or empty: none
     ActivationSpec activation;
 };
 
@@ -99,11 +108,52 @@ struct ReadoutSpec {
     LinearSpec linear2;       // nonlinear only
 };
 
-/** MACE's density normalisation (RealAgnosticDensity*InteractionBlock): the message of atom i is divided by
- *  1 + d_i, d_i = sum over i's edges of tanh(s_e^2), s_e = weightScale * sum_n weights[n] b_n(r_e). */
+/** MACE's density normalisation: the message of atom i is divided by alpha + beta d_i, d_i = sum over i's edges of
+ *  tanh(s_e^2), s_e the output of a network of the edge's radial inputs (RealAgnosticDensity*InteractionBlock: one
+ *  linear of the basis, alpha = beta = 1; RealAgnosticResidualNonLinearInteractionBlock: a RadialMLP, learned alpha
+ *  and beta). With apply_cutoff false each tanh(s_e^2) is multiplied by the envelope. */
 struct DensityNormalizationSpec {
-    std::vector<double> weights; // [num radial basis]
-    double weightScale = 1.0;
+    RadialMLPSpec mlp; // sizes [inputs, ..., 1]
+    double alpha = 1.0, beta = 1.0;
+};
+
+/** e3nn's Gate as MACE's GatedEquivariantBlock lays it out: out = [scalarActivation(in[scalarStart ..]) for
+ *  scalarCount], then for each gated entry g, in order, out[.. + u dim + m] = in[g.start + u dim + m] *
+ *  gateActivation(in[gateStart + g.gateOffset + u]), u < g.mul. */
+struct GateSpec {
+    struct Gated {
+        int start, mul, dim, gateOffset;
+    };
+    Irreps in, out;
+    int scalarStart = 0, scalarCount = 0, gateStart = 0, gateCount = 0;
+    ActivationSpec scalarActivation, gateActivation;
+    std::vector<Gated> gated;
+};
+
+/** What MACE's RealAgnosticResidualNonLinearInteractionBlock adds to the residual block: learned element embeddings of
+ *  the sender and the receiver appended to the radial networks' inputs; the message M (after `linear`, divided by
+ *  alpha + beta d, see DensityNormalizationSpec) plus linearResidual(linear_up output), through a gate and linear2. */
+struct NonLinearBlockSpec {
+    LinearSpec sourceEmbedding, targetEmbedding; // one-hot (n_elements x 0e) -> scalars, of the sender and the receiver
+    LinearSpec linearResidual;                   // linear_up output -> gate input
+    GateSpec gate;
+    LinearSpec linear2;                          // gate output -> message
+};
+
+/** MACE's GenericJointEmbedding of the graph's total charge and spin multiplicity (categorical inputs): each input's
+ *  table row (class = value + offset) concatenated, times `projection` ([sum of dims][features], no bias), through
+ *  torch's SiLU, added to every atom's initial features; with a readout, E += readout(initial features) per atom
+ *  (MACE's embedding_readout, not scaled). */
+struct JointEmbeddingSpec {
+    struct Input {
+        enum Source { TotalCharge, SpinMultiplicity } source = TotalCharge;
+        int numClasses = 0, offset = 0, dim = 0;
+        std::vector<double> table; // [numClasses][dim]
+    };
+    std::vector<Input> inputs;
+    std::vector<double> projection; // [sum of dims][embedding.out.dim]
+    bool hasReadout = false;
+    LinearSpec readout;             // embedding.out -> 1x0e
 };
 
 /** MACE's distance transform of the radial basis' argument (the envelope stays on the distance itself). Agnesi:
@@ -129,13 +179,15 @@ struct PairRepulsionSpec {
 
 struct LayerSpec {
     bool residual = true;     // MACE RealAgnosticResidualInteractionBlock; false: RealAgnosticInteractionBlock
+    bool nonlinear = false;   // MACE RealAgnosticResidualNonLinearInteractionBlock (residual too)
+    NonLinearBlockSpec nonlinearBlock;
     double avgNumNeighbors = 1.0;
-    bool densityNormalized = false; // MACE's density blocks: the message is also divided by 1 + d_i
+    bool densityNormalized = false; // MACE's density blocks: the message is also divided by alpha + beta d_i
     DensityNormalizationSpec density;
     LinearSpec linearUp;
     RadialMLPSpec radial;
     TensorProductSpec conv;
-    LinearSpec linear;        // simplified conv output -> message irreps
+    LinearSpec linear;        // simplified conv output -> message irreps (non-linear block: -> gate input)
     LinearSpec skip;          // per element; residual: input -> output, else: message -> message
     int channels = 0;         // multiplicity of every message irrep
     int featuresPerChannel = 0; // D = sum of (2l+1) over the message irreps
@@ -143,7 +195,9 @@ struct LayerSpec {
     LinearSpec productLinear;
     ReadoutSpec readout;
     const Irreps& irrepsIn() const { return linearUp.in; }
-    const Irreps& irrepsMessage() const { return linear.out; }
+    const Irreps& irrepsMessage() const { return nonlinear ? nonlinearBlock.linear2.out : linear.out; }
+    /** Whether the radial networks also read element embeddings of the edge's atoms (the non-linear block). */
+    bool hasEdgeEmbeddings() const { return nonlinear; }
     const Irreps& irrepsOut() const { return productLinear.out; }
 };
 
@@ -155,7 +209,7 @@ public:
 
     /** The newest version this build reads (and writes for a model that needs it); it reads every version from 1
      *  (docs/model-format.md, Versioning). */
-    static const int FormatVersion = 3;
+    static const int FormatVersion = 4;
     int formatVersion = 0;
     std::string energyUnit, lengthUnit;
     double energyToKJPerMol = 1.0, lengthToNm = 1.0;
@@ -165,6 +219,9 @@ public:
     std::vector<double> besselFrequencies;
     double besselPrefactor = 0.0;
     int envelopeP = 0;
+    /** MACE's apply_cutoff: true, the envelope multiplies the radial basis; false, it multiplies each layer's radial
+     *  outputs (tensor-product weights, edge densities) instead. */
+    bool applyCutoff = true;
     DistanceTransformSpec distanceTransform;
     bool hasPairRepulsion = false;
     PairRepulsionSpec pairRepulsion;
@@ -172,6 +229,8 @@ public:
     /** Wigner 3j blocks by (l1, l2, l3), each [2l1+1][2l2+1][2l3+1]. */
     std::map<std::array<int, 3>, std::vector<double>> wigner3j;
     LinearSpec embedding;        // one-hot (n_elements x 0e) -> first layer input
+    bool hasJointEmbedding = false; // the total charge and spin multiplicity enter the initial features
+    JointEmbeddingSpec jointEmbedding;
     std::vector<LayerSpec> layers;
     std::vector<double> e0;      // per element
     double energyScale = 1.0, energyShift = 0.0;

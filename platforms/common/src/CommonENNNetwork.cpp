@@ -36,6 +36,22 @@ int activationKind(const ActivationSpec& a) {
 }
 } // namespace
 
+/** The parts of format version 4 (MACE's non-linear interaction block, apply_cutoff false, the joint embedding of
+ *  the total charge and spin) are not in the GPU kernels yet: refuse such a model by name rather than misevaluate it. */
+static void requireGPUSupport(const ENNModel& m) {
+    std::string missing;
+    for (const LayerSpec& L : m.layers)
+        if (L.nonlinear)
+            missing = "MACE's non-linear interaction block (RealAgnosticResidualNonLinearInteractionBlock)";
+    if (missing.empty() && !m.applyCutoff)
+        missing = "MACE's apply_cutoff=False";
+    if (missing.empty() && m.hasJointEmbedding)
+        missing = "MACE's joint embedding of the total charge and spin";
+    if (!missing.empty())
+        throw OpenMM::OpenMMException("ENNForce: this model uses " + missing + ", which the OpenCL and CUDA platforms do not evaluate yet; "
+                                      "use the CPU or Reference platform");
+}
+
 CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<const ENNModel> modelPtr, const vector<int>& speciesOfNode,
                                    const vector<int>& mlOfAtomHost, bool periodic, const ENNChargeGroups& chargeGroups, DeviceWork& deviceWork)
     : cc(cc), deviceWork(deviceWork), model(std::move(modelPtr)), numNodes(static_cast<int>(speciesOfNode.size())),
@@ -47,6 +63,7 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
     for (numBuckets = 64; numBuckets < 2 * numNodes;)
         numBuckets *= 2;
     const ENNModel& m = *model;
+    requireGPUSupport(m);
     const ENNModelTables tables(*model);
     nsh = (m.shLmax + 1) * (m.shLmax + 1);
     const int nel = m.numElements();
@@ -114,9 +131,9 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
                 tableReals.push_back(x * mlp.weightScales[k]);
         if (L.densityNormalized) {
             layer.densityStart = static_cast<int>(tableReals.size());
-            tableReals.insert(tableReals.end(), L.density.weights.begin(), L.density.weights.end());
+            tableReals.insert(tableReals.end(), L.density.mlp.weights[0].begin(), L.density.mlp.weights[0].end());
             layer.densityScaleIndex = static_cast<int>(tableReals.size());
-            tableReals.push_back(L.density.weightScale);
+            tableReals.push_back(L.density.mlp.weightScales[0]);
         }
         if (useTables) {
             vector<int> pairEntries(size_t(3) * nel * nel, 0);

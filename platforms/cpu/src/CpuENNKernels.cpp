@@ -45,7 +45,7 @@ double CpuCalcENNForceKernel::evaluate(OpenMM::ContextImpl& context, std::vector
                 p /= m.energyToKJPerMol;
         };
     }
-    const double energy = network->compute(local, ml.periodic ? box : nullptr, ml.chargeGroups, coupling, charges,
+    const double energy = network->compute(local, ml.periodic ? box : nullptr, ml.chargeGroups, ml.initialFeatures, coupling, charges,
                                            includeForces ? &gradient : nullptr, pool);
     const double total = energy * m.energyToKJPerMol + electrostaticEnergy;
     ml.checkEnergy(total, m);

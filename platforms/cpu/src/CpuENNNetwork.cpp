@@ -411,10 +411,41 @@ CpuENNNetwork::RadialTable CpuENNNetwork::floatTable(const ENNRadialTable& table
     return out;
 }
 
+void CpuENNNetwork::Gate::forward(const float* in, float* out) const {
+    for (int i = 0; i < scalarCount; i++)
+        out[i] = static_cast<float>(activation(scalarActivation, in[scalarStart + i], nullptr));
+    for (const Gated& g : gated)
+        for (int u = 0; u < g.mul; u++) {
+            const float gate = static_cast<float>(activation(gateActivation, in[gateStart + g.gateOffset + u], nullptr));
+            for (int m = 0; m < g.dim; m++)
+                out[g.outOffset + m * g.outStep + u] = in[g.inOffset + m * g.inStep + u] * gate;
+        }
+}
+
+void CpuENNNetwork::Gate::backward(const float* in, const float* gradOut, float* gradIn) const {
+    double derivative;
+    for (int i = 0; i < scalarCount; i++) {
+        activation(scalarActivation, in[scalarStart + i], &derivative);
+        gradIn[scalarStart + i] += static_cast<float>(derivative) * gradOut[i];
+    }
+    for (const Gated& g : gated)
+        for (int u = 0; u < g.mul; u++) {
+            const int gateIndex = gateStart + g.gateOffset + u;
+            const float gate = static_cast<float>(activation(gateActivation, in[gateIndex], &derivative));
+            float dot = 0.0f;
+            for (int m = 0; m < g.dim; m++) {
+                const float go = gradOut[g.outOffset + m * g.outStep + u];
+                gradIn[g.inOffset + m * g.inStep + u] += gate * go;
+                dot += in[g.inOffset + m * g.inStep + u] * go;
+            }
+            gradIn[gateIndex] += static_cast<float>(derivative) * dot;
+        }
+}
+
 // ---- construction ----------------------------------------------------------------------------
 
 CpuENNNetwork::CpuENNNetwork(std::shared_ptr<const ENNModel> modelPtr, const vector<int>& species)
-    : model(std::move(modelPtr)), weights(weightsOf(model)), embedding(weights->embedding), chargeOffset(weights->chargeOffset),
+    : model(std::move(modelPtr)), weights(weightsOf(model)), chargeOffset(weights->chargeOffset),
       layers(weights->layers), chargeReadout(weights->chargeReadout), harmonicsSteps(weights->harmonicsSteps) {
     const ENNModel& m = *model;
     const int nel = m.numElements();
@@ -444,7 +475,10 @@ CpuENNNetwork::CpuENNNetwork(std::shared_ptr<const ENNModel> modelPtr, const vec
     hUp.resize(T);
     A.resize(T);
     nodeDensity.resize(T);
-    // Each layer's table per pair of elements: the model's one, or (distance transform) one per pair present.
+    gateInput.resize(T);
+    normalizedLinear.resize(T);
+    // Each layer's table per pair of elements: the model's one, or (distance transform, edge embeddings) one per pair
+    // present, either order for a transform, each order (sender, receiver) for embeddings.
     radialOfPair.assign(T, vector<const RadialTable*>(size_t(nel) * nel, nullptr));
     std::vector<bool> present(nel, false);
     for (int z : nodeSpecies)
@@ -454,9 +488,11 @@ CpuENNNetwork::CpuENNNetwork(std::shared_ptr<const ENNModel> modelPtr, const vec
             for (int b = 0; b < nel; b++) {
                 if (!radialDependsOnElements(m)) {
                     radialOfPair[t][a * nel + b] = &layers[t].radial;
-                } else if (present[a] && present[b] && b >= a) {
+                } else if (present[a] && present[b] && (b >= a || m.layers[t].hasEdgeEmbeddings())) {
                     pairTables.push_back(std::make_unique<RadialTable>(floatTable(*radialTableOf(model, t, a, b))));
-                    radialOfPair[t][a * nel + b] = radialOfPair[t][b * nel + a] = pairTables.back().get();
+                    radialOfPair[t][a * nel + b] = pairTables.back().get();
+                    if (!m.layers[t].hasEdgeEmbeddings())
+                        radialOfPair[t][b * nel + a] = pairTables.back().get();
                 }
             }
 }
@@ -472,21 +508,10 @@ std::shared_ptr<const CpuENNNetwork::Weights> CpuENNNetwork::buildWeights(const 
     const ENNModelTables tables(m);
     const int nel = m.numElements();
     auto weights = std::make_shared<Weights>();
-    std::vector<std::vector<float>>& embedding = weights->embedding;
     std::vector<float>& chargeOffset = weights->chargeOffset;
     std::vector<Layer>& layers = weights->layers;
     Readout& chargeReadout = weights->chargeReadout;
     std::vector<HarmonicsStep>& harmonicsSteps = weights->harmonicsSteps;
-    const std::vector<int> oneElement = {0, 1}; // the embedding is one linear over the one-hot element
-    {
-        const Linear embed = makeLinear(m.embedding, 1, 1.0, m.embedding.in, m.embedding.out);
-        for (int z = 0; z < nel; z++) {
-            vector<float> onehot(nel, 0.0f), out(embed.dimOut, 0.0f);
-            onehot[z] = 1.0f;
-            embed.forward(onehot.data(), out.data(), 0, 1, oneElement);
-            embedding.push_back(out);
-        }
-    }
     for (int l = 2; l <= m.shLmax; l++)
         harmonicsSteps.push_back({l, static_cast<float>(tables.harmonicsNormalization(l)), tables.sparseW3j(1, l - 1, l)});
 
@@ -498,9 +523,33 @@ std::shared_ptr<const CpuENNNetwork::Weights> CpuENNNetwork::buildWeights(const 
         // Storage irreps of each array: h[t] as the previous layer (or the embedding) wrote it, hUp
         // as linear_up writes it, the messages before and after `linear` as it reads and writes them.
         const Irreps& hIn = t == 0 ? m.embedding.out : m.layers[t - 1].productLinear.out;
-        const Irreps &hOut = L.productLinear.out, &message = L.linear.out;
+        const Irreps &hOut = L.productLinear.out, &message = L.irrepsMessage();
         layer.linearUp = makeLinear(L.linearUp, nel, 1.0, hIn, L.linearUp.out);
-        layer.linear = makeLinear(L.linear, nel, 1.0 / L.avgNumNeighbors, L.linear.in, message);
+        layer.linear = makeLinear(L.linear, nel, 1.0 / L.avgNumNeighbors, L.linear.in, L.linear.out);
+        if (L.nonlinear) {
+            const NonLinearBlockSpec& nl = L.nonlinearBlock;
+            layer.nonlinear = true;
+            layer.dGateIn = L.linear.out.dim;
+            layer.linearResidual = makeLinear(nl.linearResidual, nel, 1.0, L.linearUp.out, L.linear.out);
+            layer.linear2 = makeLinear(nl.linear2, nel, 1.0, nl.gate.out, message);
+            Gate& gate = layer.gate;
+            gate.scalarStart = nl.gate.scalarStart;
+            gate.scalarCount = nl.gate.scalarCount;
+            gate.gateStart = nl.gate.gateStart;
+            gate.scalarActivation = nl.gate.scalarActivation;
+            gate.gateActivation = nl.gate.gateActivation;
+            gate.dimIn = nl.gate.in.dim;
+            gate.dimOut = nl.gate.out.dim;
+            int outOffset = nl.gate.scalarCount;
+            for (const GateSpec::Gated& g : nl.gate.gated) {
+                const Irrep ir{(g.dim - 1) / 2, 1};
+                Gate::Gated entry{0, 0, 0, 0, g.mul, g.dim, g.gateOffset};
+                locate(nl.gate.in, {g.mul, ir, g.start}, entry.inOffset, entry.inStep);
+                locate(nl.gate.out, {g.mul, ir, outOffset}, entry.outOffset, entry.outStep);
+                outOffset += g.mul * g.dim;
+                gate.gated.push_back(entry);
+            }
+        }
         if (L.residual)
             layer.skip = makeLinear(L.skip, nel, 1.0, hIn, hOut);
         else // the skip acts on the messages after `linear`: both are linear, so one product does both
@@ -523,6 +572,8 @@ std::shared_ptr<const CpuENNNetwork::Weights> CpuENNNetwork::buildWeights(const 
         if (!radialDependsOnElements(m)) // the model's one table for every pair (the network holds per-pair ones otherwise)
             layer.radial = floatTable(*radialTableOf(model, static_cast<int>(t), 0, 0));
         layer.densityNormalized = L.densityNormalized;
+        layer.densityAlpha = static_cast<float>(L.density.alpha);
+        layer.densityBeta = static_cast<float>(L.density.beta);
         layer.densityColumn = L.conv.numWeights;
         layer.radialOutputs = numRadialOutputs(L);
         // Symmetric contraction: feature f of A is (message entry, m); every entry has `channels` channels.
@@ -620,11 +671,15 @@ void CpuENNNetwork::forwardLayer(int t, OpenMM::ThreadPool& pool, bool wantCharg
     // channel-wise tensor product.
     if (L.densityNormalized)
         nodeDensity[t].resize(N);
+    if (L.nonlinear) {
+        gateInput[t].resize(size_t(N) * L.dGateIn);
+        normalizedLinear[t].resize(size_t(N) * L.dGateIn);
+    }
     auto convolve = [&](int n0, int n1, float* conv, Scratch& s) {
         std::fill(conv, conv + size_t(n1 - n0) * L.dTp, 0.0f);
         for (int n = n0; n < n1; n++) {
             float* out = conv + size_t(n - n0) * L.dTp;
-            float density = 1.0f; // 1 + the sum of the edges' densities (density-normalised layers)
+            float density = 0.0f; // the sum of the edges' densities (density-normalised layers)
             for (int e = neighbors.receiverStart[n]; e < neighbors.receiverStart[n + 1]; e++) {
                 radialOfPair[t][edgePair[e]]->evaluate(edgeLength[e], s.w.data(), nullptr);
                 if (L.densityNormalized)
@@ -648,7 +703,7 @@ void CpuENNNetwork::forwardLayer(int t, OpenMM::ThreadPool& pool, bool wantCharg
                 }
             }
             if (L.densityNormalized)
-                nodeDensity[t][n] = density;
+                nodeDensity[t][n] = L.densityAlpha + L.densityBeta * density;
         }
     };
     // The rest of the layer, node by node, for nodes [n0, n1) (conv: their messages).
@@ -656,13 +711,25 @@ void CpuENNNetwork::forwardLayer(int t, OpenMM::ThreadPool& pool, bool wantCharg
         const int rows = n1 - n0;
         float* a = &A[t][size_t(n0) * L.dMsg];
         std::fill(a, a + size_t(rows) * L.dMsg, 0.0f);
-        L.linear.forward(conv, a, n0, n1, elementStart); // (with the skip of a non-residual layer folded in)
-        if (L.densityNormalized) // MACE's density blocks: the message over 1 + d_n (a scalar: the folded skip commutes)
+        // linear's output: the message, or (non-linear block) the normalised part of the gate's input.
+        float* linearOut = L.nonlinear ? &gateInput[t][size_t(n0) * L.dGateIn] : a;
+        const int dLinear = L.nonlinear ? L.dGateIn : L.dMsg;
+        std::fill(linearOut, linearOut + size_t(rows) * dLinear, 0.0f);
+        L.linear.forward(conv, linearOut, n0, n1, elementStart); // (with the skip of a non-residual layer folded in)
+        if (L.densityNormalized) // MACE's density blocks: over alpha + beta d_n (a scalar: the folded skip commutes)
             for (int n = n0; n < n1; n++) {
                 const float inverse = 1.0f / nodeDensity[t][n];
-                for (float* x = a + size_t(n - n0) * L.dMsg; x < a + size_t(n - n0 + 1) * L.dMsg; x++)
+                for (float* x = linearOut + size_t(n - n0) * dLinear; x < linearOut + size_t(n - n0 + 1) * dLinear; x++)
                     *x *= inverse;
             }
+        if (L.nonlinear) { // message = linear_2(gate(normalised + linear_residual(hUp)))
+            std::copy(linearOut, linearOut + size_t(rows) * dLinear, &normalizedLinear[t][size_t(n0) * dLinear]);
+            L.linearResidual.forward(&hUp[t][size_t(n0) * L.dUp], linearOut, n0, n1, elementStart);
+            float* gated = s.gated.data();
+            for (int n = n0; n < n1; n++)
+                L.gate.forward(linearOut + size_t(n - n0) * dLinear, gated + size_t(n - n0) * L.gate.dimOut);
+            L.linear2.forward(gated, a, n0, n1, elementStart);
+        }
         // Symmetric contraction, node by node, vectorised over channels.
         std::fill(s.product.begin(), s.product.begin() + size_t(rows) * L.dProd, 0.0f);
         for (int n = n0; n < n1; n++) {
@@ -738,6 +805,8 @@ void CpuENNNetwork::backwardLayer(int t, OpenMM::ThreadPool& pool) {
     gradM.assign(size_t(N) * L.dTp, 0.0f);
     if (L.densityNormalized)
         densityGradient.resize(N);
+    if (L.nonlinear && t > 0)
+        gradUpResidual.resize(size_t(N) * L.dUp);
     parallelFor(pool, numChunks(N, nodeChunkSize), [&](int chunk, int thread) {
         int n0, n1;
         chunkRange(chunk, nodeChunkSize, N, n0, n1);
@@ -774,15 +843,33 @@ void CpuENNNetwork::backwardLayer(int t, OpenMM::ThreadPool& pool) {
                 }
             }
         }
-        if (L.densityNormalized) // A = F(M) / (1 + d): dE/dd = -(gradA . A) / (1 + d), dE/dF = gradA / (1 + d)
+        // The gradient of linear's (normalised) output: of the message, or (non-linear block) of the gate's input.
+        float* gradLinear = gradA;
+        const float* normalized = &A[t][size_t(n0) * L.dMsg];
+        const int dLinear = L.nonlinear ? L.dGateIn : L.dMsg;
+        if (L.nonlinear) {
+            float* gradGated = s.gated.data();
+            std::fill(gradGated, gradGated + size_t(rows) * L.gate.dimOut, 0.0f);
+            L.linear2.backward(gradA, gradGated, n0, n1, elementStart);
+            gradLinear = s.gradGated.data();
+            std::fill(gradLinear, gradLinear + size_t(rows) * dLinear, 0.0f);
+            for (int n = n0; n < n1; n++)
+                L.gate.backward(&gateInput[t][size_t(n) * dLinear], gradGated + size_t(n - n0) * L.gate.dimOut, gradLinear + size_t(n - n0) * dLinear);
+            if (t > 0) { // (the first layer's input is the embedding, which has no gradient)
+                std::fill(&gradUpResidual[size_t(n0) * L.dUp], &gradUpResidual[size_t(n1) * L.dUp], 0.0f);
+                L.linearResidual.backward(gradLinear, &gradUpResidual[size_t(n0) * L.dUp], n0, n1, elementStart);
+            }
+            normalized = &normalizedLinear[t][size_t(n0) * dLinear];
+        }
+        if (L.densityNormalized) // F(M) / D, D = alpha + beta d: dE/dD = -(grad . F/D) / D, dE/dF = grad / D
             for (int n = n0; n < n1; n++) {
                 const float inverse = 1.0f / nodeDensity[t][n];
-                float* ga = gradA + size_t(n - n0) * L.dMsg;
-                densityGradient[n] = -dotProduct(ga, &A[t][size_t(n) * L.dMsg], L.dMsg) * inverse;
-                for (int k = 0; k < L.dMsg; k++)
-                    ga[k] *= inverse;
+                float* g = gradLinear + size_t(n - n0) * dLinear;
+                densityGradient[n] = -dotProduct(g, normalized + size_t(n - n0) * dLinear, dLinear) * inverse;
+                for (int k = 0; k < dLinear; k++)
+                    g[k] *= inverse;
             }
-        L.linear.backward(gradA, &gradM[size_t(n0) * L.dTp], n0, n1, elementStart);
+        L.linear.backward(gradLinear, &gradM[size_t(n0) * L.dTp], n0, n1, elementStart);
     });
     // One edge's radial and harmonic gradients (and, given gx, its sender's feature gradient), from the gradient g of
     // its receiver's messages.
@@ -790,8 +877,8 @@ void CpuENNNetwork::backwardLayer(int t, OpenMM::ThreadPool& pool) {
         const float* x = &hUp[t][size_t(neighbors.sender[e]) * L.dUp];
         radialOfPair[t][edgePair[e]]->evaluate(edgeLength[e], s.w.data(), s.dw.data());
         std::fill(s.gw.begin(), s.gw.begin() + L.radialOutputs, 0.0f);
-        if (L.densityNormalized)
-            s.gw[L.densityColumn] = densityGradient[neighbors.receiver[e]];
+        if (L.densityNormalized) // D = alpha + beta (sum of the edges' densities)
+            s.gw[L.densityColumn] = L.densityBeta * densityGradient[neighbors.receiver[e]];
         const float* y = &edgeHarmonics[size_t(e) * nsh];
         float* gy = &edgeGradHarmonics[size_t(e) * nsh];
         for (const TensorProductPath& p : L.tp) {
@@ -839,7 +926,10 @@ void CpuENNNetwork::backwardLayer(int t, OpenMM::ThreadPool& pool) {
         chunkRange(chunk, edgeChunkSize, N, n0, n1);
         Scratch& s = scratch[thread];
         float* gradUp = s.conv.data();
-        std::fill(gradUp, gradUp + size_t(n1 - n0) * L.dUp, 0.0f);
+        if (L.nonlinear) // (its gradient through linear_residual)
+            std::copy(&gradUpResidual[size_t(n0) * L.dUp], &gradUpResidual[size_t(n1) * L.dUp], gradUp);
+        else
+            std::fill(gradUp, gradUp + size_t(n1 - n0) * L.dUp, 0.0f);
         for (int n = n0; n < n1; n++)
             for (int k = neighbors.senderStart[n]; k < neighbors.senderStart[n + 1]; k++) {
                 const int e = neighbors.bySender[k];
@@ -852,7 +942,8 @@ void CpuENNNetwork::backwardLayer(int t, OpenMM::ThreadPool& pool) {
 
 // ---- the whole evaluation ----------------------------------------------------------------------
 
-double CpuENNNetwork::compute(const vector<Vec3>& positions, const Vec3* box, const ENNChargeGroups& chargeGroups, const ChargeCoupling& coupling,
+double CpuENNNetwork::compute(const vector<Vec3>& positions, const Vec3* box, const ENNChargeGroups& chargeGroups, const InitialNodeFeatures& initial,
+                              const ChargeCoupling& coupling,
                               vector<double>* charges, vector<Vec3>* gradient, OpenMM::ThreadPool& pool) {
     const ENNModel& m = *model;
     const int N = numNodes, T = static_cast<int>(layers.size());
@@ -863,13 +954,13 @@ double CpuENNNetwork::compute(const vector<Vec3>& positions, const Vec3* box, co
     if (static_cast<int>(scratch.size()) < pool.getNumThreads()) {
         int widest = m.layers.empty() ? 1 : 0, weights = 1, hidden = 1;
         for (const Layer& L : layers) {
-            widest = std::max({widest, L.dIn, L.dUp, L.dTp, L.dMsg, L.dProd, L.dOut});
+            widest = std::max({widest, L.dIn, L.dUp, L.dTp, L.dMsg, L.dProd, L.dOut, L.dGateIn, L.gate.dimOut});
             weights = std::max(weights, L.radialOutputs);
             hidden = std::max({hidden, L.readout.linear1.dimOut, chargeReadout.linear1.dimOut});
         }
         scratch.resize(pool.getNumThreads());
         for (Scratch& s : scratch) {
-            for (vector<float>* v : {&s.conv, &s.message, &s.product})
+            for (vector<float>* v : {&s.conv, &s.message, &s.product, &s.gated, &s.gradGated})
                 v->resize(size_t(nodeChunkSize) * widest);
             s.hidden.resize(size_t(nodeChunkSize) * hidden);
             s.gradHidden.resize(size_t(nodeChunkSize) * hidden);
@@ -913,10 +1004,13 @@ double CpuENNNetwork::compute(const vector<Vec3>& positions, const Vec3* box, co
     });
 
     // Forward.
-    h[0].resize(size_t(N) * (layers.empty() ? 0 : layers[0].dIn));
-    for (int n = 0; n < N; n++)
-        std::copy(embedding[nodeSpecies[n]].begin(), embedding[nodeSpecies[n]].end(), &h[0][size_t(n) * embedding[0].size()]);
+    const size_t dEmbedding = m.embedding.out.dim;
+    h[0].resize(size_t(N) * dEmbedding);
     nodeEnergy.assign(N, 0.0);
+    for (int n = 0; n < N; n++) { // (a single entry of scalars: the same in this layout)
+        std::copy(initial.features[nodeSpecies[n]].begin(), initial.features[nodeSpecies[n]].end(), &h[0][n * dEmbedding]);
+        nodeEnergy[n] = initial.energy[nodeSpecies[n]];
+    }
     rawCharge.assign(wantCharges ? N : 0, 0.0);
     for (int t = 0; t < T; t++)
         forwardLayer(t, pool, wantCharges);

@@ -34,7 +34,7 @@ public:
 
     /** Same contract as ReferenceENNNetwork::compute, with positions (model units) instead of edges. */
     double compute(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box, const ENNChargeGroups& chargeGroups,
-                   const ChargeCoupling& coupling, std::vector<double>* charges, std::vector<OpenMM::Vec3>* gradient,
+                   const InitialNodeFeatures& initial, const ChargeCoupling& coupling, std::vector<double>* charges, std::vector<OpenMM::Vec3>* gradient,
                    OpenMM::ThreadPool& pool);
 
     const ENNModel& getModel() const { return *model; }
@@ -90,10 +90,29 @@ private:
         std::vector<std::array<int, 3>> factor; // per term: offsets of A's features (first `correlation` used)
         std::vector<float> coefficients;        // [element][term][channel]
     };
+    /** A gate (GateSpec) on arrays in this layout: the scalars and gates (dimension 1) sit where e3nn has them; each
+     *  gated entry's channel u, component m at inOffset + m inStep + u, written to outOffset + m outStep + u. */
+    struct Gate {
+        struct Gated {
+            int inOffset, inStep, outOffset, outStep, mul, dim, gateOffset;
+        };
+        int scalarStart = 0, scalarCount = 0, gateStart = 0, dimIn = 0, dimOut = 0;
+        ActivationSpec scalarActivation, gateActivation;
+        std::vector<Gated> gated;
+        void forward(const float* in, float* out) const;
+        void backward(const float* in, const float* gradOut, float* gradIn) const;
+    };
     struct Layer : LayerSizes {
         bool residual;
-        bool densityNormalized; // the message divided by 1 + the node density (column densityColumn of the table)
+        bool densityNormalized; // the message divided by alpha + beta d (d from column densityColumn of the table)
+        float densityAlpha = 1, densityBeta = 1;
         int densityColumn, radialOutputs;
+        // MACE's non-linear block: linear's output (dimension dGateIn), normalised, plus linearResidual(hUp), through
+        // the gate and linear2 to the message.
+        bool nonlinear = false;
+        int dGateIn = 0;
+        Linear linearResidual, linear2;
+        Gate gate;
         // linear: the messages' linear (in a non-residual layer, composed with the skip that follows it); skip: a
         // residual layer's self-connection from its input features
         Linear linearUp, linear, skip, productLinear;
@@ -103,7 +122,7 @@ private:
         std::vector<ContractionOrder> contraction;
     };
     struct Scratch { // per thread, sized for one chunk of nodes
-        std::vector<float> conv, message, product, hidden, gradHidden, scalar, w, dw, gw, wx, z;
+        std::vector<float> conv, message, product, hidden, gradHidden, scalar, w, dw, gw, wx, z, gated, gradGated;
     };
 
     struct HarmonicsStep {
@@ -115,7 +134,6 @@ private:
      *  the radial tables (for the medium-size benchmark model about 10 MiB, and most of a Context's setup
      *  time; docs/reliability.md). Built once per model and shared read-only by every network of that model in the process. */
     struct Weights {
-        std::vector<std::vector<float>> embedding; // per element
         std::vector<float> chargeOffset;           // per element
         std::vector<Layer> layers;
         Readout chargeReadout;
@@ -133,7 +151,6 @@ private:
     std::shared_ptr<const ENNModel> model;
     std::shared_ptr<const Weights> weights;
     // The parts of `weights`, by name:
-    const std::vector<std::vector<float>>& embedding;
     const std::vector<float>& chargeOffset;
     const std::vector<Layer>& layers;
     const Readout& chargeReadout;
@@ -145,7 +162,7 @@ private:
     std::vector<int> order;          // node -> caller's atom
     std::vector<int> nodeSpecies;    // element of each node (sorted)
     std::vector<int> elementStart;   // nodes of element z: [elementStart[z], elementStart[z+1])
-    std::vector<double> nodeConstant;          // E0 + shift of each node
+    std::vector<double> nodeConstant;          // E0 + shift of each node (the initial features' energy is added per step)
 
     int edgeChunkSize = MaxChunkSize; // nodes per piece of per-edge work (their edges, received or sent)
     int nodeChunkSize = MaxChunkSize; // nodes per piece of per-node work (linears, contractions, readouts); >= edgeChunkSize
@@ -157,8 +174,11 @@ private:
     std::vector<int> edgePair;                   // a * n_elements + b of each edge's sender and receiver elements
     std::vector<double> edgeRepulsion;           // each edge's ZBL energy (scaled), summed in edge order
     std::vector<float> edgeRepulsionDerivative;  // and its r-derivative
-    std::vector<std::vector<float>> nodeDensity; // per density-normalised layer: 1 + d_n of each node
-    std::vector<float> densityGradient;          // dE/dd_n of the layer being differentiated
+    std::vector<std::vector<float>> nodeDensity; // per density-normalised layer: alpha + beta d_n of each node
+    std::vector<float> densityGradient;          // dE/d(alpha + beta d_n) of the layer being differentiated
+    // Per non-linear layer: the gate's input, and linear's normalised output within it (for the density gradient).
+    std::vector<std::vector<float>> gateInput, normalizedLinear;
+    std::vector<float> gradUpResidual;           // dE/dhUp through linearResidual, of the layer being differentiated
     std::vector<std::vector<float>> h, hUp, A; // per layer
     std::vector<float> gradH, gradIn, gradM;
     std::vector<float> messages; // a small system's messages between its per-edge and per-node passes

@@ -9,6 +9,12 @@ using OpenMM::Vec3;
 using std::vector;
 
 double OpenMMENN::activation(const ActivationSpec& act, double x, double* derivative) {
+    if (act.kind == ActivationSpec::Sigmoid) {
+        const double s = 1.0 / (1.0 + std::exp(-x));
+        if (derivative)
+            *derivative = act.scale * s * (1.0 - s);
+        return act.scale * s;
+    }
     if (act.kind == ActivationSpec::SiLU) {
         double s = 1.0 / (1.0 + std::exp(-x));
         if (derivative)
@@ -54,8 +60,8 @@ double OpenMMENN::transformedDistance(const ENNModel& m, int elementA, int eleme
 }
 
 void OpenMMENN::radialBasis(const ENNModel& m, int elementA, int elementB, double r, double* b, double* db) {
-    double denv, dydr;
-    const double env = polynomialEnvelope(m.envelopeP, m.rMax, r, denv);
+    double denv = 0.0, dydr;
+    const double env = m.applyCutoff ? polynomialEnvelope(m.envelopeP, m.rMax, r, denv) : 1.0;
     const double y = transformedDistance(m, elementA, elementB, r, dydr);
     for (size_t n = 0; n < m.besselFrequencies.size(); n++) {
         const double w = m.besselFrequencies[n];
@@ -71,15 +77,19 @@ int OpenMMENN::numRadialOutputs(const LayerSpec& layer) {
     return layer.conv.numWeights + (layer.densityNormalized ? 1 : 0);
 }
 
-void OpenMMENN::radialWeights(const ENNModel& model, int layer, int elementA, int elementB, double r, vector<double>& w,
-                              vector<double>& dwdr) {
-    // Forward-mode derivative through the MLP: the tangent of every layer rides along with its value.
-    const LayerSpec& L = model.layers[layer];
-    const RadialMLPSpec& mlp = L.radial;
-    const int nb = mlp.sizes[0];
-    vector<double> basis(nb), dbasis(nb);
-    radialBasis(model, elementA, elementB, r, basis.data(), dbasis.data());
-    vector<double> t(basis), dt(dbasis);
+bool OpenMMENN::radialDependsOnElements(const ENNModel& model) {
+    if (model.distanceTransform.kind != DistanceTransformSpec::None)
+        return true;
+    for (const LayerSpec& layer : model.layers)
+        if (layer.hasEdgeEmbeddings())
+            return true;
+    return false;
+}
+
+namespace {
+
+/** One radial MLP (RadialMLPSpec) in forward mode: the values t and their r-derivatives dt go in, and come out. */
+void radialMLPForward(const RadialMLPSpec& mlp, vector<double>& t, vector<double>& dt) {
     const int layers = static_cast<int>(mlp.weights.size());
     for (int k = 0; k < layers; k++) {
         const int nin = mlp.sizes[k], nout = mlp.sizes[k + 1];
@@ -89,11 +99,36 @@ void OpenMMENN::radialWeights(const ENNModel& model, int layer, int elementA, in
                 pre[j] += t[i] * mlp.weights[k][i * nout + j];
                 dpre[j] += dt[i] * mlp.weights[k][i * nout + j];
             }
+        for (int j = 0; j < nout; j++) {
+            pre[j] = pre[j] * mlp.weightScales[k] + (mlp.biases.empty() ? 0.0 : mlp.biases[k][j]);
+            dpre[j] *= mlp.weightScales[k];
+        }
+        if (k + 1 < layers && !mlp.layerNorms.empty()) { // y = (x - mean) / sqrt(var + eps) * weight + bias
+            const RadialMLPSpec::LayerNorm& norm = mlp.layerNorms[k];
+            double mean = 0.0, dmean = 0.0;
+            for (int j = 0; j < nout; j++) {
+                mean += pre[j];
+                dmean += dpre[j];
+            }
+            mean /= nout;
+            dmean /= nout;
+            double var = 0.0, dvar = 0.0;
+            for (int j = 0; j < nout; j++) {
+                var += (pre[j] - mean) * (pre[j] - mean);
+                dvar += 2.0 * (pre[j] - mean) * (dpre[j] - dmean);
+            }
+            var /= nout;
+            dvar /= nout;
+            const double inv = 1.0 / std::sqrt(var + norm.eps), dinv = -0.5 * inv * inv * inv * dvar;
+            for (int j = 0; j < nout; j++) {
+                const double centred = pre[j] - mean, dcentred = dpre[j] - dmean;
+                pre[j] = centred * inv * norm.weight[j] + norm.bias[j];
+                dpre[j] = (dcentred * inv + centred * dinv) * norm.weight[j];
+            }
+        }
         t.resize(nout);
         dt.resize(nout);
         for (int j = 0; j < nout; j++) {
-            pre[j] *= mlp.weightScales[k];
-            dpre[j] *= mlp.weightScales[k];
             if (k + 1 < layers) {
                 double derivative;
                 t[j] = activation(mlp.activation, pre[j], &derivative);
@@ -104,20 +139,91 @@ void OpenMMENN::radialWeights(const ENNModel& model, int layer, int elementA, in
             }
         }
     }
-    w = t;
-    dwdr = dt;
-    if (L.densityNormalized) { // tanh(s^2), s = scale * weights . basis
-        double s = 0.0, ds = 0.0;
-        for (int n = 0; n < nb; n++) {
-            s += L.density.weights[n] * basis[n];
-            ds += L.density.weights[n] * dbasis[n];
-        }
-        s *= L.density.weightScale;
-        ds *= L.density.weightScale;
-        const double density = std::tanh(s * s);
-        w.push_back(density);
-        dwdr.push_back((1.0 - density * density) * 2.0 * s * ds);
+}
+
+/** The row of a linear from the one-hot elements (n_elements x 0e) for one element, appended to `out`. */
+void appendElementRow(const LinearSpec& lin, int element, vector<double>& out) {
+    const size_t start = out.size();
+    out.resize(start + lin.out.dim, 0.0);
+    forEachLinearTerm(lin, 0, [&](int i, int o, double c) {
+        if (i == element)
+            out[start + o] += c;
+    });
+}
+
+} // namespace
+
+void OpenMMENN::radialWeights(const ENNModel& model, int layer, int sender, int receiver, double r, vector<double>& w,
+                              vector<double>& dwdr) {
+    // Forward-mode derivative through the MLPs: the tangent of every layer rides along with its value.
+    const LayerSpec& L = model.layers[layer];
+    const int nb = static_cast<int>(model.besselFrequencies.size());
+    vector<double> input(nb), dinput(nb);
+    radialBasis(model, sender, receiver, r, input.data(), dinput.data());
+    if (L.hasEdgeEmbeddings()) { // constants of the edge: the sender's and the receiver's element embeddings
+        appendElementRow(L.nonlinearBlock.sourceEmbedding, sender, input);
+        appendElementRow(L.nonlinearBlock.targetEmbedding, receiver, input);
+        dinput.resize(input.size(), 0.0);
     }
+    w = input;
+    dwdr = dinput;
+    radialMLPForward(L.radial, w, dwdr);
+    if (L.densityNormalized) { // tanh(s^2), s the density network's output
+        vector<double> s(input), ds(dinput);
+        radialMLPForward(L.density.mlp, s, ds);
+        const double density = std::tanh(s[0] * s[0]);
+        w.push_back(density);
+        dwdr.push_back((1.0 - density * density) * 2.0 * s[0] * ds[0]);
+    }
+    if (!model.applyCutoff) { // MACE's apply_cutoff=False: the envelope multiplies the outputs
+        double denv;
+        const double env = polynomialEnvelope(model.envelopeP, model.rMax, r, denv);
+        for (size_t k = 0; k < w.size(); k++) {
+            dwdr[k] = dwdr[k] * env + w[k] * denv;
+            w[k] *= env;
+        }
+    }
+}
+
+InitialNodeFeatures OpenMMENN::initialNodeFeatures(const ENNModel& m, double totalCharge, int spinMultiplicity) {
+    const int nel = m.numElements(), dim = m.embedding.out.dim;
+    InitialNodeFeatures result;
+    result.energy.assign(nel, 0.0);
+    for (int z = 0; z < nel; z++) {
+        result.features.emplace_back();
+        appendElementRow(m.embedding, z, result.features.back());
+    }
+    if (!m.hasJointEmbedding)
+        return result;
+    const JointEmbeddingSpec& je = m.jointEmbedding;
+    vector<double> concatenated;
+    for (const JointEmbeddingSpec::Input& in : je.inputs) {
+        const bool charge = in.source == JointEmbeddingSpec::Input::TotalCharge;
+        const double value = charge ? totalCharge : spinMultiplicity;
+        const std::string what = charge ? "total charge" : "spin multiplicity";
+        if (std::abs(value - std::round(value)) > 1e-6)
+            throw OpenMM::OpenMMException("ENNForce: the model embeds the " + what + " as a class (MACE's categorical embedding), so it "
+                                          "must be a whole number; it is " + std::to_string(value));
+        const long long index = std::llround(value) + in.offset;
+        if (index < 0 || index >= in.numClasses)
+            throw OpenMM::OpenMMException("ENNForce: the " + what + " " + std::to_string(std::llround(value)) + " is outside the model's range (" +
+                                          std::to_string(-in.offset) + " to " + std::to_string(in.numClasses - 1 - in.offset) + ")");
+        concatenated.insert(concatenated.end(), &in.table[size_t(index) * in.dim], &in.table[size_t(index + 1) * in.dim]);
+    }
+    const ActivationSpec silu; // torch's SiLU, unnormalised
+    vector<double> joint(dim, 0.0);
+    for (size_t i = 0; i < concatenated.size(); i++)
+        for (int o = 0; o < dim; o++)
+            joint[o] += concatenated[i] * je.projection[i * dim + o];
+    for (double& x : joint)
+        x = activation(silu, x, nullptr);
+    for (int z = 0; z < nel; z++) {
+        for (int o = 0; o < dim; o++)
+            result.features[z][o] += joint[o];
+        if (je.hasReadout)
+            forEachLinearTerm(je.readout, 0, [&](int i, int, double c) { result.energy[z] += c * result.features[z][i]; });
+    }
+    return result;
 }
 
 ZBLPair OpenMMENN::zblPair(const ENNModel& m, int elementA, int elementB) {

@@ -50,8 +50,54 @@ struct LayerSizes {
     }
 };
 
-/** The model's activation (normalised SiLU or tanh) at x; sets *derivative if not null. */
+/** The model's activation (normalised SiLU, tanh or sigmoid) at x; sets *derivative if not null. */
 double activation(const ActivationSpec& act, double x, double* derivative);
+
+/** A gate (GateSpec): out = [scalar activations, gated entries times their gate activations]. */
+template <class Real>
+void gateForward(const GateSpec& g, const Real* in, Real* out) {
+    for (int i = 0; i < g.scalarCount; i++)
+        out[i] = static_cast<Real>(activation(g.scalarActivation, in[g.scalarStart + i], nullptr));
+    int o = g.scalarCount;
+    for (const GateSpec::Gated& e : g.gated)
+        for (int u = 0; u < e.mul; u++) {
+            const Real gate = static_cast<Real>(activation(g.gateActivation, in[g.gateStart + e.gateOffset + u], nullptr));
+            for (int m = 0; m < e.dim; m++)
+                out[o++] = in[e.start + u * e.dim + m] * gate;
+        }
+}
+
+/** gradIn += the gate's transpose Jacobian at `in` times gradOut. */
+template <class Real>
+void gateBackward(const GateSpec& g, const Real* in, const Real* gradOut, Real* gradIn) {
+    double derivative;
+    for (int i = 0; i < g.scalarCount; i++) {
+        activation(g.scalarActivation, in[g.scalarStart + i], &derivative);
+        gradIn[g.scalarStart + i] += static_cast<Real>(derivative) * gradOut[i];
+    }
+    int o = g.scalarCount;
+    for (const GateSpec::Gated& e : g.gated)
+        for (int u = 0; u < e.mul; u++) {
+            const int gateIndex = g.gateStart + e.gateOffset + u;
+            const Real gate = static_cast<Real>(activation(g.gateActivation, in[gateIndex], &derivative));
+            Real dot = 0;
+            for (int m = 0; m < e.dim; m++, o++) {
+                gradIn[e.start + u * e.dim + m] += gate * gradOut[o];
+                dot += in[e.start + u * e.dim + m] * gradOut[o];
+            }
+            gradIn[gateIndex] += static_cast<Real>(derivative) * dot;
+        }
+}
+
+/** The initial node features of each element (embedding of the one-hot element, plus the joint embedding of the
+ *  total charge and spin multiplicity where the model has one) and the energy each such atom adds (MACE's
+ *  embedding_readout, model units; zero without one). Throws OpenMMException if the model embeds the charge or
+ *  multiplicity as a class and the value is not a whole number in its range. */
+struct InitialNodeFeatures {
+    std::vector<std::vector<double>> features; // [element][embedding.out.dim]
+    std::vector<double> energy;                // [element]
+};
+InitialNodeFeatures initialNodeFeatures(const ENNModel& model, double totalCharge, int spinMultiplicity);
 
 /** The polynomial envelope f_p(r / rc) (zero from rc on) and its r-derivative. */
 double polynomialEnvelope(int p, double rc, double r, double& derivative);
@@ -61,22 +107,24 @@ double polynomialEnvelope(int p, double rc, double r, double& derivative);
  *  dy/dr. */
 double transformedDistance(const ENNModel& model, int elementA, int elementB, double r, double& dydr);
 
-/** The Bessel basis of the (transformed) distance times the polynomial envelope of r (model units), for an edge
- *  between elements a and b, and its r-derivative: b[n] and db[n] for each of the model's Bessel frequencies. */
+/** The Bessel basis of the (transformed) distance, times the polynomial envelope of r (model units) if the model
+ *  applies its cutoff there (ENNModel::applyCutoff), for an edge between elements a and b, and its r-derivative: b[n]
+ *  and db[n] for each of the model's Bessel frequencies. */
 void radialBasis(const ENNModel& model, int elementA, int elementB, double r, double* b, double* db);
 
 /** The number of per-edge radial outputs of a layer: its tensor-product weights, then, for a density-normalised
  *  layer, its edge density tanh(s^2). */
 int numRadialOutputs(const LayerSpec& layer);
 
-/** A layer's per-edge radial outputs (numRadialOutputs) at distance r (model units) for an edge between elements a
- *  and b, and their r-derivatives (forward mode through the MLP). */
-void radialWeights(const ENNModel& model, int layer, int elementA, int elementB, double r, std::vector<double>& w,
+/** A layer's per-edge radial outputs (numRadialOutputs) at distance r (model units) for an edge from an atom of
+ *  element `sender` to one of element `receiver`, and their r-derivatives (forward mode through the MLPs). With
+ *  apply_cutoff false, the outputs are multiplied by the envelope. */
+void radialWeights(const ENNModel& model, int layer, int sender, int receiver, double r, std::vector<double>& w,
                    std::vector<double>& dwdr);
 
-/** Whether a model's radial functions depend on the elements of an edge (a distance transform), so that tables of
- *  them are needed per element pair. */
-inline bool radialDependsOnElements(const ENNModel& model) { return model.distanceTransform.kind != DistanceTransformSpec::None; }
+/** Whether a model's radial functions depend on the elements of an edge (a distance transform, element embeddings in
+ *  the radial networks), so that tables of them are needed per element pair (sender, receiver). */
+bool radialDependsOnElements(const ENNModel& model);
 
 /** The constants of MACE's ZBL pair repulsion (ZBLBasis) for an edge between elements a and b (model units): the
  *  screening length s, the prefactor 1/2 k Z_a Z_b times energy.scale of one directed edge (ScaleShiftMACE scales the

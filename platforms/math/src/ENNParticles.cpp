@@ -22,6 +22,8 @@ void ENNParticles::read(const ENNForce& force) {
         species.push_back(force.getModel().elementIndex(z));
     }
     chargeGroups = ENNChargeGroups(force);
+    spinMultiplicity = force.getSpinMultiplicity();
+    initialFeatures = initialNodeFeatures(force.getModel(), chargeGroups.total(), spinMultiplicity);
     periodic = force.usesPeriodicBoundaryConditions();
 }
 
@@ -37,7 +39,9 @@ void ENNParticles::update(const ENNForce& force) {
     ENNChargeGroups groups(force);
     if (groups.members != chargeGroups.members || groups.start != chargeGroups.start)
         throw OpenMM::OpenMMException("ENNForce: updateParametersInContext cannot change which particles form the charge groups");
+    initialFeatures = initialNodeFeatures(force.getModel(), groups.total(), force.getSpinMultiplicity());
     chargeGroups = groups;
+    spinMultiplicity = force.getSpinMultiplicity();
 }
 
 void ENNParticles::gather(const std::vector<Vec3>& pos, double scale, std::vector<Vec3>& out) const {

@@ -7,6 +7,7 @@
 #include "openmmenn/ENNForce.h"
 #include "openmmenn/ENNModel.h"
 #include "ENNChargeGroups.h"
+#include "ENNModelMath.h"
 #include "openmm/Vec3.h"
 #include <vector>
 
@@ -16,9 +17,14 @@ namespace OpenMMENN {
 struct ENNParticles {
     std::vector<int> particles, species; // System index and element index of each ML particle
     ENNChargeGroups chargeGroups; // the constraint on the predicted charges; their total is chargeGroups.total()
+    int spinMultiplicity = 1;
+    /** Each element's initial features and energy at the force's total charge and spin multiplicity (these enter a
+     *  model with a joint embedding); computed, and checked against the model's classes, by read and update. */
+    InitialNodeFeatures initialFeatures;
     bool periodic = false;
     void read(const ENNForce& force);
-    /** updateParametersInContext: takes the new total and group charges; throws if the particles or groups changed. */
+    /** updateParametersInContext: takes the new total and group charges and spin multiplicity; throws if the
+     *  particles or groups changed. */
     void update(const ENNForce& force);
     /** The ML particles' positions times `scale`; throws OpenMMException naming the particle on a
      *  non-finite position or one beyond ENNSanityBounds::MaxCoordinate. */

@@ -99,7 +99,7 @@ std::shared_ptr<const vector<ENNRadialTable>> layerTablesOf(const std::shared_pt
 /** The per-pair tables of a model with a distance transform, built as pairs are asked for. */
 struct PairTables {
     mutable std::mutex mutex;
-    mutable std::map<std::array<int, 3>, std::shared_ptr<const ENNRadialTable>> tables; // by (layer, a, b), a <= b
+    mutable std::map<std::array<int, 3>, std::shared_ptr<const ENNRadialTable>> tables; // by (layer, sender, receiver)
 };
 
 } // namespace
@@ -111,7 +111,9 @@ std::shared_ptr<const ENNRadialTable> OpenMMENN::radialTableOf(const std::shared
         return std::shared_ptr<const ENNRadialTable>(all, &(*all)[layer]);
     }
     const auto pairs = sharedPerModel<PairTables>(model, [] { return std::make_shared<const PairTables>(); });
-    const std::array<int, 3> key{layer, std::min(elementA, elementB), std::max(elementA, elementB)}; // the transform is symmetric
+    // A distance transform is symmetric in the pair; edge embeddings (the non-linear block) are not.
+    const bool ordered = model->layers[layer].hasEdgeEmbeddings();
+    const std::array<int, 3> key{layer, ordered ? elementA : std::min(elementA, elementB), ordered ? elementB : std::max(elementA, elementB)};
     std::lock_guard<std::mutex> lock(pairs->mutex);
     auto found = pairs->tables.find(key);
     if (found == pairs->tables.end())

@@ -23,9 +23,10 @@ struct ENNRadialTable {
     std::vector<double> data;
 };
 
-/** The table of a layer for edges between elements a and b (indices into the model's elements), built on first use and
- *  shared while anything holds it (thread-safe): one per layer for a model whose radial functions do not depend on the
- *  elements, one per layer and element pair (either order) for a model with a distance transform. */
+/** The table of a layer for edges from an atom of element a to one of element b (indices into the model's elements),
+ *  built on first use and shared while anything holds it (thread-safe): one per layer for a model whose radial
+ *  functions do not depend on the elements, one per layer and element pair (either order) for a model with a distance
+ *  transform, one per layer and ordered pair (sender a, receiver b) for a layer with edge embeddings. */
 std::shared_ptr<const ENNRadialTable> radialTableOf(const std::shared_ptr<const ENNModel>& model, int layer, int elementA, int elementB);
 
 } // namespace OpenMMENN

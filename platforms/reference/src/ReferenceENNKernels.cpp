@@ -51,7 +51,7 @@ double ReferenceCalcENNForceKernel::execute(OpenMM::ContextImpl& context, bool i
                 p /= m.energyToKJPerMol;
         };
     }
-    double energy = network->compute(ml.species, edges, ml.chargeGroups, coupling, nullptr, includeForces ? &gradient : nullptr);
+    double energy = network->compute(ml.species, edges, ml.chargeGroups, ml.initialFeatures, coupling, nullptr, includeForces ? &gradient : nullptr);
     const double total = energy * m.energyToKJPerMol + electrostaticEnergy;
     ml.checkEnergy(total, m);
     if (includeForces)
@@ -67,7 +67,7 @@ void ReferenceCalcENNForceKernel::copyParametersToContext(OpenMM::ContextImpl&, 
 
 std::vector<double> ReferenceCalcENNForceKernel::getCharges(OpenMM::ContextImpl& context) {
     std::vector<double> charges;
-    network->compute(ml.species, buildEdges(context), ml.chargeGroups, {}, &charges, nullptr);
+    network->compute(ml.species, buildEdges(context), ml.chargeGroups, ml.initialFeatures, {}, &charges, nullptr);
     ml.checkCharges(charges);
     return charges;
 }

@@ -53,49 +53,6 @@ void readoutBackward(const ReadoutSpec& r, const double* h, double gradE, double
     linearBackward(r.linear1, 0, gradHidden.data(), gradH);
 }
 
-/** Radial MLP of one edge; `pre` keeps the pre-activations of every layer for the backward pass. */
-void radialForward(const RadialMLPSpec& mlp, const double* basis, vector<vector<double>>& pre, vector<double>& out) {
-    const int layers = static_cast<int>(mlp.weights.size());
-    pre.resize(layers);
-    vector<double> t(basis, basis + mlp.sizes[0]);
-    for (int k = 0; k < layers; k++) {
-        const int nin = mlp.sizes[k], nout = mlp.sizes[k + 1];
-        pre[k].assign(nout, 0.0);
-        for (int i = 0; i < nin; i++)
-            for (int j = 0; j < nout; j++)
-                pre[k][j] += t[i] * mlp.weights[k][i * nout + j];
-        for (double& x : pre[k])
-            x *= mlp.weightScales[k];
-        t.resize(nout);
-        for (int j = 0; j < nout; j++)
-            t[j] = (k + 1 < layers ? activation(mlp.activation, pre[k][j], nullptr) : pre[k][j]);
-    }
-    out = t;
-}
-
-void radialBackward(const RadialMLPSpec& mlp, const vector<vector<double>>& pre, vector<double> grad, double* gradBasis) {
-    const int layers = static_cast<int>(mlp.weights.size());
-    for (int k = layers - 1; k >= 0; k--) {
-        const int nin = mlp.sizes[k], nout = mlp.sizes[k + 1];
-        if (k + 1 < layers)
-            for (int j = 0; j < nout; j++) {
-                double derivative;
-                activation(mlp.activation, pre[k][j], &derivative);
-                grad[j] *= derivative;
-            }
-        vector<double> gradIn(nin, 0.0);
-        for (int i = 0; i < nin; i++) {
-            double sum = 0.0;
-            for (int j = 0; j < nout; j++)
-                sum += mlp.weights[k][i * nout + j] * grad[j];
-            gradIn[i] = sum * mlp.weightScales[k];
-        }
-        grad.swap(gradIn);
-    }
-    for (int i = 0; i < mlp.sizes[0]; i++)
-        gradBasis[i] += grad[i];
-}
-
 } // namespace
 
 ReferenceENNNetwork::ReferenceENNNetwork(std::shared_ptr<const ENNModel> modelPtr) : model(std::move(modelPtr)), tables(*model) {
@@ -136,12 +93,11 @@ void ReferenceENNNetwork::forEachMonomial(int layer, int element, Visit visit) c
 }
 
 double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENNEdge>& edges, const ENNChargeGroups& chargeGroups,
-                                    const ChargeCoupling& coupling, vector<double>* charges, vector<Vec3>* gradient) {
+                                    const InitialNodeFeatures& initial, const ChargeCoupling& coupling, vector<double>* charges, vector<Vec3>* gradient) {
     const ENNModel& m = *model;
     const int N = static_cast<int>(species.size());
     const int E = static_cast<int>(edges.size());
     const int T = static_cast<int>(m.layers.size());
-    const int nb = static_cast<int>(m.besselFrequencies.size());
     const int nsh = (m.shLmax + 1) * (m.shLmax + 1);
     const bool wantGradient = gradient != nullptr;
     const bool wantCharges = charges != nullptr || bool(coupling);
@@ -149,44 +105,41 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
         throw OpenMM::OpenMMException("ENNForce: the model has no charge head");
 
     // ---- edge geometry ----
-    vector<double> basis(size_t(E) * nb), dbasis(size_t(E) * nb), sh(size_t(E) * nsh);
+    vector<double> r(E), sh(size_t(E) * nsh);
     vector<double> dsh(wantGradient ? size_t(E) * nsh * 3 : 0);
     for (int e = 0; e < E; e++) {
         const Vec3& v = edges[e].vec;
-        radialBasis(m, species[edges[e].sender], species[edges[e].receiver], std::sqrt(v.dot(v)), &basis[size_t(e) * nb],
-                    &dbasis[size_t(e) * nb]);
+        r[e] = std::sqrt(v.dot(v));
         tables.sphericalHarmonics(v, &sh[size_t(e) * nsh], wantGradient ? reinterpret_cast<double(*)[3]>(&dsh[size_t(e) * nsh * 3]) : nullptr);
     }
+    // A layer's radial outputs of edge e (tensor-product weights, then any edge density), exact, and their r-derivatives.
+    vector<double> w, dwdr;
+    auto radial = [&](int t, int e) { radialWeights(m, t, species[edges[e].sender], species[edges[e].receiver], r[e], w, dwdr); };
 
     // ---- forward ----
     vector<vector<double>> h(T + 1), hUp(T), A(T);
-    {
-        const int dim = m.embedding.out.dim;
-        h[0].assign(size_t(N) * dim, 0.0);
-        vector<double> onehot(m.numElements());
-        for (int n = 0; n < N; n++) {
-            std::fill(onehot.begin(), onehot.end(), 0.0);
-            onehot[species[n]] = 1.0;
-            linearForward(m.embedding, 0, onehot.data(), &h[0][size_t(n) * dim]);
-        }
-    }
     double energy = 0.0;
-    vector<vector<double>> pre;
-    vector<double> w;
-    // Density-normalised layers (MACE's RealAgnosticDensity[Residual]InteractionBlock): s_e (the density MLP's output),
-    // the node densities d_i, and each node's message after the normalisation (before a non-residual skip), kept for
-    // the backward pass.
-    vector<vector<double>> edgeDensityArg(T), nodeDensity(T), normalizedMessage(T);
+    for (int n = 0; n < N; n++) {
+        h[0].insert(h[0].end(), initial.features[species[n]].begin(), initial.features[species[n]].end());
+        energy += initial.energy[species[n]];
+    }
+    // Kept for the backward pass: the node densities d_i of density-normalised layers and each node's message after
+    // `linear` and its normalisation (MACE's density blocks and the non-linear block), and the gate's input (non-linear
+    // block).
+    vector<vector<double>> nodeDensity(T), scaledMessage(T), gateInput(T);
     for (int t = 0; t < T; t++) {
         const LayerSpec& L = m.layers[t];
-        const int dIn = L.irrepsIn().dim, dUp = L.linearUp.out.dim, dTp = L.conv.out.dim, dMsg = L.irrepsMessage().dim;
+        const int dIn = L.irrepsIn().dim, dUp = L.linearUp.out.dim, dTp = L.conv.out.dim, dLin = L.linear.out.dim, dMsg = L.irrepsMessage().dim;
         const int dProd = L.productLinear.in.dim, dOut = L.irrepsOut().dim;
         hUp[t].assign(size_t(N) * dUp, 0.0);
         for (int n = 0; n < N; n++)
             linearForward(L.linearUp, 0, &h[t][size_t(n) * dIn], &hUp[t][size_t(n) * dUp]);
         vector<double> M(size_t(N) * dTp, 0.0);
+        nodeDensity[t].assign(L.densityNormalized ? N : 0, 0.0);
         for (int e = 0; e < E; e++) {
-            radialForward(L.radial, &basis[size_t(e) * nb], pre, w);
+            radial(t, e);
+            if (L.densityNormalized) // d_i = sum over i's edges of their densities
+                nodeDensity[t][edges[e].receiver] += w[L.conv.numWeights];
             const double* x1 = &hUp[t][size_t(edges[e].sender) * dUp];
             const double* y = &sh[size_t(e) * nsh];
             double* out = &M[size_t(edges[e].receiver) * dTp];
@@ -201,31 +154,27 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
                 }
             }
         }
-        if (L.densityNormalized) { // d_i = sum over i's edges of tanh(s_e^2), s_e = scale * weights . basis_e
-            edgeDensityArg[t].assign(E, 0.0);
-            nodeDensity[t].assign(N, 0.0);
-            normalizedMessage[t].assign(size_t(N) * dMsg, 0.0);
-            for (int e = 0; e < E; e++) {
-                double arg = 0.0;
-                for (int k = 0; k < nb; k++)
-                    arg += L.density.weights[k] * basis[size_t(e) * nb + k];
-                arg *= L.density.weightScale;
-                edgeDensityArg[t][e] = arg;
-                nodeDensity[t][edges[e].receiver] += std::tanh(arg * arg);
-            }
-        }
         A[t].assign(size_t(N) * dMsg, 0.0);
-        vector<double> message(dMsg);
+        scaledMessage[t].assign(L.densityNormalized ? size_t(N) * dLin : 0, 0.0);
+        gateInput[t].assign(L.nonlinear ? size_t(N) * dLin : 0, 0.0);
+        vector<double> linearOut(dLin), gated(L.nonlinear ? L.nonlinearBlock.gate.out.dim : 0), message(dMsg);
         for (int n = 0; n < N; n++) {
-            std::fill(message.begin(), message.end(), 0.0);
-            linearForward(L.linear, 0, &M[size_t(n) * dTp], message.data());
-            for (double& x : message)
-                x /= L.avgNumNeighbors;
-            if (L.densityNormalized) {
-                for (double& x : message)
-                    x /= 1.0 + nodeDensity[t][n];
-                std::copy(message.begin(), message.end(), &normalizedMessage[t][size_t(n) * dMsg]);
-            }
+            std::fill(linearOut.begin(), linearOut.end(), 0.0);
+            linearForward(L.linear, 0, &M[size_t(n) * dTp], linearOut.data());
+            const double norm = L.avgNumNeighbors * (L.densityNormalized ? L.density.alpha + L.density.beta * nodeDensity[t][n] : 1.0);
+            for (double& x : linearOut)
+                x /= norm;
+            if (L.densityNormalized)
+                std::copy(linearOut.begin(), linearOut.end(), &scaledMessage[t][size_t(n) * dLin]);
+            if (L.nonlinear) { // message = linear_2(gate(scaled + linear_residual(linear_up(h))))
+                const NonLinearBlockSpec& nl = L.nonlinearBlock;
+                linearForward(nl.linearResidual, 0, &hUp[t][size_t(n) * dUp], linearOut.data());
+                std::copy(linearOut.begin(), linearOut.end(), &gateInput[t][size_t(n) * dLin]);
+                gateForward(nl.gate, linearOut.data(), gated.data());
+                std::fill(message.begin(), message.end(), 0.0);
+                linearForward(nl.linear2, 0, gated.data(), message.data());
+            } else
+                message = linearOut;
             if (L.residual)
                 std::copy(message.begin(), message.end(), &A[t][size_t(n) * dMsg]);
             else
@@ -252,10 +201,8 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
         energy += m.e0[species[n]] + m.energyShift;
     // ZBL pair repulsion (MACE's ZBLBasis) over the edges, scaled with the network's energy (in pairRepulsionEnergy).
     vector<double> pairRepulsionDerivative(m.hasPairRepulsion ? E : 0);
-    for (int e = 0; e < E && m.hasPairRepulsion; e++) {
-        const Vec3& v = edges[e].vec;
-        energy += pairRepulsionEnergy(m, species[edges[e].sender], species[edges[e].receiver], std::sqrt(v.dot(v)), pairRepulsionDerivative[e]);
-    }
+    for (int e = 0; e < E && m.hasPairRepulsion; e++)
+        energy += pairRepulsionEnergy(m, species[edges[e].sender], species[edges[e].receiver], r[e], pairRepulsionDerivative[e]);
 
     // ---- charges ----
     vector<double> q;
@@ -275,7 +222,9 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
         return energy;
 
     // ---- backward ----
-    vector<double> gradBasis(size_t(E) * nb, 0.0), gradSh(size_t(E) * nsh, 0.0);
+    vector<double> gradR(E, 0.0), gradSh(size_t(E) * nsh, 0.0);
+    for (int e = 0; e < E && m.hasPairRepulsion; e++)
+        gradR[e] = pairRepulsionDerivative[e];
     vector<double> gradH(h[T].size(), 0.0);
     if (coupling) {
         // q_i = raw_i + (Q_g - sum_g raw)/N_g, so dE/draw_j = phi_j - mean of phi over j's group.
@@ -284,13 +233,13 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
         for (int n = 0; n < N; n++)
             readoutBackward(m.chargeReadout, &h[T][size_t(n) * dOut], projected[n], &gradH[size_t(n) * dOut]);
     }
-    vector<double> gw;
     for (int t = T - 1; t >= 0; t--) {
         const LayerSpec& L = m.layers[t];
-        const int dIn = L.irrepsIn().dim, dUp = L.linearUp.out.dim, dTp = L.conv.out.dim, dMsg = L.irrepsMessage().dim;
+        const int dIn = L.irrepsIn().dim, dUp = L.linearUp.out.dim, dTp = L.conv.out.dim, dLin = L.linear.out.dim, dMsg = L.irrepsMessage().dim;
         const int dProd = L.productLinear.in.dim, dOut = L.irrepsOut().dim;
         vector<double> gradIn(size_t(N) * dIn, 0.0), gradM(size_t(N) * dTp, 0.0), gradB(dProd), gradA(dMsg), gradMessage(dMsg);
-        vector<double> gradDensity(L.densityNormalized ? N : 0, 0.0);
+        vector<double> gradLinear(dLin), gradGated(L.nonlinear ? L.nonlinearBlock.gate.out.dim : 0);
+        vector<double> gradUp(size_t(N) * dUp, 0.0), gradDensity(L.densityNormalized ? N : 0, 0.0);
         for (int n = 0; n < N; n++) {
             double* gOut = &gradH[size_t(n) * dOut];
             readoutBackward(L.readout, &h[t + 1][size_t(n) * dOut], m.energyScale, gOut);
@@ -315,29 +264,35 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
                 gradMessage = gradA;
             else
                 linearBackward(L.skip, species[n], gradA.data(), gradMessage.data());
-            if (L.densityNormalized) { // message = raw / (1 + d): dE/dd = -(gradMessage . message) / (1 + d)
-                const double scale = 1.0 / (1.0 + nodeDensity[t][n]);
+            std::fill(gradLinear.begin(), gradLinear.end(), 0.0);
+            if (L.nonlinear) {
+                const NonLinearBlockSpec& nl = L.nonlinearBlock;
+                std::fill(gradGated.begin(), gradGated.end(), 0.0);
+                linearBackward(nl.linear2, 0, gradMessage.data(), gradGated.data());
+                gateBackward(nl.gate, &gateInput[t][size_t(n) * dLin], gradGated.data(), gradLinear.data());
+                linearBackward(nl.linearResidual, 0, gradLinear.data(), &gradUp[size_t(n) * dUp]);
+            } else
+                gradLinear = gradMessage;
+            const double denominator = L.densityNormalized ? L.density.alpha + L.density.beta * nodeDensity[t][n] : 1.0;
+            if (L.densityNormalized) { // scaled = raw / (avg (alpha + beta d)): dE/dd = -beta (gradLinear . scaled) / (alpha + beta d)
                 double dot = 0.0;
-                for (int k = 0; k < dMsg; k++)
-                    dot += gradMessage[k] * normalizedMessage[t][size_t(n) * dMsg + k];
-                gradDensity[n] = -dot * scale;
-                for (double& x : gradMessage)
-                    x *= scale;
+                for (int k = 0; k < dLin; k++)
+                    dot += gradLinear[k] * scaledMessage[t][size_t(n) * dLin + k];
+                gradDensity[n] = -L.density.beta * dot / denominator;
             }
-            for (double& x : gradMessage)
-                x /= L.avgNumNeighbors;
-            linearBackward(L.linear, 0, gradMessage.data(), &gradM[size_t(n) * dTp]);
+            for (double& x : gradLinear)
+                x /= L.avgNumNeighbors * denominator;
+            linearBackward(L.linear, 0, gradLinear.data(), &gradM[size_t(n) * dTp]);
         }
-        vector<double> gradUp(size_t(N) * dUp, 0.0);
         for (int e = 0; e < E; e++) {
-            radialForward(L.radial, &basis[size_t(e) * nb], pre, w);
-            gw.assign(w.size(), 0.0);
+            radial(t, e);
             const int s = edges[e].sender;
             const double* x1 = &hUp[t][size_t(s) * dUp];
             double* gx1 = &gradUp[size_t(s) * dUp];
             const double* y = &sh[size_t(e) * nsh];
             double* gy = &gradSh[size_t(e) * nsh];
             const double* g = &gradM[size_t(edges[e].receiver) * dTp];
+            double gr = 0.0; // dE/dr through this layer's radial outputs
             for (const auto& p : L.conv.paths) {
                 const auto &a = L.conv.in1.entries[p.in1], &b = L.conv.in2.entries[p.in2], &c = L.conv.out.entries[p.out];
                 const auto& cg = tables.convW3j(t, a.ir.l, b.ir.l, c.ir.l);
@@ -352,16 +307,12 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
                         gy[b.offset + sp.j] += wu * go * xv;
                         gwu += go * xv * yv;
                     }
-                    gw[p.weightOffset + u] += p.weight * gwu;
+                    gr += p.weight * gwu * dwdr[p.weightOffset + u];
                 }
             }
-            radialBackward(L.radial, pre, gw, &gradBasis[size_t(e) * nb]);
-            if (L.densityNormalized) { // d tanh(s^2) / d basis = (1 - tanh^2(s^2)) 2 s scale weights
-                const double arg = edgeDensityArg[t][e], density = std::tanh(arg * arg);
-                const double g = gradDensity[edges[e].receiver] * (1.0 - density * density) * 2.0 * arg * L.density.weightScale;
-                for (int k = 0; k < nb; k++)
-                    gradBasis[size_t(e) * nb + k] += g * L.density.weights[k];
-            }
+            if (L.densityNormalized)
+                gr += gradDensity[edges[e].receiver] * dwdr[L.conv.numWeights];
+            gradR[e] += gr;
         }
         for (int n = 0; n < N; n++)
             linearBackward(L.linearUp, 0, &gradUp[size_t(n) * dUp], &gradIn[size_t(n) * dIn]);
@@ -370,11 +321,7 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
     gradient->assign(N, Vec3());
     for (int e = 0; e < E; e++) {
         const Vec3& v = edges[e].vec;
-        const double r = std::sqrt(v.dot(v));
-        double gr = m.hasPairRepulsion ? pairRepulsionDerivative[e] : 0.0;
-        for (int k = 0; k < nb; k++)
-            gr += gradBasis[size_t(e) * nb + k] * dbasis[size_t(e) * nb + k];
-        Vec3 gv = v * (gr / r);
+        Vec3 gv = v * (gradR[e] / r[e]);
         for (int k = 0; k < nsh; k++)
             for (int a = 0; a < 3; a++)
                 gv[a] += gradSh[size_t(e) * nsh + k] * dsh[(size_t(e) * nsh + k) * 3 + a];

@@ -23,6 +23,8 @@ public:
      * @param species         element index (into model.elements) of each atom
      * @param edges           directed edges, vector = x[receiver] - image of x[sender]
      * @param chargeGroups    the constraint on the predicted charges (the charge of each group)
+     * @param initial         each element's initial features and energy (initialNodeFeatures: at the total charge
+     *                        and spin multiplicity, for a model with a joint embedding)
      * @param coupling        if set, called with the predicted charges to get phi_i = dE_other/dq_i; the
      *                        chain-rule term sum_i phi_i dq_i/dx is then added to the gradient
      * @param charges         if not null, receives the predicted charges (requires a charge head)
@@ -30,7 +32,7 @@ public:
      * @return the network energy, including E0, scale and shift
      */
     double compute(const std::vector<int>& species, const std::vector<ENNEdge>& edges, const ENNChargeGroups& chargeGroups,
-                   const ChargeCoupling& coupling, std::vector<double>* charges,
+                   const InitialNodeFeatures& initial, const ChargeCoupling& coupling, std::vector<double>* charges,
                    std::vector<OpenMM::Vec3>* gradient);
 
     const ENNModel& getModel() const { return *model; }
