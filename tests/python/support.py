@@ -22,11 +22,14 @@ def require(name):
         return None
 
 
-def energy_forces_ev(path, numbers, positions_angstrom, platform="Reference", box_angstrom=None):
-    """Energy (eV) and forces (eV/A, numpy) of one molecule under the model file `path`, no charge constraint; with
-    box_angstrom (3 box vectors, OpenMM's reduced form) a periodic crystal."""
+def energy_forces_ev(path, numbers, positions_angstrom, platform="Reference", box_angstrom=None, total_charge=0, multiplicity=1):
+    """Energy (eV) and forces (eV/A, numpy) of one molecule under the model file `path`, with the total charge and spin
+    multiplicity of the ML region (what a model with charge and spin inputs reads); with box_angstrom (3 box vectors,
+    OpenMM's reduced form) a periodic crystal."""
     system = openmm.System()
     force = openmmenn.ENNForce(path)
+    force.setTotalCharge(total_charge)
+    force.setSpinMultiplicity(multiplicity)
     for z in numbers:
         force.addParticle(system.addParticle(1.0), int(z))
     if box_angstrom is not None:

@@ -17,12 +17,15 @@ import unittest
 
 import numpy as np
 
-from support import energy_forces_ev, require
+from support import EV, energy_forces_ev, require
 
 mace = require("mace")  # before e3nn: mace lets torch >= 2.6 load e3nn 0.4.4's constants
 if mace is not None:
     import ase.build
     import torch
+
+    import openmm
+    from openmm import unit
 
     import openmmenn
     from openmmenn import mace as converter
@@ -31,7 +34,9 @@ if mace is not None:
 ELEMENTS = [1, 6, 7, 8, 16]
 MATERIALS = [1, 6, 8, 11, 14, 17]
 ENERGIES_E0 = {1: -13.6, 6: -1029.8, 7: -1484.9, 8: -2041.8, 11: -4418.0, 14: -7875.0, 16: -10831.3, 17: -12580.0}
-MOLECULES = ("CH3CONH2", "CH3CH2OH", "CH3SH")
+MOLECULES = ("CH3CONH2", "CH3CH2OH", "CH3SH", "CH3")  # CH3: a radical (doublet) where a model reads the multiplicity
+OMOL_ELEMENTS = [1, 6, 7, 8, 11, 14, 16, 17]  # organic molecules and the Si and NaCl cells
+NONLINEAR = "RealAgnosticResidualNonLinearInteractionBlock"
 
 
 def build(elements=ELEMENTS, atomic_energies=None, **options):
@@ -59,10 +64,13 @@ def configurations(elements):
     return out
 
 
-def mace_energy_forces(model, atoms, r_max, elements, head=0):
+def mace_energy_forces(model, atoms, r_max, elements, head=0, total_charge=0, multiplicity=1):
     """MACE's energy and forces, on a graph of every pair (and periodic image) within r_max built independently of
-    both codes' neighbour lists (openmmenn.mace.mace_graph)."""
+    both codes' neighbour lists (openmmenn.mace.mace_graph), with the total charge and spin multiplicity a model with
+    a joint embedding reads."""
     data = converter.mace_graph(atoms.numbers, atoms.positions, atoms.cell.array if atoms.pbc.any() else None, r_max, elements, head)
+    data["total_charge"] = torch.tensor([float(total_charge)])
+    data["total_spin"] = torch.tensor([float(multiplicity)])  # MACE's name for the multiplicity 2S + 1
     out = model(data, compute_force=True, training=False)
     return float(out["energy"].item()), out["forces"].detach().numpy()
 
@@ -84,8 +92,9 @@ class TestCurrentMACE(unittest.TestCase):
     def tearDownClass(cls):
         cls.folder.cleanup()
 
-    def check(self, name, model, r_max=4.5, elements=ELEMENTS, saved=False, head=None, head_index=0):
-        """Convert `model` (live, or through a saved .model file) and compare with MACE in float64."""
+    def check(self, name, model, r_max=4.5, elements=ELEMENTS, saved=False, head=None, head_index=0, states=((0, 1),)):
+        """Convert `model` (live, or through a saved .model file) and compare with MACE in float64, at each (total
+        charge, multiplicity) of `states`."""
         path = os.path.join(self.folder.name, name + ".enn")
         if saved:  # through a .model file, as users have them (torch.save of the module)
             source = os.path.join(self.folder.name, name + ".model")
@@ -96,14 +105,14 @@ class TestCurrentMACE(unittest.TestCase):
             convert_live(model, path, head=head)
         atoms_list = configurations(elements)
         self.assertGreater(len(atoms_list), 0)
-        for atoms in atoms_list:
-            e_mace, f_mace = mace_energy_forces(model, atoms, r_max, elements, head=head_index)
+        for atoms, (charge, multiplicity) in ((a, state) for a in atoms_list for state in states):
+            e_mace, f_mace = mace_energy_forces(model, atoms, r_max, elements, head=head_index, total_charge=charge, multiplicity=multiplicity)
             box = atoms.cell.array if atoms.pbc.any() else None
-            e_enn, f_enn = energy_forces_ev(path, atoms.numbers, atoms.positions, box_angstrom=box)
-            label = f"{name} {atoms.get_chemical_formula()}"
+            e_enn, f_enn = energy_forces_ev(path, atoms.numbers, atoms.positions, box_angstrom=box, total_charge=charge, multiplicity=multiplicity)
+            label = f"{name} {atoms.get_chemical_formula()} charge {charge} multiplicity {multiplicity}"
             self.assertLess(abs(e_enn - e_mace), 1e-7, f"{label}: {e_enn} vs {e_mace} eV")
             self.assertLess(np.abs(f_enn - f_mace).max(), 1e-8, f"{label}: forces")
-            self.assertGreater(np.abs(f_mace).max(), 1e-3)  # the comparison is not between two zeros (eV/A)
+            self.assertGreater(np.abs(f_mace).max(), 1e-4)  # the comparison is not between two zeros (eV/A; 1e4 x the bound)
             if os.environ.get("ENN_PRINT_DIFFERENCES"):
                 print(f"{label}: energy {abs(e_enn - e_mace):.2e} eV, force {np.abs(f_enn - f_mace).max():.2e} of {np.abs(f_mace).max():.2e} eV/A")
 
@@ -187,6 +196,78 @@ class TestCurrentMACE(unittest.TestCase):
                         torch.set_default_dtype(torch.float64)
                     self.check(f"{name}_{str(dtype)[-2:]}", model, r_max=6.0, elements=MATERIALS, saved=True)
 
+    def nonlinear_family(self, name, dtype, **options):
+        """A model of MACE's non-linear block family in `dtype`, saved to a .model file and back (checked by check)."""
+        torch.set_default_dtype(dtype)
+        try:
+            return build(first=NONLINEAR, rest=NONLINEAR, seed=21, **options).to(dtype)
+        finally:
+            torch.set_default_dtype(torch.float64)
+
+    def test_nonlinear_block_foundation_architectures(self):
+        """MACE's non-linear interaction block as the foundation models publish it (mace-foundations' scripts), fewer
+        channels: MACE-OMOL-0 (3 layers, correlation 2, l <= 2 hidden and edge irreps, r_max 6 A, apply_cutoff=False,
+        the joint embedding of the total charge (201 classes, offset 100) and spin multiplicity (101 classes) with its
+        embedding readout) on neutral molecules, an anion, a cation and a doublet radical, and on the Si and NaCl
+        cells smaller than 2 r_max; MACE-MH-1 (2 layers, l <= 1, agnostic product, ZBL and Agnesi, several heads, each
+        converted); both saved in float64 and float32."""
+        from e3nn import o3 as e3nn_o3
+        omol_specs = {"total_charge": {"type": "categorical", "per": "graph", "in_dim": 1, "emb_dim": 8, "num_classes": 201, "offset": 100},
+                      "total_spin": {"type": "categorical", "per": "graph", "in_dim": 1, "emb_dim": 8, "num_classes": 101, "offset": 0}}
+        omol = dict(hidden="8x0e+8x1o+8x2e", edge_irreps=e3nn_o3.Irreps("4x0e+4x1o+4x2e"), max_ell=3, correlation=2, interactions=3,
+                    r_max=6.0, num_bessel=8, apply_cutoff=False, embedding_specs=omol_specs, use_embedding_readout=True,
+                    elements=OMOL_ELEMENTS)
+        # neutral, anion, cation, doublet radical (cation and anion radicals too: the model reads any combination)
+        states = ((0, 1), (-1, 1), (1, 1), (0, 2), (-1, 2))
+        heads = ["omat_pbe", "spice_wB97M", "matpes_r2scan"]
+        e0 = np.array([[ENERGIES_E0[z] * (1 + 0.01 * k) for z in MATERIALS] for k in range(len(heads))])
+        mh1 = dict(hidden="8x0e+8x1o", edge_irreps=e3nn_o3.Irreps("4x0e+4x1o"), max_ell=3, correlation=3, interactions=2, r_max=6.0,
+                   num_bessel=10, apply_cutoff=False, use_agnostic_product=True, pair_repulsion=True, distance_transform="Agnesi",
+                   heads=heads, atomic_energies=e0, elements=MATERIALS)
+        for dtype in (torch.float64, torch.float32):
+            with self.subTest(model="omol", dtype=str(dtype)):
+                model = self.nonlinear_family("omol", dtype, **omol)
+                self.check(f"omol_{str(dtype)[-2:]}", model, r_max=6.0, elements=OMOL_ELEMENTS, saved=True, states=states)
+            model = self.nonlinear_family("mh1", dtype, **mh1)
+            with torch.no_grad():  # per-head scale and shift
+                model.scale_shift.scale = torch.tensor([1.3, 0.7, 1.1], dtype=dtype)
+                model.scale_shift.shift = torch.tensor([0.1, -0.2, 0.05], dtype=dtype)
+            for k, head in enumerate(heads):
+                with self.subTest(model="mh1", dtype=str(dtype), head=head):
+                    self.check(f"mh1_{k}_{str(dtype)[-2:]}", model, r_max=6.0, elements=MATERIALS, saved=True, head=head, head_index=k)
+
+    def test_charge_and_multiplicity_change_in_a_context(self):
+        """updateParametersInContext with a new total charge or multiplicity changes the energy as MACE's does."""
+        from e3nn import o3 as e3nn_o3
+        specs = {"total_charge": {"type": "categorical", "per": "graph", "in_dim": 1, "emb_dim": 4, "num_classes": 21, "offset": 10},
+                 "total_spin": {"type": "categorical", "per": "graph", "in_dim": 1, "emb_dim": 4, "num_classes": 11, "offset": 0}}
+        model = build(first=NONLINEAR, rest=NONLINEAR, hidden="8x0e+8x1o", edge_irreps=e3nn_o3.Irreps("4x0e+4x1o"), correlation=2,
+                      apply_cutoff=False, embedding_specs=specs, use_embedding_readout=True, seed=23)
+        path = os.path.join(self.folder.name, "context_charge.enn")
+        convert_live(model, path)
+        atoms = ase.build.molecule("CH3CONH2")
+        atoms.rattle(0.05, seed=2)
+        system = openmm.System()
+        force = openmmenn.ENNForce(path)
+        for z in atoms.numbers:
+            force.addParticle(system.addParticle(1.0), int(z))
+        system.addForce(force)
+        context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
+        context.setPositions(atoms.positions * 0.1)
+        energies = {}
+        for charge, multiplicity in ((0, 1), (1, 2), (-2, 1), (0, 3)):
+            force.setTotalCharge(charge)
+            force.setSpinMultiplicity(multiplicity)
+            force.updateParametersInContext(context)
+            e_enn = context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole) / EV
+            e_mace, _ = mace_energy_forces(model, atoms, 4.5, ELEMENTS, total_charge=charge, multiplicity=multiplicity)
+            self.assertLess(abs(e_enn - e_mace), 1e-7, f"charge {charge} multiplicity {multiplicity}")
+            energies[charge, multiplicity] = e_enn
+        self.assertGreater(max(energies.values()) - min(energies.values()), 1e-3)  # the inputs matter
+        force.setTotalCharge(200)  # outside the model's 21 classes: refused by name
+        with self.assertRaisesRegex(Exception, "total charge 200 is outside the model's range"):
+            force.updateParametersInContext(context)
+
     def test_agnostic_product(self):
         """use_agnostic_product: one set of product weights for every element."""
         self.check("agnostic", build(hidden="8x0e+8x1o", use_agnostic_product=True, seed=13))
@@ -194,7 +275,7 @@ class TestCurrentMACE(unittest.TestCase):
     def test_unsupported_options_are_refused(self):
         cases = {
             "radial basis": dict(radial_type="gaussian"),
-            "interaction block": dict(rest="RealAgnosticResidualNonLinearInteractionBlock"),
+            "interaction block": dict(rest="RealAgnosticAttResidualInteractionBlock"),
             "use_so3": dict(use_so3=True),
         }
         for message, options in cases.items():

@@ -72,16 +72,16 @@ def _activation(name, cst):
 # modules: (key in the description, the value it must have, what a different value is). A description without
 # the key (the fixtures', made with MACE 0.3.6) has the default.
 _REFUSED_OPTIONS = (
-    ("apply_cutoff", True, "apply_cutoff=False (no envelope on the messages)"),
     ("use_last_readout_only", False, "use_last_readout_only=True"),
-    ("edge_irreps", None, "edge_irreps (a reduced edge basis)"),
-    ("embedding_specs", None, "embedding_specs (joint embeddings of extra node features)"),
     ("use_so3", False, "use_so3=True (SO(3) spherical harmonics, all even parity)"),
 )
 
-
+_NONLINEAR_BLOCK = "RealAgnosticResidualNonLinearInteractionBlock"
 _INTERACTION_BLOCKS = ("RealAgnosticResidualInteractionBlock", "RealAgnosticInteractionBlock",
-                       "RealAgnosticDensityResidualInteractionBlock", "RealAgnosticDensityInteractionBlock")
+                       "RealAgnosticDensityResidualInteractionBlock", "RealAgnosticDensityInteractionBlock", _NONLINEAR_BLOCK)
+
+# MACE's joint-embedding inputs (embedding_specs, per graph, categorical) and what they are in an ENNForce.
+_EMBEDDING_INPUTS = {"total_charge": "total_charge", "total_spin": "spin_multiplicity"}
 _RESIDUAL_BLOCKS = ("RealAgnosticResidualInteractionBlock", "RealAgnosticDensityResidualInteractionBlock")
 _DENSITY_BLOCKS = ("RealAgnosticDensityInteractionBlock", "RealAgnosticDensityResidualInteractionBlock")
 
@@ -127,6 +127,43 @@ def _head_channels(desc, weights, inputs, outputs):
     out = dict(desc, irreps_in=o3.irreps_str(kept_in), irreps_out=f"{len(outputs)}x0e",
                instructions=[dict(ins_, path_shape=[len(inputs), len(outputs)], weight_offset=0)])
     return out, cut.reshape(-1)
+
+
+def _radial_mlp(desc, prefix, sd, add):
+    """MACE's RadialMLP (torch Linear with bias, LayerNorm, SiLU per hidden layer; a Linear last) as a radial MLP of the
+    model file: weights transposed to [in][out], scale 1."""
+    spec = {"sizes": [int(x) for x in desc["hs"]], "weights": [], "weight_scales": [], "biases": [], "layer_norms": [],
+            "activation": {"function": "silu", "scale": 1.0}}
+    for k, lay in enumerate(desc["layers"]):
+        spec["weights"].append(add(f"{prefix}.{k}.weight", sd[lay["weight_key"]].T))
+        spec["weight_scales"].append(1.0)
+        spec["biases"].append(add(f"{prefix}.{k}.bias", sd[lay["bias_key"]]))
+        if "norm" in lay:
+            norm = lay["norm"]
+            spec["layer_norms"].append({"weight": add(f"{prefix}.{k}.norm.weight", sd[norm["weight_key"]]),
+                                        "bias": add(f"{prefix}.{k}.norm.bias", sd[norm["bias_key"]]), "eps": float(norm["eps"])})
+    return spec
+
+
+def _joint_embedding(hp, sd, add, readout_linear, h):
+    """MACE's GenericJointEmbedding of the total charge and spin (and its embedding_readout) for the kept head."""
+    inputs, total = [], 0
+    for name, spec in hp["embedding_specs"].items():
+        if name not in _EMBEDDING_INPUTS or spec.get("type") != "categorical" or spec.get("per") != "graph":
+            raise ValueError(f"MACE embedding {name!r} ({spec.get('type')}, per {spec.get('per')}) is not supported: only the "
+                             f"categorical per-graph {' and '.join(_EMBEDDING_INPUTS)}")
+        table = sd[f"joint_embedding.embedders.{name}.weight"]
+        inputs.append({"source": _EMBEDDING_INPUTS[name], "num_classes": int(table.shape[0]), "offset": int(spec.get("offset", 0)),
+                       "dim": int(table.shape[1]), "table": add(f"joint_embedding.{name}", table)})
+        total += int(table.shape[1])
+    projection = sd["joint_embedding.project.0.weight"]  # torch Linear [out][in], no bias, then SiLU
+    if projection.shape[1] != total or "joint_embedding.project.0.bias" in sd:
+        raise ValueError("unexpected MACE joint-embedding projection")
+    spec = {"inputs": inputs, "projection": add("joint_embedding.projection", projection.T)}
+    if hp.get("embedding_readout"):
+        desc = hp["embedding_readout"]
+        spec["readout"] = readout_linear("joint_embedding.readout", desc, range(o3.parse_irreps(desc["irreps_in"])[0][0]), [h])
+    return spec
 
 
 def convert(hp, state_dict, head=None):
@@ -212,25 +249,31 @@ def convert(hp, state_dict, head=None):
         table = sd[key].reshape(-1)
         return [float(table[z]) for z in elements]
 
-    version3 = False  # the materials blocks need format version 3 (docs/model-format.md)
+    version = 2  # the materials blocks need format version 3, the non-linear block family 4 (docs/model-format.md)
+    if not hp.get("apply_cutoff", True):  # the envelope on the radial networks' outputs instead of their inputs
+        arch["radial_basis"]["apply_cutoff"] = False
+        version = 4
+    if hp.get("embedding_specs"):
+        arch["joint_embedding"] = _joint_embedding(hp, sd, add, readout_linear, h)
+        version = 4
     if hp.get("distance_transform") in ("AgnesiTransform", "Agnesi"):
         q = "radial_embedding.distance_transform"
         arch["radial_basis"]["distance_transform"] = {
             "type": "agnesi", "a": float(sd[f"{q}.a"]), "q": float(sd[f"{q}.q"]), "p": float(sd[f"{q}.p"]),
             "covalent_radii": covalent_radii(f"{q}.covalent_radii")}
-        version3 = True
+        version = max(version, 3)
     if hp.get("distance_transform") in ("SoftTransform", "Soft"):
         q = "radial_embedding.distance_transform"
         arch["radial_basis"]["distance_transform"] = {"type": "soft", "alpha": float(sd[f"{q}.alpha"]),
                                                       "covalent_radii": covalent_radii(f"{q}.covalent_radii")}
-        version3 = True
+        version = max(version, 3)
     if hp.get("pair_repulsion"):
         q = "pair_repulsion_fn"
         arch["pair_repulsion"] = {
             "type": "zbl", "c": [float(x) for x in sd[f"{q}.c"].reshape(-1)], "exponents": list(_ZBL_EXPONENTS),
             "a_prefactor": float(sd[f"{q}.a_prefactor"]), "a_exponent": float(sd[f"{q}.a_exp"]), "bohr": _ZBL_BOHR,
             "coulomb": _ZBL_COULOMB, "envelope_p": int(round(float(sd[f"{q}.p"]))), "covalent_radii": covalent_radii(f"{q}.covalent_radii")}
-        version3 = True
+        version = max(version, 3)
     if hp["spherical_harmonics"].get("normalization", "component") != "component" or not hp["spherical_harmonics"].get("normalize", True):
         raise ValueError("only normalized, component-normalised spherical harmonics are supported")
     for t, layer in enumerate(hp["layers"]):
@@ -238,6 +281,7 @@ def convert(hp, state_dict, head=None):
         cls = layer["interaction_class"]
         _check_interaction_block(cls)
         residual = cls in _RESIDUAL_BLOCKS
+        nonlinear = cls == _NONLINEAR_BLOCK
         tp = layer["conv_tp"]
         in1, in2 = o3.parse_irreps(tp["irreps_in1"]), o3.parse_irreps(tp["irreps_in2"])
         outs = o3.parse_irreps(tp["irreps_out"])
@@ -250,7 +294,7 @@ def convert(hp, state_dict, head=None):
             offset += ins["path_shape"][0]
         mlp = layer["conv_tp_weights"]
         weights, scales, act = [], [], None
-        for k, lay in enumerate(mlp["layers"]):
+        for k, lay in enumerate([] if nonlinear else mlp["layers"]):
             if lay["var_in"] != 1.0 or lay["var_out"] != 1.0:
                 raise ValueError("radial MLPs with var_in or var_out other than 1 are not supported")
             weights.append(add(f"{p}.radial_mlp.{k}.weight", sd[lay["weight_key"]]))
@@ -260,7 +304,12 @@ def convert(hp, state_dict, head=None):
                 if act is not None and this != act:
                     raise ValueError("a radial MLP with different activations per layer is not supported")
                 act = this
-        skip_spec, skip_w = _skip(layer["skip_tp"], sd[layer["skip_tp"]["weight_key"]], nel)
+        if nonlinear:  # an e3nn Linear, the same for every element
+            skip_spec, skip_w = _linear(layer["skip_tp"], sd[layer["skip_tp"]["weight_key"]])
+            skip_spec["per_element"] = True
+            skip_w = np.repeat(skip_w[None, :], nel, axis=0)
+        else:
+            skip_spec, skip_w = _skip(layer["skip_tp"], sd[layer["skip_tp"]["weight_key"]], nel)
         skip_spec["weight"] = add(f"{p}.skip.weight", skip_w)
         contractions = []
         for k, c in enumerate(layer["product"]["symmetric_contraction"]["contractions"]):
@@ -297,7 +346,10 @@ def convert(hp, state_dict, head=None):
         else:
             raise ValueError(f"readout {ro['type']} is not supported")
         density = None
-        if cls in _DENSITY_BLOCKS:  # the message divided by 1 + sum of tanh(density_fn(edge)^2), not by avg_num_neighbors
+        if nonlinear:
+            density = {"mlp": _radial_mlp(layer["density_fn"], f"{p}.density", sd, add), "alpha": float(sd[layer["density_alpha_key"]]),
+                       "beta": float(sd[layer["density_beta_key"]])}
+        elif cls in _DENSITY_BLOCKS:  # the message divided by 1 + sum of tanh(density_fn(edge)^2), not by avg_num_neighbors
             if "density_fn" not in layer:
                 raise ValueError(f"layer {t}: {cls} without the description of its density network (density_fn)")
             dl = layer["density_fn"]
@@ -305,7 +357,7 @@ def convert(hp, state_dict, head=None):
                 raise ValueError(f"layer {t}: a density network other than one linear layer is not supported")
             d0 = dl["layers"][0]
             density = {"weights": add(f"{p}.density.weight", sd[d0["weight_key"]].reshape(-1)), "weight_scale": 1.0 / np.sqrt(d0["h_in"])}
-            version3 = True
+            version = max(version, 3)
         conv_spec = {"irreps_in1": tp["irreps_in1"], "irreps_in2": tp["irreps_in2"], "irreps_out": tp["irreps_out"], "paths": paths}
         # e3nn keeps the Wigner blocks of a compiled tensor product in the model's dtype, and MACE evaluates a float32
         # file with them even in float64: such a layer carries its own copies (format version 3), so that the file
@@ -317,13 +369,14 @@ def convert(hp, state_dict, head=None):
                 own[triple] = add(f"{p}.conv_w3j.{triple}", sd[key])
         if own:
             conv_spec["w3j"] = own
-            version3 = True
+            version = max(version, 3)
         arch["layers"].append({
-            "interaction": "residual" if residual else "non_residual",
+            "interaction": "nonlinear" if nonlinear else "residual" if residual else "non_residual",
             "avg_num_neighbors": 1.0 if density else float(layer["avg_num_neighbors"]),
             "linear_up": linear(f"{p}.linear_up", layer["linear_up"]),
             "conv_tp": conv_spec,
-            "radial_mlp": {"sizes": [int(h) for h in mlp["hs"]], "weights": weights, "weight_scales": scales, "activation": act},
+            "radial_mlp": _radial_mlp(mlp, f"{p}.radial_mlp", sd, add) if nonlinear else
+            {"sizes": [int(h) for h in mlp["hs"]], "weights": weights, "weight_scales": scales, "activation": act},
             "linear": linear(f"{p}.linear", layer["linear"]),
             "skip": skip_spec,
             "product": {"contractions": contractions, "linear": linear(f"{p}.product.linear", layer["product"]["linear"])},
@@ -331,8 +384,15 @@ def convert(hp, state_dict, head=None):
         })
         if density:
             arch["layers"][-1]["density_normalization"] = density
-    if version3:
-        arch["format_version"] = 3
+        if nonlinear:  # MACE's RealAgnosticResidualNonLinearInteractionBlock
+            version = 4
+            arch["layers"][-1].update({
+                "edge_embeddings": {"source": linear(f"{p}.source_embedding", layer["source_embedding"]),
+                                    "target": linear(f"{p}.target_embedding", layer["target_embedding"])},
+                "linear_residual": linear(f"{p}.linear_residual", layer["linear_res"]),
+                "gate": layer["gate"],
+                "linear_2": linear(f"{p}.linear_2", layer["linear_2"])})
+    arch["format_version"] = version
     for l1, l2, l3 in sorted(w3j_needed):
         tensors[f"w3j.{l1}.{l2}.{l3}"] = o3.wigner_3j(l1, l2, l3)
     # Any Wigner 3j block MACE compiled into its state_dict must agree with ours, at the precision it is stored in
@@ -385,6 +445,32 @@ def describe_mace_model(model):
                                   "path_shape": list(i.path_shape), "path_weight": float(i.path_weight), "weight_offset": off}
                                  for i, off in zip(mod.instructions, _offsets([i.path_shape for i in mod.instructions]))]}
 
+    def radial_mlp(mlp, key):
+        """MACE's RadialMLP: Linear (bias), then LayerNorm and SiLU on each hidden layer."""
+        layers, modules = [], list(mlp.net)
+        for k, mod in enumerate(modules):
+            if isinstance(mod, torch.nn.Linear):
+                layers.append({"weight_key": f"{key}.net.{k}.weight", "bias_key": f"{key}.net.{k}.bias"})
+            elif isinstance(mod, torch.nn.LayerNorm) and layers and "norm" not in layers[-1]:
+                layers[-1]["norm"] = {"weight_key": f"{key}.net.{k}.weight", "bias_key": f"{key}.net.{k}.bias", "eps": float(mod.eps)}
+            elif not isinstance(mod, torch.nn.SiLU):
+                raise ValueError(f"{key}: a radial MLP with {type(mod).__name__} is not supported")
+        if any("norm" not in lay for lay in layers[:-1]) or "norm" in layers[-1]:
+            raise ValueError(f"{key}: expected Linear, LayerNorm, SiLU per hidden layer")
+        return {"hs": list(mlp.hs), "layers": layers}
+
+    def gate(block, irreps_out):
+        """MACE's GatedEquivariantBlock (e3nn layout): where the scalars, gates and gated entries sit."""
+        functions = {torch.nn.functional.silu: "silu", torch.nn.functional.sigmoid: "sigmoid", torch.sigmoid: "sigmoid",
+                     torch.tanh: "tanh"}
+        if block._layout_is_ir_mul or block._act_scalar not in functions or block._act_gate not in functions:
+            raise ValueError("a gate with another layout or activation is not supported")
+        return {"irreps_in": str(block.irreps_in), "irreps_out": str(irreps_out), "scalars": [block._s_start, block._s_len],
+                "gates": [block._g_start, block._g_len],
+                "gated": [[start, mul, dim, offset] for start, _, dim, mul, offset in block._gated_info],
+                "scalar_activation": {"function": functions[block._act_scalar], "scale": float(block._scalar_cst)},
+                "gate_activation": {"function": functions[block._act_gate], "scale": float(block._gate_cst)}}
+
     heads = list(getattr(model, "heads", None) or [])
     hp = {"model_class": type(model).__name__, "heads": heads or None,
           "apply_cutoff": bool(getattr(model, "apply_cutoff", True)),
@@ -412,7 +498,8 @@ def describe_mace_model(model):
                      "activation_cst": float(lay.act.cst) if lay.act is not None else None} for k, lay in enumerate(net)]
 
         mlp = inter.conv_tp_weights
-        layers = fully_connected(mlp, f"{p}.conv_tp_weights")
+        nonlinear = type(inter).__name__ == _NONLINEAR_BLOCK
+        layers = [] if nonlinear else fully_connected(mlp, f"{p}.conv_tp_weights")
         contractions = []
         for k, c in enumerate(prod.symmetric_contractions.contractions):
             q = f"products.{t}.symmetric_contractions.contractions.{k}"
@@ -428,16 +515,31 @@ def describe_mace_model(model):
                        "linear_2": lin(ro.linear_2, f"readouts.{t}.linear_2.weight")}
         else:
             readout = {"type": "LinearReadoutBlock", "linear": lin(ro.linear, f"readouts.{t}.linear.weight")}
-        hp["layers"].append({
-            "interaction_class": type(inter).__name__, "avg_num_neighbors": float(inter.avg_num_neighbors),
-            "linear_up": lin(inter.linear_up, f"{p}.linear_up.weight"), "conv_tp": tp(inter.conv_tp, None),
-            "conv_tp_weights": {"hs": list(mlp.hs), "layers": layers}, "linear": lin(inter.linear, f"{p}.linear.weight"),
-            "skip_tp": tp(inter.skip_tp, f"{p}.skip_tp.weight"),
+        if nonlinear:
+            hp["layers"].append({
+                "interaction_class": type(inter).__name__, "avg_num_neighbors": float(inter.avg_num_neighbors),
+                "linear_up": lin(inter.linear_up, f"{p}.linear_up.weight"), "conv_tp": tp(inter.conv_tp, None),
+                "conv_tp_weights": radial_mlp(mlp, f"{p}.conv_tp_weights"), "density_fn": radial_mlp(inter.density_fn, f"{p}.density_fn"),
+                "density_alpha_key": f"{p}.alpha", "density_beta_key": f"{p}.beta",
+                "source_embedding": lin(inter.source_embedding, f"{p}.source_embedding.weight"),
+                "target_embedding": lin(inter.target_embedding, f"{p}.target_embedding.weight"),
+                "linear": lin(inter.linear_1, f"{p}.linear_1.weight"), "linear_res": lin(inter.linear_res, f"{p}.linear_res.weight"),
+                "gate": gate(inter.equivariant_nonlin, inter.linear_2.irreps_in),
+                "linear_2": lin(inter.linear_2, f"{p}.linear_2.weight"), "skip_tp": lin(inter.skip_tp, f"{p}.skip_tp.weight")})
+        else:
+            hp["layers"].append({
+                "interaction_class": type(inter).__name__, "avg_num_neighbors": float(inter.avg_num_neighbors),
+                "conv_tp_weights": {"hs": list(mlp.hs), "layers": layers}, "linear": lin(inter.linear, f"{p}.linear.weight"),
+                "skip_tp": tp(inter.skip_tp, f"{p}.skip_tp.weight"), "linear_up": lin(inter.linear_up, f"{p}.linear_up.weight"),
+                "conv_tp": tp(inter.conv_tp, None)})
+        hp["layers"][-1].update({
             "product": {"symmetric_contraction": {"contractions": contractions},
                         "linear": lin(prod.linear, f"products.{t}.linear.weight")},
             "readout": readout})
-        if hasattr(inter, "density_fn"):
+        if hasattr(inter, "density_fn") and not nonlinear:
             hp["layers"][-1]["density_fn"] = {"layers": fully_connected(inter.density_fn, f"{p}.density_fn")}
+    if hasattr(model, "embedding_readout"):
+        hp["embedding_readout"] = lin(model.embedding_readout.linear, "embedding_readout.linear.weight")
     return hp
 
 
