@@ -73,12 +73,14 @@ inline void expectIdentical(const Result& a, const Result& b, const std::string&
 }
 
 /** A System holding one ENNForce over all particles. */
-inline std::unique_ptr<OpenMM::System> mlSystem(const std::string& model, const std::vector<int>& z, const Vec3* box, double totalCharge = 0.0) {
+inline std::unique_ptr<OpenMM::System> mlSystem(const std::string& model, const std::vector<int>& z, const Vec3* box, double totalCharge = 0.0,
+                                                int spinMultiplicity = 1) {
     auto system = std::make_unique<OpenMM::System>();
     auto* force = new ENNForce(model);
     for (int zi : z)
         force->addParticle(system->addParticle(1.0), zi);
     force->setTotalCharge(totalCharge);
+    force->setSpinMultiplicity(spinMultiplicity);
     if (box)
         makePeriodic(*force, *system, box);
     system->addForce(force);
@@ -119,6 +121,21 @@ inline void forEachMaterialsSystem(const SystemVisitor& visit) {
         visit(*mlSystem(modelPath(name), z, small, -1.0), pos, name + " small triclinic box", -1);
         visit(*mlSystem(modelPath(name), ts.z, ts.box, -1.0), ts.pos, name + " " + std::to_string(ts.z.size()) + " atoms, triclinic", -1);
     }
+}
+
+/** MACE's non-linear block family ("nonlinear": non-linear blocks with element-embedded radial networks, apply_cutoff
+ *  false, the charge and spin embedding, Agnesi and ZBL) as forEachMaterialsSystem places it, an anion doublet, a
+ *  neutral singlet and a cation triplet. */
+inline void forEachNonLinearSystem(const SystemVisitor& visit) {
+    std::vector<int> z;
+    std::vector<Vec3> pos;
+    smallMolecule(z, pos);
+    const Vec3 small[3] = {Vec3(0.52, 0, 0), Vec3(0.11, 0.55, 0), Vec3(-0.07, 0.12, 0.58)};
+    TestSystem ts(6, TriclinicBox, -1);
+    const std::string path = modelPath("nonlinear");
+    visit(*mlSystem(path, z, nullptr, -1.0, 2), pos, "nonlinear vacuum, charge -1, doublet", -1);
+    visit(*mlSystem(path, z, small, 0.0, 1), pos, "nonlinear small triclinic box", -1);
+    visit(*mlSystem(path, ts.z, ts.box, 1.0, 3), ts.pos, "nonlinear " + std::to_string(ts.z.size()) + " atoms, triclinic, charge 1, triplet", -1);
 }
 
 /** Predicted charges coupled by every electrostatics method (NonbondedForce NoCutoff, reaction field

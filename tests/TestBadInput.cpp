@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <tuple>
 #include <limits>
 
 using namespace enntest;
@@ -113,6 +114,45 @@ TEST(BadInput, MaterialsTermsAreChecked) {
                    "not in the file");
     expectRejected(rewrite(materials, [](json&, json& a) { a["layers"][1]["conv_tp"]["w3j"] = {{"1.two.1", "w3j.1.2.1"}}; }),
                    "is not 'l1.l2.l3'");
+}
+
+// Format version 4: MACE's non-linear block family, each part checked and named; a version-3 file that uses them is
+// refused. Charges and multiplicities outside the model's classes are refused where they are set.
+TEST(BadInput, NonLinearBlockTermsAreChecked) {
+    const std::string nonlinear = readBytes(modelPath("nonlinear"));
+    expectRejected(rewrite(nonlinear, [](json&, json& a) { a["format_version"] = 3; }), "needs format_version 4");
+    expectRejected(rewrite(nonlinear, [](json&, json& a) { a["layers"][0]["gate"]["gated"][0][3] = 100; }), "outside irreps_in or the gates");
+    expectRejected(rewrite(nonlinear, [](json&, json& a) { a["layers"][0]["gate"]["scalars"] = {0, 3}; }),
+                   "is not the layout of the gated scalars followed by the gated entries");
+    expectRejected(rewrite(nonlinear, [](json&, json& a) { a["layers"][0]["gate"]["gate_activation"]["function"] = "relu"; }),
+                   "only smooth activations");
+    expectRejected(rewrite(nonlinear, [](json&, json& a) { a["layers"][1]["radial_mlp"]["layer_norms"].erase(0); }),
+                   "one layer norm per hidden layer");
+    expectRejected(rewrite(nonlinear, [](json&, json& a) { a["layers"][1]["radial_mlp"]["sizes"][0] = 8; }), "must run from its inputs");
+    expectRejected(rewrite(nonlinear, [](json&, json& a) { a["layers"][0].erase("edge_embeddings"); }), "edge_embeddings");
+    expectRejected(rewrite(nonlinear, [](json&, json& a) { a["layers"][0].erase("density_normalization"); }), "density_normalization");
+    expectRejected(rewrite(nonlinear, [](json&, json& a) { a["joint_embedding"]["inputs"][1]["source"] = "total_charge"; }),
+                   "names an input twice");
+    expectRejected(rewrite(nonlinear, [](json&, json& a) { a["joint_embedding"]["inputs"][0]["source"] = "temperature"; }),
+                   "must be 'total_charge' or 'spin_multiplicity'");
+    const std::string classic = readBytes(modelPath("mixed_charge"));
+    expectRejected(rewrite(classic, [](json&, json& a) { a["layers"][0]["radial_mlp"]["biases"] = json::array(); }),
+                   "belong to the non-linear block");
+
+    // The model's classes: total charge -5..5 (whole numbers), multiplicity 1..5.
+    std::vector<int> z;
+    std::vector<Vec3> pos;
+    smallMolecule(z, pos);
+    OpenMMENN::ENNForce force(modelPath("nonlinear"));
+    expectOpenMMException([&] { force.setSpinMultiplicity(0); }, "at least 1");
+    for (const auto& [charge, multiplicity, message] : std::vector<std::tuple<double, int, std::string>>{
+             {6.0, 1, "total charge 6 is outside the model's range (-5 to 5)"},
+             {0.5, 1, "must be a whole number"},
+             {0.0, 6, "spin multiplicity 6 is outside the model's range (0 to 5)"}}) {
+        std::unique_ptr<OpenMM::System> system = mlSystem(modelPath("nonlinear"), z, nullptr, charge, multiplicity);
+        OpenMM::VerletIntegrator integrator(0.001);
+        expectOpenMMException([&] { OpenMM::Context context(*system, integrator, referencePlatform()); }, message);
+    }
 }
 
 TEST(BadInput, BadPositionsAreOpenMMExceptions) {

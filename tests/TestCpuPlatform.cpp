@@ -45,6 +45,12 @@ TEST(CpuPlatform, MaterialsBlocks) {
     forEachMaterialsSystem(compareSystem);
 }
 
+TEST(CpuPlatform, NonLinearBlock) {
+    // MACE's non-linear block (radial tables per ordered element pair, their density column, the gate and the
+    // residual linear), apply_cutoff false and the charge/spin embedding against Reference.
+    forEachNonLinearSystem(compareSystem);
+}
+
 TEST(CpuPlatform, EveryModelInLiquidBox) {
     // About 1000 atoms of water at liquid density around the test molecule in a triclinic box of
     // several cutoffs: the cell list has many cells, and atoms sit across every face.

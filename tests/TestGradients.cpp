@@ -45,7 +45,7 @@ void checkFiniteDifferences(const std::string& model, const std::vector<int>& z,
 }
 
 std::vector<std::string> models() {
-    std::vector<std::string> names = {"mixed_charge", "three_layer_tanh", "chiral_so3", "materials", "materials_soft"};
+    std::vector<std::string> names = {"mixed_charge", "three_layer_tanh", "chiral_so3", "materials", "materials_soft", "nonlinear"};
     for (const char* fixture : {"public_A", "public_B"})
         if (fileExists(modelPath(fixture)))
             names.push_back(fixture);

@@ -41,6 +41,17 @@ TEST(OpenCLPlatform, MaterialsBlocks) {
     forEachMaterialsSystem(compareSystem);
 }
 
+TEST(OpenCLPlatform, NonLinearBlockIsRefusedByName) {
+    // Not in the GPU kernels yet: a Context must say so rather than evaluate another model.
+    std::vector<int> z;
+    std::vector<Vec3> pos;
+    smallMolecule(z, pos);
+    std::unique_ptr<OpenMM::System> system = mlSystem(modelPath("nonlinear"), z, nullptr);
+    OpenMM::VerletIntegrator integrator(0.001);
+    expectOpenMMException([&] { OpenMM::Context context(*system, integrator, openclPlatform()); },
+                          "non-linear interaction block");
+}
+
 TEST(OpenCLPlatform, LiquidBoxAndReproducibility) {
     // A few hundred atoms of water around the test molecule in a triclinic box of several cutoffs,
     // with atoms across every face. Results must be bitwise identical from run to run (the cell list's

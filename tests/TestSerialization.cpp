@@ -46,6 +46,26 @@ TEST(Serialization, XmlRoundTripGivesIdenticalEnergies) {
     EXPECT_EQ(sim.force->getCharges(*sim.context), force.getCharges(context));
 }
 
+TEST(Serialization, SpinMultiplicityRoundTrips) {
+    // A model that reads the total charge and the multiplicity: both survive XML, and the energy with them.
+    std::vector<int> z;
+    std::vector<Vec3> pos;
+    smallMolecule(z, pos);
+    Simulation sim(modelPath("nonlinear"), z, pos, nullptr, -1.0);
+    sim.force->setSpinMultiplicity(2);
+    sim.context->reinitialize(true);
+    std::stringstream xml;
+    XmlSerializer::serialize<OpenMM::System>(&sim.system, "System", xml);
+    std::unique_ptr<OpenMM::System> copy(XmlSerializer::deserialize<OpenMM::System>(xml));
+    auto& force = dynamic_cast<OpenMMENN::ENNForce&>(copy->getForce(0));
+    EXPECT_EQ(force.getSpinMultiplicity(), 2);
+    EXPECT_EQ(force.getTotalCharge(), -1.0);
+    OpenMM::VerletIntegrator integrator(0.001);
+    OpenMM::Context context(*copy, integrator, referencePlatform());
+    context.setPositions(pos);
+    EXPECT_EQ(sim.context->getState(OpenMM::State::Energy).getPotentialEnergy(), context.getState(OpenMM::State::Energy).getPotentialEnergy());
+}
+
 TEST(Serialization, CheckpointRestoresExactly) {
     std::vector<int> z;
     std::vector<Vec3> pos;

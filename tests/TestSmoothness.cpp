@@ -42,13 +42,16 @@ Snapshot snapshot(Simulation& sim, const std::vector<Vec3>& pos) {
 }
 
 TEST(Smoothness, NeighbourCrossingTheCutoff) {
-    std::vector<std::string> names = {"mixed_charge", "three_layer_tanh", "materials", "materials_soft"};
+    std::vector<std::string> names = {"mixed_charge", "three_layer_tanh", "materials", "materials_soft", "nonlinear"};
     if (fileExists(modelPath("public_A")))
         names.push_back("public_A");
     for (const std::string& name : names) {
         const auto model = OpenMMENN::ENNModel::fromBytes(OpenMMENN::ENNModel::readFile(modelPath(name)));
         const double rc = model->rMax * model->lengthToNm;
-        const int order = model->distanceTransform.kind == OpenMMENN::DistanceTransformSpec::None ? 4 : 3; // of the zero at r_c
+        // The order of the zero at r_c: 4 where the envelope (a zero of order 3) multiplies Bessel functions of r (which
+        // vanish at r_c); 3 where they are of a transformed distance or the envelope multiplies the radial outputs.
+        const bool besselVanishes = model->distanceTransform.kind == OpenMMENN::DistanceTransformSpec::None && model->applyCutoff;
+        const int order = besselVanishes ? 4 : 3;
         // C=O with an H that moves along a fixed direction away from the C only.
         const Vec3 direction = Vec3(-std::cos(0.4), std::sin(0.4), 0.1) / std::sqrt(1.0 + 0.01);
         auto geometry = [&](double distance) {

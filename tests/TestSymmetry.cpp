@@ -32,7 +32,7 @@ void expectSame(const Result& a, const Result& b, const std::vector<int>& permut
 }
 
 std::vector<std::string> models() {
-    std::vector<std::string> names = {"mixed_charge", "three_layer_tanh", "chiral_so3", "materials"};
+    std::vector<std::string> names = {"mixed_charge", "three_layer_tanh", "chiral_so3", "materials", "nonlinear"};
     if (fileExists(modelPath("public_B")))
         names.push_back("public_B");
     return names;

@@ -49,6 +49,10 @@ models = {
     # Classic blocks with ZBL and MACE's Soft distance transform.
     "materials_soft": dict(channels=4, hidden=("4x0e+4x1o", "4x0e"), residual=(False, True), distance_transform="soft",
                            pair_repulsion=True, r_max=5.0, seed=9),
+    # MACE's non-linear block family (OMOL-0, MH-1): non-linear blocks, apply_cutoff false, the charge and spin
+    # embedding (format version 4), with Agnesi and ZBL as MH-1 has them; r_max 5 A.
+    "nonlinear": dict(channels=4, hidden=("4x0e+4x1o", "4x0e"), residual=(True, True), nonlinear=True, apply_cutoff=False,
+                      joint_embedding=True, distance_transform="agnesi", pair_repulsion=True, r_max=5.0, seed=10),
     # A network whose energies are absurd (1e9 eV per unit readout), for the energy guard.
     "absurd_energy": dict(channels=2, hidden=("2x0e",), residual=(False,), seed=6, energy_scale=1e9),
 }

@@ -31,7 +31,7 @@ def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e")
                  activation="silu", seed=0, weight_std=1.0, units=("eV", "Angstrom"), avg_num_neighbors=8.0,
                  message_parities="natural", energy_scale=0.7, charge_offsets=None, frozen_charges=False,
                  coulomb=False, gaussian_sigma=None, gaussian_self_energy=True, density_normalization=False,
-                 distance_transform=None, pair_repulsion=False):
+                 distance_transform=None, pair_repulsion=False, nonlinear=False, apply_cutoff=True, joint_embedding=False):
     """Return (architecture, tensors) of a model with N(0, weight_std^2) weights.
 
     message_parities: "natural" gives messages channels x (0e+1o+2e+...), as MACE does; "both"
@@ -44,7 +44,10 @@ def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e")
     energies (which make it positive definite).
     density_normalization: every layer's message is divided by 1 + its node density (MACE's density blocks);
     distance_transform: "agnesi" (MACE's constants a, q, p) or "soft" (alpha 4); pair_repulsion: MACE's ZBL term.
-    Lengths in Angstrom.
+    nonlinear: every layer is MACE's non-linear block (RadialMLP with LayerNorm over the basis and element embeddings,
+    edge irreps of half the channels, density normalisation with alpha and beta, gate); apply_cutoff False: the
+    envelope on the radial outputs; joint_embedding: the total charge (-5..5) and multiplicity (1..5) embedded, with
+    an embedding readout (format version 4). Lengths in Angstrom.
     """
     rng = np.random.default_rng(seed)
     parity = symmetry == "O3"
@@ -110,14 +113,42 @@ def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e")
                                   "envelope_p": envelope_p, "covalent_radii": radii}
     if density_normalization or distance_transform or pair_repulsion:
         arch["format_version"] = 3
+    if nonlinear or not apply_cutoff or joint_embedding:
+        arch["format_version"] = 4
+    if not apply_cutoff:
+        arch["radial_basis"]["apply_cutoff"] = False
     previous = [(channels, 0, 1)]
     arch["embedding"] = linear("embedding.weight", [(nel, 0, 1)], previous)
+    torch_silu = {"function": "silu", "scale": 1.0}
+
+    def radial_mlp(name, sizes):
+        """MACE's RadialMLP: biases, and a LayerNorm before each hidden activation."""
+        return {"sizes": sizes, "activation": torch_silu,
+                "weights": [weights(f"{name}.{k}.weight", (sizes[k], sizes[k + 1])) for k in range(len(sizes) - 1)],
+                "weight_scales": [1.0 / np.sqrt(h) for h in sizes[:-1]],
+                "biases": [weights(f"{name}.{k}.bias", (sizes[k + 1],), std=0.3) for k in range(len(sizes) - 1)],
+                "layer_norms": [{"weight": weights(f"{name}.{k}.norm.weight", (sizes[k + 1],), std=0.3),
+                                 "bias": weights(f"{name}.{k}.norm.bias", (sizes[k + 1],), std=0.3), "eps": 1e-5}
+                                for k in range(len(sizes) - 2)]}
+
+    if joint_embedding:
+        for name, (classes, dim) in {"charge": (11, 4), "spin": (6, 4)}.items():
+            weights(f"joint.{name}", (classes, dim))
+        tensors["joint.projection"] = rng.normal(0.0, weight_std / np.sqrt(8), size=(8, channels))
+        arch["joint_embedding"] = {
+            "inputs": [{"source": "total_charge", "num_classes": 11, "offset": 5, "dim": 4, "table": "joint.charge"},
+                       {"source": "spin_multiplicity", "num_classes": 6, "offset": 0, "dim": 4, "table": "joint.spin"}],
+            "projection": "joint.projection", "readout": linear("joint.readout.weight", previous, [(1, 0, 1)])}
     for t, (hid, res) in enumerate(zip(hidden, residual)):
         p = f"layers.{t}"
         out = parse_irreps(hid)
+        # The non-linear block convolves the edge irreps (half the channels), the others the layer input.
+        conv_in = [(max(1, m // 2), l, q) for m, l, q in previous] if nonlinear else previous
+        scalars_in = sum(m for m, l, _ in previous if l == 0)
+        radial_inputs = num_bessel + (2 * scalars_in if nonlinear else 0)
         # conv_tp: every path from the layer input and the harmonics to a message irrep.
         paths = []
-        for i, (m1, l1, p1) in enumerate(previous):
+        for i, (m1, l1, p1) in enumerate(conv_in):
             for j, (_, l2, p2) in enumerate(sh):
                 for (_, l3, p3) in message:
                     if abs(l1 - l2) <= l3 <= l1 + l2 and (not parity or p1 * p2 == p3):
@@ -130,10 +161,13 @@ def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e")
         tp_out = [(paths[k][4], paths[k][2], paths[k][3]) for k in order]
         tp_paths = [[i, j, position[k], float(np.sqrt(2 * l3 + 1))] for k, (i, j, l3, p3, m1) in enumerate(paths)]
         num_weights = sum(m1 for *_, m1 in paths)
-        sizes = [num_bessel, *radial_hidden, num_weights]
-        mlp = {"sizes": sizes, "activation": act,
-               "weights": [weights(f"{p}.radial_mlp.{k}.weight", (sizes[k], sizes[k + 1])) for k in range(len(sizes) - 1)],
-               "weight_scales": [1.0 / np.sqrt(h) for h in sizes[:-1]]}
+        sizes = [radial_inputs, *radial_hidden, num_weights]
+        if nonlinear:
+            mlp = radial_mlp(f"{p}.radial_mlp", sizes)
+        else:
+            mlp = {"sizes": sizes, "activation": act,
+                   "weights": [weights(f"{p}.radial_mlp.{k}.weight", (sizes[k], sizes[k + 1])) for k in range(len(sizes) - 1)],
+                   "weight_scales": [1.0 / np.sqrt(h) for h in sizes[:-1]]}
         msg_in = _simplify(tp_out)
         features = [(l, q) for _, l, q in message]
         contractions = []
@@ -149,8 +183,8 @@ def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e")
         layer = {
             "interaction": "residual" if res else "non_residual",
             "avg_num_neighbors": avg_num_neighbors,
-            "linear_up": linear(f"{p}.linear_up.weight", previous, previous),
-            "conv_tp": {"irreps_in1": irreps_str(previous), "irreps_in2": irreps_str(sh), "irreps_out": irreps_str(tp_out),
+            "linear_up": linear(f"{p}.linear_up.weight", previous, conv_in),
+            "conv_tp": {"irreps_in1": irreps_str(conv_in), "irreps_in2": irreps_str(sh), "irreps_out": irreps_str(tp_out),
                         "paths": tp_paths},
             "radial_mlp": mlp,
             "linear": linear(f"{p}.linear.weight", msg_in, message),
@@ -159,9 +193,28 @@ def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e")
             "product": {"contractions": contractions, "linear": linear(f"{p}.product.linear.weight", contraction_out, out)},
             "readout": readout(f"{p}.readout", out),
         }
-        if density_normalization:
+        if density_normalization and not nonlinear:
             layer["density_normalization"] = {"weights": weights(f"{p}.density.weight", (num_bessel,)),
                                               "weight_scale": 1.0 / np.sqrt(num_bessel)}
+        if nonlinear:  # MACE's RealAgnosticResidualNonLinearInteractionBlock
+            if not res or message_parities != "natural":
+                raise ValueError("the non-linear block is residual, with messages of natural parity")
+            gated = [e for e in message if e[1] > 0]
+            gate_in = [(channels * (1 + len(gated)), 0, 1)] + gated
+            starts = np.cumsum([0] + [m * (2 * l + 1) for m, l, _ in gate_in])
+            layer.update({
+                "interaction": "nonlinear", "avg_num_neighbors": 1.0,
+                "edge_embeddings": {"source": linear(f"{p}.source.weight", [(nel, 0, 1)], [(scalars_in, 0, 1)]),
+                                    "target": linear(f"{p}.target.weight", [(nel, 0, 1)], [(scalars_in, 0, 1)])},
+                "density_normalization": {"mlp": radial_mlp(f"{p}.density", [radial_inputs, 8, 1]), "alpha": 2.0 + rng.random(),
+                                          "beta": 0.5 + rng.random()},
+                "linear": linear(f"{p}.linear.weight", msg_in, gate_in),
+                "linear_residual": linear(f"{p}.linear_residual.weight", conv_in, gate_in),
+                "gate": {"irreps_in": irreps_str(gate_in), "irreps_out": irreps_str(message), "scalars": [0, channels],
+                         "gates": [channels, channels * len(gated)],
+                         "gated": [[int(starts[k + 1]), channels, 2 * l + 1, k * channels] for k, (_, l, _) in enumerate(gated)],
+                         "scalar_activation": act, "gate_activation": {"function": "sigmoid", "scale": 1.8467055342154763}},
+                "linear_2": linear(f"{p}.linear_2.weight", message, message)})
         arch["layers"].append(layer)
         previous = out
     if charge_head:
