@@ -173,6 +173,8 @@ TEST(CAPI, ForceOnASystemAndSerialization) {
             expectStatus(OpenMM_ENNForce_getCharges(force, reinterpret_cast<OpenMM_Context*>(&context), q, 2), OpenMM_ENN_InvalidArgument,
                          "capacity 2");
             ASSERT_EQ(OpenMM_ENNForce_setTotalCharge(force, 0.0), 0);
+            ASSERT_EQ(OpenMM_ENNForce_setSpinMultiplicity(force, 2), 0);
+            expectStatus(OpenMM_ENNForce_setSpinMultiplicity(force, 0), OpenMM_ENN_Error, "at least 1");
             ASSERT_EQ(OpenMM_ENNForce_updateParametersInContext(force, reinterpret_cast<OpenMM_Context*>(&context)), 0);
             int group;
             ASSERT_EQ(OpenMM_ENNForce_getForceGroup(force, &group), 0);
@@ -182,7 +184,9 @@ TEST(CAPI, ForceOnASystemAndSerialization) {
             OpenMM_ENNForce* copy = nullptr;
             ASSERT_EQ(OpenMM_ENNForce_deserialize(xml, &copy), 0) << OpenMM_ENN_getLastErrorMessage();
             OpenMM_ENN_freeString(xml);
-            int n, periodic, head;
+            int n, periodic, head, multiplicity;
+            ASSERT_EQ(OpenMM_ENNForce_getSpinMultiplicity(copy, &multiplicity), 0);
+            EXPECT_EQ(multiplicity, 2);
             ASSERT_EQ(OpenMM_ENNForce_getNumParticles(copy, &n), 0);
             ASSERT_EQ(OpenMM_ENNForce_usesPeriodicBoundaryConditions(copy, &periodic), 0);
             ASSERT_EQ(OpenMM_ENNForce_hasChargeHead(copy, &head), 0);

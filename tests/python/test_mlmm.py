@@ -406,6 +406,22 @@ class TestChargeAndErrors(unittest.TestCase):
         mixed = openmmenn.createMixedSystem(top, system, PEPTIDE, total_charge=1 * unit.elementary_charge)
         self.assertEqual(enn_force(mixed).getTotalCharge(), 1.0)
 
+    def test_charge_and_multiplicity_reach_a_model_that_reads_them(self):
+        """A model with MACE's charge and spin embedding (no charge head) gets the region's inferred or given total
+        charge and the multiplicity, and its energy depends on them; createSystem passes them too."""
+        top, pos = peptide()
+        system = app.ForceField("amber14-all.xml").createSystem(top)
+        energies = {}
+        for charge, multiplicity in ((None, 1), (1, 1), (None, 2)):
+            mixed = openmmenn.createMixedSystem(top, system, PEPTIDE, model=model("nonlinear"), embedding="mechanical",
+                                                total_charge=charge, multiplicity=multiplicity)
+            force = enn_force(mixed)
+            self.assertEqual((force.getTotalCharge(), force.getSpinMultiplicity()), (charge or 0.0, multiplicity))
+            energies[charge, multiplicity] = evaluate(mixed, pos)[0]
+        self.assertEqual(len(set(energies.values())), 3, energies)
+        whole = openmmenn.createSystem(top, model=model("nonlinear"), total_charge=-1, multiplicity=3)
+        self.assertEqual((enn_force(whole).getTotalCharge(), enn_force(whole).getSpinMultiplicity()), (-1.0, 3))
+
     def test_errors_name_the_problem(self):
         top, pos = peptide()
         system = app.ForceField("amber14-all.xml").createSystem(top)

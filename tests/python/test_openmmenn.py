@@ -255,8 +255,8 @@ class TestTools(unittest.TestCase):
             hp = json.load(f)
         with np.load(os.path.join(folder, "state_dict.npz")) as npz:
             sd = {k: npz[k] for k in npz.files}
-        hp["layers"][0]["interaction_class"] = "RealAgnosticResidualNonLinearInteractionBlock"
-        with self.assertRaisesRegex(ValueError, "RealAgnosticResidualNonLinearInteractionBlock is not supported"):
+        hp["layers"][0]["interaction_class"] = "RealAgnosticAttResidualInteractionBlock"
+        with self.assertRaisesRegex(ValueError, "RealAgnosticAttResidualInteractionBlock is not supported"):
             mace.convert(hp, sd)
         hp["layers"][0]["interaction_class"] = "RealAgnosticDensityInteractionBlock"  # without its density network
         with self.assertRaisesRegex(ValueError, "density network"):

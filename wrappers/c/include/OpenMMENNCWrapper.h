@@ -72,6 +72,9 @@ OpenMM_ENN_Status OpenMM_ENNForce_getNumParticles(const OpenMM_ENNForce* force, 
 /** The charge (e) the predicted charges sum to. */
 OpenMM_ENN_Status OpenMM_ENNForce_setTotalCharge(OpenMM_ENNForce* force, double charge);
 OpenMM_ENN_Status OpenMM_ENNForce_getTotalCharge(const OpenMM_ENNForce* force, double* charge);
+/** The spin multiplicity 2S + 1 that a model with a spin input reads (ENNForce::setSpinMultiplicity; at least 1). */
+OpenMM_ENN_Status OpenMM_ENNForce_setSpinMultiplicity(OpenMM_ENNForce* force, int multiplicity);
+OpenMM_ENN_Status OpenMM_ENNForce_getSpinMultiplicity(const OpenMM_ENNForce* force, int* multiplicity);
 /** Whether the ML region is periodic (0 or 1). */
 OpenMM_ENN_Status OpenMM_ENNForce_setUsesPeriodicBoundaryConditions(OpenMM_ENNForce* force, int periodic);
 OpenMM_ENN_Status OpenMM_ENNForce_usesPeriodicBoundaryConditions(const OpenMM_ENNForce* force, int* periodic);

@@ -154,6 +154,14 @@ OpenMM_ENN_Status OpenMM_ENNForce_getTotalCharge(const OpenMM_ENNForce* force, d
     return guarded([&] { *require(charge, "charge") = cast(force)->getTotalCharge(); });
 }
 
+OpenMM_ENN_Status OpenMM_ENNForce_setSpinMultiplicity(OpenMM_ENNForce* force, int multiplicity) {
+    return guarded([&] { cast(force)->setSpinMultiplicity(multiplicity); });
+}
+
+OpenMM_ENN_Status OpenMM_ENNForce_getSpinMultiplicity(const OpenMM_ENNForce* force, int* multiplicity) {
+    return guarded([&] { *require(multiplicity, "multiplicity") = cast(force)->getSpinMultiplicity(); });
+}
+
 OpenMM_ENN_Status OpenMM_ENNForce_setUsesPeriodicBoundaryConditions(OpenMM_ENNForce* force, int periodic) {
     return guarded([&] { cast(force)->setUsesPeriodicBoundaryConditions(periodic != 0); });
 }

@@ -103,7 +103,7 @@ def _charge(value):
 
 
 def createSystem(topology, model=None, total_charge=None, remove_cm_motion=True, cutoff=1.0 * unit.nanometer,
-                 force_group=0, molecule_charges=None):
+                 force_group=0, molecule_charges=None, multiplicity=1):
     """A System whose whole energy is the model's: one ENNForce over every atom of `topology`.
 
     With several molecules (connected by the Topology's bonds) and a model that predicts charges, each molecule
@@ -117,10 +117,13 @@ def createSystem(topology, model=None, total_charge=None, remove_cm_motion=True,
     model : str or None
         A model file, the name of a shipped model, or None for the shipped model (openmmenn.shipped_model()).
     total_charge : int, float, Quantity or None
-        The charge (e) the predicted charges sum to; None: 0, or the sum of `molecule_charges`.
+        The charge (e) the predicted charges sum to, and that a model taking the total charge as an input (MACE-OMOL-0)
+        reads; None: 0, or the sum of `molecule_charges`.
     molecule_charges : list or None
         The charge (e) of each molecule, in the order of their first atoms; None: all 0 (with several
         molecules total_charge must then be 0). Given with total_charge, they must add up to it.
+    multiplicity : int
+        The spin multiplicity 2S + 1 (1: singlet), read by a model that takes it as an input (MACE-OMOL-0).
     remove_cm_motion : bool
         Add a CMMotionRemover, as openmm.app's createSystem does.
     cutoff : Quantity or float (nm)
@@ -134,7 +137,7 @@ def createSystem(topology, model=None, total_charge=None, remove_cm_motion=True,
         system.setDefaultPeriodicBoxVectors(*box)
     for atom in topology.atoms():
         system.addParticle(atom.element.mass if atom.element is not None else 0.0)
-    force = _whole_topology_force(topology, model, total_charge, molecule_charges, cutoff)
+    force = _whole_topology_force(topology, model, total_charge, molecule_charges, cutoff, multiplicity)
     force.setForceGroup(force_group)
     system.addForce(force)
     if remove_cm_motion:
@@ -142,11 +145,12 @@ def createSystem(topology, model=None, total_charge=None, remove_cm_motion=True,
     return system
 
 
-def _whole_topology_force(topology, model, total_charge, molecule_charges, cutoff):
+def _whole_topology_force(topology, model, total_charge, molecule_charges, cutoff, multiplicity=1):
     """An ENNForce over every atom of `topology` (particle i is atom i), as createSystem describes it."""
     atoms = list(topology.atoms())
     numbers = _atomic_numbers(topology, atoms)
     force = _model_force(model)
+    force.setSpinMultiplicity(int(multiplicity))
     for atom, z in zip(atoms, numbers):
         force.addParticle(atom.index, z)
     molecules = _molecules(topology, [a.index for a in atoms])
@@ -213,15 +217,17 @@ def _infer_charge(system, atoms, what):
     return float(rounded)
 
 
-def _region_force(topology, system, ml_list, model, total_charge):
+def _region_force(topology, system, ml_list, model, total_charge, multiplicity=1):
     """An ENNForce over the atoms `ml_list` (sorted) of an MM System, with the region's charge: `total_charge`, or
-    inferred from the MM charges, one charge group per molecule (createMixedSystem's docstring)."""
+    inferred from the MM charges, one charge group per molecule (createMixedSystem's docstring), and its spin
+    multiplicity."""
     atoms = list(topology.atoms())
     numbers = _atomic_numbers(topology, [atoms[i] for i in ml_list])
     molecules = _molecules(topology, ml_list)
     force = _model_force(model)
     molecule_charges = None
-    if force.hasChargeHead():
+    force.setSpinMultiplicity(int(multiplicity))
+    if force.hasChargeHead() or force.usesChargeAndSpinInputs():  # the model reads the region's charge
         if len(molecules) > 1:
             molecule_charges = [_infer_charge(system, m, f"ML molecule {k} (atoms {m[0]}-{m[-1]})")
                                 for k, m in enumerate(molecules)]
@@ -241,7 +247,7 @@ def _region_force(topology, system, ml_list, model, total_charge):
 
 
 def createMixedSystem(topology, system, ml_atoms, model=None, embedding="electrostatic", total_charge=None,
-                      interpolate=False, remove_constraints=True, force_group=0):
+                      interpolate=False, remove_constraints=True, force_group=0, multiplicity=1):
     """A copy of an MM System in which the atoms `ml_atoms` are described by the model (ML/MM).
 
     What changes (docs/mlmm.md): bonds, angles and torsions among ML atoms only are removed (those that cross the
@@ -272,7 +278,11 @@ def createMixedSystem(topology, system, ml_atoms, model=None, embedding="electro
         The charge the predicted charges sum to; None infers it from the region's MM charges (rounded to an
         integer, with a warning if they are not close to one). A region of several molecules (connected by the
         Topology's bonds) gets one charge group per molecule, each with its own MM charge rounded, so that
-        charge cannot move between them; total_charge must then equal their sum.
+        charge cannot move between them; total_charge must then equal their sum. A model that takes the total charge
+        as an input (MACE-OMOL-0's embedding) reads this value, inferred the same way.
+    multiplicity : int
+        The spin multiplicity 2S + 1 of the ML region (1: singlet, 2: doublet radical, ...), read by a model that
+        takes it as an input (MACE-OMOL-0); others ignore it.
     interpolate : bool
         Add a global parameter ``lambda_interpolate`` (default 1) with E = lambda E_ML/MM + (1 - lambda) E_MM:
         0 gives the MM System, 1 the ML/MM one (alchemical and free-energy work).
@@ -297,7 +307,7 @@ def createMixedSystem(topology, system, ml_atoms, model=None, embedding="electro
     ml = set(ml_list)
     original = openmm.XmlSerializer.serialize(system)
     mixed = openmm.XmlSerializer.deserialize(original)
-    force = _region_force(topology, system, ml_list, model, total_charge)
+    force = _region_force(topology, system, ml_list, model, total_charge, multiplicity)
     if embedding == "electrostatic" and not force.hasChargeHead():
         raise _error("electrostatic embedding needs a model with a charge head (predicted charges); this model has none: "
                      "use embedding='mechanical'")

@@ -48,31 +48,33 @@ class ENNPotentialImpl(MLPotentialImpl):
         """A model whose energy includes the Coulomb term of its own charges sums it over periodic images."""
         return self._model.includesCoulombTerm()
 
-    def addForces(self, topology, system, atoms, forceGroup, charge=None, moleculeCharges=None,
+    def addForces(self, topology, system, atoms, forceGroup, charge=None, moleculeCharges=None, multiplicity=1,
                   cutoff=1.0 * unit.nanometer, ewaldErrorTolerance=5e-4, **args):
         """One ENNForce: over every atom (``atoms`` None, from createSystem) or over ``atoms``.
 
         charge : the charge (e) the predicted charges sum to. For a whole System: 0 by default, or the sum of
             ``moleculeCharges`` (one per molecule, as openmmenn.createSystem's molecule_charges). For ML atoms: by
             default the sum of their MM charges in the System's NonbondedForce, rounded, one charge group per
-            molecule (as openmmenn.createMixedSystem).
+            molecule (as openmmenn.createMixedSystem). A model that takes the total charge as an input reads it.
+        multiplicity : the spin multiplicity 2S + 1 (default 1), read by a model that takes it as an input
+            (MACE-OMOL-0).
         cutoff, ewaldErrorTolerance : the PME settings of a periodic model's own Coulomb term where the System
             has no NonbondedForce to take them from (createSystem, and openmm-ml's interpolation, which passes an
             empty System: give its NonbondedForce's values there to get the same PME as without interpolation).
         """
         _refuse_unknown("the 'enn' potential's addForces", args, _EMBEDDING_ARGUMENTS)
         if atoms is None:
-            force = mlmm._whole_topology_force(topology, self.modelPath, charge, moleculeCharges, cutoff)
+            force = mlmm._whole_topology_force(topology, self.modelPath, charge, moleculeCharges, cutoff, multiplicity)
             force.setEwaldErrorTolerance(ewaldErrorTolerance)
         else:
             if moleculeCharges is not None:
                 raise TypeError("moleculeCharges is for createSystem; the ML atoms' molecules take their MM charges")
             ml_list = sorted(set(int(i) for i in atoms))
             nonbonded = mlmm._nonbonded_force(system)
-            if charge is None and nonbonded is None and self._model.hasChargeHead():
+            if charge is None and nonbonded is None and (self._model.hasChargeHead() or self._model.usesChargeAndSpinInputs()):
                 raise TypeError("pass charge= (e): the System given to addForces has no NonbondedForce to take the ML "
                                 "atoms' charge from (openmm-ml's interpolation passes an empty one)")
-            force = mlmm._region_force(topology, system, ml_list, self.modelPath, charge)
+            force = mlmm._region_force(topology, system, ml_list, self.modelPath, charge, multiplicity)
             if topology.getPeriodicBoxVectors() is not None:
                 force.setUsesPeriodicBoundaryConditions(True)
                 if force.includesCoulombTerm():
@@ -98,7 +100,7 @@ class ENNElectrostaticEmbedding(Embedding):
     potential; no link atoms (the ML region should be whole molecules)."""
 
     def createMixedSystem(self, potential, topology, system, atoms, forceGroup, interpolate, returnInfo=False,
-                          charge=None, **args):
+                          charge=None, multiplicity=1, **args):
         if not isinstance(potential, ENNPotentialImpl):
             raise ValueError("the 'enn-electrostatic' embedding couples the predicted charges of an openmm-enn model: "
                              "use it with MLPotential('enn', ...)")
@@ -106,4 +108,4 @@ class ENNElectrostaticEmbedding(Embedding):
         # openmm-ml removes the constraints between ML atoms itself (its removeConstraints argument).
         return mlmm.createMixedSystem(topology, system, atoms, model=potential.modelPath, embedding="electrostatic",
                                       total_charge=charge, interpolate=interpolate, remove_constraints=False,
-                                      force_group=forceGroup)
+                                      force_group=forceGroup, multiplicity=multiplicity)
