@@ -10,6 +10,7 @@
 #include "openmm/OpenMMException.h"
 #include <chrono>
 #include <cmath>
+#include <array>
 #include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -106,36 +107,36 @@ inline void forEachModelInVacuumAndSmallBox(const SystemVisitor& visit) {
     }
 }
 
-/** The models of MACE's materials blocks (density normalisation, Agnesi, ZBL: "materials"; classic blocks with ZBL
- *  and the Soft transform: "materials_soft") on the test molecule in
- *  vacuum and in a triclinic box smaller than 2 r_c, and around water at liquid density in a box of several cells, so
- *  that edges join every pair of its elements (H, C, N, O) and atoms sit within the ZBL range of each other. */
-inline void forEachMaterialsSystem(const SystemVisitor& visit) {
+/** One model on the test molecule in vacuum and in a triclinic box smaller than 2 r_c, and around water at liquid
+ *  density in a box of several cells, so that edges join every pair of its elements (H, C, N, O) and atoms sit within
+ *  the ZBL range of each other; each placement with its (total charge, spin multiplicity). */
+inline void forEachPlacement(const std::string& name, const SystemVisitor& visit, const std::array<std::pair<double, int>, 3>& states) {
     std::vector<int> z;
     std::vector<Vec3> pos;
     smallMolecule(z, pos);
     const Vec3 small[3] = {Vec3(0.52, 0, 0), Vec3(0.11, 0.55, 0), Vec3(-0.07, 0.12, 0.58)};
     TestSystem ts(6, TriclinicBox, -1);
-    for (const std::string name : {"materials", "materials_soft"}) {
-        visit(*mlSystem(modelPath(name), z, nullptr, -1.0), pos, name + " vacuum", -1);
-        visit(*mlSystem(modelPath(name), z, small, -1.0), pos, name + " small triclinic box", -1);
-        visit(*mlSystem(modelPath(name), ts.z, ts.box, -1.0), ts.pos, name + " " + std::to_string(ts.z.size()) + " atoms, triclinic", -1);
-    }
+    auto label = [&](const std::string& where, int k) {
+        return name + " " + where + ", charge " + std::to_string(states[k].first) + ", multiplicity " + std::to_string(states[k].second);
+    };
+    const std::string path = modelPath(name);
+    visit(*mlSystem(path, z, nullptr, states[0].first, states[0].second), pos, label("vacuum", 0), -1);
+    visit(*mlSystem(path, z, small, states[1].first, states[1].second), pos, label("small triclinic box", 1), -1);
+    visit(*mlSystem(path, ts.z, ts.box, states[2].first, states[2].second), ts.pos, label(std::to_string(ts.z.size()) + " atoms, triclinic", 2), -1);
+}
+
+/** The models of MACE's materials blocks (density normalisation, Agnesi, ZBL: "materials"; classic blocks with ZBL
+ *  and the Soft transform: "materials_soft"), each placed as forEachPlacement says. */
+inline void forEachMaterialsSystem(const SystemVisitor& visit) {
+    for (const std::string name : {"materials", "materials_soft"})
+        forEachPlacement(name, visit, {{{-1.0, 1}, {-1.0, 1}, {-1.0, 1}}});
 }
 
 /** MACE's non-linear block family ("nonlinear": non-linear blocks with element-embedded radial networks, apply_cutoff
- *  false, the charge and spin embedding, Agnesi and ZBL) as forEachMaterialsSystem places it, an anion doublet, a
- *  neutral singlet and a cation triplet. */
+ *  false, the charge and spin embedding, Agnesi and ZBL), placed as forEachPlacement says: an anion doublet, a neutral
+ *  singlet and a cation triplet. */
 inline void forEachNonLinearSystem(const SystemVisitor& visit) {
-    std::vector<int> z;
-    std::vector<Vec3> pos;
-    smallMolecule(z, pos);
-    const Vec3 small[3] = {Vec3(0.52, 0, 0), Vec3(0.11, 0.55, 0), Vec3(-0.07, 0.12, 0.58)};
-    TestSystem ts(6, TriclinicBox, -1);
-    const std::string path = modelPath("nonlinear");
-    visit(*mlSystem(path, z, nullptr, -1.0, 2), pos, "nonlinear vacuum, charge -1, doublet", -1);
-    visit(*mlSystem(path, z, small, 0.0, 1), pos, "nonlinear small triclinic box", -1);
-    visit(*mlSystem(path, ts.z, ts.box, 1.0, 3), ts.pos, "nonlinear " + std::to_string(ts.z.size()) + " atoms, triclinic, charge 1, triplet", -1);
+    forEachPlacement("nonlinear", visit, {{{-1.0, 2}, {0.0, 1}, {1.0, 3}}});
 }
 
 /** Predicted charges coupled by every electrostatics method (NonbondedForce NoCutoff, reaction field

@@ -18,6 +18,11 @@ per second, and the ratio to the Reference platform measured in this run. System
                 functions, correlation 3, 2 layers), converted; beside the platforms, mace-torch itself in float32
                 (its forward and force pass on a graph built beforehand) on as many threads as OpenMM's CPU
                 platform. Needs mace-torch.
+* omol-peptide, omol-water-300  alanine dipeptide (22 atoms) in vacuum and a 300-atom water box (periodic) with a
+                random mace-torch model of MACE-OMOL-0's architecture and fewer channels (non-linear blocks, 3 layers,
+                correlation 2, hidden 64x0e+64x1o+64x2e, edge irreps 32x0e+32x1o+32x2e, l_max 3, r_max 6 A,
+                apply_cutoff=False, the charge and spin embedding; OMOL-0 itself has 1024 and 128 channels),
+                converted; beside mace-torch float32 as for crystal-1000. Needs mace-torch.
 
 MD steps (ms per Verlet step of the whole System, and ns/day at 1 fs): water-12, and the systems below.
 openmm.app builds them: alanine dipeptide (22 atoms, amber99sb, the whole peptide ML with the shipped model):
@@ -54,6 +59,15 @@ OMAT_MEDIUM = dict(first="RealAgnosticDensityInteractionBlock", rest="RealAgnost
                    hidden="128x0e+128x1o", r_max=6.0, num_bessel=10, radial_mlp=(64, 64, 64), mlp_irreps="16x0e", correlation=3,
                    interactions=2, pair_repulsion=True, distance_transform="Agnesi")
 CRYSTAL_ELEMENTS = (1, 6, 7, 8, 11, 14, 16, 17)
+# MACE-OMOL-0's architecture (ACEsuit's mace-foundations) with fewer channels; the embedding specs as published.
+OMOL_ARCHITECTURE = dict(first="RealAgnosticResidualNonLinearInteractionBlock", rest="RealAgnosticResidualNonLinearInteractionBlock",
+                         hidden="64x0e+64x1o+64x2e", edge_irreps="32x0e+32x1o+32x2e", r_max=6.0, num_bessel=8,
+                         radial_mlp=(64, 64, 64), mlp_irreps="16x0e", correlation=2, interactions=3, apply_cutoff=False,
+                         use_embedding_readout=True, embedding_specs={
+                             "total_charge": {"type": "categorical", "per": "graph", "in_dim": 1, "emb_dim": 64, "num_classes": 201, "offset": 100},
+                             "total_spin": {"type": "categorical", "per": "graph", "in_dim": 1, "emb_dim": 64, "num_classes": 101, "offset": 0}})
+FOUNDATION_MODELS = {"crystal-1000": ("omat-medium", OMAT_MEDIUM), "omol-peptide": ("omol-64", OMOL_ARCHITECTURE),
+                     "omol-water-300": ("omol-64", OMOL_ARCHITECTURE)}
 ACETAMIDE_Z = [8, 6, 7, 6, 1, 1, 1, 1, 1]
 ACETAMIDE = np.array([[-1.736, 0.107, -0.430], [-0.641, -0.142, -0.041], [-0.231, -1.210, 0.580], [0.542, 1.009, -0.411],
                       [0.693, -1.471, 0.777], [0.011, 1.903, -0.726], [1.122, 1.234, 0.584], [1.252, 0.492, -1.025],
@@ -88,19 +102,23 @@ def nacl_crystal(cells, rng):
     return z, np.array(pos) + rng.normal(0.0, 0.05, size=(len(z), 3)), cells * a
 
 
-def omat_medium_model(path):
-    """A random mace-torch model of MACE-OMAT-0 medium's size in float32 (as MACE builds and saves it), converted to
-    `path`; returns the mace-torch model, or None (with no file) where mace-torch is not importable."""
+def foundation_model(path, architecture):
+    """A random mace-torch model of a foundation model's architecture in float32 (as MACE builds and saves it),
+    converted to `path`; returns the mace-torch model, or None (with no file) where mace-torch is not importable."""
     try:
         import torch
         import mace.modules  # noqa: F401 (mace-torch)
+        from e3nn import o3
     except ImportError:
         return None
     from . import mace
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float32)
     try:
-        model = mace.random_mace_model([-1.0 - 0.1 * z for z in CRYSTAL_ELEMENTS], elements=CRYSTAL_ELEMENTS, seed=1, **OMAT_MEDIUM)
+        options = dict(architecture)
+        if "edge_irreps" in options:
+            options["edge_irreps"] = o3.Irreps(options["edge_irreps"])
+        model = mace.random_mace_model([-1.0 - 0.1 * z for z in CRYSTAL_ELEMENTS], elements=CRYSTAL_ELEMENTS, seed=1, **options)
     finally:
         torch.set_default_dtype(previous)
     arch, tensors = mace.convert(mace.describe_mace_model(model), {k: v.detach().numpy() for k, v in model.state_dict().items()})
@@ -115,8 +133,17 @@ def time_mace_torch(model, z, pos, edge, repeats, budget):
     from . import mace
     torch.set_num_threads(os.cpu_count())
     model = model.float()
-    data = mace.mace_graph(z, pos, np.eye(3) * edge, float(model.r_max), CRYSTAL_ELEMENTS, dtype=torch.float32)
+    data = mace.mace_graph(z, pos, None if edge is None else np.eye(3) * edge, float(model.r_max), CRYSTAL_ELEMENTS, dtype=torch.float32)
+    data["total_charge"], data["total_spin"] = torch.tensor([0.0]), torch.tensor([1.0])  # (read by a model with a joint embedding)
     return best_time(lambda: model(dict(data), compute_force=True, training=False), repeats, budget)
+
+
+def alanine_dipeptide():
+    """The shipped alanine dipeptide (22 atoms): (atomic numbers, positions A)."""
+    from openmm import app
+    pdb = app.PDBFile(openmmenn.shipped_structure("alanine_dipeptide.pdb"))
+    z = [atom.element.atomic_number for atom in pdb.topology.atoms()]
+    return z, np.array(pdb.getPositions(asNumpy=True).value_in_unit(openmm.unit.angstrom))
 
 
 def platforms(wanted=None):
@@ -192,7 +219,7 @@ def time_torch(model_path, z, pos, edge, repeats, budget):
 
 
 DEFAULT_SYSTEMS = ["molecule", "water-12", "water-300", "water-3000", "water-30000", "water-charged-3000", "water-charged-30000",
-                   "ligand-pme", "crystal-1000", "peptide-vacuum", "peptide-obc2", "mlmm-1800", "mlmm-20000"]
+                   "ligand-pme", "crystal-1000", "omol-peptide", "omol-water-300", "peptide-vacuum", "peptide-obc2", "mlmm-1800", "mlmm-20000"]
 STEP_SYSTEMS = ("peptide-vacuum", "peptide-obc2", "mlmm-")
 TIMESTEP_PS = 0.001
 ENN_GROUP, NONBONDED_GROUP = 2, 1
@@ -351,14 +378,21 @@ def main(argv=None):
                 z = ACETAMIDE_Z + [wz[i + k] for i in keep for k in range(3)]
                 pos = np.concatenate([ACETAMIDE + centre] + [wpos[i:i + 3] for i in keep])
                 cases.append((name, "shipped", openmmenn.shipped_model(), z, pos, edge, True))
-            elif name == "crystal-1000":
-                path = os.path.join(tmp, "omat-medium.enn")
-                mace_models[name] = omat_medium_model(path)
-                if mace_models[name] is None:
-                    print("  crystal-1000: skipped (needs mace-torch)", file=sys.stderr)
+            elif name in FOUNDATION_MODELS:
+                label, architecture = FOUNDATION_MODELS[name]
+                path = os.path.join(tmp, label + ".enn")
+                if label not in mace_models:
+                    mace_models[label] = foundation_model(path, architecture)
+                if mace_models[label] is None:
+                    print(f"  {name}: skipped (needs mace-torch)", file=sys.stderr)
                     continue
-                z, pos, edge = nacl_crystal(5, rng)
-                cases.append((name, "omat-medium", path, z, pos, edge, False))
+                if name == "crystal-1000":
+                    z, pos, edge = nacl_crystal(5, rng)
+                elif name == "omol-peptide":
+                    z, pos, edge = alanine_dipeptide() + (None,)
+                else:
+                    z, pos, edge = water_box(100, rng)
+                cases.append((name, label, path, z, pos, edge, False))
         for system_name, size, path, z, pos, edge, ligand in cases:
             reference = None
             for platform in platforms(args.platforms):
@@ -367,8 +401,8 @@ def main(argv=None):
                     continue
                 try:
                     context = make_context(path, z, pos, edge, platform, ligand)
-                except Exception as e:  # a platform without an ENNForce kernel
-                    if "required kernels" in str(e):
+                except Exception as e:  # a platform without an ENNForce kernel, or without this model's blocks yet
+                    if "required kernels" in str(e) or "do not evaluate yet" in str(e):
                         continue
                     raise
                 best, first = time_openmm(context, args.repeats, args.max_seconds)
@@ -380,8 +414,8 @@ def main(argv=None):
                     reference = best
                 rows.append((system_name, size, len(z), platform, best, first, reference))
                 print(f"  {system_name} {size} {platform}: {'%.1f ms' % (best * 1e3) if best else 'skipped'}", file=sys.stderr)
-            if mace_models.get(system_name) is not None:
-                best, first = time_mace_torch(mace_models[system_name], z, pos, edge, args.repeats, args.max_seconds)
+            if system_name in FOUNDATION_MODELS:
+                best, first = time_mace_torch(mace_models[size], z, pos, edge, args.repeats, args.max_seconds)
                 rows.append((system_name, size, len(z), "mace-torch float32 (CPU)", best, first, reference))
                 print(f"  {system_name} {size} mace-torch: {'%.1f ms' % (best * 1e3) if best else 'skipped'}", file=sys.stderr)
                 continue
@@ -402,7 +436,7 @@ def main(argv=None):
         ratio = f"{reference / best:.2f}x" if reference else "n/a"
         print(f"| {system_name} | {size} | {atoms} | {platform} | {best * 1e3:.1f} | {atoms / best:.3g} | {ratio} |")
     timing = {(name, platform): best for name, _, _, platform, best, _, _ in rows if best}
-    for name in mace_models:
+    for name in FOUNDATION_MODELS:
         if (name, "CPU") in timing and (name, "mace-torch float32 (CPU)") in timing:
             print(f"\n{name}: the CPU platform is {timing[(name, 'mace-torch float32 (CPU)')] / timing[(name, 'CPU')]:.1f}x "
                   f"mace-torch float32 on the same {os.cpu_count()} threads")
