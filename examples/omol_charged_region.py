@@ -13,7 +13,7 @@ for the multiplicity.
 --model takes a converted OMOL-type model (python3 -m openmmenn.mace MACE-OMOL-0.model omol.enn: the non-linear
 block family, docs/mace-conversion.md). Without it an untrained random model of that kind is built (the builder's
 non-linear blocks, charge and spin embedding, elements H, C, N, O, Na): it shows the API, not chemistry, so the
-run is a few short steps. OMOL-type models run on the Reference and CPU platforms (not yet on OpenCL and CUDA).
+run is a few short steps. --platform: Reference, CPU (default), OpenCL or CUDA.
 """
 import argparse
 import os
@@ -60,7 +60,9 @@ def main(argv=None):
                                        residual=(True, True), nonlinear=True, apply_cutoff=False, joint_embedding=True,
                                        r_max=5.0, weight_std=0.3, seed=1)
         modeller, forcefield = solvated_peptide_with_sodium(args.padding)
-        system = forcefield.createSystem(modeller.topology, nonbondedMethod=app.PME, nonbondedCutoff=0.9 * unit.nanometer,
+        box = modeller.topology.getPeriodicBoxVectors().value_in_unit(unit.nanometer)
+        cutoff = min(0.9, 0.49 * min(box[k][k] for k in range(3)))  # (OpenMM's versions size the padded box differently)
+        system = forcefield.createSystem(modeller.topology, nonbondedMethod=app.PME, nonbondedCutoff=cutoff * unit.nanometer,
                                          constraints=app.HBonds)
         region = [a.index for a in modeller.topology.atoms() if a.residue.name != "HOH"]
         mixed = openmmenn.createMixedSystem(modeller.topology, system, region, model=model, embedding="mechanical",

@@ -139,6 +139,34 @@ inline void forEachNonLinearSystem(const SystemVisitor& visit) {
     forEachPlacement("nonlinear", visit, {{{-1.0, 2}, {0.0, 1}, {1.0, 3}}});
 }
 
+/** A new total charge and multiplicity set with updateParametersInContext give what a new Context gives with them (the
+ *  model "nonlinear", whose joint embedding reads both), and change the energy. */
+inline void expectChargeAndSpinUpdatesLikeANewContext(OpenMM::Platform& platform, const std::map<std::string, std::string>& properties) {
+    std::vector<int> z;
+    std::vector<Vec3> pos;
+    smallMolecule(z, pos);
+    std::unique_ptr<OpenMM::System> system = mlSystem(modelPath("nonlinear"), z, nullptr, 0.0, 1);
+    auto& force = dynamic_cast<ENNForce&>(system->getForce(0));
+    OpenMM::VerletIntegrator integrator(0.001);
+    OpenMM::Context context(*system, integrator, platform, properties);
+    context.setPositions(pos);
+    double previous = context.getState(OpenMM::State::Energy).getPotentialEnergy();
+    for (const auto& [charge, multiplicity] : std::vector<std::pair<double, int>>{{1.0, 2}, {-2.0, 3}, {0.0, 1}}) {
+        force.setTotalCharge(charge);
+        force.setSpinMultiplicity(multiplicity);
+        force.updateParametersInContext(context);
+        const std::string label = "charge " + std::to_string(charge) + ", multiplicity " + std::to_string(multiplicity);
+        const Result updated = evaluate(*system, pos, -1, platform, properties);
+        OpenMM::State state = context.getState(OpenMM::State::Energy | OpenMM::State::Forces);
+        EXPECT_EQ(state.getPotentialEnergy(), updated.energy) << label;
+        for (size_t i = 0; i < pos.size(); i++)
+            for (int k = 0; k < 3; k++)
+                EXPECT_EQ(state.getForces()[i][k], updated.forces[i][k]) << label;
+        EXPECT_GT(std::abs(state.getPotentialEnergy() - previous), 1e-3) << label << ": the inputs must matter";
+        previous = state.getPotentialEnergy();
+    }
+}
+
 /** Predicted charges coupled by every electrostatics method (NonbondedForce NoCutoff, reaction field
  *  non-periodic and periodic, PME in a triclinic box; GB-OBC). The ENNForce is in force group 1 where
  *  the System has OpenMM's own forces too, which are not under test. */

@@ -51,6 +51,10 @@ TEST(CpuPlatform, NonLinearBlock) {
     forEachNonLinearSystem(compareSystem);
 }
 
+TEST(CpuPlatform, ChargeAndSpinUpdates) {
+    expectChargeAndSpinUpdatesLikeANewContext(cpuPlatform(), {});
+}
+
 TEST(CpuPlatform, EveryModelInLiquidBox) {
     // About 1000 atoms of water at liquid density around the test molecule in a triclinic box of
     // several cutoffs: the cell list has many cells, and atoms sit across every face.

@@ -41,15 +41,16 @@ TEST(OpenCLPlatform, MaterialsBlocks) {
     forEachMaterialsSystem(compareSystem);
 }
 
-TEST(OpenCLPlatform, NonLinearBlockIsRefusedByName) {
-    // Not in the GPU kernels yet: a Context must say so rather than evaluate another model.
-    std::vector<int> z;
-    std::vector<Vec3> pos;
-    smallMolecule(z, pos);
-    std::unique_ptr<OpenMM::System> system = mlSystem(modelPath("nonlinear"), z, nullptr);
-    OpenMM::VerletIntegrator integrator(0.001);
-    expectOpenMMException([&] { OpenMM::Context context(*system, integrator, openclPlatform()); },
-                          "non-linear interaction block");
+TEST(OpenCLPlatform, NonLinearBlock) {
+    // MACE's non-linear block (gate, residual linear, density with alpha and beta; in double precision the exact radial
+    // networks with biases, layer norms and element embeddings; tables per ordered element pair otherwise),
+    // apply_cutoff false and the charge/spin embedding against Reference, in every precision.
+    forEachNonLinearSystem(compareSystem);
+}
+
+TEST(OpenCLPlatform, ChargeAndSpinUpdates) {
+    for (std::string mode : Precisions)
+        expectChargeAndSpinUpdatesLikeANewContext(openclPlatform(), precision(mode));
 }
 
 TEST(OpenCLPlatform, LiquidBoxAndReproducibility) {

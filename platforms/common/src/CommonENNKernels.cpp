@@ -11,7 +11,7 @@ void CommonCalcENNForceKernel::initialize(const OpenMM::System& system, const EN
     std::vector<int> mlOfAtom(system.getNumParticles(), -1);
     for (size_t i = 0; i < ml.particles.size(); i++)
         mlOfAtom[ml.particles[i]] = static_cast<int>(i);
-    network = std::make_unique<CommonENNNetwork>(cc, force.getModelPtr(), ml.species, mlOfAtom, ml.periodic, ml.chargeGroups, work);
+    network = std::make_unique<CommonENNNetwork>(cc, force.getModelPtr(), ml.species, mlOfAtom, ml.periodic, ml.chargeGroups, ml.initialFeatures, work);
     ENNCouplingParameters coupling(system, force);
     if (coupling.active())
         electrostatics = std::make_unique<CommonENNElectrostatics>(cc, std::move(coupling), system.getNumParticles(), network->getCharges(),
@@ -43,6 +43,7 @@ double CommonCalcENNForceKernel::execute(OpenMM::ContextImpl&, bool includeForce
 void CommonCalcENNForceKernel::copyParametersToContext(OpenMM::ContextImpl&, const ENNForce& force) {
     ml.update(force);
     network->setChargeGroupCharges(ml.chargeGroups);
+    network->setInitialFeatures(ml.initialFeatures);
     if (electrostatics)
         electrostatics->updateCharges(force, ml.chargeGroups.total());
 }

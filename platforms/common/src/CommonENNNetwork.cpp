@@ -32,28 +32,13 @@ void requireIntIndexable(long long size, int numNodes, const char* what) {
 }
 
 int activationKind(const ActivationSpec& a) {
-    return a.kind == ActivationSpec::SiLU ? 0 : 1;
+    return a.kind == ActivationSpec::SiLU ? 0 : a.kind == ActivationSpec::Tanh ? 1 : 2;
 }
 } // namespace
 
-/** The parts of format version 4 (MACE's non-linear interaction block, apply_cutoff false, the joint embedding of
- *  the total charge and spin) are not in the GPU kernels yet: refuse such a model by name rather than misevaluate it. */
-static void requireGPUSupport(const ENNModel& m) {
-    std::string missing;
-    for (const LayerSpec& L : m.layers)
-        if (L.nonlinear)
-            missing = "MACE's non-linear interaction block (RealAgnosticResidualNonLinearInteractionBlock)";
-    if (missing.empty() && !m.applyCutoff)
-        missing = "MACE's apply_cutoff=False";
-    if (missing.empty() && m.hasJointEmbedding)
-        missing = "MACE's joint embedding of the total charge and spin";
-    if (!missing.empty())
-        throw OpenMM::OpenMMException("ENNForce: this model uses " + missing + ", which the OpenCL and CUDA platforms do not evaluate yet; "
-                                      "use the CPU or Reference platform");
-}
-
 CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<const ENNModel> modelPtr, const vector<int>& speciesOfNode,
-                                   const vector<int>& mlOfAtomHost, bool periodic, const ENNChargeGroups& chargeGroups, DeviceWork& deviceWork)
+                                   const vector<int>& mlOfAtomHost, bool periodic, const ENNChargeGroups& chargeGroups,
+                                   const InitialNodeFeatures& initial, DeviceWork& deviceWork)
     : cc(cc), deviceWork(deviceWork), model(std::move(modelPtr)), numNodes(static_cast<int>(speciesOfNode.size())),
       numAtoms(static_cast<int>(mlOfAtomHost.size())), periodic(periodic) {
     particleOfNode.resize(numNodes);
@@ -63,12 +48,10 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
     for (numBuckets = 64; numBuckets < 2 * numNodes;)
         numBuckets *= 2;
     const ENNModel& m = *model;
-    requireGPUSupport(m);
     const ENNModelTables tables(*model);
     nsh = (m.shLmax + 1) * (m.shLmax + 1);
     const int nel = m.numElements();
-    for (int z : speciesOfNode)
-        constantEnergy += m.e0[z] + m.energyShift;
+    speciesHost = speciesOfNode;
 
     // ---- tables ----
     // In single and mixed precision the radial MLPs are read from tables accurate to float precision
@@ -81,18 +64,13 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
     vector<bool> present(nel, false);
     for (int z : speciesOfNode)
         present[z] = true;
-    {
-        const int dim = m.embedding.out.dim;
-        vector<double> table(size_t(nel) * dim, 0.0);
-        for (int z = 0; z < nel; z++)
-            forEachLinearTerm(m.embedding, 0, [&](int i, int o, double c) {
-                if (i == z)
-                    table[size_t(z) * dim + o] += c;
-            });
+    { // each element's initial features (with the joint embedding's at the current charge and multiplicity)
         embeddingStart = static_cast<int>(tableReals.size());
-        embeddingDim = dim;
-        tableReals.insert(tableReals.end(), table.begin(), table.end());
-        maxFeatures = dim;
+        embeddingDim = m.embedding.out.dim;
+        for (const vector<double>& row : initial.features)
+            tableReals.insert(tableReals.end(), row.begin(), row.end());
+        maxFeatures = embeddingDim;
+        constantEnergy = initialEnergy(initial);
     }
     for (size_t t = 0; t < m.layers.size(); t++) {
         const LayerSpec& L = m.layers[t];
@@ -119,21 +97,48 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
         layer.productLinearT = addLinear(L.productLinear, 1.0, true);
         layer.readout = addReadout(L.readout, m.energyScale);
 
-        // Radial MLP, each matrix multiplied by its weight scale.
-        const RadialMLPSpec& mlp = L.radial;
-        layer.numMlpLayers = static_cast<int>(mlp.weights.size());
-        layer.activation = activationKind(mlp.activation);
-        layer.activationScaleIndex = static_cast<int>(tableReals.size());
-        tableReals.push_back(mlp.activation.scale);
-        layer.mlpStart = static_cast<int>(tableReals.size());
-        for (int k = 0; k < layer.numMlpLayers; k++)
-            for (double x : mlp.weights[k])
-                tableReals.push_back(x * mlp.weightScales[k]);
+        // The radial networks for double precision (each matrix multiplied by its weight scale), and the parts of the
+        // density normalisation and the non-linear block.
+        layer.radialDescriptor = addRadialMLP(L.radial);
         if (L.densityNormalized) {
-            layer.densityStart = static_cast<int>(tableReals.size());
-            tableReals.insert(tableReals.end(), L.density.mlp.weights[0].begin(), L.density.mlp.weights[0].end());
-            layer.densityScaleIndex = static_cast<int>(tableReals.size());
-            tableReals.push_back(L.density.mlp.weightScales[0]);
+            layer.densityDescriptor = addRadialMLP(L.density.mlp);
+            layer.densityAlphaIndex = static_cast<int>(tableReals.size());
+            tableReals.insert(tableReals.end(), {L.density.alpha, L.density.beta});
+        }
+        if (L.hasEdgeEmbeddings()) { // per element: the sender's embeddings, then the receiver's
+            const NonLinearBlockSpec& nl = L.nonlinearBlock;
+            layer.edgeEmbeddingStart = static_cast<int>(tableReals.size());
+            layer.edgeEmbeddingDim = nl.sourceEmbedding.out.dim;
+            if (nl.targetEmbedding.out.dim != layer.edgeEmbeddingDim)
+                throw OpenMM::OpenMMException("ENNForce: the GPU kernels need sender and receiver embeddings of one size");
+            for (const LinearSpec* embedding : {&nl.sourceEmbedding, &nl.targetEmbedding})
+                for (int z = 0; z < nel; z++) {
+                    vector<double> row(layer.edgeEmbeddingDim, 0.0);
+                    forEachLinearTerm(*embedding, 0, [&](int i, int o, double c) {
+                        if (i == z)
+                            row[o] += c;
+                    });
+                    tableReals.insert(tableReals.end(), row.begin(), row.end());
+                }
+        }
+        if (L.nonlinear) {
+            const NonLinearBlockSpec& nl = L.nonlinearBlock;
+            layer.nonlinear = true;
+            layer.dGateIn = nl.gate.in.dim;
+            layer.dGateOut = nl.gate.out.dim;
+            maxFeatures = std::max({maxFeatures, layer.dGateIn, layer.dGateOut});
+            layer.linearResidual = addLinear(nl.linearResidual, 1.0, false);
+            layer.upResidualT = addComposedLinear(L.linearUp, 1.0, nl.linearResidual, true);
+            layer.linear2 = addLinear(nl.linear2, 1.0, false);
+            layer.linear2T = addLinear(nl.linear2, 1.0, true);
+            layer.gateStart = static_cast<int>(tableInts.size());
+            const GateSpec& g = nl.gate;
+            tableInts.insert(tableInts.end(), {g.scalarStart, g.scalarCount, g.gateStart, static_cast<int>(g.gated.size()),
+                                               activationKind(g.scalarActivation), static_cast<int>(tableReals.size()),
+                                               activationKind(g.gateActivation), static_cast<int>(tableReals.size()) + 1, g.in.dim, g.out.dim});
+            tableReals.insert(tableReals.end(), {g.scalarActivation.scale, g.gateActivation.scale});
+            for (const GateSpec::Gated& e : g.gated)
+                tableInts.insert(tableInts.end(), {e.start, e.mul, e.dim, e.gateOffset});
         }
         if (useTables) {
             vector<int> pairEntries(size_t(3) * nel * nel, 0);
@@ -157,11 +162,6 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
             layer.pairTableStart = static_cast<int>(tableInts.size());
             tableInts.insert(tableInts.end(), pairEntries.begin(), pairEntries.end());
         }
-        layer.mlpSizeStart = static_cast<int>(tableInts.size());
-        tableInts.insert(tableInts.end(), mlp.sizes.begin(), mlp.sizes.end());
-        for (int k = 1; k + 1 < static_cast<int>(mlp.sizes.size()); k++)
-            maxHidden = std::max(maxHidden, mlp.sizes[k]);
-        maxHidden = std::max(maxHidden, mlp.sizes[0]);
 
         // Tensor product terms: output (u, k) of path p gets weight p.weight * C[i,j,k] * w[weightOffset + u]
         // * hUp[a.offset + u*d1 + i] * Y[b.offset + j]. The transpose gathers per sender over the sender's own edges,
@@ -290,6 +290,8 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
         defines["OP_WORDS"] = cc.intToString(OpWords);
         defines["WEIGHT_STRIDE"] = cc.intToString(maxWeights);
         defines["NUM_ELEMENTS"] = cc.intToString(nel);
+        if (m.applyCutoff)
+            defines["APPLY_CUTOFF"] = "1";
         if (m.distanceTransform.kind == DistanceTransformSpec::Agnesi) {
             defines["AGNESI_TRANSFORM"] = "1";
             defines["AGNESI_A"] = cc.doubleToString(m.distanceTransform.a);
@@ -339,7 +341,7 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
             {"OP_ACTIVATE", OpActivate}, {"OP_ACTIVATION_BACKWARD", OpActivationBackward}, {"OP_ZERO", OpZero}, {"OP_EMBED", OpEmbed},
             {"OP_ADD_ENERGY", OpAddEnergy}, {"OP_EDGE_GEOMETRY", OpEdgeGeometry}, {"OP_EDGE_GRADIENTS", OpEdgeGradients},
             {"OP_DENSITY_NORMALIZE", OpDensityNormalize}, {"OP_DENSITY_GRADIENT", OpDensityGradient}, {"OP_DENSITY_SCALE", OpDensityScale},
-            {"OP_PAIR_REPULSION", OpPairRepulsion}};
+            {"OP_PAIR_REPULSION", OpPairRepulsion}, {"OP_GATE", OpGate}, {"OP_GATE_BACKWARD", OpGateBackward}};
         for (const auto& [name, kind] : opNames)
             defines[name] = cc.intToString(kind);
         program = cc.compileProgram(CommonENNKernelSources::ennReduce + CommonENNKernelSources::ennCells + CommonENNKernelSources::ennNetwork, defines);
@@ -482,6 +484,57 @@ CommonENNNetwork::Readout CommonENNNetwork::addReadout(const ReadoutSpec& spec, 
     return r;
 }
 
+int CommonENNNetwork::addRadialMLP(const RadialMLPSpec& mlp) {
+    const int numLayers = static_cast<int>(mlp.weights.size());
+    const int descriptor = static_cast<int>(tableInts.size());
+    tableInts.insert(tableInts.end(), {numLayers, activationKind(mlp.activation), static_cast<int>(tableReals.size()), 0, -1, -1});
+    tableReals.push_back(mlp.activation.scale);
+    tableInts[descriptor + 3] = static_cast<int>(tableReals.size());
+    for (int k = 0; k < numLayers; k++)
+        for (double x : mlp.weights[k])
+            tableReals.push_back(x * mlp.weightScales[k]);
+    if (!mlp.biases.empty()) {
+        tableInts[descriptor + 4] = static_cast<int>(tableReals.size());
+        for (const vector<double>& bias : mlp.biases)
+            tableReals.insert(tableReals.end(), bias.begin(), bias.end());
+    }
+    if (!mlp.layerNorms.empty()) {
+        tableInts[descriptor + 5] = static_cast<int>(tableReals.size());
+        for (const RadialMLPSpec::LayerNorm& norm : mlp.layerNorms) {
+            tableReals.insert(tableReals.end(), norm.weight.begin(), norm.weight.end());
+            tableReals.insert(tableReals.end(), norm.bias.begin(), norm.bias.end());
+            tableReals.push_back(norm.eps);
+        }
+    }
+    tableInts.insert(tableInts.end(), mlp.sizes.begin(), mlp.sizes.end());
+    for (int size : mlp.sizes)
+        maxHidden = std::max(maxHidden, size);
+    return descriptor;
+}
+
+double CommonENNNetwork::initialEnergy(const InitialNodeFeatures& initial) const {
+    double energy = 0.0;
+    for (int z : speciesHost)
+        energy += model->e0[z] + model->energyShift + initial.energy[z];
+    return energy;
+}
+
+void CommonENNNetwork::setInitialFeatures(const InitialNodeFeatures& initial) {
+    if (!model->hasJointEmbedding)
+        return; // (nothing depends on the charge and multiplicity)
+    vector<double> rows;
+    for (const vector<double>& row : initial.features)
+        rows.insert(rows.end(), row.begin(), row.end());
+    if (cc.getUseDoublePrecision())
+        reals.uploadSubArray(rows.data(), embeddingStart, static_cast<int>(rows.size()));
+    else {
+        const vector<float> values(rows.begin(), rows.end());
+        reals.uploadSubArray(values.data(), embeddingStart, static_cast<int>(values.size()));
+    }
+    constantEnergy = initialEnergy(initial);
+    setMixedArg(cc, energyKernel, 2, constantEnergy);
+}
+
 int CommonENNNetwork::addNodeArray(int perNode) {
     const long long size = dataSize + static_cast<long long>(numNodes) * std::max(1, perNode);
     requireIntIndexable(size, numNodes, "their node features");
@@ -524,12 +577,11 @@ void CommonENNNetwork::addReadoutBackward(const Readout& r, int in, int gradOut,
     addSparseProduct(r.linear1T, gradHidden, gradIn, true);
 }
 
-void CommonENNNetwork::addRadialWeights(const Layer& L) {
+void CommonENNNetwork::addRadialWeights(const Layer& L, bool reversed) {
     if (L.pairTableStart >= 0)
-        addOp(OpRadialTable, {L.pairTableStart, L.radialOutputs});
+        addOp(OpRadialTable, {L.pairTableStart, L.radialOutputs, reversed ? 1 : 0});
     else
-        addOp(OpRadialMLP, {L.mlpStart, L.mlpSizeStart, L.numMlpLayers, L.activation, L.activationScaleIndex, L.densityStart,
-                            L.densityScaleIndex, L.numWeights});
+        addOp(OpRadialMLP, {L.radialDescriptor, L.densityDescriptor, L.numWeights, L.edgeEmbeddingStart, L.edgeEmbeddingDim, reversed ? 1 : 0});
 }
 
 CommonENNNetwork::NodeProgram CommonENNNetwork::beginProgram() const {
@@ -561,8 +613,13 @@ void CommonENNNetwork::buildPrograms() {
         *slice = addNodeArray(hiddenSize);
     for (int* slice : {&nodeOut, &gradScalar, &ones, &densityGradient})
         *slice = addNodeArray(1);
-    for (const Layer& layer : layers) // 1 + d_n of a density-normalised layer, kept for its backward pass
+    for (const Layer& layer : layers) { // D_n of a density-normalised layer; a non-linear layer's gate input S + R
         density.push_back(layer.densityNormalized ? addNodeArray(1) : -1);
+        gateNormalized.push_back(layer.nonlinear ? addNodeArray(layer.dGateIn) : -1);
+        gateResidual.push_back(layer.nonlinear ? addNodeArray(layer.dGateIn) : -1);
+    }
+    for (int* slice : {&gated, &gradGated, &gradGate})
+        *slice = addNodeArray(maxFeatures);
 
     // Forward: the edges, the embedding and the first layer's up-projection; then each layer from its convolution
     // (which reads its senders' hUp) to the next layer's hUp.
@@ -579,10 +636,18 @@ void CommonENNNetwork::buildPrograms() {
         const Layer& L = layers[t];
         forwardPrograms[t] = beginProgram();
         addRadialWeights(L);
-        addOp(OpConvolution, {hUp[t], M, L.convolution.rowStart, L.convolution.fieldStart, L.convolution.valueStart, L.dUp, L.dTp});
-        addSparseProduct(L.linear, M, A[t], false); // (with a non-residual layer's skip)
-        if (L.densityNormalized) // A over 1 + d_n (a scalar, so after the folded skip as before it)
-            addOp(OpDensityNormalize, {A[t], L.dMsg, L.numWeights, density[t]});
+        addOp(OpConvolution, {hUp[t], M, L.convolution.rowStart, L.convolution.fieldStart, L.convolution.valueStart, L.dUp, L.dTp, 0});
+        if (L.nonlinear) { // A = linear_2(gate(S + R)), S = linear(M) / D, R = linear_residual(hUp)
+            addSparseProduct(L.linear, M, gateNormalized[t], false);
+            addOp(OpDensityNormalize, {gateNormalized[t], L.dGateIn, L.numWeights, density[t], L.densityAlphaIndex, L.densityAlphaIndex + 1});
+            addSparseProduct(L.linearResidual, hUp[t], gateResidual[t], false);
+            addOp(OpGate, {gateNormalized[t], gateResidual[t], gated, gated, L.gateStart}); // (no gradOut forward)
+            addSparseProduct(L.linear2, gated, A[t], false);
+        } else {
+            addSparseProduct(L.linear, M, A[t], false); // (with a non-residual layer's skip)
+            if (L.densityNormalized) // A over D_n (a scalar, so after the folded skip as before it)
+                addOp(OpDensityNormalize, {A[t], L.dMsg, L.numWeights, density[t], L.densityAlphaIndex, L.densityAlphaIndex + 1});
+        }
         addOp(OpContraction, {A[t], B, L.contractionStart, L.contractionValueStart, L.numContractionTerms, L.outputStart, L.numOutputs,
                               L.channels, L.dMsg, L.dProd});
         addSparseProduct(L.productLinear, B, h[t + 1], false);
@@ -615,11 +680,22 @@ void CommonENNNetwork::buildPrograms() {
         addSparseProduct(L.productLinearT, gOut, gradB, false);
         addOp(OpContractionBackward, {A[t], gradB, gradA, L.contractionStart, L.contractionValueStart, L.numContractionTerms, L.featureStart,
                                       L.numFeatures, L.channels, L.dMsg, L.dProd});
-        if (L.densityNormalized) { // A = F(M) / (1 + d): dE/dd = -(gradA . A) / (1 + d), then gradA / (1 + d)
-            addOp(OpDensityGradient, {A[t], gradA, L.dMsg, density[t], densityGradient});
-            addOp(OpDensityScale, {gradA, L.dMsg, density[t]});
+        // The gradient of linear's normalised output: of A, or (non-linear block) of the gate's input.
+        int gradLinear = gradA, normalized = A[t], dLinear = L.dMsg;
+        if (L.nonlinear) {
+            addSparseProduct(L.linear2T, gradA, gradGated, false);
+            addOp(OpGateBackward, {gateNormalized[t], gateResidual[t], gradGated, gradGate, L.gateStart});
+            if (t > 0) // through linear_residual and linear_up to the layer's input
+                addSparseProduct(L.upResidualT, gradGate, gIn, true);
+            gradLinear = gradGate;
+            normalized = gateNormalized[t];
+            dLinear = L.dGateIn;
         }
-        addSparseProduct(L.linearT, gradA, gM, false);
+        if (L.densityNormalized) { // F(M) / D: dE/dd = -beta (grad . F/D) / D, then grad / D
+            addOp(OpDensityGradient, {normalized, gradLinear, dLinear, density[t], densityGradient, L.densityAlphaIndex + 1});
+            addOp(OpDensityScale, {gradLinear, dLinear, density[t]});
+        }
+        addSparseProduct(L.linearT, gradLinear, gM, false);
         if (recomputeRadial)
             addRadialWeights(L);
         addOp(OpConvolutionBackwardEdges, {gM, hUp[t], L.convolution.rowStart, L.convolution.fieldStart, L.convolution.valueStart, L.dUp, L.dTp,
@@ -629,7 +705,13 @@ void CommonENNNetwork::buildPrograms() {
     };
     auto partTwo = [&](int t) {
         const Layer& L = layers[t];
-        addOp(OpConvolution, {gradM[t % 2], gradUp, L.convolutionT.rowStart, L.convolutionT.fieldStart, L.convolutionT.valueStart, L.dTp, L.dUp});
+        // The transpose gathers over the node's received edges for the edges it sent; where the radial weights depend on
+        // the direction (edge embeddings), those of the sent edges first, into wReverse.
+        const bool directed = model->layers[t].hasEdgeEmbeddings();
+        if (directed)
+            addRadialWeights(L, true);
+        addOp(OpConvolution, {gradM[t % 2], gradUp, L.convolutionT.rowStart, L.convolutionT.fieldStart, L.convolutionT.valueStart, L.dTp, L.dUp,
+                              directed ? 1 : 0});
         addSparseProduct(L.linearUpT, gradUp, gOutOf[(numLayers - t) % 2], true);
     };
     for (bool withCharges : {false, true}) {
@@ -677,6 +759,9 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
     allocate(gradR, slots, realSize, "ennGradR");
     allocate(w, slots * maxWeights, realSize, "ennRadialWeights");
     allocate(dwdr, slots * maxWeights, realSize, "ennRadialDerivatives");
+    const int reverseSlots = radialDependsOnElements(*model) ? slots * maxWeights : 1; // (only read for directed weights)
+    allocate(wReverse, reverseSlots, realSize, "ennReverseRadialWeights");
+    allocate(dwdrReverse, reverseSlots, realSize, "ennReverseRadialDerivatives");
 
     // ---- kernels, with every argument that does not change from step to step ----
     gatherKernel = program->createKernel("gatherPositions");
@@ -721,7 +806,8 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
         for (ComputeArray* a : {&count, &sender, &edgeVec})
             p->kernel->addArg(*a);
         p->kernel->addArg(capacity);
-        for (ComputeArray* a : {&reverse, &harmonicsIndex, &harmonicsValue, &sh, &w, &dwdr, &gradSh, &gradR, &gradVec, &radialTable, &besselFrequencies})
+        for (ComputeArray* a : {&reverse, &harmonicsIndex, &harmonicsValue, &sh, &w, &dwdr, &gradSh, &gradR, &gradVec, &radialTable, &besselFrequencies,
+                                &wReverse, &dwdrReverse})
             p->kernel->addArg(*a);
     }
 

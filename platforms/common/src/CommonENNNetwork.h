@@ -37,7 +37,8 @@ public:
      *  @param chargeGroups the constraint on the predicted charges
      *  @param deviceWork   where what each step queues is counted */
     CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<const ENNModel> model, const std::vector<int>& species,
-                     const std::vector<int>& mlOfAtom, bool periodic, const ENNChargeGroups& chargeGroups, DeviceWork& deviceWork);
+                     const std::vector<int>& mlOfAtom, bool periodic, const ENNChargeGroups& chargeGroups,
+                     const InitialNodeFeatures& initial, DeviceWork& deviceWork);
 
     /** Queues the neighbour list, edge geometry and the forward pass at the context's current positions. */
     void forward(bool wantCharges);
@@ -72,6 +73,9 @@ public:
     const ENNModel& getModel() const { return *model; }
     /** Sets the charges of the charge groups (the same groups as at construction). */
     void setChargeGroupCharges(const ENNChargeGroups& chargeGroups) { groupCharge.upload(chargeGroups.charge, true); }
+    /** Sets each element's initial features and energy (a model with a joint embedding: at a new total charge or
+     *  multiplicity). */
+    void setInitialFeatures(const InitialNodeFeatures& initial);
 
 private:
     /** Rows of a sparse operator in the shared tables. */
@@ -86,12 +90,16 @@ private:
     };
     struct Layer : LayerSizes {
         bool residual;
-        int numWeights, numMlpLayers, activation;
-        int activationScaleIndex; // of the radial MLP's activation scale in the reals table
-        int mlpStart, mlpSizeStart;
+        int numWeights;
+        int radialDescriptor = -1; // the radial MLP (addRadialMLP), for double precision
         int radialOutputs;         // the tensor-product weights, then (density-normalised) the edge density
-        bool densityNormalized;    // MACE's density blocks: the message over 1 + the node's summed edge densities
-        int densityStart = -1, densityScaleIndex = 0; // the density network's weights and scale in the reals table
+        bool densityNormalized;    // the message over D = alpha + beta (the node's summed edge densities)
+        int densityDescriptor = -1, densityAlphaIndex = -1; // the density network (addRadialMLP); alpha, beta in the reals
+        int edgeEmbeddingStart = -1, edgeEmbeddingDim = 0; // per element, the sender's then the receiver's embeddings
+        // MACE's non-linear block: A = linear2(gate(S + R)), S = linear(M) / D, R = linearResidual(hUp)
+        bool nonlinear = false;
+        int dGateIn = 0, dGateOut = 0, gateStart = -1; // gateStart: the gate's table in the ints (nodeGate)
+        SparseRows linearResidual, upResidualT, linear2, linear2T; // upResidualT: (linearResidual after linearUp)^T
         int pairTableStart = -1;   // in single and mixed precision: per element pair (a, b), the (start in radialTable,
                                    // intervals, index of the inverse spacing in the reals table) of its table; else -1
         SparseRows linearUp, linearUpT, linear, linearT, skip, skipT, productLinear, productLinearT;
@@ -103,7 +111,7 @@ private:
     enum Op {
         OpSparseProduct, OpConvolution, OpContraction, OpContractionBackward, OpConvolutionBackwardEdges,
         OpRadialTable, OpRadialMLP, OpActivate, OpActivationBackward, OpZero, OpEmbed, OpAddEnergy, OpEdgeGeometry, OpEdgeGradients,
-        OpDensityNormalize, OpDensityGradient, OpDensityScale, OpPairRepulsion
+        OpDensityNormalize, OpDensityGradient, OpDensityScale, OpPairRepulsion, OpGate, OpGateBackward
     };
     static const int OpWords = 12; // the kind and up to 11 parameters
     /** One launch of nodeProgram: ops [first, first + count) of the op table, on every node. */
@@ -126,7 +134,13 @@ private:
     /** A readout: forward writes nodeOut; backward adds d(readout)/dh times gradOut to gradIn. */
     void addReadoutForward(const Readout& r, int in);
     void addReadoutBackward(const Readout& r, int in, int gradOut, int gradIn);
-    void addRadialWeights(const Layer& layer);
+    /** The layer's radial outputs on each node's edges (into w, dwdr), or, reversed, those of the edges it sends, at
+     *  the slots of their reverses (into wReverse, dwdrReverse). */
+    void addRadialWeights(const Layer& layer, bool reversed = false);
+    /** A radial MLP's descriptor in the ints and its numbers in the reals (kernels/ennNetwork.cc, radialMLPForward). */
+    int addRadialMLP(const RadialMLPSpec& mlp);
+    /** E0, shift and the initial features' energy of every node. */
+    double initialEnergy(const InitialNodeFeatures& initial) const;
     /** Builds the op table: every node program of a step. */
     void buildPrograms();
     NodeProgram beginProgram() const;
@@ -146,7 +160,9 @@ private:
     int numNodes, numAtoms, nsh, capacity = 0, maxFeatures = 0, maxHidden = 1;
     int pairRepulsionStart = 0; // per element pair (a, b): ZBL's screening length, prefactor and cutoff in the reals table
     int densityGradient = 0;    // node slice: dE/dd_n of the layer being differentiated
-    std::vector<int> density;   // per layer: the node slice of 1 + d_n, or -1
+    std::vector<int> density;   // per layer: the node slice of D_n = alpha + beta d_n, or -1
+    std::vector<int> gateNormalized, gateResidual; // per non-linear layer: the node slices of S and R (else -1)
+    std::vector<int> speciesHost;
     int maxWeights = 1; // radial weights per edge slot in w and dwdr (the most of any layer: every layer's slots at the same place)
     bool periodic;
     double constantEnergy = 0;
@@ -164,6 +180,7 @@ private:
     DeviceCellList cells; // of the nodes, for the neighbour search
     OpenMM::ComputeArray ints, reals, species, mlOfAtom, besselFrequencies, harmonicsIndex, harmonicsValue, chargeOffsets, radialTable;
     OpenMM::ComputeArray positions, count, neededCount, sender, edgeKey, edgeVec, reverse, status, sh, w, dwdr, gradSh, gradR, gradVec;
+    OpenMM::ComputeArray wReverse, dwdrReverse; // radial outputs of the edges each node sends (directed weights)
     OpenMM::ComputeArray nodeEnergy, work, charges;
     OpenMM::ComputeArray groupStart, groupMembers, nodeGroup, groupCharge, groupShift; // the charge groups (ENNChargeGroups)
     // Node arrays: slices of `data` ([node][feature], real), by offset. h, hUp, A per layer (h one more); the gradient
@@ -173,7 +190,7 @@ private:
     int dataSize = 0;
     std::vector<int> h, hUp, A;
     int M = 0, B = 0, hidden = 0, hiddenPre = 0, gradHidden = 0, nodeOut = 0, gradScalar = 0, ones = 0;
-    int gradH = 0, gradIn = 0, gradM[2] = {0, 0}, gradUp = 0, gradB = 0, gradA = 0;
+    int gradH = 0, gradIn = 0, gradM[2] = {0, 0}, gradUp = 0, gradB = 0, gradA = 0, gated = 0, gradGated = 0, gradGate = 0;
     // The op table and the node programs of a step: the edge geometry, embedding and first linear; each layer's forward
     // pass (the last one also the charge head's readout); the backward pass from the last layer's readouts (with and
     // without the charge head's gradient) to its convolution's edge terms; for each further layer, from the

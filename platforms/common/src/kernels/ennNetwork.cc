@@ -9,7 +9,8 @@
 // Defines: NSH (number of spherical harmonics, (l_max+1)^2), NUM_SH_TERMS (entries of the harmonics
 // recursion), NUM_BESSEL, ENVELOPE_P, R_MAX, BESSEL_PREFACTOR, MAX_WIDTH (widest hidden layer of
 // any radial MLP), REDUCE_SIZE (ennReduce.cc), NUM_BUCKETS (cell hash table, a power of two),
-// OP_WORDS and OP_* (node programs, below), WEIGHT_STRIDE (radial outputs per edge slot), NUM_ELEMENTS; for MACE's
+// OP_WORDS and OP_* (node programs, below), WEIGHT_STRIDE (radial outputs per edge slot), NUM_ELEMENTS, APPLY_CUTOFF
+// (MACE's apply_cutoff: the envelope on the radial basis rather than on the radial outputs); for MACE's
 // materials blocks AGNESI_TRANSFORM with AGNESI_A, AGNESI_Q, AGNESI_P, or SOFT_TRANSFORM with SOFT_ALPHA, and
 // COVALENT_RADII_START (in the reals table),
 // and ZBL_C0..3, ZBL_E0..3, ZBL_P, ZBL_ENVELOPE(u), ZBL_ENVELOPE_DU(u) (the ZBL pair repulsion).
@@ -18,6 +19,11 @@
 // Edge vector = x[receiver] - image of x[sender], stored as (x, y, z, |v|).
 
 DEVICE real activation(int kind, real scale, real x, real* derivative) {
+    if (kind == 2) { // sigmoid
+        real s = 1 / (1 + exp(-x));
+        *derivative = scale * s * (1 - s);
+        return scale * s;
+    }
     if (kind == 0) { // SiLU
         real s = 1 / (1 + exp(-x));
         *derivative = scale * s * (1 + x * (1 - s));
@@ -239,74 +245,133 @@ DEVICE real polynomialEnvelope(real p, real rc, real r, real* derivative) {
     return 1 - (p + 1) * (p + 2) / 2 * xp + p * (p + 2) * xp * x - p * (p + 1) / 2 * xp * x * x;
 }
 
-/** One layer's radial outputs on the node's edges (the tensor-product weights of its radial MLP, then a
- *  density-normalised layer's edge density tanh(s^2), s = scale * weights . basis), with their derivatives with
- *  respect to r carried forward through the MLP. mlp holds each layer's matrix [in][out], already multiplied by its
- *  weight scale; sizes[0] = NUM_BESSEL. o: (mlp start, size start, MLP layers, activation, index of its scale, density
- *  weights' start or -1, index of their scale, the density's column). */
+/** A radial MLP in forward mode: t and dt (its inputs and their r-derivatives) become its outputs and theirs. d, in
+ *  the ints: (layers, activation, index of its scale, weights' start, biases' start or -1, layer norms' start or -1,
+ *  sizes...), the weights [in][out] per layer already multiplied by their scales, the biases per layer, per hidden
+ *  layer a layer norm's weight and bias then its eps (torch's LayerNorm, before the activation). */
+DEVICE void radialMLPForward(GLOBAL const int* RESTRICT d, GLOBAL const real* RESTRICT reals, real* t, real* dt, real* next, real* dnext) {
+    const int numLayers = d[0], activationKind = d[1];
+    const real activationScale = reals[d[2]];
+    GLOBAL const int* sizes = d + 6;
+    int weights = d[3], biases = d[4], norms = d[5];
+    for (int layer = 0; layer < numLayers; layer++) {
+        const int nin = sizes[layer], nout = sizes[layer + 1];
+        const bool last = (layer == numLayers - 1);
+        for (int j = 0; j < nout; j++) {
+            real pre = (biases >= 0 ? reals[biases + j] : 0), dpre = 0;
+            for (int i = 0; i < nin; i++) {
+                const real weight = reals[weights + i * nout + j];
+                pre += t[i] * weight;
+                dpre += dt[i] * weight;
+            }
+            next[j] = pre;
+            dnext[j] = dpre;
+        }
+        weights += nin * nout;
+        if (biases >= 0)
+            biases += nout;
+        if (!last && norms >= 0) { // (x - mean) / sqrt(var + eps) * weight + bias, with its tangent
+            real mean = 0, dmean = 0;
+            for (int j = 0; j < nout; j++) {
+                mean += next[j];
+                dmean += dnext[j];
+            }
+            mean /= nout;
+            dmean /= nout;
+            real var = 0, dvar = 0;
+            for (int j = 0; j < nout; j++) {
+                var += (next[j] - mean) * (next[j] - mean);
+                dvar += 2 * (next[j] - mean) * (dnext[j] - dmean);
+            }
+            var /= nout;
+            dvar /= nout;
+            const real inv = 1 / sqrt(var + reals[norms + 2 * nout]), dinv = -inv * inv * inv * dvar / 2;
+            for (int j = 0; j < nout; j++) {
+                const real centred = next[j] - mean, dcentred = dnext[j] - dmean;
+                next[j] = centred * inv * reals[norms + j] + reals[norms + nout + j];
+                dnext[j] = (dcentred * inv + centred * dinv) * reals[norms + j];
+            }
+            norms += 2 * nout + 1;
+        }
+        for (int j = 0; j < nout; j++) {
+            if (last) {
+                t[j] = next[j];
+                dt[j] = dnext[j];
+            }
+            else {
+                real derivative;
+                t[j] = activation(activationKind, activationScale, next[j], &derivative);
+                dt[j] = derivative * dnext[j];
+            }
+        }
+    }
+}
+
+/** One layer's radial outputs on the node's edges, exactly (double precision): the tensor-product weights of its
+ *  radial MLP, then a density-normalised layer's edge density tanh(s^2), s its density network's output, with their
+ *  r-derivatives carried forward. The networks' inputs: the Bessel basis of the (transformed) distance (times the
+ *  envelope with APPLY_CUTOFF), then, where the layer has them, the sender's and the receiver's element embeddings;
+ *  without APPLY_CUTOFF the outputs are multiplied by the envelope. o: (radial MLP descriptor, density MLP descriptor
+ *  or -1, the density's column, start of the per-element embeddings in the reals or -1, their dimension, reversed: those
+ *  of the edges the node sends, at the slots of their reverses, the edges it receives). */
 DEVICE void nodeRadialMLP(int n, GLOBAL const int* RESTRICT o, GLOBAL const int* RESTRICT count, GLOBAL const int* RESTRICT sender,
         GLOBAL const int* RESTRICT species, GLOBAL const real4* RESTRICT edgeVec, int cap,
         GLOBAL const real* RESTRICT besselFrequencies, GLOBAL const int* RESTRICT ints, GLOBAL const real* RESTRICT reals,
         GLOBAL real* RESTRICT w, GLOBAL real* RESTRICT dwdr) {
     real t[MAX_WIDTH], dt[MAX_WIDTH], next[MAX_WIDTH], dnext[MAX_WIDTH];
-    GLOBAL const real* mlp = reals + o[1];
-    GLOBAL const int* sizes = ints + o[2];
-    const int numMlpLayers = o[3], activationKind = o[4];
-    const real activationScale = reals[o[5]];
+    GLOBAL const int* radial = ints + o[1];
+    const int numOutputs = radial[6 + radial[0]], embeddings = o[4], embeddingDim = o[5];
     for (int k = LOCAL_ID; k < count[n]; k += LOCAL_SIZE) {
         const int e = n * cap + k;
+        const int from = (o[6] ? species[n] : species[sender[e]]), to = (o[6] ? species[sender[e]] : species[n]);
         const real r = edgeVec[e].w;
-        // Bessel basis of the (transformed) distance times the polynomial envelope of r.
         real denvelope, dydr;
         const real envelope = polynomialEnvelope(ENVELOPE_P, R_MAX, r, &denvelope);
-        const real y = radialArgument(r, species[sender[e]], species[n], reals, &dydr);
+        const real y = radialArgument(r, from, to, reals, &dydr);
+        int inputs = NUM_BESSEL;
         for (int b = 0; b < NUM_BESSEL; b++) {
             const real f = besselFrequencies[b];
             const real s = sin(f * y), c = cos(f * y);
             const real bessel = BESSEL_PREFACTOR * s / y;
             const real dbessel = BESSEL_PREFACTOR * (f * c * y - s) / (y * y) * dydr;
+#ifdef APPLY_CUTOFF
             t[b] = bessel * envelope;
             dt[b] = dbessel * envelope + bessel * denvelope;
+#else
+            t[b] = bessel;
+            dt[b] = dbessel;
+#endif
         }
-        if (o[6] >= 0) { // the edge density, from the basis
-            real s = 0, ds = 0;
-            for (int b = 0; b < NUM_BESSEL; b++) {
-                s += reals[o[6] + b] * t[b];
-                ds += reals[o[6] + b] * dt[b];
+        if (embeddings >= 0) { // the sender's, then the receiver's element embedding
+            for (int i = 0; i < embeddingDim; i++) {
+                t[inputs + i] = reals[embeddings + from * embeddingDim + i];
+                t[inputs + embeddingDim + i] = reals[embeddings + (NUM_ELEMENTS + to) * embeddingDim + i];
+                dt[inputs + i] = dt[inputs + embeddingDim + i] = 0;
             }
-            s *= reals[o[7]];
-            ds *= reals[o[7]];
-            const real density = tanh(s * s);
-            w[e * WEIGHT_STRIDE + o[8]] = density;
-            dwdr[e * WEIGHT_STRIDE + o[8]] = (1 - density * density) * 2 * s * ds;
+            inputs += 2 * embeddingDim;
         }
-        int offset = 0;
-        for (int layer = 0; layer < numMlpLayers; layer++) {
-            const int nin = sizes[layer], nout = sizes[layer + 1];
-            const bool last = (layer == numMlpLayers - 1);
-            for (int j = 0; j < nout; j++) {
-                real pre = 0, dpre = 0;
-                for (int i = 0; i < nin; i++) {
-                    const real weight = mlp[offset + i * nout + j];
-                    pre += t[i] * weight;
-                    dpre += dt[i] * weight;
-                }
-                if (last) {
-                    w[e * WEIGHT_STRIDE + j] = pre;
-                    dwdr[e * WEIGHT_STRIDE + j] = dpre;
-                }
-                else {
-                    real derivative;
-                    next[j] = activation(activationKind, activationScale, pre, &derivative);
-                    dnext[j] = derivative * dpre;
-                }
+#ifdef APPLY_CUTOFF
+        const real scale = 1, dscale = 0;
+#else
+        const real scale = envelope, dscale = denvelope;
+#endif
+        if (o[2] >= 0) { // the edge density, from a copy of the inputs
+            for (int i = 0; i < inputs; i++) {
+                next[i] = t[i];
+                dnext[i] = dt[i];
             }
-            if (!last)
-                for (int j = 0; j < nout; j++) {
-                    t[j] = next[j];
-                    dt[j] = dnext[j];
-                }
-            offset += nin * nout;
+            real s[1], ds[1], scratch[MAX_WIDTH], dscratch[MAX_WIDTH];
+            radialMLPForward(ints + o[2], reals, next, dnext, scratch, dscratch);
+            s[0] = next[0];
+            ds[0] = dnext[0];
+            const real density = tanh(s[0] * s[0]), ddensity = (1 - density * density) * 2 * s[0] * ds[0];
+            w[e * WEIGHT_STRIDE + o[3]] = density * scale;
+            dwdr[e * WEIGHT_STRIDE + o[3]] = ddensity * scale + density * dscale;
+        }
+        radialMLPForward(radial, reals, t, dt, next, dnext);
+        for (int j = 0; j < numOutputs; j++) {
+            w[e * WEIGHT_STRIDE + j] = t[j] * scale;
+            dwdr[e * WEIGHT_STRIDE + j] = dt[j] * scale + t[j] * dscale;
         }
     }
 }
@@ -314,14 +379,16 @@ DEVICE void nodeRadialMLP(int n, GLOBAL const int* RESTRICT o, GLOBAL const int*
 /** The same outputs and derivatives from the layer's cubic Hermite table for the edge's element pair (ENNRadialTable:
  *  per node, the values and then the derivatives times the interval's width), in single and mixed precision: thread
  *  (edge, k) gives output k, so that neighbouring threads read neighbouring table entries. o: (start of the per-pair
- *  entries (table start, intervals, index of the inverse spacing) in ints, outputs). */
+ *  entries (table start, intervals, index of the inverse spacing) in ints, outputs, reversed: those of the edges the
+ *  node sends, at the slots of their reverses, the edges it receives). */
 DEVICE void nodeRadialTable(int n, GLOBAL const int* RESTRICT o, GLOBAL const int* RESTRICT count, GLOBAL const int* RESTRICT sender,
         GLOBAL const int* RESTRICT species, GLOBAL const real4* RESTRICT edgeVec, int cap, GLOBAL const real* RESTRICT table,
         GLOBAL const int* RESTRICT ints, GLOBAL const real* RESTRICT reals, GLOBAL real* RESTRICT w, GLOBAL real* RESTRICT dwdr) {
-    const int numWeights = o[2];
+    const int numWeights = o[2], reversed = o[3];
     for (int index = LOCAL_ID; index < count[n] * numWeights; index += LOCAL_SIZE) {
         const int edge = index / numWeights, k = index - edge * numWeights, e = n * cap + edge;
-        GLOBAL const int* pair = ints + o[1] + 3 * (species[sender[e]] * NUM_ELEMENTS + species[n]);
+        const int a = species[sender[e]], b = species[n];
+        GLOBAL const int* pair = ints + o[1] + 3 * (reversed ? b * NUM_ELEMENTS + a : a * NUM_ELEMENTS + b);
         const int intervals = pair[1];
         const real inverseSpacing = reals[pair[2]];
         const real x = edgeVec[e].w * inverseSpacing;
@@ -365,9 +432,12 @@ DEVICE void nodeSparseProduct(int n, GLOBAL const int* RESTRICT o, GLOBAL real* 
  *  dTp, dUp) for the transpose. */
 DEVICE void nodeConvolution(int n, GLOBAL const int* RESTRICT o, GLOBAL real* RESTRICT data, GLOBAL const real* RESTRICT sh,
         GLOBAL const real* RESTRICT w, GLOBAL const int* RESTRICT count, GLOBAL const int* RESTRICT sender, int cap,
-        GLOBAL const int* RESTRICT tables, GLOBAL const real* RESTRICT values) {
+        GLOBAL const real* RESTRICT wReverse, GLOBAL const int* RESTRICT tables, GLOBAL const real* RESTRICT values) {
     GLOBAL const real* in = data + o[1];
     const int rowStart = o[3], termStart = o[4], valueStart = o[5], dIn = o[6], dOut = o[7];
+    // The transpose gathers over the node's received edges for the edges it sent: where the radial weights depend on
+    // the direction (edge embeddings), those of the sent edges, which a reversed radial op left in wReverse.
+    GLOBAL const real* weights = (o[8] ? wReverse : w);
     for (int row = LOCAL_ID; row < dOut; row += LOCAL_SIZE) {
         const int begin = tables[rowStart + row], end = tables[rowStart + row + 1];
         real sum = 0;
@@ -375,7 +445,7 @@ DEVICE void nodeConvolution(int n, GLOBAL const int* RESTRICT o, GLOBAL real* RE
             const int e = n * cap + k, s = sender[e];
             for (int t = begin; t < end; t++) {
                 GLOBAL const int* term = tables + termStart + 3 * t;
-                sum += values[valueStart + t] * w[e * WEIGHT_STRIDE + term[2]] * in[s * dIn + term[0]] * sh[e * NSH + term[1]];
+                sum += values[valueStart + t] * weights[e * WEIGHT_STRIDE + term[2]] * in[s * dIn + term[0]] * sh[e * NSH + term[1]];
             }
         }
         data[o[2] + n * dOut + row] = sum;
@@ -487,28 +557,90 @@ DEVICE void nodeEdgeGradients(int n, GLOBAL const int* RESTRICT count, GLOBAL co
     }
 }
 
-/** MACE's density normalisation (RealAgnosticDensityInteractionBlock, RealAgnosticDensityResidualInteractionBlock): the
- *  node's messages A over 1 + d, d the sum of its edges' densities (a radial output); keeps 1 + d for the backward pass.
- *  o: (A, dMsg, density column, node slice of 1 + d). */
+/** MACE's density normalisation (its density blocks, alpha = beta = 1, and the non-linear block): the node's messages A
+ *  over D = alpha + beta d, d the sum of its edges' densities (a radial output); keeps D for the backward pass.
+ *  o: (A, dMsg, density column, node slice of D, index of alpha, index of beta in the reals). */
 DEVICE void nodeDensityNormalize(int n, GLOBAL const int* RESTRICT o, GLOBAL real* RESTRICT data, GLOBAL const real* RESTRICT w,
-        GLOBAL const int* RESTRICT count, int cap) {
-    real density = 1;
+        GLOBAL const int* RESTRICT count, int cap, GLOBAL const real* RESTRICT reals) {
+    real density = 0;
     for (int k = 0; k < count[n]; k++)
         density += w[(n * cap + k) * WEIGHT_STRIDE + o[3]];
+    density = reals[o[5]] + reals[o[6]] * density;
     for (int i = LOCAL_ID; i < o[2]; i += LOCAL_SIZE)
         data[o[1] + n * o[2] + i] /= density;
     if (LOCAL_ID == 0)
         data[o[4] + n] = density;
 }
 
-/** Its gradient with respect to d: -(gradA . A) / (1 + d), into a node slice (one thread, a fixed order).
- *  o: (A, gradA, dMsg, 1 + d, dE/dd). */
-DEVICE void nodeDensityGradient(int n, GLOBAL const int* RESTRICT o, GLOBAL real* RESTRICT data) {
+/** Its gradient with respect to d: -beta (gradA . A) / D, into a node slice (one thread, a fixed order).
+ *  o: (A, gradA, dMsg, D, dE/dd, index of beta). */
+DEVICE void nodeDensityGradient(int n, GLOBAL const int* RESTRICT o, GLOBAL real* RESTRICT data, GLOBAL const real* RESTRICT reals) {
     if (LOCAL_ID == 0) {
         real dot = 0;
         for (int i = 0; i < o[3]; i++)
             dot += data[o[2] + n * o[3] + i] * data[o[1] + n * o[3] + i];
-        data[o[5] + n] = -dot / data[o[4] + n];
+        data[o[5] + n] = -reals[o[6]] * dot / data[o[4] + n];
+    }
+}
+
+/** e3nn's Gate (GateSpec) on x = S + R: forward, out = gate(x), a thread per output; backward, out = (dGate/dx)^T
+ *  gradOut, a thread per input (written, not added). g, in the ints: (scalar start, scalar count, gate start, gated
+ *  entries, scalar activation, index of its scale, gate activation, index of its scale, dimension in, out), then per
+ *  gated entry (start, mul, dim, gate offset). o: (S, R, gradOut (backward), out, g). */
+DEVICE void nodeGate(int n, GLOBAL const int* RESTRICT o, GLOBAL real* RESTRICT data, GLOBAL const int* RESTRICT ints,
+        GLOBAL const real* RESTRICT reals, int backward) {
+    GLOBAL const int* g = ints + o[5];
+    const int dIn = g[8], dOut = g[9];
+    GLOBAL const real* S = data + o[1] + n * dIn;
+    GLOBAL const real* R = data + o[2] + n * dIn;
+    GLOBAL const real* gradOut = data + o[3] + n * dOut;
+    GLOBAL real* out = data + o[4] + n * (backward ? dIn : dOut);
+    real derivative;
+    if (!backward) {
+        for (int i = LOCAL_ID; i < dOut; i += LOCAL_SIZE) {
+            if (i < g[1]) {
+                out[i] = activation(g[4], reals[g[5]], S[g[0] + i] + R[g[0] + i], &derivative);
+                continue;
+            }
+            for (int k = 0, first = g[1]; k < g[3]; k++) {
+                GLOBAL const int* entry = g + 10 + 4 * k;
+                const int size = entry[1] * entry[2];
+                if (i < first + size) {
+                    const int component = i - first, gate = g[2] + entry[3] + component / entry[2];
+                    out[i] = (S[entry[0] + component] + R[entry[0] + component]) * activation(g[6], reals[g[7]], S[gate] + R[gate], &derivative);
+                    break;
+                }
+                first += size;
+            }
+        }
+        return;
+    }
+    for (int j = LOCAL_ID; j < dIn; j += LOCAL_SIZE) {
+        real value = 0;
+        if (j >= g[0] && j < g[0] + g[1]) {
+            activation(g[4], reals[g[5]], S[j] + R[j], &derivative);
+            value = derivative * gradOut[j - g[0]];
+        }
+        for (int k = 0, first = g[1]; k < g[3]; k++) {
+            GLOBAL const int* entry = g + 10 + 4 * k;
+            const int size = entry[1] * entry[2];
+            if (j >= entry[0] && j < entry[0] + size) { // a gated component: times its gate
+                const int gate = g[2] + entry[3] + (j - entry[0]) / entry[2];
+                value += gradOut[first + j - entry[0]] * activation(g[6], reals[g[7]], S[gate] + R[gate], &derivative);
+            }
+            const int u = j - g[2] - entry[3];
+            if (u >= 0 && u < entry[1]) { // this entry's gate of channel u
+                activation(g[6], reals[g[7]], S[j] + R[j], &derivative);
+                real dot = 0;
+                for (int m = 0; m < entry[2]; m++) {
+                    const int c = entry[0] + u * entry[2] + m;
+                    dot += (S[c] + R[c]) * gradOut[first + u * entry[2] + m];
+                }
+                value += derivative * dot;
+            }
+            first += size;
+        }
+        out[j] = value;
     }
 }
 
@@ -549,7 +681,8 @@ KERNEL void nodeProgram(GLOBAL const int* RESTRICT ops, int firstOp, int numOps,
         GLOBAL const int* RESTRICT count, GLOBAL const int* RESTRICT sender, GLOBAL const real4* RESTRICT edgeVec, int cap,
         GLOBAL int* RESTRICT reverse, GLOBAL const int* RESTRICT shIndex, GLOBAL const real* RESTRICT shValue, GLOBAL real* RESTRICT sh,
         GLOBAL real* RESTRICT w, GLOBAL real* RESTRICT dwdr, GLOBAL real* RESTRICT gradSh, GLOBAL real* RESTRICT gradR,
-        GLOBAL real4* RESTRICT gradVec, GLOBAL const real* RESTRICT radialTable, GLOBAL const real* RESTRICT besselFrequencies) {
+        GLOBAL real4* RESTRICT gradVec, GLOBAL const real* RESTRICT radialTable, GLOBAL const real* RESTRICT besselFrequencies,
+        GLOBAL real* RESTRICT wReverse, GLOBAL real* RESTRICT dwdrReverse) {
     for (int n = GROUP_ID; n < numNodes; n += NUM_GROUPS) {
         for (int op = firstOp; op < firstOp + numOps; op++) {
             GLOBAL const int* o = ops + OP_WORDS * op;
@@ -557,7 +690,7 @@ KERNEL void nodeProgram(GLOBAL const int* RESTRICT ops, int firstOp, int numOps,
             if (kind == OP_SPARSE_PRODUCT)
                 nodeSparseProduct(n, o, data, species, tables, values);
             else if (kind == OP_CONVOLUTION)
-                nodeConvolution(n, o, data, sh, w, count, sender, cap, tables, values);
+                nodeConvolution(n, o, data, sh, w, count, sender, cap, wReverse, tables, values);
             else if (kind == OP_CONTRACTION)
                 nodeContraction(n, o, data, species, tables, values);
             else if (kind == OP_CONTRACTION_BACKWARD)
@@ -565,13 +698,16 @@ KERNEL void nodeProgram(GLOBAL const int* RESTRICT ops, int firstOp, int numOps,
             else if (kind == OP_CONVOLUTION_BACKWARD_EDGES)
                 nodeConvolutionBackwardEdges(n, o, data, sh, w, dwdr, count, sender, cap, tables, values, gradSh, gradR);
             else if (kind == OP_RADIAL_TABLE)
-                nodeRadialTable(n, o, count, sender, species, edgeVec, cap, radialTable, tables, values, w, dwdr);
+                nodeRadialTable(n, o, count, sender, species, edgeVec, cap, radialTable, tables, values, o[3] ? wReverse : w, o[3] ? dwdrReverse : dwdr);
             else if (kind == OP_RADIAL_MLP)
-                nodeRadialMLP(n, o, count, sender, species, edgeVec, cap, besselFrequencies, tables, values, w, dwdr);
+                nodeRadialMLP(n, o, count, sender, species, edgeVec, cap, besselFrequencies, tables, values, o[6] ? wReverse : w,
+                              o[6] ? dwdrReverse : dwdr);
             else if (kind == OP_DENSITY_NORMALIZE)
-                nodeDensityNormalize(n, o, data, w, count, cap);
+                nodeDensityNormalize(n, o, data, w, count, cap, values);
             else if (kind == OP_DENSITY_GRADIENT)
-                nodeDensityGradient(n, o, data);
+                nodeDensityGradient(n, o, data, values);
+            else if (kind == OP_GATE || kind == OP_GATE_BACKWARD)
+                nodeGate(n, o, data, tables, values, kind == OP_GATE_BACKWARD);
             else if (kind == OP_DENSITY_SCALE) { // o: (gradA, dMsg, 1 + d): gradA /= 1 + d
                 for (int i = LOCAL_ID; i < o[2]; i += LOCAL_SIZE)
                     data[o[1] + n * o[2] + i] /= data[o[3] + n];
