@@ -12,7 +12,7 @@ import openmm
 from openmm import app, unit
 
 import openmmenn
-from test_mlmm import PEPTIDE, assert_same, evaluate, peptide, solvated
+from test_mlmm import PEPTIDE, assert_same, evaluate, model, peptide, solvated
 from support import require
 
 openmmml = require("openmmml")
@@ -93,6 +93,21 @@ class TestOpenMMML(unittest.TestCase):
         assert_same(self, evaluate(mixed, pos), evaluate(plain, pos), "lambda 1")
         # (lambda 0 is openmm-ml's own construction, not checked here: in PME it differs from the MM System by
         # 6e-7 relative, openmm-ml rebuilding the ML-MM interactions in forces of its own.)
+
+    def test_charge_and_multiplicity_reach_a_model_that_reads_them(self):
+        """An OMOL-type model (the charge and spin embedding): openmm-ml passes charge= and multiplicity= to it, in a
+        whole System and in its mechanical embedding, as openmmenn's own functions do."""
+        potential = openmmml.MLPotential("enn", modelPath=model("nonlinear"))
+        top, pos = peptide()
+        system = mm_system(app.ForceField("amber14-all.xml"), top)
+        for multiplicity in (1, 3):
+            theirs = potential.createMixedSystem(top, system, PEPTIDE, multiplicity=multiplicity)
+            ours = openmmenn.createMixedSystem(top, system, PEPTIDE, model=model("nonlinear"), embedding="mechanical",
+                                               multiplicity=multiplicity)
+            self.assertEqual(openmmenn.findENNForce(theirs).getSpinMultiplicity(), multiplicity)
+            assert_same(self, evaluate(theirs, pos), evaluate(ours, pos), f"mechanical, multiplicity {multiplicity}")
+        whole = openmmenn.findENNForce(potential.createSystem(top, charge=1, multiplicity=2))
+        self.assertEqual((whole.getTotalCharge(), whole.getSpinMultiplicity()), (1.0, 2))
 
     def test_errors(self):
         top, pos = peptide()
