@@ -15,6 +15,8 @@ CC=clang CXX=clang++ cmake -S . -B "$san" -DCMAKE_BUILD_TYPE=Release -DENN_SANIT
 tests="TestBadInput TestSerialization TestFixtures TestGradients TestCpuPlatform TestConcurrency"
 cmake --build "$san" -j2 --target $tests FuzzModelLoader FuzzXmlDeserializer
 export PYTHONPATH="$normal/python"
+# That build's plugins, not any installed ones (an older install's plugins would load an older libOpenMMENN first).
+export OPENMM_PLUGIN_DIR="$normal/test-plugins"
 /usr/bin/python3 tests/make_test_models.py "$san/tests/models" tests/data
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export LSAN_OPTIONS=suppressions=$PWD/tools/lsan-suppressions.txt:print_suppressions=0
