@@ -307,67 +307,68 @@ DEVICE void radialMLPForward(GLOBAL const int* RESTRICT d, GLOBAL const real* RE
     }
 }
 
+/** The radial networks' inputs of an edge from an atom of element `from` to one of element `to` at distance r, and
+ *  their r-derivatives: the Bessel basis of the (transformed) distance (times the envelope with APPLY_CUTOFF), then,
+ *  with embeddings >= 0, the sender's and the receiver's element embeddings; returns how many. */
+DEVICE int radialInputs(real r, int from, int to, int embeddings, int embeddingDim, GLOBAL const real* RESTRICT besselFrequencies,
+        GLOBAL const real* RESTRICT reals, real* t, real* dt) {
+    real denvelope, dydr;
+    const real envelope = polynomialEnvelope(ENVELOPE_P, R_MAX, r, &denvelope);
+    const real y = radialArgument(r, from, to, reals, &dydr);
+    for (int b = 0; b < NUM_BESSEL; b++) {
+        const real f = besselFrequencies[b];
+        const real s = sin(f * y), c = cos(f * y);
+        const real bessel = BESSEL_PREFACTOR * s / y;
+        const real dbessel = BESSEL_PREFACTOR * (f * c * y - s) / (y * y) * dydr;
+#ifdef APPLY_CUTOFF
+        t[b] = bessel * envelope;
+        dt[b] = dbessel * envelope + bessel * denvelope;
+#else
+        t[b] = bessel;
+        dt[b] = dbessel;
+#endif
+    }
+    if (embeddings < 0)
+        return NUM_BESSEL;
+    for (int i = 0; i < embeddingDim; i++) {
+        t[NUM_BESSEL + i] = reals[embeddings + from * embeddingDim + i];
+        t[NUM_BESSEL + embeddingDim + i] = reals[embeddings + (NUM_ELEMENTS + to) * embeddingDim + i];
+        dt[NUM_BESSEL + i] = dt[NUM_BESSEL + embeddingDim + i] = 0;
+    }
+    return NUM_BESSEL + 2 * embeddingDim;
+}
+
 /** One layer's radial outputs on the node's edges, exactly (double precision): the tensor-product weights of its
  *  radial MLP, then a density-normalised layer's edge density tanh(s^2), s its density network's output, with their
- *  r-derivatives carried forward. The networks' inputs: the Bessel basis of the (transformed) distance (times the
- *  envelope with APPLY_CUTOFF), then, where the layer has them, the sender's and the receiver's element embeddings;
- *  without APPLY_CUTOFF the outputs are multiplied by the envelope. o: (radial MLP descriptor, density MLP descriptor
- *  or -1, the density's column, start of the per-element embeddings in the reals or -1, their dimension, reversed: those
- *  of the edges the node sends, at the slots of their reverses, the edges it receives). */
+ *  r-derivatives carried forward (radialInputs are each network's inputs); without APPLY_CUTOFF the outputs are
+ *  multiplied by the envelope. o: (radial MLP descriptor, density MLP descriptor or -1, the density's column, start of
+ *  the per-element embeddings in the reals or -1, their dimension, reversed: those of the edges the node sends, at the
+ *  slots of their reverses, the edges it receives). */
 DEVICE void nodeRadialMLP(int n, GLOBAL const int* RESTRICT o, GLOBAL const int* RESTRICT count, GLOBAL const int* RESTRICT sender,
         GLOBAL const int* RESTRICT species, GLOBAL const real4* RESTRICT edgeVec, int cap,
         GLOBAL const real* RESTRICT besselFrequencies, GLOBAL const int* RESTRICT ints, GLOBAL const real* RESTRICT reals,
         GLOBAL real* RESTRICT w, GLOBAL real* RESTRICT dwdr) {
     real t[MAX_WIDTH], dt[MAX_WIDTH], next[MAX_WIDTH], dnext[MAX_WIDTH];
     GLOBAL const int* radial = ints + o[1];
-    const int numOutputs = radial[6 + radial[0]], embeddings = o[4], embeddingDim = o[5];
+    const int numOutputs = radial[6 + radial[0]];
     for (int k = LOCAL_ID; k < count[n]; k += LOCAL_SIZE) {
         const int e = n * cap + k;
         const int from = (o[6] ? species[n] : species[sender[e]]), to = (o[6] ? species[sender[e]] : species[n]);
         const real r = edgeVec[e].w;
-        real denvelope, dydr;
-        const real envelope = polynomialEnvelope(ENVELOPE_P, R_MAX, r, &denvelope);
-        const real y = radialArgument(r, from, to, reals, &dydr);
-        int inputs = NUM_BESSEL;
-        for (int b = 0; b < NUM_BESSEL; b++) {
-            const real f = besselFrequencies[b];
-            const real s = sin(f * y), c = cos(f * y);
-            const real bessel = BESSEL_PREFACTOR * s / y;
-            const real dbessel = BESSEL_PREFACTOR * (f * c * y - s) / (y * y) * dydr;
-#ifdef APPLY_CUTOFF
-            t[b] = bessel * envelope;
-            dt[b] = dbessel * envelope + bessel * denvelope;
-#else
-            t[b] = bessel;
-            dt[b] = dbessel;
-#endif
-        }
-        if (embeddings >= 0) { // the sender's, then the receiver's element embedding
-            for (int i = 0; i < embeddingDim; i++) {
-                t[inputs + i] = reals[embeddings + from * embeddingDim + i];
-                t[inputs + embeddingDim + i] = reals[embeddings + (NUM_ELEMENTS + to) * embeddingDim + i];
-                dt[inputs + i] = dt[inputs + embeddingDim + i] = 0;
-            }
-            inputs += 2 * embeddingDim;
-        }
 #ifdef APPLY_CUTOFF
         const real scale = 1, dscale = 0;
 #else
-        const real scale = envelope, dscale = denvelope;
+        real dscale;
+        const real scale = polynomialEnvelope(ENVELOPE_P, R_MAX, r, &dscale);
 #endif
-        if (o[2] >= 0) { // the edge density, from a copy of the inputs
-            for (int i = 0; i < inputs; i++) {
-                next[i] = t[i];
-                dnext[i] = dt[i];
-            }
-            real s[1], ds[1], scratch[MAX_WIDTH], dscratch[MAX_WIDTH];
-            radialMLPForward(ints + o[2], reals, next, dnext, scratch, dscratch);
-            s[0] = next[0];
-            ds[0] = dnext[0];
-            const real density = tanh(s[0] * s[0]), ddensity = (1 - density * density) * 2 * s[0] * ds[0];
+        if (o[2] >= 0) { // the edge density
+            radialInputs(r, from, to, o[4], o[5], besselFrequencies, reals, t, dt);
+            radialMLPForward(ints + o[2], reals, t, dt, next, dnext);
+            const real density = tanh(t[0] * t[0]), ddensity = (1 - density * density) * 2 * t[0] * dt[0];
             w[e * WEIGHT_STRIDE + o[3]] = density * scale;
             dwdr[e * WEIGHT_STRIDE + o[3]] = ddensity * scale + density * dscale;
         }
+        radialInputs(r, from, to, o[4], o[5], besselFrequencies, reals, t, dt);
         radialMLPForward(radial, reals, t, dt, next, dnext);
         for (int j = 0; j < numOutputs; j++) {
             w[e * WEIGHT_STRIDE + j] = t[j] * scale;
