@@ -224,6 +224,9 @@ class TestCurrentMACE(unittest.TestCase):
         mh1 = dict(hidden="8x0e+8x1o", edge_irreps=e3nn_o3.Irreps("4x0e+4x1o"), max_ell=3, correlation=3, interactions=2, r_max=6.0,
                    num_bessel=10, apply_cutoff=False, use_agnostic_product=True, pair_repulsion=True, distance_transform="Agnesi",
                    heads=heads, atomic_energies=e0, elements=MATERIALS)
+        with self.subTest(model="nonlinear with apply_cutoff=True"):  # (PolarMACE's default: the envelope on the basis)
+            self.check("nonlinear_cutoff", self.nonlinear_family("nonlinear_cutoff", torch.float64, **dict(omol, apply_cutoff=True)),
+                       r_max=6.0, elements=OMOL_ELEMENTS, states=states[:2])
         for dtype in (torch.float64, torch.float32):
             with self.subTest(model="omol", dtype=str(dtype)):
                 model = self.nonlinear_family("omol", dtype, **omol)
