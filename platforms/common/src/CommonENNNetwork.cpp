@@ -759,7 +759,10 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
     allocate(gradR, slots, realSize, "ennGradR");
     allocate(w, slots * maxWeights, realSize, "ennRadialWeights");
     allocate(dwdr, slots * maxWeights, realSize, "ennRadialDerivatives");
-    const int reverseSlots = radialDependsOnElements(*model) ? slots * maxWeights : 1; // (only read for directed weights)
+    bool directed = false; // radial outputs that depend on the edge's direction (edge embeddings): wReverse is read
+    for (const LayerSpec& layer : model->layers)
+        directed = directed || layer.hasEdgeEmbeddings();
+    const int reverseSlots = directed ? slots * maxWeights : 1;
     allocate(wReverse, reverseSlots, realSize, "ennReverseRadialWeights");
     allocate(dwdrReverse, reverseSlots, realSize, "ennReverseRadialDerivatives");
 
