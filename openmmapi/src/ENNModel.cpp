@@ -678,7 +678,7 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
         Field pf = lf.at("product");
         layer.productLinear = parser.linear(pf.at("linear"), 0);
         layer.skip = parser.linear(lf.at("skip"), nel);
-        if (!layer.skip.perElement)
+        if (!layer.skip.perElement && !layer.nonlinear) // (the non-linear block's is MACE's plain Linear)
             lf.at("skip").at("per_element").invalid("the skip connection is element-dependent (per_element: true)");
         if (layer.residual) {
             if (layer.skip.in.str() != previous->str() || layer.skip.out.str() != layer.productLinear.out.str())

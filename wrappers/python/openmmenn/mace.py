@@ -306,8 +306,6 @@ def convert(hp, state_dict, head=None):
                 act = this
         if nonlinear:  # an e3nn Linear, the same for every element
             skip_spec, skip_w = _linear(layer["skip_tp"], sd[layer["skip_tp"]["weight_key"]])
-            skip_spec["per_element"] = True
-            skip_w = np.repeat(skip_w[None, :], nel, axis=0)
         else:
             skip_spec, skip_w = _skip(layer["skip_tp"], sd[layer["skip_tp"]["weight_key"]], nel)
         skip_spec["weight"] = add(f"{p}.skip.weight", skip_w)
