@@ -88,12 +88,15 @@ bool OpenMMENN::radialDependsOnElements(const ENNModel& model) {
 
 namespace {
 
-/** One radial MLP (RadialMLPSpec) in forward mode: the values t and their r-derivatives dt go in, and come out. */
-void radialMLPForward(const RadialMLPSpec& mlp, vector<double>& t, vector<double>& dt) {
+/** One radial MLP (RadialMLPSpec) in forward mode: the values t and their r-derivatives dt go in, and come out. Where
+ *  the inputs are only the leading ones of the first layer, `firstLayerConstant` is the rest's contribution to it. */
+void radialMLPForward(const RadialMLPSpec& mlp, vector<double>& t, vector<double>& dt, const vector<double>* firstLayerConstant = nullptr) {
     const int layers = static_cast<int>(mlp.weights.size());
     for (int k = 0; k < layers; k++) {
-        const int nin = mlp.sizes[k], nout = mlp.sizes[k + 1];
+        const int nin = k == 0 ? static_cast<int>(t.size()) : mlp.sizes[k], nout = mlp.sizes[k + 1];
         vector<double> pre(nout, 0.0), dpre(nout, 0.0);
+        if (k == 0 && firstLayerConstant)
+            pre = *firstLayerConstant;
         for (int i = 0; i < nin; i++)
             for (int j = 0; j < nout; j++) {
                 pre[j] += t[i] * mlp.weights[k][i * nout + j];
@@ -153,24 +156,49 @@ void appendElementRow(const LinearSpec& lin, int element, vector<double>& out) {
 
 } // namespace
 
+RadialPairConstants OpenMMENN::radialPairConstants(const ENNModel& model, int layer, int sender, int receiver) {
+    const LayerSpec& L = model.layers[layer];
+    RadialPairConstants pair;
+    if (!L.hasEdgeEmbeddings())
+        return pair;
+    // The sender's and the receiver's element embeddings, the first layer's inputs after the basis.
+    vector<double> embeddings;
+    appendElementRow(L.nonlinearBlock.sourceEmbedding, sender, embeddings);
+    appendElementRow(L.nonlinearBlock.targetEmbedding, receiver, embeddings);
+    const int nb = static_cast<int>(model.besselFrequencies.size());
+    auto firstLayer = [&](const RadialMLPSpec& mlp, vector<double>& out) {
+        const int nout = mlp.sizes[1];
+        out.assign(nout, 0.0);
+        for (size_t i = 0; i < embeddings.size(); i++)
+            for (int j = 0; j < nout; j++)
+                out[j] += embeddings[i] * mlp.weights[0][(nb + i) * nout + j]; // (before the weight scale, as the sum)
+    };
+    firstLayer(L.radial, pair.radial);
+    if (L.densityNormalized)
+        firstLayer(L.density.mlp, pair.density);
+    return pair;
+}
+
 void OpenMMENN::radialWeights(const ENNModel& model, int layer, int sender, int receiver, double r, vector<double>& w,
                               vector<double>& dwdr) {
-    // Forward-mode derivative through the MLPs: the tangent of every layer rides along with its value.
+    radialWeights(model, layer, sender, receiver, r, radialPairConstants(model, layer, sender, receiver), w, dwdr);
+}
+
+void OpenMMENN::radialWeights(const ENNModel& model, int layer, int sender, int receiver, double r, const RadialPairConstants& pair,
+                              vector<double>& w, vector<double>& dwdr) {
+    // Forward-mode derivative through the MLPs: the tangent of every layer rides along with its value. The inputs are
+    // the basis, then (edge embeddings) constants of the pair, whose part of the first layer the pair's constants hold.
     const LayerSpec& L = model.layers[layer];
     const int nb = static_cast<int>(model.besselFrequencies.size());
     vector<double> input(nb), dinput(nb);
     radialBasis(model, sender, receiver, r, input.data(), dinput.data());
-    if (L.hasEdgeEmbeddings()) { // constants of the edge: the sender's and the receiver's element embeddings
-        appendElementRow(L.nonlinearBlock.sourceEmbedding, sender, input);
-        appendElementRow(L.nonlinearBlock.targetEmbedding, receiver, input);
-        dinput.resize(input.size(), 0.0);
-    }
+    const bool embedded = L.hasEdgeEmbeddings();
     w = input;
     dwdr = dinput;
-    radialMLPForward(L.radial, w, dwdr);
+    radialMLPForward(L.radial, w, dwdr, embedded ? &pair.radial : nullptr);
     if (L.densityNormalized) { // tanh(s^2), s the density network's output
         vector<double> s(input), ds(dinput);
-        radialMLPForward(L.density.mlp, s, ds);
+        radialMLPForward(L.density.mlp, s, ds, embedded ? &pair.density : nullptr);
         const double density = std::tanh(s[0] * s[0]);
         w.push_back(density);
         dwdr.push_back((1.0 - density * density) * 2.0 * s[0] * ds[0]);

@@ -122,6 +122,17 @@ int numRadialOutputs(const LayerSpec& layer);
 void radialWeights(const ENNModel& model, int layer, int sender, int receiver, double r, std::vector<double>& w,
                    std::vector<double>& dwdr);
 
+/** What the edge's elements fix in a layer's radial networks: their embeddings times the first weight matrices (the
+ *  radial MLP's, then the density network's), so that radialWeights at many distances of one pair multiplies only the
+ *  basis (the embeddings are most of a wide model's inputs). Empty for a layer without edge embeddings. */
+struct RadialPairConstants {
+    std::vector<double> radial, density;
+};
+RadialPairConstants radialPairConstants(const ENNModel& model, int layer, int sender, int receiver);
+/** radialWeights with the pair's constants computed beforehand. */
+void radialWeights(const ENNModel& model, int layer, int sender, int receiver, double r, const RadialPairConstants& pair,
+                   std::vector<double>& w, std::vector<double>& dwdr);
+
 /** Whether a model's radial functions depend on the elements of an edge (a distance transform, element embeddings in
  *  the radial networks), so that tables of them are needed per element pair (sender, receiver). */
 bool radialDependsOnElements(const ENNModel& model);

@@ -31,7 +31,10 @@ ENNRadialTable buildRadialTable(const ENNModel& model, int layer, int elementA, 
     // Refine until the interpolant is within float precision of the exact MLP at every midpoint (ENNRadialTable.h).
     const double rMax = model.rMax;
     const int W = numRadialOutputs(model.layers[layer]);
-    auto exact = [&](double r, vector<double>& w, vector<double>& dw) { radialWeights(model, layer, elementA, elementB, std::max(r, 1e-3 * rMax / 65536), w, dw); };
+    const RadialPairConstants pair = radialPairConstants(model, layer, elementA, elementB); // (once for the pair)
+    auto exact = [&](double r, vector<double>& w, vector<double>& dw) {
+        radialWeights(model, layer, elementA, elementB, std::max(r, 1e-3 * rMax / 65536), pair, w, dw);
+    };
     int intervals = 64;
     vector<vector<double>> value(intervals + 1), derivative(intervals + 1);
     for (int i = 0; i <= intervals; i++)
