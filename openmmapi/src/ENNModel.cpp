@@ -409,7 +409,6 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
         if (m.formatVersion < version)
             f.invalid("needs format_version " + std::to_string(version) + " (this file says " + std::to_string(m.formatVersion) + ")");
     };
-    auto requireVersion3 = [&](const Field& f) { requireVersion(f, 3); };
     if (radial.has("apply_cutoff")) {
         requireVersion(radial.at("apply_cutoff"), 4);
         m.applyCutoff = radial.at("apply_cutoff").boolean();
@@ -427,7 +426,7 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
     };
     if (radial.has("distance_transform")) {
         Field dt = radial.at("distance_transform");
-        requireVersion3(dt);
+        requireVersion(dt, 3);
         const std::string type = dt.at("type").string();
         if (type == "agnesi") {
             m.distanceTransform.kind = DistanceTransformSpec::Agnesi;
@@ -447,7 +446,7 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
     }
     if (arch.has("pair_repulsion")) {
         Field zbl = arch.at("pair_repulsion");
-        requireVersion3(zbl);
+        requireVersion(zbl, 3);
         if (zbl.at("type").string() != "zbl")
             zbl.at("type").invalid("only 'zbl' is supported");
         PairRepulsionSpec& pr = m.pairRepulsion;
@@ -569,11 +568,11 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
             }
             radialInputs += nl.sourceEmbedding.out.dim + nl.targetEmbedding.out.dim;
             if (!lf.has("density_normalization"))
-                lf.at("density_normalization").invalid("the non-linear block normalises its messages by a density");
+                lf.invalid("a non-linear layer needs density_normalization (the block normalises its messages by a density)");
         }
         if (lf.has("density_normalization")) {
             Field df = lf.at("density_normalization");
-            requireVersion3(df);
+            requireVersion(df, 3);
             layer.densityNormalized = true;
             if (df.has("mlp")) { // format version 4: a radial MLP, alpha and beta
                 requireVersion(df.at("mlp"), 4);
@@ -611,7 +610,7 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
         }
         if (tf.has("w3j")) { // {"l1.l2.l3": tensor name}: this layer's own blocks
             Field blocks = tf.at("w3j");
-            requireVersion3(blocks);
+            requireVersion(blocks, 3);
             if (!blocks.value.is_object())
                 blocks.invalid("must map 'l1.l2.l3' to tensor names");
             for (const auto& item : blocks.value.items()) {

@@ -22,6 +22,7 @@ from support import EV, energy_forces_ev, require
 mace = require("mace")  # before e3nn: mace lets torch >= 2.6 load e3nn 0.4.4's constants
 if mace is not None:
     import ase.build
+    import mace.modules
     import torch
 
     import openmm
@@ -129,6 +130,8 @@ class TestCurrentMACE(unittest.TestCase):
             "full_cg": dict(hidden="8x0e+8x1o", use_reduced_cg=False),
             "three_layers_mixed_correlation": dict(hidden="8x0e", interactions=3, correlation=[3, 2, 2]),
             "plain_mace": dict(hidden="8x0e", scale_shift=False),
+            # the last readout's gate read from the model, not assumed (MACE's default is SiLU)
+            "tanh_readout_gate": dict(hidden="8x0e", gate=torch.tanh),
         }
         for name, options in cases.items():
             with self.subTest(model=name):
@@ -279,6 +282,7 @@ class TestCurrentMACE(unittest.TestCase):
         cases = {
             "radial basis": dict(radial_type="gaussian"),
             "interaction block": dict(rest="RealAgnosticAttResidualInteractionBlock"),
+            "readout NonLinearBiasReadoutBlock": dict(readout_cls=mace.modules.NonLinearBiasReadoutBlock),
             "use_so3": dict(use_so3=True),
         }
         for message, options in cases.items():

@@ -113,11 +113,7 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
                 throw OpenMM::OpenMMException("ENNForce: the GPU kernels need sender and receiver embeddings of one size");
             for (const LinearSpec* embedding : {&nl.sourceEmbedding, &nl.targetEmbedding})
                 for (int z = 0; z < nel; z++) {
-                    vector<double> row(layer.edgeEmbeddingDim, 0.0);
-                    forEachLinearTerm(*embedding, 0, [&](int i, int o, double c) {
-                        if (i == z)
-                            row[o] += c;
-                    });
+                    const vector<double> row = elementRow(*embedding, z);
                     tableReals.insert(tableReals.end(), row.begin(), row.end());
                 }
         }

@@ -411,37 +411,6 @@ CpuENNNetwork::RadialTable CpuENNNetwork::floatTable(const ENNRadialTable& table
     return out;
 }
 
-void CpuENNNetwork::Gate::forward(const float* in, float* out) const {
-    for (int i = 0; i < scalarCount; i++)
-        out[i] = static_cast<float>(activation(scalarActivation, in[scalarStart + i], nullptr));
-    for (const Gated& g : gated)
-        for (int u = 0; u < g.mul; u++) {
-            const float gate = static_cast<float>(activation(gateActivation, in[gateStart + g.gateOffset + u], nullptr));
-            for (int m = 0; m < g.dim; m++)
-                out[g.outOffset + m * g.outStep + u] = in[g.inOffset + m * g.inStep + u] * gate;
-        }
-}
-
-void CpuENNNetwork::Gate::backward(const float* in, const float* gradOut, float* gradIn) const {
-    double derivative;
-    for (int i = 0; i < scalarCount; i++) {
-        activation(scalarActivation, in[scalarStart + i], &derivative);
-        gradIn[scalarStart + i] += static_cast<float>(derivative) * gradOut[i];
-    }
-    for (const Gated& g : gated)
-        for (int u = 0; u < g.mul; u++) {
-            const int gateIndex = gateStart + g.gateOffset + u;
-            const float gate = static_cast<float>(activation(gateActivation, in[gateIndex], &derivative));
-            float dot = 0.0f;
-            for (int m = 0; m < g.dim; m++) {
-                const float go = gradOut[g.outOffset + m * g.outStep + u];
-                gradIn[g.inOffset + m * g.inStep + u] += gate * go;
-                dot += in[g.inOffset + m * g.inStep + u] * go;
-            }
-            gradIn[gateIndex] += static_cast<float>(derivative) * dot;
-        }
-}
-
 // ---- construction ----------------------------------------------------------------------------
 
 CpuENNNetwork::CpuENNNetwork(std::shared_ptr<const ENNModel> modelPtr, const vector<int>& species)
@@ -532,22 +501,16 @@ std::shared_ptr<const CpuENNNetwork::Weights> CpuENNNetwork::buildWeights(const 
             layer.dGateIn = L.linear.out.dim;
             layer.linearResidual = makeLinear(nl.linearResidual, nel, 1.0, L.linearUp.out, L.linear.out);
             layer.linear2 = makeLinear(nl.linear2, nel, 1.0, nl.gate.out, message);
-            Gate& gate = layer.gate;
-            gate.scalarStart = nl.gate.scalarStart;
-            gate.scalarCount = nl.gate.scalarCount;
-            gate.gateStart = nl.gate.gateStart;
-            gate.scalarActivation = nl.gate.scalarActivation;
-            gate.gateActivation = nl.gate.gateActivation;
-            gate.dimIn = nl.gate.in.dim;
-            gate.dimOut = nl.gate.out.dim;
+            // The gate in this layout: each gated entry's channel u, component m at offset + m step + u.
+            layer.gate = nl.gate;
             int outOffset = nl.gate.scalarCount;
             for (const GateSpec::Gated& g : nl.gate.gated) {
                 const Irrep ir{(g.dim - 1) / 2, 1};
-                Gate::Gated entry{0, 0, 0, 0, g.mul, g.dim, g.gateOffset};
-                locate(nl.gate.in, {g.mul, ir, g.start}, entry.inOffset, entry.inStep);
-                locate(nl.gate.out, {g.mul, ir, outOffset}, entry.outOffset, entry.outStep);
+                GateLayout::Entry entry{0, 1, 0, 0, 1, 0};
+                locate(nl.gate.in, {g.mul, ir, g.start}, entry.inOffset, entry.inComponentStep);
+                locate(nl.gate.out, {g.mul, ir, outOffset}, entry.outOffset, entry.outComponentStep);
                 outOffset += g.mul * g.dim;
-                gate.gated.push_back(entry);
+                layer.gateLayout.entries.push_back(entry);
             }
         }
         if (L.residual)
@@ -725,9 +688,9 @@ void CpuENNNetwork::forwardLayer(int t, OpenMM::ThreadPool& pool, bool wantCharg
         if (L.nonlinear) { // message = linear_2(gate(normalised + linear_residual(hUp)))
             std::copy(linearOut, linearOut + size_t(rows) * dLinear, &normalizedLinear[t][size_t(n0) * dLinear]);
             L.linearResidual.forward(&hUp[t][size_t(n0) * L.dUp], linearOut, n0, n1, elementStart);
-            float* gated = s.gated.data();
+            float* gated = s.gateOutput.data();
             for (int n = n0; n < n1; n++)
-                L.gate.forward(linearOut + size_t(n - n0) * dLinear, gated + size_t(n - n0) * L.gate.dimOut);
+                gateForward(L.gate, L.gateLayout, linearOut + size_t(n - n0) * dLinear, gated + size_t(n - n0) * L.gate.out.dim);
             L.linear2.forward(gated, a, n0, n1, elementStart);
         }
         // Symmetric contraction, node by node, vectorised over channels.
@@ -848,13 +811,14 @@ void CpuENNNetwork::backwardLayer(int t, OpenMM::ThreadPool& pool) {
         const float* normalized = &A[t][size_t(n0) * L.dMsg];
         const int dLinear = L.nonlinear ? L.dGateIn : L.dMsg;
         if (L.nonlinear) {
-            float* gradGated = s.gated.data();
-            std::fill(gradGated, gradGated + size_t(rows) * L.gate.dimOut, 0.0f);
+            float* gradGated = s.gateOutput.data(); // (of the gate's output)
+            std::fill(gradGated, gradGated + size_t(rows) * L.gate.out.dim, 0.0f);
             L.linear2.backward(gradA, gradGated, n0, n1, elementStart);
-            gradLinear = s.gradGated.data();
+            gradLinear = s.gateInputGradient.data();
             std::fill(gradLinear, gradLinear + size_t(rows) * dLinear, 0.0f);
             for (int n = n0; n < n1; n++)
-                L.gate.backward(&gateInput[t][size_t(n) * dLinear], gradGated + size_t(n - n0) * L.gate.dimOut, gradLinear + size_t(n - n0) * dLinear);
+                gateBackward(L.gate, L.gateLayout, &gateInput[t][size_t(n) * dLinear], gradGated + size_t(n - n0) * L.gate.out.dim,
+                             gradLinear + size_t(n - n0) * dLinear);
             if (t > 0) { // (the first layer's input is the embedding, which has no gradient)
                 std::fill(&gradUpResidual[size_t(n0) * L.dUp], &gradUpResidual[size_t(n1) * L.dUp], 0.0f);
                 L.linearResidual.backward(gradLinear, &gradUpResidual[size_t(n0) * L.dUp], n0, n1, elementStart);
@@ -954,13 +918,13 @@ double CpuENNNetwork::compute(const vector<Vec3>& positions, const Vec3* box, co
     if (static_cast<int>(scratch.size()) < pool.getNumThreads()) {
         int widest = m.layers.empty() ? 1 : 0, weights = 1, hidden = 1;
         for (const Layer& L : layers) {
-            widest = std::max({widest, L.dIn, L.dUp, L.dTp, L.dMsg, L.dProd, L.dOut, L.dGateIn, L.gate.dimOut});
+            widest = std::max({widest, L.dIn, L.dUp, L.dTp, L.dMsg, L.dProd, L.dOut, L.dGateIn, L.gate.out.dim});
             weights = std::max(weights, L.radialOutputs);
             hidden = std::max({hidden, L.readout.linear1.dimOut, chargeReadout.linear1.dimOut});
         }
         scratch.resize(pool.getNumThreads());
         for (Scratch& s : scratch) {
-            for (vector<float>* v : {&s.conv, &s.message, &s.product, &s.gated, &s.gradGated})
+            for (vector<float>* v : {&s.conv, &s.message, &s.product, &s.gateOutput, &s.gateInputGradient})
                 v->resize(size_t(nodeChunkSize) * widest);
             s.hidden.resize(size_t(nodeChunkSize) * hidden);
             s.gradHidden.resize(size_t(nodeChunkSize) * hidden);

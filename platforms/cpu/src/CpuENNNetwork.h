@@ -90,18 +90,6 @@ private:
         std::vector<std::array<int, 3>> factor; // per term: offsets of A's features (first `correlation` used)
         std::vector<float> coefficients;        // [element][term][channel]
     };
-    /** A gate (GateSpec) on arrays in this layout: the scalars and gates (dimension 1) sit where e3nn has them; each
-     *  gated entry's channel u, component m at inOffset + m inStep + u, written to outOffset + m outStep + u. */
-    struct Gate {
-        struct Gated {
-            int inOffset, inStep, outOffset, outStep, mul, dim, gateOffset;
-        };
-        int scalarStart = 0, scalarCount = 0, gateStart = 0, dimIn = 0, dimOut = 0;
-        ActivationSpec scalarActivation, gateActivation;
-        std::vector<Gated> gated;
-        void forward(const float* in, float* out) const;
-        void backward(const float* in, const float* gradOut, float* gradIn) const;
-    };
     struct Layer : LayerSizes {
         bool residual;
         bool densityNormalized; // the message divided by alpha + beta d (d from column densityColumn of the table)
@@ -112,7 +100,8 @@ private:
         bool nonlinear = false;
         int dGateIn = 0;
         Linear linearResidual, linear2;
-        Gate gate;
+        GateSpec gate;
+        GateLayout gateLayout; // (this layout's: [entry][m][channel])
         // linear: the messages' linear (in a non-residual layer, composed with the skip that follows it); skip: a
         // residual layer's self-connection from its input features
         Linear linearUp, linear, skip, productLinear;
@@ -122,7 +111,7 @@ private:
         std::vector<ContractionOrder> contraction;
     };
     struct Scratch { // per thread, sized for one chunk of nodes
-        std::vector<float> conv, message, product, hidden, gradHidden, scalar, w, dw, gw, wx, z, gated, gradGated;
+        std::vector<float> conv, message, product, hidden, gradHidden, scalar, w, dw, gw, wx, z, gateOutput, gateInputGradient;
     };
 
     struct HarmonicsStep {

@@ -144,17 +144,26 @@ void radialMLPForward(const RadialMLPSpec& mlp, vector<double>& t, vector<double
     }
 }
 
-/** The row of a linear from the one-hot elements (n_elements x 0e) for one element, appended to `out`. */
-void appendElementRow(const LinearSpec& lin, int element, vector<double>& out) {
-    const size_t start = out.size();
-    out.resize(start + lin.out.dim, 0.0);
-    forEachLinearTerm(lin, 0, [&](int i, int o, double c) {
+} // namespace
+
+vector<double> OpenMMENN::elementRow(const LinearSpec& linear, int element) {
+    vector<double> row(linear.out.dim, 0.0);
+    forEachLinearTerm(linear, 0, [&](int i, int o, double c) {
         if (i == element)
-            out[start + o] += c;
+            row[o] += c;
     });
+    return row;
 }
 
-} // namespace
+GateLayout GateLayout::e3nn(const GateSpec& gate) {
+    GateLayout layout;
+    int out = gate.scalarCount;
+    for (const GateSpec::Gated& e : gate.gated) {
+        layout.entries.push_back({e.start, e.dim, 1, out, e.dim, 1});
+        out += e.mul * e.dim;
+    }
+    return layout;
+}
 
 RadialPairConstants OpenMMENN::radialPairConstants(const ENNModel& model, int layer, int sender, int receiver) {
     const LayerSpec& L = model.layers[layer];
@@ -162,9 +171,9 @@ RadialPairConstants OpenMMENN::radialPairConstants(const ENNModel& model, int la
     if (!L.hasEdgeEmbeddings())
         return pair;
     // The sender's and the receiver's element embeddings, the first layer's inputs after the basis.
-    vector<double> embeddings;
-    appendElementRow(L.nonlinearBlock.sourceEmbedding, sender, embeddings);
-    appendElementRow(L.nonlinearBlock.targetEmbedding, receiver, embeddings);
+    vector<double> embeddings = elementRow(L.nonlinearBlock.sourceEmbedding, sender);
+    const vector<double> target = elementRow(L.nonlinearBlock.targetEmbedding, receiver);
+    embeddings.insert(embeddings.end(), target.begin(), target.end());
     const int nb = static_cast<int>(model.besselFrequencies.size());
     auto firstLayer = [&](const RadialMLPSpec& mlp, vector<double>& out) {
         const int nout = mlp.sizes[1];
@@ -217,10 +226,8 @@ InitialNodeFeatures OpenMMENN::initialNodeFeatures(const ENNModel& m, double tot
     const int nel = m.numElements(), dim = m.embedding.out.dim;
     InitialNodeFeatures result;
     result.energy.assign(nel, 0.0);
-    for (int z = 0; z < nel; z++) {
-        result.features.emplace_back();
-        appendElementRow(m.embedding, z, result.features.back());
-    }
+    for (int z = 0; z < nel; z++)
+        result.features.push_back(elementRow(m.embedding, z));
     if (!m.hasJointEmbedding)
         return result;
     const JointEmbeddingSpec& je = m.jointEmbedding;

@@ -53,41 +53,62 @@ struct LayerSizes {
 /** The model's activation (normalised SiLU, tanh or sigmoid) at x; sets *derivative if not null. */
 double activation(const ActivationSpec& act, double x, double* derivative);
 
-/** A gate (GateSpec): out = [scalar activations, gated entries times their gate activations]. */
+/** Where a gate's gated entries (GateSpec::gated, in order) sit in the arrays a platform stores: entry k's channel u,
+ *  component m is read at inOffset + u inChannelStep + m inComponentStep and written at outOffset + u outChannelStep +
+ *  m outComponentStep. The scalars and the gates (dimension 1) sit where GateSpec says in any layout. */
+struct GateLayout {
+    struct Entry {
+        int inOffset, inChannelStep, inComponentStep, outOffset, outChannelStep, outComponentStep;
+    };
+    std::vector<Entry> entries;
+    /** e3nn's [channel][m] layout, the one GateSpec describes. */
+    static GateLayout e3nn(const GateSpec& gate);
+};
+
+/** A gate (GateSpec) in a platform's layout: out = [scalar activations, gated entries times their gate activations]. */
 template <class Real>
-void gateForward(const GateSpec& g, const Real* in, Real* out) {
+void gateForward(const GateSpec& g, const GateLayout& layout, const Real* in, Real* out) {
     for (int i = 0; i < g.scalarCount; i++)
         out[i] = static_cast<Real>(activation(g.scalarActivation, in[g.scalarStart + i], nullptr));
-    int o = g.scalarCount;
-    for (const GateSpec::Gated& e : g.gated)
+    for (size_t k = 0; k < g.gated.size(); k++) {
+        const GateSpec::Gated& e = g.gated[k];
+        const GateLayout::Entry& p = layout.entries[k];
         for (int u = 0; u < e.mul; u++) {
             const Real gate = static_cast<Real>(activation(g.gateActivation, in[g.gateStart + e.gateOffset + u], nullptr));
             for (int m = 0; m < e.dim; m++)
-                out[o++] = in[e.start + u * e.dim + m] * gate;
+                out[p.outOffset + u * p.outChannelStep + m * p.outComponentStep] = in[p.inOffset + u * p.inChannelStep + m * p.inComponentStep] * gate;
         }
+    }
 }
 
-/** gradIn += the gate's transpose Jacobian at `in` times gradOut. */
+/** gradIn += the gate's transpose Jacobian at `in` times gradOut (the layout as gateForward's). */
 template <class Real>
-void gateBackward(const GateSpec& g, const Real* in, const Real* gradOut, Real* gradIn) {
+void gateBackward(const GateSpec& g, const GateLayout& layout, const Real* in, const Real* gradOut, Real* gradIn) {
     double derivative;
     for (int i = 0; i < g.scalarCount; i++) {
         activation(g.scalarActivation, in[g.scalarStart + i], &derivative);
         gradIn[g.scalarStart + i] += static_cast<Real>(derivative) * gradOut[i];
     }
-    int o = g.scalarCount;
-    for (const GateSpec::Gated& e : g.gated)
+    for (size_t k = 0; k < g.gated.size(); k++) {
+        const GateSpec::Gated& e = g.gated[k];
+        const GateLayout::Entry& p = layout.entries[k];
         for (int u = 0; u < e.mul; u++) {
             const int gateIndex = g.gateStart + e.gateOffset + u;
             const Real gate = static_cast<Real>(activation(g.gateActivation, in[gateIndex], &derivative));
             Real dot = 0;
-            for (int m = 0; m < e.dim; m++, o++) {
-                gradIn[e.start + u * e.dim + m] += gate * gradOut[o];
-                dot += in[e.start + u * e.dim + m] * gradOut[o];
+            for (int m = 0; m < e.dim; m++) {
+                const int i = p.inOffset + u * p.inChannelStep + m * p.inComponentStep;
+                const Real go = gradOut[p.outOffset + u * p.outChannelStep + m * p.outComponentStep];
+                gradIn[i] += gate * go;
+                dot += in[i] * go;
             }
             gradIn[gateIndex] += static_cast<Real>(derivative) * dot;
         }
+    }
 }
+
+/** The row of a linear from the one-hot elements (n_elements x 0e) for one element: its output for that element. */
+std::vector<double> elementRow(const LinearSpec& linear, int element);
 
 /** The initial node features of each element (embedding of the one-hot element, plus the joint embedding of the
  *  total charge and spin multiplicity where the model has one) and the energy each such atom adds (MACE's

@@ -66,6 +66,7 @@ ReferenceENNNetwork::ReferenceENNNetwork(std::shared_ptr<const ENNModel> modelPt
             }
         featurePositions.push_back(positions);
         featureDims.push_back(dims);
+        gateLayouts.push_back(GateLayout::e3nn(layer.nonlinearBlock.gate));
     }
 }
 
@@ -170,7 +171,7 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
                 const NonLinearBlockSpec& nl = L.nonlinearBlock;
                 linearForward(nl.linearResidual, 0, &hUp[t][size_t(n) * dUp], linearOut.data());
                 std::copy(linearOut.begin(), linearOut.end(), &gateInput[t][size_t(n) * dLin]);
-                gateForward(nl.gate, linearOut.data(), gated.data());
+                gateForward(nl.gate, gateLayouts[t], linearOut.data(), gated.data());
                 std::fill(message.begin(), message.end(), 0.0);
                 linearForward(nl.linear2, 0, gated.data(), message.data());
             } else
@@ -269,7 +270,7 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
                 const NonLinearBlockSpec& nl = L.nonlinearBlock;
                 std::fill(gradGated.begin(), gradGated.end(), 0.0);
                 linearBackward(nl.linear2, 0, gradMessage.data(), gradGated.data());
-                gateBackward(nl.gate, &gateInput[t][size_t(n) * dLin], gradGated.data(), gradLinear.data());
+                gateBackward(nl.gate, gateLayouts[t], &gateInput[t][size_t(n) * dLin], gradGated.data(), gradLinear.data());
                 linearBackward(nl.linearResidual, 0, gradLinear.data(), &gradUp[size_t(n) * dUp]);
             } else
                 gradLinear = gradMessage;

@@ -47,6 +47,7 @@ private:
     ENNModelTables tables;
     std::vector<std::vector<int>> featurePositions; // [layer][f]: entry offset; with featureDims gives A[c,f]
     std::vector<std::vector<int>> featureDims;
+    std::vector<GateLayout> gateLayouts; // [layer]: e3nn's (the non-linear block's gate)
 };
 
 } // namespace OpenMMENN

@@ -80,6 +80,9 @@ _NONLINEAR_BLOCK = "RealAgnosticResidualNonLinearInteractionBlock"
 _INTERACTION_BLOCKS = ("RealAgnosticResidualInteractionBlock", "RealAgnosticInteractionBlock",
                        "RealAgnosticDensityResidualInteractionBlock", "RealAgnosticDensityInteractionBlock", _NONLINEAR_BLOCK)
 
+# The activation functions MACE's modules hold, by name (filled with torch's when a live model is described).
+_FUNCTION_NAMES = {}
+
 # MACE's joint-embedding inputs (embedding_specs, per graph, categorical) and what they are in an ENNForce.
 _EMBEDDING_INPUTS = {"total_charge": "total_charge", "total_spin": "spin_multiplicity"}
 _RESIDUAL_BLOCKS = ("RealAgnosticResidualInteractionBlock", "RealAgnosticDensityResidualInteractionBlock")
@@ -457,17 +460,18 @@ def describe_mace_model(model):
             raise ValueError(f"{key}: expected Linear, LayerNorm, SiLU per hidden layer")
         return {"hs": list(mlp.hs), "layers": layers}
 
+    _FUNCTION_NAMES.update({torch.nn.functional.silu: "silu", torch.nn.functional.sigmoid: "sigmoid", torch.sigmoid: "sigmoid",
+                            torch.tanh: "tanh", torch.nn.functional.tanh: "tanh"})
+
     def gate(block, irreps_out):
         """MACE's GatedEquivariantBlock (e3nn layout): where the scalars, gates and gated entries sit."""
-        functions = {torch.nn.functional.silu: "silu", torch.nn.functional.sigmoid: "sigmoid", torch.sigmoid: "sigmoid",
-                     torch.tanh: "tanh"}
-        if block._layout_is_ir_mul or block._act_scalar not in functions or block._act_gate not in functions:
+        if block._layout_is_ir_mul or block._act_scalar not in _FUNCTION_NAMES or block._act_gate not in _FUNCTION_NAMES:
             raise ValueError("a gate with another layout or activation is not supported")
         return {"irreps_in": str(block.irreps_in), "irreps_out": str(irreps_out), "scalars": [block._s_start, block._s_len],
                 "gates": [block._g_start, block._g_len],
                 "gated": [[start, mul, dim, offset] for start, _, dim, mul, offset in block._gated_info],
-                "scalar_activation": {"function": functions[block._act_scalar], "scale": float(block._scalar_cst)},
-                "gate_activation": {"function": functions[block._act_gate], "scale": float(block._gate_cst)}}
+                "scalar_activation": {"function": _FUNCTION_NAMES[block._act_scalar], "scale": float(block._scalar_cst)},
+                "gate_activation": {"function": _FUNCTION_NAMES[block._act_gate], "scale": float(block._gate_cst)}}
 
     heads = list(getattr(model, "heads", None) or [])
     hp = {"model_class": type(model).__name__, "heads": heads or None,
@@ -507,12 +511,15 @@ def describe_mace_model(model):
                 "U_matrices": {str(nu): {"key": f"{q}.U_matrix_{nu}"} for nu in range(1, corr + 1)},
                 "weights": {str(nu): {"key": f"{q}.weights_max" if nu == corr else f"{q}.weights.{corr - 1 - nu}"}
                             for nu in range(1, corr + 1)}})
-        if hasattr(ro, "linear_1"):
-            readout = {"type": "NonLinearReadoutBlock", "linear_1": lin(ro.linear_1, f"readouts.{t}.linear_1.weight"),
-                       "activation": {"acts": ["silu"], "cst": [float(ro.non_linearity.acts[0].cst)]},
-                       "linear_2": lin(ro.linear_2, f"readouts.{t}.linear_2.weight")}
-        else:
-            readout = {"type": "LinearReadoutBlock", "linear": lin(ro.linear, f"readouts.{t}.linear.weight")}
+        # By class: other readouts (NonLinearBiasReadoutBlock's extra biased layer, ...) are refused by convert().
+        readout = {"type": type(ro).__name__}
+        if readout["type"] == "NonLinearReadoutBlock":
+            act = ro.non_linearity.acts[0]
+            readout.update({"linear_1": lin(ro.linear_1, f"readouts.{t}.linear_1.weight"),
+                            "activation": {"acts": [_FUNCTION_NAMES.get(act.f, repr(act.f))], "cst": [float(act.cst)]},
+                            "linear_2": lin(ro.linear_2, f"readouts.{t}.linear_2.weight")})
+        elif readout["type"] == "LinearReadoutBlock":
+            readout["linear"] = lin(ro.linear, f"readouts.{t}.linear.weight")
         if nonlinear:
             hp["layers"].append({
                 "interaction_class": type(inter).__name__, "avg_num_neighbors": float(inter.avg_num_neighbors),
