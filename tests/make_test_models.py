@@ -53,6 +53,12 @@ models = {
     # embedding (format version 4), with Agnesi and ZBL as MH-1 has them; r_max 5 A.
     "nonlinear": dict(channels=4, hidden=("4x0e+4x1o", "4x0e"), residual=(True, True), nonlinear=True, apply_cutoff=False,
                       joint_embedding=True, distance_transform="agnesi", pair_repulsion=True, r_max=5.0, seed=10),
+    # MACELES's latent charges (format version 5): a charge readout of every layer, summed and unconstrained, their
+    # Gaussian Coulomb term (sigma 1 A, without self energies) with MACE-LES-OFF's constant (les's norm_factor 90.0474 / 2 pi)
+    # and, in periodic cells, the les library's reciprocal sum truncated at |k| <= 2 pi / dl, dl = 2 A.
+    "latent_charges": dict(channels=4, hidden=("4x0e+4x1o", "4x0e"), residual=(False, True), charge_head=True,
+                           latent_charges=True, coulomb=True, gaussian_sigma=1.0, gaussian_self_energy=False,
+                           coulomb_constant=90.0474 / (2 * 3.141592653589793), truncated_reciprocal_dl=2.0, seed=11),
     # A network whose energies are absurd (1e9 eV per unit readout), for the energy guard.
     "absurd_energy": dict(channels=2, hidden=("2x0e",), residual=(False,), seed=6, energy_scale=1e9),
 }
@@ -62,6 +68,13 @@ for name, kwargs in models.items():
 # Weights that overflow double precision at ordinary positions (finite numbers, so the loader accepts them):
 # the energy readout, or the charge head's, scaled so that the energy or the charges come out NaN or
 # beyond 1e300, for the guards that refuse non-finite results on every platform.
+# The latent charges at a realistic size (|q| up to about 0.5 e, as MACELES's are): the charge readouts scaled.
+architecture, tensors = modelfile.read(os.path.join(out, "latent_charges.enn"))
+for name in tensors:
+    if name.startswith("charge_head.readouts.") and not name.endswith("linear_1"):
+        tensors[name] = tensors[name] * 150.0
+modelfile.write(os.path.join(out, "latent_charges.enn"), architecture, tensors)
+
 overflowing = {"overflowing_energy": ("absurd_energy", "layers.0.readout"),
                "overflowing_charges": ("damped_charge", "charge_head.readout")}
 for name, (source, readout) in overflowing.items():

@@ -62,6 +62,17 @@ bool ENNForce::usesChargeAndSpinInputs() const {
     return model->hasJointEmbedding;
 }
 
+bool ENNForce::hasLatentCharges() const {
+    return model->hasChargeHead && !model->chargesConstrained;
+}
+
+void ENNForce::setTotalCharge(double charge) {
+    if (hasLatentCharges() && !model->hasJointEmbedding)
+        throw OpenMMException("ENNForce: the model's charges are latent (unconstrained, as MACELES predicts them): they sum to whatever the "
+                              "network predicts, so a total charge cannot be imposed on them, and the model does not read one");
+    totalCharge = charge;
+}
+
 bool ENNForce::includesCoulombTerm() const {
     return model->hasChargeHead && model->chargeCoulombIncluded;
 }
@@ -82,6 +93,9 @@ OpenMM::ForceImpl* ENNForce::createImpl() const {
 }
 
 int ENNForce::addChargeGroup(const std::vector<int>& members, double charge) {
+    if (hasLatentCharges())
+        throw OpenMMException("ENNForce: the model's charges are latent (unconstrained, as MACELES predicts them), so charge groups cannot "
+                              "constrain them");
     chargeGroups.push_back({members, charge});
     return getNumChargeGroups() - 1;
 }

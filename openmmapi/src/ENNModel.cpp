@@ -316,6 +316,10 @@ std::vector<Irrep> Irreps::componentIrreps() const {
     return c;
 }
 
+double ENNModel::coulombConstantRatio() const {
+    return chargeCoulombIncluded ? chargeCoulombConstant * energyToKJPerMol / lengthToNm / ONE_4PI_EPS0 : 1.0;
+}
+
 int ENNModel::elementIndex(int atomicNumber) const {
     for (size_t i = 0; i < elements.size(); i++)
         if (elements[i] == atomicNumber)
@@ -738,7 +742,25 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
     if (arch.has("charge_head")) {
         m.hasChargeHead = true;
         Field head = arch.at("charge_head");
-        m.chargeReadout = parser.readout(head.at("readout"), *previous);
+        // MACELES's LES readouts (version 5): one per layer, summed; otherwise one readout of the last layer.
+        if (head.has("readouts")) {
+            requireVersion(head.at("readouts"), 5);
+            if (head.has("readout"))
+                head.invalid("has both 'readout' and 'readouts'");
+            Field readouts = head.at("readouts");
+            if (readouts.size() != m.layers.size() || m.layers.empty())
+                readouts.invalid("needs one readout per layer (" + std::to_string(m.layers.size()) + ")");
+            for (size_t t = 0; t < m.layers.size(); t++)
+                m.chargeReadouts.push_back({static_cast<int>(t), parser.readout(readouts.at(t), m.layers[t].productLinear.out)});
+        } else
+            m.chargeReadouts.push_back({static_cast<int>(m.layers.size()) - 1, parser.readout(head.at("readout"), *previous)});
+        if (head.has("total_charge")) {
+            requireVersion(head.at("total_charge"), 5);
+            const std::string mode = head.at("total_charge").string();
+            if (mode != "constrained" && mode != "unconstrained")
+                head.at("total_charge").invalid("must be 'constrained' or 'unconstrained'");
+            m.chargesConstrained = mode == "constrained";
+        }
         m.chargeElementOffsets.assign(nel, 0.0);
         if (head.has("element_offsets")) {
             Field offsets = head.at("element_offsets");
@@ -769,6 +791,27 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
                     coulomb.invalid("gaussian_sigma and gaussian_self_energy are only read with damping 'gaussian'");
             } else if (coulomb.has("damping") || coulomb.has("gaussian_sigma"))
                 coulomb.invalid("declares damping for a Coulomb term it does not include");
+            // The constant the model was trained with (version 5), in its own units; else 1/(4 pi eps0).
+            m.chargeCoulombConstant = ONE_4PI_EPS0 * m.lengthToNm / m.energyToKJPerMol;
+            if (coulomb.has("constant")) {
+                requireVersion(coulomb.at("constant"), 5);
+                if (!m.chargeCoulombIncluded)
+                    coulomb.at("constant").invalid("is only read for a Coulomb term the model includes");
+                m.chargeCoulombConstant = coulomb.at("constant").number();
+                if (!(m.chargeCoulombConstant > 0))
+                    coulomb.at("constant").invalid("must be positive");
+            }
+            if (coulomb.has("periodic")) {
+                Field periodic = coulomb.at("periodic");
+                requireVersion(periodic, 5);
+                if (m.chargeGaussianSigma <= 0)
+                    periodic.invalid("needs a Coulomb term with damping 'gaussian'");
+                if (periodic.at("method").string() != "truncated_reciprocal")
+                    periodic.at("method").invalid("must be 'truncated_reciprocal'");
+                m.truncatedReciprocalSpacing = periodic.at("dl").number();
+                if (!(m.truncatedReciprocalSpacing > 0))
+                    periodic.at("dl").invalid("must be positive");
+            }
         }
     }
     return model;

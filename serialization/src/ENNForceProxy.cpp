@@ -136,7 +136,8 @@ public:
         try {
             force->setForceGroup(node.getIntProperty("forceGroup", 0));
             force->setUsesPeriodicBoundaryConditions(node.getBoolProperty("usesPeriodic", false));
-            force->setTotalCharge(node.getDoubleProperty("totalCharge", 0.0));
+            if (!force->hasLatentCharges() || force->usesChargeAndSpinInputs()) // (a latent-charge model has none to set)
+                force->setTotalCharge(node.getDoubleProperty("totalCharge", 0.0));
             force->setSpinMultiplicity(node.getIntProperty("spinMultiplicity", 1));
             for (const SerializationNode& p : node.getChildNode("Particles").getChildren())
                 force->addParticle(p.getIntProperty("index"), p.getIntProperty("z"));

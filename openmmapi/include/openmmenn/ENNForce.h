@@ -60,8 +60,9 @@ public:
     /** Total charge of the ML region (elementary charges): what predicted charges sum to, and, for a model that
      *  takes the total charge as an input (MACE's charge embedding, e.g. MACE-OMOL-0), what it reads. */
     double getTotalCharge() const { return totalCharge; }
-    /** Set the total charge (e) of the ML region. A model that embeds it as a class needs a whole number. */
-    void setTotalCharge(double charge) { totalCharge = charge; }
+    /** Set the total charge (e) of the ML region. A model that embeds it as a class needs a whole number. A model with
+     *  latent (unconstrained) charges that does not read the total charge refuses it (hasLatentCharges). */
+    void setTotalCharge(double charge);
     /** Spin multiplicity 2S + 1 of the ML region (1: singlet, 2: doublet, ...), which a model with a spin input
      *  (MACE's spin embedding, e.g. MACE-OMOL-0) reads; other models ignore it. Default 1. */
     int getSpinMultiplicity() const { return spinMultiplicity; }
@@ -95,6 +96,9 @@ public:
 
     /** True if the model predicts charges. */
     bool hasChargeHead() const;
+    /** True if the model's charges are latent: not constrained to a total charge (MACELES's), so that neither the total
+     *  charge nor charge groups apply to them. */
+    bool hasLatentCharges() const;
     /** True if the model's energy includes the Coulomb energy of its predicted charges between its own atoms
      *  (declared in its file; docs/electrostatics.md), which this force then evaluates. */
     bool includesCoulombTerm() const;

@@ -6,6 +6,7 @@
 // All numbers are kept in double; platforms convert to their working precision.
 
 #include <array>
+#include <cmath>
 #include <map>
 #include <memory>
 #include <string>
@@ -201,6 +202,9 @@ struct LayerSpec {
     const Irreps& irrepsOut() const { return productLinear.out; }
 };
 
+/** 1/(4 pi eps0) in kJ mol^-1 nm e^-2 from CODATA 2018, computed as OpenMM computes it (138.9354576...). */
+const double ONE_4PI_EPS0 = 1.0 / (4 * M_PI * (1e-6 * 8.8541878128e-12 / (1.602176634e-19 * 1.602176634e-19 * 6.02214076e23)));
+
 class ENNModel {
 public:
     /** Parse and validate the bytes of a model file. Throws OpenMMException naming the bad field. */
@@ -209,7 +213,7 @@ public:
 
     /** The newest version this build reads (and writes for a model that needs it); it reads every version from 1
      *  (docs/model-format.md, Versioning). */
-    static const int FormatVersion = 4;
+    static const int FormatVersion = 5;
     int formatVersion = 0;
     std::string energyUnit, lengthUnit;
     double energyToKJPerMol = 1.0, lengthToNm = 1.0;
@@ -235,7 +239,16 @@ public:
     std::vector<double> e0;      // per element
     double energyScale = 1.0, energyShift = 0.0;
     bool hasChargeHead = false;
-    ReadoutSpec chargeReadout;   // on the last layer's output features
+    /** A charge readout of one layer's output features; the raw charge sums them over the list (MACELES's LES
+     *  readouts: every layer; otherwise the last layer only). */
+    struct ChargeReadout {
+        int layer = 0;
+        ReadoutSpec readout;
+    };
+    std::vector<ChargeReadout> chargeReadouts;
+    /** true: the charges are shifted to the total charge (or each charge group's); false (charge_head.total_charge
+     *  "unconstrained", MACELES's latent charges): the raw charges are the charges, and no total charge applies. */
+    bool chargesConstrained = true;
     std::vector<double> chargeElementOffsets; // per element, added to the readout (zeros if absent)
     /** The model's energy includes E_coul(q), the Coulomb energy of its predicted charges between its own
      *  atoms (charge_head.coulomb.included); otherwise ML-ML electrostatics are implicit in the network. */
@@ -244,6 +257,16 @@ public:
     /** With Gaussian damping: the term also holds each Gaussian charge's self energy q_i^2 / (sigma sqrt(2 pi)),
      *  which makes the Coulomb energy of the charges positive definite (it cannot fall without bound as they grow). */
     bool chargeGaussianSelfEnergy = false;
+    /** k of the model's own Coulomb term, in the model's units (energy x length / e^2): 1/(4 pi eps0) unless the file
+     *  declares the constant it was trained with (charge_head.coulomb.constant; the les library's norm_factor / 2 pi). */
+    double chargeCoulombConstant = 0.0;
+    /** The sum the model was trained with in periodic cells (charge_head.coulomb.periodic, MACELES): the reciprocal
+     *  sum of its Gaussian charges truncated at |k| <= 2 pi / dl over the les library's grid of k vectors, without
+     *  a real-space part. 0: none declared. */
+    double truncatedReciprocalSpacing = 0.0; // dl (length unit)
+    bool hasTruncatedReciprocalSum() const { return truncatedReciprocalSpacing > 0; }
+    /** k of the model's own Coulomb term over OpenMM's 1/(4 pi eps0) (1 for every model that does not declare its own). */
+    double coulombConstantRatio() const;
 
     /** Index of an atomic number in `elements`, or -1. */
     int elementIndex(int atomicNumber) const;

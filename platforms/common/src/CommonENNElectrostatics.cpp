@@ -133,6 +133,8 @@ CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, ENN
         defines["GAUSSIAN_SELF"] = cc.doubleToString(c.gaussianSelfEnergy);
     if (c.gaussianSigma > 0)
         defines["GAUSSIAN_S"] = cc.doubleToString(1.0 / (std::sqrt(2.0) * c.gaussianSigma));
+    if (c.mlCoulombScale != 1)
+        defines["ML_COULOMB_SCALE"] = cc.doubleToString(c.mlCoulombScale);
     if (pme) {
         defines["PME"] = "1";
         defines["PME_ORDER"] = cc.intToString(PMEOrder);

@@ -228,8 +228,10 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
             }
         layers.push_back(layer);
     }
-    if (m.hasChargeHead)
-        chargeReadout = addReadout(m.chargeReadout, 1.0);
+    for (const ENNModel::ChargeReadout& r : m.chargeReadouts) {
+        chargeReadouts.push_back(addReadout(r.readout, 1.0));
+        chargeReadoutLayers.push_back(r.layer);
+    }
     // ZBL per element pair (a, b): its screening length, prefactor and cutoff (zblPair).
     pairRepulsionStart = static_cast<int>(tableReals.size());
     if (m.hasPairRepulsion)
@@ -374,11 +376,13 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
     groupMembers.initialize<int>(cc, std::max(1, numNodes), "ennGroupMembers");
     nodeGroup.initialize<int>(cc, std::max(1, numNodes), "ennNodeGroup");
     if (numNodes > 0) {
-        groupMembers.upload(chargeGroups.members);
+        vector<int> members = chargeGroups.members; // none for unconstrained charges
+        members.resize(numNodes, 0);
+        groupMembers.upload(members);
         nodeGroup.upload(chargeGroups.groupOf);
     }
-    groupCharge.initialize(cc, numGroups, mixedSize, "ennGroupCharge");
-    groupShift.initialize(cc, numGroups, mixedSize, "ennGroupShift");
+    groupCharge.initialize(cc, std::max(1, numGroups), mixedSize, "ennGroupCharge");
+    groupShift.initialize(cc, std::max(1, numGroups), mixedSize, "ennGroupShift");
     setChargeGroupCharges(chargeGroups);
     statusEvent = cc.createEvent();
     setEdgeCapacity(InitialCapacity);
@@ -551,14 +555,14 @@ void CommonENNNetwork::addSparseProduct(const SparseRows& r, int in, int out, bo
     addOp(OpSparseProduct, {in, out, r.rowStart, r.fieldStart, r.valueStart, r.termsPerSet, r.dIn, r.dOut, accumulate ? 1 : 0});
 }
 
-void CommonENNNetwork::addReadoutForward(const Readout& r, int in) {
+void CommonENNNetwork::addReadoutForward(const Readout& r, int in, int out, bool accumulate) {
     if (!r.nonlinear) {
-        addSparseProduct(r.linear1, in, nodeOut, false);
+        addSparseProduct(r.linear1, in, out, accumulate);
         return;
     }
     addSparseProduct(r.linear1, in, hiddenPre, false);
     addOp(OpActivate, {hiddenPre, hidden, r.hidden, r.activation, r.activationScaleIndex});
-    addSparseProduct(r.linear2, hidden, nodeOut, false);
+    addSparseProduct(r.linear2, hidden, out, accumulate);
 }
 
 void CommonENNNetwork::addReadoutBackward(const Readout& r, int in, int gradOut, int gradIn) {
@@ -595,7 +599,8 @@ void CommonENNNetwork::buildPrograms() {
     int hiddenSize = 1;
     for (const Layer& layer : layers)
         hiddenSize = std::max(hiddenSize, layer.readout.hidden);
-    hiddenSize = std::max(hiddenSize, chargeReadout.hidden);
+    for (const Readout& r : chargeReadouts)
+        hiddenSize = std::max(hiddenSize, r.hidden);
     for (int t = 0; t <= numLayers; t++) {
         h.push_back(addNodeArray(t == 0 ? embeddingDim : layers[t - 1].dOut));
         if (t < numLayers) {
@@ -607,7 +612,7 @@ void CommonENNNetwork::buildPrograms() {
         *slice = addNodeArray(maxFeatures);
     for (int* slice : {&hidden, &hiddenPre, &gradHidden})
         *slice = addNodeArray(hiddenSize);
-    for (int* slice : {&nodeOut, &gradScalar, &ones, &densityGradient})
+    for (int* slice : {&nodeOut, &gradScalar, &ones, &densityGradient, &rawCharge})
         *slice = addNodeArray(1);
     for (const Layer& layer : layers) { // D_n of a density-normalised layer; a non-linear layer's gate input S + R
         density.push_back(layer.densityNormalized ? addNodeArray(1) : -1);
@@ -649,12 +654,13 @@ void CommonENNNetwork::buildPrograms() {
         addSparseProduct(L.productLinear, B, h[t + 1], false);
         if (L.residual)
             addSparseProduct(L.skip, h[t], h[t + 1], true);
-        addReadoutForward(L.readout, h[t + 1]);
+        addReadoutForward(L.readout, h[t + 1], nodeOut, false);
         addOp(OpAddEnergy, {nodeOut});
         if (t + 1 < numLayers)
             addSparseProduct(layers[t + 1].linearUp, h[t + 1], hUp[t + 1], false);
-        else if (model->hasChargeHead) // the raw charges, into nodeOut once the energy has taken it
-            addReadoutForward(chargeReadout, h[t + 1]);
+        for (size_t k = 0; k < chargeReadouts.size(); k++) // the raw charges, summed over the layers with a charge readout
+            if (chargeReadoutLayers[k] == t)
+                addReadoutForward(chargeReadouts[k], h[t + 1], rawCharge, k > 0);
         endProgram(forwardPrograms[t]);
     }
 
@@ -663,10 +669,13 @@ void CommonENNNetwork::buildPrograms() {
     // part two, from the convolution's gradient with respect to the senders' features (which reads the receivers'
     // gradM) to the layer's input. After the forward pass the radial weights in w are the last layer's.
     const int gOutOf[2] = {gradH, gradIn};
-    auto partOne = [&](int t, bool recomputeRadial) {
+    auto partOne = [&](int t, bool recomputeRadial, bool withCharges) {
         const Layer& L = layers[t];
         const int gOut = gOutOf[(numLayers - 1 - t) % 2], gIn = gOutOf[(numLayers - t) % 2], gM = gradM[t % 2];
         addReadoutBackward(L.readout, h[t + 1], ones, gOut);
+        for (size_t k = 0; k < chargeReadouts.size() && withCharges; k++) // dE/d(raw charge) from chargeGradient
+            if (chargeReadoutLayers[k] == t)
+                addReadoutBackward(chargeReadouts[k], h[t + 1], gradScalar, gOut);
         if (t > 0) { // the first layer's input is the embedding, which needs no gradient
             if (L.residual)
                 addSparseProduct(L.skipT, gOut, gIn, false);
@@ -717,20 +726,26 @@ void CommonENNNetwork::buildPrograms() {
         p = beginProgram();
         if (numLayers > 0) {
             addOp(OpZero, {gradH, layers.back().dOut});
-            if (withCharges) // dE/d(raw charge), from chargeGradient
-                addReadoutBackward(chargeReadout, h.back(), gradScalar, gradH);
-            partOne(numLayers - 1, false);
+            partOne(numLayers - 1, false, withCharges);
         }
         else
             addOp(OpEdgeGradients, {});
         endProgram(p);
     }
-    backwardPrograms.assign(std::max(0, numLayers - 1), NodeProgram());
-    for (int t = numLayers - 2; t >= 0; t--) {
-        backwardPrograms[t] = beginProgram();
-        partTwo(t + 1);
-        partOne(t, true);
-        endProgram(backwardPrograms[t]);
+    bool earlierChargeReadouts = false; // on a layer before the last: its backward program differs with charges
+    for (int layer : chargeReadoutLayers)
+        earlierChargeReadouts = earlierChargeReadouts || layer < numLayers - 1;
+    for (bool withCharges : {false, true}) {
+        if (withCharges && !earlierChargeReadouts)
+            continue;
+        std::vector<NodeProgram>& programs = backwardPrograms[withCharges ? 1 : 0];
+        programs.assign(std::max(0, numLayers - 1), NodeProgram());
+        for (int t = numLayers - 2; t >= 0; t--) {
+            programs[t] = beginProgram();
+            partTwo(t + 1);
+            partOne(t, true, withCharges);
+            endProgram(programs[t]);
+        }
     }
 }
 
@@ -789,8 +804,9 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
     vector<NodeProgram*> nodePrograms = {&initialProgram, &lastBackwardProgram, &lastBackwardWithChargesProgram};
     for (NodeProgram& p : forwardPrograms)
         nodePrograms.push_back(&p);
-    for (NodeProgram& p : backwardPrograms)
-        nodePrograms.push_back(&p);
+    for (std::vector<NodeProgram>& programs : backwardPrograms)
+        for (NodeProgram& p : programs)
+            nodePrograms.push_back(&p);
     for (NodeProgram* p : nodePrograms) {
         p->kernel = program->createKernel("nodeProgram");
         p->kernel->addArg(ops);
@@ -822,7 +838,7 @@ void CommonENNNetwork::setEdgeCapacity(int newCapacity) {
     if (model->hasChargeHead) {
         chargeKernel = program->createKernel("normalizeCharges");
         chargeKernel->addArg(data);
-        chargeKernel->addArg(nodeOut);
+        chargeKernel->addArg(rawCharge);
         chargeKernel->addArg(species);
         chargeKernel->addArg(chargeOffsets);
         chargeKernel->addArg(numNodes);
@@ -967,8 +983,9 @@ void CommonENNNetwork::backward(ComputeArray* potential, ComputeArray* extraForc
         deviceWork.launch(chargeGradientKernel, ReduceSize, ReduceSize);
     }
     launch(potential ? lastBackwardWithChargesProgram : lastBackwardProgram);
-    for (int t = static_cast<int>(backwardPrograms.size()) - 1; t >= 0; t--)
-        launch(backwardPrograms[t]);
+    std::vector<NodeProgram>& programs = backwardPrograms[potential && !backwardPrograms[1].empty() ? 1 : 0];
+    for (int t = static_cast<int>(programs.size()) - 1; t >= 0; t--)
+        launch(programs[t]);
     applyForcesKernel->setArg(9, extraForces ? *extraForces : positions);
     applyForcesKernel->setArg(10, extraForces ? 1 : 0);
     deviceWork.launch(applyForcesKernel, numAtoms);

@@ -72,7 +72,10 @@ public:
 
     const ENNModel& getModel() const { return *model; }
     /** Sets the charges of the charge groups (the same groups as at construction). */
-    void setChargeGroupCharges(const ENNChargeGroups& chargeGroups) { groupCharge.upload(chargeGroups.charge, true); }
+    void setChargeGroupCharges(const ENNChargeGroups& chargeGroups) {
+        if (chargeGroups.numGroups() > 0) // (unconstrained charges have none)
+            groupCharge.upload(chargeGroups.charge, true);
+    }
     /** Sets each element's initial features and energy (a model with a joint embedding: at a new total charge or
      *  multiplicity). */
     void setInitialFeatures(const InitialNodeFeatures& initial);
@@ -131,8 +134,8 @@ private:
     /** Appends an operation to the op table. */
     void addOp(Op kind, std::initializer_list<int> parameters);
     void addSparseProduct(const SparseRows& rows, int in, int out, bool accumulate);
-    /** A readout: forward writes nodeOut; backward adds d(readout)/dh times gradOut to gradIn. */
-    void addReadoutForward(const Readout& r, int in);
+    /** A readout: forward writes (or adds to) out; backward adds d(readout)/dh times gradOut to gradIn. */
+    void addReadoutForward(const Readout& r, int in, int out, bool accumulate);
     void addReadoutBackward(const Readout& r, int in, int gradOut, int gradIn);
     /** The layer's radial outputs on each node's edges (into w, dwdr), or, reversed, those of the edges it sends, at
      *  the slots of their reverses (into wReverse, dwdrReverse). */
@@ -170,7 +173,8 @@ private:
     std::vector<int> tableInts;
     std::vector<double> tableReals;
     std::vector<Layer> layers;
-    Readout chargeReadout;
+    std::vector<Readout> chargeReadouts;  // summed into rawCharge (MACELES: one per layer)
+    std::vector<int> chargeReadoutLayers; // the layer each reads
     int embeddingStart = 0, embeddingDim = 0;
 
     OpenMM::ComputeProgram program;
@@ -189,7 +193,7 @@ private:
     OpenMM::ComputeArray data;
     int dataSize = 0;
     std::vector<int> h, hUp, A;
-    int M = 0, B = 0, hidden = 0, hiddenPre = 0, gradHidden = 0, nodeOut = 0, gradScalar = 0, ones = 0;
+    int M = 0, B = 0, hidden = 0, hiddenPre = 0, gradHidden = 0, nodeOut = 0, gradScalar = 0, ones = 0, rawCharge = 0;
     int gradH = 0, gradIn = 0, gradM[2] = {0, 0}, gradUp = 0, gradB = 0, gradA = 0, gated = 0, gradGated = 0, gradGate = 0;
     // The op table and the node programs of a step: the edge geometry, embedding and first linear; each layer's forward
     // pass (the last one also the charge head's readout); the backward pass from the last layer's readouts (with and
@@ -199,7 +203,10 @@ private:
     std::vector<int> opTable;
     OpenMM::ComputeArray ops;
     NodeProgram initialProgram, lastBackwardProgram, lastBackwardWithChargesProgram;
-    std::vector<NodeProgram> forwardPrograms, backwardPrograms; // backwardPrograms[t]: from layer t + 1 to layer t
+    std::vector<NodeProgram> forwardPrograms;
+    // backwardPrograms[withCharges][t]: from layer t + 1 to layer t (with charges: through its charge readout too, where
+    // layer t has one; the same programs where none has)
+    std::vector<NodeProgram> backwardPrograms[2];
     OpenMM::ComputeKernel gatherKernel, neighborKernel, applyForcesKernel;
     OpenMM::ComputeKernel energyKernel, chargeKernel, chargeGradientKernel;
 };

@@ -18,6 +18,8 @@ void CpuCalcENNForceKernel::initialize(const OpenMM::System& system, const ENNFo
     electrostatics = std::make_unique<CpuENNElectrostatics>(system, force);
     if (!electrostatics->active())
         electrostatics.reset();
+    if (usesTrainedPeriodicSum(force))
+        latentEwald = std::make_unique<CpuENNLatentEwald>(force.getModel());
 }
 
 double CpuCalcENNForceKernel::evaluate(OpenMM::ContextImpl& context, std::vector<double>* charges, bool includeForces) {
@@ -43,6 +45,18 @@ double CpuCalcENNForceKernel::evaluate(OpenMM::ContextImpl& context, std::vector
             electrostaticEnergy = electrostatics->compute(*data.positions, data.periodicBoxVectors, q, electrostaticForces, phi, pool);
             for (double& p : phi)
                 p /= m.energyToKJPerMol;
+        };
+    }
+    if (latentEwald && !charges) {
+        // In the model's units, as it was trained; the forces at fixed charges into electrostaticForces (OpenMM units).
+        coupling = [&](const std::vector<double>& q, std::vector<double>& phi) {
+            ml.checkCharges(q);
+            std::vector<Vec3> latentGradient(q.size());
+            phi.assign(q.size(), 0.0);
+            electrostaticEnergy = latentEwald->compute(local, box, q, phi, latentGradient, pool) * m.energyToKJPerMol;
+            electrostaticForces.assign(data.positions->size(), Vec3());
+            for (size_t i = 0; i < q.size(); i++)
+                electrostaticForces[ml.particles[i]] = latentGradient[i] * (-m.energyToKJPerMol / m.lengthToNm);
         };
     }
     const double energy = network->compute(local, ml.periodic ? box : nullptr, ml.chargeGroups, ml.initialFeatures, coupling, charges,

@@ -3,6 +3,7 @@
 
 #include "openmmenn/ENNKernels.h"
 #include "CpuENNElectrostatics.h"
+#include "CpuENNLatentEwald.h"
 #include "CpuENNNetwork.h"
 #include "ENNParticles.h"
 #include <memory>
@@ -23,6 +24,7 @@ private:
     double evaluate(OpenMM::ContextImpl& context, std::vector<double>* charges, bool includeForces);
     std::unique_ptr<CpuENNNetwork> network;
     std::unique_ptr<CpuENNElectrostatics> electrostatics; // null when the force has no coupling
+    std::unique_ptr<CpuENNLatentEwald> latentEwald;       // the model's periodic sum as trained, or null
     ENNParticles ml;
     std::vector<OpenMM::Vec3> local, gradient, electrostaticForces; // reused from step to step
 };

@@ -415,7 +415,8 @@ CpuENNNetwork::RadialTable CpuENNNetwork::floatTable(const ENNRadialTable& table
 
 CpuENNNetwork::CpuENNNetwork(std::shared_ptr<const ENNModel> modelPtr, const vector<int>& species)
     : model(std::move(modelPtr)), weights(weightsOf(model)), chargeOffset(weights->chargeOffset),
-      layers(weights->layers), chargeReadout(weights->chargeReadout), harmonicsSteps(weights->harmonicsSteps) {
+      layers(weights->layers), chargeReadouts(weights->chargeReadouts),
+      chargeReadoutLayers(weights->chargeReadoutLayers), harmonicsSteps(weights->harmonicsSteps) {
     const ENNModel& m = *model;
     const int nel = m.numElements();
     numNodes = static_cast<int>(species.size());
@@ -479,7 +480,6 @@ std::shared_ptr<const CpuENNNetwork::Weights> CpuENNNetwork::buildWeights(const 
     auto weights = std::make_shared<Weights>();
     std::vector<float>& chargeOffset = weights->chargeOffset;
     std::vector<Layer>& layers = weights->layers;
-    Readout& chargeReadout = weights->chargeReadout;
     std::vector<HarmonicsStep>& harmonicsSteps = weights->harmonicsSteps;
     for (int l = 2; l <= m.shLmax; l++)
         harmonicsSteps.push_back({l, static_cast<float>(tables.harmonicsNormalization(l)), tables.sparseW3j(1, l - 1, l)});
@@ -568,7 +568,10 @@ std::shared_ptr<const CpuENNNetwork::Weights> CpuENNNetwork::buildWeights(const 
         layers.push_back(std::move(layer));
     }
     if (m.hasChargeHead) {
-        chargeReadout = makeReadout(m.chargeReadout, 1.0, m.layers.empty() ? m.embedding.out : m.layers.back().productLinear.out);
+        for (const ENNModel::ChargeReadout& r : m.chargeReadouts) {
+            weights->chargeReadouts.push_back(makeReadout(r.readout, 1.0, m.layers[r.layer].productLinear.out));
+            weights->chargeReadoutLayers.push_back(r.layer);
+        }
         for (double q : m.chargeElementOffsets)
             chargeOffset.push_back(static_cast<float>(q));
     }
@@ -729,11 +732,12 @@ void CpuENNNetwork::forwardLayer(int t, OpenMM::ThreadPool& pool, bool wantCharg
         readoutForward(L.readout, hOut, n0, n1, s.hidden, s.scalar.data(), elementStart);
         for (int n = n0; n < n1; n++)
             nodeEnergy[n] += s.scalar[n - n0];
-        if (last && wantCharges) {
-            readoutForward(chargeReadout, hOut, n0, n1, s.hidden, s.scalar.data(), elementStart);
-            for (int n = n0; n < n1; n++)
-                rawCharge[n] = s.scalar[n - n0] + chargeOffset[nodeSpecies[n]];
-        }
+        for (size_t k = 0; k < chargeReadouts.size() && wantCharges; k++)
+            if (chargeReadoutLayers[k] == t) {
+                readoutForward(chargeReadouts[k], hOut, n0, n1, s.hidden, s.scalar.data(), elementStart);
+                for (int n = n0; n < n1; n++)
+                    rawCharge[n] += s.scalar[n - n0];
+            }
     };
     if (nodeChunkSize == edgeChunkSize)
         parallelFor(pool, numChunks(N, edgeChunkSize), [&](int chunk, int thread) {
@@ -778,6 +782,12 @@ void CpuENNNetwork::backwardLayer(int t, OpenMM::ThreadPool& pool) {
         float* gOut = &gradH[size_t(n0) * L.dOut];
         std::fill(s.scalar.begin(), s.scalar.begin() + rows, 1.0f); // dE/d(readout), energy scale folded in
         readoutBackward(L.readout, &h[t + 1][size_t(n0) * L.dOut], s.scalar.data(), n0, n1, s.hidden, s.gradHidden, gOut, elementStart);
+        for (size_t k = 0; k < chargeReadouts.size() && !rawChargeGradient.empty(); k++)
+            if (chargeReadoutLayers[k] == t) { // dE/d(raw charge) through this layer's charge readout
+                std::copy(&rawChargeGradient[n0], &rawChargeGradient[n1], s.scalar.begin());
+                readoutBackward(chargeReadouts[k], &h[t + 1][size_t(n0) * L.dOut], s.scalar.data(), n0, n1, s.hidden, s.gradHidden, gOut,
+                                elementStart);
+            }
         if (L.residual && t > 0) // (the first layer's input is the embedding, which has no gradient)
             L.skip.backward(gOut, &gradIn[size_t(n0) * L.dIn], n0, n1, elementStart);
         float* gradB = s.product.data();
@@ -920,8 +930,10 @@ double CpuENNNetwork::compute(const vector<Vec3>& positions, const Vec3* box, co
         for (const Layer& L : layers) {
             widest = std::max({widest, L.dIn, L.dUp, L.dTp, L.dMsg, L.dProd, L.dOut, L.dGateIn, L.gate.out.dim});
             weights = std::max(weights, L.radialOutputs);
-            hidden = std::max({hidden, L.readout.linear1.dimOut, chargeReadout.linear1.dimOut});
+            hidden = std::max(hidden, L.readout.linear1.dimOut);
         }
+        for (const Readout& r : chargeReadouts)
+            hidden = std::max(hidden, r.linear1.dimOut);
         scratch.resize(pool.getNumThreads());
         for (Scratch& s : scratch) {
             for (vector<float>* v : {&s.conv, &s.message, &s.product, &s.gateOutput, &s.gateInputGradient})
@@ -976,6 +988,8 @@ double CpuENNNetwork::compute(const vector<Vec3>& positions, const Vec3* box, co
         nodeEnergy[n] = initial.energy[nodeSpecies[n]];
     }
     rawCharge.assign(wantCharges ? N : 0, 0.0);
+    for (int n = 0; n < N && wantCharges; n++)
+        rawCharge[n] = chargeOffset[nodeSpecies[n]];
     for (int t = 0; t < T; t++)
         forwardLayer(t, pool, wantCharges);
     double energy = 0.0;
@@ -1007,18 +1021,14 @@ double CpuENNNetwork::compute(const vector<Vec3>& positions, const Vec3* box, co
     else
         edgeGradLength.assign(E, 0.0f);
     edgeGradHarmonics.assign(size_t(E) * nsh, 0.0f);
+    // q_i = raw_i + (Q_g - sum_g raw)/N_g, so dE/draw_j = phi_j - mean of phi over j's group (phi_j if unconstrained);
+    // each layer with a charge readout takes it from here (node order).
+    rawChargeGradient.clear();
     if (coupling) {
-        // q_i = raw_i + (Q_g - sum_g raw)/N_g, so dE/draw_j = phi_j - mean of phi over j's group.
         const vector<double> projected = chargeGroups.project(phi);
-        parallelFor(pool, numChunks(N, nodeChunkSize), [&](int chunk, int thread) {
-            int n0, n1;
-            chunkRange(chunk, nodeChunkSize, N, n0, n1);
-            Scratch& s = scratch[thread];
-            for (int n = n0; n < n1; n++)
-                s.scalar[n - n0] = static_cast<float>(projected[order[n]]);
-            readoutBackward(chargeReadout, &h[T][size_t(n0) * dTop], s.scalar.data(), n0, n1, s.hidden, s.gradHidden,
-                            &gradH[size_t(n0) * dTop], elementStart);
-        });
+        rawChargeGradient.resize(N);
+        for (int n = 0; n < N; n++)
+            rawChargeGradient[n] = static_cast<float>(projected[order[n]]);
     }
     for (int t = T - 1; t >= 0; t--)
         backwardLayer(t, pool);

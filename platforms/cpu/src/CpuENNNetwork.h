@@ -125,7 +125,8 @@ private:
     struct Weights {
         std::vector<float> chargeOffset;           // per element
         std::vector<Layer> layers;
-        Readout chargeReadout;
+        std::vector<Readout> chargeReadouts; // summed (MACELES: one per layer)
+        std::vector<int> chargeReadoutLayers; // the layer each reads
         std::vector<HarmonicsStep> harmonicsSteps;
     };
     /** The one Weights of `model` while any network holds it (built on first use; thread-safe). */
@@ -142,7 +143,8 @@ private:
     // The parts of `weights`, by name:
     const std::vector<float>& chargeOffset;
     const std::vector<Layer>& layers;
-    const Readout& chargeReadout;
+    const std::vector<Readout>& chargeReadouts;
+    const std::vector<int>& chargeReadoutLayers;
     const std::vector<HarmonicsStep>& harmonicsSteps;
     int numNodes, nsh;
     /** The table of layer t for an edge between elements a and b: radialOfPair[t][a * n_elements + b]. */
@@ -172,6 +174,7 @@ private:
     std::vector<float> gradH, gradIn, gradM;
     std::vector<float> messages; // a small system's messages between its per-edge and per-node passes
     std::vector<double> nodeEnergy, rawCharge, charge, phi;
+    std::vector<float> rawChargeGradient; // dE/d(raw charge) per node during the backward pass (empty: no charges)
     std::vector<Scratch> scratch;
 };
 

@@ -3,10 +3,12 @@
 
 // The predicted charges for every platform: the constraint on them (each charge group's charges sum to its
 // charge, by a uniform shift within the group, q_i = raw_i + (Q_g - sum_{j in g} raw_j) / N_g; without
-// groups in the force, one group of all ML particles with the total charge), and the callback through which a
+// groups in the force, one group of all ML particles with the total charge; a model with unconstrained (latent)
+// charges has no group, and groupOf is -1), and the callback through which a
 // network asks the energy terms that depend on them for their potential.
 
 #include "openmmenn/ENNForce.h"
+#include "openmmenn/ENNModel.h"
 #include "openmm/OpenMMException.h"
 #include <cmath>
 #include <functional>
@@ -27,6 +29,11 @@ struct ENNChargeGroups {
     /** Read and check the force's groups; throws OpenMMException naming the problem. */
     explicit ENNChargeGroups(const ENNForce& force) {
         const int n = force.getNumParticles();
+        if (!force.getModel().chargesConstrained) { // latent charges: every particle in no group, nothing shifted
+            groupOf.assign(n, -1);
+            start = {0};
+            return;
+        }
         if (force.getNumChargeGroups() == 0) {
             groupOf.assign(n, 0);
             charge = {force.getTotalCharge()};
@@ -77,17 +84,21 @@ struct ENNChargeGroups {
     void apply(std::vector<double>& q) const {
         std::vector<double> sum(charge.size(), 0.0);
         for (size_t i = 0; i < q.size(); i++)
-            sum[groupOf[i]] += q[i];
+            if (groupOf[i] >= 0)
+                sum[groupOf[i]] += q[i];
         for (size_t i = 0; i < q.size(); i++)
-            q[i] += (charge[groupOf[i]] - sum[groupOf[i]]) / size(groupOf[i]);
+            if (groupOf[i] >= 0)
+                q[i] += (charge[groupOf[i]] - sum[groupOf[i]]) / size(groupOf[i]);
     }
     /** dE/dq -> dE/draw: the potential minus its mean over the group (particle order). */
     std::vector<double> project(const std::vector<double>& phi) const {
         std::vector<double> mean(charge.size(), 0.0), out(phi);
         for (size_t i = 0; i < phi.size(); i++)
-            mean[groupOf[i]] += phi[i] / size(groupOf[i]);
+            if (groupOf[i] >= 0)
+                mean[groupOf[i]] += phi[i] / size(groupOf[i]);
         for (size_t i = 0; i < phi.size(); i++)
-            out[i] -= mean[groupOf[i]];
+            if (groupOf[i] >= 0)
+                out[i] -= mean[groupOf[i]];
         return out;
     }
 };

@@ -1,4 +1,5 @@
 #include "ENNCouplingParameters.h"
+#include "ENNLatentEwald.h"
 #include "openmmenn/ENNModel.h"
 #include "openmm/OpenMMException.h"
 #include <algorithm>
@@ -35,7 +36,13 @@ ENNCouplingParameters::ENNCouplingParameters(const OpenMM::System& system, const
     // sums that term itself, as NoCutoff); without it they are excluded in every method.
     const bool modelCoulomb = force.includesCoulombTerm();
     mlPairsExcluded = !modelCoulomb;
-    if (modelCoulomb && method == ENNForce::NoElectrostatics) {
+    // A periodic, uncoupled model that declares the periodic sum it was trained with (MACELES) gets that sum
+    // (ENNLatentEwald), not this coupling.
+    const bool trainedPeriodicSum = model.hasTruncatedReciprocalSum() && force.usesPeriodicBoundaryConditions();
+    if (trainedPeriodicSum && implicitSolvent)
+        throw OpenMM::OpenMMException("ENNForce: the model's periodic sum as trained (MACELES's truncated reciprocal sum) does not combine "
+                                      "with implicit solvent; choose setElectrostaticsMethod(PME) for its converged sum");
+    if (modelCoulomb && method == ENNForce::NoElectrostatics && !trainedPeriodicSum) {
         if (force.usesPeriodicBoundaryConditions())
             throw OpenMM::OpenMMException("ENNForce: the model's energy includes the Coulomb energy of its charges and the force is "
                                           "periodic; choose how that sum is done with setElectrostaticsMethod (PME or CutoffPeriodic)");
@@ -63,6 +70,12 @@ ENNCouplingParameters::ENNCouplingParameters(const OpenMM::System& system, const
         gaussianSigma = model.chargeGaussianSigma * model.lengthToNm;
         if (model.chargeGaussianSelfEnergy)
             gaussianSelfEnergy = 1.0 / (gaussianSigma * std::sqrt(2 * M_PI));
+    }
+    // The model's own Coulomb constant where its ML-ML pairs are summed directly; PME's split of every pair between
+    // real and reciprocal space takes one constant, OpenMM's (docs/electrostatics.md).
+    if (modelCoulomb && method != ENNForce::PME) {
+        mlCoulombScale = model.coulombConstantRatio();
+        gaussianSelfEnergy *= mlCoulombScale;
     }
     if (method == ENNForce::CutoffNonPeriodic || method == ENNForce::CutoffPeriodic) {
         const double eps = force.getReactionFieldDielectric();
@@ -198,6 +211,10 @@ void ENNCouplingParameters::ordinaryPair(double r, bool mlPair, double& f, doubl
     } else if (useCutoff()) {
         f += krf * r * r - crf;
         dfdr += 2 * krf * r;
+    }
+    if (mlPair) {
+        f *= mlCoulombScale;
+        dfdr *= mlCoulombScale;
     }
 }
 

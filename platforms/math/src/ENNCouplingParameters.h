@@ -50,7 +50,7 @@ struct ENNCouplingParameters {
     void checkBox(const OpenMM::Vec3* box) const;
     /** An ordinary pair's k q_a q_b f(r) within the cutoff: f = 1/r, or erf(r / (sqrt(2) sigma)) / r between the ML
      *  atoms of a Gaussian-damped model (`mlPair`); minus erf(alpha r)/r with PME (the reciprocal sum holds it), plus
-     *  k_rf r^2 - c_rf with a reaction field. Sets f and df/dr. */
+     *  k_rf r^2 - c_rf with a reaction field; an ML pair's times mlCoulombScale. Sets f and df/dr. */
     void ordinaryPair(double r, bool mlPair, double& f, double& dfdr) const;
     /** A listed pair at its plain (unwrapped) distance r, without cutoff: an exception of Coulomb scale `scale`, or an
      *  excluded ML-ML pair (scale 0); with PME minus erf(alpha r)/r, which the reciprocal sum holds for every pair. */
@@ -69,8 +69,10 @@ struct ENNCouplingParameters {
      *  ordinary pairs of the method, Gaussian-damped where the model declares it, and take no exceptions. */
     bool mlPairsExcluded = true;
     double cutoff, krf = 0, crf = 0, alpha = 0, gaussianSigma = 0;
-    /** c of the model's Gaussian self energy k c q_i^2 per ML atom (1/(sigma sqrt(2 pi)), 1/nm), or 0. */
+    /** c of the model's Gaussian self energy k c q_i^2 per ML atom (1/(sigma sqrt(2 pi)), 1/nm, times mlCoulombScale), or 0. */
     double gaussianSelfEnergy = 0;
+    /** The model's own Coulomb constant over OpenMM's, for its ML-ML pairs (1 with PME, and for models that declare none). */
+    double mlCoulombScale = 1;
     int grid[3] = {0, 0, 0};
     int numML;
     std::vector<int> sites;           // System particle of each site: ML particles first, then MM

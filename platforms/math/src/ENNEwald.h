@@ -6,13 +6,11 @@
 // function, the neutralizing background and OpenMM's choice of alpha and grid. Units: nm, e, kJ/mol.
 
 #include "openmm/Vec3.h"
+#include "openmmenn/ENNModel.h"
 #include <cmath>
 #include <vector>
 
 namespace OpenMMENN {
-
-/** 1/(4 pi eps0) in kJ mol^-1 nm e^-2 from CODATA 2018, computed as OpenMM computes it (138.9354576...). */
-const double ONE_4PI_EPS0 = 1.0 / (4 * M_PI * (1e-6 * 8.8541878128e-12 / (1.602176634e-19 * 1.602176634e-19 * 6.02214076e23)));
 
 /** The B-spline order of every PME in this plugin. */
 const int PMEOrder = 5;

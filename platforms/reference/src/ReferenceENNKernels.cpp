@@ -17,6 +17,8 @@ void ReferenceCalcENNForceKernel::initialize(const OpenMM::System& system, const
     electrostatics = std::make_unique<ReferenceENNElectrostatics>(system, force);
     if (!electrostatics->active())
         electrostatics.reset();
+    if (usesTrainedPeriodicSum(force))
+        latentEwald = std::make_unique<ReferenceENNLatentEwald>(force.getModel());
     ml.read(force);
 }
 
@@ -49,6 +51,23 @@ double ReferenceCalcENNForceKernel::execute(OpenMM::ContextImpl& context, bool i
             electrostaticEnergy = electrostatics->compute(pos, platformData(context).periodicBoxVectors, charges, electrostaticForces, phi);
             for (double& p : phi)
                 p /= m.energyToKJPerMol;
+        };
+    }
+    if (latentEwald) {
+        // In the model's units, as it was trained; the forces at fixed charges into electrostaticForces (OpenMM units).
+        coupling = [&](const std::vector<double>& charges, std::vector<double>& phi) {
+            ml.checkCharges(charges);
+            const double toModel = 1.0 / m.lengthToNm;
+            std::vector<Vec3> local, gradient(charges.size());
+            ml.gather(*platformData(context).positions, toModel, local);
+            Vec3 box[3];
+            for (int k = 0; k < 3; k++)
+                box[k] = platformData(context).periodicBoxVectors[k] * toModel;
+            phi.assign(charges.size(), 0.0);
+            electrostaticEnergy = latentEwald->compute(local, box, charges, phi, gradient) * m.energyToKJPerMol;
+            electrostaticForces.assign(platformData(context).positions->size(), Vec3());
+            for (size_t i = 0; i < charges.size(); i++)
+                electrostaticForces[ml.particles[i]] = gradient[i] * (-m.energyToKJPerMol / m.lengthToNm);
         };
     }
     double energy = network->compute(ml.species, edges, ml.chargeGroups, ml.initialFeatures, coupling, nullptr, includeForces ? &gradient : nullptr);

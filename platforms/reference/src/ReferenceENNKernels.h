@@ -4,6 +4,7 @@
 #include "openmmenn/ENNKernels.h"
 #include "ENNParticles.h"
 #include "ReferenceENNElectrostatics.h"
+#include "ReferenceENNLatentEwald.h"
 #include "ReferenceENNNeighbors.h"
 #include "ReferenceENNNetwork.h"
 #include <memory>
@@ -24,6 +25,7 @@ private:
     std::vector<ENNEdge> buildEdges(OpenMM::ContextImpl& context);
     std::unique_ptr<ReferenceENNNetwork> network;
     std::unique_ptr<ReferenceENNElectrostatics> electrostatics; // null when the force has no coupling
+    std::unique_ptr<ReferenceENNLatentEwald> latentEwald;       // the model's periodic sum as trained, or null
     ENNParticles ml;
 };
 

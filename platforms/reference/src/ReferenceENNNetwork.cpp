@@ -208,10 +208,14 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
     // ---- charges ----
     vector<double> q;
     if (wantCharges) {
-        const int dOut = m.layers.back().irrepsOut().dim;
         q.resize(N);
         for (int n = 0; n < N; n++)
-            q[n] = readoutForward(m.chargeReadout, &h[T][size_t(n) * dOut]) + m.chargeElementOffsets[species[n]];
+            q[n] = m.chargeElementOffsets[species[n]];
+        for (const ENNModel::ChargeReadout& r : m.chargeReadouts) { // summed over the layers that have one
+            const int d = static_cast<int>(h[r.layer + 1].size()) / std::max(N, 1);
+            for (int n = 0; n < N; n++)
+                q[n] += readoutForward(r.readout, &h[r.layer + 1][size_t(n) * d]);
+        }
         chargeGroups.apply(q);
         if (charges)
             *charges = q;
@@ -227,13 +231,21 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
     for (int e = 0; e < E && m.hasPairRepulsion; e++)
         gradR[e] = pairRepulsionDerivative[e];
     vector<double> gradH(h[T].size(), 0.0);
-    if (coupling) {
-        // q_i = raw_i + (Q_g - sum_g raw)/N_g, so dE/draw_j = phi_j - mean of phi over j's group.
-        const vector<double> projected = chargeGroups.project(chargePotential);
-        const int dOut = m.layers.back().irrepsOut().dim;
-        for (int n = 0; n < N; n++)
-            readoutBackward(m.chargeReadout, &h[T][size_t(n) * dOut], projected[n], &gradH[size_t(n) * dOut]);
-    }
+    // q_i = raw_i + (Q_g - sum_g raw)/N_g, so dE/draw_j = phi_j - mean of phi over j's group (phi_j if unconstrained).
+    const vector<double> projected = coupling ? chargeGroups.project(chargePotential) : vector<double>();
+    // dE/dh of layer t's output through its charge readout, added where the layer's energy readout adds its own.
+    auto chargeReadoutBackward = [&](int t, vector<double>& gradOut) {
+        if (!coupling)
+            return;
+        for (const ENNModel::ChargeReadout& r : m.chargeReadouts)
+            if (r.layer == t) {
+                const int d = static_cast<int>(h[t + 1].size()) / std::max(N, 1);
+                for (int n = 0; n < N; n++)
+                    readoutBackward(r.readout, &h[t + 1][size_t(n) * d], projected[n], &gradOut[size_t(n) * d]);
+            }
+    };
+    if (T > 0)
+        chargeReadoutBackward(T - 1, gradH);
     for (int t = T - 1; t >= 0; t--) {
         const LayerSpec& L = m.layers[t];
         const int dIn = L.irrepsIn().dim, dUp = L.linearUp.out.dim, dTp = L.conv.out.dim, dLin = L.linear.out.dim, dMsg = L.irrepsMessage().dim;
@@ -317,6 +329,8 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
         }
         for (int n = 0; n < N; n++)
             linearBackward(L.linearUp, 0, &gradUp[size_t(n) * dUp], &gradIn[size_t(n) * dIn]);
+        if (t > 0)
+            chargeReadoutBackward(t - 1, gradIn); // the gradient of layer t-1's output
         gradH.swap(gradIn);
     }
     gradient->assign(N, Vec3());

@@ -261,10 +261,13 @@ OpenMM_ENN_Status OpenMM_ENNEvaluator_create(const char* modelFile, int numAtoms
         auto force = std::make_unique<ENNForce>(modelFile);
         for (int i = 0; i < numAtoms; i++)
             force->addParticle(e->system->addParticle(1.0), atomicNumbers[i]);
-        force->setTotalCharge(totalCharge);
+        if (totalCharge != 0 || !force->hasLatentCharges()) // (latent charges take none)
+            force->setTotalCharge(totalCharge);
         force->setUsesPeriodicBoundaryConditions(periodic != 0);
-        if (periodic != 0 && force->includesCoulombTerm())
-            force->setElectrostaticsMethod(ENNForce::PME); // the model's own Coulomb term, with its periodic images
+        // The model's own Coulomb term with its periodic images: the periodic sum it was trained with where it declares
+        // one (MACELES), else PME.
+        if (periodic != 0 && force->includesCoulombTerm() && !force->getModel().hasTruncatedReciprocalSum())
+            force->setElectrostaticsMethod(ENNForce::PME);
         if (units == OpenMM_ENN_ModelUnits) {
             e->lengthInNm = force->getModel().lengthToNm;
             e->energyInKJPerMol = force->getModel().energyToKJPerMol;

@@ -31,7 +31,8 @@ def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e")
                  activation="silu", seed=0, weight_std=1.0, units=("eV", "Angstrom"), avg_num_neighbors=8.0,
                  message_parities="natural", energy_scale=0.7, charge_offsets=None, frozen_charges=False,
                  coulomb=False, gaussian_sigma=None, gaussian_self_energy=True, density_normalization=False,
-                 distance_transform=None, pair_repulsion=False, nonlinear=False, apply_cutoff=True, joint_embedding=False):
+                 distance_transform=None, pair_repulsion=False, nonlinear=False, apply_cutoff=True, joint_embedding=False,
+                 latent_charges=False, coulomb_constant=None, truncated_reciprocal_dl=None):
     """Return (architecture, tensors) of a model with N(0, weight_std^2) weights.
 
     message_parities: "natural" gives messages channels x (0e+1o+2e+...), as MACE does; "both"
@@ -48,6 +49,10 @@ def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e")
     edge irreps of half the channels, density normalisation with alpha and beta, gate); apply_cutoff False: the
     envelope on the radial outputs; joint_embedding: the total charge (-5..5) and multiplicity (1..5) embedded, with
     an embedding readout (format version 4). Lengths in Angstrom.
+    latent_charges: MACELES's charge head (format version 5): a charge readout of every layer (linear, the last one
+    like the energy's), summed, unconstrained; coulomb_constant: the constant of the model's own Coulomb term (energy x
+    length / e^2) where it is not 1/(4 pi eps0); truncated_reciprocal_dl: the periodic sum it was trained with, the
+    les library's reciprocal sum truncated at |k| <= 2 pi / dl.
     """
     rng = np.random.default_rng(seed)
     parity = symmetry == "O3"
@@ -118,6 +123,7 @@ def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e")
     if not apply_cutoff:
         arch["radial_basis"]["apply_cutoff"] = False
     previous = [(channels, 0, 1)]
+    layer_outputs = []
     arch["embedding"] = linear("embedding.weight", [(nel, 0, 1)], previous)
     torch_silu = {"function": "silu", "scale": 1.0}
 
@@ -216,9 +222,19 @@ def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e")
                          "scalar_activation": act, "gate_activation": {"function": "sigmoid", "scale": 1.8467055342154763}},
                 "linear_2": linear(f"{p}.linear_2.weight", message, message)})
         arch["layers"].append(layer)
+        layer_outputs.append(out)
         previous = out
     if charge_head:
-        arch["charge_head"] = {"readout": readout("charge_head.readout", previous)}
+        if latent_charges:
+            last = len(layer_outputs) - 1
+            arch["charge_head"] = {
+                "readouts": [readout(f"charge_head.readouts.{t}", outs) if t == last else
+                             {"type": "linear", "linear": linear(f"charge_head.readouts.{t}.linear", outs, [(1, 0, 1)])}
+                             for t, outs in enumerate(layer_outputs)],
+                "total_charge": "unconstrained"}
+            arch["format_version"] = 5
+        else:
+            arch["charge_head"] = {"readout": readout("charge_head.readout", previous)}
         if frozen_charges:
             for name in tensors:
                 if name.startswith("charge_head."):
@@ -231,6 +247,12 @@ def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e")
             if gaussian_sigma is not None:
                 declaration["gaussian_sigma"] = float(gaussian_sigma)
                 declaration["gaussian_self_energy"] = bool(gaussian_self_energy)
+            if coulomb_constant is not None:
+                declaration["constant"] = float(coulomb_constant)
+                arch["format_version"] = 5
+            if truncated_reciprocal_dl is not None:
+                declaration["periodic"] = {"method": "truncated_reciprocal", "dl": float(truncated_reciprocal_dl)}
+                arch["format_version"] = 5
         elif gaussian_sigma is not None:
             raise ValueError("gaussian_sigma damps the model's own Coulomb term: pass coulomb=True")
         arch["charge_head"]["coulomb"] = declaration

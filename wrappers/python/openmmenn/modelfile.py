@@ -20,7 +20,11 @@ ONE_4PI_EPS0 = 1.0 / (4 * 3.141592653589793 * (1e-6 * 8.8541878128e-12 / (1.6021
 
 
 def coulomb_constant(architecture):
-    """1/(4 pi eps0) in the model's own units (energy unit x length unit / e^2)."""
+    """The constant k of the model's own Coulomb term in its units (energy unit x length unit / e^2): the one it declares
+    (charge_head.coulomb.constant, version 5), else 1/(4 pi eps0)."""
+    declared = (architecture.get("charge_head") or {}).get("coulomb", {}).get("constant")
+    if declared is not None:
+        return float(declared)
     units = architecture["units"]
     return ONE_4PI_EPS0 / (ENERGY_UNITS_IN_KJ_PER_MOL[units["energy"]] * LENGTH_UNITS_IN_NM[units["length"]])
 

@@ -85,6 +85,13 @@ class TorchENNModel(torch.nn.Module):
         self.r_max = float(a["r_max"])
         self.lmax = int(a["spherical_harmonics"]["lmax"])
         self.charge_head = a.get("charge_head")
+        if self.charge_head is not None:
+            latent = {"readouts": "charge readouts of every layer", "total_charge": "unconstrained charges"}
+            for key, what in latent.items():
+                if key in self.charge_head:
+                    raise ValueError(f"openmmenn.torch_model: MACELES's charge head ({what}) is not implemented here")
+            if "periodic" in self.charge_head.get("coulomb", {}):
+                raise ValueError("openmmenn.torch_model: the truncated periodic sum (charge_head.coulomb.periodic) is not implemented here")
         self.coulomb_included, self.gaussian_sigma, self.gaussian_self_energy = modelfile.coulomb_declaration(a)
         self.coulomb_constant = modelfile.coulomb_constant(a)
         # |Y_l|^2 = 2l + 1 normalisation of the harmonics recursion, as the C++ computes it.

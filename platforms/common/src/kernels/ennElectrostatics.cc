@@ -116,6 +116,12 @@ DEVICE void coulombPair(int s, int t, real4 ps, real4 pt, int isException, real 
         f += KRF * r2 - CRF;
         dfdr += 2 * KRF * r;
 #endif
+#ifdef ML_COULOMB_SCALE
+        if (s < NUM_ML && t < NUM_ML) { // the model's own Coulomb constant
+            f *= ML_COULOMB_SCALE;
+            dfdr *= ML_COULOMB_SCALE;
+        }
+#endif
     }
     *energy += (mixed) (((real) 0.5 * ONE_4PI_EPS0) * ps.w * pt.w * f);
     *phi += (mixed) (ONE_4PI_EPS0 * pt.w * f);

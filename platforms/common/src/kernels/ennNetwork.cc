@@ -773,8 +773,8 @@ KERNEL void normalizeCharges(GLOBAL const real* RESTRICT data, int rawStart, GLO
     SYNC_THREADS;
     groupMeans(work, numGroups, groupStart, groupMembers, groupMean);
     for (int n = LOCAL_ID; n < numNodes; n += REDUCE_SIZE) {
-        const int g = nodeGroup[n];
-        const real q = (real) (work[n] + groupCharge[g] / (groupStart[g + 1] - groupStart[g]) - groupMean[g]);
+        const int g = nodeGroup[n]; // -1: unconstrained (latent) charges
+        const real q = (real) (g < 0 ? work[n] : work[n] + groupCharge[g] / (groupStart[g + 1] - groupStart[g]) - groupMean[g]);
         charges[n] = q;
         if (!(fabs(q) <= maxCharge)) { // NaN too
             status[4] = 1;
@@ -790,7 +790,7 @@ KERNEL void chargeGradient(GLOBAL const mixed* RESTRICT potential, int numNodes,
         GLOBAL real* RESTRICT data, int gradientStart) {
     groupMeans(potential, numGroups, groupStart, groupMembers, groupMean);
     for (int n = LOCAL_ID; n < numNodes; n += REDUCE_SIZE)
-        data[gradientStart + n] = (real) ((potential[n] - groupMean[nodeGroup[n]]) * toModel);
+        data[gradientStart + n] = (real) ((nodeGroup[n] < 0 ? potential[n] : potential[n] - groupMean[nodeGroup[n]]) * toModel);
 }
 
 /** Forces on the ML particles (and any extra forces, in original atom order) into the fixed-point
