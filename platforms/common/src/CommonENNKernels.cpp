@@ -16,6 +16,9 @@ void CommonCalcENNForceKernel::initialize(const OpenMM::System& system, const EN
     if (coupling.active())
         electrostatics = std::make_unique<CommonENNElectrostatics>(cc, std::move(coupling), system.getNumParticles(), network->getCharges(),
                                                                    ml.chargeGroups.total(), network->getStatus(), work);
+    if (usesTrainedPeriodicSum(force))
+        latentEwald = std::make_unique<CommonENNLatentEwald>(cc, force.getModel(), network->getPositions(), network->getCharges(), ml.particles,
+                                                             system.getNumParticles(), network->getStatus(), work);
 }
 
 double CommonCalcENNForceKernel::execute(OpenMM::ContextImpl&, bool includeForces, bool includeEnergy) {
@@ -25,13 +28,22 @@ double CommonCalcENNForceKernel::execute(OpenMM::ContextImpl&, bool includeForce
     network->checkBox();
     if (electrostatics)
         electrostatics->checkBox();
-    network->forward(electrostatics != nullptr);
-    if (electrostatics)
+    network->forward(electrostatics != nullptr || latentEwald != nullptr);
+    OpenMM::ComputeArray *potential = nullptr, *forces = nullptr; // of the energy terms that depend on the charges
+    if (electrostatics) {
         electrostatics->compute(includeEnergy);
+        potential = &electrostatics->getPotential();
+        forces = &electrostatics->getForces();
+    }
+    if (latentEwald) { // (never with electrostatics: ENNCouplingParameters refuses the combination)
+        latentEwald->compute(includeEnergy);
+        potential = &latentEwald->getPotential();
+        forces = &latentEwald->getForces();
+    }
     if (includeEnergy)
         network->addEnergy();
     if (includeForces)
-        network->backward(electrostatics ? &electrostatics->getPotential() : nullptr, electrostatics ? &electrostatics->getForces() : nullptr);
+        network->backward(potential, forces);
     // Only now, with the whole step queued, wait for its status. If the list overflowed, OpenMM
     // recomputes the step (as for its own neighbour list).
     network->queueStatus();

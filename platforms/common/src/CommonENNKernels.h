@@ -3,6 +3,7 @@
 
 #include "openmmenn/ENNKernels.h"
 #include "CommonENNElectrostatics.h"
+#include "CommonENNLatentEwald.h"
 #include "CommonENNNetwork.h"
 #include "ENNParticles.h"
 #include "openmm/common/ComputeContext.h"
@@ -29,6 +30,7 @@ private:
     OpenMM::ComputeContext& cc;
     std::unique_ptr<CommonENNNetwork> network;
     std::unique_ptr<CommonENNElectrostatics> electrostatics; // null when the force has no coupling
+    std::unique_ptr<CommonENNLatentEwald> latentEwald;       // the model's periodic sum as trained, or null
     ENNParticles ml;
     DeviceWork work; // what the steps queued (CommonENNDeviceWork.h)
 };

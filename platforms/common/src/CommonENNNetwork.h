@@ -69,6 +69,8 @@ public:
     void backward(OpenMM::ComputeArray* potential, OpenMM::ComputeArray* extraForces);
     /** The predicted charges of the last forward pass with wantCharges (real, in ML order, e). */
     OpenMM::ComputeArray& getCharges() { return charges; }
+    /** The ML positions (real4, model units) the last forward pass gathered. */
+    OpenMM::ComputeArray& getPositions() { return positions; }
 
     const ENNModel& getModel() const { return *model; }
     /** Sets the charges of the charge groups (the same groups as at construction). */
