@@ -317,7 +317,7 @@ std::vector<Irrep> Irreps::componentIrreps() const {
 }
 
 double ENNModel::coulombConstantRatio() const {
-    return chargeCoulombIncluded ? chargeCoulombConstant * energyToKJPerMol / lengthToNm / ONE_4PI_EPS0 : 1.0;
+    return chargeCoulombIncluded ? chargeCoulombConstant * energyToKJPerMol * lengthToNm / ONE_4PI_EPS0 : 1.0;
 }
 
 int ENNModel::elementIndex(int atomicNumber) const {
@@ -792,7 +792,7 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
             } else if (coulomb.has("damping") || coulomb.has("gaussian_sigma"))
                 coulomb.invalid("declares damping for a Coulomb term it does not include");
             // The constant the model was trained with (version 5), in its own units; else 1/(4 pi eps0).
-            m.chargeCoulombConstant = ONE_4PI_EPS0 * m.lengthToNm / m.energyToKJPerMol;
+            m.chargeCoulombConstant = ONE_4PI_EPS0 / (m.energyToKJPerMol * m.lengthToNm);
             if (coulomb.has("constant")) {
                 requireVersion(coulomb.at("constant"), 5);
                 if (!m.chargeCoulombIncluded)

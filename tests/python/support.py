@@ -28,7 +28,8 @@ def energy_forces_ev(path, numbers, positions_angstrom, platform="Reference", bo
     OpenMM's reduced form) a periodic crystal."""
     system = openmm.System()
     force = openmmenn.ENNForce(path)
-    force.setTotalCharge(total_charge)
+    if total_charge or not force.hasLatentCharges():  # (latent charges take no total charge)
+        force.setTotalCharge(total_charge)
     force.setSpinMultiplicity(multiplicity)
     for z in numbers:
         force.addParticle(system.addParticle(1.0), int(z))

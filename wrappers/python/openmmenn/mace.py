@@ -169,6 +169,20 @@ def _joint_embedding(hp, sd, add, readout_linear, h):
     return spec
 
 
+def _latent_charge_head(hp, readouts):
+    """MACELES's long-range term as a charge head (format version 5): the LES readouts of every layer, summed, without a
+    total-charge constraint; the les library's Ewald module's Gaussian width sigma, its constant norm_factor (1/(2 eps0):
+    k = norm_factor / 2 pi), whether it removes the self interaction, and its periodic sum truncated at 2 pi / dl."""
+    les = hp["les"]
+    if len(readouts) != len(hp["layers"]):
+        raise ValueError(f"MACELES with {len(readouts)} LES readouts for {len(hp['layers'])} layers is not supported")
+    return {"readouts": readouts, "total_charge": "unconstrained",
+            "coulomb": {"included": True, "damping": "gaussian", "gaussian_sigma": float(les["sigma"]),
+                        "gaussian_self_energy": not bool(les["remove_self_interaction"]),
+                        "constant": float(les["norm_factor"]) / (2 * np.pi),
+                        "periodic": {"method": "truncated_reciprocal", "dl": float(les["dl"])}}}
+
+
 def convert(hp, state_dict, head=None):
     """Build (architecture, tensors) from a MACE description and its state_dict (numpy arrays, in the dtype the
     model stores them). A multi-head model keeps one head (select_head)."""
@@ -177,8 +191,8 @@ def convert(hp, state_dict, head=None):
     num_heads = len(hp.get("heads") or ["Default"])
     h = select_head(hp, head)
     model_class = hp.get("model_class", "ScaleShiftMACE")
-    if model_class not in ("MACE", "ScaleShiftMACE"):
-        raise ValueError(f"MACE model class {model_class} is not supported (MACE, ScaleShiftMACE)")
+    if model_class not in ("MACE", "ScaleShiftMACE", "MACELES"):
+        raise ValueError(f"MACE model class {model_class} is not supported (MACE, ScaleShiftMACE, MACELES)")
     for key, default, what in _REFUSED_OPTIONS:
         if hp.get(key, default) != default:
             raise ValueError(f"MACE option not supported: {what}")
@@ -247,6 +261,25 @@ def convert(hp, state_dict, head=None):
             "shift": float(scale_shift("scale_shift.shift", 0.0)),
         },
     }
+    def readout_spec(prefix, ro):
+        """A LinearReadoutBlock or NonLinearReadoutBlock, cut to the kept head; other readouts are refused by name."""
+        if ro["type"] == "LinearReadoutBlock":
+            scalars = o3.parse_irreps(ro["linear"]["irreps_in"])[0][0]
+            return {"type": "linear", "linear": readout_linear(f"{prefix}.linear", ro["linear"], range(scalars), [h])}
+        if ro["type"] == "NonLinearReadoutBlock":
+            acts = ro["activation"]
+            if len(acts["acts"]) != 1:
+                raise ValueError("nonlinear readouts with several activations are not supported")
+            # A multi-head MLP's hidden channels are the heads' blocks in order (MACE's mask_head keeps head h's).
+            scalars = o3.parse_irreps(ro["linear_1"]["irreps_in"])[0][0]
+            hidden = o3.parse_irreps(ro["linear_1"]["irreps_out"])[0][0] // num_heads
+            kept = range(h * hidden, (h + 1) * hidden)
+            return {"type": "nonlinear",
+                    "linear_1": readout_linear(f"{prefix}.linear_1", ro["linear_1"], range(scalars), kept),
+                    "activation": _activation(acts["acts"][0], acts["cst"][0]),
+                    "linear_2": readout_linear(f"{prefix}.linear_2", ro["linear_2"], kept, [h])}
+        raise ValueError(f"readout {ro['type']} is not supported")
+
     def covalent_radii(key):
         """MACE's table (ase.data.covalent_radii, indexed by atomic number) at the model's elements."""
         table = sd[key].reshape(-1)
@@ -328,24 +361,7 @@ def convert(hp, state_dict, head=None):
                     w = np.repeat(w, nel, axis=0)
                 ws.append(add(f"{p}.product.{k}.W{nu}", w))
             contractions.append({"irrep_out": c["irrep_out"], "correlation": int(c["correlation"]), "U": us, "weights": ws})
-        ro = layer["readout"]
-        if ro["type"] == "LinearReadoutBlock":
-            scalars = o3.parse_irreps(ro["linear"]["irreps_in"])[0][0]
-            readout = {"type": "linear", "linear": readout_linear(f"{p}.readout.linear", ro["linear"], range(scalars), [h])}
-        elif ro["type"] == "NonLinearReadoutBlock":
-            acts = ro["activation"]
-            if len(acts["acts"]) != 1:
-                raise ValueError("nonlinear readouts with several activations are not supported")
-            # A multi-head MLP's hidden channels are the heads' blocks in order (MACE's mask_head keeps head h's).
-            scalars = o3.parse_irreps(ro["linear_1"]["irreps_in"])[0][0]
-            hidden = o3.parse_irreps(ro["linear_1"]["irreps_out"])[0][0] // num_heads
-            kept = range(h * hidden, (h + 1) * hidden)
-            readout = {"type": "nonlinear",
-                       "linear_1": readout_linear(f"{p}.readout.linear_1", ro["linear_1"], range(scalars), kept),
-                       "activation": _activation(acts["acts"][0], acts["cst"][0]),
-                       "linear_2": readout_linear(f"{p}.readout.linear_2", ro["linear_2"], kept, [h])}
-        else:
-            raise ValueError(f"readout {ro['type']} is not supported")
+        readout = readout_spec(f"{p}.readout", layer["readout"])
         density = None
         if nonlinear:
             density = {"mlp": _radial_mlp(layer["density_fn"], f"{p}.density", sd, add), "alpha": float(sd[layer["density_alpha_key"]]),
@@ -393,6 +409,9 @@ def convert(hp, state_dict, head=None):
                 "linear_residual": linear(f"{p}.linear_residual", layer["linear_res"]),
                 "gate": layer["gate"],
                 "linear_2": linear(f"{p}.linear_2", layer["linear_2"])})
+    if model_class == "MACELES":
+        arch["charge_head"] = _latent_charge_head(hp, [readout_spec(f"charge_head.readouts.{t}", ro) for t, ro in enumerate(hp["les"]["readouts"])])
+        version = 5
     arch["format_version"] = version
     for l1, l2, l3 in sorted(w3j_needed):
         tensors[f"w3j.{l1}.{l2}.{l3}"] = o3.wigner_3j(l1, l2, l3)
@@ -473,6 +492,18 @@ def describe_mace_model(model):
                 "scalar_activation": {"function": _FUNCTION_NAMES[block._act_scalar], "scale": float(block._scalar_cst)},
                 "gate_activation": {"function": _FUNCTION_NAMES[block._act_gate], "scale": float(block._gate_cst)}}
 
+    def describe_readout(ro, key):
+        # By class: other readouts (NonLinearBiasReadoutBlock's extra biased layer, ...) are refused by convert().
+        readout = {"type": type(ro).__name__}
+        if readout["type"] == "NonLinearReadoutBlock":
+            act = ro.non_linearity.acts[0]
+            readout.update({"linear_1": lin(ro.linear_1, f"{key}.linear_1.weight"),
+                            "activation": {"acts": [_FUNCTION_NAMES.get(act.f, repr(act.f))], "cst": [float(act.cst)]},
+                            "linear_2": lin(ro.linear_2, f"{key}.linear_2.weight")})
+        elif readout["type"] == "LinearReadoutBlock":
+            readout["linear"] = lin(ro.linear, f"{key}.linear.weight")
+        return readout
+
     heads = list(getattr(model, "heads", None) or [])
     hp = {"model_class": type(model).__name__, "heads": heads or None,
           "apply_cutoff": bool(getattr(model, "apply_cutoff", True)),
@@ -511,15 +542,7 @@ def describe_mace_model(model):
                 "U_matrices": {str(nu): {"key": f"{q}.U_matrix_{nu}"} for nu in range(1, corr + 1)},
                 "weights": {str(nu): {"key": f"{q}.weights_max" if nu == corr else f"{q}.weights.{corr - 1 - nu}"}
                             for nu in range(1, corr + 1)}})
-        # By class: other readouts (NonLinearBiasReadoutBlock's extra biased layer, ...) are refused by convert().
-        readout = {"type": type(ro).__name__}
-        if readout["type"] == "NonLinearReadoutBlock":
-            act = ro.non_linearity.acts[0]
-            readout.update({"linear_1": lin(ro.linear_1, f"readouts.{t}.linear_1.weight"),
-                            "activation": {"acts": [_FUNCTION_NAMES.get(act.f, repr(act.f))], "cst": [float(act.cst)]},
-                            "linear_2": lin(ro.linear_2, f"readouts.{t}.linear_2.weight")})
-        elif readout["type"] == "LinearReadoutBlock":
-            readout["linear"] = lin(ro.linear, f"readouts.{t}.linear.weight")
+        readout = describe_readout(ro, f"readouts.{t}")
         if nonlinear:
             hp["layers"].append({
                 "interaction_class": type(inter).__name__, "avg_num_neighbors": float(inter.avg_num_neighbors),
@@ -545,15 +568,35 @@ def describe_mace_model(model):
             hp["layers"][-1]["density_fn"] = {"layers": fully_connected(inter.density_fn, f"{p}.density_fn")}
     if hasattr(model, "embedding_readout"):
         hp["embedding_readout"] = lin(model.embedding_readout.linear, "embedding_readout.linear.weight")
+    if type(model).__name__ == "MACELES":
+        hp["les"] = _describe_les(model, describe_readout)
     return hp
+
+
+def _describe_les(model, describe_readout):
+    """MACELES's long-range part: its LES readouts and the constants of the les library's Ewald module, read from the
+    model (they are attributes of the pickled module, not in its state_dict)."""
+    les = model.les
+    ewald = getattr(les, "ewald", None)
+    missing = [name for name in ("sigma", "dl", "norm_factor", "remove_self_interaction") if not hasattr(ewald, name)]
+    if missing:
+        raise ValueError(f"MACELES: the les module's Ewald has no {', '.join(missing)} (an unknown version of the les library)")
+    # What MACELES passes to Les is the latent charges only: the library's atom-wise network, fixed charges, dipoles,
+    # polarizabilities (and the dielectric scaling they feed) do not enter; Born effective charges are an output.
+    if len(model.les_readouts) != len(model.readouts):
+        raise ValueError("MACELES: not one LES readout per energy readout")
+    return {"readouts": [describe_readout(ro, f"les_readouts.{t}") for t, ro in enumerate(model.les_readouts)],
+            "sigma": float(ewald.sigma), "dl": float(ewald.dl), "norm_factor": float(ewald.norm_factor),
+            "remove_self_interaction": bool(ewald.remove_self_interaction)}
 
 
 def random_mace_model(atomic_energies, first="RealAgnosticInteractionBlock", rest="RealAgnosticResidualInteractionBlock",
                       hidden="16x0e", max_ell=3, correlation=3, interactions=2, r_max=4.5, elements=(1, 6, 7, 8), num_bessel=8,
-                      radial_mlp=(32, 32, 32), mlp_irreps="16x0e", scale_shift=True, seed=0, **options):
+                      radial_mlp=(32, 32, 32), mlp_irreps="16x0e", scale_shift=True, seed=0, model_class=None, **options):
     """A mace-torch model with random weights (MACE's initialisation perturbed by 0.1 N(0, 1), so that every weight
     matters), in torch's current default dtype, for tests and benchmarks against mace-torch itself: any of its
-    constructor options (pair_repulsion, distance_transform, heads, ...) pass through. Needs torch and mace."""
+    constructor options (pair_repulsion, distance_transform, heads, ...) pass through; model_class: a ScaleShiftMACE
+    subclass to build instead (MACELES, with its les_arguments among the options). Needs torch and mace."""
     import torch
     from e3nn import o3 as e3nn_o3
     from mace import modules
@@ -564,7 +607,9 @@ def random_mace_model(atomic_energies, first="RealAgnosticInteractionBlock", res
                 MLP_irreps=e3nn_o3.Irreps(mlp_irreps), atomic_energies=np.asarray(atomic_energies), avg_num_neighbors=8.0,
                 atomic_numbers=list(elements), correlation=correlation, gate=torch.nn.functional.silu, radial_MLP=list(radial_mlp))
     args.update(options)
-    if scale_shift:
+    if model_class is not None:
+        model = model_class(atomic_inter_scale=1.3, atomic_inter_shift=0.1, **args)
+    elif scale_shift:
         model = modules.ScaleShiftMACE(atomic_inter_scale=1.3, atomic_inter_shift=0.1, **args)
     else:
         model = modules.MACE(**args)
@@ -606,7 +651,7 @@ def mace_graph(numbers, positions, cell, r_max, elements, head=0, dtype=None):
     onehot[torch.arange(n), torch.tensor([list(elements).index(int(z)) for z in numbers])] = 1.0
     return {"positions": pos, "node_attrs": onehot, "edge_index": torch.stack([sender, receiver]), "shifts": unit_shifts @ cell,
             "unit_shifts": unit_shifts, "cell": cell, "batch": torch.zeros(n, dtype=torch.long), "ptr": torch.tensor([0, n]),
-            "head": torch.tensor([head])}
+            "head": torch.tensor([head]), "pbc": torch.tensor([[cell is not None and bool(cell.any())] * 3])}
 
 
 def _offsets(shapes):
