@@ -80,7 +80,8 @@ inline std::unique_ptr<OpenMM::System> mlSystem(const std::string& model, const 
     auto* force = new ENNForce(model);
     for (int zi : z)
         force->addParticle(system->addParticle(1.0), zi);
-    force->setTotalCharge(totalCharge);
+    if (totalCharge != 0 || !force->hasLatentCharges()) // (latent charges take none)
+        force->setTotalCharge(totalCharge);
     force->setSpinMultiplicity(spinMultiplicity);
     if (box)
         makePeriodic(*force, *system, box);
@@ -137,6 +138,19 @@ inline void forEachMaterialsSystem(const SystemVisitor& visit) {
  *  singlet and a cation triplet. */
 inline void forEachNonLinearSystem(const SystemVisitor& visit) {
     forEachPlacement("nonlinear", visit, {{{-1.0, 2}, {0.0, 1}, {1.0, 3}}});
+}
+
+/** MACELES's latent charges ("latent_charges": a charge readout of every layer, unconstrained, its Gaussian Coulomb term
+ *  with its own constant), placed as forEachPlacement says (in vacuum the pair sum; in the boxes the les library's
+ *  truncated reciprocal sum, as trained), and in the liquid box with PME (the converged sum). */
+inline void forEachLatentChargeSystem(const SystemVisitor& visit) {
+    forEachPlacement("latent_charges", visit, {{{0.0, 1}, {0.0, 1}, {0.0, 1}}});
+    TestSystem ts(6, TriclinicBox, -1);
+    std::unique_ptr<OpenMM::System> system = mlSystem(modelPath("latent_charges"), ts.z, ts.box);
+    auto& force = dynamic_cast<ENNForce&>(system->getForce(0));
+    force.setElectrostaticsMethod(ENNForce::PME);
+    force.setCutoffDistance(0.45 * std::min(ts.box[0][0], std::min(ts.box[1][1], ts.box[2][2])));
+    visit(*system, ts.pos, "latent_charges " + std::to_string(ts.z.size()) + " atoms, triclinic, PME (converged)", -1);
 }
 
 /** A new total charge and multiplicity set with updateParametersInContext give what a new Context gives with them (the

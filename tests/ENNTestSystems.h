@@ -314,7 +314,8 @@ struct TestSystem {
         auto* force = new ENNForce(modelPath(model));
         for (int i : ml)
             force->addParticle(i, z[i]);
-        force->setTotalCharge(mlTotalCharge());
+        if (!force->hasLatentCharges()) // (latent charges take no total)
+            force->setTotalCharge(mlTotalCharge());
         force->setUsesPeriodicBoundaryConditions(periodic);
         return force;
     }

@@ -115,7 +115,9 @@ struct Result {
 inline void makePeriodic(OpenMMENN::ENNForce& force, OpenMM::System& system, const Vec3* box) {
     force.setUsesPeriodicBoundaryConditions(true);
     system.setDefaultPeriodicBoxVectors(box[0], box[1], box[2]);
-    if (force.getModel().chargeCoulombIncluded) {
+    // The model's own Coulomb term in the box: the periodic sum it was trained with where it declares one (MACELES),
+    // else PME.
+    if (force.getModel().chargeCoulombIncluded && !force.hasTrainedPeriodicSum()) {
         force.setElectrostaticsMethod(OpenMMENN::ENNForce::PME);
         force.setCutoffDistance(0.45 * std::min(box[0][0], std::min(box[1][1], box[2][2])));
     }

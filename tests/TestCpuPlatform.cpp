@@ -51,6 +51,12 @@ TEST(CpuPlatform, NonLinearBlock) {
     forEachNonLinearSystem(compareSystem);
 }
 
+TEST(CpuPlatform, LatentCharges) {
+    // MACELES: charge readouts of every layer (their gradients in each layer's backward pass), unconstrained charges,
+    // the model's Coulomb constant, and the truncated reciprocal sum (CpuENNLatentEwald) against Reference.
+    forEachLatentChargeSystem(compareSystem);
+}
+
 TEST(CpuPlatform, ChargeAndSpinUpdates) {
     expectChargeAndSpinUpdatesLikeANewContext(cpuPlatform(), {});
 }

@@ -219,8 +219,11 @@ Evaluation evaluateWithCharges(const OpenMM::System& system, const std::vector<V
 TEST(Electrostatics, CouplingToAnEmptyEnvironmentKeepsTheEnergy) {
     const Vec3 box[3] = {Vec3(4, 0, 0), Vec3(0, 4, 0), Vec3(0, 0, 4)};
     const TestSystem ts(10, nullptr, 0);
-    for (const std::string model : {"frozen_charges", "mixed_charge", "frozen_charges_coulomb", "damped_charge"}) {
-        const bool ownCoulomb = model == "frozen_charges_coulomb" || model == "damped_charge";
+    for (const std::string model : {"frozen_charges", "mixed_charge", "frozen_charges_coulomb", "damped_charge", "latent_charges"}) {
+        const bool ownCoulomb = model != "frozen_charges" && model != "mixed_charge";
+        // The model's own Coulomb constant (MACE-LES-OFF's, for latent_charges) acts in every term among its charges,
+        // which here are the only ones.
+        const double k = OpenMMENN::ONE_4PI_EPS0 * ENNForce(modelPath(model)).getModel().coulombConstantRatio();
         std::vector<double> q, qCoupled;
         const Evaluation alone = evaluateWithCharges(*isolatedLigand(ts, model, NonbondedForce::NoCutoff, false, 1.0), ts.pos, q);
 
@@ -238,8 +241,8 @@ TEST(Electrostatics, CouplingToAnEmptyEnvironmentKeepsTheEnergy) {
             for (size_t b = a + 1; b < q.size(); b++) {
                 const Vec3 d = ts.pos[b] - ts.pos[a];
                 const double r2 = d.dot(d);
-                rfTerms += OpenMMENN::ONE_4PI_EPS0 * q[a] * q[b] * (krf * r2 - crf);
-                images -= OpenMMENN::ONE_4PI_EPS0 * q[a] * q[b] / std::sqrt(r2);
+                rfTerms += k * q[a] * q[b] * (krf * r2 - crf);
+                images -= k * q[a] * q[b] / std::sqrt(r2);
             }
         const double rf = evaluateWithCharges(*isolatedLigand(ts, model, NonbondedForce::CutoffNonPeriodic, true, cutoff), ts.pos, qCoupled).energy;
         EXPECT_NEAR(rf - alone.energy, ownCoulomb ? rfTerms : 0.0, 1e-10 * std::abs(alone.energy)) << model;
@@ -247,7 +250,7 @@ TEST(Electrostatics, CouplingToAnEmptyEnvironmentKeepsTheEnergy) {
         const double alpha = 2.0, pmeCutoff = 1.6;
         const double pme = evaluateWithCharges(*isolatedLigand(ts, model, NonbondedForce::PME, true, pmeCutoff, box), ts.pos, qCoupled).energy;
         const double reciprocal = OpenMMENN::ewaldReciprocal(ts.pos, q, box, alpha, 16, nullptr, nullptr);
-        images += directEwaldEnergy(ts.pos, q, box, alpha, pmeCutoff);
+        images += directEwaldEnergy(ts.pos, q, box, alpha, pmeCutoff) * k / OpenMMENN::ONE_4PI_EPS0;
         std::cout << model << ": reciprocal " << reciprocal << "; coupled - alone: NoCutoff " << noCutoff.energy - alone.energy
                   << ", reaction field " << rf - alone.energy
                   << " (terms " << rfTerms << "), PME " << pme - alone.energy << " (direct Ewald images " << images << ") kJ/mol" << std::endl;
@@ -348,11 +351,13 @@ TEST(Electrostatics, ChainRuleForEveryMethod) {
     for (auto method : {NonbondedForce::NoCutoff, NonbondedForce::CutoffNonPeriodic, NonbondedForce::CutoffPeriodic, NonbondedForce::PME}) {
         const bool periodic = method == NonbondedForce::CutoffPeriodic || method == NonbondedForce::PME;
         TestSystem ts(6, periodic ? TriclinicBox : nullptr, 20);
-        checkChainRule(*ts.coupledToNonbonded("damped_charge", method), ts.pos, atoms, "NonbondedForce method " + std::to_string(method),
-                       method == NonbondedForce::NoCutoff ? 0.0 : 1.0);
+        for (const std::string model : {"damped_charge", "latent_charges"})
+            checkChainRule(*ts.coupledToNonbonded(model, method), ts.pos, atoms, model + ", NonbondedForce method " + std::to_string(method),
+                           method == NonbondedForce::NoCutoff ? 0.0 : 1.0);
     }
     TestSystem ts(6, nullptr, 6);
-    checkChainRule(*ts.coupledToImplicitSolvent("damped_charge"), ts.pos, atoms, "GB-OBC");
+    for (const std::string model : {"damped_charge", "latent_charges"})
+        checkChainRule(*ts.coupledToImplicitSolvent(model), ts.pos, atoms, model + ", GB-OBC");
 }
 
 TEST(Electrostatics, CoupledSystemSerializesAndUpdatesCharges) {

@@ -48,6 +48,12 @@ TEST(OpenCLPlatform, NonLinearBlock) {
     forEachNonLinearSystem(compareSystem);
 }
 
+TEST(OpenCLPlatform, LatentCharges) {
+    // MACELES: charge readouts of every layer in the node programs, unconstrained charges, the model's Coulomb constant,
+    // and the truncated reciprocal sum (CommonENNLatentEwald) against Reference, in every precision.
+    forEachLatentChargeSystem(compareSystem);
+}
+
 TEST(OpenCLPlatform, ChargeAndSpinUpdates) {
     for (std::string mode : Precisions)
         expectChargeAndSpinUpdatesLikeANewContext(openclPlatform(), precision(mode));

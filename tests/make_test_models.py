@@ -56,7 +56,7 @@ models = {
     # MACELES's latent charges (format version 5): a charge readout of every layer, summed and unconstrained, their
     # Gaussian Coulomb term (sigma 1 A, without self energies) with MACE-LES-OFF's constant (les's norm_factor 90.0474 / 2 pi)
     # and, in periodic cells, the les library's reciprocal sum truncated at |k| <= 2 pi / dl, dl = 2 A.
-    "latent_charges": dict(channels=4, hidden=("4x0e+4x1o", "4x0e"), residual=(False, True), charge_head=True,
+    "latent_charges": dict(elements=(1, 6, 7, 8, 11, 17), channels=4, hidden=("4x0e+4x1o", "4x0e"), residual=(False, True), charge_head=True,
                            latent_charges=True, coulomb=True, gaussian_sigma=1.0, gaussian_self_energy=False,
                            coulomb_constant=90.0474 / (2 * 3.141592653589793), truncated_reciprocal_dl=2.0, seed=11),
     # A network whose energies are absurd (1e9 eV per unit readout), for the energy guard.

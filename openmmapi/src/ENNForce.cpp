@@ -62,6 +62,10 @@ bool ENNForce::usesChargeAndSpinInputs() const {
     return model->hasJointEmbedding;
 }
 
+bool ENNForce::hasTrainedPeriodicSum() const {
+    return includesCoulombTerm() && model->hasTruncatedReciprocalSum();
+}
+
 bool ENNForce::hasLatentCharges() const {
     return model->hasChargeHead && !model->chargesConstrained;
 }

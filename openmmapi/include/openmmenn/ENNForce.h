@@ -96,6 +96,10 @@ public:
 
     /** True if the model predicts charges. */
     bool hasChargeHead() const;
+    /** True if the model declares the sum of its own Coulomb term it was trained with in periodic cells (MACELES: the les
+     *  library's truncated reciprocal sum), which a periodic force evaluates while no electrostatics method is chosen
+     *  (PME then gives the converged sum; docs/electrostatics.md). */
+    bool hasTrainedPeriodicSum() const;
     /** True if the model's charges are latent: not constrained to a total charge (MACELES's), so that neither the total
      *  charge nor charge groups apply to them. */
     bool hasLatentCharges() const;

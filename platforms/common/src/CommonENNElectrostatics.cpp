@@ -93,7 +93,7 @@ CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, ENN
     gbPotential.initialize(cc, std::max(1, numGB), mixedSize, "ennGBPotential");
     potential.initialize(cc, c.numML, mixedSize, "ennPotential");
     forces.initialize(cc, numAtoms, real4Size, "ennElectrostaticForces");
-    const int numTerms = numSites + gridSize + numGB;
+    const int numTerms = numSites + gridSize + numGB + 1; // (and the background of latent charges)
     energyTerms.initialize(cc, numTerms, mixedSize, "ennElectrostaticEnergies");
     cc.clearBuffer(energyTerms);
 
@@ -103,9 +103,13 @@ CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, ENN
     defines["NUM_GB"] = cc.intToString(c.implicitSolvent ? numGB : 0);
     defines["REDUCE_SIZE"] = cc.intToString(ReduceSize);
     defines["ONE_4PI_EPS0"] = cc.doubleToString(ONE_4PI_EPS0);
+    defines["ML_CHARGE_SCALE"] = cc.doubleToString(c.mlChargeScale);
     defines["SQRT_PI"] = cc.doubleToString(std::sqrt(M_PI));
     defines["PME_ENERGY_OFFSET"] = cc.intToString(numSites);
     defines["GB_ENERGY_OFFSET"] = cc.intToString(numSites + gridSize);
+    defines["BACKGROUND_ENERGY_OFFSET"] = cc.intToString(numSites + gridSize + numGB);
+    if (c.latentCharges)
+        defines["LATENT_CHARGES"] = "1";
     if (coulomb)
         defines["COULOMB"] = "1";
     if (c.periodic())
@@ -277,6 +281,14 @@ CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, ENN
             interpolateKernel->addArg(); // reciprocal box vectors, set every step
         interpolateKernel->addArg(potential);
         interpolateKernel->addArg(forces);
+        if (c.latentCharges) {
+            backgroundKernel = program->createKernel("pmeLatentBackground");
+            backgroundKernel->addArg(sites);
+            addMixedArg(cc, backgroundKernel, 0.0); // the MM charges' total and the background's coefficient, set every step
+            addMixedArg(cc, backgroundKernel, 0.0);
+            backgroundKernel->addArg(potential);
+            backgroundKernel->addArg(energyTerms);
+        }
     }
     if (c.implicitSolvent) {
         bornKernel = program->createKernel("gbBornRadii");
@@ -380,11 +392,15 @@ void CommonENNElectrostatics::compute(bool includeEnergy) {
         deviceWork.launch(convolveKernel, gridSize);
         transform(false);
         deviceWork.launch(interpolateKernel, numSites);
-        // The ML charges sum to the constrained total, so the net charge needs no reduction.
         double mmTotal = 0;
         for (double q : c.mmCharges)
             mmTotal += q;
-        background = neutralizingBackgroundEnergy(totalCharge + mmTotal, box, c.alpha) - neutralizingBackgroundEnergy(mmTotal, box, c.alpha);
+        if (c.latentCharges) { // the net charge moves with the charges: summed on the device, with its potential
+            setMixedArg(cc, backgroundKernel, 1, mmTotal);
+            setMixedArg(cc, backgroundKernel, 2, neutralizingBackgroundEnergy(1.0, box, c.alpha));
+            deviceWork.launch(backgroundKernel, ReduceSize, ReduceSize);
+        } else // the ML charges sum to the constrained total, so the net charge needs no reduction
+            background = neutralizingBackgroundEnergy(totalCharge + mmTotal, box, c.alpha) - neutralizingBackgroundEnergy(mmTotal, box, c.alpha);
     }
     if (c.implicitSolvent) {
         const OpenMM::mm_int4 numCells = gbList.numNodes > 0 ? gbList.build(cc, deviceWork, box) : OpenMM::mm_int4(1, 1, 1, 0);

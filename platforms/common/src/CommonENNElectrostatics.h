@@ -50,8 +50,10 @@ public:
     void compute(bool includeEnergy);
     /** Update what updateParametersInContext may change (MM and GB charges, the total ML charge). */
     void updateCharges(const ENNForce& force, double totalCharge);
-    /** phi_i = dE/dq_i of each ML particle (mixed, kJ/mol/e). */
+    /** phi_i = dE/dq_i of each ML particle (mixed, kJ/mol/e) once multiplied by getPotentialScale(). */
     OpenMM::ComputeArray& getPotential() { return potential; }
+    /** The factor the potential needs (ENNCouplingParameters::mlChargeScale: the charges went in scaled by it). */
+    double getPotentialScale() const { return coupling.mlChargeScale; }
     /** Forces at fixed charges on every System particle (real4, kJ/mol/nm). */
     OpenMM::ComputeArray& getForces() { return forces; }
 
@@ -74,7 +76,7 @@ private:
     DeviceCellList siteLists[2], gbList;
     int numBuckets = 0;
     OpenMM::ComputeKernel gatherKernel, coulombMLKernel, coulombMMKernel, spreadKernel, finishSpreadKernel, convolveKernel, interpolateKernel;
-    OpenMM::ComputeKernel dftKernels[2][3], bornKernel, gbPairsKernel, gbForcesKernel, energyKernel;
+    OpenMM::ComputeKernel dftKernels[2][3], bornKernel, gbPairsKernel, gbForcesKernel, energyKernel, backgroundKernel;
 #ifdef ENN_HAVE_COMMON_FFT
     OpenMM::FFT3D fft; // OpenMM's FFT when the grid sizes suit it, else null
 #endif

@@ -30,10 +30,12 @@ double CommonCalcENNForceKernel::execute(OpenMM::ContextImpl&, bool includeForce
         electrostatics->checkBox();
     network->forward(electrostatics != nullptr || latentEwald != nullptr);
     OpenMM::ComputeArray *potential = nullptr, *forces = nullptr; // of the energy terms that depend on the charges
+    double potentialScale = 1.0;
     if (electrostatics) {
         electrostatics->compute(includeEnergy);
         potential = &electrostatics->getPotential();
         forces = &electrostatics->getForces();
+        potentialScale = electrostatics->getPotentialScale();
     }
     if (latentEwald) { // (never with electrostatics: ENNCouplingParameters refuses the combination)
         latentEwald->compute(includeEnergy);
@@ -43,7 +45,7 @@ double CommonCalcENNForceKernel::execute(OpenMM::ContextImpl&, bool includeForce
     if (includeEnergy)
         network->addEnergy();
     if (includeForces)
-        network->backward(potential, forces);
+        network->backward(potential, forces, potentialScale);
     // Only now, with the whole step queued, wait for its status. If the list overflowed, OpenMM
     // recomputes the step (as for its own neighbour list).
     network->queueStatus();

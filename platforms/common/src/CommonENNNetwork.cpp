@@ -976,10 +976,11 @@ void CommonENNNetwork::addEnergy() {
     deviceWork.launch(energyKernel, ReduceSize, ReduceSize);
 }
 
-void CommonENNNetwork::backward(ComputeArray* potential, ComputeArray* extraForces) {
+void CommonENNNetwork::backward(ComputeArray* potential, ComputeArray* extraForces, double potentialScale) {
     // Right after forward(): the radial weights on the device are still the last layer's.
     if (potential) {
         chargeGradientKernel->setArg(0, *potential);
+        setMixedArg(cc, chargeGradientKernel, 7, potentialScale / model->energyToKJPerMol);
         deviceWork.launch(chargeGradientKernel, ReduceSize, ReduceSize);
     }
     launch(potential ? lastBackwardWithChargesProgram : lastBackwardProgram);

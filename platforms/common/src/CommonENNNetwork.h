@@ -63,10 +63,10 @@ public:
      * Backward pass, right after forward() (it starts from the last layer's radial weights still on the
      * device): adds -dE/dx (plus, with a potential, the chain-rule term -sum_i phi_i dq_i/dx) to
      * the context's force buffer, together with `extraForces` if given. Both are device arrays:
-     * @param potential   phi_i = dE_other/dq_i (mixed, per ML particle, kJ/mol/e), or null
+     * @param potential   phi_i = dE_other/dq_i (mixed, per ML particle, kJ/mol/e, once times potentialScale), or null
      * @param extraForces forces (real4, per System particle, kJ/mol/nm), or null
      */
-    void backward(OpenMM::ComputeArray* potential, OpenMM::ComputeArray* extraForces);
+    void backward(OpenMM::ComputeArray* potential, OpenMM::ComputeArray* extraForces, double potentialScale = 1.0);
     /** The predicted charges of the last forward pass with wantCharges (real, in ML order, e). */
     OpenMM::ComputeArray& getCharges() { return charges; }
     /** The ML positions (real4, model units) the last forward pass gathered. */

@@ -71,6 +71,8 @@ double CpuENNElectrostatics::compute(const vector<Vec3>& positions, const Vec3* 
         for (int s = 0; s < numSites; s++)
             sitePos[s] = positions[c.sites[s]];
         q.assign(mlCharges.begin(), mlCharges.end());
+        for (double& charge : q) // (the model's own Coulomb constant, where its charges are the only ones)
+            charge *= c.mlChargeScale;
         q.insert(q.end(), c.mmCharges.begin(), c.mmCharges.end());
         siteForce.assign(numSites, Vec3());
         phi.assign(c.numML, 0.0);
@@ -78,7 +80,7 @@ double CpuENNElectrostatics::compute(const vector<Vec3>& positions, const Vec3* 
         for (int s = 0; s < numSites; s++)
             forces[c.sites[s]] += siteForce[s];
         for (int a = 0; a < c.numML; a++)
-            potential[a] += phi[a];
+            potential[a] += phi[a] * c.mlChargeScale;
     }
     if (c.implicitSolvent)
         energy += generalizedBorn(positions, box, mlCharges, forces, potential, pool);

@@ -36,6 +36,7 @@ ENNCouplingParameters::ENNCouplingParameters(const OpenMM::System& system, const
     // sums that term itself, as NoCutoff); without it they are excluded in every method.
     const bool modelCoulomb = force.includesCoulombTerm();
     mlPairsExcluded = !modelCoulomb;
+    latentCharges = force.hasLatentCharges();
     // A periodic, uncoupled model that declares the periodic sum it was trained with (MACELES) gets that sum
     // (ENNLatentEwald), not this coupling.
     const bool trainedPeriodicSum = model.hasTruncatedReciprocalSum() && force.usesPeriodicBoundaryConditions();
@@ -71,9 +72,13 @@ ENNCouplingParameters::ENNCouplingParameters(const OpenMM::System& system, const
         if (model.chargeGaussianSelfEnergy)
             gaussianSelfEnergy = 1.0 / (gaussianSigma * std::sqrt(2 * M_PI));
     }
-    // The model's own Coulomb constant where its ML-ML pairs are summed directly; PME's split of every pair between
-    // real and reciprocal space takes one constant, OpenMM's (docs/electrostatics.md).
-    if (modelCoulomb && method != ENNForce::PME) {
+    // The model's own Coulomb constant for the terms among its own charges (docs/electrostatics.md): where they are the
+    // only charges (no MM charges, no GB), every Coulomb term is theirs, and scaling the charges by the square root of
+    // the constants' ratio gives it exactly in every method; with MM charges, the ML-ML pairs summed directly take it
+    // (PME's split of each pair between real and reciprocal space takes one constant, OpenMM's).
+    if (modelCoulomb && mmCharges.empty() && !implicitSolvent)
+        mlChargeScale = std::sqrt(model.coulombConstantRatio());
+    else if (modelCoulomb && method != ENNForce::PME) {
         mlCoulombScale = model.coulombConstantRatio();
         gaussianSelfEnergy *= mlCoulombScale;
     }

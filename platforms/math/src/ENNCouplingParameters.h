@@ -68,11 +68,18 @@ struct ENNCouplingParameters {
     /** ML-ML pairs are excluded (the model's energy has no Coulomb term of its own); otherwise they are
      *  ordinary pairs of the method, Gaussian-damped where the model declares it, and take no exceptions. */
     bool mlPairsExcluded = true;
+    /** The ML charges are latent (not constrained to a total): their net charge, hence PME's neutralizing background,
+     *  moves with them, and the background's potential acts on each. */
+    bool latentCharges = false;
     double cutoff, krf = 0, crf = 0, alpha = 0, gaussianSigma = 0;
     /** c of the model's Gaussian self energy k c q_i^2 per ML atom (1/(sigma sqrt(2 pi)), 1/nm, times mlCoulombScale), or 0. */
     double gaussianSelfEnergy = 0;
-    /** The model's own Coulomb constant over OpenMM's, for its ML-ML pairs (1 with PME, and for models that declare none). */
+    /** The model's own Coulomb constant over OpenMM's, for its ML-ML pairs summed directly (1 with PME, where mlChargeScale
+     *  applies, and for models that declare none). */
     double mlCoulombScale = 1;
+    /** The factor each platform applies to the ML charges going into the Coulomb sums and to the potential coming out:
+     *  the square root of the model's constant over OpenMM's where the model's charges are the only charges, else 1. */
+    double mlChargeScale = 1;
     int grid[3] = {0, 0, 0};
     int numML;
     std::vector<int> sites;           // System particle of each site: ML particles first, then MM

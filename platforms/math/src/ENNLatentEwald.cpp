@@ -8,7 +8,7 @@ using namespace OpenMMENN;
 using OpenMM::Vec3;
 
 bool OpenMMENN::usesTrainedPeriodicSum(const ENNForce& force) {
-    return force.includesCoulombTerm() && force.getModel().hasTruncatedReciprocalSum() && force.usesPeriodicBoundaryConditions() &&
+    return force.hasTrainedPeriodicSum() && force.usesPeriodicBoundaryConditions() &&
            force.getElectrostaticsMethod() == ENNForce::NoElectrostatics;
 }
 

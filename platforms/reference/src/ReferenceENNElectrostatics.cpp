@@ -16,11 +16,13 @@ double ReferenceENNElectrostatics::compute(const vector<Vec3>& positions, const 
     double energy = 0.0;
     if (c.method != ENNForce::NoElectrostatics) {
         vector<double> charges(mlCharges);
+        for (double& q : charges) // (the model's own Coulomb constant, where its charges are the only ones)
+            q *= c.mlChargeScale;
         charges.insert(charges.end(), c.mmCharges.begin(), c.mmCharges.end());
         vector<double> sitePotential(c.sites.size(), 0.0);
         energy += coulomb(positions, box, charges, forces, sitePotential);
         for (int i = 0; i < c.numML; i++)
-            potential[i] += sitePotential[i];
+            potential[i] += sitePotential[i] * c.mlChargeScale;
     }
     if (c.implicitSolvent)
         energy += generalizedBorn(positions, box, mlCharges, forces, potential);

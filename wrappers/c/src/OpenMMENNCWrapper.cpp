@@ -266,7 +266,7 @@ OpenMM_ENN_Status OpenMM_ENNEvaluator_create(const char* modelFile, int numAtoms
         force->setUsesPeriodicBoundaryConditions(periodic != 0);
         // The model's own Coulomb term with its periodic images: the periodic sum it was trained with where it declares
         // one (MACELES), else PME.
-        if (periodic != 0 && force->includesCoulombTerm() && !force->getModel().hasTruncatedReciprocalSum())
+        if (periodic != 0 && force->includesCoulombTerm() && !force->hasTrainedPeriodicSum())
             force->setElectrostaticsMethod(ENNForce::PME);
         if (units == OpenMM_ENN_ModelUnits) {
             e->lengthInNm = force->getModel().lengthToNm;

@@ -91,7 +91,7 @@ def _molecules(topology, atoms):
 
 def _add_charge_groups(force, molecules, charges, position):
     """One charge group per molecule (a model's charges cannot then move between molecules)."""
-    if len(molecules) < 2 or not force.hasChargeHead():
+    if len(molecules) < 2 or not force.hasChargeHead() or force.hasLatentCharges():
         return
     for molecule, charge in zip(molecules, charges):
         force.addChargeGroup([position[a] for a in molecule], charge)
@@ -165,11 +165,14 @@ def _whole_topology_force(topology, model, total_charge, molecule_charges, cutof
     total = sum(molecule_charges)
     if total_charge is not None and abs(_charge(total_charge) - total) > 1e-6:
         raise _error(f"molecule_charges add up to {total} e, not to total_charge = {_charge(total_charge)} e")
-    force.setTotalCharge(total)
+    if total != 0 or not force.hasLatentCharges():  # (latent charges take no total: ENNForce says why if one is given)
+        force.setTotalCharge(total)
     _add_charge_groups(force, molecules, molecule_charges, {a.index: a.index for a in atoms})
     if topology.getPeriodicBoxVectors() is not None:
         force.setUsesPeriodicBoundaryConditions(True)
-        if force.includesCoulombTerm():
+        # The model's own Coulomb term in the box: the periodic sum it was trained with where it declares one
+        # (MACELES's truncated reciprocal sum), else PME.
+        if force.includesCoulombTerm() and not force.hasTrainedPeriodicSum():
             _own_coulomb_with_pme(force, cutoff)
     return force
 
@@ -227,7 +230,8 @@ def _region_force(topology, system, ml_list, model, total_charge, multiplicity=1
     force = _model_force(model)
     molecule_charges = None
     force.setSpinMultiplicity(int(multiplicity))
-    if force.hasChargeHead() or force.usesChargeAndSpinInputs():  # the model reads the region's charge
+    # The model reads the region's charge: charges constrained to it, or an input (latent charges take none).
+    if (force.hasChargeHead() and not force.hasLatentCharges()) or force.usesChargeAndSpinInputs():
         if len(molecules) > 1:
             molecule_charges = [_infer_charge(system, m, f"ML molecule {k} (atoms {m[0]}-{m[-1]})")
                                 for k, m in enumerate(molecules)]

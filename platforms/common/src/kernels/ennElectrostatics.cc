@@ -39,7 +39,7 @@ KERNEL void gatherSites(GLOBAL const real4* RESTRICT posq, GLOBAL const int* RES
         extraForces[atom] = make_real4(0, 0, 0, 0);
         const int s = siteOfAtom[atom];
         if (s >= 0)
-            site[s] = make_real4(p.x, p.y, p.z, s < NUM_ML ? mlCharges[s] : mmCharges[s - NUM_ML]);
+            site[s] = make_real4(p.x, p.y, p.z, s < NUM_ML ? ML_CHARGE_SCALE * mlCharges[s] : mmCharges[s - NUM_ML]);
         if (s >= 0 && s < NUM_ML)
             potential[s] = 0;
         const int g = gbOfAtom[atom];
@@ -491,6 +491,23 @@ KERNEL void pmeInterpolate(GLOBAL const real4* RESTRICT site, GLOBAL const int* 
         addForce(extraForces, siteAtom[s], f);
     }
 }
+
+#ifdef LATENT_CHARGES
+/** Latent (unconstrained) ML charges: the neutralizing background E_bg(Q_ML + Q_MM) - E_bg(Q_MM), E_bg(Q) = c Q^2,
+ *  with Q_ML summed here, and its potential 2 c (Q_ML + Q_MM) on every ML charge; one work group. */
+KERNEL void pmeLatentBackground(GLOBAL const real4* RESTRICT site, mixed mmTotal, mixed coefficient, GLOBAL mixed* RESTRICT potential,
+        GLOBAL mixed* RESTRICT energyTerms) {
+    LOCAL mixed buffer[REDUCE_SIZE];
+    mixed sum = 0;
+    for (int s = LOCAL_ID; s < NUM_ML; s += REDUCE_SIZE)
+        sum += site[s].w;
+    const mixed total = groupSum(sum, buffer) + mmTotal;
+    for (int s = LOCAL_ID; s < NUM_ML; s += REDUCE_SIZE)
+        potential[s] += 2 * coefficient * total;
+    if (LOCAL_ID == 0)
+        energyTerms[BACKGROUND_ENERGY_OFFSET] = coefficient * (total * total - mmTotal * mmTotal);
+}
+#endif
 #endif
 
 #if NUM_GB > 0
