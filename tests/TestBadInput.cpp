@@ -155,6 +155,36 @@ TEST(BadInput, NonLinearBlockTermsAreChecked) {
     }
 }
 
+TEST(BadInput, LatentChargeTermsAreChecked) {
+    const std::string latent = readBytes(modelPath("latent_charges"));
+    expectRejected(rewrite(latent, [](json&, json& a) { a["format_version"] = 4; }), "needs format_version 5");
+    expectRejected(rewrite(latent, [](json&, json& a) { a["charge_head"]["readouts"].erase(0); }), "needs one readout per layer");
+    expectRejected(rewrite(latent, [](json&, json& a) { a["charge_head"]["readout"] = a["charge_head"]["readouts"][1]; }),
+                   "has both 'readout' and 'readouts'");
+    expectRejected(rewrite(latent, [](json&, json& a) { a["charge_head"]["total_charge"] = "neutral"; }),
+                   "must be 'constrained' or 'unconstrained'");
+    expectRejected(rewrite(latent, [](json&, json& a) { a["charge_head"]["coulomb"]["constant"] = -1.0; }), "must be positive");
+    expectRejected(rewrite(latent, [](json&, json& a) { a["charge_head"]["coulomb"]["periodic"]["dl"] = 0.0; }), "must be positive");
+    expectRejected(rewrite(latent, [](json&, json& a) { a["charge_head"]["coulomb"]["periodic"]["method"] = "ewald"; }),
+                   "must be 'truncated_reciprocal'");
+    expectRejected(rewrite(latent, [](json&, json& a) {
+                       a["charge_head"]["coulomb"]["damping"] = "none";
+                       a["charge_head"]["coulomb"].erase("gaussian_sigma");
+                       a["charge_head"]["coulomb"].erase("gaussian_self_energy");
+                   }),
+                   "needs a Coulomb term with damping 'gaussian'");
+    // Latent charges take no total charge and no charge groups; the trained periodic sum does not combine with GB.
+    OpenMMENN::ENNForce force(modelPath("latent_charges"));
+    expectOpenMMException([&] { force.setTotalCharge(-1.0); }, "latent (unconstrained");
+    expectOpenMMException([&] { force.addChargeGroup({0}, 0.0); }, "charge groups cannot constrain them");
+    TestSystem ts(6, TriclinicBox, 0);
+    std::unique_ptr<OpenMM::System> system = mlSystem(modelPath("latent_charges"), ts.z, ts.box);
+    auto& periodic = dynamic_cast<OpenMMENN::ENNForce&>(system->getForce(0));
+    periodic.setUseImplicitSolvent(true);
+    OpenMM::VerletIntegrator integrator(0.001);
+    expectOpenMMException([&] { OpenMM::Context context(*system, integrator, referencePlatform()); }, "does not combine with implicit solvent");
+}
+
 TEST(BadInput, BadPositionsAreOpenMMExceptions) {
     expectBadPositionsRefused(referencePlatform(), {});
 }

@@ -72,7 +72,7 @@ for name, kwargs in models.items():
 architecture, tensors = modelfile.read(os.path.join(out, "latent_charges.enn"))
 for name in tensors:
     if name.startswith("charge_head.readouts.") and not name.endswith("linear_1"):
-        tensors[name] = tensors[name] * 150.0
+        tensors[name] = tensors[name] * 15.0
 modelfile.write(os.path.join(out, "latent_charges.enn"), architecture, tensors)
 
 overflowing = {"overflowing_energy": ("absurd_energy", "layers.0.readout"),
