@@ -1,8 +1,8 @@
 """MACELES (mace-torch 0.3.16's mace.modules.extensions.MACELES) against the converter, through an OpenMM Context.
 
-The `les` library MACELES calls is not on PyPI, so this test writes a stand-in `les` module (LES_SOURCE below) from the
-published formula (Cheng, "Latent Ewald summation for machine learning of long-range interactions", npj Comput. Mater.
-11, 80 (2025)) and the les library's documented conventions: Gaussian charges of width sigma; in open boundaries the
+The `les` library MACELES calls is not on PyPI, so this test uses a stand-in `les` module (openmmenn.les_standin) written
+from the published formula (B. Cheng, "Latent Ewald summation for machine learning of long-range interactions", arXiv:2408.15165,
+npj Comput. Mater. 2025) and the les library's documented conventions: Gaussian charges of width sigma; in open boundaries the
 energy (k/2) sum_{i != j} q_i q_j erf(r_ij / (sqrt(2) sigma)) / r_ij; in a periodic cell the reciprocal-space sum
 (norm_factor / V) sum_k exp(-sigma^2 k^2 / 2) / k^2 |S(k)|^2 over the k vectors n . b (n in [-N_a, N_a]^3,
 N_a = max(1, floor(|a_a| / dl))) with 0 < |k| <= 2 pi / dl, minus the self energies k sum_i q_i^2 / (sigma sqrt(2 pi)),
@@ -16,7 +16,6 @@ Compared in float64 on the Reference platform (bounds as test_mace_torch.py: 1e-
 against Reference in test_mlmm.py and the C++ tests.
 """
 import os
-import sys
 import tempfile
 import unittest
 
@@ -30,71 +29,15 @@ if mace is not None:
     import ase.build
     import torch
 
+    from openmmenn import les_standin
     from openmmenn import mace as converter
-    from test_mace_torch import convert_live, mace_energy_forces
+    from test_mace_torch import convert_live
+
+    les_standin.install()
 
 ELEMENTS = [1, 6, 7, 8, 11, 17]
 ENERGIES_E0 = {1: -13.6, 6: -1029.8, 7: -1484.9, 8: -2041.8, 11: -4418.0, 17: -12580.0}
 
-LES_SOURCE = '''
-"""A stand-in for the les library (github.com/ChengUCB/les), written for openmm-enn's tests from the published formula."""
-import math
-import torch
-
-
-class Ewald(torch.nn.Module):
-    def __init__(self, sigma=1.0, dl=2.0, norm_factor=90.0474, remove_self_interaction=True):
-        super().__init__()
-        self.sigma, self.dl, self.norm_factor, self.remove_self_interaction = sigma, dl, norm_factor, remove_self_interaction
-
-    def forward(self, q, r, cell):
-        k_coulomb = self.norm_factor / (2 * math.pi)
-        self_energy = k_coulomb * (q * q).sum() / (self.sigma * math.sqrt(2 * math.pi))
-        if cell is None or torch.linalg.det(cell) < 1e-6:  # open boundaries: every pair
-            d = torch.linalg.norm(r[:, None, :] - r[None, :, :] + torch.eye(len(q), dtype=r.dtype)[..., None], dim=-1)
-            pair = torch.special.erf(d / (math.sqrt(2) * self.sigma)) / d * (1 - torch.eye(len(q), dtype=r.dtype))
-            energy = 0.5 * k_coulomb * (q[:, None] * q[None, :] * pair).sum()
-            return energy if self.remove_self_interaction else energy + self_energy
-        reciprocal = 2 * math.pi * torch.linalg.inv(cell).T
-        extent = [max(1, int(float(torch.linalg.norm(a)) / self.dl)) for a in cell]
-        grid = torch.stack(torch.meshgrid(*[torch.arange(-m, m + 1, dtype=r.dtype) for m in extent], indexing="ij"), -1).reshape(-1, 3)
-        k = grid @ reciprocal
-        k2 = (k * k).sum(-1)
-        keep = (k2 > 0) & (k2 <= (2 * math.pi / self.dl) ** 2)
-        k, k2 = k[keep], k2[keep]
-        phase = r @ k.T
-        s2 = (q @ torch.cos(phase)) ** 2 + (q @ torch.sin(phase)) ** 2
-        energy = self.norm_factor / torch.linalg.det(cell) * (torch.exp(-0.5 * self.sigma ** 2 * k2) / k2 * s2).sum()
-        return energy - self_energy if self.remove_self_interaction else energy
-
-
-class Les(torch.nn.Module):
-    def __init__(self, les_arguments=None):
-        super().__init__()
-        a = dict(les_arguments or {})
-        self.ewald = Ewald(sigma=a.get("sigma", 1.0), dl=a.get("dl", 2.0), norm_factor=a.get("norm_factor", 90.0474),
-                           remove_self_interaction=a.get("remove_self_interaction", True))
-
-    def forward(self, latent_charges, positions, cell, batch=None, compute_energy=True, compute_bec=False, bec_output_index=None, **_):
-        if batch is None:
-            batch = torch.zeros(len(positions), dtype=torch.long)
-        energies = [self.ewald(latent_charges[batch == g], positions[batch == g], cell[g]) for g in range(int(batch.max()) + 1)]
-        return {"E_lr": torch.stack(energies), "latent_charges": latent_charges, "BEC": None}
-'''
-
-
-def setUpModule():
-    global les_folder
-    les_folder = tempfile.TemporaryDirectory()
-    os.makedirs(os.path.join(les_folder.name, "les"))
-    with open(os.path.join(les_folder.name, "les", "__init__.py"), "w") as f:
-        f.write(LES_SOURCE)
-    sys.path.insert(0, les_folder.name)
-
-
-def tearDownModule():
-    sys.path.remove(les_folder.name)
-    les_folder.cleanup()
 
 
 def water_box(n, spacing, seed, tilt=(0.0, 0.0, 0.0)):

@@ -6,6 +6,7 @@ mechanical embedding, against openmmenn's. Reference platform, double precision:
 Skipped where openmmml is not installed (it needs OpenMM 8.6.1 or later: not on Debian's 7.7), except where
 ENN_REQUIRED_MODULES names it (CI's OpenMM 8 leg), where its absence fails the test.
 """
+import os
 import unittest
 
 import openmm
@@ -66,6 +67,22 @@ class TestOpenMMML(unittest.TestCase):
         theirs = self.potential.createMixedSystem(top, system, PEPTIDE, embedding="enn-electrostatic", charge=0)
         assert_same(self, evaluate(theirs, pos), evaluate(openmmenn.createMixedSystem(top, system, PEPTIDE), pos),
                     "enn-electrostatic, OBC2")
+
+    def test_latent_charges_in_the_electrostatic_embedding(self):
+        """A MACELES-type model (the test model latent_charges): openmm-ml's enn-electrostatic embedding, with and
+        without interpolation, is createMixedSystem's; no charge is needed or set."""
+        models = os.environ.get("ENN_TEST_MODELS_DIR", "")
+        path = os.path.join(models, "latent_charges.enn")
+        if not os.path.exists(path):
+            self.skipTest("test models not built")
+        potential = openmmml.MLPotential("enn", modelPath=path)
+        ff, top, pos = solvated(1.47)
+        system = pme(ff, top)
+        for interpolate in (False, True):
+            with self.subTest(interpolate=interpolate):
+                theirs = potential.createMixedSystem(top, system, PEPTIDE, embedding="enn-electrostatic", interpolate=interpolate)
+                ours = openmmenn.createMixedSystem(top, system, PEPTIDE, model=path, interpolate=interpolate)
+                assert_same(self, evaluate(theirs, pos), evaluate(ours, pos), "latent charges, enn-electrostatic, PME")
 
     def test_openmmmls_mechanical_embedding_is_openmmenns(self):
         # openmm-ml's own mechanical embedding calls addForces; the shipped model sums its own Coulomb term over

@@ -18,6 +18,10 @@ per second, and the ratio to the Reference platform measured in this run. System
                 functions, correlation 3, 2 layers), converted; beside the platforms, mace-torch itself in float32
                 (its forward and force pass on a graph built beforehand) on as many threads as OpenMM's CPU
                 platform. Needs mace-torch.
+* les-water-3000  a 3,000-atom water box (periodic) with a random mace-torch MACELES model of MACE-LES-OFF small's
+                architecture (192x0e+192x1o, r_max 4.5 A, MACE-OFF's blocks, the les library's sigma 1 A and dl 2 A),
+                converted, its long-range term as trained (the truncated reciprocal sum); beside mace-torch float32 with
+                openmmenn.les_standin (the les library is not on PyPI) as for crystal-1000. Needs mace-torch.
 * omol-peptide, omol-water-300  alanine dipeptide (22 atoms) in vacuum and a 300-atom water box (periodic) with a
                 random mace-torch model of MACE-OMOL-0's architecture and fewer channels (non-linear blocks, 3 layers,
                 correlation 2, hidden 64x0e+64x1o+64x2e, edge irreps 32x0e+32x1o+32x2e, l_max 3, r_max 6 A,
@@ -33,6 +37,8 @@ openmm.app builds them: alanine dipeptide (22 atoms, amber99sb, the whole peptid
                   electrostatic and the mechanical embedding of createMixedSystem; a third table sets the cost of
                   the predicted-charge terms (ENNForce minus the same network alone) beside OpenMM's
                   NonbondedForce for the whole box, measured in the same run
+* les-mlmm-1800   mlmm-1800 with the MACELES model of les-water-3000: its latent charges in the electrostatic
+                  embedding (needs mace-torch)
 
 A row whose first evaluation takes longer than --max-seconds is reported as skipped.
 """
@@ -66,8 +72,13 @@ OMOL_ARCHITECTURE = dict(first="RealAgnosticResidualNonLinearInteractionBlock", 
                          use_embedding_readout=True, embedding_specs={
                              "total_charge": {"type": "categorical", "per": "graph", "in_dim": 1, "emb_dim": 64, "num_classes": 201, "offset": 100},
                              "total_spin": {"type": "categorical", "per": "graph", "in_dim": 1, "emb_dim": 64, "num_classes": 101, "offset": 0}})
+# MACE-LES-OFF small's architecture (MACE-OFF's blocks, 192x0e+192x1o, r_max 4.5 A, the MACE-OFF elements) with MACELES's
+# long-range term (the les library's defaults: sigma 1 A, dl 2 A); mace-torch evaluates it with openmmenn.les_standin.
+LES_OFF_ARCHITECTURE = dict(first="RealAgnosticInteractionBlock", rest="RealAgnosticResidualInteractionBlock", hidden="192x0e+192x1o",
+                            r_max=4.5, num_bessel=8, radial_mlp=(64, 64, 64), mlp_irreps="16x0e", correlation=3, interactions=2,
+                            model_class="MACELES", les_arguments={"use_atomwise": False}, elements=(1, 6, 7, 8, 9, 11, 15, 16, 17, 35, 53))
 FOUNDATION_MODELS = {"crystal-1000": ("omat-medium", OMAT_MEDIUM), "omol-peptide": ("omol-64", OMOL_ARCHITECTURE),
-                     "omol-water-300": ("omol-64", OMOL_ARCHITECTURE)}
+                     "omol-water-300": ("omol-64", OMOL_ARCHITECTURE), "les-water-3000": ("les-off-small", LES_OFF_ARCHITECTURE)}
 ACETAMIDE_Z = [8, 6, 7, 6, 1, 1, 1, 1, 1]
 ACETAMIDE = np.array([[-1.736, 0.107, -0.430], [-0.641, -0.142, -0.041], [-0.231, -1.210, 0.580], [0.542, 1.009, -0.411],
                       [0.693, -1.471, 0.777], [0.011, 1.903, -0.726], [1.122, 1.234, 0.584], [1.252, 0.492, -1.025],
@@ -111,14 +122,19 @@ def foundation_model(path, architecture):
         from e3nn import o3
     except ImportError:
         return None
-    from . import mace
+    from . import les_standin, mace
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float32)
     try:
         options = dict(architecture)
+        elements = options.pop("elements", CRYSTAL_ELEMENTS)
         if "edge_irreps" in options:
             options["edge_irreps"] = o3.Irreps(options["edge_irreps"])
-        model = mace.random_mace_model([-1.0 - 0.1 * z for z in CRYSTAL_ELEMENTS], elements=CRYSTAL_ELEMENTS, seed=1, **options)
+        if options.get("model_class") == "MACELES":  # (the les library it calls is not on PyPI: the stand-in)
+            les_standin.install()
+            from mace.modules.extensions import MACELES
+            options["model_class"] = MACELES
+        model = mace.random_mace_model([-1.0 - 0.1 * z for z in elements], elements=elements, seed=1, **options)
     finally:
         torch.set_default_dtype(previous)
     arch, tensors = mace.convert(mace.describe_mace_model(model), {k: v.detach().numpy() for k, v in model.state_dict().items()})
@@ -133,7 +149,8 @@ def time_mace_torch(model, z, pos, edge, repeats, budget):
     from . import mace
     torch.set_num_threads(os.cpu_count())
     model = model.float()
-    data = mace.mace_graph(z, pos, None if edge is None else np.eye(3) * edge, float(model.r_max), CRYSTAL_ELEMENTS, dtype=torch.float32)
+    elements = [int(e) for e in model.atomic_numbers]
+    data = mace.mace_graph(z, pos, None if edge is None else np.eye(3) * edge, float(model.r_max), elements, dtype=torch.float32)
     data["total_charge"], data["total_spin"] = torch.tensor([0.0]), torch.tensor([1.0])  # (read by a model with a joint embedding)
     return best_time(lambda: model(dict(data), compute_force=True, training=False), repeats, budget)
 
@@ -163,8 +180,8 @@ def make_context(model_path, z, pos_angstrom, edge, platform, ligand_pme=False):
     if edge is not None:
         system.setDefaultPeriodicBoxVectors(openmm.Vec3(edge / 10, 0, 0), openmm.Vec3(0, edge / 10, 0), openmm.Vec3(0, 0, edge / 10))
         force.setUsesPeriodicBoundaryConditions(True)
-        if not ligand_pme and modelfile.coulomb_declaration(modelfile.read(model_path)[0])[0]:
-            # A model whose energy includes its own Coulomb term (the shipped one) sums it with PME.
+        if not ligand_pme and force.includesCoulombTerm() and not force.hasTrainedPeriodicSum():
+            # A model whose energy includes its own Coulomb term (the shipped one) sums it with PME; MACELES, as trained.
             force.setElectrostaticsMethod(openmmenn.ENNForce.PME)
             force.setCutoffDistance(min(0.9, 0.45 * edge / 10))
     system.addForce(force)
@@ -220,21 +237,22 @@ def time_torch(model_path, z, pos, edge, repeats, budget):
 
 DEFAULT_SYSTEMS = ["molecule", "water-12", "water-300", "water-3000", "water-30000", "water-charged-3000", "water-charged-30000",
                    "ligand-pme", "crystal-1000", "omol-peptide", "omol-water-300", "peptide-vacuum", "peptide-obc2", "mlmm-1800", "mlmm-20000"]
-STEP_SYSTEMS = ("peptide-vacuum", "peptide-obc2", "mlmm-")
+STEP_SYSTEMS = ("peptide-vacuum", "peptide-obc2", "mlmm-", "les-mlmm-")
 TIMESTEP_PS = 0.001
 ENN_GROUP, NONBONDED_GROUP = 2, 1
 
 
-def peptide_systems(name):
-    """{embedding: System} and positions of a STEP_SYSTEMS entry, as openmm.app builds it (module docstring)."""
+def peptide_systems(name, model_path):
+    """{embedding: System} and positions of a STEP_SYSTEMS entry, as openmm.app builds it (module docstring), with the
+    model file `model_path`."""
     from openmm import app, unit
     pdb = app.PDBFile(openmmenn.shipped_structure("alanine_dipeptide.pdb"))
     files = {"peptide-vacuum": ["amber99sb.xml"], "peptide-obc2": ["amber99sb.xml", "amber99_obc.xml"]}.get(name, ["amber99sb.xml", "tip3p.xml"])
     ff = app.ForceField(*files)
     top, pos = pdb.topology, pdb.positions
-    if name.startswith("mlmm-"):
+    if "mlmm-" in name:
         modeller = app.Modeller(top, pos)
-        edge = (int(name.split("-")[1]) / 92.0) ** (1 / 3)  # ~92 atoms per nm^3 of box once the peptide is in
+        edge = (int(name.split("-")[-1]) / 92.0) ** (1 / 3)  # ~92 atoms per nm^3 of box once the peptide is in
         modeller.addSolvent(ff, model="tip3p", boxSize=openmm.Vec3(edge, edge, edge) * unit.nanometer)
         top, pos = modeller.topology, modeller.positions
         mm = ff.createSystem(top, nonbondedMethod=app.PME, nonbondedCutoff=0.9 * unit.nanometer, constraints=None, rigidWater=True)
@@ -244,7 +262,7 @@ def peptide_systems(name):
         embeddings = ("electrostatic",)
     systems = {}
     for embedding in embeddings:
-        system = openmmenn.createMixedSystem(top, mm, range(22), embedding=embedding, total_charge=0)
+        system = openmmenn.createMixedSystem(top, mm, range(22), model=model_path, embedding=embedding)
         for force in system.getForces():
             force.setForceGroup(NONBONDED_GROUP if isinstance(force, openmm.NonbondedForce) else 0)
         openmmenn.findENNForce(system).setForceGroup(ENN_GROUP)
@@ -262,7 +280,8 @@ def network_alone(system, model_path):
     force = openmmenn.ENNForce(model_path)
     for i in range(coupled.getNumParticles()):
         force.addParticle(*coupled.getParticleParameters(i))
-    force.setTotalCharge(coupled.getTotalCharge())
+    if not force.hasLatentCharges():
+        force.setTotalCharge(coupled.getTotalCharge())
     force.setForceGroup(ENN_GROUP)
     alone.addForce(force)
     return alone
@@ -279,13 +298,15 @@ def ns_per_day(seconds_per_step):
     return TIMESTEP_PS * 1e-3 * 86400 / seconds_per_step
 
 
-def run_step_systems(names, platform_names, args):
-    """The MD-step rows (system, embedding, atoms, platform, s/step) and the ML/MM cost rows."""
+def run_step_systems(names, platform_names, args, model_paths):
+    """The MD-step rows (system, embedding, atoms, platform, s/step) and the ML/MM cost rows; model_paths: the model
+    file of each system that does not use the shipped model."""
     steps, costs = [], []
     for name in names:
-        systems, pos = peptide_systems(name)
+        model_path = model_paths.get(name, openmmenn.shipped_model())
+        systems, pos = peptide_systems(name, model_path)
         for platform in platform_names:
-            if platform == "Reference" and (name.startswith("mlmm-") or args.no_reference_steps):
+            if platform == "Reference" and ("mlmm-" in name or args.no_reference_steps):
                 continue
             times = {}
             for embedding, system in systems.items():
@@ -295,11 +316,12 @@ def run_step_systems(names, platform_names, args):
                 steps.append((name, embedding, system.getNumParticles(), platform, best, first))
                 if best is not None:
                     print(f"  {name} {embedding} {platform}: {best * 1e3:.2f} ms/step", file=sys.stderr)
-                if embedding == "electrostatic" and name.startswith("mlmm-"):
+                if embedding == "electrostatic" and "mlmm-" in name:
                     times["ENNForce"] = best_time(lambda: context.getState(getForces=True, groups={ENN_GROUP}), args.repeats, args.max_seconds)[0]
                     times["NonbondedForce"] = best_time(lambda: context.getState(getForces=True, groups={NONBONDED_GROUP}),
                                                         args.repeats, args.max_seconds)[0]
-                    alone = openmm.Context(network_alone(system, openmmenn.shipped_model()), openmm.VerletIntegrator(TIMESTEP_PS), openmm.Platform.getPlatformByName(platform))
+                    alone = openmm.Context(network_alone(system, model_path), openmm.VerletIntegrator(TIMESTEP_PS),
+                                           openmm.Platform.getPlatformByName(platform))
                     alone.setPositions(pos)
                     times["network"] = best_time(lambda: alone.getState(getForces=True, groups={ENN_GROUP}), args.repeats, args.max_seconds)[0]
                     del alone
@@ -390,6 +412,8 @@ def main(argv=None):
                     z, pos, edge = nacl_crystal(5, rng)
                 elif name == "omol-peptide":
                     z, pos, edge = alanine_dipeptide() + (None,)
+                elif name == "les-water-3000":
+                    z, pos, edge = water_box(1000, rng)
                 else:
                     z, pos, edge = water_box(100, rng)
                 cases.append((name, label, path, z, pos, edge, False))
@@ -425,6 +449,18 @@ def main(argv=None):
                 best, first = time_torch(path, z, pos, edge, args.repeats, args.max_seconds)
                 rows.append((system_name, size, len(z), "PyTorch (CPU)", best, first, reference))
                 print(f"  {system_name} {size} PyTorch: {'%.1f ms' % (best * 1e3) if best else 'skipped'}", file=sys.stderr)
+        model_paths = {}  # the step systems of MACE-LES-OFF's architecture
+        for name in step_names:
+            if name.startswith("les-"):
+                path = os.path.join(tmp, "les-off-small.enn")
+                if "les-off-small" not in mace_models:
+                    mace_models["les-off-small"] = foundation_model(path, LES_OFF_ARCHITECTURE)
+                if mace_models["les-off-small"] is not None:
+                    model_paths[name] = path
+        skipped = [n for n in step_names if n.startswith("les-") and n not in model_paths]
+        for name in skipped:
+            print(f"  {name}: skipped (needs mace-torch)", file=sys.stderr)
+        steps, costs = run_step_systems([n for n in step_names if n not in skipped], platforms(args.platforms), args, model_paths)
     print(f"\nopenmm-enn benchmark ({os.cpu_count()} cores; energy and forces per evaluation; best of {args.repeats})\n")
     print("| system | model | atoms | platform | ms/eval | atom-steps/s | speed vs Reference |")
     print("|---|---|---|---|---|---|---|")
@@ -440,7 +476,6 @@ def main(argv=None):
         if (name, "CPU") in timing and (name, "mace-torch float32 (CPU)") in timing:
             print(f"\n{name}: the CPU platform is {timing[(name, 'mace-torch float32 (CPU)')] / timing[(name, 'CPU')]:.1f}x "
                   f"mace-torch float32 on the same {os.cpu_count()} threads")
-    steps, costs = run_step_systems(step_names, platforms(args.platforms), args)
     print_step_tables(step_rows + steps, costs)
     return 0
 
