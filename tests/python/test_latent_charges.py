@@ -20,6 +20,7 @@ import openmm
 from openmm import app, unit
 
 import openmmenn
+from test_mlmm import ALA, check_forces_are_the_gradient
 
 MODELS = os.environ.get("ENN_TEST_MODELS_DIR", "")
 MODEL = os.path.join(MODELS, "latent_charges.enn")
@@ -109,38 +110,9 @@ class TestLatentCharges(unittest.TestCase):
 
     def test_mlmm_electrostatic_embedding(self):
         pdb = app.PDBFile(PDB)
-        top, pos = pdb.topology, pdb.positions
-        ff = app.ForceField("amber14-all.xml", "amber14/tip3p.xml")
-        modeller = app.Modeller(top, pos)
-        modeller.addSolvent(ff, boxSize=openmm.Vec3(1.67, 1.67, 1.67) * unit.nanometer)
-        ala = list(range(6, 16))
-        cases = [("pme", modeller.topology, modeller.positions,
-                  ff.createSystem(modeller.topology, nonbondedMethod=app.PME, nonbondedCutoff=0.7 * unit.nanometer, constraints=None,
-                                  ewaldErrorTolerance=1e-6)),
-                 ("rf", modeller.topology, modeller.positions,
-                  ff.createSystem(modeller.topology, nonbondedMethod=app.CutoffNonPeriodic, nonbondedCutoff=0.7 * unit.nanometer,
-                                  constraints=None)),
-                 ("obc2", top, pos, app.ForceField("amber14-all.xml", "implicit/obc2.xml").createSystem(top, constraints=None))]
-        for name, t, p, system in cases:
-            with self.subTest(case=name):
-                mixed = openmmenn.createMixedSystem(t, system, ala, model=MODEL, force_group=3)
-                enn = openmmenn.findENNForce(mixed)
-                self.assertEqual(enn.getNumChargeGroups(), 0)
-                x = np.array(p.value_in_unit(unit.nanometer))
-                context = openmm.Context(mixed, openmm.VerletIntegrator(0.001), REFERENCE)
-                context.setPositions(x)
-                f = context.getState(getForces=True, groups={3}).getForces(asNumpy=True).value_in_unit(KJ / unit.nanometer)
-                q = np.array(enn.getCharges(context))
-                self.assertGreater(np.ptp(q), 0.05)
-                h = 1e-4 if name == "pme" else 1e-5  # (PME's cutoff: test_mlmm.py says why)
-                for atom, k in [(ala[0], 0), (ala[4], 1), (ala[-1], 2), (0, 2), (len(x) - 1, 0)]:
-                    def e(step):
-                        y = x.copy()
-                        y[atom, k] += step
-                        context.setPositions(y)
-                        return context.getState(getEnergy=True, groups={3}).getPotentialEnergy().value_in_unit(KJ)
-                    numeric = -(e(h) - e(-h)) / (2 * h)
-                    self.assertAlmostEqual(f[atom, k], numeric, delta=2e-5 * max(1.0, np.abs(f).max()), msg=f"{name} atom {atom}")
+        mixed = openmmenn.createMixedSystem(pdb.topology, app.ForceField("amber14-all.xml").createSystem(pdb.topology), ALA, model=MODEL)
+        self.assertEqual(openmmenn.findENNForce(mixed).getNumChargeGroups(), 0)  # (latent charges take none)
+        check_forces_are_the_gradient(self, MODEL)
 
     def test_empty_environment_keeps_the_energy(self):
         """The whole peptide as the ML region of its own MM System (nothing else in it): the energy of the ENNForce

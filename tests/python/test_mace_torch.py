@@ -82,8 +82,22 @@ def convert_live(model, path, head=None):
     modelfile.write(path, arch, tensors)
 
 
-@unittest.skipIf(mace is None, "mace-torch is not installed (pip install mace-torch)")
-class TestCurrentMACE(unittest.TestCase):
+def convert_for_test(model, folder, name, saved, head=None):
+    """Convert `model` to folder/name.enn, from the live module or through a saved .model file (as users have them:
+    torch.save of the module); returns the path and the model to compare with (a saved file reloaded in float64, as
+    MACE evaluates it)."""
+    path = os.path.join(folder, name + ".enn")
+    if not saved:
+        convert_live(model, path, head=head)
+        return path, model
+    source = os.path.join(folder, name + ".model")
+    torch.save(model, source)
+    converter.convert_mace_model(source, path, head=head)
+    return path, torch.load(source, weights_only=False).double()
+
+
+class MACEComparison(unittest.TestCase):
+    """MACE evaluated in float64, converted files in a temporary folder."""
     @classmethod
     def setUpClass(cls):
         torch.set_default_dtype(torch.float64)
@@ -93,17 +107,14 @@ class TestCurrentMACE(unittest.TestCase):
     def tearDownClass(cls):
         cls.folder.cleanup()
 
+
+@unittest.skipIf(mace is None, "mace-torch is not installed (pip install mace-torch)")
+class TestCurrentMACE(MACEComparison):
+
     def check(self, name, model, r_max=4.5, elements=ELEMENTS, saved=False, head=None, head_index=0, states=((0, 1),)):
         """Convert `model` (live, or through a saved .model file) and compare with MACE in float64, at each (total
         charge, multiplicity) of `states`."""
-        path = os.path.join(self.folder.name, name + ".enn")
-        if saved:  # through a .model file, as users have them (torch.save of the module)
-            source = os.path.join(self.folder.name, name + ".model")
-            torch.save(model, source)
-            converter.convert_mace_model(source, path, head=head)
-            model = torch.load(source, weights_only=False).double()  # MACE evaluates the saved file in float64
-        else:
-            convert_live(model, path, head=head)
+        path, model = convert_for_test(model, self.folder.name, name, saved, head)
         atoms_list = configurations(elements)
         self.assertGreater(len(atoms_list), 0)
         for atoms, (charge, multiplicity) in ((a, state) for a in atoms_list for state in states):

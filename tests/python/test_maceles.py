@@ -16,12 +16,12 @@ Compared in float64 on the Reference platform (bounds as test_mace_torch.py: 1e-
 against Reference in test_mlmm.py and the C++ tests.
 """
 import os
-import tempfile
 import unittest
 
 import numpy as np
 
-from support import EV, energy_forces_ev, require
+import test_mace_torch
+from support import energy_forces_ev, require
 
 mace = require("mace")
 if mace is not None:
@@ -31,7 +31,7 @@ if mace is not None:
 
     from openmmenn import les_standin
     from openmmenn import mace as converter
-    from test_mace_torch import convert_live
+    from test_mace_torch import convert_for_test, convert_live
 
     les_standin.install()
 
@@ -87,25 +87,10 @@ def build_maceles(dtype=torch.float64 if mace else None, les_arguments=None, see
 
 
 @unittest.skipIf(mace is None, "mace-torch is not installed (pip install mace-torch)")
-class TestMACELES(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        torch.set_default_dtype(torch.float64)
-        cls.folder = tempfile.TemporaryDirectory()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.folder.cleanup()
+class TestMACELES(test_mace_torch.MACEComparison):
 
     def check(self, name, model, saved=False):
-        path = os.path.join(self.folder.name, name + ".enn")
-        if saved:
-            source = os.path.join(self.folder.name, name + ".model")
-            torch.save(model, source)
-            converter.convert_mace_model(source, path)
-            model = torch.load(source, weights_only=False).double()
-        else:
-            convert_live(model, path)
+        path, model = convert_for_test(model, self.folder.name, name, saved)
         les_energies = []
         for atoms in configurations():
             periodic = atoms.pbc.any()

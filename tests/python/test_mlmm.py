@@ -294,36 +294,43 @@ class TestElectrostaticEmbedding(unittest.TestCase):
                 self.frozen_check(system, top, pos, PEPTIDE, str(method))
 
     def test_forces_are_the_gradient_with_predicted_charges(self):
-        top, pos = peptide()
-        ff, wtop, wpos = solvated()
-        cases = [("gbn2", top, pos, app.ForceField("amber14-all.xml", "implicit/gbn2.xml").createSystem(top, constraints=None)),
-                 ("obc2", top, pos, app.ForceField("amber14-all.xml", "implicit/obc2.xml").createSystem(top, constraints=None)),
-                 ("pme", wtop, wpos, ff.createSystem(wtop, nonbondedMethod=app.PME, nonbondedCutoff=0.7 * unit.nanometer,
-                                                     constraints=None, ewaldErrorTolerance=1e-6)),
-                 ("rf", wtop, wpos, ff.createSystem(wtop, nonbondedMethod=app.CutoffNonPeriodic,
-                                                    nonbondedCutoff=0.7 * unit.nanometer, constraints=None))]
-        for name, t, p, system in cases:
-            with self.subTest(case=name):
-                mixed = openmmenn.createMixedSystem(t, system, ALA, model=openmmenn.shipped_model())
-                enn = enn_force(mixed)
-                enn.setForceGroup(3)
-                x = np.array(p.value_in_unit(unit.nanometer))
-                context = openmm.Context(mixed, openmm.VerletIntegrator(0.001), REFERENCE)
-                context.setPositions(x)
-                f = context.getState(getForces=True, groups={3}).getForces(asNumpy=True).value_in_unit(FORCE_UNIT)
-                q = np.array(enn.getCharges(context))
-                self.assertGreater(np.ptp(q), 0.05)  # the charges move with the geometry
-                # PME's real-space cutoff makes the energy jump by ~k q^2 erfc(alpha r_c)/r_c ~ 1e-5 kJ/mol when a pair
-                # crosses it: h = 1e-4 nm keeps that below the tolerance, and the h^2 error terms far below.
-                h = 1e-4 if name == "pme" else 1e-5
-                for atom, k in [(ALA[0], 0), (ALA[4], 1), (ALA[-1], 2), (0, 2), (len(x) - 1, 0)]:
-                    def e(step):
-                        y = x.copy()
-                        y[atom, k] += step
-                        context.setPositions(y)
-                        return context.getState(getEnergy=True, groups={3}).getPotentialEnergy().value_in_unit(KJ)
-                    numeric = -(e(h) - e(-h)) / (2 * h)
-                    self.assertAlmostEqual(f[atom, k], numeric, delta=2e-5 * max(1.0, np.abs(f).max()), msg=f"{name} atom {atom}")
+        check_forces_are_the_gradient(self, openmmenn.shipped_model())
+
+
+def check_forces_are_the_gradient(test, model_path):
+    """createMixedSystem's forces with `model_path`'s predicted charges (the ALA residue in GBn2, OBC2, PME and reaction
+    field) against central differences of its energy, on ML and MM atoms."""
+    top, pos = peptide()
+    ff, wtop, wpos = solvated()
+    cases = [("gbn2", top, pos, app.ForceField("amber14-all.xml", "implicit/gbn2.xml").createSystem(top, constraints=None)),
+             ("obc2", top, pos, app.ForceField("amber14-all.xml", "implicit/obc2.xml").createSystem(top, constraints=None)),
+             ("pme", wtop, wpos, ff.createSystem(wtop, nonbondedMethod=app.PME, nonbondedCutoff=0.7 * unit.nanometer,
+                                                 constraints=None, ewaldErrorTolerance=1e-6)),
+             ("rf", wtop, wpos, ff.createSystem(wtop, nonbondedMethod=app.CutoffNonPeriodic,
+                                                nonbondedCutoff=0.7 * unit.nanometer, constraints=None))]
+    for name, t, p, system in cases:
+        with test.subTest(case=name):
+            mixed = openmmenn.createMixedSystem(t, system, ALA, model=model_path)
+            enn = enn_force(mixed)
+            enn.setForceGroup(3)
+            x = np.array(p.value_in_unit(unit.nanometer))
+            context = openmm.Context(mixed, openmm.VerletIntegrator(0.001), REFERENCE)
+            context.setPositions(x)
+            f = context.getState(getForces=True, groups={3}).getForces(asNumpy=True).value_in_unit(FORCE_UNIT)
+            q = np.array(enn.getCharges(context))
+            test.assertGreater(np.ptp(q), 0.05)  # the charges move with the geometry
+            # PME's real-space cutoff makes the energy jump by ~k q^2 erfc(alpha r_c)/r_c ~ 1e-5 kJ/mol when a pair
+            # crosses it: h = 1e-4 nm keeps that below the tolerance, and the h^2 error terms far below.
+            h = 1e-4 if name == "pme" else 1e-5
+            for atom, k in [(ALA[0], 0), (ALA[4], 1), (ALA[-1], 2), (0, 2), (len(x) - 1, 0)]:
+                def e(step):
+                    y = x.copy()
+                    y[atom, k] += step
+                    context.setPositions(y)
+                    return context.getState(getEnergy=True, groups={3}).getPotentialEnergy().value_in_unit(KJ)
+                numeric = -(e(h) - e(-h)) / (2 * h)
+                test.assertAlmostEqual(f[atom, k], numeric, delta=2e-5 * max(1.0, np.abs(f).max()), msg=f"{name} atom {atom}")
+
 
 
 def available(name):

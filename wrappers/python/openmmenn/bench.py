@@ -236,7 +236,8 @@ def time_torch(model_path, z, pos, edge, repeats, budget):
 
 
 DEFAULT_SYSTEMS = ["molecule", "water-12", "water-300", "water-3000", "water-30000", "water-charged-3000", "water-charged-30000",
-                   "ligand-pme", "crystal-1000", "omol-peptide", "omol-water-300", "peptide-vacuum", "peptide-obc2", "mlmm-1800", "mlmm-20000"]
+                   "ligand-pme", "crystal-1000", "omol-peptide", "omol-water-300", "les-water-3000", "peptide-vacuum", "peptide-obc2",
+                   "mlmm-1800", "mlmm-20000", "les-mlmm-1800"]
 STEP_SYSTEMS = ("peptide-vacuum", "peptide-obc2", "mlmm-", "les-mlmm-")
 TIMESTEP_PS = 0.001
 ENN_GROUP, NONBONDED_GROUP = 2, 1
