@@ -137,7 +137,8 @@ struct Simulation {
         for (int z : atomicNumbers) {
             force->addParticle(system.addParticle(z == 1 ? 1.008 : 2.0 * z), z);
         }
-        force->setTotalCharge(totalCharge);
+        if (totalCharge != 0 || !force->hasLatentCharges()) // (latent charges take none)
+            force->setTotalCharge(totalCharge);
         if (box != nullptr)
             makePeriodic(*force, system, box);
         system.addForce(force);

@@ -66,6 +66,26 @@ TEST(Serialization, SpinMultiplicityRoundTrips) {
     EXPECT_EQ(sim.context->getState(OpenMM::State::Energy).getPotentialEnergy(), context.getState(OpenMM::State::Energy).getPotentialEnergy());
 }
 
+TEST(Serialization, LatentChargeModelRoundTrips) {
+    // MACELES's latent charges in a periodic box (the trained sum): the XML holds no total charge to impose, and the
+    // copy gives the same energy.
+    std::vector<int> z;
+    std::vector<Vec3> pos;
+    smallMolecule(z, pos);
+    const Vec3 box[3] = {Vec3(0.52, 0, 0), Vec3(0.11, 0.55, 0), Vec3(-0.07, 0.12, 0.58)};
+    Simulation sim(modelPath("latent_charges"), z, pos, box);
+    std::stringstream xml;
+    XmlSerializer::serialize<OpenMM::System>(&sim.system, "System", xml);
+    std::unique_ptr<OpenMM::System> copy(XmlSerializer::deserialize<OpenMM::System>(xml));
+    auto& force = dynamic_cast<OpenMMENN::ENNForce&>(copy->getForce(0));
+    EXPECT_TRUE(force.hasLatentCharges());
+    EXPECT_TRUE(force.usesPeriodicBoundaryConditions());
+    OpenMM::VerletIntegrator integrator(0.001);
+    OpenMM::Context context(*copy, integrator, referencePlatform());
+    context.setPositions(pos);
+    EXPECT_EQ(sim.context->getState(OpenMM::State::Energy).getPotentialEnergy(), context.getState(OpenMM::State::Energy).getPotentialEnergy());
+}
+
 TEST(Serialization, CheckpointRestoresExactly) {
     std::vector<int> z;
     std::vector<Vec3> pos;
