@@ -25,7 +25,8 @@ class ENNModel;
  * element given by its atomic number. The model is read from an openmm-enn model file
  * (docs/model-format.md); its units are converted to OpenMM's (nm, kJ/mol). Forces are the
  * exact negative gradient of the energy. If the model has a charge head, the predicted
- * per-atom charges (constrained to sum to the total charge) can be read with getCharges().
+ * per-atom charges (constrained to sum to the total charge, or latent: unconstrained, as MACELES's) can be read with
+ * getCharges().
  *
  * The model file declares its energy: the network alone, or the network plus the (optionally
  * Gaussian-damped) Coulomb energy of its predicted charges between its own atoms, which this force then
@@ -116,7 +117,7 @@ public:
     // ---- Electrostatics with predicted charges (needs a model with a charge head) ---------------
 
     enum ElectrostaticsMethod {
-        NoElectrostatics = -1, ///< the default: no environment (a model with its own Coulomb term sums it without cutoff)
+        NoElectrostatics = -1, ///< the default: no environment (a model with its own Coulomb term sums it without cutoff, or periodic as trained)
         NoCutoff = 0,          ///< direct Coulomb sums, no cutoff, not periodic
         CutoffNonPeriodic = 1, ///< OpenMM's reaction-field form within the cutoff
         CutoffPeriodic = 2,    ///< reaction field with periodic boundary conditions
@@ -124,7 +125,8 @@ public:
     };
     /** For a model whose energy includes its own Coulomb term (ENNModel::chargeCoulombIncluded), the method
      *  of that ML-ML sum: NoElectrostatics then means NoCutoff for a non-periodic force; a periodic force
-     *  must choose PME or CutoffPeriodic. */
+     *  must choose PME or CutoffPeriodic, unless the model declares the periodic sum it was trained with
+     *  (hasTrainedPeriodicSum: MACELES), which NoElectrostatics then gives (PME: the converged sum). */
     void setElectrostaticsMethod(ElectrostaticsMethod method) { electrostaticsMethod = method; }
     /** The electrostatics method of the predicted charges. */
     ElectrostaticsMethod getElectrostaticsMethod() const { return electrostaticsMethod; }
