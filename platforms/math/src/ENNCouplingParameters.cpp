@@ -39,7 +39,7 @@ ENNCouplingParameters::ENNCouplingParameters(const OpenMM::System& system, const
     latentCharges = force.hasLatentCharges();
     // A periodic, uncoupled model that declares the periodic sum it was trained with (MACELES) gets that sum
     // (ENNLatentEwald), not this coupling.
-    const bool trainedPeriodicSum = model.hasTruncatedReciprocalSum() && force.usesPeriodicBoundaryConditions();
+    const bool trainedPeriodicSum = usesTrainedPeriodicSum(force);
     if (trainedPeriodicSum && implicitSolvent)
         throw OpenMM::OpenMMException("ENNForce: the model's periodic sum as trained (MACELES's truncated reciprocal sum) does not combine "
                                       "with implicit solvent; choose setElectrostaticsMethod(PME) for its converged sum");
