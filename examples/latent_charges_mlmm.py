@@ -25,19 +25,14 @@ import openmm
 from openmm import app, unit
 
 import openmmenn
-from openmmenn import builder, modelfile
+from openmmenn import builder
 
 
 def random_latent_charge_model(path):
     """An untrained model with MACELES's charge head, its latent charges scaled to a realistic size (tenths of e)."""
     builder.write_random_model(path, elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e"), residual=(False, True),
                                charge_head=True, latent_charges=True, coulomb=True, gaussian_sigma=1.0, gaussian_self_energy=False,
-                               coulomb_constant=90.0474 / (2 * math.pi), truncated_reciprocal_dl=2.0, seed=2)
-    architecture, tensors = modelfile.read(path)
-    for name in tensors:
-        if name.startswith("charge_head.readouts.") and not name.endswith("linear_1"):
-            tensors[name] = tensors[name] * 15.0
-    modelfile.write(path, architecture, tensors)
+                               coulomb_constant=90.0474 / (2 * math.pi), truncated_reciprocal_dl=2.0, charge_scale=15.0, seed=2)
 
 
 def main(argv=None):

@@ -183,6 +183,13 @@ TEST(BadInput, LatentChargeTermsAreChecked) {
     periodic.setUseImplicitSolvent(true);
     OpenMM::VerletIntegrator integrator(0.001);
     expectOpenMMException([&] { OpenMM::Context context(*system, integrator, referencePlatform()); }, "does not combine with implicit solvent");
+    // A box too large for the truncated sum (an exploded barostat run): refused, not gigabytes of k vectors.
+    const Vec3 huge[3] = {Vec3(40, 0, 0), Vec3(0, 40, 0), Vec3(0, 0, 40)};
+    std::unique_ptr<OpenMM::System> large = mlSystem(modelPath("latent_charges"), ts.z, huge);
+    OpenMM::VerletIntegrator integrator2(0.001);
+    OpenMM::Context context(*large, integrator2, referencePlatform());
+    context.setPositions(ts.pos);
+    expectOpenMMException([&] { context.getState(OpenMM::State::Energy); }, "k vectors in the model's truncated reciprocal sum");
 }
 
 TEST(BadInput, BadPositionsAreOpenMMExceptions) {

@@ -58,7 +58,8 @@ models = {
     # and, in periodic cells, the les library's reciprocal sum truncated at |k| <= 2 pi / dl, dl = 2 A.
     "latent_charges": dict(elements=(1, 6, 7, 8, 11, 17), channels=4, hidden=("4x0e+4x1o", "4x0e"), residual=(False, True), charge_head=True,
                            latent_charges=True, coulomb=True, gaussian_sigma=1.0, gaussian_self_energy=False,
-                           coulomb_constant=90.0474 / (2 * 3.141592653589793), truncated_reciprocal_dl=2.0, seed=11),
+                           coulomb_constant=90.0474 / (2 * 3.141592653589793), truncated_reciprocal_dl=2.0, seed=11,
+                           charge_scale=15.0),  # latent charges of a realistic size (|q| up to about 0.5 e, as MACELES's)
     # A network whose energies are absurd (1e9 eV per unit readout), for the energy guard.
     "absurd_energy": dict(channels=2, hidden=("2x0e",), residual=(False,), seed=6, energy_scale=1e9),
 }
@@ -68,13 +69,6 @@ for name, kwargs in models.items():
 # Weights that overflow double precision at ordinary positions (finite numbers, so the loader accepts them):
 # the energy readout, or the charge head's, scaled so that the energy or the charges come out NaN or
 # beyond 1e300, for the guards that refuse non-finite results on every platform.
-# The latent charges at a realistic size (|q| up to about 0.5 e, as MACELES's are): the charge readouts scaled.
-architecture, tensors = modelfile.read(os.path.join(out, "latent_charges.enn"))
-for name in tensors:
-    if name.startswith("charge_head.readouts.") and not name.endswith("linear_1"):
-        tensors[name] = tensors[name] * 15.0
-modelfile.write(os.path.join(out, "latent_charges.enn"), architecture, tensors)
-
 overflowing = {"overflowing_energy": ("absurd_energy", "layers.0.readout"),
                "overflowing_charges": ("damped_charge", "charge_head.readout")}
 for name, (source, readout) in overflowing.items():

@@ -70,8 +70,12 @@ bool ENNForce::hasLatentCharges() const {
     return model->hasChargeHead && !model->chargesConstrained;
 }
 
+bool ENNForce::usesTotalCharge() const {
+    return (hasChargeHead() && !hasLatentCharges()) || usesChargeAndSpinInputs();
+}
+
 void ENNForce::setTotalCharge(double charge) {
-    if (hasLatentCharges() && !model->hasJointEmbedding)
+    if (hasLatentCharges() && !usesTotalCharge())
         throw OpenMMException("ENNForce: the model's charges are latent (unconstrained, as MACELES predicts them): they sum to whatever the "
                               "network predicts, so a total charge cannot be imposed on them, and the model does not read one");
     totalCharge = charge;

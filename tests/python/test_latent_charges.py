@@ -21,16 +21,11 @@ import openmm
 from openmm import app, unit
 
 import openmmenn
-from test_mlmm import ALA, check_forces_are_the_gradient
+from support import EV
+from test_mlmm import ALA, KJ, REFERENCE, assert_same, check_forces_are_the_gradient, evaluate, model, peptide
 
-MODELS = os.environ.get("ENN_TEST_MODELS_DIR", "")
-MODEL = os.path.join(MODELS, "latent_charges.enn")
-KJ = unit.kilojoule_per_mole
-EV = 96.4853321233  # kJ/mol
-REFERENCE = openmm.Platform.getPlatformByName("Reference")
+MODEL = model("latent_charges")
 SIGMA, DL, K_MODEL = 1.0, 2.0, 90.0474 / (2 * np.pi)  # A, A, eV A (the test model's, tests/make_test_models.py)
-HERE = os.path.dirname(os.path.abspath(__file__))
-PDB = os.path.join(HERE, "..", "..", "models", "structures", "alanine_dipeptide.pdb")
 
 
 def water(edge, ions=0):
@@ -110,29 +105,18 @@ class TestLatentCharges(unittest.TestCase):
                 self.assertLess(abs(converged - trained - predicted), 1e-6 * (abs(tail) + abs(background)) * EV)
 
     def test_mlmm_electrostatic_embedding(self):
-        pdb = app.PDBFile(PDB)
-        mixed = openmmenn.createMixedSystem(pdb.topology, app.ForceField("amber14-all.xml").createSystem(pdb.topology), ALA, model=MODEL)
+        top, _ = peptide()
+        mixed = openmmenn.createMixedSystem(top, app.ForceField("amber14-all.xml").createSystem(top), ALA, model=MODEL)
         self.assertEqual(openmmenn.findENNForce(mixed).getNumChargeGroups(), 0)  # (latent charges take none)
         check_forces_are_the_gradient(self, MODEL)
 
     def test_empty_environment_keeps_the_energy(self):
         """The whole peptide as the ML region of its own MM System (nothing else in it): the energy of the ENNForce
         alone, in vacuum (NoCutoff)."""
-        pdb = app.PDBFile(PDB)
-        top = pdb.topology
-        x = np.array(pdb.positions.value_in_unit(unit.nanometer))
+        top, pos = peptide()
         system = app.ForceField("amber14-all.xml").createSystem(top, nonbondedMethod=app.NoCutoff, constraints=None)
         mixed = openmmenn.createMixedSystem(top, system, list(range(top.getNumAtoms())), model=MODEL)
-        alone = openmmenn.createSystem(top, model=MODEL)
-        energies = []
-        for s in (mixed, alone):
-            context = openmm.Context(s, openmm.VerletIntegrator(0.001), REFERENCE)
-            context.setPositions(x)
-            state = context.getState(getEnergy=True, getForces=True)
-            energies.append((state.getPotentialEnergy().value_in_unit(KJ), state.getForces(asNumpy=True).value_in_unit(KJ / unit.nanometer)))
-        self.assertLess(abs(energies[0][0] - energies[1][0]), 1e-9 * abs(energies[1][0]))
-        self.assertLess(np.abs(energies[0][1] - energies[1][1]).max(), 1e-9 * np.abs(energies[1][1]).max())
-
+        assert_same(self, evaluate(mixed, pos), evaluate(openmmenn.createSystem(top, model=MODEL), pos), "the peptide alone in its MM System")
 
 if __name__ == "__main__":
     unittest.main()

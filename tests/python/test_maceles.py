@@ -121,6 +121,13 @@ class TestMACELES(test_mace_torch.MACEComparison):
         arguments = {"use_atomwise": False, "sigma": 1.4, "dl": 1.6, "remove_self_interaction": False, "norm_factor": 90.4756}
         self.check("les_constants", build_maceles(les_arguments=arguments, seed=33))
 
+    def test_an_unknown_les_library_is_refused(self):
+        """An Ewald module without the constants the converter reads (another les version) is refused by name."""
+        model = build_maceles(seed=37)
+        del model.les.ewald.dl
+        with self.assertRaisesRegex(ValueError, "the les module's Ewald has no dl"):
+            convert_live(model, os.path.join(self.folder.name, "les_unknown.enn"))
+
     def test_latent_charges_refuse_a_total_charge(self):
         import openmmenn
         path = os.path.join(self.folder.name, "les_refuse.enn")

@@ -71,6 +71,9 @@ public:
     void setSpinMultiplicity(int multiplicity);
     /** Whether the model reads the total charge and the spin multiplicity as inputs (a joint embedding). */
     bool usesChargeAndSpinInputs() const;
+    /** Whether the total charge matters to the model: its predicted charges are constrained to it, or it reads it as an
+     *  input. */
+    bool usesTotalCharge() const;
 
     /**
      * A charge group: ML particles (indices within this force, as addParticle returns them) whose predicted charges

@@ -30,19 +30,19 @@ double CpuENNLatentEwald::compute(const vector<Vec3>& positions, const Vec3 box[
         }
     }
     auto power = [&](int a, int n) { return &powers[a][size_t(n + set.maxIndex[a]) * N]; };
-    // exp(i k.r_i) of the run's (n_0, n_1) for every atom, into e01.
-    auto runPhases = [&](int r, vector<complex<double>>& e01) {
+    // exp(i k.r_i) of run r's (n_0, n_1) for atoms i0 .. i1, into e01[0 .. i1 - i0).
+    auto runPhases = [&](int r, int i0, int i1, vector<complex<double>>& e01) {
         const int m = runStart[r];
         const complex<double>*p0 = power(0, set.n[3 * m]), *p1 = power(1, set.n[3 * m + 1]);
-        e01.resize(N);
-        for (int i = 0; i < N; i++)
-            e01[i] = p0[i] * p1[i];
+        e01.resize(std::max<size_t>(e01.size(), i1 - i0));
+        for (int i = i0; i < i1; i++)
+            e01[i - i0] = p0[i] * p1[i];
     };
     structureRe.assign(M, 0.0);
     structureIm.assign(M, 0.0);
     vector<vector<complex<double>>> e01(pool.getNumThreads());
     parallelFor(pool, runs, [&](int r, int thread) {
-        runPhases(r, e01[thread]);
+        runPhases(r, 0, N, e01[thread]);
         for (int m = runStart[r]; m < runStart[r + 1]; m++) {
             const complex<double>* p2 = power(2, set.n[3 * m + 2]);
             double re = 0.0, im = 0.0;
@@ -63,14 +63,10 @@ double CpuENNLatentEwald::compute(const vector<Vec3>& positions, const Vec3 box[
     parallelFor(pool, blocks, [&](int chunk, int thread) {
         const int i0 = chunk * block, i1 = std::min(N, i0 + block);
         double tphi[block] = {}, tgrad[3][block] = {};
-        e01[thread].resize(std::max<size_t>(e01[thread].size(), block));
-        complex<double>* e01Block = e01[thread].data();
         for (int r = 0; r < runs; r++) {
-            const int first = runStart[r];
-            const complex<double>*p0 = power(0, set.n[3 * first]), *p1 = power(1, set.n[3 * first + 1]);
-            for (int i = i0; i < i1; i++)
-                e01Block[i - i0] = p0[i] * p1[i];
-            for (int m = first; m < runStart[r + 1]; m++) {
+            runPhases(r, i0, i1, e01[thread]);
+            const complex<double>* e01Block = e01[thread].data();
+            for (int m = runStart[r]; m < runStart[r + 1]; m++) {
                 const complex<double>* p2 = power(2, set.n[3 * m + 2]);
                 const double a = 2 * set.weight[m] * structureRe[m], b = 2 * set.weight[m] * structureIm[m];
                 const Vec3& k = set.k[m];

@@ -8,7 +8,6 @@
 // network asks the energy terms that depend on them for their potential.
 
 #include "openmmenn/ENNForce.h"
-#include "openmmenn/ENNModel.h"
 #include "openmm/OpenMMException.h"
 #include <cmath>
 #include <functional>
@@ -29,7 +28,7 @@ struct ENNChargeGroups {
     /** Read and check the force's groups; throws OpenMMException naming the problem. */
     explicit ENNChargeGroups(const ENNForce& force) {
         const int n = force.getNumParticles();
-        if (!force.getModel().chargesConstrained) { // latent charges: every particle in no group, nothing shifted
+        if (force.hasLatentCharges()) { // every particle in no group, nothing shifted
             groupOf.assign(n, -1);
             start = {0};
             return;

@@ -1,9 +1,10 @@
 #ifndef OPENMM_ENN_EWALD_H_
 #define OPENMM_ENN_EWALD_H_
 
-// The Coulomb constant and the pieces of smooth PME (B-spline order 5, any grid size, triclinic boxes) that every
-// platform's reciprocal sum is built from, in double precision: the stencils, the spline moduli, the influence
-// function, the neutralizing background and OpenMM's choice of alpha and grid. Units: nm, e, kJ/mol.
+// The pieces of smooth PME (B-spline order 5, any grid size, triclinic boxes) that every platform's reciprocal sum is
+// built from, in double precision: the stencils, the spline moduli, the influence function, the neutralizing
+// background and OpenMM's choice of alpha and grid. Units: nm, e, kJ/mol; the Coulomb constant ONE_4PI_EPS0 is
+// ENNModel.h's (the model loader converts the constants model files declare with it).
 
 #include "openmm/Vec3.h"
 #include "openmmenn/ENNModel.h"

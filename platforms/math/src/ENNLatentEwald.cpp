@@ -23,6 +23,13 @@ LatentEwaldKSet OpenMMENN::latentEwaldKSet(const ENNModel& model, const Vec3 box
         set.reciprocal[a] = box[(a + 1) % 3].cross(box[(a + 2) % 3]) * (2 * M_PI / volume);
     const double dl = model.truncatedReciprocalSpacing, sigma = model.chargeGaussianSigma, kC = model.chargeCoulombConstant;
     const double kSquaredMax = (2 * M_PI / dl) * (2 * M_PI / dl);
+    // About V (2 pi / dl)^3 / (12 pi^2) k vectors in the half set: bounded, so that an exploded box is an error, not
+    // gigabytes (a 34 nm box at dl = 2 A; a 3,000-atom water box has 7,757).
+    const double expected = volume * std::pow(2 * M_PI / dl, 3) / (12 * M_PI * M_PI);
+    if (!(expected <= MaxLatentEwaldKVectors))
+        throw OpenMM::OpenMMException("ENNForce: the periodic box (volume " + std::to_string(volume) + " in the model's length unit cubed) "
+                                      "needs about " + std::to_string(expected) + " k vectors in the model's truncated reciprocal sum, more than " +
+                                      std::to_string(MaxLatentEwaldKVectors) + "; choose setElectrostaticsMethod(PME) for such a box");
     for (int a = 0; a < 3; a++) {
         const double cells = std::sqrt(box[a].dot(box[a])) / dl;
         if (!(cells < 1e4))

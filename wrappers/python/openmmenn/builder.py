@@ -32,7 +32,7 @@ def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e")
                  message_parities="natural", energy_scale=0.7, charge_offsets=None, frozen_charges=False,
                  coulomb=False, gaussian_sigma=None, gaussian_self_energy=True, density_normalization=False,
                  distance_transform=None, pair_repulsion=False, nonlinear=False, apply_cutoff=True, joint_embedding=False,
-                 latent_charges=False, coulomb_constant=None, truncated_reciprocal_dl=None):
+                 latent_charges=False, coulomb_constant=None, truncated_reciprocal_dl=None, charge_scale=1.0):
     """Return (architecture, tensors) of a model with N(0, weight_std^2) weights.
 
     message_parities: "natural" gives messages channels x (0e+1o+2e+...), as MACE does; "both"
@@ -52,7 +52,8 @@ def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e")
     latent_charges: MACELES's charge head (format version 5): a charge readout of every layer (linear, the last one
     like the energy's), summed, unconstrained; coulomb_constant: the constant of the model's own Coulomb term (energy x
     length / e^2) where it is not 1/(4 pi eps0); truncated_reciprocal_dl: the periodic sum it was trained with, the
-    les library's reciprocal sum truncated at |k| <= 2 pi / dl.
+    les library's reciprocal sum truncated at |k| <= 2 pi / dl. charge_scale: the charge head's output weights (each charge
+    readout's last linear) times this, for charges of a realistic size (random weights give hundredths of e).
     """
     rng = np.random.default_rng(seed)
     parity = symmetry == "O3"
@@ -235,10 +236,12 @@ def random_model(elements=(1, 6, 7, 8), channels=8, hidden=("8x0e+8x1o", "8x0e")
             arch["format_version"] = 5
         else:
             arch["charge_head"] = {"readout": readout("charge_head.readout", previous)}
-        if frozen_charges:
-            for name in tensors:
-                if name.startswith("charge_head."):
+        for name in tensors:
+            if name.startswith("charge_head."):
+                if frozen_charges:
                     tensors[name] = np.zeros_like(tensors[name])
+                elif not name.endswith("linear_1"):
+                    tensors[name] = tensors[name] * charge_scale
         if charge_offsets is not None:
             arch["charge_head"]["element_offsets"] = [float(x) for x in charge_offsets]
         declaration = {"included": bool(coulomb)}

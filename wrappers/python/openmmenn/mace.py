@@ -173,7 +173,9 @@ def _latent_charge_head(hp, readouts):
     """MACELES's long-range term as a charge head (format version 5): the LES readouts of every layer, summed, without a
     total-charge constraint; the les library's Ewald module's Gaussian width sigma, its constant norm_factor (1/(2 eps0):
     k = norm_factor / 2 pi), whether it removes the self interaction, and its periodic sum truncated at 2 pi / dl."""
-    les = hp["les"]
+    les = hp.get("les")
+    if les is None:
+        raise ValueError("MACELES: the description has no 'les' part (the les library's constants: describe_mace_model reads them)")
     if len(readouts) != len(hp["layers"]):
         raise ValueError(f"MACELES with {len(readouts)} LES readouts for {len(hp['layers'])} layers is not supported")
     return {"readouts": readouts, "total_charge": "unconstrained",
@@ -410,7 +412,8 @@ def convert(hp, state_dict, head=None):
                 "gate": layer["gate"],
                 "linear_2": linear(f"{p}.linear_2", layer["linear_2"])})
     if model_class == "MACELES":
-        arch["charge_head"] = _latent_charge_head(hp, [readout_spec(f"charge_head.readouts.{t}", ro) for t, ro in enumerate(hp["les"]["readouts"])])
+        les_readouts = (hp.get("les") or {}).get("readouts", [])
+        arch["charge_head"] = _latent_charge_head(hp, [readout_spec(f"charge_head.readouts.{t}", ro) for t, ro in enumerate(les_readouts)])
         version = 5
     arch["format_version"] = version
     for l1, l2, l3 in sorted(w3j_needed):
@@ -583,8 +586,6 @@ def _describe_les(model, describe_readout):
         raise ValueError(f"MACELES: the les module's Ewald has no {', '.join(missing)} (an unknown version of the les library)")
     # What MACELES passes to Les is the latent charges only: the library's atom-wise network, fixed charges, dipoles,
     # polarizabilities (and the dielectric scaling they feed) do not enter; Born effective charges are an output.
-    if len(model.les_readouts) != len(model.readouts):
-        raise ValueError("MACELES: not one LES readout per energy readout")
     return {"readouts": [describe_readout(ro, f"les_readouts.{t}") for t, ro in enumerate(model.les_readouts)],
             "sigma": float(ewald.sigma), "dl": float(ewald.dl), "norm_factor": float(ewald.norm_factor),
             "remove_self_interaction": bool(ewald.remove_self_interaction)}

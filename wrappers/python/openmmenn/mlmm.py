@@ -230,8 +230,7 @@ def _region_force(topology, system, ml_list, model, total_charge, multiplicity=1
     force = _model_force(model)
     molecule_charges = None
     force.setSpinMultiplicity(int(multiplicity))
-    # The model reads the region's charge: charges constrained to it, or an input (latent charges take none).
-    if (force.hasChargeHead() and not force.hasLatentCharges()) or force.usesChargeAndSpinInputs():
+    if force.usesTotalCharge():  # charges constrained to the region's charge, or an input (latent charges take none)
         if len(molecules) > 1:
             molecule_charges = [_infer_charge(system, m, f"ML molecule {k} (atoms {m[0]}-{m[-1]})")
                                 for k, m in enumerate(molecules)]

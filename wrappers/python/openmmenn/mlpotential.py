@@ -71,8 +71,7 @@ class ENNPotentialImpl(MLPotentialImpl):
                 raise TypeError("moleculeCharges is for createSystem; the ML atoms' molecules take their MM charges")
             ml_list = sorted(set(int(i) for i in atoms))
             nonbonded = mlmm._nonbonded_force(system)
-            reads_charge = (self._model.hasChargeHead() and not self._model.hasLatentCharges()) or self._model.usesChargeAndSpinInputs()
-            if charge is None and nonbonded is None and reads_charge:
+            if charge is None and nonbonded is None and self._model.usesTotalCharge():
                 raise TypeError("pass charge= (e): the System given to addForces has no NonbondedForce to take the ML "
                                 "atoms' charge from (openmm-ml's interpolation passes an empty one)")
             force = mlmm._region_force(topology, system, ml_list, self.modelPath, charge, multiplicity)
