@@ -59,7 +59,11 @@ void ENNForce::setSpinMultiplicity(int multiplicity) {
 }
 
 bool ENNForce::usesChargeAndSpinInputs() const {
-    return model->hasJointEmbedding;
+    return model->hasJointEmbedding || model->hasPolarHead;
+}
+
+bool ENNForce::hasPolarHead() const {
+    return model->hasPolarHead;
 }
 
 bool ENNForce::hasTrainedPeriodicSum() const {
@@ -86,7 +90,7 @@ bool ENNForce::includesCoulombTerm() const {
 }
 
 std::vector<double> ENNForce::getCharges(OpenMM::Context& context) const {
-    if (!model->hasChargeHead)
+    if (!model->hasChargeHead && !model->hasPolarHead)
         throw OpenMMException("ENNForce: the model has no charge head, so it predicts no charges");
     auto& impl = const_cast<ENNForceImpl&>(dynamic_cast<const ENNForceImpl&>(getImplInContext(const_cast<OpenMM::Context&>(context))));
     return impl.getCharges(const_cast<ENNForce*>(this)->getContextImpl(context));

@@ -130,7 +130,77 @@ public:
             lin.weights = tensor(f.at("weight"), {numElements, offset});
         else
             lin.weights = tensor(f.at("weight"), {offset});
+        if (f.has("bias")) { // e3nn's biases (format version 6, checked by the caller): on scalar outputs only
+            lin.bias = tensor(f.at("bias"), {lin.out.dim});
+            for (const auto& e : lin.out.entries)
+                for (int i = 0; i < e.mul * e.ir.dim(); i++)
+                    if (e.ir.l != 0 && lin.bias[e.offset + i] != 0.0)
+                        f.at("bias").invalid("a bias on a non-scalar output breaks equivariance");
+        }
         return lin;
+    }
+
+    /** MACE's SparseUvuTensorProduct (ChannelProductSpec); every path checked against its kind. */
+    ChannelProductSpec channelProduct(const Field& f) {
+        ChannelProductSpec tp;
+        tp.in1 = Irreps::parse(f.at("irreps_in1").string(), f.path + ".irreps_in1");
+        tp.in2 = Irreps::parse(f.at("irreps_in2").string(), f.path + ".irreps_in2");
+        tp.out = Irreps::parse(f.at("irreps_out").string(), f.path + ".irreps_out");
+        Field paths = f.at("paths");
+        int offset = 0;
+        for (size_t i = 0; i < paths.size(); i++) {
+            Field p = paths.at(i);
+            if (p.size() != 5)
+                p.invalid("a path is [i_in1, i_in2, i_out, path_weight, 'dot' or 'scale']");
+            ChannelProductSpec::Path path{p.at(0).integer(), p.at(1).integer(), p.at(2).integer(), p.at(3).number(), false, offset};
+            const std::string kind = p.at(4).string();
+            if (kind != "dot" && kind != "scale")
+                p.at(4).invalid("must be 'dot' or 'scale'");
+            path.dot = kind == "dot";
+            if (path.in1 < 0 || path.in1 >= (int) tp.in1.entries.size() || path.in2 < 0 || path.in2 >= (int) tp.in2.entries.size() ||
+                path.out < 0 || path.out >= (int) tp.out.entries.size())
+                p.invalid("irreps index out of range");
+            const auto &a = tp.in1.entries[path.in1], &b = tp.in2.entries[path.in2], &c = tp.out.entries[path.out];
+            if (c.mul != a.mul)
+                p.invalid("the output multiplicity must be the first input's");
+            if (path.dot ? (a.ir != b.ir || c.ir != Irrep{0, 1}) : (b.ir != Irrep{0, 1} || c.ir != a.ir))
+                p.invalid(path.dot ? "a 'dot' path is l x l -> 0e" : "a 'scale' path is l x 0e -> l");
+            offset += a.mul * b.mul;
+            tp.paths.push_back(path);
+        }
+        tp.weights = tensor(f.at("weight"), {offset});
+        return tp;
+    }
+
+    /** MACE's NonLinearBiasReadoutBlock or GeneralNonLinearBiasReadoutBlock (BiasedReadoutSpec), from `input` to `output`. */
+    BiasedReadoutSpec biasedReadout(const Field& f, const Irreps& input, const std::string& output) {
+        BiasedReadoutSpec r;
+        r.linear1 = linear(f.at("linear_1"), 0);
+        r.linearMid = linear(f.at("linear_mid"), 0);
+        r.linear2 = linear(f.at("linear_2"), 0);
+        r.gated = f.has("gate");
+        Irreps hidden;
+        if (r.gated) {
+            r.gate = gate(f.at("gate"));
+            if (r.linear1.out.str() != r.gate.in.str() || r.linearMid.out.str() != r.gate.in.str() || r.linearMid.in.str() != r.gate.out.str())
+                f.at("gate").invalid("linear_1 and linear_mid must feed the gate, and linear_mid read its output");
+            hidden = r.gate.out;
+        } else {
+            r.activation = activation(f.at("activation"));
+            for (const auto& e : r.linear1.out.entries)
+                if (e.ir.l != 0)
+                    f.at("linear_1").invalid("without a gate the hidden features must be scalars");
+            if (r.linearMid.in.str() != r.linear1.out.str() || r.linearMid.out.str() != r.linear1.out.str())
+                f.at("linear_mid").invalid("must map linear_1's outputs to themselves");
+            hidden = r.linear1.out;
+        }
+        if (r.linear1.in.str() != input.str())
+            f.at("linear_1").invalid("irreps_in must be " + input.str());
+        if (r.linear2.in.str() != hidden.str())
+            f.at("linear_2").invalid("irreps_in must be the hidden features " + hidden.str());
+        if (r.linear2.out.str() != output)
+            f.at("linear_2").invalid("irreps_out must be " + output);
+        return r;
     }
 
     /** A radial MLP from `inputs` to `outputs` values: e3nn's (weights, weight_scales) or MACE's RadialMLP (also biases
@@ -483,6 +553,13 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
         sh.at("lmax").invalid("must be between 0 and 4");
     if (sh.at("normalization").string() != "component")
         sh.at("normalization").invalid("only 'component' normalization is supported");
+    if (sh.has("input")) {
+        requireVersion(sh.at("input"), 6);
+        const std::string input = sh.at("input").string();
+        if (input != "xyz" && input != "yzx")
+            sh.at("input").invalid("must be 'xyz' or 'yzx'");
+        m.harmonicsOfYZX = input == "yzx";
+    }
     auto loadW3j = [&](int l1, int l2, int l3) {
         if (m.wigner3j.count({l1, l2, l3}))
             return;
@@ -813,6 +890,148 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
                     periodic.at("dl").invalid("must be positive");
             }
         }
+    }
+    if (arch.has("polar")) {
+        Field pf = arch.at("polar");
+        requireVersion(pf, 6);
+        if (m.hasChargeHead)
+            pf.invalid("a model has either a charge head or a polar head");
+        if (m.layers.empty())
+            pf.invalid("needs interaction layers");
+        m.hasPolarHead = true;
+        PolarSpec& P = m.polar;
+        const Irreps& hidden = m.layers.back().productLinear.out;
+        for (const LayerSpec& layer : m.layers)
+            if (layer.productLinear.out.str() != hidden.str())
+                pf.invalid("every layer's output must have the last layer's irreps " + hidden.str() + " (PolarMACE keeps them)");
+        if (hidden.entries.empty() || hidden.entries[0].ir != Irrep{0, 1})
+            pf.invalid("the features must start with scalars");
+        const int channels = hidden.entries[0].mul;
+        for (const auto& e : hidden.entries)
+            if (e.mul != channels)
+                pf.invalid("every irrep of the features needs the same multiplicity (a channel-wise product reads them)");
+        Field mf = pf.at("multipoles");
+        P.multipoleLmax = mf.at("lmax").integer();
+        P.multipoleSigma = mf.at("sigma").number();
+        if (P.multipoleLmax < 0 || P.multipoleLmax > 1)
+            mf.at("lmax").invalid("must be 0 or 1 (graph-longrange's open-boundary sums)");
+        if (!(P.multipoleSigma > 0))
+            mf.at("sigma").invalid("must be positive");
+        Field ff = pf.at("field_features");
+        P.fieldLmax = ff.at("lmax").integer();
+        if (P.fieldLmax < 0 || P.fieldLmax > 1)
+            ff.at("lmax").invalid("must be 0 or 1 (graph-longrange's open-boundary sums)");
+        for (size_t i = 0; i < ff.at("widths").size(); i++) {
+            P.fieldWidths.push_back(ff.at("widths").at(i).number());
+            if (!(P.fieldWidths.back() > 0))
+                ff.at("widths").at(i).invalid("must be positive");
+        }
+        if (P.fieldWidths.empty())
+            ff.at("widths").invalid("needs at least one width");
+        const int numWidths = static_cast<int>(P.fieldWidths.size());
+        if (ff.at("norms").size() != (size_t) P.fieldDim())
+            ff.at("norms").invalid("needs one norm per feature entry (" + std::to_string(P.fieldDim()) + ")");
+        for (int i = 0; i < P.fieldDim(); i++) {
+            P.fieldNorms.push_back(ff.at("norms").at(i).number());
+            if (P.fieldNorms.back() == 0)
+                ff.at("norms").at(i).invalid("must not be zero");
+        }
+        // The irreps graph-longrange and PolarMACE use: spin channels alpha then beta of (0e [+ 1o]), features sorted by l.
+        const std::string single = P.multipoleLmax == 0 ? "1x0e" : "1x0e+1x1o";
+        const std::string charges = single + "+" + single;
+        const std::string field = std::to_string(numWidths) + "x0e" + (P.fieldLmax == 1 ? "+" + std::to_string(numWidths) + "x1o" : "");
+        const std::string potential = field + "+" + field;
+        auto linears = [&](const Field& f, const std::string& out, std::vector<LinearSpec>& list) {
+            if (f.size() != m.layers.size())
+                f.invalid("needs one linear per layer (" + std::to_string(m.layers.size()) + ")");
+            for (size_t t = 0; t < m.layers.size(); t++) {
+                list.push_back(parser.linear(f.at(t), nel));
+                if (list.back().in.str() != hidden.str() || list.back().out.str() != out || list.back().perElement)
+                    f.at(t).invalid("must map the features " + hidden.str() + " to " + out);
+            }
+        };
+        linears(pf.at("spin_sources"), charges, P.spinSources);
+        linears(pf.at("feature_mixer"), hidden.str(), P.featureMixer);
+        P.fukui = parser.biasedReadout(pf.at("fukui"), hidden, "2x0e");
+        auto checkLinear = [&](const Field& f, const LinearSpec& lin, const std::string& in, const std::string& out) {
+            if (lin.in.str() != in || lin.out.str() != out || lin.perElement)
+                f.invalid("must map " + in + " to " + out);
+        };
+        const std::string scalars = std::to_string(channels) + "x0e";
+        auto checkProduct = [&](const Field& f, const ChannelProductSpec& tp, const std::string& in2, const std::string& out) {
+            if (tp.in1.str() != hidden.str() || tp.in2.str() != in2 || tp.out.str() != out)
+                f.invalid("must map " + hidden.str() + " x " + in2 + " to " + out);
+        };
+        Field uf = pf.at("field_updates");
+        for (size_t i = 0; i < uf.size(); i++) {
+            Field f = uf.at(i);
+            FieldUpdateSpec u;
+            u.potentialLinear = parser.linear(f.at("potential_linear"), nel);
+            checkLinear(f.at("potential_linear"), u.potentialLinear, potential, hidden.str());
+            u.nodeFeatsLinear = parser.linear(f.at("node_feats_linear"), nel);
+            checkLinear(f.at("node_feats_linear"), u.nodeFeatsLinear, hidden.str(), hidden.str());
+            u.chargeEmbedding = parser.linear(f.at("charge_embedding"), nel);
+            checkLinear(f.at("charge_embedding"), u.chargeEmbedding, charges, hidden.str());
+            u.sourceEmbedding = parser.linear(f.at("source_embedding"), nel);
+            checkLinear(f.at("source_embedding"), u.sourceEmbedding, std::to_string(nel) + "x0e", scalars);
+            u.dotProducts = parser.channelProduct(f.at("dot_products"));
+            checkProduct(f.at("dot_products"), u.dotProducts, hidden.str(), scalars);
+            u.nonlinearity = parser.radialMLP(f.at("nonlinearity"), 2 * channels, channels, "the channels");
+            u.tpOut = parser.channelProduct(f.at("tp_out"));
+            checkProduct(f.at("tp_out"), u.tpOut, scalars, hidden.str());
+            u.readout = parser.biasedReadout(f.at("readout"), hidden, charges + "+2x0e");
+            if (!u.readout.gated)
+                f.at("readout").invalid("needs a gate (GeneralNonLinearBiasReadoutBlock)");
+            P.fieldUpdates.push_back(std::move(u));
+        }
+        if (P.fieldUpdates.empty())
+            uf.invalid("needs at least one field-update step");
+        if (pf.has("electron_energy")) {
+            Field f = pf.at("electron_energy");
+            P.hasElectronEnergy = true;
+            ElectronEnergySpec& e = P.electronEnergy;
+            e.linearUpQ = parser.linear(f.at("linear_up_q"), nel);
+            checkLinear(f.at("linear_up_q"), e.linearUpQ, charges, hidden.str());
+            e.linearUpV = parser.linear(f.at("linear_up_v"), nel);
+            checkLinear(f.at("linear_up_v"), e.linearUpV, potential, hidden.str());
+            e.dotQ = parser.channelProduct(f.at("dot_q"));
+            checkProduct(f.at("dot_q"), e.dotQ, hidden.str(), scalars);
+            e.dotV = parser.channelProduct(f.at("dot_v"));
+            checkProduct(f.at("dot_v"), e.dotV, hidden.str(), scalars);
+            e.mlp = parser.radialMLP(f.at("mlp"), 2 * channels, 1, "one energy");
+        }
+        Field ef = pf.at("electrostatics");
+        P.fieldConstant = ef.at("field_constant").number();
+        P.softening = ef.at("softening").number();
+        P.featureOffset = ef.at("feature_offset").number();
+        P.energyOffset = ef.at("energy_offset").number();
+        if (!(P.fieldConstant > 0) || !(P.softening >= 0) || !(P.featureOffset > 0) || !(P.energyOffset > 0))
+            ef.invalid("needs a positive field_constant, feature_offset and energy_offset, and a softening >= 0");
+        auto perWidth = [&](const Field& f, std::vector<double>& out) {
+            if (f.size() != (size_t) numWidths)
+                f.invalid("needs one value per field width");
+            for (int i = 0; i < numWidths; i++)
+                out.push_back(f.at(i).number());
+        };
+        perWidth(ef.at("feature_width_factors"), P.featureWidthFactors);
+        for (size_t i = 0; i < P.featureWidthFactors.size(); i++)
+            if (!(P.featureWidthFactors[i] > 0))
+                ef.at("feature_width_factors").at(i).invalid("must be positive");
+        perWidth(ef.at("l0_factors"), P.l0Factors);
+        perWidth(ef.at("l1_factors"), P.l1Factors);
+        auto selfTerms = [&](const Field& f, int features, std::vector<PolarSpec::SelfTerm>& out) {
+            for (size_t i = 0; i < f.size(); i++) {
+                Field t = f.at(i);
+                if (t.size() != 3)
+                    t.invalid("is [feature, source, value]");
+                PolarSpec::SelfTerm term{t.at(0).integer(), t.at(1).integer(), t.at(2).number()};
+                if (term.feature < 0 || term.feature >= features || term.source < 0 || term.source >= P.multipoleDim())
+                    t.invalid("index out of range");
+                out.push_back(term);
+            }
+        };
+        selfTerms(ef.at("feature_self_terms"), P.fieldDim(), P.featureSelfTerms);
+        selfTerms(ef.at("energy_self_terms"), P.multipoleDim(), P.energySelfTerms);
     }
     return model;
 }

@@ -52,6 +52,8 @@ struct LinearSpec {
     bool perElement = false;
     int weightsPerElement = 0;
     std::vector<double> weights; // [numElements or 1][weightsPerElement]
+    /** e3nn's biases (format version 6): out[j] += bias[j] on the scalar outputs (zeros elsewhere); empty: none. */
+    std::vector<double> bias;
 };
 
 /** A smooth scalar activation times a normalisation constant: scale * f(x). */
@@ -202,6 +204,82 @@ struct LayerSpec {
     const Irreps& irrepsOut() const { return productLinear.out; }
 };
 
+/** MACE's SparseUvuTensorProduct: channel-wise products of two feature vectors of equal multiplicity, on two kinds of
+ *  path: "dot" (l x l -> 0): out[u] += w_path sum_v W[u,v] (x1[u,:] . x2[v,:]) / sqrt(2l+1); "scale" (l x 0 -> l):
+ *  out[u,m] += w_path x1[u,m] (sum_v W[u,v] x2[v]) / sqrt(2l+1). W of a path: [mul1][mul2] at weightOffset. */
+struct ChannelProductSpec {
+    struct Path {
+        int in1, in2, out;
+        double weight;
+        bool dot;
+        int weightOffset;
+    };
+    Irreps in1, in2, out;
+    std::vector<Path> paths;
+    std::vector<double> weights;
+};
+
+/** MACE's NonLinearBiasReadoutBlock (gate empty: an activation of scalar hidden features) and
+ *  GeneralNonLinearBiasReadoutBlock (a gate): linear2(act(linearMid(act(linear1(x))))), linearMid and linear2 biased. */
+struct BiasedReadoutSpec {
+    LinearSpec linear1, linearMid, linear2;
+    bool gated = false;
+    ActivationSpec activation; // not gated
+    GateSpec gate;             // gated
+};
+
+/** MACE's AgnosticEmbeddedOneBodyVariableUpdate (one field-update step): per atom, from the mixed features h, the
+ *  potential features V and the current multipoles q: e = potentialLinear(V) + nodeFeatsLinear(h) + chargeEmbedding(q);
+ *  s = nonlinearity([dotProducts(h, e), sourceEmbedding(element)]); the multipole update and two Fukui weights are
+ *  readout(tpOut(h, s)). */
+struct FieldUpdateSpec {
+    LinearSpec potentialLinear, nodeFeatsLinear, chargeEmbedding, sourceEmbedding;
+    ChannelProductSpec dotProducts, tpOut;
+    RadialMLPSpec nonlinearity;
+    BiasedReadoutSpec readout;
+};
+
+/** MACE's OneBodyMLPFieldReadout (the local electron energy): mlp([dotQ(h, linearUpQ(q0 + q)), dotV(h, linearUpV(V))]). */
+struct ElectronEnergySpec {
+    LinearSpec linearUpQ, linearUpV;
+    ChannelProductSpec dotQ, dotV;
+    RadialMLPSpec mlp;
+};
+
+/** MACE's PolarMACE head (format version 6): spin-resolved Gaussian multipoles (l <= multipoleLmax, two spin channels
+ *  alpha and beta of (L+1)^2 entries each) from every layer, constrained to the total charge and spin by Fukui weights,
+ *  updated in a fixed number of steps from the potential and field they create (projected on Gaussian probes of the
+ *  given widths), then their Coulomb energy and a local electron energy. Open boundaries only: graph-longrange's
+ *  real-space sums, in which a dipole is four displaced point charges (finite differences) and a pair of unit charges
+ *  at distance d interacts through fieldConstant erf(d / (2 w)) / (d + softening). */
+struct PolarSpec {
+    int multipoleLmax = 0;
+    double multipoleSigma = 0.0;
+    int fieldLmax = 0;
+    std::vector<double> fieldWidths;
+    std::vector<double> fieldNorms;          // per feature entry (the field irreps' dimension)
+    std::vector<LinearSpec> spinSources;     // EnvironmentDependentSpinSourceBlock, one per layer
+    std::vector<LinearSpec> featureMixer;    // MultiLayerFeatureMixer, one per layer
+    BiasedReadoutSpec fukui;                 // of the last layer's features: two weights, alpha and beta
+    std::vector<FieldUpdateSpec> fieldUpdates;
+    bool hasElectronEnergy = false;
+    ElectronEnergySpec electronEnergy;
+    double fieldConstant = 0.0;              // energy x length / e^2 (graph-longrange's 1/(4 pi eps0))
+    double softening = 0.0;                  // length
+    double featureOffset = 0.0, energyOffset = 0.0; // finite-difference displacements of the dipoles (length)
+    std::vector<double> featureWidthFactors; // w per probe width: erf(d / (2 w))
+    std::vector<double> l0Factors, l1Factors; // per probe width
+    /** A Gaussian's field on its own probe (graph-longrange's self-interaction terms), where the model includes it:
+     *  feature[feature] += value * multipole[source] (energy: E += value/2 q[feature] q[source]). */
+    struct SelfTerm {
+        int feature, source;
+        double value;
+    };
+    std::vector<SelfTerm> featureSelfTerms, energySelfTerms;
+    int multipoleDim() const { return (multipoleLmax + 1) * (multipoleLmax + 1); }
+    int fieldDim() const { return static_cast<int>(fieldWidths.size()) * (fieldLmax + 1) * (fieldLmax + 1); }
+};
+
 /** 1/(4 pi eps0) in kJ mol^-1 nm e^-2 from CODATA 2018, computed as OpenMM computes it (138.9354576...). */
 const double ONE_4PI_EPS0 = 1.0 / (4 * M_PI * (1e-6 * 8.8541878128e-12 / (1.602176634e-19 * 1.602176634e-19 * 6.02214076e23)));
 
@@ -213,7 +291,7 @@ public:
 
     /** The newest version this build reads (and writes for a model that needs it); it reads every version from 1
      *  (docs/model-format.md, Versioning). */
-    static const int FormatVersion = 5;
+    static const int FormatVersion = 6;
     int formatVersion = 0;
     std::string energyUnit, lengthUnit;
     double energyToKJPerMol = 1.0, lengthToNm = 1.0;
@@ -230,6 +308,10 @@ public:
     bool hasPairRepulsion = false;
     PairRepulsionSpec pairRepulsion;
     int shLmax = 0;
+    /** e3nn's harmonics of (v_y, v_z, v_x) instead of v (PolarMACE; spherical_harmonics.input "yzx", version 6): e3nn's
+     *  l = 1 harmonics of u are proportional to u itself, so the features' l = 1 entries are then the (y, z, x) components,
+     *  the real-harmonics order graph-longrange's multipoles and fields use. */
+    bool harmonicsOfYZX = false;
     /** Wigner 3j blocks by (l1, l2, l3), each [2l1+1][2l2+1][2l3+1]. */
     std::map<std::array<int, 3>, std::vector<double>> wigner3j;
     LinearSpec embedding;        // one-hot (n_elements x 0e) -> first layer input
@@ -267,6 +349,8 @@ public:
     bool hasTruncatedReciprocalSum() const { return truncatedReciprocalSpacing > 0; }
     /** k of the model's own Coulomb term over OpenMM's 1/(4 pi eps0) (1 for every model that does not declare its own). */
     double coulombConstantRatio() const;
+    bool hasPolarHead = false;
+    PolarSpec polar;
 
     /** Index of an atomic number in `elements`, or -1. */
     int elementIndex(int atomicNumber) const;

@@ -13,6 +13,7 @@ static OpenMM::ReferencePlatform::PlatformData& referenceData(OpenMM::ContextImp
 }
 
 void CpuCalcENNForceKernel::initialize(const OpenMM::System& system, const ENNForce& force) {
+    ENNParticles::requireSupportedHeads(force, "CPU");
     ml.read(force);
     network = std::make_unique<CpuENNNetwork>(force.getModelPtr(), ml.species);
     electrostatics = std::make_unique<CpuENNElectrostatics>(system, force);

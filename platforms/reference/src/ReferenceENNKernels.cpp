@@ -19,7 +19,20 @@ void ReferenceCalcENNForceKernel::initialize(const OpenMM::System& system, const
         electrostatics.reset();
     if (usesTrainedPeriodicSum(force))
         latentEwald = std::make_unique<ReferenceENNLatentEwald>(force.getModel());
+    if (force.hasPolarHead())
+        polarHead = std::make_unique<ReferenceENNPolarHead>(force.getModelPtr());
     ml.read(force);
+}
+
+LayerFeatureHead ReferenceCalcENNForceKernel::polarHeadAt(OpenMM::ContextImpl& context, std::vector<Vec3>* gradient, std::vector<double>* multipoles) {
+    if (!polarHead)
+        return {};
+    return [this, &context, gradient, multipoles](const std::vector<const std::vector<double>*>& outputs, std::vector<std::vector<double>>* gradients) {
+        std::vector<Vec3> local;
+        ml.gather(*platformData(context).positions, 1.0 / network->getModel().lengthToNm, local);
+        return polarHead->compute(ml.species, local, outputs, ml.chargeGroups.total(), ml.spinMultiplicity, gradients,
+                                  gradients ? gradient : nullptr, multipoles);
+    };
 }
 
 std::vector<ENNEdge> ReferenceCalcENNForceKernel::buildEdges(OpenMM::ContextImpl& context) {
@@ -70,7 +83,11 @@ double ReferenceCalcENNForceKernel::execute(OpenMM::ContextImpl& context, bool i
                 electrostaticForces[ml.particles[i]] = gradient[i] * (-m.energyToKJPerMol / m.lengthToNm);
         };
     }
-    double energy = network->compute(ml.species, edges, ml.chargeGroups, ml.initialFeatures, coupling, nullptr, includeForces ? &gradient : nullptr);
+    std::vector<Vec3> polarGradient; // the polar head's direct dE/dx (its electrostatics)
+    double energy = network->compute(ml.species, edges, ml.chargeGroups, ml.initialFeatures, coupling, nullptr, includeForces ? &gradient : nullptr,
+                                     polarHeadAt(context, &polarGradient, nullptr));
+    for (size_t i = 0; i < polarGradient.size() && includeForces; i++)
+        gradient[i] += polarGradient[i];
     const double total = energy * m.energyToKJPerMol + electrostaticEnergy;
     ml.checkEnergy(total, m);
     if (includeForces)
@@ -86,6 +103,15 @@ void ReferenceCalcENNForceKernel::copyParametersToContext(OpenMM::ContextImpl&, 
 
 std::vector<double> ReferenceCalcENNForceKernel::getCharges(OpenMM::ContextImpl& context) {
     std::vector<double> charges;
+    if (polarHead) { // each atom's charge among its multipoles
+        std::vector<double> multipoles;
+        network->compute(ml.species, buildEdges(context), ml.chargeGroups, ml.initialFeatures, {}, nullptr, nullptr, polarHeadAt(context, nullptr, &multipoles));
+        const size_t perAtom = network->getModel().polar.multipoleDim();
+        for (size_t i = 0; i < ml.species.size(); i++)
+            charges.push_back(multipoles[i * perAtom]);
+        ml.checkCharges(charges);
+        return charges;
+    }
     network->compute(ml.species, buildEdges(context), ml.chargeGroups, ml.initialFeatures, {}, &charges, nullptr);
     ml.checkCharges(charges);
     return charges;

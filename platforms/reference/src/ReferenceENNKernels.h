@@ -7,6 +7,7 @@
 #include "ReferenceENNLatentEwald.h"
 #include "ReferenceENNNeighbors.h"
 #include "ReferenceENNNetwork.h"
+#include "ReferenceENNPolarHead.h"
 #include <memory>
 
 namespace OpenMMENN {
@@ -23,9 +24,13 @@ public:
 private:
     /** Edges of the ML region at the context's positions, in model length units. */
     std::vector<ENNEdge> buildEdges(OpenMM::ContextImpl& context);
+    /** The polar head as the network's layer-feature head at the context's positions (empty without one): its direct
+     *  position gradient into `gradient`, its multipoles into `multipoles` where not null. */
+    LayerFeatureHead polarHeadAt(OpenMM::ContextImpl& context, std::vector<OpenMM::Vec3>* gradient, std::vector<double>* multipoles);
     std::unique_ptr<ReferenceENNNetwork> network;
     std::unique_ptr<ReferenceENNElectrostatics> electrostatics; // null when the force has no coupling
     std::unique_ptr<ReferenceENNLatentEwald> latentEwald;       // the model's periodic sum as trained, or null
+    std::unique_ptr<ReferenceENNPolarHead> polarHead;           // PolarMACE's head, or null
     ENNParticles ml;
 };
 

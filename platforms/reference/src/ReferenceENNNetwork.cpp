@@ -94,7 +94,8 @@ void ReferenceENNNetwork::forEachMonomial(int layer, int element, Visit visit) c
 }
 
 double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENNEdge>& edges, const ENNChargeGroups& chargeGroups,
-                                    const InitialNodeFeatures& initial, const ChargeCoupling& coupling, vector<double>* charges, vector<Vec3>* gradient) {
+                                    const InitialNodeFeatures& initial, const ChargeCoupling& coupling, vector<double>* charges, vector<Vec3>* gradient,
+                                    const LayerFeatureHead& head) {
     const ENNModel& m = *model;
     const int N = static_cast<int>(species.size());
     const int E = static_cast<int>(edges.size());
@@ -111,7 +112,18 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
     for (int e = 0; e < E; e++) {
         const Vec3& v = edges[e].vec;
         r[e] = std::sqrt(v.dot(v));
-        tables.sphericalHarmonics(v, &sh[size_t(e) * nsh], wantGradient ? reinterpret_cast<double(*)[3]>(&dsh[size_t(e) * nsh * 3]) : nullptr);
+        double (*dy)[3] = wantGradient ? reinterpret_cast<double(*)[3]>(&dsh[size_t(e) * nsh * 3]) : nullptr;
+        if (!m.harmonicsOfYZX)
+            tables.sphericalHarmonics(v, &sh[size_t(e) * nsh], dy);
+        else { // Y(u), u = (v_y, v_z, v_x): dY/dv_y = dY/du_0, dY/dv_z = dY/du_1, dY/dv_x = dY/du_2
+            tables.sphericalHarmonics(Vec3(v[1], v[2], v[0]), &sh[size_t(e) * nsh], dy);
+            for (int k = 0; dy && k < nsh; k++) {
+                const double du[3] = {dy[k][0], dy[k][1], dy[k][2]};
+                dy[k][1] = du[0];
+                dy[k][2] = du[1];
+                dy[k][0] = du[2];
+            }
+        }
     }
     // A layer's radial outputs of edge e (tensor-product weights, then any edge density), exact, and their r-derivatives.
     vector<double> w, dwdr;
@@ -200,6 +212,13 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
     }
     for (int n = 0; n < N; n++)
         energy += m.e0[species[n]] + m.energyShift;
+    vector<vector<double>> headGradient; // [layer][atom * dim + feature]
+    if (head) {
+        vector<const vector<double>*> outputs;
+        for (int t = 0; t < T; t++)
+            outputs.push_back(&h[t + 1]);
+        energy += head(outputs, wantGradient ? &headGradient : nullptr);
+    }
     // ZBL pair repulsion (MACE's ZBLBasis) over the edges, scaled with the network's energy (in pairRepulsionEnergy).
     vector<double> pairRepulsionDerivative(m.hasPairRepulsion ? E : 0);
     for (int e = 0; e < E && m.hasPairRepulsion; e++)
@@ -233,8 +252,12 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
     vector<double> gradH(h[T].size(), 0.0);
     // q_i = raw_i + (Q_g - sum_g raw)/N_g, so dE/draw_j = phi_j - mean of phi over j's group (phi_j if unconstrained).
     const vector<double> projected = coupling ? chargeGroups.project(chargePotential) : vector<double>();
-    // dE/dh of layer t's output through its charge readout, added where the layer's energy readout adds its own.
-    auto chargeReadoutBackward = [&](int t, vector<double>& gradOut) {
+    // dE/dh of layer t's output through the heads that read it (charge readouts, a layer-feature head), added where the
+    // layer's energy readout adds its own.
+    auto addOutputHeadsGradient = [&](int t, vector<double>& gradOut) {
+        if (head)
+            for (size_t k = 0; k < gradOut.size(); k++)
+                gradOut[k] += headGradient[t][k];
         if (!coupling)
             return;
         for (const ENNModel::ChargeReadout& r : m.chargeReadouts)
@@ -245,7 +268,7 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
             }
     };
     if (T > 0)
-        chargeReadoutBackward(T - 1, gradH);
+        addOutputHeadsGradient(T - 1, gradH);
     for (int t = T - 1; t >= 0; t--) {
         const LayerSpec& L = m.layers[t];
         const int dIn = L.irrepsIn().dim, dUp = L.linearUp.out.dim, dTp = L.conv.out.dim, dLin = L.linear.out.dim, dMsg = L.irrepsMessage().dim;
@@ -330,7 +353,7 @@ double ReferenceENNNetwork::compute(const vector<int>& species, const vector<ENN
         for (int n = 0; n < N; n++)
             linearBackward(L.linearUp, 0, &gradUp[size_t(n) * dUp], &gradIn[size_t(n) * dIn]);
         if (t > 0)
-            chargeReadoutBackward(t - 1, gradIn); // the gradient of layer t-1's output
+            addOutputHeadsGradient(t - 1, gradIn); // the gradient of layer t-1's output
         gradH.swap(gradIn);
     }
     gradient->assign(N, Vec3());

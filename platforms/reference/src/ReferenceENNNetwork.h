@@ -9,10 +9,16 @@
 #include "ENNModelMath.h"
 #include "ReferenceENNNeighbors.h"
 #include "openmm/Vec3.h"
+#include <functional>
 #include <memory>
 #include <vector>
 
 namespace OpenMMENN {
+
+/** A head that reads every layer's output features (PolarMACE's): returns its energy (model units) and, when asked,
+ *  dE/d(each layer's output features), [layer][atom * dim + feature]. */
+using LayerFeatureHead = std::function<double(const std::vector<const std::vector<double>*>& layerOutputs,
+                                              std::vector<std::vector<double>>* gradients)>;
 
 class ReferenceENNNetwork {
 public:
@@ -29,11 +35,12 @@ public:
      *                        chain-rule term sum_i phi_i dq_i/dx is then added to the gradient
      * @param charges         if not null, receives the predicted charges (requires a charge head)
      * @param gradient        if not null, receives dE/dx for each atom
+     * @param head            if set, its energy is added and its gradient carried into the layers' backward passes
      * @return the network energy, including E0, scale and shift
      */
     double compute(const std::vector<int>& species, const std::vector<ENNEdge>& edges, const ENNChargeGroups& chargeGroups,
                    const InitialNodeFeatures& initial, const ChargeCoupling& coupling, std::vector<double>* charges,
-                   std::vector<OpenMM::Vec3>* gradient);
+                   std::vector<OpenMM::Vec3>* gradient, const LayerFeatureHead& head = {});
 
     const ENNModel& getModel() const { return *model; }
 

@@ -185,6 +185,65 @@ def _latent_charge_head(hp, readouts):
                         "periodic": {"method": "truncated_reciprocal", "dl": float(les["dl"])}}}
 
 
+def _polar_head(desc, sd, add, linear):
+    """PolarMACE's head as the model file's `polar` section (format version 6, docs/model-format.md)."""
+    def uvu(prefix, d):
+        return {"irreps_in1": d["irreps_in1"], "irreps_in2": d["irreps_in2"], "irreps_out": d["irreps_out"], "paths": d["paths"],
+                "weight": add(prefix + ".weight", sd[d["weight_key"]].reshape(-1))}
+
+    def biased_readout(prefix, d):
+        out = {k: linear(f"{prefix}.{k}", d[k]) for k in ("linear_1", "linear_mid", "linear_2")}
+        if "gate" in d:
+            out["gate"] = d["gate"]
+        else:
+            out["activation"] = _activation(d["activation"]["acts"][0], d["activation"]["cst"][0])
+        return out
+
+    p = "polar"
+    head = {
+        "multipoles": dict(desc["multipoles"]),
+        "field_features": {"lmax": desc["field_features"]["lmax"], "widths": desc["field_features"]["widths"],
+                           "norms": [float(x) for x in sd[desc["field_features"]["norms_key"]].reshape(-1)]},
+        "spin_sources": [linear(f"{p}.spin_sources.{t}", d) for t, d in enumerate(desc["spin_sources"])],
+        "feature_mixer": [linear(f"{p}.feature_mixer.{t}", d) for t, d in enumerate(desc["feature_mixer"])],
+        "fukui": biased_readout(f"{p}.fukui", desc["fukui"]),
+        "field_updates": []}
+    for i, u in enumerate(desc["field_updates"]):
+        q = f"{p}.field_updates.{i}"
+        head["field_updates"].append({
+            **{k: linear(f"{q}.{k}", u[k]) for k in ("potential_linear", "node_feats_linear", "charge_embedding", "source_embedding")},
+            "dot_products": uvu(f"{q}.dot_products", u["dot_products"]), "tp_out": uvu(f"{q}.tp_out", u["tp_out"]),
+            "nonlinearity": _radial_mlp(u["nonlinearity"], f"{q}.nonlinearity", sd, add),
+            "readout": biased_readout(f"{q}.readout", u["readout"])})
+    if "electron_energy" in desc:
+        e, q = desc["electron_energy"], f"{p}.electron_energy"
+        head["electron_energy"] = {"linear_up_q": linear(f"{q}.linear_up_q", e["linear_up_q"]),
+                                   "linear_up_v": linear(f"{q}.linear_up_v", e["linear_up_v"]),
+                                   "dot_q": uvu(f"{q}.dot_q", e["dot_q"]), "dot_v": uvu(f"{q}.dot_v", e["dot_v"]),
+                                   "mlp": _radial_mlp(e["mlp"], f"{q}.mlp", sd, add)}
+    es = desc["electrostatics"]
+    fp, ep = es["feature_prefix"], es["energy_prefix"]
+
+    def self_terms(prefix, include):
+        """graph-longrange's self-interaction terms where the model includes them: feature d += c_d q[select_d]."""
+        if not include:
+            return []
+        c, select = sd[f"{prefix}.self_interaction.overlap_constants"].reshape(-1), sd[f"{prefix}.self_interaction.select_indices"].reshape(-1)
+        return [[d, int(select[d]), float(c[d])] for d in range(c.size) if c[d] != 0]
+
+    head["electrostatics"] = {
+        # graph-longrange 0.4's real-space kernels: FIELD_CONSTANT / (4 pi) erf(d / (2 w)) / (d + 1e-6), the 1e-6 (A) a
+        # literal of its source (realspace_electrostatics.py), not a buffer.
+        "field_constant": desc["field_constant"], "softening": 1e-6,
+        "feature_offset": es["feature_offset"], "energy_offset": es["energy_offset"],
+        "feature_width_factors": [float(x) for x in sd[f"{fp}.total_width_factors"].reshape(-1)],
+        "l0_factors": [float(x) for x in sd[f"{fp}.l0_factors"].reshape(-1)],
+        "l1_factors": [float(x) for x in sd[f"{fp}.l1_factors"].reshape(-1)],
+        "feature_self_terms": self_terms(fp, es["include_feature_self_interaction"]),
+        "energy_self_terms": self_terms(ep, es["include_energy_self_interaction"])}
+    return head
+
+
 def convert(hp, state_dict, head=None):
     """Build (architecture, tensors) from a MACE description and its state_dict (numpy arrays, in the dtype the
     model stores them). A multi-head model keeps one head (select_head)."""
@@ -193,8 +252,8 @@ def convert(hp, state_dict, head=None):
     num_heads = len(hp.get("heads") or ["Default"])
     h = select_head(hp, head)
     model_class = hp.get("model_class", "ScaleShiftMACE")
-    if model_class not in ("MACE", "ScaleShiftMACE", "MACELES"):
-        raise ValueError(f"MACE model class {model_class} is not supported (MACE, ScaleShiftMACE, MACELES)")
+    if model_class not in ("MACE", "ScaleShiftMACE", "MACELES", "PolarMACE"):
+        raise ValueError(f"MACE model class {model_class} is not supported (MACE, ScaleShiftMACE, MACELES, PolarMACE)")
     for key, default, what in _REFUSED_OPTIONS:
         if hp.get(key, default) != default:
             raise ValueError(f"MACE option not supported: {what}")
@@ -214,6 +273,17 @@ def convert(hp, state_dict, head=None):
     def linear(prefix, desc):
         spec, w = _linear(desc, sd[desc["weight_key"]])
         spec["weight"] = add(prefix + ".weight", w)
+        if desc.get("bias_key"):  # e3nn's biases, laid out over the outputs (format version 6)
+            outs = o3.parse_irreps(desc["irreps_out"])
+            starts = np.cumsum([0] + [mul * (2 * l + 1) for mul, l, _ in outs])
+            values, bias, k = sd[desc["bias_key"]].reshape(-1), np.zeros(starts[-1]), 0
+            for i_out in desc["bias_outputs"]:
+                mul = outs[i_out][0]
+                bias[starts[i_out]:starts[i_out] + mul] = values[k:k + mul]
+                k += mul
+            if k != values.size:
+                raise ValueError(f"{desc['bias_key']} has {values.size} biases, expected {k}")
+            spec["bias"] = add(prefix + ".bias", bias)
         return spec
 
     lmax = int(hp["max_ell"])
@@ -415,6 +485,10 @@ def convert(hp, state_dict, head=None):
         les_readouts = (hp.get("les") or {}).get("readouts", [])
         arch["charge_head"] = _latent_charge_head(hp, [readout_spec(f"charge_head.readouts.{t}", ro) for t, ro in enumerate(les_readouts)])
         version = 5
+    if model_class == "PolarMACE":
+        arch["spherical_harmonics"]["input"] = "yzx"  # PolarMACE's harmonics of (y, z, x): graph-longrange's order
+        arch["polar"] = _polar_head(hp["polar"], sd, add, linear)
+        version = 6
     arch["format_version"] = version
     for l1, l2, l3 in sorted(w3j_needed):
         tensors[f"w3j.{l1}.{l2}.{l3}"] = o3.wigner_3j(l1, l2, l3)
@@ -456,10 +530,18 @@ def describe_mace_model(model):
     import torch  # noqa: F401  (the model is a torch module)
 
     def lin(mod, key):
-        return {"irreps_in": str(mod.irreps_in), "irreps_out": str(mod.irreps_out), "weight_key": key,
+        # e3nn lists a bias as an instruction with i_in = -1 after the weights' (path weight 1, one value per channel)
+        weighted = [i for i in mod.instructions if i.i_in != -1]
+        desc = {"irreps_in": str(mod.irreps_in), "irreps_out": str(mod.irreps_out), "weight_key": key,
                 "instructions": [{"i_in": i.i_in, "i_out": i.i_out, "path_shape": list(i.path_shape),
                                   "path_weight": float(i.path_weight), "weight_offset": off}
-                                 for i, off in zip(mod.instructions, _offsets([i.path_shape for i in mod.instructions]))]}
+                                 for i, off in zip(weighted, _offsets([i.path_shape for i in weighted]))]}
+        biases = [i for i in mod.instructions if i.i_in == -1]
+        if biases:
+            if any(float(i.path_weight) != 1.0 for i in biases):
+                raise ValueError(f"{key}: a bias with a path weight other than 1")
+            desc.update({"bias_key": key.rsplit(".weight", 1)[0] + ".bias", "bias_outputs": [int(i.i_out) for i in biases]})
+        return desc
 
     def tp(mod, key):
         return {"irreps_in1": str(mod.irreps_in1), "irreps_in2": str(mod.irreps_in2), "irreps_out": str(mod.irreps_out),
@@ -487,13 +569,16 @@ def describe_mace_model(model):
 
     def gate(block, irreps_out):
         """MACE's GatedEquivariantBlock (e3nn layout): where the scalars, gates and gated entries sit."""
-        if block._layout_is_ir_mul or block._act_scalar not in _FUNCTION_NAMES or block._act_gate not in _FUNCTION_NAMES:
+        gate_function = block._act_gate
+        if gate_function is None and not block._gated_info:  # nothing gated (scalar outputs only): no gate activation
+            gate_function = torch.sigmoid
+        if block._layout_is_ir_mul or block._act_scalar not in _FUNCTION_NAMES or gate_function not in _FUNCTION_NAMES:
             raise ValueError("a gate with another layout or activation is not supported")
         return {"irreps_in": str(block.irreps_in), "irreps_out": str(irreps_out), "scalars": [block._s_start, block._s_len],
                 "gates": [block._g_start, block._g_len],
                 "gated": [[start, mul, dim, offset] for start, _, dim, mul, offset in block._gated_info],
                 "scalar_activation": {"function": _FUNCTION_NAMES[block._act_scalar], "scale": float(block._scalar_cst)},
-                "gate_activation": {"function": _FUNCTION_NAMES[block._act_gate], "scale": float(block._gate_cst)}}
+                "gate_activation": {"function": _FUNCTION_NAMES[gate_function], "scale": float(block._gate_cst)}}
 
     def describe_readout(ro, key):
         # By class: other readouts (NonLinearBiasReadoutBlock's extra biased layer, ...) are refused by convert().
@@ -573,7 +658,103 @@ def describe_mace_model(model):
         hp["embedding_readout"] = lin(model.embedding_readout.linear, "embedding_readout.linear.weight")
     if type(model).__name__ == "MACELES":
         hp["les"] = _describe_les(model, describe_readout)
+    if type(model).__name__ == "PolarMACE":
+        hp["polar"] = _describe_polar(model, lin, gate, radial_mlp)
     return hp
+
+
+def _describe_polar(model, lin, gate, radial_mlp):
+    """PolarMACE's head (mace-torch 0.3.16's extensions.py and field_blocks.py, graph-longrange's open-boundary sums):
+    each block by class, refused by name where it is not the one described; the constants graph-longrange computed
+    (probe normalisations, self-interaction overlaps) read from its buffers, not recomputed."""
+    import graph_longrange
+    from graph_longrange.utils import FIELD_CONSTANT
+
+    def need(obj, cls, what):
+        if type(obj).__name__ != cls:
+            raise ValueError(f"PolarMACE: {what} {type(obj).__name__} is not supported ({cls})")
+
+    def uvu(mod, key):
+        need(mod, "SparseUvuTensorProduct", "channel-wise product")
+        if mod.layout != "mul_ir" or not bool((mod.output_mask == 1).all()):
+            raise ValueError(f"PolarMACE: {key} with another layout or a masked output is not supported")
+        paths = [[int(i1s), int(i2s), None, float(pw), "dot" if code == 0 else "scale"]
+                 for (i1s, _, i2s, _, _, _, _, _, pw, code, _, _, _) in mod._path_meta]
+        for path, ins in zip(paths, mod.instructions):
+            path[0], path[1], path[2] = int(ins.i_in1), int(ins.i_in2), int(ins.i_out)
+        return {"irreps_in1": str(mod.irreps_in1), "irreps_in2": str(mod.irreps_in2), "irreps_out": str(mod.irreps_out),
+                "weight_key": f"{key}.weight", "paths": paths}
+
+    def biased_readout(ro, key):
+        out = {"type": type(ro).__name__, "linear_1": lin(ro.linear_1, f"{key}.linear_1.weight"),
+               "linear_mid": lin(ro.linear_mid, f"{key}.linear_mid.weight"), "linear_2": lin(ro.linear_2, f"{key}.linear_2.weight")}
+        if out["type"] == "NonLinearBiasReadoutBlock":
+            if getattr(ro, "num_heads", 1) != 1 or len(ro.non_linearity.acts) != 1:
+                raise ValueError(f"PolarMACE: {key} with several heads or activations is not supported")
+            act = ro.non_linearity.acts[0]
+            out["activation"] = {"acts": [_FUNCTION_NAMES.get(act.f, repr(act.f))], "cst": [float(act.cst)]}
+        elif out["type"] == "GeneralNonLinearBiasReadoutBlock":
+            out["gate"] = gate(ro.equivariant_nonlin, ro.linear_mid.irreps_in)
+        else:
+            raise ValueError(f"PolarMACE: readout {out['type']} is not supported")
+        return out
+
+    for name in ("cueq_config", "oeq_config"):
+        config = getattr(model, name, None)
+        if config is not None and getattr(config, "enabled", False):
+            raise ValueError(f"PolarMACE with {name} enabled is not supported (convert the e3nn model)")
+    if getattr(model, "quadrupole_feature_corrections", False):
+        raise ValueError("PolarMACE: quadrupole_feature_corrections is not supported")
+    for i, src in enumerate(model.lr_source_maps):
+        need(src, "EnvironmentDependentSpinSourceBlock", "spin source block")
+        if src.zero_charges:
+            raise ValueError("PolarMACE: a spin source block with zero_charges is not supported")
+    updates = []
+    for i, up in enumerate(model.field_dependent_charges_maps):
+        key = f"field_dependent_charges_maps.{i}"
+        need(up, "AgnosticEmbeddedOneBodyVariableUpdate", "field-update block")
+        need(up.potential_embedding, "AgnosticChargeBiasedLinearPotentialEmbedding", "potential embedding")
+        need(up.nonlinearity, "RadialMLP", "field-update non-linearity")
+        pe = f"{key}.potential_embedding"
+        updates.append({
+            "potential_linear": lin(up.potential_embedding.potential_linear, f"{pe}.potential_linear.weight"),
+            "node_feats_linear": lin(up.potential_embedding.node_feats_linear, f"{pe}.node_feats_linear.weight"),
+            "charge_embedding": lin(up.potential_embedding.charge_embedding, f"{pe}.charge_embedding.weight"),
+            "source_embedding": lin(up.source_embedding, f"{key}.source_embedding.weight"),
+            "dot_products": uvu(up.dot_products, f"{key}.dot_products"),
+            "nonlinearity": radial_mlp(up.nonlinearity, f"{key}.nonlinearity"),
+            "tp_out": uvu(up.tp_out, f"{key}.tp_out"),
+            "readout": biased_readout(up.readout, f"{key}.readout")})
+    desc = {
+        "multipoles": {"lmax": int(model.atomic_multipoles_max_l), "sigma": float(model.atomic_multipoles_smearing_width)},
+        "field_features": {"lmax": int(model.field_feature_max_l), "widths": [float(w) for w in model.field_feature_widths],
+                           "norms_key": "field_feature_norms"},
+        "spin_sources": [lin(src.linear, f"lr_source_maps.{i}.linear.weight") for i, src in enumerate(model.lr_source_maps)],
+        "feature_mixer": [lin(mix, f"layer_feature_mixer.linears.{i}.weight") for i, mix in enumerate(model.layer_feature_mixer.linears)],
+        "fukui": biased_readout(model.fukui_source_map, "fukui_source_map"),
+        "field_updates": updates,
+        "graph_longrange": str(getattr(graph_longrange, "__version__", "")),
+        "field_constant": float(FIELD_CONSTANT / (4 * np.pi))}
+    if model.add_local_electron_energy:
+        ee = model.local_electron_energy
+        need(ee, "OneBodyMLPFieldReadout", "electron-energy readout")
+        desc["electron_energy"] = {
+            "linear_up_q": lin(ee.linear_up_q, "local_electron_energy.linear_up_q.weight"),
+            "linear_up_v": lin(ee.linear_up_v, "local_electron_energy.linear_up_v.weight"),
+            "dot_q": uvu(ee.dot_products_q, "local_electron_energy.dot_products_q"),
+            "dot_v": uvu(ee.dot_products_v, "local_electron_energy.dot_products_v"),
+            "mlp": radial_mlp(ee.mlp, "local_electron_energy.mlp")}
+    features = model.electric_potential_descriptor.realspace_features
+    energy = model.coulomb_energy.realspace_energy
+    if energy.density_smearing_width != model.atomic_multipoles_smearing_width:
+        raise ValueError("PolarMACE: the Coulomb energy's smearing width differs from the multipoles'")
+    desc["electrostatics"] = {
+        "feature_offset": float(features.offset), "energy_offset": float(energy.offset),
+        "include_feature_self_interaction": bool(features.include_self_interaction),
+        "include_energy_self_interaction": bool(energy.include_self_interaction),
+        "feature_prefix": "electric_potential_descriptor.realspace_features",
+        "energy_prefix": "coulomb_energy.realspace_energy"}
+    return desc
 
 
 def _describe_les(model, describe_readout):

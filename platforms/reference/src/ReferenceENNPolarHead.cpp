@@ -1,0 +1,441 @@
+#include "ReferenceENNPolarHead.h"
+#include "ReferenceENNTape.h"
+#include "ENNModelMath.h"
+#include "openmm/OpenMMException.h"
+#include <cmath>
+
+using namespace OpenMMENN;
+using OpenMM::Vec3;
+using std::vector;
+
+namespace {
+
+using V = TapeValue;
+using Vec = vector<V>;
+
+ENNTape& tape() {
+    return *ENNTape::active();
+}
+
+V activate(const ActivationSpec& act, const V& x) {
+    double derivative;
+    const double value = activation(act, x.value, &derivative);
+    return apply(x, value, derivative);
+}
+
+/** e3nn's Linear (with any bias) of one atom's features: each output one node. */
+Vec linear(const LinearSpec& lin, const V* in, int element = 0) {
+    vector<vector<std::pair<int, double>>> terms(lin.out.dim);
+    forEachLinearTerm(lin, element, [&](int i, int o, double c) { terms[o].push_back({i, c}); });
+    Vec out(lin.out.dim);
+    for (int o = 0; o < lin.out.dim; o++) {
+        double value = lin.bias.empty() ? 0.0 : lin.bias[o];
+        tape().begin();
+        for (const auto& t : terms[o]) {
+            value += t.second * in[t.first].value;
+            tape().parent(in[t.first], t.second);
+        }
+        out[o] = tape().end(value);
+    }
+    return out;
+}
+
+/** sum_i a_i b_i times scale, one node. */
+V dot(const V* a, const V* b, int n, double scale) {
+    double value = 0.0;
+    tape().begin();
+    for (int i = 0; i < n; i++) {
+        value += a[i].value * b[i].value;
+        tape().parent(a[i], b[i].value * scale);
+        tape().parent(b[i], a[i].value * scale);
+    }
+    return tape().end(value * scale);
+}
+
+/** sum_i c_i x_i, one node. */
+V weightedSum(const V* x, const double* c, int n, int stride = 1) {
+    double value = 0.0;
+    tape().begin();
+    for (int i = 0; i < n; i++) {
+        value += c[i * stride] * x[i].value;
+        tape().parent(x[i], c[i * stride]);
+    }
+    return tape().end(value);
+}
+
+V sum(const Vec& x) {
+    vector<double> ones(x.size(), 1.0);
+    return weightedSum(x.data(), ones.data(), static_cast<int>(x.size()));
+}
+
+/** MACE's RadialMLP used on node features: Linear (bias), LayerNorm and activation per hidden layer, Linear last. */
+Vec mlp(const RadialMLPSpec& m, Vec t) {
+    const size_t layers = m.sizes.size() - 1;
+    for (size_t k = 0; k < layers; k++) {
+        const int nIn = m.sizes[k], nOut = m.sizes[k + 1];
+        Vec y(nOut);
+        for (int j = 0; j < nOut; j++) {
+            vector<double> c(nIn);
+            for (int i = 0; i < nIn; i++)
+                c[i] = m.weights[k][size_t(i) * nOut + j] * m.weightScales[k];
+            y[j] = weightedSum(t.data(), c.data(), nIn);
+            if (!m.biases.empty())
+                y[j] = y[j] + m.biases[k][j];
+        }
+        if (k + 1 < layers) {
+            if (!m.layerNorms.empty()) { // torch's LayerNorm: biased variance
+                const auto& norm = m.layerNorms[k];
+                const V mean = sum(y) / double(nOut);
+                Vec centred(nOut), squares(nOut);
+                for (int j = 0; j < nOut; j++) {
+                    centred[j] = y[j] - mean;
+                    squares[j] = centred[j] * centred[j];
+                }
+                const V inverse = V(1.0) / sqrt(sum(squares) / double(nOut) + norm.eps);
+                for (int j = 0; j < nOut; j++)
+                    y[j] = centred[j] * inverse * norm.weight[j] + norm.bias[j];
+            }
+            for (V& x : y)
+                x = activate(m.activation, x);
+        }
+        t.swap(y);
+    }
+    return t;
+}
+
+/** e3nn's Gate in its own layout (GateSpec). */
+Vec gate(const GateSpec& g, const Vec& in) {
+    Vec out;
+    for (int i = 0; i < g.scalarCount; i++)
+        out.push_back(activate(g.scalarActivation, in[g.scalarStart + i]));
+    for (const GateSpec::Gated& e : g.gated)
+        for (int u = 0; u < e.mul; u++) {
+            const V factor = activate(g.gateActivation, in[g.gateStart + e.gateOffset + u]);
+            for (int m = 0; m < e.dim; m++)
+                out.push_back(in[e.start + u * e.dim + m] * factor);
+        }
+    return out;
+}
+
+/** MACE's NonLinearBiasReadoutBlock / GeneralNonLinearBiasReadoutBlock. */
+Vec biasedReadout(const BiasedReadoutSpec& r, const V* in) {
+    auto nonlinearity = [&](Vec x) {
+        if (r.gated)
+            return gate(r.gate, x);
+        for (V& v : x)
+            v = activate(r.activation, v);
+        return x;
+    };
+    Vec x = nonlinearity(linear(r.linear1, in));
+    x = nonlinearity(linear(r.linearMid, x.data()));
+    return linear(r.linear2, x.data());
+}
+
+/** MACE's SparseUvuTensorProduct (ChannelProductSpec). */
+Vec channelProduct(const ChannelProductSpec& tp, const V* x1, const V* x2) {
+    Vec out(tp.out.dim, V(0.0));
+    for (const auto& p : tp.paths) {
+        const auto &a = tp.in1.entries[p.in1], &b = tp.in2.entries[p.in2], &c = tp.out.entries[p.out];
+        const int d = a.ir.dim();
+        const double norm = p.weight / std::sqrt(double(d));
+        const double* w = &tp.weights[p.weightOffset];
+        for (int u = 0; u < a.mul; u++) {
+            if (p.dot) { // out[u] += w_path sum_v W[u,v] x1[u] . x2[v] / sqrt(d)
+                Vec pairs(b.mul);
+                for (int v = 0; v < b.mul; v++)
+                    pairs[v] = dot(&x1[a.offset + u * d], &x2[b.offset + v * d], d, 1.0);
+                vector<double> coefficients(b.mul);
+                for (int v = 0; v < b.mul; v++)
+                    coefficients[v] = w[u * b.mul + v] * norm;
+                out[c.offset + u] += weightedSum(pairs.data(), coefficients.data(), b.mul);
+            } else { // out[u, m] += w_path x1[u, m] sum_v W[u,v] x2[v] / sqrt(d)
+                vector<double> coefficients(b.mul);
+                for (int v = 0; v < b.mul; v++)
+                    coefficients[v] = w[u * b.mul + v] * norm;
+                const V mixed = weightedSum(&x2[b.offset], coefficients.data(), b.mul);
+                for (int m = 0; m < d; m++)
+                    out[c.offset + u * d + m] += x1[a.offset + u * d + m] * mixed;
+            }
+        }
+    }
+    return out;
+}
+
+/** graph-longrange's real-space point charges of a set of Gaussian multipoles (charge and dipole (y, z, x)): each atom
+ *  as a charge at its position and, with dipoles, three more displaced by `offset` along x, y and z (finite differences). */
+struct PointCharges {
+    int perAtom = 1;
+    vector<Vec3> offsets;
+    vector<Vec> charges; // [atom][site]
+};
+
+PointCharges pointCharges(const vector<Vec>& multipoles, int multipoleLmax, bool displaced, double offset) {
+    PointCharges p;
+    p.perAtom = displaced ? 4 : 1;
+    p.offsets = {Vec3()};
+    if (displaced)
+        p.offsets.insert(p.offsets.end(), {Vec3(offset, 0, 0), Vec3(0, offset, 0), Vec3(0, 0, offset)});
+    for (const Vec& q : multipoles) {
+        if (!displaced) {
+            p.charges.push_back({q[0]});
+            continue;
+        }
+        // sites x, y, z carry the dipole's x (entry 3), y (1) and z (2) components over the offset; the centre the rest
+        Vec site(4, V(0.0));
+        if (multipoleLmax >= 1) {
+            site[1] = q[3] / V(offset);
+            site[2] = q[1] / V(offset);
+            site[3] = q[2] / V(offset);
+        }
+        site[0] = q[0] - (site[1] + site[2] + site[3]);
+        p.charges.push_back(site);
+    }
+    return p;
+}
+
+/** erf(d / (2 w)) / (d + softening) and its derivative. */
+double kernel(double d, double w, double softening, double& derivative) {
+    const double x = d / (2 * w), e = std::erf(x), denominator = d + softening;
+    derivative = std::exp(-x * x) / (w * std::sqrt(M_PI)) / denominator - e / (denominator * denominator);
+    return e / denominator;
+}
+
+/** The potential fieldConstant sum over the other atoms' sites of Q K(d) at site s of atom i, one node: its parents the
+ *  charges and the atoms' positions. */
+V sitePotential(const PolarSpec& P, const PointCharges& pc, const vector<Vec3>& x, const vector<Vec>& xv, int i, int s, double w) {
+    const int N = static_cast<int>(x.size());
+    const Vec3 at = x[i] + pc.offsets[s];
+    double value = 0.0;
+    Vec3 gradientHere;
+    tape().begin();
+    for (int j = 0; j < N; j++) {
+        if (j == i)
+            continue;
+        Vec3 gradientThere;
+        for (int t = 0; t < pc.perAtom; t++) {
+            const Vec3 r = at - (x[j] + pc.offsets[t]);
+            const double d = std::sqrt(r.dot(r));
+            double dk;
+            const double k = P.fieldConstant * kernel(d, w, P.softening, dk);
+            const V& q = pc.charges[j][t];
+            value += q.value * k;
+            tape().parent(q, k);
+            const Vec3 g = r * (q.value * P.fieldConstant * dk / d);
+            gradientHere += g;
+            gradientThere -= g;
+        }
+        for (int a = 0; a < 3; a++)
+            tape().parent(xv[j][a], gradientThere[a]);
+    }
+    for (int a = 0; a < 3; a++)
+        tape().parent(xv[i][a], gradientHere[a]);
+    return tape().end(value);
+}
+
+/** graph-longrange's GTOElectrostaticFeatures (RealSpaceFiniteDifferenceElectrostaticFeatures, open boundaries): the
+ *  potential of one spin channel's multipoles projected on each atom's probes, l = 0 per width, then l = 1 per width
+ *  (y, z, x) from finite differences of the potential at the displaced sites; self terms where the model has them. */
+vector<Vec> electrostaticFeatures(const PolarSpec& P, const vector<Vec>& multipoles, const vector<Vec3>& x, const vector<Vec>& xv) {
+    const int N = static_cast<int>(x.size()), numWidths = static_cast<int>(P.fieldWidths.size());
+    const bool displaced = P.multipoleLmax == 1 || P.fieldLmax == 1;
+    const PointCharges pc = pointCharges(multipoles, P.multipoleLmax, displaced, P.featureOffset);
+    vector<Vec> features(N, Vec(P.fieldDim(), V(0.0)));
+    for (int i = 0; i < N; i++) {
+        for (int w = 0; w < numWidths; w++) {
+            const double width = P.featureWidthFactors[w];
+            const V centre = sitePotential(P, pc, x, xv, i, 0, width);
+            features[i][w] = centre * P.l0Factors[w];
+            if (P.fieldLmax == 1) {
+                const int siteOfComponent[3] = {2, 3, 1}; // (y, z, x)
+                for (int m = 0; m < 3; m++)
+                    features[i][numWidths + 3 * w + m] = (sitePotential(P, pc, x, xv, i, siteOfComponent[m], width) - centre) * P.l1Factors[w];
+            }
+        }
+        for (const auto& term : P.featureSelfTerms)
+            features[i][term.feature] += multipoles[i][term.source] * term.value;
+    }
+    return features;
+}
+
+/** graph-longrange's GTOElectrostaticEnergy (RealSpaceFiniteDiffereneEnergy, open boundaries): the pair energy of the
+ *  point charges of different atoms, and self terms where the model has them. */
+V electrostaticEnergy(const PolarSpec& P, const vector<Vec>& multipoles, const vector<Vec3>& x, const vector<Vec>& xv) {
+    const int N = static_cast<int>(x.size());
+    const PointCharges pc = pointCharges(multipoles, P.multipoleLmax, P.multipoleLmax == 1, P.energyOffset);
+    double value = 0.0;
+    vector<vector<double>> dq(N, vector<double>(pc.perAtom, 0.0));
+    vector<Vec3> dx(N);
+    for (int i = 0; i < N; i++)
+        for (int j = i + 1; j < N; j++)
+            for (int s = 0; s < pc.perAtom; s++)
+                for (int t = 0; t < pc.perAtom; t++) {
+                    const Vec3 r = (x[i] + pc.offsets[s]) - (x[j] + pc.offsets[t]);
+                    const double d = std::sqrt(r.dot(r));
+                    double dk;
+                    const double k = P.fieldConstant * kernel(d, P.multipoleSigma, P.softening, dk);
+                    const double qi = pc.charges[i][s].value, qj = pc.charges[j][t].value;
+                    value += qi * qj * k;
+                    dq[i][s] += qj * k;
+                    dq[j][t] += qi * k;
+                    const Vec3 g = r * (qi * qj * P.fieldConstant * dk / d);
+                    dx[i] += g;
+                    dx[j] -= g;
+                }
+    tape().begin();
+    for (int i = 0; i < N; i++) {
+        for (int s = 0; s < pc.perAtom; s++)
+            tape().parent(pc.charges[i][s], dq[i][s]);
+        for (int a = 0; a < 3; a++)
+            tape().parent(xv[i][a], dx[i][a]);
+    }
+    V energy = tape().end(value);
+    for (int i = 0; i < N; i++)
+        for (const auto& term : P.energySelfTerms)
+            energy += multipoles[i][term.feature] * multipoles[i][term.source] * (0.5 * term.value);
+    return energy;
+}
+
+/** PolarMACE's Fukui step: channel c of each atom's charge moves by f_c / sum f_c times what the channel's total lacks
+ *  (a zero sum of weights counts as one, as PolarMACE has it). */
+void applyFukui(vector<Vec>& spins, const vector<Vec>& weights, const double target[2], int D) {
+    const int N = static_cast<int>(spins.size());
+    for (int c = 0; c < 2; c++) {
+        Vec f(N), q(N);
+        for (int n = 0; n < N; n++) {
+            f[n] = weights[n][c];
+            q[n] = spins[n][c * D];
+        }
+        V norm = sum(f);
+        if (norm.value == 0.0)
+            norm = V(1.0);
+        const V missing = V(target[c]) - sum(q);
+        for (int n = 0; n < N; n++)
+            spins[n][c * D] += f[n] / norm * missing;
+    }
+}
+
+} // namespace
+
+ReferenceENNPolarHead::ReferenceENNPolarHead(std::shared_ptr<const ENNModel> modelPtr) : model(std::move(modelPtr)) {
+    if (!model->hasPolarHead)
+        throw OpenMM::OpenMMException("ENNForce: the model has no polar head");
+}
+
+double ReferenceENNPolarHead::compute(const vector<int>& species, const vector<Vec3>& x, const vector<const vector<double>*>& layerOutputs,
+                                      double totalCharge, int multiplicity, vector<vector<double>>* layerGradients,
+                                      vector<Vec3>* positionGradient, vector<double>* multipolesOut) const {
+    const ENNModel& m = *model;
+    const PolarSpec& P = m.polar;
+    const int N = static_cast<int>(species.size()), T = static_cast<int>(m.layers.size()), D = P.multipoleDim();
+    const int dim = m.layers.back().productLinear.out.dim;
+    ENNTape recording;
+    // ---- inputs: every layer's features and the positions ----
+    vector<vector<Vec>> h(T, vector<Vec>(N, Vec(dim)));
+    for (int t = 0; t < T; t++)
+        for (int n = 0; n < N; n++)
+            for (int k = 0; k < dim; k++)
+                h[t][n][k] = recording.input((*layerOutputs[t])[size_t(n) * dim + k]);
+    vector<Vec> xv(N, Vec(3));
+    for (int n = 0; n < N; n++)
+        for (int a = 0; a < 3; a++)
+            xv[n][a] = recording.input(x[n][a]);
+
+    // ---- EnvironmentDependentSpinSourceBlock of every layer, summed; MultiLayerFeatureMixer ----
+    vector<Vec> spins(N, Vec(2 * D, V(0.0))), mixed(N, Vec(dim, V(0.0)));
+    for (int n = 0; n < N; n++)
+        for (int t = 0; t < T; t++) {
+            const Vec source = linear(P.spinSources[t], h[t][n].data()), mix = linear(P.featureMixer[t], h[t][n].data());
+            for (int k = 0; k < 2 * D; k++)
+                spins[n][k] += source[k];
+            for (int k = 0; k < dim; k++)
+                mixed[n][k] += mix[k];
+        }
+    // ---- Fukui weights of the last layer's features: the channels' totals (Q +- (2S+1 - 1)) / 2 ----
+    const double target[2] = {(totalCharge + (multiplicity - 1)) / 2, (totalCharge - (multiplicity - 1)) / 2};
+    vector<Vec> weights(N);
+    for (int n = 0; n < N; n++)
+        weights[n] = biasedReadout(P.fukui, h[T - 1][n].data());
+    applyFukui(spins, weights, target, D);
+    const vector<Vec> initialSpins = spins;
+
+    // ---- AgnosticEmbeddedOneBodyVariableUpdate steps ----
+    const int F = P.fieldDim();
+    vector<Vec> potentials(N, Vec(2 * F));
+    for (const FieldUpdateSpec& u : P.fieldUpdates) {
+        for (int c = 0; c < 2; c++) {
+            vector<Vec> channel(N);
+            for (int n = 0; n < N; n++)
+                channel[n] = Vec(spins[n].begin() + c * D, spins[n].begin() + (c + 1) * D);
+            const vector<Vec> features = electrostaticFeatures(P, channel, x, xv);
+            for (int n = 0; n < N; n++)
+                for (int k = 0; k < F; k++)
+                    potentials[n][c * F + k] = features[n][k] / V(P.fieldNorms[k]);
+        }
+        for (int n = 0; n < N; n++) {
+            const Vec a = linear(u.potentialLinear, potentials[n].data()), b = linear(u.nodeFeatsLinear, mixed[n].data());
+            const Vec c = linear(u.chargeEmbedding, spins[n].data());
+            Vec embedded(dim);
+            for (int k = 0; k < dim; k++)
+                embedded[k] = a[k] + b[k] + c[k];
+            Vec invariants = channelProduct(u.dotProducts, mixed[n].data(), embedded.data());
+            Vec oneHot(m.numElements(), V(0.0));
+            oneHot[species[n]] = V(1.0);
+            const Vec source = linear(u.sourceEmbedding, oneHot.data());
+            invariants.insert(invariants.end(), source.begin(), source.end());
+            const Vec scalars = mlp(u.nonlinearity, invariants);
+            const Vec updated = channelProduct(u.tpOut, mixed[n].data(), scalars.data());
+            const Vec out = biasedReadout(u.readout, updated.data());
+            for (int k = 0; k < 2 * D; k++)
+                spins[n][k] += out[k];
+            weights[n] = Vec(out.begin() + 2 * D, out.end());
+        }
+        applyFukui(spins, weights, target, D);
+    }
+
+    // ---- OneBodyMLPFieldReadout: the local electron energy ----
+    V energy(0.0);
+    if (P.hasElectronEnergy) {
+        const ElectronEnergySpec& e = P.electronEnergy;
+        Vec perAtom(N);
+        for (int n = 0; n < N; n++) {
+            Vec q(2 * D);
+            for (int k = 0; k < 2 * D; k++)
+                q[k] = spins[n][k] + initialSpins[n][k];
+            const Vec qUp = linear(e.linearUpQ, q.data()), vUp = linear(e.linearUpV, potentials[n].data());
+            Vec invariants = channelProduct(e.dotQ, h[T - 1][n].data(), qUp.data());
+            const Vec vInvariants = channelProduct(e.dotV, h[T - 1][n].data(), vUp.data());
+            invariants.insert(invariants.end(), vInvariants.begin(), vInvariants.end());
+            perAtom[n] = mlp(e.mlp, invariants)[0];
+        }
+        energy += sum(perAtom);
+    }
+    // ---- the Coulomb energy of the multipoles (alpha + beta) ----
+    vector<Vec> multipoles(N, Vec(D));
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < D; k++)
+            multipoles[n][k] = spins[n][k] + spins[n][D + k];
+    energy += electrostaticEnergy(P, multipoles, x, xv);
+    if (multipolesOut) {
+        multipolesOut->resize(size_t(N) * D);
+        for (int n = 0; n < N; n++)
+            for (int k = 0; k < D; k++)
+                (*multipolesOut)[size_t(n) * D + k] = multipoles[n][k].value;
+    }
+    if (layerGradients || positionGradient) {
+        const vector<double> adjoint = recording.gradient(energy);
+        if (layerGradients) {
+            layerGradients->assign(T, vector<double>(size_t(N) * dim, 0.0));
+            for (int t = 0; t < T; t++)
+                for (int n = 0; n < N; n++)
+                    for (int k = 0; k < dim; k++)
+                        (*layerGradients)[t][size_t(n) * dim + k] = adjoint[h[t][n][k].node];
+        }
+        if (positionGradient) {
+            positionGradient->assign(N, Vec3());
+            for (int n = 0; n < N; n++)
+                for (int a = 0; a < 3; a++)
+                    (*positionGradient)[n][a] = adjoint[xv[n][a].node];
+        }
+    }
+    return energy.value;
+}

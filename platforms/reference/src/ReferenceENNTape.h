@@ -1,0 +1,123 @@
+#ifndef OPENMM_REFERENCE_ENN_TAPE_H_
+#define OPENMM_REFERENCE_ENN_TAPE_H_
+
+// Reverse-mode differentiation by a tape, in double precision, for the Reference platform's PolarMACE head: its
+// forward pass is written once, over TapeValue, and the gradient of its energy with respect to every input comes from
+// replaying the tape backwards. The optimized platforms will have hand-written backward passes; an oracle derived by
+// another method checks them better than a second copy of the same derivation would.
+
+#include <cmath>
+#include <utility>
+#include <vector>
+
+namespace OpenMMENN {
+
+class ENNTape;
+
+/** A double and, unless it is a constant, its node on the active tape. */
+struct TapeValue {
+    double value = 0.0;
+    int node = -1; // -1: a constant
+    TapeValue() = default;
+    TapeValue(double v) : value(v) {}
+    TapeValue(double v, int n) : value(v), node(n) {}
+};
+
+/** Nodes with their parents and the partial derivatives to them. One tape is active per thread while it records. */
+class ENNTape {
+public:
+    ENNTape() { previous = active(); active() = this; }
+    ~ENNTape() { active() = previous; }
+    ENNTape(const ENNTape&) = delete;
+    ENNTape& operator=(const ENNTape&) = delete;
+
+    /** An input: a node with no parents. */
+    TapeValue input(double value) {
+        starts.push_back(static_cast<int>(parents.size()));
+        return TapeValue(value, static_cast<int>(starts.size()) - 1);
+    }
+    /** A node of `value` with parents (node, d value / d parent); constants among them are skipped. */
+    TapeValue node(double value, std::initializer_list<std::pair<TapeValue, double>> inputs) {
+        bool any = false;
+        for (const auto& p : inputs)
+            any = any || p.first.node >= 0;
+        if (!any)
+            return TapeValue(value);
+        starts.push_back(static_cast<int>(parents.size()));
+        for (const auto& p : inputs)
+            if (p.first.node >= 0)
+                parents.push_back({p.first.node, p.second});
+        return TapeValue(value, static_cast<int>(starts.size()) - 1);
+    }
+    /** A node with many parents: start with begin(), add each with parent(), close with end(value). */
+    void begin() { pending = static_cast<int>(parents.size()); }
+    void parent(const TapeValue& p, double derivative) {
+        if (p.node >= 0)
+            parents.push_back({p.node, derivative});
+    }
+    TapeValue end(double value) {
+        if (static_cast<int>(parents.size()) == pending)
+            return TapeValue(value);
+        starts.push_back(pending);
+        return TapeValue(value, static_cast<int>(starts.size()) - 1);
+    }
+    /** d output / d node for every node (zero for nodes output does not depend on). */
+    std::vector<double> gradient(const TapeValue& output) const {
+        std::vector<double> adjoint(starts.size(), 0.0);
+        if (output.node < 0)
+            return adjoint;
+        adjoint[output.node] = 1.0;
+        for (int n = static_cast<int>(starts.size()) - 1; n >= 0; n--) {
+            const double a = adjoint[n];
+            if (a == 0.0)
+                continue;
+            const int stop = n + 1 < static_cast<int>(starts.size()) ? starts[n + 1] : static_cast<int>(parents.size());
+            for (int k = starts[n]; k < stop; k++)
+                adjoint[parents[k].first] += a * parents[k].second;
+        }
+        return adjoint;
+    }
+    static ENNTape*& active() {
+        static thread_local ENNTape* tape = nullptr;
+        return tape;
+    }
+
+private:
+    std::vector<int> starts; // node n's parents: parents[starts[n] .. starts[n + 1])
+    std::vector<std::pair<int, double>> parents;
+    int pending = 0;
+    ENNTape* previous = nullptr;
+};
+
+inline TapeValue operator+(const TapeValue& a, const TapeValue& b) {
+    return ENNTape::active()->node(a.value + b.value, {{a, 1.0}, {b, 1.0}});
+}
+inline TapeValue operator-(const TapeValue& a, const TapeValue& b) {
+    return ENNTape::active()->node(a.value - b.value, {{a, 1.0}, {b, -1.0}});
+}
+inline TapeValue operator-(const TapeValue& a) { return ENNTape::active()->node(-a.value, {{a, -1.0}}); }
+inline TapeValue operator*(const TapeValue& a, const TapeValue& b) {
+    return ENNTape::active()->node(a.value * b.value, {{a, b.value}, {b, a.value}});
+}
+inline TapeValue operator/(const TapeValue& a, const TapeValue& b) {
+    return ENNTape::active()->node(a.value / b.value, {{a, 1.0 / b.value}, {b, -a.value / (b.value * b.value)}});
+}
+inline TapeValue& operator+=(TapeValue& a, const TapeValue& b) { return a = a + b; }
+inline TapeValue& operator-=(TapeValue& a, const TapeValue& b) { return a = a - b; }
+inline TapeValue& operator*=(TapeValue& a, const TapeValue& b) { return a = a * b; }
+inline TapeValue sqrt(const TapeValue& a) {
+    const double s = std::sqrt(a.value);
+    return ENNTape::active()->node(s, {{a, 0.5 / s}});
+}
+inline TapeValue exp(const TapeValue& a) {
+    const double e = std::exp(a.value);
+    return ENNTape::active()->node(e, {{a, e}});
+}
+/** f(a) with its derivative given. */
+inline TapeValue apply(const TapeValue& a, double value, double derivative) {
+    return ENNTape::active()->node(value, {{a, derivative}});
+}
+
+} // namespace OpenMMENN
+
+#endif
