@@ -15,4 +15,4 @@ mkdir -p "$build"
 site=$("$venv/bin/python" -c "import sysconfig; print(sysconfig.get_path('purelib'))")
 cmake -S . -B "$build" -DOPENMM_DIR="$site/OpenMM.libs" -DENN_PYTHON="$venv/bin/python" -DSWIG_EXECUTABLE="$venv/bin/swig"
 cmake --build "$build" -j2
-ENN_REQUIRED_MODULES=openmmml,mace ctest --test-dir "$build" --output-on-failure -j2
+ENN_REQUIRED_MODULES=openmmml,mace,graph_longrange ctest --test-dir "$build" --output-on-failure -j2
