@@ -26,9 +26,6 @@ void ENNForceImpl::initialize(OpenMM::ContextImpl& context) {
         throw OpenMMException("ENNForce: a PolarMACE model (polar head) cannot be coupled to an environment's charges yet: its "
                               "multipoles respond to the field, which needs the environment inside its field-update steps (not "
                               "implemented); use it without an electrostatics method, implicit solvent or MM charges");
-    if (owner.hasPolarHead() && owner.usesPeriodicBoundaryConditions())
-        throw OpenMMException("ENNForce: a PolarMACE model (polar head) runs with open boundaries only so far (graph-longrange's "
-                              "periodic reciprocal sums are not implemented): setUsesPeriodicBoundaryConditions(false)");
     if (coupled && !owner.hasChargeHead())
         throw OpenMMException("ENNForce: electrostatics with predicted charges needs a model with a charge head");
     auto checkParticle = [&](int particle, const std::string& what) {

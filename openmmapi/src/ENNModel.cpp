@@ -1032,6 +1032,27 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
         };
         selfTerms(ef.at("feature_self_terms"), P.fieldDim(), P.featureSelfTerms);
         selfTerms(ef.at("energy_self_terms"), P.multipoleDim(), P.energySelfTerms);
+        P.includeFeatureSelfInteraction = ef.at("include_feature_self_interaction").boolean();
+        P.includeEnergySelfInteraction = ef.at("include_energy_self_interaction").boolean();
+        Field rf = ef.at("reciprocal");
+        P.kspaceCutoff = rf.at("kspace_cutoff").number();
+        if (!(P.kspaceCutoff > 0))
+            rf.at("kspace_cutoff").invalid("must be positive");
+        auto basis = [&](const Field& f, int lmax, GaussianBasisSpec& b) {
+            if (f.at("amplitudes").size() != size_t(lmax + 1))
+                f.at("amplitudes").invalid("needs one amplitude per degree up to " + std::to_string(lmax));
+            b.sigma2.push_back(f.at("sigma2").number());
+            if (!(b.sigma2.back() > 0))
+                f.at("sigma2").invalid("must be positive");
+            b.amplitudes.emplace_back();
+            for (int l = 0; l <= lmax; l++)
+                b.amplitudes.back().push_back(f.at("amplitudes").at(l).number());
+        };
+        basis(rf.at("density"), P.multipoleLmax, P.densityBasis);
+        if (rf.at("features").size() != (size_t) numWidths)
+            rf.at("features").invalid("needs one basis per field width");
+        for (int j = 0; j < numWidths; j++)
+            basis(rf.at("features").at(j), P.fieldLmax, P.featureBasis);
     }
     return model;
 }

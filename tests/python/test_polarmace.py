@@ -1,5 +1,6 @@
 """PolarMACE (mace-torch 0.3.16's mace.modules.extensions.PolarMACE, with graph-longrange 0.4.0) against the converter,
-through an OpenMM Context on the Reference platform, with open boundaries (molecules).
+through an OpenMM Context on the Reference platform, with open boundaries (molecules: graph-longrange's real-space sums)
+and in periodic cells (water boxes, one smaller than 2 r_max: its reciprocal sums).
 
 The models are built with mace-torch itself, with random weights, in the MACE-POLAR-1-M layout of mace's own tests
 (tests/extensions/polar/test_polar_models.py, `_build_full_model`: three non-linear layers with l <= 2 hidden features, an
@@ -36,6 +37,7 @@ if mace is not None and graph_longrange is not None:
 
     from openmmenn import mace as converter
     from test_mace_torch import convert_for_test
+    from test_maceles import water_box
 
 ELEMENTS = [1, 6, 7, 8]
 ENERGIES_E0 = [-13.6, -1029.8, -1484.9, -2041.8]
@@ -62,6 +64,7 @@ def build_polar(seed=0, **changes):
     with torch.no_grad():  # multipoles of a realistic size, Fukui weights of one sign (a sum near zero divides)
         for source in model.lr_source_maps:
             source.linear.weight.mul_(0.01)
+        model.fukui_source_map.linear_2.weight.mul_(0.1)
         model.fukui_source_map.linear_2.bias.add_(1.0)
         for update in model.field_dependent_charges_maps:
             update.readout.linear_2.weight.mul_(0.01)
@@ -79,16 +82,35 @@ def molecules():
     return out
 
 
+def boxes():
+    """Periodic water: a cubic 27-water box and a triclinic 8-water box smaller than 2 r_max."""
+    return [water_box(3, 3.1, seed=5), water_box(2, 3.1, seed=6, tilt=(1.1, -0.9, 1.4))]
+
+
 def polar_energy_forces(model, atoms, r_max, total_charge, multiplicity):
-    """mace-torch's energy, forces and charges with open boundaries. PolarMACE's k-space set-up needs a cell even
-    then (a zero one fails in graph-longrange's compute_k_vectors_flat); with pbc False it is not used."""
-    data = converter.mace_graph(atoms.numbers, atoms.positions, None, r_max, ELEMENTS)
-    cell = torch.eye(3) * 30.0
+    """mace-torch's energy, forces and charges, periodic where `atoms` is (rcell 2 pi inv(cell)^T, as mace's AtomicData
+    has it). With open boundaries PolarMACE's k-space set-up still needs a cell (a zero one fails in graph-longrange's
+    compute_k_vectors_flat); with pbc False it is not used."""
+    periodic = bool(atoms.pbc.any())
+    data = converter.mace_graph(atoms.numbers, atoms.positions, atoms.cell.array if periodic else None, r_max, ELEMENTS)
+    cell = torch.tensor(atoms.cell.array) if periodic else torch.eye(3) * 30.0
     data.update({"total_charge": torch.tensor([float(total_charge)]), "total_spin": torch.tensor([float(multiplicity)]),
                  "fermi_level": torch.tensor([0.0]), "external_field": torch.zeros(1, 3), "cell": cell,
-                 "rcell": torch.linalg.inv(cell).T, "volume": torch.tensor([27000.0]), "pbc": torch.tensor([[False] * 3])})
+                 "rcell": 2 * np.pi * torch.linalg.inv(cell.T), "volume": torch.linalg.det(cell).reshape(1),
+                 "pbc": torch.tensor([[periodic] * 3])})
     out = model(data, compute_force=True, training=False)
     return float(out["energy"].item()), out["forces"].detach().numpy(), out["charges"].detach().numpy()
+
+
+def periodic_setup(box):
+    """A polar_context setup that makes the force periodic in `box` (A), or None."""
+    if box is None:
+        return None
+
+    def setup(system, force):
+        system.setDefaultPeriodicBoxVectors(*[openmm.Vec3(*(0.1 * row)) for row in box])
+        force.setUsesPeriodicBoundaryConditions(True)
+    return setup
 
 
 def polar_context(path, atoms, total_charge=0, multiplicity=1, platform="Reference", setup=None):
@@ -109,14 +131,17 @@ def polar_context(path, atoms, total_charge=0, multiplicity=1, platform="Referen
 @unittest.skipIf(mace is None or graph_longrange is None, "mace-torch and graph-longrange 0.4.0 are needed")
 class TestPolarMACE(test_mace_torch.MACEComparison):
 
-    def check(self, name, model, saved=False, states=STATES):
+    def check(self, name, model, saved=False, states=STATES, periodic_states=((0, 1), (1, 2))):
         path, model = convert_for_test(model, self.folder.name, name, saved)
-        for atoms, (charge, multiplicity) in ((a, s) for a in molecules() for s in states):
+        cases = [(a, s) for a in molecules() for s in states] + [(a, s) for a in boxes() for s in periodic_states]
+        for atoms, (charge, multiplicity) in cases:
             e_mace, f_mace, q_mace = polar_energy_forces(model, atoms, float(model.r_max), charge, multiplicity)
-            e_enn, f_enn = energy_forces_ev(path, atoms.numbers, atoms.positions, total_charge=charge, multiplicity=multiplicity)
-            context, force = polar_context(path, atoms, charge, multiplicity)
+            box = atoms.cell.array if atoms.pbc.any() else None
+            e_enn, f_enn = energy_forces_ev(path, atoms.numbers, atoms.positions, box_angstrom=box, total_charge=charge,
+                                            multiplicity=multiplicity)
+            context, force = polar_context(path, atoms, charge, multiplicity, setup=periodic_setup(box))
             q_enn = np.array(force.getCharges(context))
-            label = f"{name} {atoms.get_chemical_formula()} charge {charge} multiplicity {multiplicity}"
+            label = f"{name} {atoms.get_chemical_formula()}{' periodic' if box is not None else ''} charge {charge} multiplicity {multiplicity}"
             self.assertLess(abs(e_enn - e_mace), 1e-7, f"{label}: {e_enn} vs {e_mace} eV")
             self.assertLess(np.abs(f_enn - f_mace).max(), 1e-8, f"{label}: forces")
             self.assertLess(np.abs(q_enn - q_mace).max(), 1e-9, f"{label}: charges")
@@ -141,7 +166,7 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
         }
         for name, changes in cases.items():
             with self.subTest(model=name):
-                self.check(name, build_polar(seed=3, **changes), states=((0, 1), (1, 2)))
+                self.check(name, build_polar(seed=5, **changes), states=((0, 1), (1, 2)))
 
     def test_float32_saved_model_file(self):
         torch.set_default_dtype(torch.float32)
@@ -181,20 +206,35 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
                 with self.assertRaisesRegex(openmm.OpenMMException, "Reference platform"):
                     polar_context(path, atoms, platform=platform)
 
-        def periodic(system, force):
-            system.setDefaultPeriodicBoxVectors(*[openmm.Vec3(*(2.0 * row)) for row in np.eye(3)])
-            force.setUsesPeriodicBoundaryConditions(True)
-
         def coupled(system, force):
             force.addMMParticle(system.addParticle(1.0), 0.4)
 
-        with self.assertRaisesRegex(openmm.OpenMMException, "open boundaries"):
-            polar_context(path, atoms, setup=periodic)
         with self.assertRaisesRegex(openmm.OpenMMException, "environment's charges"):
             polar_context(path, atoms, setup=coupled)
         with self.assertRaisesRegex(ValueError, "quadrupole_feature_corrections"):
             converter.describe_mace_model(build_polar(seed=1, quadrupole_feature_corrections=True, hidden="8x0e+8x1o",
                                                       edge_irreps="4x0e+4x1o", max_ell=2, interactions=2, correlation=2))
+
+    def test_create_system(self):
+        """openmmenn.createSystem gives the model the topology's total charge and multiplicity."""
+        from openmm import app
+        path, _ = convert_for_test(build_polar(seed=4, hidden="8x0e+8x1o", edge_irreps="4x0e+4x1o", max_ell=2, interactions=2,
+                                               correlation=2), self.folder.name, "create", False)
+        atoms = molecules()[0]
+        topology = app.Topology()
+        residue = topology.addResidue("MOL", topology.addChain())
+        previous = None
+        for k, z in enumerate(atoms.numbers):
+            atom = topology.addAtom(f"A{k}", app.Element.getByAtomicNumber(int(z)), residue)
+            if previous is not None:  # one molecule (bonds only join the atoms into one)
+                topology.addBond(previous, atom)
+            previous = atom
+        system = openmmenn.createSystem(topology, path, total_charge=1, multiplicity=2)
+        context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
+        context.setPositions(atoms.positions * 0.1)
+        energy = context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole) / EV
+        expected, _ = energy_forces_ev(path, atoms.numbers, atoms.positions, total_charge=1, multiplicity=2)
+        self.assertAlmostEqual(energy, expected, delta=1e-9)
 
     def test_file_fields_are_checked(self):
         """The loader names the field of a polar head it cannot evaluate (docs/model-format.md, version 6)."""

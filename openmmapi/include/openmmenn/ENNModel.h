@@ -246,12 +246,21 @@ struct ElectronEnergySpec {
     RadialMLPSpec mlp;
 };
 
+/** A set of graph-longrange's Gaussian basis functions in Fourier space: for width j and degree l, the radial part
+ *  amplitudes[j][l] |k|^l exp(-sigma2[j] |k|^2 / 2) times the real harmonic Y_lm(k / |k|) (integral normalisation) and
+ *  the phase (-i)^l. */
+struct GaussianBasisSpec {
+    std::vector<double> sigma2;
+    std::vector<std::vector<double>> amplitudes;
+};
+
 /** MACE's PolarMACE head (format version 6): spin-resolved Gaussian multipoles (l <= multipoleLmax, two spin channels
  *  alpha and beta of (L+1)^2 entries each) from every layer, constrained to the total charge and spin by Fukui weights,
  *  updated in a fixed number of steps from the potential and field they create (projected on Gaussian probes of the
- *  given widths), then their Coulomb energy and a local electron energy. Open boundaries only: graph-longrange's
- *  real-space sums, in which a dipole is four displaced point charges (finite differences) and a pair of unit charges
- *  at distance d interacts through fieldConstant erf(d / (2 w)) / (d + softening). */
+ *  given widths), then their Coulomb energy and a local electron energy. Open boundaries: graph-longrange's real-space
+ *  sums, in which a dipole is four displaced point charges (finite differences) and a pair of unit charges at distance
+ *  d interacts through fieldConstant erf(d / (2 w)) / (d + softening). Periodic cells: its reciprocal-space sums of the
+ *  Gaussian densities (GaussianBasisSpec) over the k vectors with |k| <= kspaceCutoff, no real-space part. */
 struct PolarSpec {
     int multipoleLmax = 0;
     double multipoleSigma = 0.0;
@@ -276,6 +285,9 @@ struct PolarSpec {
         double value;
     };
     std::vector<SelfTerm> featureSelfTerms, energySelfTerms;
+    bool includeFeatureSelfInteraction = false, includeEnergySelfInteraction = false;
+    double kspaceCutoff = 0.0;                // inverse length
+    GaussianBasisSpec densityBasis, featureBasis; // one width (sigma); one per probe width
     int multipoleDim() const { return (multipoleLmax + 1) * (multipoleLmax + 1); }
     int fieldDim() const { return static_cast<int>(fieldWidths.size()) * (fieldLmax + 1) * (fieldLmax + 1); }
 };

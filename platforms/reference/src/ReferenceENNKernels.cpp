@@ -24,14 +24,26 @@ void ReferenceCalcENNForceKernel::initialize(const OpenMM::System& system, const
     ml.read(force);
 }
 
+std::vector<double> ReferenceCalcENNForceKernel::polarCharges(const std::vector<double>& multipoles) const {
+    const size_t perAtom = network->getModel().polar.multipoleDim(); // each atom's charge, then any dipole
+    std::vector<double> charges;
+    for (size_t i = 0; i < ml.species.size(); i++)
+        charges.push_back(multipoles[i * perAtom]);
+    return charges;
+}
+
 LayerFeatureHead ReferenceCalcENNForceKernel::polarHeadAt(OpenMM::ContextImpl& context, std::vector<Vec3>* gradient, std::vector<double>* multipoles) {
     if (!polarHead)
         return {};
     return [this, &context, gradient, multipoles](const std::vector<const std::vector<double>*>& outputs, std::vector<std::vector<double>>* gradients) {
+        const double toModel = 1.0 / network->getModel().lengthToNm;
         std::vector<Vec3> local;
-        ml.gather(*platformData(context).positions, 1.0 / network->getModel().lengthToNm, local);
-        return polarHead->compute(ml.species, local, outputs, ml.chargeGroups.total(), ml.spinMultiplicity, gradients,
-                                  gradients ? gradient : nullptr, multipoles);
+        ml.gather(*platformData(context).positions, toModel, local);
+        Vec3 box[3];
+        for (int k = 0; k < 3 && ml.periodic; k++)
+            box[k] = platformData(context).periodicBoxVectors[k] * toModel;
+        return polarHead->compute(ml.species, local, outputs, ml.periodic ? box : nullptr, ml.chargeGroups.total(), ml.spinMultiplicity,
+                                  gradients, gradients ? gradient : nullptr, multipoles);
     };
 }
 
@@ -84,8 +96,11 @@ double ReferenceCalcENNForceKernel::execute(OpenMM::ContextImpl& context, bool i
         };
     }
     std::vector<Vec3> polarGradient; // the polar head's direct dE/dx (its electrostatics)
+    std::vector<double> multipoles;
     double energy = network->compute(ml.species, edges, ml.chargeGroups, ml.initialFeatures, coupling, nullptr, includeForces ? &gradient : nullptr,
-                                     polarHeadAt(context, &polarGradient, nullptr));
+                                     polarHeadAt(context, &polarGradient, &multipoles));
+    if (polarHead)
+        ml.checkCharges(polarCharges(multipoles));
     for (size_t i = 0; i < polarGradient.size() && includeForces; i++)
         gradient[i] += polarGradient[i];
     const double total = energy * m.energyToKJPerMol + electrostaticEnergy;
@@ -103,12 +118,10 @@ void ReferenceCalcENNForceKernel::copyParametersToContext(OpenMM::ContextImpl&, 
 
 std::vector<double> ReferenceCalcENNForceKernel::getCharges(OpenMM::ContextImpl& context) {
     std::vector<double> charges;
-    if (polarHead) { // each atom's charge among its multipoles
+    if (polarHead) {
         std::vector<double> multipoles;
         network->compute(ml.species, buildEdges(context), ml.chargeGroups, ml.initialFeatures, {}, nullptr, nullptr, polarHeadAt(context, nullptr, &multipoles));
-        const size_t perAtom = network->getModel().polar.multipoleDim();
-        for (size_t i = 0; i < ml.species.size(); i++)
-            charges.push_back(multipoles[i * perAtom]);
+        charges = polarCharges(multipoles);
         ml.checkCharges(charges);
         return charges;
     }

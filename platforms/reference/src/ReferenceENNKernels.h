@@ -27,6 +27,8 @@ private:
     /** The polar head as the network's layer-feature head at the context's positions (empty without one): its direct
      *  position gradient into `gradient`, its multipoles into `multipoles` where not null. */
     LayerFeatureHead polarHeadAt(OpenMM::ContextImpl& context, std::vector<OpenMM::Vec3>* gradient, std::vector<double>* multipoles);
+    /** Each atom's charge among the polar head's multipoles. */
+    std::vector<double> polarCharges(const std::vector<double>& multipoles) const;
     std::unique_ptr<ReferenceENNNetwork> network;
     std::unique_ptr<ReferenceENNElectrostatics> electrostatics; // null when the force has no coupling
     std::unique_ptr<ReferenceENNLatentEwald> latentEwald;       // the model's periodic sum as trained, or null

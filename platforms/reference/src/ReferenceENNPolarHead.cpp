@@ -252,9 +252,161 @@ vector<Vec> electrostaticFeatures(const PolarSpec& P, const vector<Vec>& multipo
             }
         }
         for (const auto& term : P.featureSelfTerms)
-            features[i][term.feature] += multipoles[i][term.source] * term.value;
+            if (P.includeFeatureSelfInteraction)
+                features[i][term.feature] += multipoles[i][term.source] * term.value;
     }
     return features;
+}
+
+/** graph-longrange's k vectors (compute_k_vectors_flat) in a cell of rows box[0..2]: n . b over its half set of n (n_0 > 0;
+ *  n_0 = 0, n_1 > 0; n_0 = n_1 = 0, n_2 > 0; each range as it builds it), |k| <= cutoff; k = 0 is left out (the Coulomb
+ *  kernel is zero there). */
+vector<Vec3> reciprocalVectors(const Vec3* box, double cutoff, double& volume) {
+    volume = box[0].dot(box[1].cross(box[2]));
+    const Vec3 b[3] = {box[1].cross(box[2]) * (2 * M_PI / volume), box[2].cross(box[0]) * (2 * M_PI / volume),
+                       box[0].cross(box[1]) * (2 * M_PI / volume)};
+    int nMax[3];
+    for (int i = 0; i < 3; i++)
+        nMax[i] = static_cast<int>(std::ceil(cutoff / b[i].dot(box[i] / std::sqrt(box[i].dot(box[i])))));
+    vector<Vec3> k;
+    auto add = [&](int n0, int n1, int n2) {
+        const Vec3 v = b[0] * n0 + b[1] * n1 + b[2] * n2;
+        if (v.dot(v) <= cutoff * cutoff)
+            k.push_back(v);
+    };
+    for (int n2 = 1; n2 < nMax[2]; n2++)
+        add(0, 0, n2);
+    for (int n1 = 1; n1 < nMax[1]; n1++)
+        for (int n2 = -nMax[2]; n2 < nMax[2]; n2++)
+            add(0, n1, n2);
+    for (int n0 = 1; n0 < nMax[0]; n0++)
+        for (int n1 = -nMax[1]; n1 < nMax[1]; n1++)
+            for (int n2 = -nMax[2]; n2 < nMax[2]; n2++)
+                add(n0, n1, n2);
+    return k;
+}
+
+/** A Gaussian basis's Fourier coefficients at k, [width][lm], real and imaginary parts: amplitude |k|^l exp(-sigma^2 k^2
+ *  / 2) Y_lm(k / |k|) (-i)^l, Y of (k_y, k_z, k_x) with e3nn's integral normalisation. */
+void basisCoefficients(const GaussianBasisSpec& basis, const Vec3& k, vector<vector<double>>& re, vector<vector<double>>& im) {
+    const double k2 = k.dot(k), modulus = std::sqrt(k2);
+    const double y0 = 1 / std::sqrt(4 * M_PI), y1 = std::sqrt(3 / (4 * M_PI)) / modulus;
+    const double y[4] = {y0, y1 * k[1], y1 * k[2], y1 * k[0]};
+    re.assign(basis.sigma2.size(), {});
+    im.assign(basis.sigma2.size(), {});
+    for (size_t j = 0; j < basis.sigma2.size(); j++) {
+        const double radial = std::exp(-0.5 * k2 * basis.sigma2[j]);
+        const int lmax = static_cast<int>(basis.amplitudes[j].size()) - 1;
+        for (int lm = 0; lm < (lmax + 1) * (lmax + 1); lm++) {
+            const int l = lm == 0 ? 0 : 1;
+            const double x = basis.amplitudes[j][l] * (l == 1 ? modulus : 1.0) * radial * y[lm];
+            re[j].push_back(l == 0 ? x : 0.0);
+            im[j].push_back(l == 0 ? 0.0 : -x);
+        }
+    }
+}
+
+/** The reciprocal-space sums of one multipole density (graph-longrange's periodic GTOElectrostaticFeatures and
+ *  GTOElectrostaticEnergy): for each k vector, the density rho(k) = (2 pi)^3 / V sum_i q_i . X(k) e^{-i k.x_i} and the
+ *  potential 4 pi k_e rho / k^2. */
+struct ReciprocalDensity {
+    vector<Vec3> k;
+    vector<V> re, im; // rho(k)
+    double volume = 0.0;
+};
+
+ReciprocalDensity reciprocalDensity(const PolarSpec& P, const vector<Vec>& q, const vector<Vec3>& x, const vector<Vec>& xv, const Vec3* box) {
+    ReciprocalDensity rho;
+    rho.k = reciprocalVectors(box, P.kspaceCutoff, rho.volume);
+    const int N = static_cast<int>(x.size()), D = P.multipoleDim();
+    const double scale = std::pow(2 * M_PI, 3) / rho.volume;
+    vector<vector<double>> xr, xi;
+    for (const Vec3& k : rho.k) {
+        basisCoefficients(P.densityBasis, k, xr, xi);
+        for (int part = 0; part < 2; part++) { // real, imaginary
+            double value = 0.0;
+            tape().begin();
+            for (int i = 0; i < N; i++) {
+                const double phase = k.dot(x[i]), c = std::cos(phase), s = std::sin(phase);
+                double dPhase = 0.0;
+                for (int lm = 0; lm < D; lm++) {
+                    // re: Xr c + Xi s; im: Xi c - Xr s
+                    const double coefficient = scale * (part == 0 ? xr[0][lm] * c + xi[0][lm] * s : xi[0][lm] * c - xr[0][lm] * s);
+                    const double derivative = scale * (part == 0 ? -xr[0][lm] * s + xi[0][lm] * c : -xi[0][lm] * s - xr[0][lm] * c);
+                    value += coefficient * q[i][lm].value;
+                    tape().parent(q[i][lm], coefficient);
+                    dPhase += derivative * q[i][lm].value;
+                }
+                for (int a = 0; a < 3; a++)
+                    tape().parent(xv[i][a], dPhase * k[a]);
+            }
+            (part == 0 ? rho.re : rho.im).push_back(tape().end(value));
+        }
+    }
+    return rho;
+}
+
+/** Periodic GTOElectrostaticFeatures: the potential of one channel's density projected on each atom's probes, less the
+ *  Gaussians' own field unless the model includes it. */
+vector<Vec> reciprocalFeatures(const PolarSpec& P, const vector<Vec>& q, const vector<Vec3>& x, const vector<Vec>& xv, const Vec3* box) {
+    const ReciprocalDensity rho = reciprocalDensity(P, q, x, xv, box);
+    const int N = static_cast<int>(x.size()), numWidths = static_cast<int>(P.fieldWidths.size()), perWidth = (P.fieldLmax + 1) * (P.fieldLmax + 1);
+    const size_t K = rho.k.size();
+    vector<vector<vector<double>>> xr(K), xi(K);
+    for (size_t n = 0; n < K; n++)
+        basisCoefficients(P.featureBasis, rho.k[n], xr[n], xi[n]);
+    vector<Vec> features(N, Vec(P.fieldDim(), V(0.0)));
+    const double norm = 2 / std::pow(2 * M_PI, 3);
+    for (int i = 0; i < N; i++)
+        for (int w = 0; w < numWidths; w++)
+            for (int lm = 0; lm < perWidth; lm++) {
+                double value = 0.0;
+                Vec3 dx;
+                tape().begin();
+                for (size_t n = 0; n < K; n++) {
+                    const Vec3& k = rho.k[n];
+                    const double phase = k.dot(x[i]), c = std::cos(phase), s = std::sin(phase);
+                    const double kernel = 4 * M_PI * P.fieldConstant / k.dot(k) * norm;
+                    const double fr = xr[n][w][lm], fi = xi[n][w][lm];
+                    // A = phi_r fr + phi_i fi, B = phi_r fi - phi_i fr; feature += A c + B s
+                    const double dRe = kernel * (fr * c + fi * s), dIm = kernel * (fi * c - fr * s);
+                    value += dRe * rho.re[n].value + dIm * rho.im[n].value;
+                    tape().parent(rho.re[n], dRe);
+                    tape().parent(rho.im[n], dIm);
+                    const double dPhase = kernel * (rho.re[n].value * (-fr * s + fi * c) + rho.im[n].value * (-fi * s - fr * c));
+                    dx += k * dPhase;
+                }
+                for (int a = 0; a < 3; a++)
+                    tape().parent(xv[i][a], dx[a]);
+                const int l = lm == 0 ? 0 : 1;
+                const int feature = l == 0 ? w : numWidths + 3 * w + (lm - 1);
+                features[i][feature] = tape().end(value);
+            }
+    for (int i = 0; i < N; i++)
+        for (const auto& term : P.featureSelfTerms)
+            if (!P.includeFeatureSelfInteraction)
+                features[i][term.feature] -= q[i][term.source] * term.value;
+    return features;
+}
+
+/** Periodic GTOElectrostaticEnergy: V / (2 pi)^6 sum_k 4 pi k_e |rho(k)|^2 / k^2 over the half set, less the Gaussians'
+ *  self energies unless the model includes them. */
+V reciprocalEnergy(const PolarSpec& P, const vector<Vec>& q, const vector<Vec3>& x, const vector<Vec>& xv, const Vec3* box) {
+    const ReciprocalDensity rho = reciprocalDensity(P, q, x, xv, box);
+    double value = 0.0;
+    tape().begin();
+    for (size_t n = 0; n < rho.k.size(); n++) {
+        const double factor = rho.volume / std::pow(2 * M_PI, 6) * 4 * M_PI * P.fieldConstant / rho.k[n].dot(rho.k[n]);
+        value += factor * (rho.re[n].value * rho.re[n].value + rho.im[n].value * rho.im[n].value);
+        tape().parent(rho.re[n], 2 * factor * rho.re[n].value);
+        tape().parent(rho.im[n], 2 * factor * rho.im[n].value);
+    }
+    V energy = tape().end(value);
+    if (!P.includeEnergySelfInteraction)
+        for (const Vec& qi : q)
+            for (const auto& term : P.energySelfTerms)
+                energy -= qi[term.feature] * qi[term.source] * (0.5 * term.value);
+    return energy;
 }
 
 /** graph-longrange's GTOElectrostaticEnergy (RealSpaceFiniteDiffereneEnergy, open boundaries): the pair energy of the
@@ -289,7 +441,7 @@ V electrostaticEnergy(const PolarSpec& P, const vector<Vec>& multipoles, const v
             tape().parent(xv[i][a], dx[i][a]);
     }
     V energy = tape().end(value);
-    for (int i = 0; i < N; i++)
+    for (int i = 0; i < N && P.includeEnergySelfInteraction; i++)
         for (const auto& term : P.energySelfTerms)
             energy += multipoles[i][term.feature] * multipoles[i][term.source] * (0.5 * term.value);
     return energy;
@@ -322,7 +474,7 @@ ReferenceENNPolarHead::ReferenceENNPolarHead(std::shared_ptr<const ENNModel> mod
 }
 
 double ReferenceENNPolarHead::compute(const vector<int>& species, const vector<Vec3>& x, const vector<const vector<double>*>& layerOutputs,
-                                      double totalCharge, int multiplicity, vector<vector<double>>* layerGradients,
+                                      const Vec3* box, double totalCharge, int multiplicity, vector<vector<double>>* layerGradients,
                                       vector<Vec3>* positionGradient, vector<double>* multipolesOut) const {
     const ENNModel& m = *model;
     const PolarSpec& P = m.polar;
@@ -366,7 +518,7 @@ double ReferenceENNPolarHead::compute(const vector<int>& species, const vector<V
             vector<Vec> channel(N);
             for (int n = 0; n < N; n++)
                 channel[n] = Vec(spins[n].begin() + c * D, spins[n].begin() + (c + 1) * D);
-            const vector<Vec> features = electrostaticFeatures(P, channel, x, xv);
+            const vector<Vec> features = box ? reciprocalFeatures(P, channel, x, xv, box) : electrostaticFeatures(P, channel, x, xv);
             for (int n = 0; n < N; n++)
                 for (int k = 0; k < F; k++)
                     potentials[n][c * F + k] = features[n][k] / V(P.fieldNorms[k]);
@@ -414,7 +566,7 @@ double ReferenceENNPolarHead::compute(const vector<int>& species, const vector<V
     for (int n = 0; n < N; n++)
         for (int k = 0; k < D; k++)
             multipoles[n][k] = spins[n][k] + spins[n][D + k];
-    energy += electrostaticEnergy(P, multipoles, x, xv);
+    energy += box ? reciprocalEnergy(P, multipoles, x, xv, box) : electrostaticEnergy(P, multipoles, x, xv);
     if (multipolesOut) {
         multipolesOut->resize(size_t(N) * D);
         for (int n = 0; n < N; n++)

@@ -3,8 +3,8 @@
 
 // MACE's PolarMACE head on the Reference platform, in double precision: the spin-resolved multipoles from every
 // layer's features, the Fukui constraints, the field-update steps, the local electron energy and the Coulomb energy of
-// the multipoles, with open boundaries (graph-longrange's real-space sums). Each MACE block has its function here,
-// named after it; the gradient comes from a tape (ReferenceENNTape.h).
+// the multipoles, with open boundaries (graph-longrange's real-space sums) or in a periodic cell (its reciprocal
+// sums). Each MACE block has its function here, named after it; the gradient comes from a tape (ReferenceENNTape.h).
 
 #include "openmmenn/ENNModel.h"
 #include "openmm/Vec3.h"
@@ -22,7 +22,8 @@ public:
      * The head's energy (model units): the electron energy (where the model adds it) and the Coulomb energy of its
      * multipoles. The network's own energy (readouts, E0) is not included.
      * @param species        element index of each atom
-     * @param positions      atom positions (model length unit), open boundaries
+     * @param positions      atom positions (model length unit)
+     * @param box            the periodic cell's vectors (model length unit), or null: open boundaries
      * @param layerOutputs   each layer's output features, [atom][feature]
      * @param totalCharge    the total charge (e)
      * @param multiplicity   the spin multiplicity 2S + 1
@@ -31,7 +32,7 @@ public:
      * @param multipoles     if not null, receives each atom's multipoles (alpha + beta): charge, then any dipole (y, z, x)
      */
     double compute(const std::vector<int>& species, const std::vector<OpenMM::Vec3>& positions,
-                   const std::vector<const std::vector<double>*>& layerOutputs, double totalCharge, int multiplicity,
+                   const std::vector<const std::vector<double>*>& layerOutputs, const OpenMM::Vec3* box, double totalCharge, int multiplicity,
                    std::vector<std::vector<double>>* layerGradients, std::vector<OpenMM::Vec3>* positionGradient,
                    std::vector<double>* multipoles) const;
 

@@ -224,12 +224,24 @@ def _polar_head(desc, sd, add, linear):
     es = desc["electrostatics"]
     fp, ep = es["feature_prefix"], es["energy_prefix"]
 
-    def self_terms(prefix, include):
-        """graph-longrange's self-interaction terms where the model includes them: feature d += c_d q[select_d]."""
-        if not include:
-            return []
-        c, select = sd[f"{prefix}.self_interaction.overlap_constants"].reshape(-1), sd[f"{prefix}.self_interaction.select_indices"].reshape(-1)
+    def self_terms(prefix):
+        """graph-longrange's self-interaction terms (a Gaussian's field on its own probes): feature d has c_d q[select_d]."""
+        c, select = sd[f"{prefix}.overlap_constants"].reshape(-1), sd[f"{prefix}.select_indices"].reshape(-1)
         return [[d, int(select[d]), float(c[d])] for d in range(c.size) if c[d] != 0]
+
+    def basis(prefix, lmax):
+        """A GTO basis's Fourier coefficients a_l k^l exp(-sigma^2 k^2 / 2) per width: sigma^2 and a_l (the radial
+        integral's prefactors times the normalisation graph-longrange computed)."""
+        spline, scale = f"{prefix}.radial_spline", sd[f"{prefix}.cl_scale"]
+        sigma2 = sd[f"{spline}.sigma2"].reshape(-1)
+        prefactors = [sd[f"{spline}.pref{l}"].reshape(-1) for l in range(lmax + 1)]
+        return [{"sigma2": float(sigma2[j]), "amplitudes": [float(prefactors[l][j] * scale[j, l]) for l in range(lmax + 1)]}
+                for j in range(sigma2.size)]
+
+    rec = es["reciprocal"]
+    for real_space, reciprocal in ((f"{fp}.self_interaction", rec["feature_self"]), (f"{ep}.self_interaction", rec["energy_self"])):
+        if not np.array_equal(sd[f"{real_space}.overlap_constants"], sd[f"{reciprocal}.overlap_constants"]):
+            raise ValueError(f"PolarMACE: {real_space} and {reciprocal} hold different self-interaction constants")
 
     head["electrostatics"] = {
         # graph-longrange 0.4's real-space kernels: FIELD_CONSTANT / (4 pi) erf(d / (2 w)) / (d + 1e-6), the 1e-6 (A) a
@@ -239,8 +251,13 @@ def _polar_head(desc, sd, add, linear):
         "feature_width_factors": [float(x) for x in sd[f"{fp}.total_width_factors"].reshape(-1)],
         "l0_factors": [float(x) for x in sd[f"{fp}.l0_factors"].reshape(-1)],
         "l1_factors": [float(x) for x in sd[f"{fp}.l1_factors"].reshape(-1)],
-        "feature_self_terms": self_terms(fp, es["include_feature_self_interaction"]),
-        "energy_self_terms": self_terms(ep, es["include_energy_self_interaction"])}
+        "feature_self_terms": self_terms(rec["feature_self"]), "energy_self_terms": self_terms(rec["energy_self"]),
+        "include_feature_self_interaction": es["include_feature_self_interaction"],
+        "include_energy_self_interaction": es["include_energy_self_interaction"],
+        # periodic cells: graph-longrange's reciprocal-space sums over its k vectors with |k| <= kspace_cutoff
+        "reciprocal": {"kspace_cutoff": float(sd[rec["kspace_cutoff_key"]]),
+                       "density": basis(rec["density_basis"], desc["multipoles"]["lmax"])[0],
+                       "features": basis(rec["feature_basis"], desc["field_features"]["lmax"])}}
     return head
 
 
@@ -753,7 +770,15 @@ def _describe_polar(model, lin, gate, radial_mlp):
         "include_feature_self_interaction": bool(features.include_self_interaction),
         "include_energy_self_interaction": bool(energy.include_self_interaction),
         "feature_prefix": "electric_potential_descriptor.realspace_features",
-        "energy_prefix": "coulomb_energy.realspace_energy"}
+        "energy_prefix": "coulomb_energy.realspace_energy",
+        "reciprocal": {"kspace_cutoff_key": "kspace_cutoff", "density_basis": "coulomb_energy.density_basis",
+                       "feature_basis": "electric_potential_descriptor.feature_basis",
+                       "feature_self": "electric_potential_descriptor.self_interaction_terms",
+                       "energy_self": "coulomb_energy.self_interaction_terms"}}
+    for basis in (model.coulomb_energy.density_basis, model.electric_potential_descriptor.feature_basis):
+        need(basis.radial_spline, "RadialIntegralDirect", "radial integral")
+        if basis.use_spline or basis.spherical_harmonics.normalization != "integral" or not basis.spherical_harmonics.normalize:
+            raise ValueError("PolarMACE: a GTO basis other than graph-longrange 0.4's direct, integral-normalised one")
     return desc
 
 
