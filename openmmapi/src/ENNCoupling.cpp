@@ -206,8 +206,8 @@ void ENNForce::coupleToNonbondedForce(OpenMM::System& system, OpenMM::NonbondedF
         throw OpenMMException("ENNForce: electrostatics are already set up; couple to a NonbondedForce only once, on a fresh force");
     if (particles.empty())
         throw OpenMMException("ENNForce: add the ML particles before coupling to a NonbondedForce");
-    if (!model->hasChargeHead)
-        throw OpenMMException("ENNForce: electrostatic coupling needs a model with a charge head");
+    if (!model->hasChargeHead && !model->hasPolarHead)
+        throw OpenMMException("ENNForce: electrostatic coupling needs a model with a charge head (or a polar head)");
     std::set<int> ml;
     for (const Particle& p : particles) {
         if (p.particle >= nonbonded.getNumParticles())

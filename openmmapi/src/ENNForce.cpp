@@ -86,7 +86,7 @@ void ENNForce::setTotalCharge(double charge) {
 }
 
 bool ENNForce::includesCoulombTerm() const {
-    return model->hasChargeHead && model->chargeCoulombIncluded;
+    return (model->hasChargeHead && model->chargeCoulombIncluded) || model->hasPolarHead;
 }
 
 std::vector<double> ENNForce::getCharges(OpenMM::Context& context) const {

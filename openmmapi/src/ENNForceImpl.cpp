@@ -22,11 +22,9 @@ void ENNForceImpl::initialize(OpenMM::ContextImpl& context) {
             throw OpenMMException("ENNForce: particle " + std::to_string(particle) + " was added twice");
     }
     const bool coupled = owner.getElectrostaticsMethod() != ENNForce::NoElectrostatics || owner.getUseImplicitSolvent();
-    if (owner.hasPolarHead() && (coupled || owner.getNumMMParticles() > 0))
-        throw OpenMMException("ENNForce: a PolarMACE model (polar head) cannot be coupled to an environment's charges yet: its "
-                              "multipoles respond to the field, which needs the environment inside its field-update steps (not "
-                              "implemented); use it without an electrostatics method, implicit solvent or MM charges");
-    if (coupled && !owner.hasChargeHead())
+    if (owner.hasPolarHead())
+        checkPolarCoupling();
+    if (coupled && !owner.hasChargeHead() && !owner.hasPolarHead())
         throw OpenMMException("ENNForce: electrostatics with predicted charges needs a model with a charge head");
     auto checkParticle = [&](int particle, const std::string& what) {
         if (particle < 0 || particle >= system.getNumParticles())
@@ -54,6 +52,25 @@ void ENNForceImpl::initialize(OpenMM::ContextImpl& context) {
     }
     kernel = context.getPlatform().createKernel(CalcENNForceKernel::Name(), context);
     kernel.getAs<CalcENNForceKernel>().initialize(system, owner);
+}
+
+void ENNForceImpl::checkPolarCoupling() const {
+    // PolarMACE's embedding (openmm-ml's, with graph-longrange's external sources): every MM charge a Gaussian of the
+    // multipoles' width, in every field-update step and in the energy, summed without cutoff (NoCutoff) or by the
+    // model's reciprocal sums (PME's periodic box); nothing else is defined for it.
+    const ENNForce::ElectrostaticsMethod method = owner.getElectrostaticsMethod();
+    if (owner.getUseImplicitSolvent())
+        throw OpenMMException("ENNForce: a PolarMACE model (polar head) cannot be coupled to implicit solvent: its multipoles respond "
+                              "to the field, and a generalized Born reaction field inside its update steps is not defined");
+    if (method == ENNForce::CutoffNonPeriodic || method == ENNForce::CutoffPeriodic)
+        throw OpenMMException("ENNForce: a PolarMACE model (polar head) couples to MM charges with NoCutoff or PME only (its "
+                              "real-space or reciprocal sums of Gaussian charges); a reaction field is not defined for it");
+    if (method == ENNForce::NoElectrostatics && owner.getNumMMParticles() > 0)
+        throw OpenMMException("ENNForce: MM charges need an electrostatics method (NoCutoff or PME)");
+    if (owner.getNumElectrostaticExceptions() > 0)
+        throw OpenMMException("ENNForce: a PolarMACE model (polar head) sums every ML-MM pair in full (graph-longrange's sources "
+                              "have no exclusions), so an ML region bonded to MM atoms is not supported: make the ML region whole "
+                              "molecules (" + std::to_string(owner.getNumElectrostaticExceptions()) + " ML-MM exceptions found)");
 }
 
 double ENNForceImpl::calcForcesAndEnergy(OpenMM::ContextImpl& context, bool includeForces, bool includeEnergy, int groups) {

@@ -206,11 +206,24 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
                 with self.assertRaisesRegex(openmm.OpenMMException, "Reference platform"):
                     polar_context(path, atoms, platform=platform)
 
-        def coupled(system, force):
+        def without_method(system, force):
             force.addMMParticle(system.addParticle(1.0), 0.4)
 
-        with self.assertRaisesRegex(openmm.OpenMMException, "environment's charges"):
-            polar_context(path, atoms, setup=coupled)
+        def reaction_field(system, force):
+            force.addMMParticle(system.addParticle(1.0), 0.4)
+            force.setElectrostaticsMethod(openmmenn.ENNForce.CutoffNonPeriodic)
+
+        def bonded_to_mm(system, force):
+            force.addMMParticle(system.addParticle(1.0), 0.4)
+            force.setElectrostaticsMethod(openmmenn.ENNForce.NoCutoff)
+            force.addElectrostaticException(0, system.getNumParticles() - 1, 0.0)
+
+        with self.assertRaisesRegex(openmm.OpenMMException, "need an electrostatics method"):
+            polar_context(path, atoms, setup=without_method)
+        with self.assertRaisesRegex(openmm.OpenMMException, "NoCutoff or PME only"):
+            polar_context(path, atoms, setup=reaction_field)
+        with self.assertRaisesRegex(openmm.OpenMMException, "whole molecules"):
+            polar_context(path, atoms, setup=bonded_to_mm)
         with self.assertRaisesRegex(ValueError, "quadrupole_feature_corrections"):
             converter.describe_mace_model(build_polar(seed=1, quadrupole_feature_corrections=True, hidden="8x0e+8x1o",
                                                       edge_irreps="4x0e+4x1o", max_ell=2, interactions=2, correlation=2))
@@ -236,6 +249,110 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
         expected, _ = energy_forces_ev(path, atoms.numbers, atoms.positions, total_charge=1, multiplicity=2)
         self.assertAlmostEqual(energy, expected, delta=1e-9)
 
+    def embedded_systems(self):
+        """(ML atoms, MM positions, MM charges): acetamide among TIP3P-charged waters (open boundaries), and one water of
+        a periodic 27-water box as ML with the other 26 as MM charges."""
+        rng = np.random.default_rng(11)
+        ligand = molecules()[0]
+        waters = []
+        for k in range(6):  # waters 3.5-5 A from the ligand's centre
+            water = ase.build.molecule("H2O")
+            water.euler_rotate(*rng.uniform(0, 360, size=3))
+            direction = rng.normal(size=3)
+            water.translate(ligand.positions.mean(axis=0) + direction / np.linalg.norm(direction) * rng.uniform(3.5, 5.0))
+            waters.append(water)
+        tip3p = [-0.834, 0.417, 0.417]  # H2O from ase: O first
+        open_mm = (np.concatenate([w.positions for w in waters]), np.tile(tip3p, len(waters)))
+        box = water_box(3, 3.1, seed=5)
+        ml_water = box[:3]
+        ml_water.cell, ml_water.pbc = box.cell, True
+        periodic_mm = (box.positions[3:], np.tile(tip3p, 26))
+        return [(ligand, *open_mm), (ml_water, *periodic_mm)]
+
+    def embedded_context(self, path, atoms, mm_positions, mm_charges, charge, multiplicity):
+        system = openmm.System()
+        force = openmmenn.ENNForce(path)
+        force.setTotalCharge(charge)
+        force.setSpinMultiplicity(multiplicity)
+        for z in atoms.numbers:
+            force.addParticle(system.addParticle(1.0), int(z))
+        for q in mm_charges:
+            force.addMMParticle(system.addParticle(1.0), float(q))
+        periodic = bool(atoms.pbc.any())
+        force.setElectrostaticsMethod(openmmenn.ENNForce.PME if periodic else openmmenn.ENNForce.NoCutoff)
+        if periodic:
+            system.setDefaultPeriodicBoxVectors(*[openmm.Vec3(*(0.1 * row)) for row in atoms.cell.array])
+            force.setCutoffDistance(0.9)
+        system.addForce(force)
+        context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
+        context.setPositions(np.concatenate([atoms.positions, mm_positions]) * 0.1)
+        return context, force
+
+    def test_mm_charges_polarize_the_region(self):
+        """The electrostatic embedding (docs/polar.md) against the oracle built from graph-longrange 0.4.0's blocks
+        (SourcesInFeatures, SourcesInEnergy), open and periodic, with the forces on the MM atoms; and with every MM
+        charge zero the energy is the region's alone (the empty-environment invariant)."""
+        model = build_polar(seed=8, hidden="8x0e+8x1o", edge_irreps="4x0e+4x1o", max_ell=2, interactions=2, correlation=2)
+        path, model = convert_for_test(model, self.folder.name, "embedded", False)
+        for atoms, mm_positions, mm_charges in self.embedded_systems():
+            for charge, multiplicity in ((0, 1), (1, 2)):
+                label = f"{atoms.get_chemical_formula()} in {len(mm_charges)} MM charges, charge {charge}"
+                e_ref, f_ml, f_mm, q_ref = embedded_energy_forces(model, atoms, mm_positions, mm_charges, 6.0, charge, multiplicity)
+                context, force = self.embedded_context(path, atoms, mm_positions, mm_charges, charge, multiplicity)
+                state = context.getState(getEnergy=True, getForces=True)
+                energy = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole) / EV
+                forces = state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.angstrom) / EV
+                n = len(atoms)
+                self.assertLess(abs(energy - e_ref), 1e-7, f"{label}: {energy} vs {e_ref} eV")
+                self.assertLess(np.abs(forces[:n] - f_ml).max(), 1e-8, f"{label}: ML forces")
+                self.assertLess(np.abs(forces[n:] - f_mm).max(), 1e-8, f"{label}: MM forces")
+                self.assertGreater(np.abs(f_mm).max(), 1e-3)
+                self.assertLess(np.abs(np.array(force.getCharges(context)) - q_ref).max(), 1e-9, f"{label}: charges")
+                alone, _ = energy_forces_ev(path, atoms.numbers, atoms.positions, total_charge=charge, multiplicity=multiplicity,
+                                            box_angstrom=atoms.cell.array if atoms.pbc.any() else None)
+                self.assertGreater(abs(energy - alone), 1e-3, f"{label}: the MM charges change nothing")
+                for i in range(force.getNumMMParticles()):
+                    particle, _ = force.getMMParticleParameters(i)
+                    force.setMMParticleParameters(i, particle, 0.0)
+                force.updateParametersInContext(context)
+                uncharged = context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole) / EV
+                self.assertLess(abs(uncharged - alone), 1e-9, f"{label}: uncharged environment")
+                if os.environ.get("ENN_PRINT_DIFFERENCES"):
+                    print(f"{label}: energy {abs(energy - e_ref):.2e} eV (embedding {energy - alone:.4f}), ML force "
+                          f"{np.abs(forces[:n] - f_ml).max():.2e}, MM force {np.abs(forces[n:] - f_mm).max():.2e} of {np.abs(f_mm).max():.2e} eV/A")
+
+    def test_create_mixed_system(self):
+        """createMixedSystem(embedding="electrostatic") with a PolarMACE model: alanine dipeptide (the ML region, a whole
+        molecule) in TIP3P with PME. The ENNForce's energy and forces are the oracle's with the NonbondedForce's MM
+        charges as sources in the periodic box; the NonbondedForce no longer holds the ML charges."""
+        import test_mlmm
+        from openmm import app
+        model = build_polar(seed=9, hidden="8x0e+8x1o", edge_irreps="4x0e+4x1o", max_ell=2, interactions=2, correlation=2)
+        path, model = convert_for_test(model, self.folder.name, "mixed", False)
+        ff, topology, positions = test_mlmm.solvated()
+        system = ff.createSystem(topology, nonbondedMethod=app.PME, nonbondedCutoff=0.7 * unit.nanometer, constraints=None)
+        mixed = openmmenn.createMixedSystem(topology, system, test_mlmm.PEPTIDE, model=path, embedding="electrostatic")
+        enn = openmmenn.findENNForce(mixed)
+        enn.setForceGroup(3)
+        x = np.array(positions.value_in_unit(unit.angstrom))
+        context = openmm.Context(mixed, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
+        context.setPositions(x * 0.1)
+        state = context.getState(getEnergy=True, getForces=True, groups={3})
+        energy = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole) / EV
+        forces = state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.angstrom) / EV
+        nonbonded = next(f for f in system.getForces() if isinstance(f, openmm.NonbondedForce))
+        ml = test_mlmm.PEPTIDE
+        mm = [i for i in range(system.getNumParticles()) if i not in set(ml)]
+        mm_charges = [nonbonded.getParticleParameters(i)[0].value_in_unit(unit.elementary_charge) for i in mm]
+        box = np.array([v.value_in_unit(unit.angstrom) for v in topology.getPeriodicBoxVectors()])
+        atoms = ase.Atoms(numbers=[a.element.atomic_number for a in topology.atoms()][:len(ml)], positions=x[ml], cell=box, pbc=True)
+        e_ref, f_ml, f_mm, _ = embedded_energy_forces(model, atoms, x[mm], mm_charges, 6.0, 0, 1)
+        self.assertLess(abs(energy - e_ref), 1e-7, f"{energy} vs {e_ref} eV")
+        self.assertLess(np.abs(forces[ml] - f_ml).max(), 1e-8)
+        self.assertLess(np.abs(forces[mm] - f_mm).max(), 1e-8)
+        mixed_nonbonded = next(f for f in mixed.getForces() if isinstance(f, openmm.NonbondedForce))
+        self.assertTrue(all(mixed_nonbonded.getParticleParameters(i)[0].value_in_unit(unit.elementary_charge) == 0 for i in ml))
+
     def test_file_fields_are_checked(self):
         """The loader names the field of a polar head it cannot evaluate (docs/model-format.md, version 6)."""
         from openmmenn import modelfile
@@ -260,6 +377,67 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
                 modelfile.write(bad, broken, tensors)
                 with self.assertRaisesRegex(openmm.OpenMMException, message):
                     openmmenn.ENNForce(bad)
+
+
+class SourcesInFeatures(torch.nn.Module if mace else object):
+    """The oracle of the ML/MM embedding, from graph-longrange 0.4.0's own blocks: openmm-ml's PolarMACE embedding
+    (graph-longrange 0.4.4's external sources, openmm-ml #169) adds, to each spin channel's features, half the potential
+    of the MM charges as Gaussians of the multipoles' width. By linearity that is the block evaluated on the ML and MM
+    atoms together, the MM atoms' sources half their charges, read at the ML atoms."""
+
+    def __init__(self, base, positions, charges, width):
+        super().__init__()
+        self.base, self.positions, self.width = base, positions, width
+        self.sources = torch.zeros(len(charges), width)
+        self.sources[:, 0] = charges
+
+    def precompute_geometry(self, node_positions, batch, **kwargs):
+        self.n = node_positions.shape[0]
+        return self.base.precompute_geometry(node_positions=torch.cat([node_positions, self.positions]),
+                                             batch=torch.cat([batch, torch.zeros(len(self.positions), dtype=batch.dtype)]), **kwargs)
+
+    def forward_dynamic(self, cache, source_feats, pbc):
+        both = torch.cat([source_feats, 0.5 * self.sources.unsqueeze(-2)])
+        return self.base.forward_dynamic(cache=cache, source_feats=both, pbc=pbc)[:self.n]
+
+
+class SourcesInEnergy(torch.nn.Module if mace else object):
+    """The energy with the MM charges as graph-longrange's external sources: E(ML) + E_cross = E(ML + MM) - E(MM)."""
+
+    def __init__(self, base, positions, charges, width):
+        super().__init__()
+        self.base, self.positions = base, positions
+        self.sources = torch.zeros(len(charges), width)
+        self.sources[:, 0] = charges
+
+    def forward(self, source_feats, node_positions, batch, **kwargs):
+        mm_batch = torch.zeros(len(self.positions), dtype=batch.dtype)
+        both = self.base(source_feats=torch.cat([source_feats, self.sources]), node_positions=torch.cat([node_positions, self.positions]),
+                         batch=torch.cat([batch, mm_batch]), **kwargs)
+        return both - self.base(source_feats=self.sources, node_positions=self.positions, batch=mm_batch, **kwargs)
+
+
+def embedded_energy_forces(model, atoms, mm_positions, mm_charges, r_max, total_charge, multiplicity):
+    """The oracle's energy, ML forces, MM forces (eV, eV/A) and charges with the MM charges as sources."""
+    import copy
+    model = copy.deepcopy(model)
+    positions = torch.tensor(mm_positions, requires_grad=True)
+    width = (model.atomic_multipoles_max_l + 1) ** 2
+    charges = torch.tensor(mm_charges)
+    model.electric_potential_descriptor = SourcesInFeatures(model.electric_potential_descriptor, positions, charges, width)
+    model.coulomb_energy = SourcesInEnergy(model.coulomb_energy, positions, charges, width)
+    periodic = bool(atoms.pbc.any())
+    data = converter.mace_graph(atoms.numbers, atoms.positions, atoms.cell.array if periodic else None, r_max, ELEMENTS)
+    cell = torch.tensor(atoms.cell.array) if periodic else torch.eye(3) * 30.0
+    data.update({"total_charge": torch.tensor([float(total_charge)]), "total_spin": torch.tensor([float(multiplicity)]),
+                 "fermi_level": torch.tensor([0.0]), "external_field": torch.zeros(1, 3), "cell": cell,
+                 "rcell": 2 * np.pi * torch.linalg.inv(cell.T), "volume": torch.linalg.det(cell).reshape(1),
+                 "pbc": torch.tensor([[periodic] * 3])})
+    data["positions"].requires_grad_(True)
+    out = model(data, compute_force=False, training=True)
+    ml_gradient, mm_gradient = torch.autograd.grad(out["energy"].sum(), [data["positions"], positions])
+    return (float(out["energy"].item()), -ml_gradient.detach().numpy(), -mm_gradient.detach().numpy(),
+            out["charges"].detach().numpy())
 
 
 def json_copy(value):

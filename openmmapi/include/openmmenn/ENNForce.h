@@ -109,11 +109,11 @@ public:
     bool hasLatentCharges() const;
     /** True if the model is a PolarMACE: spin-resolved charges and dipoles, constrained to the total charge and spin
      *  multiplicity and updated by the field they create, with their Coulomb energy in the model's energy. Such a model
-     *  runs without an electrostatics method or MM charges, on the Reference platform so far; getCharges gives its
-     *  charges (docs/polar.md). */
+     *  runs on the Reference platform so far, alone or coupled to MM charges by coupleToNonbondedForce (NoCutoff or PME:
+     *  the charges polarize the multipoles in every update step); getCharges gives its charges (docs/polar.md). */
     bool hasPolarHead() const;
     /** True if the model's energy includes the Coulomb energy of its predicted charges between its own atoms
-     *  (declared in its file; docs/electrostatics.md), which this force then evaluates. */
+     *  (declared in its file; docs/electrostatics.md; a PolarMACE's multipoles always), which this force then evaluates. */
     bool includesCoulombTerm() const;
     /** The predicted charges (elementary charges) of the ML particles, in the order they were added,
      *  at the Context's current positions. Throws if the model has no charge head. */

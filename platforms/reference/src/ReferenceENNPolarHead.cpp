@@ -3,6 +3,7 @@
 #include "ENNModelMath.h"
 #include "openmm/OpenMMException.h"
 #include <cmath>
+#include <memory>
 
 using namespace OpenMMENN;
 using OpenMM::Vec3;
@@ -193,6 +194,16 @@ PointCharges pointCharges(const vector<Vec>& multipoles, int multipoleLmax, bool
     return p;
 }
 
+/** The MM charges as graph-longrange's external sources (openmm-ml's PolarMACE embedding): Gaussian charges of the
+ *  multipoles' width at the MM positions (tape inputs), half of their potential in each spin channel's features. */
+struct Sources {
+    const vector<Vec3>* x = nullptr;
+    const vector<Vec>* xv = nullptr;
+    const vector<double>* charges = nullptr;
+    size_t size() const { return x ? x->size() : 0; }
+};
+const double SourceShareOfEachChannel = 0.5;
+
 /** erf(d / (2 w)) / (d + softening) and its derivative. */
 double kernel(double d, double w, double softening, double& derivative) {
     const double x = d / (2 * w), e = std::erf(x), denominator = d + softening;
@@ -202,12 +213,24 @@ double kernel(double d, double w, double softening, double& derivative) {
 
 /** The potential fieldConstant sum over the other atoms' sites of Q K(d) at site s of atom i, one node: its parents the
  *  charges and the atoms' positions. */
-V sitePotential(const PolarSpec& P, const PointCharges& pc, const vector<Vec3>& x, const vector<Vec>& xv, int i, int s, double w) {
+V sitePotential(const PolarSpec& P, const PointCharges& pc, const vector<Vec3>& x, const vector<Vec>& xv, int i, int s, double w,
+                const Sources& sources) {
     const int N = static_cast<int>(x.size());
     const Vec3 at = x[i] + pc.offsets[s];
     double value = 0.0;
     Vec3 gradientHere;
     tape().begin();
+    for (size_t m = 0; m < sources.size(); m++) { // an MM charge: one site, half its potential in this channel
+        const Vec3 r = at - (*sources.x)[m];
+        const double d = std::sqrt(r.dot(r)), q = SourceShareOfEachChannel * (*sources.charges)[m];
+        double dk;
+        const double k = P.fieldConstant * kernel(d, w, P.softening, dk);
+        value += q * k;
+        const Vec3 g = r * (q * P.fieldConstant * dk / d);
+        gradientHere += g;
+        for (int a = 0; a < 3; a++)
+            tape().parent((*sources.xv)[m][a], -g[a]);
+    }
     for (int j = 0; j < N; j++) {
         if (j == i)
             continue;
@@ -235,7 +258,8 @@ V sitePotential(const PolarSpec& P, const PointCharges& pc, const vector<Vec3>& 
 /** graph-longrange's GTOElectrostaticFeatures (RealSpaceFiniteDifferenceElectrostaticFeatures, open boundaries): the
  *  potential of one spin channel's multipoles projected on each atom's probes, l = 0 per width, then l = 1 per width
  *  (y, z, x) from finite differences of the potential at the displaced sites; self terms where the model has them. */
-vector<Vec> electrostaticFeatures(const PolarSpec& P, const vector<Vec>& multipoles, const vector<Vec3>& x, const vector<Vec>& xv) {
+vector<Vec> electrostaticFeatures(const PolarSpec& P, const vector<Vec>& multipoles, const vector<Vec3>& x, const vector<Vec>& xv,
+                                  const Sources& sources) {
     const int N = static_cast<int>(x.size()), numWidths = static_cast<int>(P.fieldWidths.size());
     const bool displaced = P.multipoleLmax == 1 || P.fieldLmax == 1;
     const PointCharges pc = pointCharges(multipoles, P.multipoleLmax, displaced, P.featureOffset);
@@ -243,12 +267,12 @@ vector<Vec> electrostaticFeatures(const PolarSpec& P, const vector<Vec>& multipo
     for (int i = 0; i < N; i++) {
         for (int w = 0; w < numWidths; w++) {
             const double width = P.featureWidthFactors[w];
-            const V centre = sitePotential(P, pc, x, xv, i, 0, width);
+            const V centre = sitePotential(P, pc, x, xv, i, 0, width, sources);
             features[i][w] = centre * P.l0Factors[w];
             if (P.fieldLmax == 1) {
                 const int siteOfComponent[3] = {2, 3, 1}; // (y, z, x)
                 for (int m = 0; m < 3; m++)
-                    features[i][numWidths + 3 * w + m] = (sitePotential(P, pc, x, xv, i, siteOfComponent[m], width) - centre) * P.l1Factors[w];
+                    features[i][numWidths + 3 * w + m] = (sitePotential(P, pc, x, xv, i, siteOfComponent[m], width, sources) - centre) * P.l1Factors[w];
             }
         }
         for (const auto& term : P.featureSelfTerms)
@@ -348,8 +372,13 @@ ReciprocalDensity reciprocalDensity(const PolarSpec& P, const vector<Vec>& q, co
 
 /** Periodic GTOElectrostaticFeatures: the potential of one channel's density projected on each atom's probes, less the
  *  Gaussians' own field unless the model includes it. */
-vector<Vec> reciprocalFeatures(const PolarSpec& P, const vector<Vec>& q, const vector<Vec3>& x, const vector<Vec>& xv, const Vec3* box) {
-    const ReciprocalDensity rho = reciprocalDensity(P, q, x, xv, box);
+vector<Vec> reciprocalFeatures(const PolarSpec& P, const vector<Vec>& q, const vector<Vec3>& x, const vector<Vec>& xv, const Vec3* box,
+                               const ReciprocalDensity* sources) {
+    ReciprocalDensity rho = reciprocalDensity(P, q, x, xv, box);
+    for (size_t n = 0; sources && n < rho.k.size(); n++) { // the channel's density plus half the MM charges'
+        rho.re[n] += sources->re[n] * SourceShareOfEachChannel;
+        rho.im[n] += sources->im[n] * SourceShareOfEachChannel;
+    }
     const int N = static_cast<int>(x.size()), numWidths = static_cast<int>(P.fieldWidths.size()), perWidth = (P.fieldLmax + 1) * (P.fieldLmax + 1);
     const size_t K = rho.k.size();
     vector<vector<vector<double>>> xr(K), xi(K);
@@ -391,7 +420,8 @@ vector<Vec> reciprocalFeatures(const PolarSpec& P, const vector<Vec>& q, const v
 
 /** Periodic GTOElectrostaticEnergy: V / (2 pi)^6 sum_k 4 pi k_e |rho(k)|^2 / k^2 over the half set, less the Gaussians'
  *  self energies unless the model includes them. */
-V reciprocalEnergy(const PolarSpec& P, const vector<Vec>& q, const vector<Vec3>& x, const vector<Vec>& xv, const Vec3* box) {
+V reciprocalEnergy(const PolarSpec& P, const vector<Vec>& q, const vector<Vec3>& x, const vector<Vec>& xv, const Vec3* box,
+                   const ReciprocalDensity* sources) {
     const ReciprocalDensity rho = reciprocalDensity(P, q, x, xv, box);
     double value = 0.0;
     tape().begin();
@@ -400,6 +430,15 @@ V reciprocalEnergy(const PolarSpec& P, const vector<Vec>& q, const vector<Vec3>&
         value += factor * (rho.re[n].value * rho.re[n].value + rho.im[n].value * rho.im[n].value);
         tape().parent(rho.re[n], 2 * factor * rho.re[n].value);
         tape().parent(rho.im[n], 2 * factor * rho.im[n].value);
+        if (sources) { // the cross energy E(ML + MM) - E(ML) - E(MM): 2 factor Re(rho_ML conj(rho_MM))
+            const V& sr = sources->re[n];
+            const V& si = sources->im[n];
+            value += 2 * factor * (rho.re[n].value * sr.value + rho.im[n].value * si.value);
+            tape().parent(rho.re[n], 2 * factor * sr.value);
+            tape().parent(rho.im[n], 2 * factor * si.value);
+            tape().parent(sr, 2 * factor * rho.re[n].value);
+            tape().parent(si, 2 * factor * rho.im[n].value);
+        }
     }
     V energy = tape().end(value);
     if (!P.includeEnergySelfInteraction)
@@ -411,12 +450,27 @@ V reciprocalEnergy(const PolarSpec& P, const vector<Vec>& q, const vector<Vec3>&
 
 /** graph-longrange's GTOElectrostaticEnergy (RealSpaceFiniteDiffereneEnergy, open boundaries): the pair energy of the
  *  point charges of different atoms, and self terms where the model has them. */
-V electrostaticEnergy(const PolarSpec& P, const vector<Vec>& multipoles, const vector<Vec3>& x, const vector<Vec>& xv) {
+V electrostaticEnergy(const PolarSpec& P, const vector<Vec>& multipoles, const vector<Vec3>& x, const vector<Vec>& xv, const Sources& sources) {
     const int N = static_cast<int>(x.size());
     const PointCharges pc = pointCharges(multipoles, P.multipoleLmax, P.multipoleLmax == 1, P.energyOffset);
     double value = 0.0;
     vector<vector<double>> dq(N, vector<double>(pc.perAtom, 0.0));
-    vector<Vec3> dx(N);
+    vector<Vec3> dx(N), dxSources(sources.size());
+    // E(ML + MM) - E(ML) - E(MM): each ML site with each MM charge (graph-longrange's external-source cross energy)
+    for (int i = 0; i < N; i++)
+        for (int s = 0; s < pc.perAtom; s++)
+            for (size_t m = 0; m < sources.size(); m++) {
+                const Vec3 r = (x[i] + pc.offsets[s]) - (*sources.x)[m];
+                const double d = std::sqrt(r.dot(r));
+                double dk;
+                const double k = P.fieldConstant * kernel(d, P.multipoleSigma, P.softening, dk);
+                const double qi = pc.charges[i][s].value, qm = (*sources.charges)[m];
+                value += qi * qm * k;
+                dq[i][s] += qm * k;
+                const Vec3 g = r * (qi * qm * P.fieldConstant * dk / d);
+                dx[i] += g;
+                dxSources[m] -= g;
+            }
     for (int i = 0; i < N; i++)
         for (int j = i + 1; j < N; j++)
             for (int s = 0; s < pc.perAtom; s++)
@@ -440,6 +494,9 @@ V electrostaticEnergy(const PolarSpec& P, const vector<Vec>& multipoles, const v
         for (int a = 0; a < 3; a++)
             tape().parent(xv[i][a], dx[i][a]);
     }
+    for (size_t m = 0; m < sources.size(); m++)
+        for (int a = 0; a < 3; a++)
+            tape().parent((*sources.xv)[m][a], dxSources[m][a]);
     V energy = tape().end(value);
     for (int i = 0; i < N && P.includeEnergySelfInteraction; i++)
         for (const auto& term : P.energySelfTerms)
@@ -474,8 +531,9 @@ ReferenceENNPolarHead::ReferenceENNPolarHead(std::shared_ptr<const ENNModel> mod
 }
 
 double ReferenceENNPolarHead::compute(const vector<int>& species, const vector<Vec3>& x, const vector<const vector<double>*>& layerOutputs,
-                                      const Vec3* box, double totalCharge, int multiplicity, vector<vector<double>>* layerGradients,
-                                      vector<Vec3>* positionGradient, vector<double>* multipolesOut) const {
+                                      const Vec3* box, const PolarEnvironment* environment, double totalCharge, int multiplicity,
+                                      vector<vector<double>>* layerGradients, vector<Vec3>* positionGradient,
+                                      vector<Vec3>* environmentGradient, vector<double>* multipolesOut) const {
     const ENNModel& m = *model;
     const PolarSpec& P = m.polar;
     const int N = static_cast<int>(species.size()), T = static_cast<int>(m.layers.size()), D = P.multipoleDim();
@@ -491,6 +549,23 @@ double ReferenceENNPolarHead::compute(const vector<int>& species, const vector<V
     for (int n = 0; n < N; n++)
         for (int a = 0; a < 3; a++)
             xv[n][a] = recording.input(x[n][a]);
+    // ---- the environment's charges: their positions are inputs too; in a cell their density is summed once ----
+    const size_t M = environment ? environment->positions.size() : 0;
+    vector<Vec> sourceXv(M, Vec(3));
+    for (size_t m = 0; m < M; m++)
+        for (int a = 0; a < 3; a++)
+            sourceXv[m][a] = recording.input(environment->positions[m][a]);
+    Sources sources;
+    std::unique_ptr<ReciprocalDensity> sourceDensity;
+    if (M > 0) {
+        sources = Sources{&environment->positions, &sourceXv, &environment->charges};
+        if (box) {
+            vector<Vec> monopoles(M, Vec(D, V(0.0)));
+            for (size_t m = 0; m < M; m++)
+                monopoles[m][0] = V(environment->charges[m]);
+            sourceDensity = std::make_unique<ReciprocalDensity>(reciprocalDensity(P, monopoles, environment->positions, sourceXv, box));
+        }
+    }
 
     // ---- EnvironmentDependentSpinSourceBlock of every layer, summed; MultiLayerFeatureMixer ----
     vector<Vec> spins(N, Vec(2 * D, V(0.0))), mixed(N, Vec(dim, V(0.0)));
@@ -518,7 +593,8 @@ double ReferenceENNPolarHead::compute(const vector<int>& species, const vector<V
             vector<Vec> channel(N);
             for (int n = 0; n < N; n++)
                 channel[n] = Vec(spins[n].begin() + c * D, spins[n].begin() + (c + 1) * D);
-            const vector<Vec> features = box ? reciprocalFeatures(P, channel, x, xv, box) : electrostaticFeatures(P, channel, x, xv);
+            const vector<Vec> features = box ? reciprocalFeatures(P, channel, x, xv, box, sourceDensity.get())
+                                             : electrostaticFeatures(P, channel, x, xv, sources);
             for (int n = 0; n < N; n++)
                 for (int k = 0; k < F; k++)
                     potentials[n][c * F + k] = features[n][k] / V(P.fieldNorms[k]);
@@ -566,7 +642,7 @@ double ReferenceENNPolarHead::compute(const vector<int>& species, const vector<V
     for (int n = 0; n < N; n++)
         for (int k = 0; k < D; k++)
             multipoles[n][k] = spins[n][k] + spins[n][D + k];
-    energy += box ? reciprocalEnergy(P, multipoles, x, xv, box) : electrostaticEnergy(P, multipoles, x, xv);
+    energy += box ? reciprocalEnergy(P, multipoles, x, xv, box, sourceDensity.get()) : electrostaticEnergy(P, multipoles, x, xv, sources);
     if (multipolesOut) {
         multipolesOut->resize(size_t(N) * D);
         for (int n = 0; n < N; n++)
@@ -587,6 +663,12 @@ double ReferenceENNPolarHead::compute(const vector<int>& species, const vector<V
             for (int n = 0; n < N; n++)
                 for (int a = 0; a < 3; a++)
                     (*positionGradient)[n][a] = adjoint[xv[n][a].node];
+        }
+        if (environmentGradient) {
+            environmentGradient->assign(M, Vec3());
+            for (size_t m = 0; m < M; m++)
+                for (int a = 0; a < 3; a++)
+                    (*environmentGradient)[m][a] = adjoint[sourceXv[m][a].node];
         }
     }
     return energy.value;

@@ -14,6 +14,13 @@
 
 namespace OpenMMENN {
 
+/** An environment's charges as the polar head sees them (model units): point charges become Gaussians of the
+ *  multipoles' width that polarize the ML region in every update step (openmm-ml's PolarMACE embedding). */
+struct PolarEnvironment {
+    std::vector<OpenMM::Vec3> positions;
+    std::vector<double> charges;
+};
+
 class ReferenceENNPolarHead {
 public:
     explicit ReferenceENNPolarHead(std::shared_ptr<const ENNModel> model);
@@ -24,17 +31,20 @@ public:
      * @param species        element index of each atom
      * @param positions      atom positions (model length unit)
      * @param box            the periodic cell's vectors (model length unit), or null: open boundaries
+     * @param environment    the MM charges, or null
      * @param layerOutputs   each layer's output features, [atom][feature]
      * @param totalCharge    the total charge (e)
      * @param multiplicity   the spin multiplicity 2S + 1
      * @param layerGradients if not null, receives dE/d(layerOutputs[t]) for every layer
      * @param positionGradient if not null, receives the direct dE/dx of each atom (through the electrostatics)
+     * @param environmentGradient if not null (with an environment), receives dE/dx of each MM charge
      * @param multipoles     if not null, receives each atom's multipoles (alpha + beta): charge, then any dipole (y, z, x)
      */
     double compute(const std::vector<int>& species, const std::vector<OpenMM::Vec3>& positions,
-                   const std::vector<const std::vector<double>*>& layerOutputs, const OpenMM::Vec3* box, double totalCharge, int multiplicity,
+                   const std::vector<const std::vector<double>*>& layerOutputs, const OpenMM::Vec3* box,
+                   const PolarEnvironment* environment, double totalCharge, int multiplicity,
                    std::vector<std::vector<double>>* layerGradients, std::vector<OpenMM::Vec3>* positionGradient,
-                   std::vector<double>* multipoles) const;
+                   std::vector<OpenMM::Vec3>* environmentGradient, std::vector<double>* multipoles) const;
 
 private:
     std::shared_ptr<const ENNModel> model;

@@ -260,7 +260,8 @@ def createMixedSystem(topology, system, ml_atoms, model=None, embedding="electro
 
     * ``"electrostatic"``: the model's predicted charges, coupled to the NonbondedForce (NoCutoff, reaction field,
       PME) and to the implicit-solvent force (GBSAOBCForce, or openmm.app's HCT/OBC1/OBC2/GBn/GBn2 CustomGBForce),
-      with the chain-rule forces. Needs a model with a charge head.
+      with the chain-rule forces. Needs a model with a charge head. A PolarMACE model instead takes the MM charges
+      into its field-update steps (NoCutoff or PME; docs/polar.md).
     * ``"mechanical"``: the ML atoms keep their MM charges for ML-MM Coulomb and in implicit solvent; ML-ML is the
       model's alone.
 
@@ -311,7 +312,7 @@ def createMixedSystem(topology, system, ml_atoms, model=None, embedding="electro
     original = openmm.XmlSerializer.serialize(system)
     mixed = openmm.XmlSerializer.deserialize(original)
     force = _region_force(topology, system, ml_list, model, total_charge, multiplicity)
-    if embedding == "electrostatic" and not force.hasChargeHead():
+    if embedding == "electrostatic" and not (force.hasChargeHead() or force.hasPolarHead()):
         raise _error("electrostatic embedding needs a model with a charge head (predicted charges); this model has none: "
                      "use embedding='mechanical'")
     force.setForceGroup(force_group)
@@ -351,6 +352,9 @@ def createMixedSystem(topology, system, ml_atoms, model=None, embedding="electro
             force.coupleToNonbondedForce(mixed, nonbonded[0])
         elif periodic and force.includesCoulombTerm():
             raise _error("a periodic System without a NonbondedForce: set the ENNForce's electrostatics yourself")
+        if gb_forces and force.hasPolarHead():
+            raise _error("a PolarMACE model's multipoles respond to the field; a generalized Born reaction field inside its "
+                         "update steps is not defined: use explicit solvent, or embedding='mechanical'")
         if gb_forces:
             gb = gb_forces[0]
             if isinstance(gb, openmm.GBSAOBCForce):

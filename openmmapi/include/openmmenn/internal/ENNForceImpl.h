@@ -23,6 +23,8 @@ public:
     std::vector<double> getCharges(OpenMM::ContextImpl& context);
 
 private:
+    /** Throws OpenMMException naming what a PolarMACE model's coupling cannot be (docs/polar.md). */
+    void checkPolarCoupling() const;
     const ENNForce& owner;
     OpenMM::Kernel kernel;
 };
