@@ -201,10 +201,9 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
         atoms = molecules()[2]
         self.assertTrue(openmmenn.ENNForce(path).hasPolarHead())
         self.assertTrue(openmmenn.ENNForce(path).usesTotalCharge())
-        for platform in ("CPU", "OpenCL"):
-            if platform in [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]:
-                with self.assertRaisesRegex(openmm.OpenMMException, "Reference platform"):
-                    polar_context(path, atoms, platform=platform)
+        if "OpenCL" in [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]:
+            with self.assertRaisesRegex(openmm.OpenMMException, "Reference and CPU platforms"):
+                polar_context(path, atoms, platform="OpenCL")
 
         def without_method(system, force):
             force.addMMParticle(system.addParticle(1.0), 0.4)
@@ -269,7 +268,7 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
         periodic_mm = (box.positions[3:], np.tile(tip3p, 26))
         return [(ligand, *open_mm), (ml_water, *periodic_mm)]
 
-    def embedded_context(self, path, atoms, mm_positions, mm_charges, charge, multiplicity):
+    def embedded_context(self, path, atoms, mm_positions, mm_charges, charge, multiplicity, platform="Reference"):
         system = openmm.System()
         force = openmmenn.ENNForce(path)
         force.setTotalCharge(charge)
@@ -284,7 +283,7 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
             system.setDefaultPeriodicBoxVectors(*[openmm.Vec3(*(0.1 * row)) for row in atoms.cell.array])
             force.setCutoffDistance(0.9)
         system.addForce(force)
-        context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
+        context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName(platform))
         context.setPositions(np.concatenate([atoms.positions, mm_positions]) * 0.1)
         return context, force
 
@@ -320,6 +319,35 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
                 if os.environ.get("ENN_PRINT_DIFFERENCES"):
                     print(f"{label}: energy {abs(energy - e_ref):.2e} eV (embedding {energy - alone:.4f}), ML force "
                           f"{np.abs(forces[:n] - f_ml).max():.2e}, MM force {np.abs(forces[n:] - f_mm).max():.2e} of {np.abs(f_mm).max():.2e} eV/A")
+
+    def test_cpu_platform_matches_reference(self):
+        """The CPU platform (its float backbone, the head in double) against Reference, tolerances of
+        tests/ENNPlatformComparison.h (1e-5 relative energy, 1e-3 of the largest force for any component): molecules,
+        periodic boxes and the embedding (open and periodic), with the MM forces."""
+        path, _ = convert_for_test(build_polar(seed=8), self.folder.name, "cpu", False)
+        platforms = [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]
+        if "CPU" not in platforms:
+            self.skipTest("no CPU platform")
+
+        def evaluate(context):
+            state = context.getState(getEnergy=True, getForces=True)
+            return state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole), state.getForces(asNumpy=True).value_in_unit(
+                unit.kilojoule_per_mole / unit.nanometer)
+
+        cases = []
+        for atoms in molecules() + boxes():
+            box = atoms.cell.array if atoms.pbc.any() else None
+            cases.append((atoms.get_chemical_formula(), lambda p, a=atoms, b=box: polar_context(path, a, 1, 2, platform=p,
+                                                                                              setup=periodic_setup(b))[0]))
+        for atoms, mm_positions, mm_charges in self.embedded_systems():
+            cases.append((f"{atoms.get_chemical_formula()} in MM charges", lambda p, a=atoms, x=mm_positions, q=mm_charges: self.embedded_context(
+                path, a, x, q, 1, 2, platform=p)[0]))
+        for label, make in cases:
+            with self.subTest(system=label):
+                e_ref, f_ref = evaluate(make("Reference"))
+                e_cpu, f_cpu = evaluate(make("CPU"))
+                self.assertLess(abs(e_cpu - e_ref), 1e-5 * abs(e_ref), label)
+                self.assertLess(np.abs(f_cpu - f_ref).max(), 1e-3 * np.abs(f_ref).max(), label)
 
     def test_create_mixed_system(self):
         """createMixedSystem(embedding="electrostatic") with a PolarMACE model: alanine dipeptide (the ML region, a whole

@@ -13,12 +13,15 @@ static OpenMM::ReferencePlatform::PlatformData& referenceData(OpenMM::ContextImp
 }
 
 void CpuCalcENNForceKernel::initialize(const OpenMM::System& system, const ENNForce& force) {
-    ENNParticles::requireSupportedHeads(force, "CPU");
     ml.read(force);
     network = std::make_unique<CpuENNNetwork>(force.getModelPtr(), ml.species);
-    electrostatics = std::make_unique<CpuENNElectrostatics>(system, force);
-    if (!electrostatics->active())
-        electrostatics.reset();
+    if (force.hasPolarHead()) // (a polar head couples to the MM charges itself)
+        polar = std::make_unique<ENNPolarEvaluation>(force);
+    else {
+        electrostatics = std::make_unique<CpuENNElectrostatics>(system, force);
+        if (!electrostatics->active())
+            electrostatics.reset();
+    }
     if (usesTrainedPeriodicSum(force))
         latentEwald = std::make_unique<CpuENNLatentEwald>(force.getModel());
 }
@@ -60,13 +63,24 @@ double CpuCalcENNForceKernel::evaluate(OpenMM::ContextImpl& context, std::vector
                 electrostaticForces[ml.particles[i]] = latentGradient[i] * (-m.energyToKJPerMol / m.lengthToNm);
         };
     }
-    const double energy = network->compute(local, ml.periodic ? box : nullptr, ml.chargeGroups, ml.initialFeatures, coupling, charges,
-                                           includeForces ? &gradient : nullptr, pool);
+    LayerFeatureHead head;
+    if (polar)
+        head = polar->at(*data.positions, ml.periodic ? data.periodicBoxVectors : nullptr, ml);
+    const double energy = network->compute(local, ml.periodic ? box : nullptr, ml.chargeGroups, ml.initialFeatures, coupling,
+                                           polar ? nullptr : charges, includeForces ? &gradient : nullptr, pool, head);
+    if (polar && charges)
+        *charges = polar->charges();
+    if (polar && includeForces) { // the head's direct gradient (its electrostatics), and the forces on its MM charges
+        for (size_t i = 0; i < gradient.size(); i++)
+            gradient[i] += polar->mlGradient()[i];
+        electrostaticForces.assign(data.positions->size(), Vec3());
+        polar->addEnvironmentForces(electrostaticForces);
+    }
     const double total = energy * m.energyToKJPerMol + electrostaticEnergy;
     ml.checkEnergy(total, m);
     static const std::vector<Vec3> none;
     if (includeForces)
-        ml.addForces(gradient, m.energyToKJPerMol / m.lengthToNm, coupling ? electrostaticForces : none, *data.forces);
+        ml.addForces(gradient, m.energyToKJPerMol / m.lengthToNm, coupling || polar ? electrostaticForces : none, *data.forces);
     return total;
 }
 
@@ -76,6 +90,8 @@ double CpuCalcENNForceKernel::execute(OpenMM::ContextImpl& context, bool include
 
 void CpuCalcENNForceKernel::copyParametersToContext(OpenMM::ContextImpl&, const ENNForce& force) {
     ml.update(force);
+    if (polar)
+        polar->update(force);
     if (electrostatics)
         electrostatics->updateCharges(force);
 }

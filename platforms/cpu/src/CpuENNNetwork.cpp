@@ -580,8 +580,11 @@ std::shared_ptr<const CpuENNNetwork::Weights> CpuENNNetwork::buildWeights(const 
 
 // ---- spherical harmonics ---------------------------------------------------------------------
 
-void CpuENNNetwork::harmonics(const float* v, float* y, float (*dy)[3]) const {
-    // The recursion of ENNModelTables::sphericalHarmonics in float; dY/du is carried along when asked for.
+void CpuENNNetwork::harmonics(const float* vector, float* y, float (*dy)[3]) const {
+    // The recursion of ENNModelTables::sphericalHarmonics in float; dY/du is carried along when asked for. A model
+    // with harmonics of (y, z, x) (PolarMACE) takes them of the permuted vector, its gradient permuted back below.
+    const float permuted[3] = {vector[1], vector[2], vector[0]};
+    const float* v = model->harmonicsOfYZX ? permuted : vector;
     const float r = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
     const float u[3] = {v[0] / r, v[1] / r, v[2] / r};
     float du[MaxHarmonics][3];
@@ -614,8 +617,11 @@ void CpuENNNetwork::harmonics(const float* v, float* y, float (*dy)[3]) const {
     if (dy)
         for (int k = 0; k < nsh; k++) {
             const float radial = du[k][0] * u[0] + du[k][1] * u[1] + du[k][2] * u[2];
+            float g[3];
             for (int a = 0; a < 3; a++)
-                dy[k][a] = (du[k][a] - radial * u[a]) / r;
+                g[a] = (du[k][a] - radial * u[a]) / r;
+            for (int a = 0; a < 3; a++) // dY/dv_y = dY/du_0, dY/dv_z = dY/du_1, dY/dv_x = dY/du_2 when permuted
+                dy[k][a] = model->harmonicsOfYZX ? g[(a + 2) % 3] : g[a];
         }
 }
 
@@ -780,6 +786,9 @@ void CpuENNNetwork::backwardLayer(int t, OpenMM::ThreadPool& pool) {
         const int rows = n1 - n0;
         Scratch& s = scratch[thread];
         float* gOut = &gradH[size_t(n0) * L.dOut];
+        if (!headGradient.empty()) // dE/d(this layer's output) through the layer-feature head
+            for (size_t k = 0; k < size_t(rows) * L.dOut; k++)
+                gOut[k] += headGradient[t][size_t(n0) * L.dOut + k];
         std::fill(s.scalar.begin(), s.scalar.begin() + rows, 1.0f); // dE/d(readout), energy scale folded in
         readoutBackward(L.readout, &h[t + 1][size_t(n0) * L.dOut], s.scalar.data(), n0, n1, s.hidden, s.gradHidden, gOut, elementStart);
         for (size_t k = 0; k < chargeReadouts.size() && !rawChargeGradient.empty(); k++)
@@ -918,7 +927,7 @@ void CpuENNNetwork::backwardLayer(int t, OpenMM::ThreadPool& pool) {
 
 double CpuENNNetwork::compute(const vector<Vec3>& positions, const Vec3* box, const ENNChargeGroups& chargeGroups, const InitialNodeFeatures& initial,
                               const ChargeCoupling& coupling,
-                              vector<double>* charges, vector<Vec3>* gradient, OpenMM::ThreadPool& pool) {
+                              vector<double>* charges, vector<Vec3>* gradient, OpenMM::ThreadPool& pool, const LayerFeatureHead& head) {
     const ENNModel& m = *model;
     const int N = numNodes, T = static_cast<int>(layers.size());
     const bool wantGradient = gradient != nullptr;
@@ -997,6 +1006,35 @@ double CpuENNNetwork::compute(const vector<Vec3>& positions, const Vec3* box, co
         energy += nodeEnergy[n] + nodeConstant[n];
     for (double e : edgeRepulsion) // in edge order, whatever the threads
         energy += e;
+    headGradient.clear();
+    if (head) { // the layers' outputs in double, e3nn's [channel][m] layout, the caller's atom order, and back
+        vector<vector<double>> outputs(T), gradients;
+        vector<const vector<double>*> pointers;
+        auto e3nnIndex = [](const Irreps& irreps, auto visit) { // (e3nn offset, this layout's offset) of every entry
+            for (const auto& e : irreps.entries)
+                for (int u = 0; u < e.mul; u++)
+                    for (int c = 0; c < e.ir.dim(); c++)
+                        visit(e.offset + u * e.ir.dim() + c, e.offset + c * e.mul + u);
+        };
+        for (int t = 0; t < T; t++) {
+            const int d = layers[t].dOut;
+            outputs[t].resize(size_t(N) * d);
+            for (int n = 0; n < N; n++)
+                e3nnIndex(m.layers[t].productLinear.out, [&](int a, int b) { outputs[t][size_t(order[n]) * d + a] = h[t + 1][size_t(n) * d + b]; });
+            pointers.push_back(&outputs[t]);
+        }
+        energy += head(pointers, wantGradient ? &gradients : nullptr);
+        if (wantGradient) {
+            headGradient.resize(T);
+            for (int t = 0; t < T; t++) {
+                const int d = layers[t].dOut;
+                headGradient[t].resize(size_t(N) * d);
+                for (int n = 0; n < N; n++)
+                    e3nnIndex(m.layers[t].productLinear.out,
+                              [&](int a, int b) { headGradient[t][size_t(n) * d + b] = static_cast<float>(gradients[t][size_t(order[n]) * d + a]); });
+            }
+        }
+    }
 
     // Charges, in the caller's order.
     vector<double>& q = charge;

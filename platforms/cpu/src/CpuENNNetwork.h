@@ -18,6 +18,7 @@
 
 #include "ENNChargeGroups.h"
 #include "ENNModelMath.h"
+#include "ENNPolarHead.h"
 #include "ENNRadialTable.h"
 #include "CpuENNNeighbors.h"
 #include "openmm/internal/ThreadPool.h"
@@ -32,10 +33,11 @@ public:
     /** @param species element index of each atom (the caller's order, kept for inputs and outputs) */
     CpuENNNetwork(std::shared_ptr<const ENNModel> model, const std::vector<int>& species);
 
-    /** Same contract as ReferenceENNNetwork::compute, with positions (model units) instead of edges. */
+    /** Same contract as ReferenceENNNetwork::compute, with positions (model units) instead of edges. A layer-feature
+     *  head (PolarMACE's) reads the layers' outputs in double and e3nn's layout, its gradient coming back in float. */
     double compute(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box, const ENNChargeGroups& chargeGroups,
                    const InitialNodeFeatures& initial, const ChargeCoupling& coupling, std::vector<double>* charges, std::vector<OpenMM::Vec3>* gradient,
-                   OpenMM::ThreadPool& pool);
+                   OpenMM::ThreadPool& pool, const LayerFeatureHead& head = {});
 
     const ENNModel& getModel() const { return *model; }
 
@@ -175,6 +177,7 @@ private:
     std::vector<float> messages; // a small system's messages between its per-edge and per-node passes
     std::vector<double> nodeEnergy, rawCharge, charge, phi;
     std::vector<float> rawChargeGradient; // dE/d(raw charge) per node during the backward pass (empty: no charges)
+    std::vector<std::vector<float>> headGradient; // dE/d(layer t's output) from a layer-feature head, this layout (empty: none)
     std::vector<Scratch> scratch;
 };
 

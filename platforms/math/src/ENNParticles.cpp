@@ -29,7 +29,7 @@ void ENNParticles::read(const ENNForce& force) {
 
 void ENNParticles::requireSupportedHeads(const ENNForce& force, const std::string& platform) {
     if (force.hasPolarHead())
-        throw OpenMM::OpenMMException("ENNForce: a PolarMACE model (polar head) runs only on the Reference platform so far, not on " +
+        throw OpenMM::OpenMMException("ENNForce: a PolarMACE model (polar head) runs only on the Reference and CPU platforms so far, not on " +
                                       platform);
 }
 

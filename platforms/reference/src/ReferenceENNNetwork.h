@@ -7,6 +7,7 @@
 #include "openmmenn/ENNModel.h"
 #include "ENNChargeGroups.h"
 #include "ENNModelMath.h"
+#include "ENNPolarHead.h"
 #include "ReferenceENNNeighbors.h"
 #include "openmm/Vec3.h"
 #include <functional>
@@ -14,11 +15,6 @@
 #include <vector>
 
 namespace OpenMMENN {
-
-/** A head that reads every layer's output features (PolarMACE's): returns its energy (model units) and, when asked,
- *  dE/d(each layer's output features), [layer][atom * dim + feature]. */
-using LayerFeatureHead = std::function<double(const std::vector<const std::vector<double>*>& layerOutputs,
-                                              std::vector<std::vector<double>>* gradients)>;
 
 class ReferenceENNNetwork {
 public:

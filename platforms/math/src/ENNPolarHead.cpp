@@ -1,5 +1,5 @@
-#include "ReferenceENNPolarHead.h"
-#include "ReferenceENNTape.h"
+#include "ENNPolarHead.h"
+#include "ENNTape.h"
 #include "ENNModelMath.h"
 #include "openmm/OpenMMException.h"
 #include <cmath>
@@ -24,33 +24,42 @@ V activate(const ActivationSpec& act, const V& x) {
     return apply(x, value, derivative);
 }
 
-/** e3nn's Linear (with any bias) of one atom's features: each output one node. */
-Vec linear(const LinearSpec& lin, const V* in, int element = 0) {
-    vector<vector<std::pair<int, double>>> terms(lin.out.dim);
-    forEachLinearTerm(lin, element, [&](int i, int o, double c) { terms[o].push_back({i, c}); });
-    Vec out(lin.out.dim);
-    for (int o = 0; o < lin.out.dim; o++) {
-        double value = lin.bias.empty() ? 0.0 : lin.bias[o];
-        tape().begin();
-        for (const auto& t : terms[o]) {
-            value += t.second * in[t.first].value;
-            tape().parent(in[t.first], t.second);
-        }
-        out[o] = tape().end(value);
+/** The tape nodes of n values (-1: a constant), and whether any is not constant. */
+vector<int> nodesOf(const V* x, int n, bool& any) {
+    vector<int> nodes(n);
+    any = false;
+    for (int i = 0; i < n; i++) {
+        nodes[i] = x[i].node;
+        any = any || nodes[i] >= 0;
     }
+    return nodes;
+}
+
+/** Values as tape nodes first, first + 1, ... (or constants if first < 0). */
+Vec asNodes(const vector<double>& values, int first) {
+    Vec out(values.size());
+    for (size_t i = 0; i < values.size(); i++)
+        out[i] = first < 0 ? V(values[i]) : V(values[i], first + static_cast<int>(i));
     return out;
 }
 
-/** sum_i a_i b_i times scale, one node. */
-V dot(const V* a, const V* b, int n, double scale) {
-    double value = 0.0;
-    tape().begin();
-    for (int i = 0; i < n; i++) {
-        value += a[i].value * b[i].value;
-        tape().parent(a[i], b[i].value * scale);
-        tape().parent(b[i], a[i].value * scale);
-    }
-    return tape().end(value * scale);
+/** e3nn's Linear (with any bias) of one atom's features, one tape block: its transpose is its backward pass. */
+Vec linear(const LinearSpec& lin, const V* in, int element = 0) {
+    vector<double> out(lin.out.dim, 0.0);
+    if (!lin.bias.empty())
+        out = lin.bias;
+    forEachLinearTerm(lin, element, [&](int i, int o, double c) { out[o] += c * in[i].value; });
+    bool variable;
+    const vector<int> inputs = nodesOf(in, lin.in.dim, variable);
+    if (!variable)
+        return asNodes(out, -1);
+    const int first = tape().block(lin.out.dim, [&lin, element, inputs](vector<double>& adjoint, int first) {
+        forEachLinearTerm(lin, element, [&](int i, int o, double c) {
+            if (inputs[i] >= 0)
+                adjoint[inputs[i]] += c * adjoint[first + o];
+        });
+    });
+    return asNodes(out, first);
 }
 
 /** sum_i c_i x_i, one node. */
@@ -132,34 +141,50 @@ Vec biasedReadout(const BiasedReadoutSpec& r, const V* in) {
     return linear(r.linear2, x.data());
 }
 
-/** MACE's SparseUvuTensorProduct (ChannelProductSpec). */
-Vec channelProduct(const ChannelProductSpec& tp, const V* x1, const V* x2) {
-    Vec out(tp.out.dim, V(0.0));
+/** Calls visit(i1, i2, o, c) for each term out[o] += c x1[i1] x2[i2] of MACE's SparseUvuTensorProduct (ChannelProductSpec):
+ *  "dot" paths out[u] += w_path sum_v W[u,v] x1[u] . x2[v] / sqrt(d), "scale" paths out[u, m] += w_path x1[u, m] sum_v
+ *  W[u,v] x2[v] / sqrt(d). */
+template <class Visit>
+void forEachProductTerm(const ChannelProductSpec& tp, Visit visit) {
     for (const auto& p : tp.paths) {
         const auto &a = tp.in1.entries[p.in1], &b = tp.in2.entries[p.in2], &c = tp.out.entries[p.out];
         const int d = a.ir.dim();
         const double norm = p.weight / std::sqrt(double(d));
         const double* w = &tp.weights[p.weightOffset];
-        for (int u = 0; u < a.mul; u++) {
-            if (p.dot) { // out[u] += w_path sum_v W[u,v] x1[u] . x2[v] / sqrt(d)
-                Vec pairs(b.mul);
-                for (int v = 0; v < b.mul; v++)
-                    pairs[v] = dot(&x1[a.offset + u * d], &x2[b.offset + v * d], d, 1.0);
-                vector<double> coefficients(b.mul);
-                for (int v = 0; v < b.mul; v++)
-                    coefficients[v] = w[u * b.mul + v] * norm;
-                out[c.offset + u] += weightedSum(pairs.data(), coefficients.data(), b.mul);
-            } else { // out[u, m] += w_path x1[u, m] sum_v W[u,v] x2[v] / sqrt(d)
-                vector<double> coefficients(b.mul);
-                for (int v = 0; v < b.mul; v++)
-                    coefficients[v] = w[u * b.mul + v] * norm;
-                const V mixed = weightedSum(&x2[b.offset], coefficients.data(), b.mul);
-                for (int m = 0; m < d; m++)
-                    out[c.offset + u * d + m] += x1[a.offset + u * d + m] * mixed;
-            }
-        }
+        for (int u = 0; u < a.mul; u++)
+            for (int v = 0; v < b.mul; v++)
+                for (int m = 0; m < d; m++) {
+                    if (p.dot)
+                        visit(a.offset + u * d + m, b.offset + v * d + m, c.offset + u, w[u * b.mul + v] * norm);
+                    else
+                        visit(a.offset + u * d + m, b.offset + v, c.offset + u * d + m, w[u * b.mul + v] * norm);
+                }
     }
-    return out;
+}
+
+/** MACE's SparseUvuTensorProduct (ChannelProductSpec), one tape block: bilinear, so its backward pass is
+ *  g1[i1] += c x2[i2] g[o], g2[i2] += c x1[i1] g[o]. */
+Vec channelProduct(const ChannelProductSpec& tp, const V* x1, const V* x2) {
+    vector<double> out(tp.out.dim, 0.0), v1(tp.in1.dim), v2(tp.in2.dim);
+    for (int i = 0; i < tp.in1.dim; i++)
+        v1[i] = x1[i].value;
+    for (int i = 0; i < tp.in2.dim; i++)
+        v2[i] = x2[i].value;
+    forEachProductTerm(tp, [&](int i1, int i2, int o, double c) { out[o] += c * v1[i1] * v2[i2]; });
+    bool variable1, variable2;
+    const vector<int> nodes1 = nodesOf(x1, tp.in1.dim, variable1), nodes2 = nodesOf(x2, tp.in2.dim, variable2);
+    if (!variable1 && !variable2)
+        return asNodes(out, -1);
+    const int first = tape().block(tp.out.dim, [&tp, nodes1, nodes2, v1, v2](vector<double>& adjoint, int first) {
+        forEachProductTerm(tp, [&](int i1, int i2, int o, double c) {
+            const double g = adjoint[first + o] * c;
+            if (nodes1[i1] >= 0)
+                adjoint[nodes1[i1]] += g * v2[i2];
+            if (nodes2[i2] >= 0)
+                adjoint[nodes2[i2]] += g * v1[i1];
+        });
+    });
+    return asNodes(out, first);
 }
 
 /** graph-longrange's real-space point charges of a set of Gaussian multipoles (charge and dipole (y, z, x)): each atom
@@ -525,12 +550,12 @@ void applyFukui(vector<Vec>& spins, const vector<Vec>& weights, const double tar
 
 } // namespace
 
-ReferenceENNPolarHead::ReferenceENNPolarHead(std::shared_ptr<const ENNModel> modelPtr) : model(std::move(modelPtr)) {
+ENNPolarHead::ENNPolarHead(std::shared_ptr<const ENNModel> modelPtr) : model(std::move(modelPtr)) {
     if (!model->hasPolarHead)
         throw OpenMM::OpenMMException("ENNForce: the model has no polar head");
 }
 
-double ReferenceENNPolarHead::compute(const vector<int>& species, const vector<Vec3>& x, const vector<const vector<double>*>& layerOutputs,
+double ENNPolarHead::compute(const vector<int>& species, const vector<Vec3>& x, const vector<const vector<double>*>& layerOutputs,
                                       const Vec3* box, const PolarEnvironment* environment, double totalCharge, int multiplicity,
                                       vector<vector<double>>* layerGradients, vector<Vec3>* positionGradient,
                                       vector<Vec3>* environmentGradient, vector<double>* multipolesOut) const {
@@ -672,4 +697,62 @@ double ReferenceENNPolarHead::compute(const vector<int>& species, const vector<V
         }
     }
     return energy.value;
+}
+
+ENNPolarEvaluation::ENNPolarEvaluation(const ENNForce& force) : head(force.getModelPtr()) {
+    for (int i = 0; i < force.getNumMMParticles(); i++) {
+        int particle;
+        double charge;
+        force.getMMParticleParameters(i, particle, charge);
+        mmParticles.push_back(particle);
+        mmCharges.push_back(charge);
+    }
+}
+
+void ENNPolarEvaluation::update(const ENNForce& force) {
+    ENNPolarEvaluation fresh(force);
+    if (fresh.mmParticles != mmParticles)
+        throw OpenMM::OpenMMException("ENNForce: updateParametersInContext cannot change which particles are MM charges");
+    mmCharges = fresh.mmCharges;
+}
+
+LayerFeatureHead ENNPolarEvaluation::at(const vector<Vec3>& positions, const Vec3* box, const ENNParticles& ml) {
+    return [this, &positions, box, &ml](const vector<const vector<double>*>& outputs, vector<vector<double>>* gradients) {
+        const ENNModel& m = head.getModel();
+        const double toModel = 1.0 / m.lengthToNm;
+        vector<Vec3> local;
+        ml.gather(positions, toModel, local);
+        Vec3 cell[3];
+        for (int k = 0; k < 3 && box; k++)
+            cell[k] = box[k] * toModel;
+        PolarEnvironment environment;
+        for (size_t i = 0; i < mmParticles.size(); i++) {
+            const Vec3& p = positions[mmParticles[i]];
+            if (!std::isfinite(p[0]) || !std::isfinite(p[1]) || !std::isfinite(p[2]))
+                throw OpenMM::OpenMMException("ENNForce: MM particle " + std::to_string(mmParticles[i]) + " has a non-finite position");
+            environment.positions.push_back(p * toModel);
+            environment.charges.push_back(mmCharges[i]);
+        }
+        gradient.clear();
+        environmentGradient.clear();
+        const double energy = head.compute(ml.species, local, outputs, box ? cell : nullptr, coupled() ? &environment : nullptr,
+                                           ml.chargeGroups.total(), ml.spinMultiplicity, gradients, gradients ? &gradient : nullptr,
+                                           gradients ? &environmentGradient : nullptr, &multipoles);
+        ml.checkCharges(charges());
+        return energy;
+    };
+}
+
+void ENNPolarEvaluation::addEnvironmentForces(vector<Vec3>& forces) const {
+    const ENNModel& m = head.getModel();
+    for (size_t i = 0; i < environmentGradient.size(); i++)
+        forces[mmParticles[i]] -= environmentGradient[i] * (m.energyToKJPerMol / m.lengthToNm);
+}
+
+vector<double> ENNPolarEvaluation::charges() const {
+    const size_t perAtom = head.getModel().polar.multipoleDim(); // each atom's charge, then any dipole
+    vector<double> out;
+    for (size_t i = 0; i * perAtom < multipoles.size(); i++)
+        out.push_back(multipoles[i * perAtom]);
+    return out;
 }

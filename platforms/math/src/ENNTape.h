@@ -1,12 +1,13 @@
-#ifndef OPENMM_REFERENCE_ENN_TAPE_H_
-#define OPENMM_REFERENCE_ENN_TAPE_H_
+#ifndef OPENMM_ENN_TAPE_H_
+#define OPENMM_ENN_TAPE_H_
 
-// Reverse-mode differentiation by a tape, in double precision, for the Reference platform's PolarMACE head: its
-// forward pass is written once, over TapeValue, and the gradient of its energy with respect to every input comes from
-// replaying the tape backwards. The optimized platforms will have hand-written backward passes; an oracle derived by
-// another method checks them better than a second copy of the same derivation would.
+// Reverse-mode differentiation by a tape, in double precision, for the PolarMACE head (ENNPolarHead): its forward
+// pass is written once, over TapeValue, and the gradient of its energy with respect to every input comes from
+// replaying the tape backwards. Blocks whose weights are large (e3nn linears, channel-wise products) record one entry
+// with their own transpose instead of an entry per weight, so that memory follows the activations.
 
 #include <cmath>
+#include <functional>
 #include <utility>
 #include <vector>
 
@@ -61,19 +62,32 @@ public:
         starts.push_back(pending);
         return TapeValue(value, static_cast<int>(starts.size()) - 1);
     }
+    /** A block with its own backward pass, so that the tape holds its activations, not its weights: `count` new
+     *  nodes (returned: the first) with the given values; when the reverse sweep reaches them (every later node's
+     *  contribution to their adjoints made), backward(adjoint, first) adds their adjoints' contributions to its
+     *  inputs' (nodes before them). */
+    using BlockBackward = std::function<void(std::vector<double>& adjoint, int first)>;
+    int block(int count, BlockBackward backward) {
+        const int first = static_cast<int>(starts.size());
+        for (int i = 0; i < count; i++)
+            starts.push_back(static_cast<int>(parents.size()));
+        blocks.push_back({first, std::move(backward)});
+        return first;
+    }
     /** d output / d node for every node (zero for nodes output does not depend on). */
     std::vector<double> gradient(const TapeValue& output) const {
         std::vector<double> adjoint(starts.size(), 0.0);
         if (output.node < 0)
             return adjoint;
         adjoint[output.node] = 1.0;
+        int nextBlock = static_cast<int>(blocks.size()) - 1;
         for (int n = static_cast<int>(starts.size()) - 1; n >= 0; n--) {
             const double a = adjoint[n];
-            if (a == 0.0)
-                continue;
             const int stop = n + 1 < static_cast<int>(starts.size()) ? starts[n + 1] : static_cast<int>(parents.size());
-            for (int k = starts[n]; k < stop; k++)
+            for (int k = starts[n]; k < stop && a != 0.0; k++)
                 adjoint[parents[k].first] += a * parents[k].second;
+            for (; nextBlock >= 0 && blocks[nextBlock].first == n; nextBlock--)
+                blocks[nextBlock].backward(adjoint, n);
         }
         return adjoint;
     }
@@ -85,6 +99,11 @@ public:
 private:
     std::vector<int> starts; // node n's parents: parents[starts[n] .. starts[n + 1])
     std::vector<std::pair<int, double>> parents;
+    struct Block {
+        int first;
+        BlockBackward backward;
+    };
+    std::vector<Block> blocks; // in order of their first node
     int pending = 0;
     ENNTape* previous = nullptr;
 };

@@ -1,0 +1,91 @@
+#ifndef OPENMM_ENN_POLAR_HEAD_H_
+#define OPENMM_ENN_POLAR_HEAD_H_
+
+// MACE's PolarMACE head in double precision, as the Reference and CPU platforms evaluate it (each with its own
+// backbone): the spin-resolved multipoles from every layer's features, the Fukui constraints, the field-update steps,
+// the local electron energy and the Coulomb energy of the multipoles, with open boundaries (graph-longrange's
+// real-space sums) or in a periodic cell (its reciprocal sums), and any MM charges as its external sources. Each MACE
+// block has its function here, named after it; the gradient comes from a tape (ENNTape.h).
+
+#include "openmmenn/ENNForce.h"
+#include "openmmenn/ENNModel.h"
+#include "ENNParticles.h"
+#include "openmm/Vec3.h"
+#include <functional>
+#include <map>
+#include <memory>
+#include <vector>
+
+namespace OpenMMENN {
+
+/** An environment's charges as the polar head sees them (model units): point charges become Gaussians of the
+ *  multipoles' width that polarize the ML region in every update step (openmm-ml's PolarMACE embedding). */
+struct PolarEnvironment {
+    std::vector<OpenMM::Vec3> positions;
+    std::vector<double> charges;
+};
+
+/** A head that reads every layer's output features (PolarMACE's): returns its energy (model units) and, when asked,
+ *  dE/d(each layer's output features), [layer][atom * dim + feature] in e3nn's layout, the caller's atom order. */
+using LayerFeatureHead = std::function<double(const std::vector<const std::vector<double>*>& layerOutputs,
+                                              std::vector<std::vector<double>>* gradients)>;
+
+class ENNPolarHead {
+public:
+    explicit ENNPolarHead(std::shared_ptr<const ENNModel> model);
+
+    /**
+     * The head's energy (model units): the electron energy (where the model adds it) and the Coulomb energy of its
+     * multipoles. The network's own energy (readouts, E0) is not included.
+     * @param species        element index of each atom
+     * @param positions      atom positions (model length unit)
+     * @param box            the periodic cell's vectors (model length unit), or null: open boundaries
+     * @param environment    the MM charges, or null
+     * @param layerOutputs   each layer's output features, [atom][feature]
+     * @param totalCharge    the total charge (e)
+     * @param multiplicity   the spin multiplicity 2S + 1
+     * @param layerGradients if not null, receives dE/d(layerOutputs[t]) for every layer
+     * @param positionGradient if not null, receives the direct dE/dx of each atom (through the electrostatics)
+     * @param environmentGradient if not null (with an environment), receives dE/dx of each MM charge
+     * @param multipoles     if not null, receives each atom's multipoles (alpha + beta): charge, then any dipole (y, z, x)
+     */
+    double compute(const std::vector<int>& species, const std::vector<OpenMM::Vec3>& positions,
+                   const std::vector<const std::vector<double>*>& layerOutputs, const OpenMM::Vec3* box,
+                   const PolarEnvironment* environment, double totalCharge, int multiplicity,
+                   std::vector<std::vector<double>>* layerGradients, std::vector<OpenMM::Vec3>* positionGradient,
+                   std::vector<OpenMM::Vec3>* environmentGradient, std::vector<double>* multipoles) const;
+    const ENNModel& getModel() const { return *model; }
+
+private:
+    std::shared_ptr<const ENNModel> model;
+};
+
+/** A kernel's polar head with the MM charges it is coupled to (ENNForce::getMMParticleParameters), in OpenMM's units
+ *  outside and the model's inside; what one evaluation produced is kept until the next. */
+class ENNPolarEvaluation {
+public:
+    explicit ENNPolarEvaluation(const ENNForce& force);
+    /** updateParametersInContext: the new MM charges; throws if the MM particles changed. */
+    void update(const ENNForce& force);
+    /** The head at the Context's positions and box (nm; box null: open boundaries) for the ML particles `ml`, to pass
+     *  to a network's compute. Throws OpenMMException naming an MM particle with a non-finite position. */
+    LayerFeatureHead at(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box, const ENNParticles& ml);
+    /** After an evaluation with gradients: the head's direct dE/dx of each ML atom (model units), to add to the network's. */
+    const std::vector<OpenMM::Vec3>& mlGradient() const { return gradient; }
+    /** After an evaluation with gradients: the forces on the MM charges (kJ/mol/nm) into `forces` (one per System particle). */
+    void addEnvironmentForces(std::vector<OpenMM::Vec3>& forces) const;
+    /** Each ML atom's charge (e) among the last evaluation's multipoles. */
+    std::vector<double> charges() const;
+    bool coupled() const { return !mmParticles.empty(); }
+
+private:
+    ENNPolarHead head;
+    std::vector<int> mmParticles;
+    std::vector<double> mmCharges;
+    std::vector<OpenMM::Vec3> gradient, environmentGradient;
+    std::vector<double> multipoles;
+};
+
+} // namespace OpenMMENN
+
+#endif
