@@ -364,78 +364,163 @@ struct ReciprocalDensity {
     double volume = 0.0;
 };
 
+/** cos and sin of k . x. */
+inline void phase(const Vec3& k, const Vec3& x, double& c, double& s) {
+    const double angle = k.dot(x);
+    c = std::cos(angle);
+    s = std::sin(angle);
+}
+
+/** rho(k) of multipoles q at x over the k vectors, one tape block whose backward pass recomputes the phases: memory
+ *  O(k vectors + atoms), not O(k vectors x atoms) (the MM charges of a large box). re = sum q . (Xr c + Xi s), im = sum
+ *  q . (Xi c - Xr s), times (2 pi)^3 / V. */
 ReciprocalDensity reciprocalDensity(const PolarSpec& P, const vector<Vec>& q, const vector<Vec3>& x, const vector<Vec>& xv, const Vec3* box) {
     ReciprocalDensity rho;
     rho.k = reciprocalVectors(box, P.kspaceCutoff, rho.volume);
-    const int N = static_cast<int>(x.size()), D = P.multipoleDim();
+    const int N = static_cast<int>(x.size()), D = P.multipoleDim(), K = static_cast<int>(rho.k.size());
     const double scale = std::pow(2 * M_PI, 3) / rho.volume;
-    vector<vector<double>> xr, xi;
-    for (const Vec3& k : rho.k) {
-        basisCoefficients(P.densityBasis, k, xr, xi);
-        for (int part = 0; part < 2; part++) { // real, imaginary
-            double value = 0.0;
-            tape().begin();
+    auto xr = std::make_shared<vector<double>>(size_t(K) * D), xi = std::make_shared<vector<double>>(size_t(K) * D);
+    vector<vector<double>> br, bi;
+    for (int n = 0; n < K; n++) {
+        basisCoefficients(P.densityBasis, rho.k[n], br, bi);
+        for (int lm = 0; lm < D; lm++) {
+            (*xr)[size_t(n) * D + lm] = scale * br[0][lm];
+            (*xi)[size_t(n) * D + lm] = scale * bi[0][lm];
+        }
+    }
+    vector<double> values(2 * K, 0.0), qv(size_t(N) * D);
+    vector<int> qNodes(size_t(N) * D), xNodes(size_t(N) * 3);
+    bool variable = false;
+    for (int i = 0; i < N; i++) {
+        for (int lm = 0; lm < D; lm++) {
+            qv[size_t(i) * D + lm] = q[i][lm].value;
+            qNodes[size_t(i) * D + lm] = q[i][lm].node;
+            variable = variable || q[i][lm].node >= 0;
+        }
+        for (int a = 0; a < 3; a++) {
+            xNodes[size_t(i) * 3 + a] = xv[i][a].node;
+            variable = variable || xv[i][a].node >= 0;
+        }
+    }
+    for (int n = 0; n < K; n++)
+        for (int i = 0; i < N; i++) {
+            double c, s;
+            phase(rho.k[n], x[i], c, s);
+            for (int lm = 0; lm < D; lm++) {
+                const double a = (*xr)[size_t(n) * D + lm], b = (*xi)[size_t(n) * D + lm], qi = qv[size_t(i) * D + lm];
+                values[2 * n] += qi * (a * c + b * s);
+                values[2 * n + 1] += qi * (b * c - a * s);
+            }
+        }
+    int first = -1;
+    if (variable)
+        first = tape().block(2 * K, [k = rho.k, x, xr, xi, qv, qNodes, xNodes, N, D, K](vector<double>& adjoint, int first) {
             for (int i = 0; i < N; i++) {
-                const double phase = k.dot(x[i]), c = std::cos(phase), s = std::sin(phase);
-                double dPhase = 0.0;
-                for (int lm = 0; lm < D; lm++) {
-                    // re: Xr c + Xi s; im: Xi c - Xr s
-                    const double coefficient = scale * (part == 0 ? xr[0][lm] * c + xi[0][lm] * s : xi[0][lm] * c - xr[0][lm] * s);
-                    const double derivative = scale * (part == 0 ? -xr[0][lm] * s + xi[0][lm] * c : -xi[0][lm] * s - xr[0][lm] * c);
-                    value += coefficient * q[i][lm].value;
-                    tape().parent(q[i][lm], coefficient);
-                    dPhase += derivative * q[i][lm].value;
+                Vec3 dx;
+                for (int n = 0; n < K; n++) {
+                    const double gr = adjoint[first + 2 * n], gi = adjoint[first + 2 * n + 1];
+                    if (gr == 0.0 && gi == 0.0)
+                        continue;
+                    double c, s;
+                    phase(k[n], x[i], c, s);
+                    double dPhase = 0.0;
+                    for (int lm = 0; lm < D; lm++) {
+                        const double a = (*xr)[size_t(n) * D + lm], b = (*xi)[size_t(n) * D + lm];
+                        const int node = qNodes[size_t(i) * D + lm];
+                        if (node >= 0)
+                            adjoint[node] += gr * (a * c + b * s) + gi * (b * c - a * s);
+                        dPhase += qv[size_t(i) * D + lm] * (gr * (b * c - a * s) - gi * (a * c + b * s));
+                    }
+                    dx += k[n] * dPhase;
                 }
                 for (int a = 0; a < 3; a++)
-                    tape().parent(xv[i][a], dPhase * k[a]);
+                    if (xNodes[size_t(i) * 3 + a] >= 0)
+                        adjoint[xNodes[size_t(i) * 3 + a]] += dx[a];
             }
-            (part == 0 ? rho.re : rho.im).push_back(tape().end(value));
-        }
+        });
+    for (int n = 0; n < K; n++) {
+        rho.re.push_back(first < 0 ? V(values[2 * n]) : V(values[2 * n], first + 2 * n));
+        rho.im.push_back(first < 0 ? V(values[2 * n + 1]) : V(values[2 * n + 1], first + 2 * n + 1));
     }
     return rho;
 }
 
-/** Periodic GTOElectrostaticFeatures: the potential of one channel's density projected on each atom's probes, less the
- *  Gaussians' own field unless the model includes it. */
+/** Periodic GTOElectrostaticFeatures: the potential of one channel's density (plus half the MM charges') projected on
+ *  each atom's probes, less the Gaussians' own field unless the model includes it; the projection is one tape block
+ *  (its backward pass recomputes the phases). */
 vector<Vec> reciprocalFeatures(const PolarSpec& P, const vector<Vec>& q, const vector<Vec3>& x, const vector<Vec>& xv, const Vec3* box,
                                const ReciprocalDensity* sources) {
     ReciprocalDensity rho = reciprocalDensity(P, q, x, xv, box);
-    for (size_t n = 0; sources && n < rho.k.size(); n++) { // the channel's density plus half the MM charges'
+    for (size_t n = 0; sources && n < rho.k.size(); n++) {
         rho.re[n] += sources->re[n] * SourceShareOfEachChannel;
         rho.im[n] += sources->im[n] * SourceShareOfEachChannel;
     }
     const int N = static_cast<int>(x.size()), numWidths = static_cast<int>(P.fieldWidths.size()), perWidth = (P.fieldLmax + 1) * (P.fieldLmax + 1);
-    const size_t K = rho.k.size();
-    vector<vector<vector<double>>> xr(K), xi(K);
-    for (size_t n = 0; n < K; n++)
-        basisCoefficients(P.featureBasis, rho.k[n], xr[n], xi[n]);
-    vector<Vec> features(N, Vec(P.fieldDim(), V(0.0)));
+    const int K = static_cast<int>(rho.k.size()), F = P.fieldDim();
+    // per k: the kernel 4 pi k_e / k^2 times 2 / (2 pi)^3, and each feature's basis coefficients (fr, fi)
+    auto fr = std::make_shared<vector<double>>(size_t(K) * F), fi = std::make_shared<vector<double>>(size_t(K) * F);
+    vector<vector<double>> br, bi;
     const double norm = 2 / std::pow(2 * M_PI, 3);
-    for (int i = 0; i < N; i++)
+    for (int n = 0; n < K; n++) {
+        basisCoefficients(P.featureBasis, rho.k[n], br, bi);
+        const double kernel = 4 * M_PI * P.fieldConstant / rho.k[n].dot(rho.k[n]) * norm;
         for (int w = 0; w < numWidths; w++)
             for (int lm = 0; lm < perWidth; lm++) {
-                double value = 0.0;
-                Vec3 dx;
-                tape().begin();
-                for (size_t n = 0; n < K; n++) {
-                    const Vec3& k = rho.k[n];
-                    const double phase = k.dot(x[i]), c = std::cos(phase), s = std::sin(phase);
-                    const double kernel = 4 * M_PI * P.fieldConstant / k.dot(k) * norm;
-                    const double fr = xr[n][w][lm], fi = xi[n][w][lm];
-                    // A = phi_r fr + phi_i fi, B = phi_r fi - phi_i fr; feature += A c + B s
-                    const double dRe = kernel * (fr * c + fi * s), dIm = kernel * (fi * c - fr * s);
-                    value += dRe * rho.re[n].value + dIm * rho.im[n].value;
-                    tape().parent(rho.re[n], dRe);
-                    tape().parent(rho.im[n], dIm);
-                    const double dPhase = kernel * (rho.re[n].value * (-fr * s + fi * c) + rho.im[n].value * (-fi * s - fr * c));
-                    dx += k * dPhase;
-                }
-                for (int a = 0; a < 3; a++)
-                    tape().parent(xv[i][a], dx[a]);
-                const int l = lm == 0 ? 0 : 1;
-                const int feature = l == 0 ? w : numWidths + 3 * w + (lm - 1);
-                features[i][feature] = tape().end(value);
+                const int feature = lm == 0 ? w : numWidths + 3 * w + (lm - 1);
+                (*fr)[size_t(n) * F + feature] = kernel * br[w][lm];
+                (*fi)[size_t(n) * F + feature] = kernel * bi[w][lm];
             }
+    }
+    // feature = sum_k (A c + B s), A = re fr + im fi, B = re fi - im fr
+    vector<double> re(K), im(K), values(size_t(N) * F, 0.0);
+    vector<int> rhoNodes(2 * K), xNodes(size_t(N) * 3);
+    for (int n = 0; n < K; n++) {
+        re[n] = rho.re[n].value;
+        im[n] = rho.im[n].value;
+        rhoNodes[2 * n] = rho.re[n].node;
+        rhoNodes[2 * n + 1] = rho.im[n].node;
+    }
+    for (int i = 0; i < N; i++)
+        for (int a = 0; a < 3; a++)
+            xNodes[size_t(i) * 3 + a] = xv[i][a].node;
+    for (int i = 0; i < N; i++)
+        for (int n = 0; n < K; n++) {
+            double c, s;
+            phase(rho.k[n], x[i], c, s);
+            for (int f = 0; f < F; f++) {
+                const double a = (*fr)[size_t(n) * F + f], b = (*fi)[size_t(n) * F + f];
+                values[size_t(i) * F + f] += re[n] * (a * c + b * s) + im[n] * (b * c - a * s);
+            }
+        }
+    const int first = tape().block(N * F, [k = rho.k, x, fr, fi, re, im, rhoNodes, xNodes, N, F, K](vector<double>& adjoint, int first) {
+        for (int i = 0; i < N; i++) {
+            Vec3 dx;
+            for (int n = 0; n < K; n++) {
+                double c, s;
+                phase(k[n], x[i], c, s);
+                double gRe = 0.0, gIm = 0.0, dPhase = 0.0;
+                for (int f = 0; f < F; f++) {
+                    const double g = adjoint[first + i * F + f];
+                    const double a = (*fr)[size_t(n) * F + f], b = (*fi)[size_t(n) * F + f];
+                    gRe += g * (a * c + b * s);
+                    gIm += g * (b * c - a * s);
+                    dPhase += g * (re[n] * (-a * s + b * c) + im[n] * (-b * s - a * c));
+                }
+                if (rhoNodes[2 * n] >= 0)
+                    adjoint[rhoNodes[2 * n]] += gRe;
+                if (rhoNodes[2 * n + 1] >= 0)
+                    adjoint[rhoNodes[2 * n + 1]] += gIm;
+                dx += k[n] * dPhase;
+            }
+            for (int a = 0; a < 3; a++)
+                if (xNodes[size_t(i) * 3 + a] >= 0)
+                    adjoint[xNodes[size_t(i) * 3 + a]] += dx[a];
+        }
+    });
+    vector<Vec> features(N, Vec(F));
+    for (int i = 0; i < N; i++)
+        for (int f = 0; f < F; f++)
+            features[i][f] = V(values[size_t(i) * F + f], first + i * F + f);
     for (int i = 0; i < N; i++)
         for (const auto& term : P.featureSelfTerms)
             if (!P.includeFeatureSelfInteraction)
