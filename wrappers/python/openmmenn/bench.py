@@ -39,6 +39,10 @@ openmm.app builds them: alanine dipeptide (22 atoms, amber99sb, the whole peptid
                   NonbondedForce for the whole box, measured in the same run
 * les-mlmm-1800   mlmm-1800 with the MACELES model of les-water-3000: its latent charges in the electrostatic
                   embedding (needs mace-torch)
+* polar-peptide   alanine dipeptide (open boundaries) with a random mace-torch PolarMACE of MACE-POLAR-1-M's layout
+                  (64 channels instead of 512; needs mace-torch and graph-longrange 0.4.0), against mace-torch
+* polar-mlmm-1800, polar-mlmm-20000  mlmm-1800/20000 with that model: the MM charges inside its update steps
+                  (the electrostatic embedding, PME: the model's reciprocal sums) or the mechanical embedding
 
 A row whose first evaluation takes longer than --max-seconds is reported as skipped.
 """
@@ -77,8 +81,20 @@ OMOL_ARCHITECTURE = dict(first="RealAgnosticResidualNonLinearInteractionBlock", 
 LES_OFF_ARCHITECTURE = dict(first="RealAgnosticInteractionBlock", rest="RealAgnosticResidualInteractionBlock", hidden="192x0e+192x1o",
                             r_max=4.5, num_bessel=8, radial_mlp=(64, 64, 64), mlp_irreps="16x0e", correlation=3, interactions=2,
                             model_class="MACELES", les_arguments={"use_atomwise": False}, elements=(1, 6, 7, 8, 9, 11, 15, 16, 17, 35, 53))
+# MACE-POLAR-1-M's layout (mace's tests/extensions/polar: 3 non-linear layers, l <= 2, correlation 3, r_max 6 A, multipoles
+# and field features l <= 1, probes 1.5 and 3 A, 2 update steps, electron energy) with 64 channels instead of 512.
+POLAR_M_ARCHITECTURE = dict(first="RealAgnosticResidualNonLinearInteractionBlock", rest="RealAgnosticResidualNonLinearInteractionBlock",
+                            hidden="64x0e+64x1o+64x2e", edge_irreps="16x0e+16x1o+16x2e", max_ell=3, correlation=3, interactions=3,
+                            r_max=6.0, num_polynomial_cutoff=6, radial_mlp=(64, 64, 64), mlp_irreps="16x0e", model_class="PolarMACE",
+                            kspace_cutoff_factor=1.0, atomic_multipoles_max_l=1, atomic_multipoles_smearing_width=1.5,
+                            field_feature_max_l=1, field_feature_widths=[1.5, 3.0], field_feature_norms=[20.0, 20.0, 0.5, 0.5],
+                            num_recursion_steps=2, include_electrostatic_self_interaction=True, add_local_electron_energy=True,
+                            field_norm_factor=1.0, elements=(1, 6, 7, 8))
 FOUNDATION_MODELS = {"crystal-1000": ("omat-medium", OMAT_MEDIUM), "omol-peptide": ("omol-64", OMOL_ARCHITECTURE),
-                     "omol-water-300": ("omol-64", OMOL_ARCHITECTURE), "les-water-3000": ("les-off-small", LES_OFF_ARCHITECTURE)}
+                     "omol-water-300": ("omol-64", OMOL_ARCHITECTURE), "les-water-3000": ("les-off-small", LES_OFF_ARCHITECTURE),
+                     "polar-peptide": ("polar-m-64", POLAR_M_ARCHITECTURE)}
+# The step systems of a foundation model's architecture: (name prefix, model label, architecture)
+STEP_MODELS = (("les-", "les-off-small", LES_OFF_ARCHITECTURE), ("polar-", "polar-m-64", POLAR_M_ARCHITECTURE))
 ACETAMIDE_Z = [8, 6, 7, 6, 1, 1, 1, 1, 1]
 ACETAMIDE = np.array([[-1.736, 0.107, -0.430], [-0.641, -0.142, -0.041], [-0.231, -1.210, 0.580], [0.542, 1.009, -0.411],
                       [0.693, -1.471, 0.777], [0.011, 1.903, -0.726], [1.122, 1.234, 0.584], [1.252, 0.492, -1.025],
@@ -134,6 +150,13 @@ def foundation_model(path, architecture):
             les_standin.install()
             from mace.modules.extensions import MACELES
             options["model_class"] = MACELES
+        if options.get("model_class") == "PolarMACE":
+            try:
+                import graph_longrange  # noqa: F401
+            except ImportError:
+                return None
+            from mace.modules.extensions import PolarMACE
+            options["model_class"] = PolarMACE
         model = mace.random_mace_model([-1.0 - 0.1 * z for z in elements], elements=elements, seed=1, **options)
     finally:
         torch.set_default_dtype(previous)
@@ -150,8 +173,12 @@ def time_mace_torch(model, z, pos, edge, repeats, budget):
     torch.set_num_threads(os.cpu_count())
     model = model.float()
     elements = [int(e) for e in model.atomic_numbers]
-    data = mace.mace_graph(z, pos, None if edge is None else np.eye(3) * edge, float(model.r_max), elements, dtype=torch.float32)
-    data["total_charge"], data["total_spin"] = torch.tensor([0.0]), torch.tensor([1.0])  # (read by a model with a joint embedding)
+    cell = None if edge is None else np.eye(3) * edge
+    if type(model).__name__ == "PolarMACE":
+        data = mace.polar_graph(z, pos, cell, float(model.r_max), elements, dtype=torch.float32)
+    else:
+        data = mace.mace_graph(z, pos, cell, float(model.r_max), elements, dtype=torch.float32)
+        data["total_charge"], data["total_spin"] = torch.tensor([0.0]), torch.tensor([1.0])  # (read by a model with a joint embedding)
     return best_time(lambda: model(dict(data), compute_force=True, training=False), repeats, budget)
 
 
@@ -238,7 +265,7 @@ def time_torch(model_path, z, pos, edge, repeats, budget):
 DEFAULT_SYSTEMS = ["molecule", "water-12", "water-300", "water-3000", "water-30000", "water-charged-3000", "water-charged-30000",
                    "ligand-pme", "crystal-1000", "omol-peptide", "omol-water-300", "les-water-3000", "peptide-vacuum", "peptide-obc2",
                    "mlmm-1800", "mlmm-20000", "les-mlmm-1800"]
-STEP_SYSTEMS = ("peptide-vacuum", "peptide-obc2", "mlmm-", "les-mlmm-")
+STEP_SYSTEMS = ("peptide-vacuum", "peptide-obc2", "mlmm-", "les-mlmm-", "polar-mlmm-")
 TIMESTEP_PS = 0.001
 ENN_GROUP, NONBONDED_GROUP = 2, 1
 
@@ -411,7 +438,7 @@ def main(argv=None):
                     continue
                 if name == "crystal-1000":
                     z, pos, edge = nacl_crystal(5, rng)
-                elif name == "omol-peptide":
+                elif name in ("omol-peptide", "polar-peptide"):
                     z, pos, edge = alanine_dipeptide() + (None,)
                 elif name == "les-water-3000":
                     z, pos, edge = water_box(1000, rng)
@@ -450,17 +477,18 @@ def main(argv=None):
                 best, first = time_torch(path, z, pos, edge, args.repeats, args.max_seconds)
                 rows.append((system_name, size, len(z), "PyTorch (CPU)", best, first, reference))
                 print(f"  {system_name} {size} PyTorch: {'%.1f ms' % (best * 1e3) if best else 'skipped'}", file=sys.stderr)
-        model_paths = {}  # the step systems of MACE-LES-OFF's architecture
+        model_paths = {}  # the step systems of a foundation model's architecture
         for name in step_names:
-            if name.startswith("les-"):
-                path = os.path.join(tmp, "les-off-small.enn")
-                if "les-off-small" not in mace_models:
-                    mace_models["les-off-small"] = foundation_model(path, LES_OFF_ARCHITECTURE)
-                if mace_models["les-off-small"] is not None:
-                    model_paths[name] = path
-        skipped = [n for n in step_names if n.startswith("les-") and n not in model_paths]
+            for prefix, label, architecture in STEP_MODELS:
+                if name.startswith(prefix):
+                    path = os.path.join(tmp, label + ".enn")
+                    if label not in mace_models:
+                        mace_models[label] = foundation_model(path, architecture)
+                    if mace_models[label] is not None:
+                        model_paths[name] = path
+        skipped = [n for n in step_names if n.startswith(tuple(p for p, _, _ in STEP_MODELS)) and n not in model_paths]
         for name in skipped:
-            print(f"  {name}: skipped (needs mace-torch)", file=sys.stderr)
+            print(f"  {name}: skipped (needs mace-torch, and graph-longrange for PolarMACE)", file=sys.stderr)
         steps, costs = run_step_systems([n for n in step_names if n not in skipped], platforms(args.platforms), args, model_paths)
     print(f"\nopenmm-enn benchmark ({os.cpu_count()} cores; energy and forces per evaluation; best of {args.repeats})\n")
     print("| system | model | atoms | platform | ms/eval | atom-steps/s | speed vs Reference |")

@@ -803,7 +803,8 @@ def random_mace_model(atomic_energies, first="RealAgnosticInteractionBlock", res
     """A mace-torch model with random weights (MACE's initialisation perturbed by 0.1 N(0, 1), so that every weight
     matters), in torch's current default dtype, for tests and benchmarks against mace-torch itself: any of its
     constructor options (pair_repulsion, distance_transform, heads, ...) pass through; model_class: a ScaleShiftMACE
-    subclass to build instead (MACELES, with its les_arguments among the options). Needs torch and mace."""
+    subclass to build instead (MACELES, with its les_arguments among the options; PolarMACE, whose random multipoles are
+    then made of a realistic size, below). Needs torch and mace."""
     import torch
     from e3nn import o3 as e3nn_o3
     from mace import modules
@@ -823,6 +824,17 @@ def random_mace_model(atomic_energies, first="RealAgnosticInteractionBlock", res
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.1 * torch.randn_like(p))
+        if type(model).__name__ == "PolarMACE":
+            # Random weights give charges of tens of e (beyond ENNForce's sanity bounds) and Fukui weights whose sum,
+            # which divides, may be near zero: the multipole sources scaled to |q| ~ 0.01-1 e, the weights biased positive.
+            for source in model.lr_source_maps:
+                source.linear.weight.mul_(0.01)
+            model.fukui_source_map.linear_2.weight.mul_(0.1)
+            model.fukui_source_map.linear_2.bias.add_(1.0)
+            for update in model.field_dependent_charges_maps:
+                update.readout.linear_2.weight.mul_(0.01)
+                update.readout.linear_2.bias.mul_(0.01)
+                update.readout.linear_2.bias[-2:].add_(1.0)  # its last two outputs are the step's Fukui weights
     return model
 
 
@@ -859,6 +871,20 @@ def mace_graph(numbers, positions, cell, r_max, elements, head=0, dtype=None):
     return {"positions": pos, "node_attrs": onehot, "edge_index": torch.stack([sender, receiver]), "shifts": unit_shifts @ cell,
             "unit_shifts": unit_shifts, "cell": cell, "batch": torch.zeros(n, dtype=torch.long), "ptr": torch.tensor([0, n]),
             "head": torch.tensor([head]), "pbc": torch.tensor([[cell is not None and bool(cell.any())] * 3])}
+
+
+def polar_graph(numbers, positions, cell, r_max, elements, total_charge=0, multiplicity=1, dtype=None):
+    """mace_graph with PolarMACE's inputs: the total charge and spin multiplicity, no external field, and a cell, rcell
+    (2 pi inv(cell)^T, as mace's AtomicData has it) and volume even with open boundaries (cell None: graph-longrange's
+    k-vector set-up fails on a zero cell; with pbc False it is unused). Needs torch."""
+    import torch
+    dtype = dtype or torch.get_default_dtype()
+    data = mace_graph(numbers, positions, cell, r_max, elements, dtype=dtype)
+    box = torch.tensor(np.asarray(cell), dtype=dtype) if cell is not None else torch.eye(3, dtype=dtype) * 30.0
+    data.update({"total_charge": torch.tensor([float(total_charge)], dtype=dtype), "total_spin": torch.tensor([float(multiplicity)], dtype=dtype),
+                 "fermi_level": torch.tensor([0.0], dtype=dtype), "external_field": torch.zeros(1, 3, dtype=dtype), "cell": box,
+                 "rcell": 2 * np.pi * torch.linalg.inv(box.T), "volume": torch.linalg.det(box).reshape(1)})
+    return data
 
 
 def _offsets(shapes):
