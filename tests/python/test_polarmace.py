@@ -332,6 +332,20 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
                 e_cpu, f_cpu = evaluate(make("CPU"))
                 self.assertLess(abs(e_cpu - e_ref), 1e-5 * abs(e_ref), label)
                 self.assertLess(np.abs(f_cpu - f_ref).max(), 1e-3 * np.abs(f_ref).max(), label)
+        # The ML-MM coupling alone (the energy minus that with uncharged MM atoms): in a cell the CPU sums the MM charges'
+        # structure factor on a mesh (CpuENNPolarMesh), measured at 3.2e-5 of it (float noise, 1e-8, with open
+        # boundaries); bound 1e-4.
+        for atoms, mm_positions, mm_charges in self.embedded_systems():
+            coupling = {}
+            for platform in ("Reference", "CPU"):
+                context, force = self.embedded_context(path, atoms, mm_positions, mm_charges, 1, 2, platform=platform)
+                charged = evaluate(context)[0]
+                for i in range(force.getNumMMParticles()):
+                    force.setMMParticleParameters(i, force.getMMParticleParameters(i)[0], 0.0)
+                force.updateParametersInContext(context)
+                coupling[platform] = charged - evaluate(context)[0]
+            self.assertLess(abs(coupling["CPU"] - coupling["Reference"]), 1e-4 * abs(coupling["Reference"]),
+                            f"{atoms.get_chemical_formula()}: coupling {coupling}")
 
     def test_create_mixed_system(self):
         """createMixedSystem(embedding="electrostatic") with a PolarMACE model: alanine dipeptide (the ML region, a whole
@@ -364,6 +378,55 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
         self.assertLess(np.abs(forces[mm] - f_mm).max(), 1e-8)
         mixed_nonbonded = next(f for f in mixed.getForces() if isinstance(f, openmm.NonbondedForce))
         self.assertTrue(all(mixed_nonbonded.getParticleParameters(i)[0].value_in_unit(unit.elementary_charge) == 0 for i in ml))
+
+    def test_openmm_ml_electrostatic_embedding_is_create_mixed_systems(self):
+        """openmm-ml's MLPotential('enn') with a PolarMACE file: its enn-electrostatic embedding is createMixedSystem's."""
+        openmmml = require("openmmml")
+        if openmmml is None:
+            self.skipTest("openmm-ml is not installed")
+        import test_mlmm
+        from openmm import app
+        path, _ = convert_for_test(build_polar(seed=9, hidden="8x0e+8x1o", edge_irreps="4x0e+4x1o", max_ell=2, interactions=2,
+                                               correlation=2), self.folder.name, "openmmml", False)
+        ff, topology, positions = test_mlmm.solvated()
+        system = ff.createSystem(topology, nonbondedMethod=app.PME, nonbondedCutoff=0.7 * unit.nanometer, constraints=None)
+        theirs = openmmml.MLPotential("enn", modelPath=path).createMixedSystem(topology, system, test_mlmm.PEPTIDE,
+                                                                              embedding="enn-electrostatic")
+        ours = openmmenn.createMixedSystem(topology, system, test_mlmm.PEPTIDE, model=path)
+        test_mlmm.assert_same(self, test_mlmm.evaluate(theirs, positions), test_mlmm.evaluate(ours, positions), "PolarMACE, PME")
+
+    def test_energy_is_conserved(self):
+        """NVE (Verlet, 0.25 fs, 1 ps, Reference) of acetamide, charged doublet, from 300 K, with apply_cutoff=False (the
+        envelope on the radial networks' outputs). The random model does not bind the molecule: it comes apart, pairs
+        cross r_max, and with PolarMACE's default apply_cutoff=True the non-linear block's energy jumps there (measured:
+        the total energy fell by 320 kJ/mol in 0.25 ps, the same at 0.25 and 0.1 fs: the model's discontinuity, not the
+        integration's). The drift is the slope of a line through the total energy (kJ/mol/ns per degree of freedom);
+        bound 0.5, 10x the largest of seeds 1-3 (-0.046, -0.008, 0.047; docs/polar.md)."""
+        path, _ = convert_for_test(build_polar(seed=10, apply_cutoff=False), self.folder.name, "nve", False)
+        atoms = molecules()[0]
+        drifts = []
+        for seed in (1, 2, 3):
+            system = openmm.System()
+            force = openmmenn.ENNForce(path)
+            force.setTotalCharge(1)
+            force.setSpinMultiplicity(2)
+            for z, mass in zip(atoms.numbers, atoms.get_masses()):
+                force.addParticle(system.addParticle(mass), int(z))
+            system.addForce(force)
+            integrator = openmm.VerletIntegrator(0.25 * unit.femtoseconds)
+            context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("Reference"))
+            context.setPositions(atoms.positions * 0.1)
+            context.setVelocitiesToTemperature(300 * unit.kelvin, seed)
+            times, energies = [], []
+            for block in range(40):
+                integrator.step(100)
+                state = context.getState(getEnergy=True)
+                times.append(state.getTime().value_in_unit(unit.nanoseconds))
+                energies.append((state.getPotentialEnergy() + state.getKineticEnergy()).value_in_unit(unit.kilojoule_per_mole))
+            drifts.append(np.polyfit(times, energies, 1)[0] / (3 * len(atoms)))  # kJ/mol/ns per degree of freedom
+        if os.environ.get("ENN_PRINT_DIFFERENCES"):
+            print(f"NVE drift, seeds 1-3: {', '.join(f'{d:.3g}' for d in drifts)} kJ/mol/ns/dof")
+        self.assertLess(max(abs(d) for d in drifts), 0.5)
 
     def test_file_fields_are_checked(self):
         """The loader names the field of a polar head it cannot evaluate (docs/model-format.md, version 6)."""

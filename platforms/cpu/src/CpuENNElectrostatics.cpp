@@ -13,11 +13,6 @@ using std::vector;
 typedef std::complex<double> Complex;
 
 namespace {
-// FFTW's planner is not thread-safe; Contexts may be created from several threads.
-std::mutex& plannerMutex() {
-    static std::mutex mutex;
-    return mutex;
-}
 // The real-space sums cut the ML atoms into at most this many pieces, each with its own force array over the sites.
 const int MaxBlocks = 16;
 // Sites per piece of the per-site passes (stencils, interpolation, the sum over pieces).
@@ -39,7 +34,7 @@ CpuENNElectrostatics::CpuENNElectrostatics(const OpenMM::System& system, const E
         moduli[d] = pmeSplineModuli(K[d]);
     grid.resize(size_t(K[0]) * K[1] * K[2]);
     influence.resize(grid.size());
-    std::lock_guard<std::mutex> lock(plannerMutex());
+    std::lock_guard<std::mutex> lock(fftwPlannerMutex());
     fftw_complex* data = reinterpret_cast<fftw_complex*>(grid.data());
     const int planeSize = K[1] * K[2];
     for (int s = 0; s < 2; s++) {
@@ -54,7 +49,7 @@ CpuENNElectrostatics::CpuENNElectrostatics(const OpenMM::System& system, const E
 }
 
 CpuENNElectrostatics::~CpuENNElectrostatics() {
-    std::lock_guard<std::mutex> lock(plannerMutex());
+    std::lock_guard<std::mutex> lock(fftwPlannerMutex());
     for (fftw_plan plan : {planePlans[0], planePlans[1], columnPlans[0], columnPlans[1]})
         if (plan != nullptr)
             fftw_destroy_plan(plan);

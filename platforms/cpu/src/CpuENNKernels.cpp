@@ -15,9 +15,10 @@ static OpenMM::ReferencePlatform::PlatformData& referenceData(OpenMM::ContextImp
 void CpuCalcENNForceKernel::initialize(const OpenMM::System& system, const ENNForce& force) {
     ml.read(force);
     network = std::make_unique<CpuENNNetwork>(force.getModelPtr(), ml.species);
-    if (force.hasPolarHead()) // (a polar head couples to the MM charges itself)
+    if (force.hasPolarHead()) { // (a polar head couples to the MM charges itself; in a cell through the mesh)
         polar = std::make_unique<ENNPolarEvaluation>(force);
-    else {
+        polar->setStructureFactor(std::make_unique<CpuENNPolarMesh>());
+    } else {
         electrostatics = std::make_unique<CpuENNElectrostatics>(system, force);
         if (!electrostatics->active())
             electrostatics.reset();

@@ -5,6 +5,7 @@
 #include "CpuENNElectrostatics.h"
 #include "CpuENNLatentEwald.h"
 #include "CpuENNNetwork.h"
+#include "CpuENNPolarMesh.h"
 #include "ENNParticles.h"
 #include <memory>
 

@@ -24,6 +24,12 @@
 
 namespace OpenMMENN {
 
+/** FFTW's planner is not thread-safe, and Contexts may be created from several threads: every plan is made under this. */
+inline std::mutex& fftwPlannerMutex() {
+    static std::mutex mutex;
+    return mutex;
+}
+
 namespace parallel {
 
 /** Waits until ready() is true: a short spin, then yielding the core between checks. */

@@ -310,7 +310,7 @@ vector<Vec> electrostaticFeatures(const PolarSpec& P, const vector<Vec>& multipo
 /** graph-longrange's k vectors (compute_k_vectors_flat) in a cell of rows box[0..2]: n . b over its half set of n (n_0 > 0;
  *  n_0 = 0, n_1 > 0; n_0 = n_1 = 0, n_2 > 0; each range as it builds it), |k| <= cutoff; k = 0 is left out (the Coulomb
  *  kernel is zero there). */
-vector<Vec3> reciprocalVectors(const Vec3* box, double cutoff, double& volume) {
+vector<Vec3> graphLongrangeKVectors(const Vec3* box, double cutoff, double& volume) {
     volume = box[0].dot(box[1].cross(box[2]));
     const Vec3 b[3] = {box[1].cross(box[2]) * (2 * M_PI / volume), box[2].cross(box[0]) * (2 * M_PI / volume),
                        box[0].cross(box[1]) * (2 * M_PI / volume)};
@@ -376,7 +376,7 @@ inline void phase(const Vec3& k, const Vec3& x, double& c, double& s) {
  *  q . (Xi c - Xr s), times (2 pi)^3 / V. */
 ReciprocalDensity reciprocalDensity(const PolarSpec& P, const vector<Vec>& q, const vector<Vec3>& x, const vector<Vec>& xv, const Vec3* box) {
     ReciprocalDensity rho;
-    rho.k = reciprocalVectors(box, P.kspaceCutoff, rho.volume);
+    rho.k = graphLongrangeKVectors(box, P.kspaceCutoff, rho.volume);
     const int N = static_cast<int>(x.size()), D = P.multipoleDim(), K = static_cast<int>(rho.k.size());
     const double scale = std::pow(2 * M_PI, 3) / rho.volume;
     auto xr = std::make_shared<vector<double>>(size_t(K) * D), xi = std::make_shared<vector<double>>(size_t(K) * D);
@@ -441,6 +441,45 @@ ReciprocalDensity reciprocalDensity(const PolarSpec& P, const vector<Vec>& q, co
     for (int n = 0; n < K; n++) {
         rho.re.push_back(first < 0 ? V(values[2 * n]) : V(values[2 * n], first + 2 * n));
         rho.im.push_back(first < 0 ? V(values[2 * n + 1]) : V(values[2 * n + 1], first + 2 * n + 1));
+    }
+    return rho;
+}
+
+/** The MM charges' density rho(k) = (2 pi)^3 / V X_00(k) S(k) from the platform's structure factor S (a tape block whose
+ *  backward pass is the structure factor's gradient): the same as reciprocalDensity of monopoles, up to the platform's
+ *  approximation. */
+ReciprocalDensity sourceDensityOf(const PolarSpec& P, const PolarEnvironment& environment, const vector<Vec>& xv, const Vec3* box) {
+    ReciprocalDensity rho;
+    rho.k = graphLongrangeKVectors(box, P.kspaceCutoff, rho.volume);
+    const int K = static_cast<int>(rho.k.size());
+    vector<double> sr, si, amplitude(K);
+    environment.structureFactor->compute(box, environment.positions, environment.charges, rho.k, sr, si);
+    vector<vector<double>> br, bi;
+    for (int n = 0; n < K; n++) {
+        basisCoefficients(P.densityBasis, rho.k[n], br, bi); // l = 0: real
+        amplitude[n] = std::pow(2 * M_PI, 3) / rho.volume * br[0][0];
+    }
+    vector<int> xNodes;
+    for (const Vec& x : xv)
+        for (int a = 0; a < 3; a++)
+            xNodes.push_back(x[a].node);
+    ENNStructureFactor* sum = environment.structureFactor;
+    const int first = tape().block(2 * K, [sum, amplitude, xNodes, K](vector<double>& adjoint, int first) {
+        vector<double> gRe(K), gIm(K);
+        for (int n = 0; n < K; n++) {
+            gRe[n] = adjoint[first + 2 * n] * amplitude[n];
+            gIm[n] = adjoint[first + 2 * n + 1] * amplitude[n];
+        }
+        vector<Vec3> gradient;
+        sum->gradient(gRe, gIm, gradient);
+        for (size_t m = 0; m < gradient.size(); m++)
+            for (int a = 0; a < 3; a++)
+                if (xNodes[3 * m + a] >= 0)
+                    adjoint[xNodes[3 * m + a]] += gradient[m][a];
+    });
+    for (int n = 0; n < K; n++) {
+        rho.re.push_back(V(amplitude[n] * sr[n], first + 2 * n));
+        rho.im.push_back(V(amplitude[n] * si[n], first + 2 * n + 1));
     }
     return rho;
 }
@@ -669,7 +708,9 @@ double ENNPolarHead::compute(const vector<int>& species, const vector<Vec3>& x, 
     std::unique_ptr<ReciprocalDensity> sourceDensity;
     if (M > 0) {
         sources = Sources{&environment->positions, &sourceXv, &environment->charges};
-        if (box) {
+        if (box && environment->structureFactor)
+            sourceDensity = std::make_unique<ReciprocalDensity>(sourceDensityOf(P, *environment, sourceXv, box));
+        else if (box) {
             vector<Vec> monopoles(M, Vec(D, V(0.0)));
             for (size_t m = 0; m < M; m++)
                 monopoles[m][0] = V(environment->charges[m]);
@@ -811,6 +852,7 @@ LayerFeatureHead ENNPolarEvaluation::at(const vector<Vec3>& positions, const Vec
         for (int k = 0; k < 3 && box; k++)
             cell[k] = box[k] * toModel;
         PolarEnvironment environment;
+        environment.structureFactor = structureFactor.get();
         for (size_t i = 0; i < mmParticles.size(); i++) {
             const Vec3& p = positions[mmParticles[i]];
             if (!std::isfinite(p[0]) || !std::isfinite(p[1]) || !std::isfinite(p[2]))

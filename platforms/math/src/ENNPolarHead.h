@@ -18,11 +18,24 @@
 
 namespace OpenMMENN {
 
+/** A platform's way to sum the MM charges' structure factor S(k) = sum_m q_m exp(-i k . x_m) over a cell's k vectors,
+ *  and the gradient of a function of it (a mesh); without one the polar head sums it exactly. Model units. */
+class ENNStructureFactor {
+public:
+    virtual ~ENNStructureFactor() = default;
+    /** S(k) at each k vector of `box` (k = n . 2 pi inv(box)^T for integer n): real and imaginary parts. */
+    virtual void compute(const OpenMM::Vec3* box, const std::vector<OpenMM::Vec3>& positions, const std::vector<double>& charges,
+                         const std::vector<OpenMM::Vec3>& k, std::vector<double>& re, std::vector<double>& im) = 0;
+    /** gradient[m] = d/dx_m of sum_k (gRe(k) Re S(k) + gIm(k) Im S(k)), after compute with the same arguments. */
+    virtual void gradient(const std::vector<double>& gRe, const std::vector<double>& gIm, std::vector<OpenMM::Vec3>& gradient) = 0;
+};
+
 /** An environment's charges as the polar head sees them (model units): point charges become Gaussians of the
  *  multipoles' width that polarize the ML region in every update step (openmm-ml's PolarMACE embedding). */
 struct PolarEnvironment {
     std::vector<OpenMM::Vec3> positions;
     std::vector<double> charges;
+    ENNStructureFactor* structureFactor = nullptr; // in a periodic cell, the platform's; null: the exact sums
 };
 
 /** A head that reads every layer's output features (PolarMACE's): returns its energy (model units) and, when asked,
@@ -77,6 +90,8 @@ public:
     /** Each ML atom's charge (e) among the last evaluation's multipoles. */
     std::vector<double> charges() const;
     bool coupled() const { return !mmParticles.empty(); }
+    /** The platform's structure factor of the MM charges in a periodic cell (the exact sums without one). */
+    void setStructureFactor(std::unique_ptr<ENNStructureFactor> sum) { structureFactor = std::move(sum); }
 
 private:
     ENNPolarHead head;
@@ -84,6 +99,7 @@ private:
     std::vector<double> mmCharges;
     std::vector<OpenMM::Vec3> gradient, environmentGradient;
     std::vector<double> multipoles;
+    std::unique_ptr<ENNStructureFactor> structureFactor;
 };
 
 } // namespace OpenMMENN

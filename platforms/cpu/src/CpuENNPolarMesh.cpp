@@ -1,0 +1,139 @@
+#include "CpuENNPolarMesh.h"
+#include "CpuENNParallel.h"
+#include "ENNEwald.h"
+#include "ENNPeriodicGeometry.h"
+#include "openmm/OpenMMException.h"
+#include <cmath>
+
+using namespace OpenMMENN;
+using OpenMM::Vec3;
+using std::vector;
+typedef std::complex<double> Complex;
+
+namespace {
+
+/** The smallest size >= n with no prime factor above 7 (FFTW's fast sizes). */
+int fftSize(int n) {
+    for (int size = std::max(n, 1);; size++) {
+        int rest = size;
+        for (int p : {2, 3, 5, 7})
+            while (rest % p == 0)
+                rest /= p;
+        if (rest == 1)
+            return size;
+    }
+}
+
+/** Bhat(n) = sum_{j=1}^{4} M_5(j) exp(2 pi i n j / K): with the stencil of pmeStencil (grid point base - j gets M_5(f + j)),
+ *  sum_g Q(g) exp(-2 pi i n g / K) = Bhat(n) exp(-2 pi i n u / K) for one charge at u, up to the interpolation error. */
+Complex splineSum(int n, int K) {
+    static const double M5[4] = {1.0 / 24, 11.0 / 24, 11.0 / 24, 1.0 / 24}; // M_5(1..4)
+    Complex sum = 0.0;
+    for (int j = 1; j <= 4; j++)
+        sum += M5[j - 1] * std::polar(1.0, 2 * M_PI * n * j / K);
+    return sum;
+}
+
+} // namespace
+
+CpuENNPolarMesh::~CpuENNPolarMesh() {
+    std::lock_guard<std::mutex> lock(fftwPlannerMutex());
+    if (plan != nullptr)
+        fftw_destroy_plan(plan);
+}
+
+void CpuENNPolarMesh::prepare(const Vec3* box, const vector<Vec3>& k) {
+    reciprocalVectors(box, recip); // recip[a] . box[b] = delta_ab: k = 2 pi sum_a n_a recip[a]
+    vector<int> n(3 * k.size());
+    int reach[3] = {0, 0, 0};
+    for (size_t i = 0; i < k.size(); i++)
+        for (int a = 0; a < 3; a++) {
+            n[3 * i + a] = static_cast<int>(std::lround(k[i].dot(box[a]) / (2 * M_PI)));
+            reach[a] = std::max(reach[a], std::abs(n[3 * i + a]));
+        }
+    int size[3];
+    for (int a = 0; a < 3; a++)
+        size[a] = fftSize(std::max(8 * reach[a], PMEOrder + 1));
+    if (size[0] != grid[0] || size[1] != grid[1] || size[2] != grid[2]) {
+        std::lock_guard<std::mutex> lock(fftwPlannerMutex());
+        if (plan != nullptr)
+            fftw_destroy_plan(plan);
+        std::copy(size, size + 3, grid);
+        data.assign(size_t(grid[0]) * grid[1] * grid[2], 0.0);
+        fftw_complex* raw = reinterpret_cast<fftw_complex*>(data.data());
+        plan = fftw_plan_dft_3d(grid[0], grid[1], grid[2], raw, raw, FFTW_FORWARD, FFTW_ESTIMATE | FFTW_UNALIGNED);
+        if (plan == nullptr)
+            throw OpenMM::OpenMMException("ENNForce: FFTW could not plan the PolarMACE mesh transform");
+    }
+    index.resize(k.size());
+    splineFactor.resize(k.size());
+    for (size_t i = 0; i < k.size(); i++) {
+        int g[3];
+        Complex factor = 1.0;
+        for (int a = 0; a < 3; a++) {
+            g[a] = ((n[3 * i + a] % grid[a]) + grid[a]) % grid[a];
+            factor /= splineSum(n[3 * i + a], grid[a]);
+        }
+        index[i] = (g[0] * grid[1] + g[1]) * grid[2] + g[2];
+        splineFactor[i] = factor;
+    }
+}
+
+void CpuENNPolarMesh::compute(const Vec3* box, const vector<Vec3>& x, const vector<double>& q, const vector<Vec3>& k, vector<double>& re,
+                              vector<double>& im) {
+    prepare(box, k);
+    positions = &x;
+    charges = &q;
+    std::fill(data.begin(), data.end(), Complex(0.0));
+    int stencil[3 * PMEOrder];
+    double weight[3 * PMEOrder], dweight[3 * PMEOrder];
+    for (size_t m = 0; m < x.size(); m++) { // Q(g) = sum_m q_m prod_a M_5(K_a u_a - g_a)
+        pmeStencil(x[m], recip, grid, stencil, weight, dweight);
+        for (int i = 0; i < PMEOrder; i++)
+            for (int j = 0; j < PMEOrder; j++) {
+                const double w = q[m] * weight[i] * weight[PMEOrder + j];
+                Complex* row = &data[(size_t(stencil[i]) * grid[1] + stencil[PMEOrder + j]) * grid[2]];
+                for (int l = 0; l < PMEOrder; l++)
+                    row[stencil[2 * PMEOrder + l]] += w * weight[2 * PMEOrder + l];
+            }
+    }
+    fftw_execute(plan);
+    re.resize(k.size());
+    im.resize(k.size());
+    for (size_t i = 0; i < k.size(); i++) { // S(n) = F(n) / prod_a Bhat_a(n_a)
+        const Complex s = data[index[i]] * splineFactor[i];
+        re[i] = s.real();
+        im[i] = s.imag();
+    }
+}
+
+void CpuENNPolarMesh::gradient(const vector<double>& gRe, const vector<double>& gIm, vector<Vec3>& gradient) {
+    // dE = Re sum_n (gRe - i gIm)(n) dS(n) = sum_g dQ(g) Phi(g), Phi = Re sum_n A(n) exp(-2 pi i n g / K),
+    // A(n) = (gRe - i gIm)(n) / prod_a Bhat_a(n_a): one more forward transform, then the stencils' gradients.
+    std::fill(data.begin(), data.end(), Complex(0.0));
+    for (size_t i = 0; i < index.size(); i++)
+        data[index[i]] += Complex(gRe[i], -gIm[i]) * splineFactor[i];
+    fftw_execute(plan);
+    const vector<Vec3>& x = *positions;
+    const vector<double>& q = *charges;
+    gradient.assign(x.size(), Vec3());
+    int stencil[3 * PMEOrder];
+    double weight[3 * PMEOrder], dweight[3 * PMEOrder];
+    for (size_t m = 0; m < x.size(); m++) {
+        pmeStencil(x[m], recip, grid, stencil, weight, dweight);
+        double d[3] = {0, 0, 0}; // dPhi-weighted sums along u_0, u_1, u_2
+        for (int i = 0; i < PMEOrder; i++)
+            for (int j = 0; j < PMEOrder; j++) {
+                const Complex* row = &data[(size_t(stencil[i]) * grid[1] + stencil[PMEOrder + j]) * grid[2]];
+                for (int l = 0; l < PMEOrder; l++) {
+                    const double phi = row[stencil[2 * PMEOrder + l]].real();
+                    const double w0 = weight[i], w1 = weight[PMEOrder + j], w2 = weight[2 * PMEOrder + l];
+                    d[0] += phi * dweight[i] * w1 * w2;
+                    d[1] += phi * w0 * dweight[PMEOrder + j] * w2;
+                    d[2] += phi * w0 * w1 * dweight[2 * PMEOrder + l];
+                }
+            }
+        for (int a = 0; a < 3; a++) // u_a = K_a x . recip[a]
+            gradient[m] += recip[a] * (q[m] * d[a] * grid[a]);
+    }
+}
