@@ -207,6 +207,9 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
             force.setElectrostaticsMethod(openmmenn.ENNForce.NoCutoff)
             force.addElectrostaticException(0, system.getNumParticles() - 1, 0.0)
 
+        with self.assertRaisesRegex(openmm.OpenMMException, "exploded box"):  # a 100 nm cell: 5e7 k vectors, not gigabytes
+            context, _ = polar_context(path, atoms, setup=periodic_setup(np.eye(3) * 1000.0))
+            context.getState(getEnergy=True)
         with self.assertRaisesRegex(openmm.OpenMMException, "need an electrostatics method"):
             polar_context(path, atoms, setup=without_method)
         with self.assertRaisesRegex(openmm.OpenMMException, "NoCutoff or PME only"):
@@ -427,6 +430,23 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
         if os.environ.get("ENN_PRINT_DIFFERENCES"):
             print(f"NVE drift, seeds 1-3: {', '.join(f'{d:.3g}' for d in drifts)} kJ/mol/ns/dof")
         self.assertLess(max(abs(d) for d in drifts), 0.5)
+
+    def test_serialized_force_gives_the_same_energy(self):
+        """XmlSerializer round trip of a PolarMACE ENNForce coupled to MM charges (the model travels in the XML)."""
+        path, _ = convert_for_test(build_polar(seed=6, hidden="8x0e+8x1o", edge_irreps="4x0e+4x1o", max_ell=2, interactions=2,
+                                               correlation=2), self.folder.name, "serialized", False)
+        atoms, mm_positions, mm_charges = self.embedded_systems()[0]
+        context, force = self.embedded_context(path, atoms, mm_positions, mm_charges, -1, 2)
+        system = openmm.System()
+        for _ in range(len(atoms) + len(mm_charges)):
+            system.addParticle(1.0)
+        system.addForce(openmm.XmlSerializer.deserialize(openmm.XmlSerializer.serialize(force)))
+        copy = openmmenn.findENNForce(system)
+        self.assertEqual((copy.getTotalCharge(), copy.getSpinMultiplicity(), copy.getNumMMParticles()), (-1, 2, len(mm_charges)))
+        other = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
+        other.setPositions(np.concatenate([atoms.positions, mm_positions]) * 0.1)
+        energies = [c.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole) for c in (context, other)]
+        self.assertEqual(energies[0], energies[1])
 
     def test_file_fields_are_checked(self):
         """The loader names the field of a polar head it cannot evaluate (docs/model-format.md, version 6)."""

@@ -2,6 +2,7 @@
 #include "CpuENNParallel.h"
 #include "ENNEwald.h"
 #include "ENNPeriodicGeometry.h"
+#include "ENNSanityBounds.h"
 #include "openmm/OpenMMException.h"
 #include <cmath>
 
@@ -54,6 +55,9 @@ void CpuENNPolarMesh::prepare(const Vec3* box, const vector<Vec3>& k) {
     int size[3];
     for (int a = 0; a < 3; a++)
         size[a] = fftSize(std::max(8 * reach[a], PMEOrder + 1));
+    if (!(double(size[0]) * size[1] * size[2] <= 8 * ENNSanityBounds::MaxReciprocalKVectors)) // (16 bytes a point)
+        throw OpenMM::OpenMMException("ENNForce: the periodic box needs a PolarMACE mesh of " + std::to_string(size[0]) + " x " +
+                                      std::to_string(size[1]) + " x " + std::to_string(size[2]) + " points (an exploded box?)");
     if (size[0] != grid[0] || size[1] != grid[1] || size[2] != grid[2]) {
         std::lock_guard<std::mutex> lock(fftwPlannerMutex());
         if (plan != nullptr)

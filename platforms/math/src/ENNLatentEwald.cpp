@@ -1,4 +1,5 @@
 #include "ENNLatentEwald.h"
+#include "ENNSanityBounds.h"
 #include "openmmenn/ENNForce.h"
 #include "openmmenn/ENNModel.h"
 #include "openmm/OpenMMException.h"
@@ -26,10 +27,10 @@ LatentEwaldKSet OpenMMENN::latentEwaldKSet(const ENNModel& model, const Vec3 box
     // About V (2 pi / dl)^3 / (12 pi^2) k vectors in the half set: bounded, so that an exploded box is an error, not
     // gigabytes (a 34 nm box at dl = 2 A; a 3,000-atom water box has 7,757).
     const double expected = volume * std::pow(2 * M_PI / dl, 3) / (12 * M_PI * M_PI);
-    if (!(expected <= MaxLatentEwaldKVectors))
+    if (!(expected <= ENNSanityBounds::MaxReciprocalKVectors))
         throw OpenMM::OpenMMException("ENNForce: the periodic box (volume " + std::to_string(volume) + " in the model's length unit cubed) "
                                       "needs about " + std::to_string(expected) + " k vectors in the model's truncated reciprocal sum, more than " +
-                                      std::to_string(MaxLatentEwaldKVectors) + "; choose setElectrostaticsMethod(PME) for such a box");
+                                      std::to_string(ENNSanityBounds::MaxReciprocalKVectors) + "; choose setElectrostaticsMethod(PME) for such a box");
     for (int a = 0; a < 3; a++) {
         const double cells = std::sqrt(box[a].dot(box[a])) / dl;
         if (!(cells < 1e4))

@@ -32,11 +32,8 @@ struct LatentEwaldKSet {
     double selfCoefficient = 0;   // k_C / (sigma sqrt(2 pi)) if the model's energy excludes the self energies, else 0
 };
 
-/** The most k vectors (half set) a truncated reciprocal sum may take. */
-const double MaxLatentEwaldKVectors = 1e7;
-
 /** The truncated k set of `model` (which must declare it) for the cell `box` (rows, the model's length unit); throws
- *  OpenMMException for a box that would need more than MaxLatentEwaldKVectors. */
+ *  OpenMMException for a box that would need more than ENNSanityBounds::MaxReciprocalKVectors. */
 LatentEwaldKSet latentEwaldKSet(const ENNModel& model, const OpenMM::Vec3 box[3]);
 
 /** Whether the box vectors (rows, in nm) are the same as those a k set was made for (then it is reused). */

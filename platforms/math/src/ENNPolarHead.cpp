@@ -1,6 +1,7 @@
 #include "ENNPolarHead.h"
 #include "ENNTape.h"
 #include "ENNModelMath.h"
+#include "ENNSanityBounds.h"
 #include "openmm/OpenMMException.h"
 #include <cmath>
 #include <memory>
@@ -314,6 +315,12 @@ vector<Vec3> graphLongrangeKVectors(const Vec3* box, double cutoff, double& volu
     volume = box[0].dot(box[1].cross(box[2]));
     const Vec3 b[3] = {box[1].cross(box[2]) * (2 * M_PI / volume), box[2].cross(box[0]) * (2 * M_PI / volume),
                        box[0].cross(box[1]) * (2 * M_PI / volume)};
+    // About V k_c^3 / (12 pi^2) vectors in the half set: bounded, so that an exploded box is an error, not gigabytes.
+    const double expected = std::abs(volume) * cutoff * cutoff * cutoff / (12 * M_PI * M_PI);
+    if (!(expected <= ENNSanityBounds::MaxReciprocalKVectors))
+        throw OpenMM::OpenMMException("ENNForce: the periodic box (volume " + shortNumber(std::abs(volume)) + " in the model's length unit "
+                                      "cubed) needs about " + shortNumber(expected) + " k vectors in the PolarMACE model's reciprocal sums, "
+                                      "more than " + shortNumber(ENNSanityBounds::MaxReciprocalKVectors) + " (an exploded box?)");
     int nMax[3];
     for (int i = 0; i < 3; i++)
         nMax[i] = static_cast<int>(std::ceil(cutoff / b[i].dot(box[i] / std::sqrt(box[i].dot(box[i])))));

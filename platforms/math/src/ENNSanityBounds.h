@@ -19,6 +19,9 @@ struct ENNSanityBounds {
      *  the box must be at least cutoff / MaxPeriodicImages (boxes smaller than the cutoff are fine; a box that a
      *  barostat or a bad input shrank to nothing would make the image loops unbounded). */
     static constexpr int MaxPeriodicImages = 4;
+    /** A model's own reciprocal sums (MACELES's truncated sum, PolarMACE's) may take at most this many k vectors (half
+     *  set): their number grows with the box volume, and an exploded box would otherwise take gigabytes. */
+    static constexpr double MaxReciprocalKVectors = 1e7;
 };
 
 /** x for an error message: 6 significant digits, "nan" or "inf" (std::to_string writes 1e300 out in full). */
