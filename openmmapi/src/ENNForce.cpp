@@ -108,6 +108,9 @@ int ENNForce::addChargeGroup(const std::vector<int>& members, double charge) {
     if (hasLatentCharges())
         throw OpenMMException("ENNForce: the model's charges are latent (unconstrained, as MACELES predicts them), so charge groups cannot "
                               "constrain them");
+    if (hasPolarHead())
+        throw OpenMMException("ENNForce: a PolarMACE model's charges are constrained to the total charge and spin by its own Fukui "
+                              "weights over the whole region; charge groups do not apply to it");
     chargeGroups.push_back({members, charge});
     return getNumChargeGroups() - 1;
 }

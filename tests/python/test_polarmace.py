@@ -207,6 +207,8 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
             force.setElectrostaticsMethod(openmmenn.ENNForce.NoCutoff)
             force.addElectrostaticException(0, system.getNumParticles() - 1, 0.0)
 
+        with self.assertRaisesRegex(openmm.OpenMMException, "charge groups do not apply"):
+            openmmenn.ENNForce(path).addChargeGroup([0, 1], 0.0)
         with self.assertRaisesRegex(openmm.OpenMMException, "exploded box"):  # a 100 nm cell: 5e7 k vectors, not gigabytes
             context, _ = polar_context(path, atoms, setup=periodic_setup(np.eye(3) * 1000.0))
             context.getState(getEnergy=True)
