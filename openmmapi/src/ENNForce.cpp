@@ -96,6 +96,13 @@ std::vector<double> ENNForce::getCharges(OpenMM::Context& context) const {
     return impl.getCharges(const_cast<ENNForce*>(this)->getContextImpl(context));
 }
 
+std::vector<OpenMM::Vec3> ENNForce::getDipoles(OpenMM::Context& context) const {
+    if (!model->hasPolarHead || model->polar.multipoleLmax < 1)
+        throw OpenMMException("ENNForce: the model predicts no dipoles (only a PolarMACE model with multipoles up to l = 1 does)");
+    auto& impl = const_cast<ENNForceImpl&>(dynamic_cast<const ENNForceImpl&>(getImplInContext(const_cast<OpenMM::Context&>(context))));
+    return impl.getDipoles(const_cast<ENNForce*>(this)->getContextImpl(context));
+}
+
 void ENNForce::updateParametersInContext(OpenMM::Context& context) {
     dynamic_cast<ENNForceImpl&>(getImplInContext(context)).updateParametersInContext(getContextImpl(context));
 }

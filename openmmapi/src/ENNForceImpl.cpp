@@ -90,3 +90,7 @@ void ENNForceImpl::updateParametersInContext(OpenMM::ContextImpl& context) {
 std::vector<double> ENNForceImpl::getCharges(OpenMM::ContextImpl& context) {
     return kernel.getAs<CalcENNForceKernel>().getCharges(context);
 }
+
+std::vector<OpenMM::Vec3> ENNForceImpl::getDipoles(OpenMM::ContextImpl& context) {
+    return kernel.getAs<CalcENNForceKernel>().getDipoles(context);
+}

@@ -84,10 +84,11 @@ def polar_inputs(atoms, r_max, total_charge, multiplicity):
                                  total_charge, multiplicity)
 
 
-def polar_energy_forces(model, atoms, r_max, total_charge, multiplicity):
-    """mace-torch's energy, forces and charges."""
+def polar_energy_forces(model, atoms, r_max, total_charge, multiplicity, with_dipole=False):
+    """mace-torch's energy, forces and charges (and with_dipole, the total dipole, e A)."""
     out = model(polar_inputs(atoms, r_max, total_charge, multiplicity), compute_force=True, training=False)
-    return float(out["energy"].item()), out["forces"].detach().numpy(), out["charges"].detach().numpy()
+    result = float(out["energy"].item()), out["forces"].detach().numpy(), out["charges"].detach().numpy()
+    return result + (out["dipole"].detach().numpy().reshape(3),) if with_dipole else result
 
 
 def periodic_setup(box):
@@ -125,7 +126,7 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
         path, model = convert_for_test(model, self.folder.name, name, saved)
         cases = [(a, s) for a in molecules() for s in states] + [(a, s) for a in boxes() for s in periodic_states]
         for atoms, (charge, multiplicity) in cases:
-            e_mace, f_mace, q_mace = polar_energy_forces(model, atoms, float(model.r_max), charge, multiplicity)
+            e_mace, f_mace, q_mace, d_mace = polar_energy_forces(model, atoms, float(model.r_max), charge, multiplicity, with_dipole=True)
             box = atoms.cell.array if atoms.pbc.any() else None
             e_enn, f_enn = energy_forces_ev(path, atoms.numbers, atoms.positions, box_angstrom=box, total_charge=charge,
                                             multiplicity=multiplicity)
@@ -135,6 +136,11 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
             self.assertLess(abs(e_enn - e_mace), 1e-7, f"{label}: {e_enn} vs {e_mace} eV")
             self.assertLess(np.abs(f_enn - f_mace).max(), 1e-8, f"{label}: forces")
             self.assertLess(np.abs(q_enn - q_mace).max(), 1e-9, f"{label}: charges")
+            if force.hasPolarHead() and model.atomic_multipoles_max_l == 1 and box is None:
+                # the total dipole sum_i (q_i x_i + p_i) against mace-torch's, from getCharges and getDipoles (e nm -> e A)
+                dipoles = force.getDipoles(context, asNumpy=True) * 10.0
+                total = (q_enn[:, None] * atoms.positions).sum(axis=0) + dipoles.sum(axis=0)
+                self.assertLess(np.abs(total - d_mace).max(), 1e-9, f"{label}: dipole {total} vs {d_mace}")
             self.assertAlmostEqual(q_enn.sum(), charge, delta=1e-9)  # the Fukui constraint
             self.assertGreater(np.abs(f_mace).max(), 1e-3)  # not two zeros
             self.assertGreater(np.abs(q_mace).max(), 1e-4)
@@ -191,6 +197,12 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
         atoms = molecules()[2]
         self.assertTrue(openmmenn.ENNForce(path).hasPolarHead())
         self.assertTrue(openmmenn.ENNForce(path).usesTotalCharge())
+        charges_only, _ = convert_for_test(build_polar(seed=1, atomic_multipoles_max_l=0, field_feature_max_l=0,
+                                                       field_feature_norms=[20.0, 20.0], hidden="8x0e+8x1o", edge_irreps="4x0e+4x1o",
+                                                       max_ell=2, interactions=2, correlation=2), self.folder.name, "charges_only", False)
+        with self.assertRaisesRegex(openmm.OpenMMException, "no dipoles"):  # multipoles of l = 0 only
+            context, force = polar_context(charges_only, atoms)
+            force.getDipoles(context)
         if "OpenCL" in [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]:
             with self.assertRaisesRegex(openmm.OpenMMException, "Reference and CPU platforms"):
                 polar_context(path, atoms, platform="OpenCL")
@@ -337,6 +349,9 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
                 e_cpu, f_cpu = evaluate(make("CPU"))
                 self.assertLess(abs(e_cpu - e_ref), 1e-5 * abs(e_ref), label)
                 self.assertLess(np.abs(f_cpu - f_ref).max(), 1e-3 * np.abs(f_ref).max(), label)
+        dipoles = {p: polar_context(path, molecules()[0], 1, 2, platform=p) for p in ("Reference", "CPU")}
+        dipoles = {p: force.getDipoles(context, asNumpy=True) for p, (context, force) in dipoles.items()}
+        self.assertLess(np.abs(dipoles["CPU"] - dipoles["Reference"]).max(), 1e-3 * np.abs(dipoles["Reference"]).max())
         # The ML-MM coupling alone (the energy minus that with uncharged MM atoms): in a cell the CPU sums the MM charges'
         # structure factor on a mesh (CpuENNPolarMesh), measured at 3.2e-5 of it (float noise, 1e-8, with open
         # boundaries); bound 1e-4.

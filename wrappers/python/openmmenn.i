@@ -55,6 +55,7 @@ def _value_in(value, unit):
                         double& soluteDielectric, double& solventDielectric, double& surfaceAreaEnergy, double& beta, double& gamma };
 %ignore OpenMMENN::ENNForce::getGBNeckTables;
 %ignore OpenMMENN::ENNForce::getChargeGroupParameters;
+%ignore OpenMMENN::ENNForce::getDipoles;
 
 // Quantities are accepted wherever OpenMM accepts them; plain numbers are in OpenMM's units (nm, e, kJ/mol).
 %pythonprepend OpenMMENN::ENNForce::ENNForce %{
@@ -110,6 +111,17 @@ def _value_in(value, unit):
             return numpy.array(charges)
         return list(charges)
 
+    def getDipoles(self, context, asNumpy=False):
+        """A PolarMACE model's atomic dipoles (e nm; x, y, z) of the ML particles at the Context's current positions: a
+        list of Vec3, or an (N, 3) numpy array if asNumpy is True."""
+        flat = self._dipolesFlat(context)
+        import numpy
+        dipoles = numpy.array(flat).reshape(-1, 3)
+        if asNumpy:
+            return dipoles
+        from openmm import Vec3
+        return [Vec3(*row) for row in dipoles]
+
     def getChargeGroupParameters(self, index):
         """The particles (indices within this force) and charge (e) of charge group `index`, as [particles, charge]."""
         return [list(self._chargeGroupParticles(index)), self._chargeGroupCharge(index)]
@@ -127,6 +139,12 @@ def _value_in(value, unit):
         double charge;
         $self->getChargeGroupParameters(index, members, charge);
         return members;
+    }
+    std::vector<double> _dipolesFlat(OpenMM::Context& context) const {
+        std::vector<double> flat;
+        for (const OpenMM::Vec3& d : $self->getDipoles(context))
+            flat.insert(flat.end(), {d[0], d[1], d[2]});
+        return flat;
     }
     double _chargeGroupCharge(int index) const {
         std::vector<int> members;

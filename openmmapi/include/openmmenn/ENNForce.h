@@ -110,7 +110,8 @@ public:
     /** True if the model is a PolarMACE: spin-resolved charges and dipoles, constrained to the total charge and spin
      *  multiplicity and updated by the field they create, with their Coulomb energy in the model's energy. Such a model
      *  runs on the Reference and CPU platforms so far, alone or coupled to MM charges by coupleToNonbondedForce (NoCutoff or PME:
-     *  the charges polarize the multipoles in every update step); getCharges gives its charges (docs/polar.md). */
+     *  the charges polarize the multipoles in every update step); getCharges and getDipoles give its multipoles
+     *  (docs/polar.md). */
     bool hasPolarHead() const;
     /** True if the model's energy includes the Coulomb energy of its predicted charges between its own atoms
      *  (declared in its file; docs/electrostatics.md; a PolarMACE's multipoles always), which this force then evaluates. */
@@ -118,6 +119,9 @@ public:
     /** The predicted charges (elementary charges) of the ML particles, in the order they were added,
      *  at the Context's current positions. Throws if the model has no charge head. */
     std::vector<double> getCharges(OpenMM::Context& context) const;
+    /** A PolarMACE model's atomic dipoles (e nm, x y z: alpha plus beta) of the ML particles at the Context's current
+     *  positions, in the order they were added. Throws if the model has no polar head or its multipoles stop at l = 0. */
+    std::vector<OpenMM::Vec3> getDipoles(OpenMM::Context& context) const;
 
     /** Copy the total charge and the MM charges into a Context (particles, exceptions and methods cannot change). */
     void updateParametersInContext(OpenMM::Context& context);

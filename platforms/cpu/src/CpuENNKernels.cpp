@@ -97,6 +97,11 @@ void CpuCalcENNForceKernel::copyParametersToContext(OpenMM::ContextImpl&, const 
         electrostatics->updateCharges(force);
 }
 
+std::vector<Vec3> CpuCalcENNForceKernel::getDipoles(OpenMM::ContextImpl& context) {
+    getCharges(context); // (the multipoles at the current positions)
+    return polar->dipoles();
+}
+
 std::vector<double> CpuCalcENNForceKernel::getCharges(OpenMM::ContextImpl& context) {
     std::vector<double> charges;
     evaluate(context, &charges, false);

@@ -20,6 +20,7 @@ public:
     double execute(OpenMM::ContextImpl& context, bool includeForces, bool includeEnergy) override;
     void copyParametersToContext(OpenMM::ContextImpl& context, const ENNForce& force) override;
     std::vector<double> getCharges(OpenMM::ContextImpl& context) override;
+    std::vector<OpenMM::Vec3> getDipoles(OpenMM::ContextImpl& context) override;
 
 private:
     double evaluate(OpenMM::ContextImpl& context, std::vector<double>* charges, bool includeForces);

@@ -883,6 +883,17 @@ void ENNPolarEvaluation::addEnvironmentForces(vector<Vec3>& forces) const {
         forces[mmParticles[i]] -= environmentGradient[i] * (m.energyToKJPerMol / m.lengthToNm);
 }
 
+vector<Vec3> ENNPolarEvaluation::dipoles() const {
+    const ENNModel& m = head.getModel();
+    const size_t perAtom = m.polar.multipoleDim();
+    vector<Vec3> out;
+    for (size_t i = 0; perAtom == 4 && i * perAtom < multipoles.size(); i++) {
+        const double* p = &multipoles[i * perAtom + 1];
+        out.push_back(Vec3(p[2], p[0], p[1]) * m.lengthToNm);
+    }
+    return out;
+}
+
 vector<double> ENNPolarEvaluation::charges() const {
     const size_t perAtom = head.getModel().polar.multipoleDim(); // each atom's charge, then any dipole
     vector<double> out;

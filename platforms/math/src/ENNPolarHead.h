@@ -89,6 +89,9 @@ public:
     void addEnvironmentForces(std::vector<OpenMM::Vec3>& forces) const;
     /** Each ML atom's charge (e) among the last evaluation's multipoles. */
     std::vector<double> charges() const;
+    /** Each ML atom's dipole (e nm; x, y, z) among the last evaluation's multipoles (which hold it as y, z, x in e and
+     *  the model's length unit); empty for multipoles of l = 0. */
+    std::vector<OpenMM::Vec3> dipoles() const;
     bool coupled() const { return !mmParticles.empty(); }
     /** The platform's structure factor of the MM charges in a periodic cell (the exact sums without one). */
     void setStructureFactor(std::unique_ptr<ENNStructureFactor> sum) { structureFactor = std::move(sum); }

@@ -103,6 +103,11 @@ void ReferenceCalcENNForceKernel::copyParametersToContext(OpenMM::ContextImpl&, 
         electrostatics->updateCharges(force);
 }
 
+std::vector<Vec3> ReferenceCalcENNForceKernel::getDipoles(OpenMM::ContextImpl& context) {
+    getCharges(context); // (the multipoles at the current positions)
+    return polar->dipoles();
+}
+
 std::vector<double> ReferenceCalcENNForceKernel::getCharges(OpenMM::ContextImpl& context) {
     std::vector<double> charges;
     if (polar) { // each atom's charge among its multipoles

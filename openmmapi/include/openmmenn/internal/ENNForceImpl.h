@@ -21,6 +21,7 @@ public:
     std::vector<std::string> getKernelNames() override;
     void updateParametersInContext(OpenMM::ContextImpl& context);
     std::vector<double> getCharges(OpenMM::ContextImpl& context);
+    std::vector<OpenMM::Vec3> getDipoles(OpenMM::ContextImpl& context);
 
 private:
     /** Throws OpenMMException naming what a PolarMACE model's coupling cannot be (docs/polar.md). */
