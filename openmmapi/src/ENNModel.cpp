@@ -104,7 +104,8 @@ public:
         return act;
     }
 
-    LinearSpec linear(const Field& f, int numElements) {
+    /** An e3nn linear; `biased`: one of the polar head's (format version 6), the only ones whose evaluation reads a bias. */
+    LinearSpec linear(const Field& f, int numElements, bool biased = false) {
         LinearSpec lin;
         lin.in = Irreps::parse(f.at("irreps_in").string(), f.path + ".irreps_in");
         lin.out = Irreps::parse(f.at("irreps_out").string(), f.path + ".irreps_out");
@@ -130,7 +131,9 @@ public:
             lin.weights = tensor(f.at("weight"), {numElements, offset});
         else
             lin.weights = tensor(f.at("weight"), {offset});
-        if (f.has("bias")) { // e3nn's biases (format version 6, checked by the caller): on scalar outputs only
+        if (f.has("bias") && !biased)
+            f.at("bias").invalid("only a polar head's linears (format version 6) take a bias");
+        if (f.has("bias")) { // e3nn's biases: on scalar outputs only
             lin.bias = tensor(f.at("bias"), {lin.out.dim});
             for (const auto& e : lin.out.entries)
                 for (int i = 0; i < e.mul * e.ir.dim(); i++)
@@ -175,9 +178,9 @@ public:
     /** MACE's NonLinearBiasReadoutBlock or GeneralNonLinearBiasReadoutBlock (BiasedReadoutSpec), from `input` to `output`. */
     BiasedReadoutSpec biasedReadout(const Field& f, const Irreps& input, const std::string& output) {
         BiasedReadoutSpec r;
-        r.linear1 = linear(f.at("linear_1"), 0);
-        r.linearMid = linear(f.at("linear_mid"), 0);
-        r.linear2 = linear(f.at("linear_2"), 0);
+        r.linear1 = linear(f.at("linear_1"), 0, true);
+        r.linearMid = linear(f.at("linear_mid"), 0, true);
+        r.linear2 = linear(f.at("linear_2"), 0, true);
         r.gated = f.has("gate");
         Irreps hidden;
         if (r.gated) {
@@ -945,7 +948,7 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
             if (f.size() != m.layers.size())
                 f.invalid("needs one linear per layer (" + std::to_string(m.layers.size()) + ")");
             for (size_t t = 0; t < m.layers.size(); t++) {
-                list.push_back(parser.linear(f.at(t), nel));
+                list.push_back(parser.linear(f.at(t), nel, true));
                 if (list.back().in.str() != hidden.str() || list.back().out.str() != out || list.back().perElement)
                     f.at(t).invalid("must map the features " + hidden.str() + " to " + out);
             }
@@ -966,13 +969,13 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
         for (size_t i = 0; i < uf.size(); i++) {
             Field f = uf.at(i);
             FieldUpdateSpec u;
-            u.potentialLinear = parser.linear(f.at("potential_linear"), nel);
+            u.potentialLinear = parser.linear(f.at("potential_linear"), nel, true);
             checkLinear(f.at("potential_linear"), u.potentialLinear, potential, hidden.str());
-            u.nodeFeatsLinear = parser.linear(f.at("node_feats_linear"), nel);
+            u.nodeFeatsLinear = parser.linear(f.at("node_feats_linear"), nel, true);
             checkLinear(f.at("node_feats_linear"), u.nodeFeatsLinear, hidden.str(), hidden.str());
-            u.chargeEmbedding = parser.linear(f.at("charge_embedding"), nel);
+            u.chargeEmbedding = parser.linear(f.at("charge_embedding"), nel, true);
             checkLinear(f.at("charge_embedding"), u.chargeEmbedding, charges, hidden.str());
-            u.sourceEmbedding = parser.linear(f.at("source_embedding"), nel);
+            u.sourceEmbedding = parser.linear(f.at("source_embedding"), nel, true);
             checkLinear(f.at("source_embedding"), u.sourceEmbedding, std::to_string(nel) + "x0e", scalars);
             u.dotProducts = parser.channelProduct(f.at("dot_products"));
             checkProduct(f.at("dot_products"), u.dotProducts, hidden.str(), scalars);
@@ -990,9 +993,9 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
             Field f = pf.at("electron_energy");
             P.hasElectronEnergy = true;
             ElectronEnergySpec& e = P.electronEnergy;
-            e.linearUpQ = parser.linear(f.at("linear_up_q"), nel);
+            e.linearUpQ = parser.linear(f.at("linear_up_q"), nel, true);
             checkLinear(f.at("linear_up_q"), e.linearUpQ, charges, hidden.str());
-            e.linearUpV = parser.linear(f.at("linear_up_v"), nel);
+            e.linearUpV = parser.linear(f.at("linear_up_v"), nel, true);
             checkLinear(f.at("linear_up_v"), e.linearUpV, potential, hidden.str());
             e.dotQ = parser.channelProduct(f.at("dot_q"));
             checkProduct(f.at("dot_q"), e.dotQ, hidden.str(), scalars);

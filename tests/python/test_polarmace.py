@@ -480,6 +480,8 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
             "self term": (lambda a: a["polar"]["electrostatics"]["energy_self_terms"].append([0, 9, 1.0]), "energy_self_terms"),
             "product kind": (lambda a: a["polar"]["field_updates"][0]["tp_out"]["paths"][-1].__setitem__(4, "dot"), "tp_out.paths"),
             "charge head too": (lambda a: a.update(charge_head={"readout": a["layers"][-1]["readout"], "coulomb": {"included": False}}), "charge head or a polar head"),
+            "bias outside the head": (lambda a: a["layers"][0]["linear_up"].update(bias=a["polar"]["fukui"]["linear_mid"]["bias"]),
+                                      "only a polar head's linears"),
         }
         for name, (change, message) in cases.items():
             with self.subTest(case=name):

@@ -7,7 +7,9 @@ using namespace OpenMMENN;
 
 void CommonCalcENNForceKernel::initialize(const OpenMM::System& system, const ENNForce& force) {
     OpenMM::ContextSelector selector(cc);
-    ENNParticles::requireSupportedHeads(force, "OpenCL or CUDA");
+    if (force.hasPolarHead())
+        throw OpenMM::OpenMMException("ENNForce: a PolarMACE model (polar head) runs only on the Reference and CPU platforms so far, "
+                                      "not on OpenCL or CUDA");
     ml.read(force);
     std::vector<int> mlOfAtom(system.getNumParticles(), -1);
     for (size_t i = 0; i < ml.particles.size(); i++)

@@ -27,12 +27,6 @@ void ENNParticles::read(const ENNForce& force) {
     periodic = force.usesPeriodicBoundaryConditions();
 }
 
-void ENNParticles::requireSupportedHeads(const ENNForce& force, const std::string& platform) {
-    if (force.hasPolarHead())
-        throw OpenMM::OpenMMException("ENNForce: a PolarMACE model (polar head) runs only on the Reference and CPU platforms so far, not on " +
-                                      platform);
-}
-
 void ENNParticles::update(const ENNForce& force) {
     if (force.getNumParticles() != static_cast<int>(particles.size()))
         throw OpenMM::OpenMMException("ENNForce: updateParametersInContext cannot change the number of particles");

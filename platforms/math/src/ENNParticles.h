@@ -23,9 +23,6 @@ struct ENNParticles {
     InitialNodeFeatures initialFeatures;
     bool periodic = false;
     void read(const ENNForce& force);
-    /** Throws OpenMMException if the force's model needs what `platform` does not have yet (a PolarMACE head: the
-     *  Reference and CPU platforms only). */
-    static void requireSupportedHeads(const ENNForce& force, const std::string& platform);
     /** updateParametersInContext: takes the new total and group charges and spin multiplicity; throws if the
      *  particles or groups changed. */
     void update(const ENNForce& force);

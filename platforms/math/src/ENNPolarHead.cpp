@@ -64,12 +64,12 @@ Vec linear(const LinearSpec& lin, const V* in, int element = 0) {
 }
 
 /** sum_i c_i x_i, one node. */
-V weightedSum(const V* x, const double* c, int n, int stride = 1) {
+V weightedSum(const V* x, const double* c, int n) {
     double value = 0.0;
     tape().begin();
     for (int i = 0; i < n; i++) {
-        value += c[i * stride] * x[i].value;
-        tape().parent(x[i], c[i * stride]);
+        value += c[i] * x[i].value;
+        tape().parent(x[i], c[i]);
     }
     return tape().end(value);
 }

@@ -695,10 +695,9 @@ def _describe_polar(model, lin, gate, radial_mlp):
         need(mod, "SparseUvuTensorProduct", "channel-wise product")
         if mod.layout != "mul_ir" or not bool((mod.output_mask == 1).all()):
             raise ValueError(f"PolarMACE: {key} with another layout or a masked output is not supported")
-        paths = [[int(i1s), int(i2s), None, float(pw), "dot" if code == 0 else "scale"]
-                 for (i1s, _, i2s, _, _, _, _, _, pw, code, _, _, _) in mod._path_meta]
-        for path, ins in zip(paths, mod.instructions):
-            path[0], path[1], path[2] = int(ins.i_in1), int(ins.i_in2), int(ins.i_out)
+        # each instruction in order, with the kind the module chose for it (_path_meta's mode: 0 l x l -> 0, 1 l x 0 -> l)
+        paths = [[int(ins.i_in1), int(ins.i_in2), int(ins.i_out), float(ins.path_weight), "dot" if meta[9] == 0 else "scale"]
+                 for ins, meta in zip(mod.instructions, mod._path_meta)]
         return {"irreps_in1": str(mod.irreps_in1), "irreps_in2": str(mod.irreps_in2), "irreps_out": str(mod.irreps_out),
                 "weight_key": f"{key}.weight", "paths": paths}
 
