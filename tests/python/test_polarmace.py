@@ -102,9 +102,9 @@ def periodic_setup(box):
     return setup
 
 
-def polar_context(path, atoms, total_charge=0, multiplicity=1, platform="Reference", setup=None, mm_positions=None):
-    """A Context of an ENNForce over `atoms` (A); setup(system, force) adds what else it needs (particles after the ML
-    ones, at mm_positions)."""
+def polar_context(path, atoms, total_charge=0, multiplicity=1, platform="Reference", setup=None, mm_positions=None, properties=None):
+    """A Context of an ENNForce over `atoms` (A) on `platform` (with its `properties`); setup(system, force) adds what
+    else it needs (particles after the ML ones, at mm_positions)."""
     system = openmm.System()
     force = openmmenn.ENNForce(path)
     force.setTotalCharge(total_charge)
@@ -114,7 +114,7 @@ def polar_context(path, atoms, total_charge=0, multiplicity=1, platform="Referen
     if setup:
         setup(system, force)
     system.addForce(force)
-    context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName(platform))
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName(platform), properties or {})
     context.setPositions(atoms.positions * 0.1 if mm_positions is None else np.concatenate([atoms.positions, mm_positions]) * 0.1)
     return context, force
 
@@ -203,9 +203,6 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
         with self.assertRaisesRegex(openmm.OpenMMException, "no dipoles"):  # multipoles of l = 0 only
             context, force = polar_context(charges_only, atoms)
             force.getDipoles(context)
-        if "OpenCL" in [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]:
-            with self.assertRaisesRegex(openmm.OpenMMException, "Reference and CPU platforms"):
-                polar_context(path, atoms, platform="OpenCL")
 
         def without_method(system, force):
             force.addMMParticle(system.addParticle(1.0), 0.4)
@@ -275,7 +272,7 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
         periodic_mm = (box.positions[3:], np.tile(tip3p, 26))
         return [(ligand, *open_mm), (ml_water, *periodic_mm)]
 
-    def embedded_context(self, path, atoms, mm_positions, mm_charges, charge, multiplicity, platform="Reference"):
+    def embedded_context(self, path, atoms, mm_positions, mm_charges, charge, multiplicity, platform="Reference", properties=None):
         """The ENNForce over `atoms` coupled to MM charges: NoCutoff, or PME where `atoms` is periodic."""
         periodic = bool(atoms.pbc.any())
 
@@ -286,7 +283,7 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
             if periodic:
                 system.setDefaultPeriodicBoxVectors(*[openmm.Vec3(*(0.1 * row)) for row in atoms.cell.array])
                 force.setCutoffDistance(0.9)
-        return polar_context(path, atoms, charge, multiplicity, platform, setup, mm_positions)
+        return polar_context(path, atoms, charge, multiplicity, platform, setup, mm_positions, properties)
 
     def test_mm_charges_polarize_the_region(self):
         """The electrostatic embedding (docs/polar.md) against the oracle built from graph-longrange 0.4.0's blocks
@@ -321,14 +318,20 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
                     print(f"{label}: energy {abs(energy - e_ref):.2e} eV (embedding {energy - alone:.4f}), ML force "
                           f"{np.abs(forces[:n] - f_ml).max():.2e}, MM force {np.abs(forces[n:] - f_mm).max():.2e} of {np.abs(f_mm).max():.2e} eV/A")
 
-    def test_cpu_platform_matches_reference(self):
-        """The CPU platform (its float backbone, the head in double) against Reference, tolerances of
-        tests/ENNPlatformComparison.h (1e-5 relative energy, 1e-3 of the largest force for any component): molecules,
-        periodic boxes and the embedding (open and periodic), with the MM forces."""
-        path, _ = convert_for_test(build_polar(seed=8), self.folder.name, "cpu", False)
-        platforms = [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]
-        if "CPU" not in platforms:
-            self.skipTest("no CPU platform")
+    def test_platforms_match_reference(self):
+        """CPU (its float backbone, the head in double) and OpenCL (the backbone on the device in each precision, the head
+        on the host in double) against Reference: molecules, periodic boxes and the embedding (open and periodic), with
+        the MM forces, the charges and the dipoles. Tolerances: in float, those of tests/ENNPlatformComparison.h (1e-5
+        relative energy, 1e-3 of the largest force for any component, charge and dipole component); in double, 1e-9
+        (round-off of sums in another order)."""
+        path, _ = convert_for_test(build_polar(seed=8), self.folder.name, "platforms", False)
+        available = [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]
+        runs = [("CPU", {}, 1e-5, 1e-3)] if "CPU" in available else []
+        if "OpenCL" in available:
+            runs += [("OpenCL", {"Precision": "double"}, 1e-9, 1e-9), ("OpenCL", {"Precision": "mixed"}, 1e-5, 1e-3),
+                     ("OpenCL", {"Precision": "single"}, 1e-5, 1e-3)]
+        if not runs:
+            self.skipTest("no CPU or OpenCL platform")
 
         def evaluate(context):
             state = context.getState(getEnergy=True, getForces=True)
@@ -338,34 +341,42 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
         cases = []
         for atoms in molecules() + boxes():
             box = atoms.cell.array if atoms.pbc.any() else None
-            cases.append((atoms.get_chemical_formula(), lambda p, a=atoms, b=box: polar_context(path, a, 1, 2, platform=p,
-                                                                                              setup=periodic_setup(b))[0]))
+            cases.append((atoms.get_chemical_formula(), lambda p, props, a=atoms, b=box: polar_context(
+                path, a, 1, 2, platform=p, setup=periodic_setup(b), properties=props)))
         for atoms, mm_positions, mm_charges in self.embedded_systems():
-            cases.append((f"{atoms.get_chemical_formula()} in MM charges", lambda p, a=atoms, x=mm_positions, q=mm_charges: self.embedded_context(
-                path, a, x, q, 1, 2, platform=p)[0]))
+            cases.append((f"{atoms.get_chemical_formula()} in MM charges", lambda p, props, a=atoms, x=mm_positions, q=mm_charges:
+                           self.embedded_context(path, a, x, q, 1, 2, platform=p, properties=props)))
         for label, make in cases:
-            with self.subTest(system=label):
-                e_ref, f_ref = evaluate(make("Reference"))
-                e_cpu, f_cpu = evaluate(make("CPU"))
-                self.assertLess(abs(e_cpu - e_ref), 1e-5 * abs(e_ref), label)
-                self.assertLess(np.abs(f_cpu - f_ref).max(), 1e-3 * np.abs(f_ref).max(), label)
-        dipoles = {p: polar_context(path, molecules()[0], 1, 2, platform=p) for p in ("Reference", "CPU")}
-        dipoles = {p: force.getDipoles(context, asNumpy=True) for p, (context, force) in dipoles.items()}
-        self.assertLess(np.abs(dipoles["CPU"] - dipoles["Reference"]).max(), 1e-3 * np.abs(dipoles["Reference"]).max())
+            context, force = make("Reference", None)
+            e_ref, f_ref = evaluate(context)
+            q_ref = np.array(force.getCharges(context))
+            d_ref = force.getDipoles(context, asNumpy=True)
+            for platform, properties, energy_tolerance, tolerance in runs:
+                with self.subTest(system=label, platform=platform, properties=properties):
+                    context, force = make(platform, properties)
+                    e, f = evaluate(context)
+                    self.assertLess(abs(e - e_ref), energy_tolerance * abs(e_ref), label)
+                    self.assertLess(np.abs(f - f_ref).max(), tolerance * np.abs(f_ref).max(), label)
+                    self.assertLess(np.abs(np.array(force.getCharges(context)) - q_ref).max(), tolerance * np.abs(q_ref).max())
+                    self.assertLess(np.abs(force.getDipoles(context, asNumpy=True) - d_ref).max(), tolerance * np.abs(d_ref).max())
+                    if os.environ.get("ENN_PRINT_DIFFERENCES"):
+                        print(f"{label} {platform} {properties}: energy {abs(e - e_ref) / abs(e_ref):.1e} relative, force "
+                              f"{np.abs(f - f_ref).max() / np.abs(f_ref).max():.1e} of the largest")
         # The ML-MM coupling alone (the energy minus that with uncharged MM atoms): in a cell the CPU sums the MM charges'
         # structure factor on a mesh (CpuENNPolarMesh), measured at 3.2e-5 of it (float noise, 1e-8, with open
         # boundaries); bound 1e-4.
         for atoms, mm_positions, mm_charges in self.embedded_systems():
             coupling = {}
-            for platform in ("Reference", "CPU"):
-                context, force = self.embedded_context(path, atoms, mm_positions, mm_charges, 1, 2, platform=platform)
+            for platform, properties in [("Reference", None)] + [(p, props) for p, props, _, _ in runs]:
+                context, force = self.embedded_context(path, atoms, mm_positions, mm_charges, 1, 2, platform=platform, properties=properties)
                 charged = evaluate(context)[0]
                 for i in range(force.getNumMMParticles()):
                     force.setMMParticleParameters(i, force.getMMParticleParameters(i)[0], 0.0)
                 force.updateParametersInContext(context)
-                coupling[platform] = charged - evaluate(context)[0]
-            self.assertLess(abs(coupling["CPU"] - coupling["Reference"]), 1e-4 * abs(coupling["Reference"]),
-                            f"{atoms.get_chemical_formula()}: coupling {coupling}")
+                coupling[platform, str(properties)] = charged - evaluate(context)[0]
+            reference = coupling["Reference", "None"]
+            for key, value in coupling.items():
+                self.assertLess(abs(value - reference), 1e-4 * abs(reference), f"{atoms.get_chemical_formula()}: coupling {coupling}")
 
     def test_create_mixed_system(self):
         """createMixedSystem(embedding="electrostatic") with a PolarMACE model: alanine dipeptide (the ML region, a whole

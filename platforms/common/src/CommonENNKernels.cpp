@@ -2,19 +2,22 @@
 #include "openmm/OpenMMException.h"
 #include "openmm/common/ContextSelector.h"
 #include "openmm/internal/ContextImpl.h"
+#include "CommonENNPrecision.h"
 
 using namespace OpenMMENN;
 
 void CommonCalcENNForceKernel::initialize(const OpenMM::System& system, const ENNForce& force) {
     OpenMM::ContextSelector selector(cc);
-    if (force.hasPolarHead())
-        throw OpenMM::OpenMMException("ENNForce: a PolarMACE model (polar head) runs only on the Reference and CPU platforms so far, "
-                                      "not on OpenCL or CUDA");
     ml.read(force);
     std::vector<int> mlOfAtom(system.getNumParticles(), -1);
     for (size_t i = 0; i < ml.particles.size(); i++)
         mlOfAtom[ml.particles[i]] = static_cast<int>(i);
     network = std::make_unique<CommonENNNetwork>(cc, force.getModelPtr(), ml.species, mlOfAtom, ml.periodic, ml.chargeGroups, ml.initialFeatures, work);
+    if (force.hasPolarHead()) { // (a polar head couples to the MM charges itself)
+        polar = std::make_unique<ENNPolarEvaluation>(force);
+        polarForces.initialize(cc, system.getNumParticles(), 4 * realSize(cc), "ennPolarForces");
+        return;
+    }
     ENNCouplingParameters coupling(system, force);
     if (coupling.active())
         electrostatics = std::make_unique<CommonENNElectrostatics>(cc, std::move(coupling), system.getNumParticles(), network->getCharges(),
@@ -24,7 +27,9 @@ void CommonCalcENNForceKernel::initialize(const OpenMM::System& system, const EN
                                                              system.getNumParticles(), network->getStatus(), work);
 }
 
-double CommonCalcENNForceKernel::execute(OpenMM::ContextImpl&, bool includeForces, bool includeEnergy) {
+double CommonCalcENNForceKernel::execute(OpenMM::ContextImpl& context, bool includeForces, bool includeEnergy) {
+    if (polar)
+        return executePolar(context, includeForces, includeEnergy);
     OpenMM::ContextSelector selector(cc);
     work.steps++;
     // Before anything is queued, so that nothing is in flight if it throws.
@@ -57,18 +62,75 @@ double CommonCalcENNForceKernel::execute(OpenMM::ContextImpl&, bool includeForce
     return 0; // every energy term is added to the context's energy buffer on the device
 }
 
+double CommonCalcENNForceKernel::evaluatePolarHead(OpenMM::ContextImpl& context, std::vector<std::vector<double>>* gradients) {
+    const std::vector<std::vector<double>> outputs = network->downloadLayerOutputs();
+    std::vector<OpenMM::Vec3> positions;
+    context.getPositions(positions);
+    OpenMM::Vec3 box[3];
+    context.getPeriodicBoxVectors(box[0], box[1], box[2]);
+    std::vector<const std::vector<double>*> pointers;
+    for (const std::vector<double>& layer : outputs)
+        pointers.push_back(&layer);
+    return polar->at(positions, ml.periodic ? box : nullptr, ml)(pointers, gradients);
+}
+
+double CommonCalcENNForceKernel::executePolar(OpenMM::ContextImpl& context, bool includeForces, bool includeEnergy) {
+    OpenMM::ContextSelector selector(cc);
+    work.steps++;
+    network->checkBox();
+    network->forwardWithFittingList(false); // (the features are read on the host)
+    std::vector<std::vector<double>> gradients;
+    const ENNModel& m = network->getModel();
+    const double energy = evaluatePolarHead(context, includeForces ? &gradients : nullptr) * m.energyToKJPerMol;
+    ml.checkEnergy(energy, m);
+    if (includeForces) {
+        network->uploadLayerGradients(gradients);
+        std::vector<OpenMM::Vec3> forces(context.getSystem().getNumParticles());
+        polar->addEnvironmentForces(forces);
+        const double scale = -m.energyToKJPerMol / m.lengthToNm;
+        for (size_t i = 0; i < ml.particles.size(); i++)
+            forces[ml.particles[i]] += polar->mlGradient()[i] * scale;
+        std::vector<double> flat;
+        for (const OpenMM::Vec3& f : forces)
+            flat.insert(flat.end(), {f[0], f[1], f[2], 0.0});
+        uploadReals(cc, polarForces, flat);
+        work.transfer();
+    }
+    if (includeEnergy)
+        network->addEnergy();
+    if (includeForces)
+        network->backward(nullptr, &polarForces);
+    network->queueStatus();
+    if (!network->finishStep()) // (the list was checked above, at these positions)
+        cc.setForcesValid(false);
+    return energy;
+}
+
+std::vector<OpenMM::Vec3> CommonCalcENNForceKernel::getDipoles(OpenMM::ContextImpl& context) {
+    getCharges(context); // (the multipoles at the current positions)
+    return polar->dipoles();
+}
+
 void CommonCalcENNForceKernel::copyParametersToContext(OpenMM::ContextImpl&, const ENNForce& force) {
     ml.update(force);
+    if (polar)
+        polar->update(force);
     network->setChargeGroupCharges(ml.chargeGroups);
     network->setInitialFeatures(ml.initialFeatures);
     if (electrostatics)
         electrostatics->updateCharges(force, ml.chargeGroups.total());
 }
 
-std::vector<double> CommonCalcENNForceKernel::getCharges(OpenMM::ContextImpl&) {
+std::vector<double> CommonCalcENNForceKernel::getCharges(OpenMM::ContextImpl& context) {
     OpenMM::ContextSelector selector(cc);
     network->checkBox();
     const DeviceWork beforeCharges = work; // counted per force evaluation only
+    if (polar) { // each atom's charge among its multipoles
+        network->forwardWithFittingList(false);
+        evaluatePolarHead(context, nullptr);
+        work = beforeCharges;
+        return polar->charges();
+    }
     std::vector<double> charges = network->predictCharges();
     work = beforeCharges;
     return charges;

@@ -290,6 +290,8 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
         defines["NUM_ELEMENTS"] = cc.intToString(nel);
         if (m.applyCutoff)
             defines["APPLY_CUTOFF"] = "1";
+        if (m.harmonicsOfYZX)
+            defines["HARMONICS_OF_YZX"] = "1";
         if (m.distanceTransform.kind == DistanceTransformSpec::Agnesi) {
             defines["AGNESI_TRANSFORM"] = "1";
             defines["AGNESI_A"] = cc.doubleToString(m.distanceTransform.a);
@@ -339,7 +341,7 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
             {"OP_ACTIVATE", OpActivate}, {"OP_ACTIVATION_BACKWARD", OpActivationBackward}, {"OP_ZERO", OpZero}, {"OP_EMBED", OpEmbed},
             {"OP_ADD_ENERGY", OpAddEnergy}, {"OP_EDGE_GEOMETRY", OpEdgeGeometry}, {"OP_EDGE_GRADIENTS", OpEdgeGradients},
             {"OP_DENSITY_NORMALIZE", OpDensityNormalize}, {"OP_DENSITY_GRADIENT", OpDensityGradient}, {"OP_DENSITY_SCALE", OpDensityScale},
-            {"OP_PAIR_REPULSION", OpPairRepulsion}, {"OP_GATE", OpGate}, {"OP_GATE_BACKWARD", OpGateBackward}};
+            {"OP_PAIR_REPULSION", OpPairRepulsion}, {"OP_GATE", OpGate}, {"OP_GATE_BACKWARD", OpGateBackward}, {"OP_ADD", OpAdd}};
         for (const auto& [name, kind] : opNames)
             defines[name] = cc.intToString(kind);
         program = cc.compileProgram(CommonENNKernelSources::ennReduce + CommonENNKernelSources::ennCells + CommonENNKernelSources::ennNetwork, defines);
@@ -363,6 +365,14 @@ CommonENNNetwork::CommonENNNetwork(OpenMM::ComputeContext& cc, std::shared_ptr<c
         vector<double> initial(std::max(1, dataSize), 0.0);
         std::fill_n(initial.begin() + ones, numNodes, 1.0); // the energy readouts' output gradient
         data.upload(initial, true);
+    }
+    if (!headGradient.empty()) {
+        layerFeatures.initialize(cc, std::max(1, layerOutputSize), realSize, "ennLayerFeatures");
+        copyKernel = program->createKernel("copyReals");
+        copyKernel->addArg(data);
+        copyKernel->addArg(h[1]);
+        copyKernel->addArg(layerOutputSize);
+        copyKernel->addArg(layerFeatures);
     }
     charges.initialize(cc, std::max(1, numNodes), realSize, "ennCharges");
     ops.initialize<int>(cc, static_cast<int>(opTable.size()), "ennNodeOps");
@@ -601,13 +611,17 @@ void CommonENNNetwork::buildPrograms() {
         hiddenSize = std::max(hiddenSize, layer.readout.hidden);
     for (const Readout& r : chargeReadouts)
         hiddenSize = std::max(hiddenSize, r.hidden);
-    for (int t = 0; t <= numLayers; t++) {
+    for (int t = 0; t <= numLayers; t++) // (one after the other: a layer-feature head downloads h[1..L] at once)
         h.push_back(addNodeArray(t == 0 ? embeddingDim : layers[t - 1].dOut));
-        if (t < numLayers) {
-            hUp.push_back(addNodeArray(layers[t].dUp));
-            A.push_back(addNodeArray(layers[t].dMsg));
-        }
+    for (int t = 0; t < numLayers; t++) {
+        hUp.push_back(addNodeArray(layers[t].dUp));
+        A.push_back(addNodeArray(layers[t].dMsg));
     }
+    if (model->hasPolarHead) // dE/dh of each layer's output from the head, uploaded each step (one block, in layer order)
+        for (int t = 0; t < numLayers; t++) {
+            headGradient.push_back(addNodeArray(layers[t].dOut));
+            layerOutputSize += numNodes * layers[t].dOut;
+        }
     for (int* slice : {&M, &B, &gradH, &gradIn, &gradM[0], &gradM[1], &gradUp, &gradB, &gradA})
         *slice = addNodeArray(maxFeatures);
     for (int* slice : {&hidden, &hiddenPre, &gradHidden})
@@ -676,6 +690,8 @@ void CommonENNNetwork::buildPrograms() {
         for (size_t k = 0; k < chargeReadouts.size() && withCharges; k++) // dE/d(raw charge) from chargeGradient
             if (chargeReadoutLayers[k] == t)
                 addReadoutBackward(chargeReadouts[k], h[t + 1], gradScalar, gOut);
+        if (!headGradient.empty()) // the layer-feature head's
+            addOp(OpAdd, {headGradient[t], gOut, L.dOut});
         if (t > 0) { // the first layer's input is the embedding, which needs no gradient
             if (L.residual)
                 addSparseProduct(L.skipT, gOut, gIn, false);
@@ -964,12 +980,41 @@ void CommonENNNetwork::queueStatus() {
     statusEvent->enqueue();
 }
 
-vector<double> CommonENNNetwork::predictCharges() {
+void CommonENNNetwork::forwardWithFittingList(bool wantCharges) {
     do {
-        forward(true);
+        forward(wantCharges);
         queueStatus();
     } while (!finishStep());
+}
+
+vector<double> CommonENNNetwork::predictCharges() {
+    forwardWithFittingList(true);
     return downloadReals(cc, charges);
+}
+
+vector<vector<double>> CommonENNNetwork::downloadLayerOutputs() {
+    deviceWork.launch(copyKernel, layerOutputSize);
+    const vector<double> all = downloadReals(cc, layerFeatures);
+    deviceWork.transfer();
+    vector<vector<double>> outputs;
+    for (size_t t = 0, offset = 0; t < layers.size(); offset += size_t(numNodes) * layers[t].dOut, t++)
+        outputs.emplace_back(all.begin() + offset, all.begin() + offset + size_t(numNodes) * layers[t].dOut);
+    return outputs;
+}
+
+void CommonENNNetwork::uploadLayerGradients(const vector<vector<double>>& gradients) {
+    vector<double> all;
+    for (const vector<double>& g : gradients)
+        all.insert(all.end(), g.begin(), g.end());
+    if (all.size() != size_t(layerOutputSize))
+        throw OpenMM::OpenMMException("ENNForce: the head's feature gradients have the wrong size");
+    if (cc.getUseDoublePrecision())
+        data.uploadSubArray(all.data(), headGradient[0], static_cast<int>(all.size()));
+    else {
+        const vector<float> f(all.begin(), all.end());
+        data.uploadSubArray(f.data(), headGradient[0], static_cast<int>(f.size()));
+    }
+    deviceWork.transfer();
 }
 
 void CommonENNNetwork::addEnergy() {

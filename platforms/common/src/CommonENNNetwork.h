@@ -42,6 +42,8 @@ public:
 
     /** Queues the neighbour list, edge geometry and the forward pass at the context's current positions. */
     void forward(bool wantCharges);
+    /** forward(), then waits for the status (finishStep): again, with a larger list, where it overflowed. */
+    void forwardWithFittingList(bool wantCharges);
     /** Throws OpenMMException (checkPeriodicBox) if the model is periodic and the context's box is unusable. */
     void checkBox() const;
     /** Queues the download of the status, after everything of the step that sets it (forward, energy, backward). */
@@ -67,6 +69,11 @@ public:
      * @param extraForces forces (real4, per System particle, kJ/mol/nm), or null
      */
     void backward(OpenMM::ComputeArray* potential, OpenMM::ComputeArray* extraForces, double potentialScale = 1.0);
+    /** A model with a layer-feature head (PolarMACE's), after forward() and a finished status: every layer's output
+     *  features, [layer][node * dim + feature] in e3nn's layout, ML order (as LayerFeatureHead takes them). Waits. */
+    std::vector<std::vector<double>> downloadLayerOutputs();
+    /** The head's dE/d(each layer's output), as downloadLayerOutputs gives the features, for the next backward(). */
+    void uploadLayerGradients(const std::vector<std::vector<double>>& gradients);
     /** The predicted charges of the last forward pass with wantCharges (real, in ML order, e). */
     OpenMM::ComputeArray& getCharges() { return charges; }
     /** The ML positions (real4, model units) the last forward pass gathered. */
@@ -116,7 +123,7 @@ private:
     enum Op {
         OpSparseProduct, OpConvolution, OpContraction, OpContractionBackward, OpConvolutionBackwardEdges,
         OpRadialTable, OpRadialMLP, OpActivate, OpActivationBackward, OpZero, OpEmbed, OpAddEnergy, OpEdgeGeometry, OpEdgeGradients,
-        OpDensityNormalize, OpDensityGradient, OpDensityScale, OpPairRepulsion, OpGate, OpGateBackward
+        OpDensityNormalize, OpDensityGradient, OpDensityScale, OpPairRepulsion, OpGate, OpGateBackward, OpAdd
     };
     static const int OpWords = 12; // the kind and up to 11 parameters
     /** One launch of nodeProgram: ops [first, first + count) of the op table, on every node. */
@@ -195,6 +202,8 @@ private:
     OpenMM::ComputeArray data;
     int dataSize = 0;
     std::vector<int> h, hUp, A;
+    std::vector<int> headGradient; // per layer, with a layer-feature head (PolarMACE's): dE/dh[t + 1] from the host
+    int layerOutputSize = 0;       // of h[1..L] (and of headGradient), reals
     int M = 0, B = 0, hidden = 0, hiddenPre = 0, gradHidden = 0, nodeOut = 0, gradScalar = 0, ones = 0, rawCharge = 0;
     int gradH = 0, gradIn = 0, gradM[2] = {0, 0}, gradUp = 0, gradB = 0, gradA = 0, gated = 0, gradGated = 0, gradGate = 0;
     // The op table and the node programs of a step: the edge geometry, embedding and first linear; each layer's forward
@@ -211,6 +220,8 @@ private:
     std::vector<NodeProgram> backwardPrograms[2];
     OpenMM::ComputeKernel gatherKernel, neighborKernel, applyForcesKernel;
     OpenMM::ComputeKernel energyKernel, chargeKernel, chargeGradientKernel;
+    OpenMM::ComputeKernel copyKernel;   // h[1..L] into layerFeatures, for a layer-feature head
+    OpenMM::ComputeArray layerFeatures;
 };
 
 } // namespace OpenMMENN

@@ -630,7 +630,6 @@ void CpuENNNetwork::harmonics(const float* vector, float* y, float (*dy)[3]) con
 void CpuENNNetwork::forwardLayer(int t, OpenMM::ThreadPool& pool, bool wantCharges) {
     const Layer& L = layers[t];
     const int N = numNodes;
-    const bool last = t + 1 == static_cast<int>(layers.size());
     hUp[t].assign(size_t(N) * L.dUp, 0.0f);
     A[t].resize(size_t(N) * L.dMsg);
     h[t + 1].resize(size_t(N) * L.dOut);

@@ -35,8 +35,12 @@ DEVICE real activation(int kind, real scale, real x, real* derivative) {
 }
 
 /** Spherical harmonics of the direction u by the model's own recursion Y_l = norm C(1,l-1,l) Y_1 Y_{l-1};
- *  with du != 0, also dY/du (unprojected). terms: (index of Y_1 entry, index of Y_{l-1} entry, target). */
+ *  with du != 0, also dY/du (unprojected). terms: (index of Y_1 entry, index of Y_{l-1} entry, target).
+ *  HARMONICS_OF_YZX (PolarMACE): the harmonics of (u.y, u.z, u.x), dY/du still with respect to (x, y, z). */
 DEVICE void harmonics(real3 u, GLOBAL const int* shIndex, GLOBAL const real* shValue, real* y, real* du, int wantDerivative) {
+#ifdef HARMONICS_OF_YZX
+    u = make_real3(u.y, u.z, u.x);
+#endif
     for (int k = 0; k < NSH; k++) {
         y[k] = 0;
         if (wantDerivative)
@@ -62,6 +66,15 @@ DEVICE void harmonics(real3 u, GLOBAL const int* shIndex, GLOBAL const real* shV
             for (int d = 0; d < 3; d++)
                 du[3 * c + d] += v * (du[3 * a + d] * y[b] + y[a] * du[3 * b + d]);
     }
+#ifdef HARMONICS_OF_YZX
+    if (wantDerivative) // d/d(y, z, x) back to d/d(x, y, z)
+        for (int k = 0; k < NSH; k++) {
+            const real dy = du[3 * k], dz = du[3 * k + 1], dx = du[3 * k + 2];
+            du[3 * k] = dx;
+            du[3 * k + 1] = dy;
+            du[3 * k + 2] = dz;
+        }
+#endif
 }
 
 /** Positions of the ML particles in the model's length unit, in ML order, from the reordered posq. */
@@ -732,6 +745,10 @@ KERNEL void nodeProgram(GLOBAL const int* RESTRICT ops, int firstOp, int numOps,
                 for (int i = LOCAL_ID; i < o[2]; i += LOCAL_SIZE)
                     data[o[1] + n * o[2] + i] = 0;
             }
+            else if (kind == OP_ADD) { // o: (array, to, size): to += array
+                for (int i = LOCAL_ID; i < o[3]; i += LOCAL_SIZE)
+                    data[o[2] + n * o[3] + i] += data[o[1] + n * o[3] + i];
+            }
             else if (kind == OP_EMBED) { // o: (h, table start, dim); also clears the node's energy, which the layers add to
                 for (int i = LOCAL_ID; i < o[3]; i += LOCAL_SIZE)
                     data[o[1] + n * o[3] + i] = values[o[2] + species[n] * o[3] + i];
@@ -822,4 +839,10 @@ KERNEL void applyForces(GLOBAL const real4* RESTRICT gradVec, GLOBAL const int* 
         forceBuffer[j + paddedNumAtoms] += (mm_long) (f.y * (real) 0x100000000);
         forceBuffer[j + 2 * paddedNumAtoms] += (mm_long) (f.z * (real) 0x100000000);
     }
+}
+
+/** Copies count reals of data from offset on into out (a head that reads the layers' features on the host). */
+KERNEL void copyReals(GLOBAL const real* RESTRICT data, int offset, int count, GLOBAL real* RESTRICT out) {
+    for (int i = GLOBAL_ID; i < count; i += GLOBAL_SIZE)
+        out[i] = data[offset + i];
 }
