@@ -7,7 +7,7 @@ namespace OpenMMENN {
 
 /** The sources in platforms/common/src/kernels, embedded at build time (CMake writes the .cpp). */
 struct CommonENNKernelSources {
-    static const std::string ennReduce, ennCells, ennNetwork, ennElectrostatics, ennLatentEwald;
+    static const std::string ennReduce, ennCells, ennNetwork, ennElectrostatics, ennStructureFactors, ennLatentEwald;
     /** Threads of the one work group that runs each reduction of ennReduce.cc (its REDUCE_SIZE). */
     static const int ReduceSize = 128;
 };

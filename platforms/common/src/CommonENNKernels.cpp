@@ -2,6 +2,7 @@
 #include "openmm/OpenMMException.h"
 #include "openmm/common/ContextSelector.h"
 #include "openmm/internal/ContextImpl.h"
+#include "CommonENNPolarStructureFactor.h"
 #include "CommonENNPrecision.h"
 
 using namespace OpenMMENN;
@@ -15,6 +16,7 @@ void CommonCalcENNForceKernel::initialize(const OpenMM::System& system, const EN
     network = std::make_unique<CommonENNNetwork>(cc, force.getModelPtr(), ml.species, mlOfAtom, ml.periodic, ml.chargeGroups, ml.initialFeatures, work);
     if (force.hasPolarHead()) { // (a polar head couples to the MM charges itself)
         polar = std::make_unique<ENNPolarEvaluation>(force);
+        polar->setStructureFactor(std::make_unique<CommonENNPolarStructureFactor>(cc, work));
         polarForces.initialize(cc, system.getNumParticles(), 4 * realSize(cc), "ennPolarForces");
         return;
     }

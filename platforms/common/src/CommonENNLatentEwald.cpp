@@ -26,8 +26,9 @@ CommonENNLatentEwald::CommonENNLatentEwald(OpenMM::ComputeContext& cc, const ENN
     structure.initialize(cc, 2, mixedSize, "ennLatentStructure");
     std::map<std::string, std::string> defines;
     defines["REDUCE_SIZE"] = cc.intToString(CommonENNKernelSources::ReduceSize);
-    OpenMM::ComputeProgram program = cc.compileProgram(CommonENNKernelSources::ennReduce + CommonENNKernelSources::ennLatentEwald, defines);
-    structureKernel = program->createKernel("latentStructureFactors");
+    OpenMM::ComputeProgram program = cc.compileProgram(CommonENNKernelSources::ennReduce + CommonENNKernelSources::ennStructureFactors +
+                                                        CommonENNKernelSources::ennLatentEwald, defines);
+    structureKernel = program->createKernel("structureFactors");
     potentialKernel = program->createKernel("latentPotentials");
     energyKernel = program->createKernel("sumEnergy");
     structureKernel->addArg(positions);

@@ -63,11 +63,11 @@ inline void setReal4Arg(const OpenMM::ComputeContext& cc, OpenMM::ComputeKernel&
         kernel->setArg(index, OpenMM::mm_float4(v[0], v[1], v[2], 0));
 }
 
-/** Uploads doubles to an array of real, real2 or real4 elements (components interleaved), as real. */
-inline void uploadReals(const OpenMM::ComputeContext& cc, OpenMM::ComputeArray& array, const std::vector<double>& values) {
-    if (values.size() * sizeof(double) != size_t(array.getSize()) * array.getElementSize() * (cc.getUseDoublePrecision() ? 1 : 2))
+/** Uploads doubles to an array of elements of one to four components (interleaved), as double or as float. */
+inline void uploadValues(OpenMM::ComputeArray& array, const std::vector<double>& values, bool asDouble) {
+    if (values.size() * sizeof(double) != size_t(array.getSize()) * array.getElementSize() * (asDouble ? 1 : 2))
         throw OpenMM::OpenMMException("ENNForce: " + array.getName() + " given the wrong number of values");
-    if (cc.getUseDoublePrecision())
+    if (asDouble)
         array.upload(values.data());
     else {
         const std::vector<float> f(values.begin(), values.end());
@@ -75,10 +75,10 @@ inline void uploadReals(const OpenMM::ComputeContext& cc, OpenMM::ComputeArray& 
     }
 }
 
-/** The contents of a real array, as doubles. */
-inline std::vector<double> downloadReals(const OpenMM::ComputeContext& cc, OpenMM::ComputeArray& array) {
+/** The contents of an array of double or float elements, as doubles. */
+inline std::vector<double> downloadValues(OpenMM::ComputeArray& array, bool asDouble) {
     std::vector<double> values(array.getSize());
-    if (cc.getUseDoublePrecision())
+    if (asDouble)
         array.download(values);
     else {
         std::vector<float> f(array.getSize());
@@ -86,6 +86,26 @@ inline std::vector<double> downloadReals(const OpenMM::ComputeContext& cc, OpenM
         std::copy(f.begin(), f.end(), values.begin());
     }
     return values;
+}
+
+/** Uploads doubles to an array of real, real2 or real4 elements (components interleaved), as real. */
+inline void uploadReals(const OpenMM::ComputeContext& cc, OpenMM::ComputeArray& array, const std::vector<double>& values) {
+    uploadValues(array, values, cc.getUseDoublePrecision());
+}
+
+/** The contents of a real array, as doubles. */
+inline std::vector<double> downloadReals(const OpenMM::ComputeContext& cc, OpenMM::ComputeArray& array) {
+    return downloadValues(array, cc.getUseDoublePrecision());
+}
+
+/** Uploads doubles to an array of mixed elements. */
+inline void uploadMixed(const OpenMM::ComputeContext& cc, OpenMM::ComputeArray& array, const std::vector<double>& values) {
+    uploadValues(array, values, mixedIsDouble(cc));
+}
+
+/** The contents of a mixed array, as doubles. */
+inline std::vector<double> downloadMixed(const OpenMM::ComputeContext& cc, OpenMM::ComputeArray& array) {
+    return downloadValues(array, mixedIsDouble(cc));
 }
 
 } // namespace OpenMMENN

@@ -1,23 +1,6 @@
 // MACELES's truncated periodic sum of its latent charges (ENNLatentEwald.h; CommonENNLatentEwald drives these
-// kernels), in the model's units: k vectors (kx, ky, kz, w_k) from the host, S(k) per k vector, then per ML atom the
+// kernels), in the model's units: k vectors (kx, ky, kz, w_k) from the host, S(k) per k vector (ennStructureFactors.cc), then per ML atom the
 // potential, the force at fixed charges and its energy term q_i phi_i / 2 (the energy is a quadratic form in the charges).
-
-/** S(k) = sum_i q_i exp(i k.r_i) (real and imaginary parts at 2m, 2m + 1), one thread per k vector, summed in atom order. */
-KERNEL void latentStructureFactors(GLOBAL const real4* RESTRICT pos, GLOBAL const real* RESTRICT charges, GLOBAL const real4* RESTRICT kvectors,
-        int numK, int numNodes, GLOBAL mixed* RESTRICT structure) {
-    for (int m = GLOBAL_ID; m < numK; m += GLOBAL_SIZE) {
-        const real4 k = kvectors[m];
-        mixed re = 0, im = 0;
-        for (int i = 0; i < numNodes; i++) {
-            const real4 r = pos[i];
-            const real phase = k.x * r.x + k.y * r.y + k.z * r.z;
-            re += charges[i] * cos(phase);
-            im += charges[i] * sin(phase);
-        }
-        structure[2 * m] = re;
-        structure[2 * m + 1] = im;
-    }
-}
 
 /** phi_i = sum_k 2 w_k Re(S(k) exp(-i k.r_i)) - 2 c q_i (kJ/mol/e), the force -dE/dr_i at fixed charges (kJ/mol/nm, at
  *  the System particle), and the energy term q_i phi_i / 2 (model units), one thread per ML atom. */
