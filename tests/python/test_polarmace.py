@@ -173,23 +173,36 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
         self.check("polar_float32", model, saved=True, states=((0, 1), (-1, 2)))
 
     def test_forces_are_the_gradient(self):
-        """Central differences of the Reference energy (h = 1e-4 A; error O(h^2) ~ 1e-7 relative) against its forces."""
+        """Central differences of the energy (h = 1e-4 A; error O(h^2) ~ 1e-7 relative) against the forces, on Reference
+        and on OpenCL in double precision (the float platforms are checked against Reference instead): a molecule, and
+        one water polarized by 26 MM waters in a periodic box (its ML atoms and three MM atoms)."""
         path, _ = convert_for_test(build_polar(seed=7), self.folder.name, "fd", False)
-        atoms = molecules()[0]
-        context, _ = polar_context(path, atoms, 1, 2)
-        forces = context.getState(getForces=True).getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.angstrom)
+        available = [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]
+        runs = [("Reference", None)] + ([("OpenCL", {"Precision": "double"})] if "OpenCL" in available else [])
+        water, mm_positions, mm_charges = self.embedded_systems()[1]
+        molecule = molecules()[0]
+        cases = [("molecule", lambda p, props: polar_context(path, molecule, 1, 2, platform=p, properties=props)[0],
+                  molecule.positions, range(len(molecule))),
+                 ("embedded water", lambda p, props: self.embedded_context(path, water, mm_positions, mm_charges, 1, 2, p, props)[0],
+                  np.concatenate([water.positions, mm_positions]), list(range(3)) + [3, 4, 5])]
         h = 1e-4
-        worst = 0.0
-        for i in range(len(atoms)):
-            for a in range(3):
-                energies = []
-                for sign in (1, -1):
-                    moved = atoms.positions.copy()
-                    moved[i, a] += sign * h
-                    context.setPositions(moved * 0.1)
-                    energies.append(context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole))
-                worst = max(worst, abs(-(energies[0] - energies[1]) / (2 * h) - forces[i, a]))
-        self.assertLess(worst, 1e-5 * np.abs(forces).max() + 1e-6, f"worst {worst} kJ/mol/A of {np.abs(forces).max()}")
+        for (label, make, positions, moved_atoms), (platform, properties) in [(c, r) for c in cases for r in runs]:
+            with self.subTest(system=label, platform=platform):
+                context = make(platform, properties)
+                forces = context.getState(getForces=True).getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.angstrom)
+                worst = 0.0
+                for i in moved_atoms:
+                    for a in range(3):
+                        energies = []
+                        for sign in (1, -1):
+                            moved = positions.copy()
+                            moved[i, a] += sign * h
+                            context.setPositions(moved * 0.1)
+                            energies.append(context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole))
+                        worst = max(worst, abs(-(energies[0] - energies[1]) / (2 * h) - forces[i, a]))
+                self.assertLess(worst, 1e-5 * np.abs(forces).max() + 1e-6, f"worst {worst} kJ/mol/A of {np.abs(forces).max()}")
+                if len(positions) > 3:
+                    self.assertGreater(np.abs(forces[3:6]).max(), 1e-3, "the MM atoms feel the region")
 
     def test_unsupported_uses_are_refused(self):
         path, _ = convert_for_test(build_polar(seed=1, hidden="8x0e+8x1o", edge_irreps="4x0e+4x1o", max_ell=2, interactions=2,

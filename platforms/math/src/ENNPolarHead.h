@@ -1,11 +1,11 @@
 #ifndef OPENMM_ENN_POLAR_HEAD_H_
 #define OPENMM_ENN_POLAR_HEAD_H_
 
-// MACE's PolarMACE head in double precision, as the Reference and CPU platforms evaluate it (each with its own
-// backbone): the spin-resolved multipoles from every layer's features, the Fukui constraints, the field-update steps,
-// the local electron energy and the Coulomb energy of the multipoles, with open boundaries (graph-longrange's
-// real-space sums) or in a periodic cell (its reciprocal sums), and any MM charges as its external sources. Each MACE
-// block has its function here, named after it; the gradient comes from a tape (ENNTape.h).
+// MACE's PolarMACE head in double precision, as every platform evaluates it (each with its own backbone; OpenCL and
+// CUDA download the layer features for it): the spin-resolved multipoles from every layer's features, the Fukui
+// constraints, the field-update steps, the local electron energy and the Coulomb energy of the multipoles, with open
+// boundaries (graph-longrange's real-space sums) or in a periodic cell (its reciprocal sums), and any MM charges as its
+// external sources. Each MACE block has its function here, named after it; the gradient comes from a tape (ENNTape.h).
 
 #include "openmmenn/ENNForce.h"
 #include "openmmenn/ENNModel.h"
