@@ -172,6 +172,14 @@ TEST(CAPI, ForceOnASystemAndSerialization) {
             EXPECT_NEAR(q[0] + q[1] + q[2], 0.0, 1e-12);
             expectStatus(OpenMM_ENNForce_getCharges(force, reinterpret_cast<OpenMM_Context*>(&context), q, 2), OpenMM_ENN_InvalidArgument,
                          "capacity 2");
+            int polar = -1;
+            ASSERT_EQ(OpenMM_ENNForce_hasPolarHead(force, &polar), 0);
+            EXPECT_EQ(polar, 0);
+            double dipoles[9];
+            expectStatus(OpenMM_ENNForce_getDipoles(force, reinterpret_cast<OpenMM_Context*>(&context), dipoles, 3), OpenMM_ENN_Error,
+                         "predicts no dipoles");
+            expectStatus(OpenMM_ENNForce_getDipoles(force, reinterpret_cast<OpenMM_Context*>(&context), dipoles, 2), OpenMM_ENN_InvalidArgument,
+                         "capacity 2");
             ASSERT_EQ(OpenMM_ENNForce_setTotalCharge(force, 0.0), 0);
             ASSERT_EQ(OpenMM_ENNForce_setSpinMultiplicity(force, 2), 0);
             expectStatus(OpenMM_ENNForce_setSpinMultiplicity(force, 0), OpenMM_ENN_Error, "at least 1");
@@ -222,6 +230,8 @@ TEST(CAPI, EveryErrorPathGivesAStatusAndAMessage) {
     expectStatus(OpenMM_ENNForce_getNumParticles(force, nullptr), OpenMM_ENN_InvalidArgument, "count is NULL");
     expectStatus(OpenMM_ENNForce_coupleToNonbondedForce(force, nullptr, nullptr), OpenMM_ENN_InvalidArgument, "is NULL");
     expectStatus(OpenMM_ENNForce_getCharges(force, nullptr, &energy, 1), OpenMM_ENN_InvalidArgument, "");
+    expectStatus(OpenMM_ENNForce_getDipoles(force, nullptr, &energy, 1), OpenMM_ENN_InvalidArgument, "");
+    expectStatus(OpenMM_ENNForce_hasPolarHead(force, nullptr), OpenMM_ENN_InvalidArgument, "hasPolarHead is NULL");
     OpenMM_ENNForce* deserialized = force;
     expectStatus(OpenMM_ENNForce_deserialize("<Force type=\"HarmonicBondForce\" version=\"2\"><Bonds/></Force>", &deserialized),
                  OpenMM_ENN_Error, "");

@@ -391,6 +391,30 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
             for key, value in coupling.items():
                 self.assertLess(abs(value - reference), 1e-4 * abs(reference), f"{atoms.get_chemical_formula()}: coupling {coupling}")
 
+    def test_c_api_reads_the_charges_and_dipoles(self):
+        """The C API (libOpenMMENNC, beside libOpenMMENN) on a PolarMACE force: hasPolarHead, and getCharges and
+        getDipoles the same numbers as the Python API's (the same kernel call, so bitwise)."""
+        import ctypes
+        with open("/proc/self/maps") as maps:
+            loaded = [line.split()[-1] for line in maps if line.rstrip().endswith("/libOpenMMENN.so")]
+        library = os.path.join(os.path.dirname(loaded[0]), "libOpenMMENNC.so") if loaded else ""
+        if not os.path.exists(library):
+            self.skipTest("no libOpenMMENNC.so beside libOpenMMENN.so")
+        c_api = ctypes.CDLL(library)
+        path, _ = convert_for_test(build_polar(seed=3), self.folder.name, "c_api", False)
+        atoms = molecules()[0]
+        context, force = polar_context(path, atoms, 1, 2)
+        n = len(atoms)
+        polar = ctypes.c_int(-1)
+        self.assertEqual(c_api.OpenMM_ENNForce_hasPolarHead(ctypes.c_void_p(int(force.this)), ctypes.byref(polar)), 0)
+        self.assertEqual(polar.value, 1)
+        charges, dipoles = (ctypes.c_double * n)(), (ctypes.c_double * (3 * n))()
+        for function, buffer in ((c_api.OpenMM_ENNForce_getCharges, charges), (c_api.OpenMM_ENNForce_getDipoles, dipoles)):
+            self.assertEqual(function(ctypes.c_void_p(int(force.this)), ctypes.c_void_p(int(context.this)), buffer, n), 0)
+        np.testing.assert_array_equal(np.array(charges), np.array(force.getCharges(context)))
+        np.testing.assert_array_equal(np.array(dipoles).reshape(-1, 3), force.getDipoles(context, asNumpy=True))
+        self.assertGreater(np.abs(np.array(dipoles)).max(), 1e-4)
+
     def test_create_mixed_system(self):
         """createMixedSystem(embedding="electrostatic") with a PolarMACE model: alanine dipeptide (the ML region, a whole
         molecule) in TIP3P with PME. The ENNForce's energy and forces are the oracle's with the NonbondedForce's MM

@@ -25,7 +25,7 @@ public:
     virtual std::vector<double> getCharges(OpenMM::ContextImpl& context) = 0;
     /** The dipoles of a polar head's multipoles (e nm) at the current positions; platforms without polar heads refuse. */
     virtual std::vector<OpenMM::Vec3> getDipoles(OpenMM::ContextImpl&) {
-        throw OpenMM::OpenMMException("ENNForce: this platform has no polar head, so no dipoles");
+        throw OpenMM::OpenMMException("ENNForce: this platform's kernel gives no dipoles");
     }
 };
 

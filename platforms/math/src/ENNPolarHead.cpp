@@ -308,27 +308,64 @@ vector<Vec> electrostaticFeatures(const PolarSpec& P, const vector<Vec>& multipo
     return features;
 }
 
-/** graph-longrange's k vectors (compute_k_vectors_flat) in a cell of rows box[0..2]: n . b over its half set of n (n_0 > 0;
- *  n_0 = 0, n_1 > 0; n_0 = n_1 = 0, n_2 > 0; each range as it builds it), |k| <= cutoff; k = 0 is left out (the Coulomb
- *  kernel is zero there). */
-vector<Vec3> graphLongrangeKVectors(const Vec3* box, double cutoff, double& volume) {
-    volume = box[0].dot(box[1].cross(box[2]));
-    const Vec3 b[3] = {box[1].cross(box[2]) * (2 * M_PI / volume), box[2].cross(box[0]) * (2 * M_PI / volume),
-                       box[0].cross(box[1]) * (2 * M_PI / volume)};
+/** graph-longrange's k vectors (compute_k_vectors_flat) in a cell, with each one's integer indices n (k = n . b). */
+struct KVectorSet {
+    vector<Vec3> k;
+    vector<int> n; // n_0, n_1, n_2 of each k vector
+    Vec3 b[3];     // the reciprocal vectors, 2 pi inv(box)^T's rows
+    int nMax[3] = {0, 0, 0};
+    double volume = 0.0;
+
+    /** cos and sin of k . x for every k vector: products of the three exp(i n_a b_a . x), each of which takes one of
+     *  3 (2 nMax_a + 1) cosines and sines, instead of a cosine and a sine per k vector (the reciprocal sums' cost).
+     *  Round-off: that of two complex products, a few 1e-16. */
+    void phases(const Vec3& x, vector<double>& c, vector<double>& s) const {
+        vector<double> axis[3][2]; // [a][cos, sin] at n_a + nMax_a
+        for (int a = 0; a < 3; a++) {
+            const double angle = b[a].dot(x);
+            for (int m = -nMax[a]; m <= nMax[a]; m++) {
+                axis[a][0].push_back(std::cos(m * angle));
+                axis[a][1].push_back(std::sin(m * angle));
+            }
+        }
+        const size_t K = k.size();
+        c.resize(K);
+        s.resize(K);
+        for (size_t i = 0; i < K; i++) {
+            const int i0 = n[3 * i] + nMax[0], i1 = n[3 * i + 1] + nMax[1], i2 = n[3 * i + 2] + nMax[2];
+            const double c01 = axis[0][0][i0] * axis[1][0][i1] - axis[0][1][i0] * axis[1][1][i1];
+            const double s01 = axis[0][1][i0] * axis[1][0][i1] + axis[0][0][i0] * axis[1][1][i1];
+            c[i] = c01 * axis[2][0][i2] - s01 * axis[2][1][i2];
+            s[i] = s01 * axis[2][0][i2] + c01 * axis[2][1][i2];
+        }
+    }
+};
+
+/** graph-longrange's k vectors in a cell of rows box[0..2]: n . b over its half set of n (n_0 > 0; n_0 = 0, n_1 > 0;
+ *  n_0 = n_1 = 0, n_2 > 0; each range as it builds it), |k| <= cutoff; k = 0 is left out (the Coulomb kernel is zero
+ *  there). */
+std::shared_ptr<const KVectorSet> graphLongrangeKVectors(const Vec3* box, double cutoff) {
+    auto set = std::make_shared<KVectorSet>();
+    const double volume = set->volume = box[0].dot(box[1].cross(box[2]));
+    Vec3* b = set->b;
+    b[0] = box[1].cross(box[2]) * (2 * M_PI / volume);
+    b[1] = box[2].cross(box[0]) * (2 * M_PI / volume);
+    b[2] = box[0].cross(box[1]) * (2 * M_PI / volume);
     // About V k_c^3 / (12 pi^2) vectors in the half set: bounded, so that an exploded box is an error, not gigabytes.
     const double expected = std::abs(volume) * cutoff * cutoff * cutoff / (12 * M_PI * M_PI);
     if (!(expected <= ENNSanityBounds::MaxReciprocalKVectors))
         throw OpenMM::OpenMMException("ENNForce: the periodic box (volume " + shortNumber(std::abs(volume)) + " in the model's length unit "
                                       "cubed) needs about " + shortNumber(expected) + " k vectors in the PolarMACE model's reciprocal sums, "
                                       "more than " + shortNumber(ENNSanityBounds::MaxReciprocalKVectors) + " (an exploded box?)");
-    int nMax[3];
+    int* nMax = set->nMax;
     for (int i = 0; i < 3; i++)
         nMax[i] = static_cast<int>(std::ceil(cutoff / b[i].dot(box[i] / std::sqrt(box[i].dot(box[i])))));
-    vector<Vec3> k;
     auto add = [&](int n0, int n1, int n2) {
         const Vec3 v = b[0] * n0 + b[1] * n1 + b[2] * n2;
-        if (v.dot(v) <= cutoff * cutoff)
-            k.push_back(v);
+        if (v.dot(v) <= cutoff * cutoff) {
+            set->k.push_back(v);
+            set->n.insert(set->n.end(), {n0, n1, n2});
+        }
     };
     for (int n2 = 1; n2 < nMax[2]; n2++)
         add(0, 0, n2);
@@ -339,7 +376,7 @@ vector<Vec3> graphLongrangeKVectors(const Vec3* box, double cutoff, double& volu
         for (int n1 = -nMax[1]; n1 < nMax[1]; n1++)
             for (int n2 = -nMax[2]; n2 < nMax[2]; n2++)
                 add(n0, n1, n2);
-    return k;
+    return set;
 }
 
 /** A Gaussian basis's Fourier coefficients at k, [width][lm], real and imaginary parts: amplitude |k|^l exp(-sigma^2 k^2
@@ -366,30 +403,22 @@ void basisCoefficients(const GaussianBasisSpec& basis, const Vec3& k, vector<vec
  *  GTOElectrostaticEnergy): for each k vector, the density rho(k) = (2 pi)^3 / V sum_i q_i . X(k) e^{-i k.x_i} and the
  *  potential 4 pi k_e rho / k^2. */
 struct ReciprocalDensity {
-    vector<Vec3> k;
+    std::shared_ptr<const KVectorSet> set;
     vector<V> re, im; // rho(k)
-    double volume = 0.0;
 };
-
-/** cos and sin of k . x. */
-inline void phase(const Vec3& k, const Vec3& x, double& c, double& s) {
-    const double angle = k.dot(x);
-    c = std::cos(angle);
-    s = std::sin(angle);
-}
 
 /** rho(k) of multipoles q at x over the k vectors, one tape block whose backward pass recomputes the phases: memory
  *  O(k vectors + atoms), not O(k vectors x atoms) (the MM charges of a large box). re = sum q . (Xr c + Xi s), im = sum
  *  q . (Xi c - Xr s), times (2 pi)^3 / V. */
 ReciprocalDensity reciprocalDensity(const PolarSpec& P, const vector<Vec>& q, const vector<Vec3>& x, const vector<Vec>& xv, const Vec3* box) {
     ReciprocalDensity rho;
-    rho.k = graphLongrangeKVectors(box, P.kspaceCutoff, rho.volume);
-    const int N = static_cast<int>(x.size()), D = P.multipoleDim(), K = static_cast<int>(rho.k.size());
-    const double scale = std::pow(2 * M_PI, 3) / rho.volume;
+    rho.set = graphLongrangeKVectors(box, P.kspaceCutoff);
+    const int N = static_cast<int>(x.size()), D = P.multipoleDim(), K = static_cast<int>(rho.set->k.size());
+    const double scale = std::pow(2 * M_PI, 3) / rho.set->volume;
     auto xr = std::make_shared<vector<double>>(size_t(K) * D), xi = std::make_shared<vector<double>>(size_t(K) * D);
     vector<vector<double>> br, bi;
     for (int n = 0; n < K; n++) {
-        basisCoefficients(P.densityBasis, rho.k[n], br, bi);
+        basisCoefficients(P.densityBasis, rho.set->k[n], br, bi);
         for (int lm = 0; lm < D; lm++) {
             (*xr)[size_t(n) * D + lm] = scale * br[0][lm];
             (*xi)[size_t(n) * D + lm] = scale * bi[0][lm];
@@ -409,27 +438,29 @@ ReciprocalDensity reciprocalDensity(const PolarSpec& P, const vector<Vec>& q, co
             variable = variable || xv[i][a].node >= 0;
         }
     }
-    for (int n = 0; n < K; n++)
-        for (int i = 0; i < N; i++) {
-            double c, s;
-            phase(rho.k[n], x[i], c, s);
+    vector<double> c, s;
+    for (int i = 0; i < N; i++) {
+        rho.set->phases(x[i], c, s);
+        for (int n = 0; n < K; n++)
             for (int lm = 0; lm < D; lm++) {
                 const double a = (*xr)[size_t(n) * D + lm], b = (*xi)[size_t(n) * D + lm], qi = qv[size_t(i) * D + lm];
-                values[2 * n] += qi * (a * c + b * s);
-                values[2 * n + 1] += qi * (b * c - a * s);
+                values[2 * n] += qi * (a * c[n] + b * s[n]);
+                values[2 * n + 1] += qi * (b * c[n] - a * s[n]);
             }
-        }
+    }
     int first = -1;
     if (variable)
-        first = tape().block(2 * K, [k = rho.k, x, xr, xi, qv, qNodes, xNodes, N, D, K](vector<double>& adjoint, int first) {
+        first = tape().block(2 * K, [set = rho.set, x, xr, xi, qv, qNodes, xNodes, N, D, K](vector<double>& adjoint, int first) {
+            const vector<Vec3>& k = set->k;
+            vector<double> cs, ss;
             for (int i = 0; i < N; i++) {
                 Vec3 dx;
+                set->phases(x[i], cs, ss);
                 for (int n = 0; n < K; n++) {
                     const double gr = adjoint[first + 2 * n], gi = adjoint[first + 2 * n + 1];
                     if (gr == 0.0 && gi == 0.0)
                         continue;
-                    double c, s;
-                    phase(k[n], x[i], c, s);
+                    const double c = cs[n], s = ss[n];
                     double dPhase = 0.0;
                     for (int lm = 0; lm < D; lm++) {
                         const double a = (*xr)[size_t(n) * D + lm], b = (*xi)[size_t(n) * D + lm];
@@ -457,14 +488,14 @@ ReciprocalDensity reciprocalDensity(const PolarSpec& P, const vector<Vec>& q, co
  *  approximation. */
 ReciprocalDensity sourceDensityOf(const PolarSpec& P, const PolarEnvironment& environment, const vector<Vec>& xv, const Vec3* box) {
     ReciprocalDensity rho;
-    rho.k = graphLongrangeKVectors(box, P.kspaceCutoff, rho.volume);
-    const int K = static_cast<int>(rho.k.size());
+    rho.set = graphLongrangeKVectors(box, P.kspaceCutoff);
+    const int K = static_cast<int>(rho.set->k.size());
     vector<double> sr, si, amplitude(K);
-    environment.structureFactor->compute(box, environment.positions, environment.charges, rho.k, sr, si);
+    environment.structureFactor->compute(box, environment.positions, environment.charges, rho.set->k, sr, si);
     vector<vector<double>> br, bi;
     for (int n = 0; n < K; n++) {
-        basisCoefficients(P.densityBasis, rho.k[n], br, bi); // l = 0: real
-        amplitude[n] = std::pow(2 * M_PI, 3) / rho.volume * br[0][0];
+        basisCoefficients(P.densityBasis, rho.set->k[n], br, bi); // l = 0: real
+        amplitude[n] = std::pow(2 * M_PI, 3) / rho.set->volume * br[0][0];
     }
     vector<int> xNodes;
     for (const Vec& x : xv)
@@ -497,19 +528,19 @@ ReciprocalDensity sourceDensityOf(const PolarSpec& P, const PolarEnvironment& en
 vector<Vec> reciprocalFeatures(const PolarSpec& P, const vector<Vec>& q, const vector<Vec3>& x, const vector<Vec>& xv, const Vec3* box,
                                const ReciprocalDensity* sources) {
     ReciprocalDensity rho = reciprocalDensity(P, q, x, xv, box);
-    for (size_t n = 0; sources && n < rho.k.size(); n++) {
+    for (size_t n = 0; sources && n < rho.set->k.size(); n++) {
         rho.re[n] += sources->re[n] * SourceShareOfEachChannel;
         rho.im[n] += sources->im[n] * SourceShareOfEachChannel;
     }
     const int N = static_cast<int>(x.size()), numWidths = static_cast<int>(P.fieldWidths.size()), perWidth = (P.fieldLmax + 1) * (P.fieldLmax + 1);
-    const int K = static_cast<int>(rho.k.size()), F = P.fieldDim();
+    const int K = static_cast<int>(rho.set->k.size()), F = P.fieldDim();
     // per k: the kernel 4 pi k_e / k^2 times 2 / (2 pi)^3, and each feature's basis coefficients (fr, fi)
     auto fr = std::make_shared<vector<double>>(size_t(K) * F), fi = std::make_shared<vector<double>>(size_t(K) * F);
     vector<vector<double>> br, bi;
     const double norm = 2 / std::pow(2 * M_PI, 3);
     for (int n = 0; n < K; n++) {
-        basisCoefficients(P.featureBasis, rho.k[n], br, bi);
-        const double kernel = 4 * M_PI * P.fieldConstant / rho.k[n].dot(rho.k[n]) * norm;
+        basisCoefficients(P.featureBasis, rho.set->k[n], br, bi);
+        const double kernel = 4 * M_PI * P.fieldConstant / rho.set->k[n].dot(rho.set->k[n]) * norm;
         for (int w = 0; w < numWidths; w++)
             for (int lm = 0; lm < perWidth; lm++) {
                 const int feature = lm == 0 ? w : numWidths + 3 * w + (lm - 1);
@@ -529,21 +560,25 @@ vector<Vec> reciprocalFeatures(const PolarSpec& P, const vector<Vec>& q, const v
     for (int i = 0; i < N; i++)
         for (int a = 0; a < 3; a++)
             xNodes[size_t(i) * 3 + a] = xv[i][a].node;
-    for (int i = 0; i < N; i++)
+    vector<double> cs, ss;
+    for (int i = 0; i < N; i++) {
+        rho.set->phases(x[i], cs, ss);
         for (int n = 0; n < K; n++) {
-            double c, s;
-            phase(rho.k[n], x[i], c, s);
+            const double c = cs[n], s = ss[n];
             for (int f = 0; f < F; f++) {
                 const double a = (*fr)[size_t(n) * F + f], b = (*fi)[size_t(n) * F + f];
                 values[size_t(i) * F + f] += re[n] * (a * c + b * s) + im[n] * (b * c - a * s);
             }
         }
-    const int first = tape().block(N * F, [k = rho.k, x, fr, fi, re, im, rhoNodes, xNodes, N, F, K](vector<double>& adjoint, int first) {
+    }
+    const int first = tape().block(N * F, [set = rho.set, x, fr, fi, re, im, rhoNodes, xNodes, N, F, K](vector<double>& adjoint, int first) {
+        const vector<Vec3>& k = set->k;
+        vector<double> cs, ss;
         for (int i = 0; i < N; i++) {
             Vec3 dx;
+            set->phases(x[i], cs, ss);
             for (int n = 0; n < K; n++) {
-                double c, s;
-                phase(k[n], x[i], c, s);
+                const double c = cs[n], s = ss[n];
                 double gRe = 0.0, gIm = 0.0, dPhase = 0.0;
                 for (int f = 0; f < F; f++) {
                     const double g = adjoint[first + i * F + f];
@@ -581,8 +616,9 @@ V reciprocalEnergy(const PolarSpec& P, const vector<Vec>& q, const vector<Vec3>&
     const ReciprocalDensity rho = reciprocalDensity(P, q, x, xv, box);
     double value = 0.0;
     tape().begin();
-    for (size_t n = 0; n < rho.k.size(); n++) {
-        const double factor = rho.volume / std::pow(2 * M_PI, 6) * 4 * M_PI * P.fieldConstant / rho.k[n].dot(rho.k[n]);
+    const vector<Vec3>& k = rho.set->k;
+    for (size_t n = 0; n < k.size(); n++) {
+        const double factor = rho.set->volume / std::pow(2 * M_PI, 6) * 4 * M_PI * P.fieldConstant / k[n].dot(k[n]);
         value += factor * (rho.re[n].value * rho.re[n].value + rho.im[n].value * rho.im[n].value);
         tape().parent(rho.re[n], 2 * factor * rho.re[n].value);
         tape().parent(rho.im[n], 2 * factor * rho.im[n].value);

@@ -27,8 +27,16 @@ struct TapeValue {
 /** Nodes with their parents and the partial derivatives to them. One tape is active per thread while it records. */
 class ENNTape {
 public:
-    ENNTape() { previous = active(); active() = this; }
-    ~ENNTape() { active() = previous; }
+    ENNTape() {
+        previous = active();
+        active() = this;
+        starts.reserve(sizes().first); // (the last tape's sizes on this thread: one evaluation is much like the next)
+        parents.reserve(sizes().second);
+    }
+    ~ENNTape() {
+        active() = previous;
+        sizes() = {starts.size(), parents.size()};
+    }
     ENNTape(const ENNTape&) = delete;
     ENNTape& operator=(const ENNTape&) = delete;
 
@@ -94,6 +102,10 @@ public:
     static ENNTape*& active() {
         static thread_local ENNTape* tape = nullptr;
         return tape;
+    }
+    static std::pair<size_t, size_t>& sizes() {
+        static thread_local std::pair<size_t, size_t> last(0, 0);
+        return last;
     }
 
 private:

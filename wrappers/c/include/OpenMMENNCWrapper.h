@@ -90,6 +90,11 @@ OpenMM_ENN_Status OpenMM_ENNForce_coupleToGBSAOBCForce(OpenMM_ENNForce* force, O
 /** The predicted charges (e) in `context` of a force that is in its System: charges[0 .. capacity) receives
  *  them, in the order of the ML particles; capacity must be at least the number of particles. */
 OpenMM_ENN_Status OpenMM_ENNForce_getCharges(const OpenMM_ENNForce* force, OpenMM_Context* context, double* charges, int capacity);
+/** Whether the model is a PolarMACE (0 or 1): charges and dipoles that respond to the field (docs/polar.md). */
+OpenMM_ENN_Status OpenMM_ENNForce_hasPolarHead(const OpenMM_ENNForce* force, int* hasPolarHead);
+/** A PolarMACE model's atomic dipoles (e nm) in `context`: dipoles[3 i + k] (k = x, y, z) for ML particle i;
+ *  capacity, in particles, must be at least the number of particles. Error for a model without dipoles. */
+OpenMM_ENN_Status OpenMM_ENNForce_getDipoles(const OpenMM_ENNForce* force, OpenMM_Context* context, double* dipoles, int capacity);
 /** Copies the total charge and the MM/GB charges into a Context. */
 OpenMM_ENN_Status OpenMM_ENNForce_updateParametersInContext(OpenMM_ENNForce* force, OpenMM_Context* context);
 /** The force as XmlSerializer writes it (the model embedded); release *xml with OpenMM_ENN_freeString. */

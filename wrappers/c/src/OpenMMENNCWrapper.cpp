@@ -212,6 +212,24 @@ OpenMM_ENN_Status OpenMM_ENNForce_getCharges(const OpenMM_ENNForce* force, OpenM
     });
 }
 
+OpenMM_ENN_Status OpenMM_ENNForce_hasPolarHead(const OpenMM_ENNForce* force, int* hasPolarHead) {
+    return guarded([&] { *require(hasPolarHead, "hasPolarHead") = cast(force)->hasPolarHead() ? 1 : 0; });
+}
+
+OpenMM_ENN_Status OpenMM_ENNForce_getDipoles(const OpenMM_ENNForce* force, OpenMM_Context* context, double* dipoles, int capacity) {
+    return guarded([&] {
+        const ENNForce* f = cast(force);
+        require(dipoles, "dipoles");
+        if (capacity < f->getNumParticles())
+            throw std::invalid_argument("openmm-enn C API: capacity " + std::to_string(capacity) + " is less than the " +
+                                        std::to_string(f->getNumParticles()) + " particles");
+        const std::vector<OpenMM::Vec3> d = f->getDipoles(*reinterpret_cast<OpenMM::Context*>(require(context, "context")));
+        for (size_t i = 0; i < d.size(); i++)
+            for (int k = 0; k < 3; k++)
+                dipoles[3 * i + k] = d[i][k];
+    });
+}
+
 OpenMM_ENN_Status OpenMM_ENNForce_updateParametersInContext(OpenMM_ENNForce* force, OpenMM_Context* context) {
     return guarded([&] { cast(force)->updateParametersInContext(*reinterpret_cast<OpenMM::Context*>(require(context, "context"))); });
 }
