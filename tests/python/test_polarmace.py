@@ -413,7 +413,7 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
             self.assertEqual(function(ctypes.c_void_p(int(force.this)), ctypes.c_void_p(int(context.this)), buffer, n), 0)
         np.testing.assert_array_equal(np.array(charges), np.array(force.getCharges(context)))
         np.testing.assert_array_equal(np.array(dipoles).reshape(-1, 3), force.getDipoles(context, asNumpy=True))
-        self.assertGreater(np.abs(np.array(dipoles)).max(), 1e-4)
+        self.assertGreater(np.abs(np.array(dipoles)).max(), 1e-6)  # (e nm: not all zero)
 
     def test_create_mixed_system(self):
         """createMixedSystem(embedding="electrostatic") with a PolarMACE model: alanine dipeptide (the ML region, a whole
