@@ -237,25 +237,75 @@ double kernel(double d, double w, double softening, double& derivative) {
     return e / denominator;
 }
 
-/** The potential fieldConstant sum over the other atoms' sites of Q K(d) at site s of atom i, one node: its parents the
- *  charges and the atoms' positions. */
+/** The MM charges' potential (half of it: one spin channel's share) at sites 0 .. numSites - 1 of every atom for every
+ *  probe width, [(atom * numSites + site) * widths + width]: one tape block whose backward pass recomputes the pair
+ *  terms, so that memory is O(sites), not O(sites x MM charges). */
+Vec sourcePotentials(const PolarSpec& P, const PointCharges& pc, int numSites, const vector<Vec3>& x, const vector<Vec>& xv, const Sources& sources) {
+    const int N = static_cast<int>(x.size()), W = static_cast<int>(P.fieldWidths.size());
+    const size_t M = sources.size();
+    vector<double> values(size_t(N) * numSites * W, 0.0);
+    // (run again by the backward pass, after this function returns: everything by value but the model's spec and the
+    // MM positions and charges, which outlive the evaluation)
+    auto pairs = [&P, offsets = pc.offsets, x, sources, M](int i, int s, int w, auto&& visit) {
+        const Vec3 at = x[i] + offsets[s];
+        for (size_t m = 0; m < M; m++) {
+            const Vec3 r = at - (*sources.x)[m];
+            const double d = std::sqrt(r.dot(r)), q = SourceShareOfEachChannel * (*sources.charges)[m];
+            double dk;
+            const double k = P.fieldConstant * kernel(d, P.featureWidthFactors[w], P.softening, dk);
+            visit(m, q * k, r * (q * P.fieldConstant * dk / d));
+        }
+    };
+    for (int i = 0; i < N; i++)
+        for (int s = 0; s < numSites; s++)
+            for (int w = 0; w < W; w++)
+                pairs(i, s, w, [&](size_t, double value, const Vec3&) { values[(size_t(i) * numSites + s) * W + w] += value; });
+    bool any = false;
+    vector<int> xNodes, sourceNodes;
+    for (int i = 0; i < N; i++)
+        for (int a = 0; a < 3; a++)
+            xNodes.push_back(xv[i][a].node);
+    for (size_t m = 0; m < M; m++)
+        for (int a = 0; a < 3; a++)
+            sourceNodes.push_back((*sources.xv)[m][a].node);
+    for (int node : xNodes)
+        any = any || node >= 0;
+    for (int node : sourceNodes)
+        any = any || node >= 0;
+    if (!any)
+        return asNodes(values, -1);
+    const int first = tape().block(static_cast<int>(values.size()), [pairs, xNodes, sourceNodes, N, numSites, W](vector<double>& adjoint, int first) {
+        for (int i = 0; i < N; i++)
+            for (int s = 0; s < numSites; s++)
+                for (int w = 0; w < W; w++) {
+                    const double g = adjoint[first + (i * numSites + s) * W + w];
+                    if (g == 0.0)
+                        continue;
+                    pairs(i, s, w, [&](size_t m, double, const Vec3& gradient) {
+                        for (int a = 0; a < 3; a++) {
+                            if (xNodes[3 * i + a] >= 0)
+                                adjoint[xNodes[3 * i + a]] += g * gradient[a];
+                            if (sourceNodes[3 * m + a] >= 0)
+                                adjoint[sourceNodes[3 * m + a]] -= g * gradient[a];
+                        }
+                    });
+                }
+    });
+    return asNodes(values, first);
+}
+
+/** The potential fieldConstant sum over the other atoms' sites of Q K(d) at site s of atom i (plus the MM charges', from
+ *  sourcePotentials, if any), one node: its parents the charges and the atoms' positions. */
 V sitePotential(const PolarSpec& P, const PointCharges& pc, const vector<Vec3>& x, const vector<Vec>& xv, int i, int s, double w,
-                const Sources& sources) {
+                const V* fromSources) {
     const int N = static_cast<int>(x.size());
     const Vec3 at = x[i] + pc.offsets[s];
     double value = 0.0;
     Vec3 gradientHere;
     tape().begin();
-    for (size_t m = 0; m < sources.size(); m++) { // an MM charge: one site, half its potential in this channel
-        const Vec3 r = at - (*sources.x)[m];
-        const double d = std::sqrt(r.dot(r)), q = SourceShareOfEachChannel * (*sources.charges)[m];
-        double dk;
-        const double k = P.fieldConstant * kernel(d, w, P.softening, dk);
-        value += q * k;
-        const Vec3 g = r * (q * P.fieldConstant * dk / d);
-        gradientHere += g;
-        for (int a = 0; a < 3; a++)
-            tape().parent((*sources.xv)[m][a], -g[a]);
+    if (fromSources) {
+        value += fromSources->value;
+        tape().parent(*fromSources, 1.0);
     }
     for (int j = 0; j < N; j++) {
         if (j == i)
@@ -289,16 +339,21 @@ vector<Vec> electrostaticFeatures(const PolarSpec& P, const vector<Vec>& multipo
     const int N = static_cast<int>(x.size()), numWidths = static_cast<int>(P.fieldWidths.size());
     const bool displaced = P.multipoleLmax == 1 || P.fieldLmax == 1;
     const PointCharges pc = pointCharges(multipoles, P.multipoleLmax, displaced, P.featureOffset);
+    const int numSites = P.fieldLmax == 1 ? pc.perAtom : 1; // (the sites the features read)
+    const Vec fromSources = sources.size() > 0 ? sourcePotentials(P, pc, numSites, x, xv, sources) : Vec();
+    auto sourceAt = [&](int i, int s, int w) { return fromSources.empty() ? nullptr : &fromSources[(size_t(i) * numSites + s) * numWidths + w]; };
     vector<Vec> features(N, Vec(P.fieldDim(), V(0.0)));
     for (int i = 0; i < N; i++) {
         for (int w = 0; w < numWidths; w++) {
             const double width = P.featureWidthFactors[w];
-            const V centre = sitePotential(P, pc, x, xv, i, 0, width, sources);
+            const V centre = sitePotential(P, pc, x, xv, i, 0, width, sourceAt(i, 0, w));
             features[i][w] = centre * P.l0Factors[w];
             if (P.fieldLmax == 1) {
                 const int siteOfComponent[3] = {2, 3, 1}; // (y, z, x)
-                for (int m = 0; m < 3; m++)
-                    features[i][numWidths + 3 * w + m] = (sitePotential(P, pc, x, xv, i, siteOfComponent[m], width, sources) - centre) * P.l1Factors[w];
+                for (int m = 0; m < 3; m++) {
+                    const int site = siteOfComponent[m];
+                    features[i][numWidths + 3 * w + m] = (sitePotential(P, pc, x, xv, i, site, width, sourceAt(i, site, w)) - centre) * P.l1Factors[w];
+                }
             }
         }
         for (const auto& term : P.featureSelfTerms)
