@@ -200,13 +200,18 @@ OpenMM_ENN_Status OpenMM_ENNForce_coupleToGBSAOBCForce(OpenMM_ENNForce* force, O
     });
 }
 
+/** An output array of `capacity` entries per particle must hold `particles`. */
+static void requireCapacity(int capacity, int particles) {
+    if (capacity < particles)
+        throw std::invalid_argument("openmm-enn C API: capacity " + std::to_string(capacity) + " is less than the " +
+                                    std::to_string(particles) + " particles");
+}
+
 OpenMM_ENN_Status OpenMM_ENNForce_getCharges(const OpenMM_ENNForce* force, OpenMM_Context* context, double* charges, int capacity) {
     return guarded([&] {
         const ENNForce* f = cast(force);
         require(charges, "charges");
-        if (capacity < f->getNumParticles())
-            throw std::invalid_argument("openmm-enn C API: capacity " + std::to_string(capacity) + " is less than the " +
-                                        std::to_string(f->getNumParticles()) + " particles");
+        requireCapacity(capacity, f->getNumParticles());
         const std::vector<double> q = f->getCharges(*reinterpret_cast<OpenMM::Context*>(require(context, "context")));
         std::copy(q.begin(), q.end(), charges);
     });
@@ -220,9 +225,7 @@ OpenMM_ENN_Status OpenMM_ENNForce_getDipoles(const OpenMM_ENNForce* force, OpenM
     return guarded([&] {
         const ENNForce* f = cast(force);
         require(dipoles, "dipoles");
-        if (capacity < f->getNumParticles())
-            throw std::invalid_argument("openmm-enn C API: capacity " + std::to_string(capacity) + " is less than the " +
-                                        std::to_string(f->getNumParticles()) + " particles");
+        requireCapacity(capacity, f->getNumParticles());
         const std::vector<OpenMM::Vec3> d = f->getDipoles(*reinterpret_cast<OpenMM::Context*>(require(context, "context")));
         for (size_t i = 0; i < d.size(); i++)
             for (int k = 0; k < 3; k++)
