@@ -630,6 +630,19 @@ class TestPythonAPI(unittest.TestCase):
         self.assertAlmostEqual(q.sum(), 0.0, places=12)
         with self.assertRaisesRegex(openmm.OpenMMException, "not an ENNForce"):
             openmmenn.ENNForce.cast(system.getForce(1))
+        # A cast of a temporary (the clone that owns the C++ object) keeps it alive: without that, the clone was freed
+        # here and the calls below used freed memory (a crash, "free(): corrupted unsorted chunks", seen in use).
+        import gc
+        import weakref
+        clone = openmm.XmlSerializer.clone(recovered)
+        alive = weakref.ref(clone)
+        cast = openmmenn.ENNForce.cast(clone)
+        del clone
+        gc.collect()
+        self.assertIsNotNone(alive(), "the cast let its force be freed")
+        cast.setTotalCharge(1.0)
+        self.assertEqual(cast.getTotalCharge(), 1.0)
+        self.assertIn("ENNForce", openmm.XmlSerializer.serialize(cast))
 
 
 if __name__ == "__main__":

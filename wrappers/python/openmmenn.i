@@ -129,8 +129,12 @@ def _value_in(value, unit):
     @staticmethod
     def cast(force):
         """The ENNForce behind a Force, e.g. system.getForce(i) after XmlSerializer.deserialize, where OpenMM's
-        Python returns a plain Force. Raises OpenMMException if it is not an ENNForce."""
-        return _enn._castToENNForce(force)
+        Python returns a plain Force. Raises OpenMMException if it is not an ENNForce. The result is the same C++
+        object as `force` and keeps `force` alive (so ENNForce.cast(XmlSerializer.clone(f)) is safe); `force`, not the
+        result, is the one that can be added to a System."""
+        result = _enn._castToENNForce(force)
+        result._castFrom = force  # (the Python object that owns the C++ one, if any: it must outlive the result)
+        return result
 %}
 }
 %extend OpenMMENN::ENNForce {
