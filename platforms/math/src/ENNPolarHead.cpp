@@ -55,10 +55,12 @@ Vec linear(const LinearSpec& lin, const V* in, int element = 0) {
     if (!variable)
         return asNodes(out, -1);
     const int first = tape().block(lin.out.dim, [&lin, element, inputs](vector<double>& adjoint, int first) {
-        forEachLinearTerm(lin, element, [&](int i, int o, double c) {
+        vector<double> g(inputs.size(), 0.0); // (gathered here, then added to the inputs' adjoints once each)
+        const double* gOut = &adjoint[first];
+        forEachLinearTerm(lin, element, [&](int i, int o, double c) { g[i] += c * gOut[o]; });
+        for (size_t i = 0; i < inputs.size(); i++)
             if (inputs[i] >= 0)
-                adjoint[inputs[i]] += c * adjoint[first + o];
-        });
+                adjoint[inputs[i]] += g[i];
     });
     return asNodes(out, first);
 }
@@ -79,20 +81,44 @@ V sum(const Vec& x) {
     return weightedSum(x.data(), ones.data(), static_cast<int>(x.size()));
 }
 
+/** y_j = bias_j + scale sum_i W[i nOut + j] t_i (a torch Linear as RadialMLPSpec stores it), one tape block: its
+ *  transpose is its backward pass. */
+Vec dense(const vector<double>& weights, double scale, const vector<double>* bias, const Vec& t, int nOut) {
+    const int nIn = static_cast<int>(t.size());
+    vector<double> y(nOut, 0.0);
+    for (int i = 0; i < nIn; i++) {
+        const double ti = t[i].value * scale;
+        const double* row = &weights[size_t(i) * nOut];
+        for (int j = 0; j < nOut; j++)
+            y[j] += row[j] * ti;
+    }
+    if (bias)
+        for (int j = 0; j < nOut; j++)
+            y[j] += (*bias)[j];
+    bool variable;
+    const vector<int> inputs = nodesOf(t.data(), nIn, variable);
+    if (!variable)
+        return asNodes(y, -1);
+    const int first = tape().block(nOut, [&weights, scale, inputs, nOut](vector<double>& adjoint, int first) {
+        for (size_t i = 0; i < inputs.size(); i++) {
+            if (inputs[i] < 0)
+                continue;
+            const double* row = &weights[i * nOut];
+            double g = 0.0;
+            for (int j = 0; j < nOut; j++)
+                g += row[j] * adjoint[first + j];
+            adjoint[inputs[i]] += scale * g;
+        }
+    });
+    return asNodes(y, first);
+}
+
 /** MACE's RadialMLP used on node features: Linear (bias), LayerNorm and activation per hidden layer, Linear last. */
 Vec mlp(const RadialMLPSpec& m, Vec t) {
     const size_t layers = m.sizes.size() - 1;
     for (size_t k = 0; k < layers; k++) {
-        const int nIn = m.sizes[k], nOut = m.sizes[k + 1];
-        Vec y(nOut);
-        for (int j = 0; j < nOut; j++) {
-            vector<double> c(nIn);
-            for (int i = 0; i < nIn; i++)
-                c[i] = m.weights[k][size_t(i) * nOut + j] * m.weightScales[k];
-            y[j] = weightedSum(t.data(), c.data(), nIn);
-            if (!m.biases.empty())
-                y[j] = y[j] + m.biases[k][j];
-        }
+        const int nOut = m.sizes[k + 1];
+        Vec y = dense(m.weights[k], m.weightScales[k], m.biases.empty() ? nullptr : &m.biases[k], t, nOut);
         if (k + 1 < layers) {
             if (!m.layerNorms.empty()) { // torch's LayerNorm: biased variance
                 const auto& norm = m.layerNorms[k];
@@ -142,48 +168,79 @@ Vec biasedReadout(const BiasedReadoutSpec& r, const V* in) {
     return linear(r.linear2, x.data());
 }
 
-/** Calls visit(i1, i2, o, c) for each term out[o] += c x1[i1] x2[i2] of MACE's SparseUvuTensorProduct (ChannelProductSpec):
- *  "dot" paths out[u] += w_path sum_v W[u,v] x1[u] . x2[v] / sqrt(d), "scale" paths out[u, m] += w_path x1[u, m] sum_v
- *  W[u,v] x2[v] / sqrt(d). */
-template <class Visit>
-void forEachProductTerm(const ChannelProductSpec& tp, Visit visit) {
+/** MACE's SparseUvuTensorProduct (ChannelProductSpec): "dot" paths out[u] += w_path sum_v W[u,v] x1[u] . x2[v] / sqrt(d),
+ *  "scale" paths out[u, m] += w_path x1[u, m] sum_v W[u,v] x2[v] / sqrt(d). Per path, the weights act on x2 first
+ *  (t[u, m] = sum_v W[u,v] x2[v, m], or s[u] = sum_v W[u,v] x2[v]), so that a scale path costs mul^2 + mul d, not
+ *  mul^2 d. With gOut (the output's gradient), adds the products' gradients to g1 and g2 instead of the output to out. */
+void channelProductPaths(const ChannelProductSpec& tp, const double* x1, const double* x2, double* out, const double* gOut, double* g1, double* g2) {
     for (const auto& p : tp.paths) {
         const auto &a = tp.in1.entries[p.in1], &b = tp.in2.entries[p.in2], &c = tp.out.entries[p.out];
-        const int d = a.ir.dim();
+        const int d = a.ir.dim(), nu = a.mul, nv = b.mul;
         const double norm = p.weight / std::sqrt(double(d));
-        const double* w = &tp.weights[p.weightOffset];
-        for (int u = 0; u < a.mul; u++)
-            for (int v = 0; v < b.mul; v++)
+        const double* W = &tp.weights[p.weightOffset];
+        for (int u = 0; u < nu; u++) {
+            const double* w = W + size_t(u) * nv;
+            const double* xu = x1 + a.offset + u * d;
+            if (p.dot) {
+                const double gu = gOut ? norm * gOut[c.offset + u] : 0.0;
+                if (gOut && gu == 0.0)
+                    continue;
                 for (int m = 0; m < d; m++) {
-                    if (p.dot)
-                        visit(a.offset + u * d + m, b.offset + v * d + m, c.offset + u, w[u * b.mul + v] * norm);
-                    else
-                        visit(a.offset + u * d + m, b.offset + v, c.offset + u * d + m, w[u * b.mul + v] * norm);
+                    double t = 0.0;
+                    for (int v = 0; v < nv; v++)
+                        t += w[v] * x2[b.offset + v * d + m];
+                    if (!gOut) {
+                        out[c.offset + u] += norm * xu[m] * t;
+                        continue;
+                    }
+                    g1[a.offset + u * d + m] += gu * t;
+                    for (int v = 0; v < nv; v++)
+                        g2[b.offset + v * d + m] += gu * w[v] * xu[m];
                 }
+            } else {
+                double s = 0.0;
+                for (int v = 0; v < nv; v++)
+                    s += w[v] * x2[b.offset + v];
+                if (!gOut) {
+                    for (int m = 0; m < d; m++)
+                        out[c.offset + u * d + m] += norm * xu[m] * s;
+                    continue;
+                }
+                double gs = 0.0;
+                for (int m = 0; m < d; m++) {
+                    const double g = norm * gOut[c.offset + u * d + m];
+                    g1[a.offset + u * d + m] += g * s;
+                    gs += g * xu[m];
+                }
+                for (int v = 0; v < nv && gs != 0.0; v++)
+                    g2[b.offset + v] += gs * w[v];
+            }
+        }
     }
 }
 
-/** MACE's SparseUvuTensorProduct (ChannelProductSpec), one tape block: bilinear, so its backward pass is
- *  g1[i1] += c x2[i2] g[o], g2[i2] += c x1[i1] g[o]. */
+/** MACE's SparseUvuTensorProduct (channelProductPaths), one tape block: bilinear, so its backward pass is the
+ *  products' gradients at the recorded inputs. */
 Vec channelProduct(const ChannelProductSpec& tp, const V* x1, const V* x2) {
     vector<double> out(tp.out.dim, 0.0), v1(tp.in1.dim), v2(tp.in2.dim);
     for (int i = 0; i < tp.in1.dim; i++)
         v1[i] = x1[i].value;
     for (int i = 0; i < tp.in2.dim; i++)
         v2[i] = x2[i].value;
-    forEachProductTerm(tp, [&](int i1, int i2, int o, double c) { out[o] += c * v1[i1] * v2[i2]; });
+    channelProductPaths(tp, v1.data(), v2.data(), out.data(), nullptr, nullptr, nullptr);
     bool variable1, variable2;
     const vector<int> nodes1 = nodesOf(x1, tp.in1.dim, variable1), nodes2 = nodesOf(x2, tp.in2.dim, variable2);
     if (!variable1 && !variable2)
         return asNodes(out, -1);
     const int first = tape().block(tp.out.dim, [&tp, nodes1, nodes2, v1, v2](vector<double>& adjoint, int first) {
-        forEachProductTerm(tp, [&](int i1, int i2, int o, double c) {
-            const double g = adjoint[first + o] * c;
-            if (nodes1[i1] >= 0)
-                adjoint[nodes1[i1]] += g * v2[i2];
-            if (nodes2[i2] >= 0)
-                adjoint[nodes2[i2]] += g * v1[i1];
-        });
+        vector<double> g1(v1.size(), 0.0), g2(v2.size(), 0.0);
+        channelProductPaths(tp, v1.data(), v2.data(), nullptr, &adjoint[first], g1.data(), g2.data());
+        for (size_t i = 0; i < g1.size(); i++)
+            if (nodes1[i] >= 0)
+                adjoint[nodes1[i]] += g1[i];
+        for (size_t i = 0; i < g2.size(); i++)
+            if (nodes2[i] >= 0)
+                adjoint[nodes2[i]] += g2[i];
     });
     return asNodes(out, first);
 }
