@@ -102,6 +102,17 @@ def periodic_setup(box):
     return setup
 
 
+def runnable(platform):
+    """Whether a Context opens on `platform` (registered, and with a device where it needs one)."""
+    try:
+        system = openmm.System()
+        system.addParticle(1.0)
+        openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName(platform))
+        return True
+    except openmm.OpenMMException:
+        return False
+
+
 def polar_context(path, atoms, total_charge=0, multiplicity=1, platform="Reference", setup=None, mm_positions=None, properties=None):
     """A Context of an ENNForce over `atoms` (A) on `platform` (with its `properties`); setup(system, force) adds what
     else it needs (particles after the ML ones, at mm_positions)."""
@@ -174,11 +185,11 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
 
     def test_forces_are_the_gradient(self):
         """Central differences of the energy (h = 1e-4 A; error O(h^2) ~ 1e-7 relative) against the forces, on Reference
-        and on OpenCL in double precision (the float platforms are checked against Reference instead): a molecule, and
-        one water polarized by 26 MM waters in a periodic box (its ML atoms and three MM atoms)."""
+        and on OpenCL (and CUDA, where a device is there) in double precision (the float platforms are checked against
+        Reference instead): a molecule, and one water polarized by 26 MM waters in a periodic box (its ML atoms and
+        three MM atoms)."""
         path, _ = convert_for_test(build_polar(seed=7), self.folder.name, "fd", False)
-        available = [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]
-        runs = [("Reference", None)] + ([("OpenCL", {"Precision": "double"})] if "OpenCL" in available else [])
+        runs = [("Reference", None)] + [(gpu, {"Precision": "double"}) for gpu in ("OpenCL", "CUDA") if runnable(gpu)]
         water, mm_positions, mm_charges = self.embedded_systems()[1]
         molecule = molecules()[0]
         cases = [("molecule", lambda p, props: polar_context(path, molecule, 1, 2, platform=p, properties=props)[0],
@@ -332,19 +343,19 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
                           f"{np.abs(forces[:n] - f_ml).max():.2e}, MM force {np.abs(forces[n:] - f_mm).max():.2e} of {np.abs(f_mm).max():.2e} eV/A")
 
     def test_platforms_match_reference(self):
-        """CPU (its float backbone, the head in double) and OpenCL (the backbone on the device in each precision, the head
-        on the host in double) against Reference: molecules, periodic boxes and the embedding (open and periodic), with
+        """CPU (its float backbone, the head in double) and OpenCL, and CUDA where a device is there (the backbone on the
+        device in each precision, the head on the host in double) against Reference: molecules, periodic boxes and the embedding (open and periodic), with
         the MM forces, the charges and the dipoles. Tolerances: in float, those of tests/ENNPlatformComparison.h (1e-5
         relative energy, 1e-3 of the largest force for any component, charge and dipole component); in double, 1e-9
         (round-off of sums in another order)."""
         path, _ = convert_for_test(build_polar(seed=8), self.folder.name, "platforms", False)
-        available = [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]
-        runs = [("CPU", {}, 1e-5, 1e-3)] if "CPU" in available else []
-        if "OpenCL" in available:
-            runs += [("OpenCL", {"Precision": "double"}, 1e-9, 1e-9), ("OpenCL", {"Precision": "mixed"}, 1e-5, 1e-3),
-                     ("OpenCL", {"Precision": "single"}, 1e-5, 1e-3)]
+        runs = [("CPU", {}, 1e-5, 1e-3)] if runnable("CPU") else []
+        for gpu in ("OpenCL", "CUDA"):  # (CUDA where a device is there: its plugin loads without one, but no Context opens)
+            if runnable(gpu):
+                runs += [(gpu, {"Precision": "double"}, 1e-9, 1e-9), (gpu, {"Precision": "mixed"}, 1e-5, 1e-3),
+                         (gpu, {"Precision": "single"}, 1e-5, 1e-3)]
         if not runs:
-            self.skipTest("no CPU or OpenCL platform")
+            self.skipTest("no CPU, OpenCL or CUDA platform")
 
         def evaluate(context):
             state = context.getState(getEnergy=True, getForces=True)
