@@ -109,9 +109,9 @@ public:
     bool hasLatentCharges() const;
     /** True if the model is a PolarMACE: spin-resolved charges and dipoles, constrained to the total charge and spin
      *  multiplicity and updated by the field they create, with their Coulomb energy in the model's energy. Such a model
-     *  runs on every platform (on OpenCL and CUDA its head on the host), alone or coupled to MM charges by coupleToNonbondedForce (NoCutoff or PME:
-     *  the charges polarize the multipoles in every update step); getCharges and getDipoles give its multipoles
-     *  (docs/polar.md). */
+     *  runs on every platform (on OpenCL and CUDA its head on the host), alone or coupled to MM charges by
+     *  coupleToNonbondedForce (NoCutoff or PME: the charges polarize the multipoles in every update step); getCharges and
+     *  getDipoles give its multipoles (docs/polar.md). */
     bool hasPolarHead() const;
     /** True if the model's energy includes the Coulomb energy of its predicted charges between its own atoms
      *  (declared in its file; docs/electrostatics.md; a PolarMACE's multipoles always), which this force then evaluates. */

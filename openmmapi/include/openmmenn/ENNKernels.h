@@ -3,7 +3,6 @@
 
 #include "openmmenn/ENNForce.h"
 #include "openmm/KernelImpl.h"
-#include "openmm/OpenMMException.h"
 #include "openmm/Vec3.h"
 #include "openmm/System.h"
 #include "openmm/Platform.h"
@@ -23,10 +22,9 @@ public:
     virtual void copyParametersToContext(OpenMM::ContextImpl& context, const ENNForce& force) = 0;
     /** Predicted charges of the ML particles at the current positions. */
     virtual std::vector<double> getCharges(OpenMM::ContextImpl& context) = 0;
-    /** The dipoles of a polar head's multipoles (e nm) at the current positions; platforms without polar heads refuse. */
-    virtual std::vector<OpenMM::Vec3> getDipoles(OpenMM::ContextImpl&) {
-        throw OpenMM::OpenMMException("ENNForce: this platform's kernel gives no dipoles");
-    }
+    /** The dipoles of a polar head's multipoles (e nm) at the current positions (ENNForce::getDipoles checks that the
+     *  model has them). */
+    virtual std::vector<OpenMM::Vec3> getDipoles(OpenMM::ContextImpl& context) = 0;
 };
 
 } // namespace OpenMMENN

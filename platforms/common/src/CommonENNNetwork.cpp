@@ -1008,12 +1008,7 @@ void CommonENNNetwork::uploadLayerGradients(const vector<vector<double>>& gradie
         all.insert(all.end(), g.begin(), g.end());
     if (all.size() != size_t(layerOutputSize))
         throw OpenMM::OpenMMException("ENNForce: the head's feature gradients have the wrong size");
-    if (cc.getUseDoublePrecision())
-        data.uploadSubArray(all.data(), headGradient[0], static_cast<int>(all.size()));
-    else {
-        const vector<float> f(all.begin(), all.end());
-        data.uploadSubArray(f.data(), headGradient[0], static_cast<int>(f.size()));
-    }
+    uploadRealsAt(cc, data, headGradient[0], all);
     deviceWork.transfer();
 }
 

@@ -93,6 +93,18 @@ inline void uploadReals(const OpenMM::ComputeContext& cc, OpenMM::ComputeArray& 
     uploadValues(array, values, cc.getUseDoublePrecision());
 }
 
+/** Uploads doubles, as real, into a real array from element `offset` on. */
+inline void uploadRealsAt(const OpenMM::ComputeContext& cc, OpenMM::ComputeArray& array, int offset, const std::vector<double>& values) {
+    if (offset < 0 || offset + values.size() > size_t(array.getSize()))
+        throw OpenMM::OpenMMException("ENNForce: " + array.getName() + " given values beyond its end");
+    if (cc.getUseDoublePrecision())
+        array.uploadSubArray(values.data(), offset, static_cast<int>(values.size()));
+    else {
+        const std::vector<float> f(values.begin(), values.end());
+        array.uploadSubArray(f.data(), offset, static_cast<int>(f.size()));
+    }
+}
+
 /** The contents of a real array, as doubles. */
 inline std::vector<double> downloadReals(const OpenMM::ComputeContext& cc, OpenMM::ComputeArray& array) {
     return downloadValues(array, cc.getUseDoublePrecision());
