@@ -387,6 +387,11 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
                     if os.environ.get("ENN_PRINT_DIFFERENCES"):
                         print(f"{label} {platform} {properties}: energy {abs(e - e_ref) / abs(e_ref):.1e} relative, force "
                               f"{np.abs(f - f_ref).max() / np.abs(f_ref).max():.1e} of the largest")
+            if runnable("CPU"):  # the head's atoms shared out on the pool: every sum in a fixed order, whatever the threads
+                with self.subTest(system=label, platform="CPU", threads="1 vs 2"):
+                    one, two = (evaluate(make("CPU", {"Threads": threads})[0]) for threads in ("1", "2"))
+                    self.assertEqual(one[0], two[0], label)
+                    self.assertTrue(np.array_equal(one[1], two[1]), label)
         # The ML-MM coupling alone (the energy minus that with uncharged MM atoms): in a cell the CPU sums the MM charges'
         # structure factor on a mesh (CpuENNPolarMesh), measured at 3.2e-5 of it (float noise, 1e-8, with open
         # boundaries); bound 1e-4.

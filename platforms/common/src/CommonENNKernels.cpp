@@ -17,6 +17,10 @@ void CommonCalcENNForceKernel::initialize(const OpenMM::System& system, const EN
     if (force.hasPolarHead()) { // (a polar head couples to the MM charges itself)
         polar = std::make_unique<ENNPolarEvaluation>(force);
         polar->setStructureFactor(std::make_unique<CommonENNPolarStructureFactor>(cc, work));
+        hostThreads = std::make_unique<OpenMM::ThreadPool>(); // (one thread per core; they sleep between the head's passes)
+        polar->setParallelFor([threads = hostThreads.get()](int count, const std::function<void(int)>& task) {
+            runOnThreadPool(*threads, count, [&](int i, int) { task(i); });
+        });
         polarForces.initialize(cc, system.getNumParticles(), 4 * realSize(cc), "ennPolarForces");
         return;
     }

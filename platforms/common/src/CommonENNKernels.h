@@ -7,6 +7,7 @@
 #include "CommonENNNetwork.h"
 #include "ENNParticles.h"
 #include "ENNPolarHead.h"
+#include "ENNThreadPool.h"
 #include "openmm/common/ComputeContext.h"
 #include <memory>
 
@@ -41,6 +42,7 @@ private:
     std::unique_ptr<CommonENNLatentEwald> latentEwald;       // the model's periodic sum as trained, or null
     std::unique_ptr<ENNPolarEvaluation> polar;               // PolarMACE's head (on the host, in double) and its MM charges, or null
     OpenMM::ComputeArray polarForces;                        // the head's direct forces and those on its MM charges (real4 per particle)
+    std::unique_ptr<OpenMM::ThreadPool> hostThreads;         // the polar head's per-atom networks on the host's cores
     ENNParticles ml;
     DeviceWork work; // what the steps queued (CommonENNDeviceWork.h)
 };

@@ -65,8 +65,10 @@ double CpuCalcENNForceKernel::evaluate(OpenMM::ContextImpl& context, std::vector
         };
     }
     LayerFeatureHead head;
-    if (polar)
+    if (polar) {
+        polar->setParallelFor([&pool](int count, const std::function<void(int)>& task) { parallelFor(pool, count, [&](int i, int) { task(i); }); });
         head = polar->at(*data.positions, ml.periodic ? data.periodicBoxVectors : nullptr, ml);
+    }
     const double energy = network->compute(local, ml.periodic ? box : nullptr, ml.chargeGroups, ml.initialFeatures, coupling,
                                            polar ? nullptr : charges, includeForces ? &gradient : nullptr, pool, head);
     if (polar && charges)

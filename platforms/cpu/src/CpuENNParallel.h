@@ -11,7 +11,7 @@
 // machine keeps running), and the calling thread takes part as thread 0, so parallelFor costs a few
 // atomic operations.
 
-#include "openmm/internal/ThreadPool.h"
+#include "ENNThreadPool.h"
 #include <atomic>
 #include <cstdint>
 #include <exception>
@@ -42,20 +42,6 @@ void spinUntil(Ready ready) {
 #endif
         } else
             std::this_thread::yield();
-    }
-}
-
-/** Runs body(chunk, thread) for chunks handed out from `next`; the first exception is kept and stops the hand-out. */
-inline void runChunks(std::atomic<int>& next, int numChunks, const std::function<void(int, int)>& body, int thread,
-                      std::exception_ptr& error, std::mutex& errorMutex) {
-    try {
-        for (int chunk = next++; chunk < numChunks; chunk = next++)
-            body(chunk, thread);
-    } catch (...) {
-        std::lock_guard<std::mutex> lock(errorMutex);
-        if (!error)
-            error = std::current_exception();
-        next = numChunks;
     }
 }
 
@@ -149,13 +135,7 @@ void parallelFor(OpenMM::ThreadPool& pool, int numChunks, Body body) {
         session->run(numChunks, work);
         return;
     }
-    std::atomic<int> next(0);
-    std::exception_ptr error;
-    std::mutex errorMutex;
-    pool.execute([&](OpenMM::ThreadPool&, int thread) { parallel::runChunks(next, numChunks, work, thread, error, errorMutex); });
-    pool.waitForThreads();
-    if (error)
-        std::rethrow_exception(error);
+    runOnThreadPool(pool, numChunks, work);
 }
 
 /** The half-open range [begin, end) of chunk `chunk` when n items are cut into chunks of `size`. */

@@ -245,6 +245,75 @@ Vec channelProduct(const ChannelProductSpec& tp, const V* x1, const V* x2) {
     return asNodes(out, first);
 }
 
+/** A network applied to each atom on its own, f(n, atom n's inputs) -> atom n's outputs (as many for every atom), as one
+ *  tape block over all atoms: each atom's part is recorded on a tape of its own, the atoms shared out by `parallel`;
+ *  the block's backward pass replays each atom's tape (shared out too) and adds to the inputs' adjoints in atom order,
+ *  so that results do not depend on the threads. */
+vector<Vec> perAtom(const ENNParallelFor& parallel, const vector<Vec>& inputs, const std::function<Vec(int, const Vec&)>& f) {
+    const int N = static_cast<int>(inputs.size());
+    struct Part {
+        std::unique_ptr<ENNTape> tape;
+        vector<int> outputs; // the outputs' nodes on the atom's tape (-1: a constant)
+    };
+    auto parts = std::make_shared<vector<Part>>(N);
+    vector<vector<double>> values(N);
+    parallel(N, [&](int n) {
+        Part& part = (*parts)[n];
+        part.tape = std::make_unique<ENNTape>();
+        ENNTape::Recording recording(*part.tape);
+        Vec local(inputs[n].size());
+        for (size_t i = 0; i < local.size(); i++)
+            local[i] = part.tape->input(inputs[n][i].value); // (node i of the atom's tape)
+        for (const V& out : f(n, local)) {
+            values[n].push_back(out.value);
+            part.outputs.push_back(out.node);
+        }
+    });
+    const int outDim = N > 0 ? static_cast<int>(values[0].size()) : 0;
+    auto inputNodes = std::make_shared<vector<vector<int>>>(N);
+    bool variable = false;
+    for (int n = 0; n < N; n++) {
+        if (static_cast<int>(values[n].size()) != outDim)
+            throw OpenMM::OpenMMException("ENNForce: internal error: a per-atom block's outputs differ in size between atoms");
+        bool any;
+        (*inputNodes)[n] = nodesOf(inputs[n].data(), static_cast<int>(inputs[n].size()), any);
+        variable = variable || any;
+    }
+    vector<Vec> outputs(N);
+    if (!variable) {
+        for (int n = 0; n < N; n++)
+            outputs[n] = asNodes(values[n], -1);
+        return outputs;
+    }
+    const int first = tape().block(N * outDim, [parts, inputNodes, parallel, outDim, N](vector<double>& adjoint, int first) {
+        vector<vector<double>> gradients(N);
+        parallel(N, [&](int n) { // (reads the shared adjoints only)
+            const Part& part = (*parts)[n];
+            vector<double> local(part.tape->size(), 0.0);
+            bool seeded = false;
+            for (int k = 0; k < outDim; k++) {
+                const double a = adjoint[first + n * outDim + k];
+                if (part.outputs[k] >= 0 && a != 0.0) {
+                    local[part.outputs[k]] += a;
+                    seeded = true;
+                }
+            }
+            if (!seeded)
+                return;
+            part.tape->sweep(local);
+            gradients[n].assign(local.begin(), local.begin() + (*inputNodes)[n].size());
+        });
+        for (int n = 0; n < N; n++)
+            for (size_t i = 0; i < gradients[n].size(); i++)
+                if ((*inputNodes)[n][i] >= 0)
+                    adjoint[(*inputNodes)[n][i]] += gradients[n][i];
+    });
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < outDim; k++)
+            outputs[n].push_back(V(values[n][k], first + n * outDim + k));
+    return outputs;
+}
+
 /** graph-longrange's real-space point charges of a set of Gaussian multipoles (charge and dipole (y, z, x)): each atom
  *  as a charge at its position and, with dipoles, three more displaced by `offset` along x, y and z (finite differences). */
 struct PointCharges {
@@ -842,23 +911,24 @@ double ENNPolarHead::compute(const vector<int>& species, const vector<Vec3>& x, 
     const PolarSpec& P = m.polar;
     const int N = static_cast<int>(species.size()), T = static_cast<int>(m.layers.size()), D = P.multipoleDim();
     const int dim = m.layers.back().productLinear.out.dim;
-    ENNTape recording;
+    ENNTape headTape(true);
+    ENNTape::Recording recording(headTape);
     // ---- inputs: every layer's features and the positions ----
     vector<vector<Vec>> h(T, vector<Vec>(N, Vec(dim)));
     for (int t = 0; t < T; t++)
         for (int n = 0; n < N; n++)
             for (int k = 0; k < dim; k++)
-                h[t][n][k] = recording.input((*layerOutputs[t])[size_t(n) * dim + k]);
+                h[t][n][k] = headTape.input((*layerOutputs[t])[size_t(n) * dim + k]);
     vector<Vec> xv(N, Vec(3));
     for (int n = 0; n < N; n++)
         for (int a = 0; a < 3; a++)
-            xv[n][a] = recording.input(x[n][a]);
+            xv[n][a] = headTape.input(x[n][a]);
     // ---- the environment's charges: their positions are inputs too; in a cell their density is summed once ----
     const size_t M = environment ? environment->positions.size() : 0;
     vector<Vec> sourceXv(M, Vec(3));
     for (size_t m = 0; m < M; m++)
         for (int a = 0; a < 3; a++)
-            sourceXv[m][a] = recording.input(environment->positions[m][a]);
+            sourceXv[m][a] = headTape.input(environment->positions[m][a]);
     Sources sources;
     std::unique_ptr<ReciprocalDensity> sourceDensity;
     if (M > 0) {
@@ -873,21 +943,34 @@ double ENNPolarHead::compute(const vector<int>& species, const vector<Vec3>& x, 
         }
     }
 
-    // ---- EnvironmentDependentSpinSourceBlock of every layer, summed; MultiLayerFeatureMixer ----
-    vector<Vec> spins(N, Vec(2 * D, V(0.0))), mixed(N, Vec(dim, V(0.0)));
+    // ---- per atom: EnvironmentDependentSpinSourceBlock of every layer, summed; MultiLayerFeatureMixer; the Fukui
+    // weights of the last layer's features ----
+    vector<Vec> layerFeatures(N); // atom n: h[0][n], ..., h[T - 1][n]
     for (int n = 0; n < N; n++)
+        for (int t = 0; t < T; t++)
+            layerFeatures[n].insert(layerFeatures[n].end(), h[t][n].begin(), h[t][n].end());
+    const vector<Vec> initial = perAtom(parallel, layerFeatures, [&](int, const Vec& in) {
+        Vec spins(2 * D, V(0.0)), mixed(dim, V(0.0));
         for (int t = 0; t < T; t++) {
-            const Vec source = linear(P.spinSources[t], h[t][n].data()), mix = linear(P.featureMixer[t], h[t][n].data());
+            const Vec source = linear(P.spinSources[t], &in[size_t(t) * dim]), mix = linear(P.featureMixer[t], &in[size_t(t) * dim]);
             for (int k = 0; k < 2 * D; k++)
-                spins[n][k] += source[k];
+                spins[k] += source[k];
             for (int k = 0; k < dim; k++)
-                mixed[n][k] += mix[k];
+                mixed[k] += mix[k];
         }
-    // ---- Fukui weights of the last layer's features: the channels' totals (Q +- (2S+1 - 1)) / 2 ----
+        const Vec weights = biasedReadout(P.fukui, &in[size_t(T - 1) * dim]);
+        spins.insert(spins.end(), mixed.begin(), mixed.end());
+        spins.insert(spins.end(), weights.begin(), weights.end());
+        return spins;
+    });
+    vector<Vec> spins(N), mixed(N), weights(N);
+    for (int n = 0; n < N; n++) {
+        spins[n].assign(initial[n].begin(), initial[n].begin() + 2 * D);
+        mixed[n].assign(initial[n].begin() + 2 * D, initial[n].begin() + 2 * D + dim);
+        weights[n].assign(initial[n].begin() + 2 * D + dim, initial[n].end());
+    }
+    // ---- the channels' totals (Q +- (2S+1 - 1)) / 2 ----
     const double target[2] = {(totalCharge + (multiplicity - 1)) / 2, (totalCharge - (multiplicity - 1)) / 2};
-    vector<Vec> weights(N);
-    for (int n = 0; n < N; n++)
-        weights[n] = biasedReadout(P.fukui, h[T - 1][n].data());
     applyFukui(spins, weights, target, D);
     const vector<Vec> initialSpins = spins;
 
@@ -905,23 +988,32 @@ double ENNPolarHead::compute(const vector<int>& species, const vector<Vec3>& x, 
                 for (int k = 0; k < F; k++)
                     potentials[n][c * F + k] = features[n][k] / V(P.fieldNorms[k]);
         }
+        vector<Vec> stepInputs(N); // atom n: its potentials (2F), mixed features (dim), spin multipoles (2D)
         for (int n = 0; n < N; n++) {
-            const Vec a = linear(u.potentialLinear, potentials[n].data()), b = linear(u.nodeFeatsLinear, mixed[n].data());
-            const Vec c = linear(u.chargeEmbedding, spins[n].data());
+            stepInputs[n] = potentials[n];
+            stepInputs[n].insert(stepInputs[n].end(), mixed[n].begin(), mixed[n].end());
+            stepInputs[n].insert(stepInputs[n].end(), spins[n].begin(), spins[n].end());
+        }
+        const vector<Vec> updates = perAtom(parallel, stepInputs, [&](int n, const Vec& in) {
+            const V *atomPotentials = &in[0], *atomMixed = &in[2 * F], *atomSpins = &in[2 * F + dim];
+            const Vec a = linear(u.potentialLinear, atomPotentials), b = linear(u.nodeFeatsLinear, atomMixed);
+            const Vec c = linear(u.chargeEmbedding, atomSpins);
             Vec embedded(dim);
             for (int k = 0; k < dim; k++)
                 embedded[k] = a[k] + b[k] + c[k];
-            Vec invariants = channelProduct(u.dotProducts, mixed[n].data(), embedded.data());
+            Vec invariants = channelProduct(u.dotProducts, atomMixed, embedded.data());
             Vec oneHot(m.numElements(), V(0.0));
             oneHot[species[n]] = V(1.0);
             const Vec source = linear(u.sourceEmbedding, oneHot.data());
             invariants.insert(invariants.end(), source.begin(), source.end());
             const Vec scalars = mlp(u.nonlinearity, invariants);
-            const Vec updated = channelProduct(u.tpOut, mixed[n].data(), scalars.data());
-            const Vec out = biasedReadout(u.readout, updated.data());
+            const Vec updated = channelProduct(u.tpOut, atomMixed, scalars.data());
+            return biasedReadout(u.readout, updated.data()); // the spin multipoles' changes (2D), then Fukui weights
+        });
+        for (int n = 0; n < N; n++) {
             for (int k = 0; k < 2 * D; k++)
-                spins[n][k] += out[k];
-            weights[n] = Vec(out.begin() + 2 * D, out.end());
+                spins[n][k] += updates[n][k];
+            weights[n] = Vec(updates[n].begin() + 2 * D, updates[n].end());
         }
         applyFukui(spins, weights, target, D);
     }
@@ -930,18 +1022,25 @@ double ENNPolarHead::compute(const vector<int>& species, const vector<Vec3>& x, 
     V energy(0.0);
     if (P.hasElectronEnergy) {
         const ElectronEnergySpec& e = P.electronEnergy;
-        Vec perAtom(N);
+        vector<Vec> readoutInputs(N); // atom n: spins + initial spins (2D), potentials (2F), last layer's features (dim)
         for (int n = 0; n < N; n++) {
-            Vec q(2 * D);
             for (int k = 0; k < 2 * D; k++)
-                q[k] = spins[n][k] + initialSpins[n][k];
-            const Vec qUp = linear(e.linearUpQ, q.data()), vUp = linear(e.linearUpV, potentials[n].data());
-            Vec invariants = channelProduct(e.dotQ, h[T - 1][n].data(), qUp.data());
-            const Vec vInvariants = channelProduct(e.dotV, h[T - 1][n].data(), vUp.data());
-            invariants.insert(invariants.end(), vInvariants.begin(), vInvariants.end());
-            perAtom[n] = mlp(e.mlp, invariants)[0];
+                readoutInputs[n].push_back(spins[n][k] + initialSpins[n][k]);
+            readoutInputs[n].insert(readoutInputs[n].end(), potentials[n].begin(), potentials[n].end());
+            readoutInputs[n].insert(readoutInputs[n].end(), h[T - 1][n].begin(), h[T - 1][n].end());
         }
-        energy += sum(perAtom);
+        const vector<Vec> perAtomEnergy = perAtom(parallel, readoutInputs, [&](int, const Vec& in) {
+            const V *q = &in[0], *atomPotentials = &in[2 * D], *features = &in[2 * D + 2 * F];
+            const Vec qUp = linear(e.linearUpQ, q), vUp = linear(e.linearUpV, atomPotentials);
+            Vec invariants = channelProduct(e.dotQ, features, qUp.data());
+            const Vec vInvariants = channelProduct(e.dotV, features, vUp.data());
+            invariants.insert(invariants.end(), vInvariants.begin(), vInvariants.end());
+            return Vec{mlp(e.mlp, invariants)[0]};
+        });
+        Vec energies(N);
+        for (int n = 0; n < N; n++)
+            energies[n] = perAtomEnergy[n][0];
+        energy += sum(energies);
     }
     // ---- the Coulomb energy of the multipoles (alpha + beta) ----
     vector<Vec> multipoles(N, Vec(D));
@@ -956,7 +1055,7 @@ double ENNPolarHead::compute(const vector<int>& species, const vector<Vec3>& x, 
                 (*multipolesOut)[size_t(n) * D + k] = multipoles[n][k].value;
     }
     if (layerGradients || positionGradient) {
-        const vector<double> adjoint = recording.gradient(energy);
+        const vector<double> adjoint = headTape.gradient(energy);
         if (layerGradients) {
             layerGradients->assign(T, vector<double>(size_t(N) * dim, 0.0));
             for (int t = 0; t < T; t++)

@@ -38,6 +38,10 @@ struct PolarEnvironment {
     ENNStructureFactor* structureFactor = nullptr; // in a periodic cell, the platform's; null: the exact sums
 };
 
+/** Runs task(i) for i = 0 .. count - 1 on any threads and returns when all are done (a platform's thread pool); the
+ *  polar head shares out its atoms' networks with it, and its results do not depend on how. */
+using ENNParallelFor = std::function<void(int count, const std::function<void(int)>& task)>;
+
 /** A head that reads every layer's output features (PolarMACE's): returns its energy (model units) and, when asked,
  *  dE/d(each layer's output features), [layer][atom * dim + feature] in e3nn's layout, the caller's atom order. */
 using LayerFeatureHead = std::function<double(const std::vector<const std::vector<double>*>& layerOutputs,
@@ -68,9 +72,15 @@ public:
                    std::vector<std::vector<double>>* layerGradients, std::vector<OpenMM::Vec3>* positionGradient,
                    std::vector<OpenMM::Vec3>* environmentGradient, std::vector<double>* multipoles) const;
     const ENNModel& getModel() const { return *model; }
+    /** Where the per-atom networks run (default: one after another on the calling thread). */
+    void setParallelFor(ENNParallelFor runner) { parallel = std::move(runner); }
 
 private:
     std::shared_ptr<const ENNModel> model;
+    ENNParallelFor parallel = [](int count, const std::function<void(int)>& task) {
+        for (int i = 0; i < count; i++)
+            task(i);
+    };
 };
 
 /** A kernel's polar head with the MM charges it is coupled to (ENNForce::getMMParticleParameters), in OpenMM's units
@@ -95,6 +105,8 @@ public:
     bool coupled() const { return !mmParticles.empty(); }
     /** The platform's structure factor of the MM charges in a periodic cell (the exact sums without one). */
     void setStructureFactor(std::unique_ptr<ENNStructureFactor> sum) { structureFactor = std::move(sum); }
+    /** The platform's threads for the head's per-atom networks (ENNPolarHead::setParallelFor). */
+    void setParallelFor(ENNParallelFor runner) { head.setParallelFor(std::move(runner)); }
 
 private:
     ENNPolarHead head;

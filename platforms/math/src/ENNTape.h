@@ -24,18 +24,21 @@ struct TapeValue {
     TapeValue(double v, int n) : value(v), node(n) {}
 };
 
-/** Nodes with their parents and the partial derivatives to them. One tape is active per thread while it records. */
+/** Nodes with their parents and the partial derivatives to them. One tape is active per thread while it records
+ *  (ENNTape::Recording). */
 class ENNTape {
 public:
-    ENNTape() {
-        previous = active();
-        active() = this;
-        starts.reserve(sizes().first); // (the last tape's sizes on this thread: one evaluation is much like the next)
-        parents.reserve(sizes().second);
+    /** reuseLastSize: reserve the size of the last tape made with it on this thread (one evaluation is much like the
+     *  next), and leave this one's size for the next. */
+    explicit ENNTape(bool reuseLastSize = false) : remembersSize(reuseLastSize) {
+        if (remembersSize) {
+            starts.reserve(sizes().first);
+            parents.reserve(sizes().second);
+        }
     }
     ~ENNTape() {
-        active() = previous;
-        sizes() = {starts.size(), parents.size()};
+        if (remembersSize)
+            sizes() = {starts.size(), parents.size()};
     }
     ENNTape(const ENNTape&) = delete;
     ENNTape& operator=(const ENNTape&) = delete;
@@ -88,6 +91,12 @@ public:
         if (output.node < 0)
             return adjoint;
         adjoint[output.node] = 1.0;
+        sweep(adjoint);
+        return adjoint;
+    }
+    /** The reverse sweep: adjoint (one per node, seeded with d output / d node at the nodes output is made of) becomes
+     *  d output / d node for every node. */
+    void sweep(std::vector<double>& adjoint) const {
         int nextBlock = static_cast<int>(blocks.size()) - 1;
         for (int n = static_cast<int>(starts.size()) - 1; n >= 0; n--) {
             const double a = adjoint[n];
@@ -97,8 +106,19 @@ public:
             for (; nextBlock >= 0 && blocks[nextBlock].first == n; nextBlock--)
                 blocks[nextBlock].backward(adjoint, n);
         }
-        return adjoint;
     }
+    int size() const { return static_cast<int>(starts.size()); }
+    /** Makes `tape` the one this thread records on for its lifetime (then the one before it again). */
+    class Recording {
+    public:
+        explicit Recording(ENNTape& tape) : previous(active()) { active() = &tape; }
+        ~Recording() { active() = previous; }
+        Recording(const Recording&) = delete;
+        Recording& operator=(const Recording&) = delete;
+
+    private:
+        ENNTape* previous;
+    };
     static ENNTape*& active() {
         static thread_local ENNTape* tape = nullptr;
         return tape;
@@ -117,7 +137,7 @@ private:
     };
     std::vector<Block> blocks; // in order of their first node
     int pending = 0;
-    ENNTape* previous = nullptr;
+    bool remembersSize = false;
 };
 
 inline TapeValue operator+(const TapeValue& a, const TapeValue& b) {
