@@ -17,7 +17,9 @@ void CpuCalcENNForceKernel::initialize(const OpenMM::System& system, const ENNFo
     network = std::make_unique<CpuENNNetwork>(force.getModelPtr(), ml.species);
     if (force.hasPolarHead()) { // (a polar head couples to the MM charges itself; in a cell through the mesh)
         polar = std::make_unique<ENNPolarEvaluation>(force);
-        polar->setStructureFactor(std::make_unique<CpuENNPolarMesh>());
+        auto mesh = std::make_unique<CpuENNPolarMesh>();
+        polarMesh = mesh.get();
+        polar->setStructureFactor(std::move(mesh));
     } else {
         electrostatics = std::make_unique<CpuENNElectrostatics>(system, force);
         if (!electrostatics->active())
@@ -66,6 +68,7 @@ double CpuCalcENNForceKernel::evaluate(OpenMM::ContextImpl& context, std::vector
     }
     LayerFeatureHead head;
     if (polar) {
+        polarMesh->setThreads(&pool);
         polar->setParallelFor([&pool](int count, const std::function<void(int)>& task) { parallelFor(pool, count, [&](int i, int) { task(i); }); });
         head = polar->at(*data.positions, ml.periodic ? data.periodicBoxVectors : nullptr, ml);
     }

@@ -28,6 +28,7 @@ private:
     std::unique_ptr<CpuENNElectrostatics> electrostatics; // null when the force has no coupling
     std::unique_ptr<CpuENNLatentEwald> latentEwald;       // the model's periodic sum as trained, or null
     std::unique_ptr<ENNPolarEvaluation> polar;            // PolarMACE's head (in double) and its MM charges, or null
+    CpuENNPolarMesh* polarMesh = nullptr;                 // its MM charges' structure factor in a cell (owned by polar)
     ENNParticles ml;
     std::vector<OpenMM::Vec3> local, gradient, electrostaticForces; // reused from step to step
 };
