@@ -3,6 +3,7 @@
 #include "ENNModelMath.h"
 #include "ENNSanityBounds.h"
 #include "openmm/OpenMMException.h"
+#include <algorithm>
 #include <cmath>
 #include <memory>
 
@@ -588,10 +589,27 @@ struct ReciprocalDensity {
     vector<V> re, im; // rho(k)
 };
 
+/** total[0 .. size) += sum over atoms i = 0 .. n - 1 of what term(i, out) adds to out: the atoms in chunks (their number
+ *  set by n alone) shared out by `parallel`, each chunk's sum added in chunk order, so that results do not depend on
+ *  the threads; memory O(chunks x size), at most 64 chunks. */
+void sumOverAtoms(const ENNParallelFor& parallel, int n, size_t size, const std::function<void(int, double*)>& term, double* total) {
+    const int chunk = std::max(4, (n + 63) / 64), chunks = (n + chunk - 1) / chunk;
+    vector<vector<double>> partial(chunks);
+    parallel(chunks, [&](int c) {
+        partial[c].assign(size, 0.0);
+        for (int i = c * chunk; i < std::min(n, (c + 1) * chunk); i++)
+            term(i, partial[c].data());
+    });
+    for (const vector<double>& p : partial)
+        for (size_t j = 0; j < size; j++)
+            total[j] += p[j];
+}
+
 /** rho(k) of multipoles q at x over the k vectors, one tape block whose backward pass recomputes the phases: memory
  *  O(k vectors + atoms), not O(k vectors x atoms) (the MM charges of a large box). re = sum q . (Xr c + Xi s), im = sum
  *  q . (Xi c - Xr s), times (2 pi)^3 / V. */
-ReciprocalDensity reciprocalDensity(const PolarSpec& P, const vector<Vec>& q, const vector<Vec3>& x, const vector<Vec>& xv, const Vec3* box) {
+ReciprocalDensity reciprocalDensity(const PolarSpec& P, const vector<Vec>& q, const vector<Vec3>& x, const vector<Vec>& xv, const Vec3* box,
+                                    const ENNParallelFor& parallel) {
     ReciprocalDensity rho;
     rho.set = graphLongrangeKVectors(box, P.kspaceCutoff);
     const int N = static_cast<int>(x.size()), D = P.multipoleDim(), K = static_cast<int>(rho.set->k.size());
@@ -619,22 +637,22 @@ ReciprocalDensity reciprocalDensity(const PolarSpec& P, const vector<Vec>& q, co
             variable = variable || xv[i][a].node >= 0;
         }
     }
-    vector<double> c, s;
-    for (int i = 0; i < N; i++) {
+    sumOverAtoms(parallel, N, values.size(), [&](int i, double* out) {
+        vector<double> c, s;
         rho.set->phases(x[i], c, s);
         for (int n = 0; n < K; n++)
             for (int lm = 0; lm < D; lm++) {
                 const double a = (*xr)[size_t(n) * D + lm], b = (*xi)[size_t(n) * D + lm], qi = qv[size_t(i) * D + lm];
-                values[2 * n] += qi * (a * c[n] + b * s[n]);
-                values[2 * n + 1] += qi * (b * c[n] - a * s[n]);
+                out[2 * n] += qi * (a * c[n] + b * s[n]);
+                out[2 * n + 1] += qi * (b * c[n] - a * s[n]);
             }
-    }
+    }, values.data());
     int first = -1;
     if (variable)
-        first = tape().block(2 * K, [set = rho.set, x, xr, xi, qv, qNodes, xNodes, N, D, K](vector<double>& adjoint, int first) {
+        first = tape().block(2 * K, [set = rho.set, x, xr, xi, qv, qNodes, xNodes, N, D, K, parallel](vector<double>& adjoint, int first) {
             const vector<Vec3>& k = set->k;
-            vector<double> cs, ss;
-            for (int i = 0; i < N; i++) {
+            parallel(N, [&](int i) { // (each atom's own adjoints; the block's read only)
+                vector<double> cs, ss;
                 Vec3 dx;
                 set->phases(x[i], cs, ss);
                 for (int n = 0; n < K; n++) {
@@ -655,7 +673,7 @@ ReciprocalDensity reciprocalDensity(const PolarSpec& P, const vector<Vec>& q, co
                 for (int a = 0; a < 3; a++)
                     if (xNodes[size_t(i) * 3 + a] >= 0)
                         adjoint[xNodes[size_t(i) * 3 + a]] += dx[a];
-            }
+            });
         });
     for (int n = 0; n < K; n++) {
         rho.re.push_back(first < 0 ? V(values[2 * n]) : V(values[2 * n], first + 2 * n));
@@ -707,8 +725,8 @@ ReciprocalDensity sourceDensityOf(const PolarSpec& P, const PolarEnvironment& en
  *  each atom's probes, less the Gaussians' own field unless the model includes it; the projection is one tape block
  *  (its backward pass recomputes the phases). */
 vector<Vec> reciprocalFeatures(const PolarSpec& P, const vector<Vec>& q, const vector<Vec3>& x, const vector<Vec>& xv, const Vec3* box,
-                               const ReciprocalDensity* sources) {
-    ReciprocalDensity rho = reciprocalDensity(P, q, x, xv, box);
+                               const ReciprocalDensity* sources, const ENNParallelFor& parallel) {
+    ReciprocalDensity rho = reciprocalDensity(P, q, x, xv, box, parallel);
     for (size_t n = 0; sources && n < rho.set->k.size(); n++) {
         rho.re[n] += sources->re[n] * SourceShareOfEachChannel;
         rho.im[n] += sources->im[n] * SourceShareOfEachChannel;
@@ -741,8 +759,8 @@ vector<Vec> reciprocalFeatures(const PolarSpec& P, const vector<Vec>& q, const v
     for (int i = 0; i < N; i++)
         for (int a = 0; a < 3; a++)
             xNodes[size_t(i) * 3 + a] = xv[i][a].node;
-    vector<double> cs, ss;
-    for (int i = 0; i < N; i++) {
+    parallel(N, [&](int i) {
+        vector<double> cs, ss;
         rho.set->phases(x[i], cs, ss);
         for (int n = 0; n < K; n++) {
             const double c = cs[n], s = ss[n];
@@ -751,33 +769,33 @@ vector<Vec> reciprocalFeatures(const PolarSpec& P, const vector<Vec>& q, const v
                 values[size_t(i) * F + f] += re[n] * (a * c + b * s) + im[n] * (b * c - a * s);
             }
         }
-    }
-    const int first = tape().block(N * F, [set = rho.set, x, fr, fi, re, im, rhoNodes, xNodes, N, F, K](vector<double>& adjoint, int first) {
+    });
+    const int first = tape().block(N * F, [set = rho.set, x, fr, fi, re, im, rhoNodes, xNodes, N, F, K, parallel](vector<double>& adjoint, int first) {
         const vector<Vec3>& k = set->k;
-        vector<double> cs, ss;
-        for (int i = 0; i < N; i++) {
+        vector<double> gRho(2 * size_t(K), 0.0); // d/d(re, im) of rho, summed over the atoms
+        sumOverAtoms(parallel, N, gRho.size(), [&](int i, double* out) {
+            vector<double> cs, ss;
             Vec3 dx;
             set->phases(x[i], cs, ss);
             for (int n = 0; n < K; n++) {
                 const double c = cs[n], s = ss[n];
-                double gRe = 0.0, gIm = 0.0, dPhase = 0.0;
+                double dPhase = 0.0;
                 for (int f = 0; f < F; f++) {
                     const double g = adjoint[first + i * F + f];
                     const double a = (*fr)[size_t(n) * F + f], b = (*fi)[size_t(n) * F + f];
-                    gRe += g * (a * c + b * s);
-                    gIm += g * (b * c - a * s);
+                    out[2 * n] += g * (a * c + b * s);
+                    out[2 * n + 1] += g * (b * c - a * s);
                     dPhase += g * (re[n] * (-a * s + b * c) + im[n] * (-b * s - a * c));
                 }
-                if (rhoNodes[2 * n] >= 0)
-                    adjoint[rhoNodes[2 * n]] += gRe;
-                if (rhoNodes[2 * n + 1] >= 0)
-                    adjoint[rhoNodes[2 * n + 1]] += gIm;
                 dx += k[n] * dPhase;
             }
-            for (int a = 0; a < 3; a++)
+            for (int a = 0; a < 3; a++) // (each atom's own adjoints)
                 if (xNodes[size_t(i) * 3 + a] >= 0)
                     adjoint[xNodes[size_t(i) * 3 + a]] += dx[a];
-        }
+        }, gRho.data());
+        for (int j = 0; j < 2 * K; j++)
+            if (rhoNodes[j] >= 0)
+                adjoint[rhoNodes[j]] += gRho[j];
     });
     vector<Vec> features(N, Vec(F));
     for (int i = 0; i < N; i++)
@@ -793,8 +811,8 @@ vector<Vec> reciprocalFeatures(const PolarSpec& P, const vector<Vec>& q, const v
 /** Periodic GTOElectrostaticEnergy: V / (2 pi)^6 sum_k 4 pi k_e |rho(k)|^2 / k^2 over the half set, less the Gaussians'
  *  self energies unless the model includes them. */
 V reciprocalEnergy(const PolarSpec& P, const vector<Vec>& q, const vector<Vec3>& x, const vector<Vec>& xv, const Vec3* box,
-                   const ReciprocalDensity* sources) {
-    const ReciprocalDensity rho = reciprocalDensity(P, q, x, xv, box);
+                   const ReciprocalDensity* sources, const ENNParallelFor& parallel) {
+    const ReciprocalDensity rho = reciprocalDensity(P, q, x, xv, box, parallel);
     double value = 0.0;
     tape().begin();
     const vector<Vec3>& k = rho.set->k;
@@ -939,7 +957,7 @@ double ENNPolarHead::compute(const vector<int>& species, const vector<Vec3>& x, 
             vector<Vec> monopoles(M, Vec(D, V(0.0)));
             for (size_t m = 0; m < M; m++)
                 monopoles[m][0] = V(environment->charges[m]);
-            sourceDensity = std::make_unique<ReciprocalDensity>(reciprocalDensity(P, monopoles, environment->positions, sourceXv, box));
+            sourceDensity = std::make_unique<ReciprocalDensity>(reciprocalDensity(P, monopoles, environment->positions, sourceXv, box, parallel));
         }
     }
 
@@ -982,7 +1000,7 @@ double ENNPolarHead::compute(const vector<int>& species, const vector<Vec3>& x, 
             vector<Vec> channel(N);
             for (int n = 0; n < N; n++)
                 channel[n] = Vec(spins[n].begin() + c * D, spins[n].begin() + (c + 1) * D);
-            const vector<Vec> features = box ? reciprocalFeatures(P, channel, x, xv, box, sourceDensity.get())
+            const vector<Vec> features = box ? reciprocalFeatures(P, channel, x, xv, box, sourceDensity.get(), parallel)
                                              : electrostaticFeatures(P, channel, x, xv, sources);
             for (int n = 0; n < N; n++)
                 for (int k = 0; k < F; k++)
@@ -1047,7 +1065,7 @@ double ENNPolarHead::compute(const vector<int>& species, const vector<Vec3>& x, 
     for (int n = 0; n < N; n++)
         for (int k = 0; k < D; k++)
             multipoles[n][k] = spins[n][k] + spins[n][D + k];
-    energy += box ? reciprocalEnergy(P, multipoles, x, xv, box, sourceDensity.get()) : electrostaticEnergy(P, multipoles, x, xv, sources);
+    energy += box ? reciprocalEnergy(P, multipoles, x, xv, box, sourceDensity.get(), parallel) : electrostaticEnergy(P, multipoles, x, xv, sources);
     if (multipolesOut) {
         multipolesOut->resize(size_t(N) * D);
         for (int n = 0; n < N; n++)
