@@ -6,6 +6,7 @@
 // second-order stencil is not enough: a rough random tanh model shows its h^2 error at 1e-5.)
 
 #include "ENNTestUtilities.h"
+#include "ENNModelMath.h"
 #include "ReferenceENNNetwork.h"
 #include "openmmenn/ENNModel.h"
 
@@ -207,3 +208,43 @@ TEST(Gradients, TotalChargeUpdatesInContext) {
 }
 
 } // namespace
+
+// linearApply and its transpose (the PolarMACE head's e3nn linears, in double) against the linear's terms as
+// forEachLinearTerm lists them, for every linear of models with per-element skips and several irreps: the same sums
+// in another order, so 1e-14 of the output's scale (sum |c x|); the transpose must satisfy <g, L x> = <L^T g, x>.
+TEST(Gradients, LinearApplyIsTheLinearsTerms) {
+    std::mt19937 random(3);
+    std::normal_distribution<double> normal;
+    int checked = 0;
+    for (const std::string name : {"public_A", "nonlinear", "materials"}) {
+        const auto model = ENNForce(modelPath(name)).getModelPtr();
+        for (const LayerSpec& L : model->layers)
+            for (const LinearSpec* lin : {&L.linearUp, &L.linear, &L.skip, &L.productLinear}) {
+                for (int element = 0; element < (lin->perElement ? model->numElements() : 1); element++) {
+                    std::vector<double> x(lin->in.dim), g(lin->out.dim), terms(lin->out.dim, 0.0), scale(lin->out.dim, 0.0);
+                    for (double& v : x)
+                        v = normal(random);
+                    for (double& v : g)
+                        v = normal(random);
+                    forEachLinearTerm(*lin, element, [&](int i, int o, double c) {
+                        terms[o] += c * x[i];
+                        scale[o] += std::abs(c * x[i]);
+                    });
+                    std::vector<double> applied(lin->out.dim, 0.0), transposed(lin->in.dim, 0.0);
+                    linearApply(*lin, element, x.data(), applied.data());
+                    linearApplyTranspose(*lin, element, g.data(), transposed.data());
+                    double gLx = 0.0, ltgx = 0.0, total = 0.0;
+                    for (int o = 0; o < lin->out.dim; o++) {
+                        EXPECT_NEAR(applied[o], terms[o], 1e-14 * scale[o] + 1e-300) << name << " output " << o;
+                        gLx += g[o] * terms[o];
+                        total += std::abs(g[o]) * scale[o];
+                    }
+                    for (int i = 0; i < lin->in.dim; i++)
+                        ltgx += transposed[i] * x[i];
+                    EXPECT_NEAR(gLx, ltgx, 1e-14 * total) << name;
+                    checked++;
+                }
+            }
+    }
+    EXPECT_GT(checked, 20);
+}

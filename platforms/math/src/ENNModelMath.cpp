@@ -1,5 +1,6 @@
 #include "ENNModelMath.h"
 #include "openmm/OpenMMException.h"
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <utility>
@@ -425,4 +426,52 @@ void ENNModelTables::sphericalHarmonics(const Vec3& v, double* y, double (*dy)[3
             for (int a = 0; a < 3; a++)
                 dy[k][a] = (du[3 * k + a] - radial * u[a]) / r;
         }
+}
+
+void OpenMMENN::linearApply(const LinearSpec& lin, int element, const double* in, double* out) {
+    const double* w = lin.weights.data() + (lin.perElement ? element * lin.weightsPerElement : 0);
+    vector<double> sum;
+    for (const auto& p : lin.paths) {
+        const auto& a = lin.in.entries[p.in];
+        const auto& b = lin.out.entries[p.out];
+        const int d = a.ir.dim(), nu = a.mul, nv = b.mul;
+        sum.resize(nv);
+        for (int m = 0; m < d; m++) {
+            std::fill(sum.begin(), sum.end(), 0.0);
+            for (int u = 0; u < nu; u++) {
+                const double x = in[a.offset + u * d + m];
+                const double* row = w + p.weightOffset + size_t(u) * nv;
+                for (int v = 0; v < nv; v++)
+                    sum[v] += row[v] * x;
+            }
+            for (int v = 0; v < nv; v++)
+                out[b.offset + v * d + m] += p.weight * sum[v];
+        }
+    }
+}
+
+void OpenMMENN::linearApplyTranspose(const LinearSpec& lin, int element, const double* gOut, double* gIn) {
+    const double* w = lin.weights.data() + (lin.perElement ? element * lin.weightsPerElement : 0);
+    vector<double> g;
+    for (const auto& p : lin.paths) {
+        const auto& a = lin.in.entries[p.in];
+        const auto& b = lin.out.entries[p.out];
+        const int d = a.ir.dim(), nu = a.mul, nv = b.mul;
+        g.resize(nv);
+        for (int m = 0; m < d; m++) {
+            for (int v = 0; v < nv; v++)
+                g[v] = p.weight * gOut[b.offset + v * d + m];
+            for (int u = 0; u < nu; u++) {
+                const double* row = w + p.weightOffset + size_t(u) * nv;
+                double s[4] = {0.0, 0.0, 0.0, 0.0};
+                int v = 0;
+                for (; v + 4 <= nv; v += 4)
+                    for (int j = 0; j < 4; j++)
+                        s[j] += row[v + j] * g[v + j];
+                for (; v < nv; v++)
+                    s[0] += row[v] * g[v];
+                gIn[a.offset + u * d + m] += (s[0] + s[1]) + (s[2] + s[3]);
+            }
+        }
+    }
 }

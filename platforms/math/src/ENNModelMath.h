@@ -34,6 +34,15 @@ void forEachLinearTerm(const LinearSpec& lin, int element, Visit visit) {
     }
 }
 
+/** out += Linear(in) without its bias (the terms of forEachLinearTerm), path by path: for each component m, the
+ *  (mul_in x mul_out) weights times the input channels' m-th components, the inner loop over output channels, whose
+ *  weights are contiguous. Double; the path weight is applied once per output, so round-off differs from summing
+ *  forEachLinearTerm's terms by a few ulps. */
+void linearApply(const LinearSpec& lin, int element, const double* in, double* out);
+/** gIn += Linear^T(gOut) (linearApply's transpose: its backward pass), each input's dot product over the output
+ *  channels in four fixed partial sums. */
+void linearApplyTranspose(const LinearSpec& lin, int element, const double* gOut, double* gIn);
+
 /** Feature sizes of one interaction layer (optimized platforms keep them per layer). */
 struct LayerSizes {
     int dIn = 0, dUp = 0, dTp = 0, dMsg = 0, dProd = 0, dOut = 0, channels = 0;

@@ -50,7 +50,10 @@ Vec linear(const LinearSpec& lin, const V* in, int element = 0) {
     vector<double> out(lin.out.dim, 0.0);
     if (!lin.bias.empty())
         out = lin.bias;
-    forEachLinearTerm(lin, element, [&](int i, int o, double c) { out[o] += c * in[i].value; });
+    vector<double> values(lin.in.dim);
+    for (int i = 0; i < lin.in.dim; i++)
+        values[i] = in[i].value;
+    linearApply(lin, element, values.data(), out.data());
     bool variable;
     const vector<int> inputs = nodesOf(in, lin.in.dim, variable);
     if (!variable)
@@ -58,7 +61,7 @@ Vec linear(const LinearSpec& lin, const V* in, int element = 0) {
     const int first = tape().block(lin.out.dim, [&lin, element, inputs](vector<double>& adjoint, int first) {
         vector<double> g(inputs.size(), 0.0); // (gathered here, then added to the inputs' adjoints once each)
         const double* gOut = &adjoint[first];
-        forEachLinearTerm(lin, element, [&](int i, int o, double c) { g[i] += c * gOut[o]; });
+        linearApplyTranspose(lin, element, gOut, g.data());
         for (size_t i = 0; i < inputs.size(); i++)
             if (inputs[i] >= 0)
                 adjoint[inputs[i]] += g[i];
