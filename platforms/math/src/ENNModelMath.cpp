@@ -428,41 +428,49 @@ void ENNModelTables::sphericalHarmonics(const Vec3& v, double* y, double (*dy)[3
         }
 }
 
-void OpenMMENN::linearApply(const LinearSpec& lin, int element, const double* in, double* out) {
+namespace {
+
+/** visit(W, path weight, input offset, output offset, d, mul_in, mul_out) for each path of a linear: W its
+ *  (mul_in x mul_out) weights, row u contiguous in the output channel. */
+template <class Visit>
+void forEachLinearPath(const LinearSpec& lin, int element, Visit visit) {
     const double* w = lin.weights.data() + (lin.perElement ? element * lin.weightsPerElement : 0);
-    vector<double> sum;
     for (const auto& p : lin.paths) {
         const auto& a = lin.in.entries[p.in];
         const auto& b = lin.out.entries[p.out];
-        const int d = a.ir.dim(), nu = a.mul, nv = b.mul;
+        visit(w + p.weightOffset, p.weight, a.offset, b.offset, a.ir.dim(), a.mul, b.mul);
+    }
+}
+
+} // namespace
+
+void OpenMMENN::linearApply(const LinearSpec& lin, int element, const double* in, double* out) {
+    vector<double> sum;
+    forEachLinearPath(lin, element, [&](const double* W, double weight, int inOffset, int outOffset, int d, int nu, int nv) {
         sum.resize(nv);
         for (int m = 0; m < d; m++) {
             std::fill(sum.begin(), sum.end(), 0.0);
             for (int u = 0; u < nu; u++) {
-                const double x = in[a.offset + u * d + m];
-                const double* row = w + p.weightOffset + size_t(u) * nv;
+                const double x = in[inOffset + u * d + m];
+                const double* row = W + size_t(u) * nv;
                 for (int v = 0; v < nv; v++)
                     sum[v] += row[v] * x;
             }
             for (int v = 0; v < nv; v++)
-                out[b.offset + v * d + m] += p.weight * sum[v];
+                out[outOffset + v * d + m] += weight * sum[v];
         }
-    }
+    });
 }
 
 void OpenMMENN::linearApplyTranspose(const LinearSpec& lin, int element, const double* gOut, double* gIn) {
-    const double* w = lin.weights.data() + (lin.perElement ? element * lin.weightsPerElement : 0);
     vector<double> g;
-    for (const auto& p : lin.paths) {
-        const auto& a = lin.in.entries[p.in];
-        const auto& b = lin.out.entries[p.out];
-        const int d = a.ir.dim(), nu = a.mul, nv = b.mul;
+    forEachLinearPath(lin, element, [&](const double* W, double weight, int inOffset, int outOffset, int d, int nu, int nv) {
         g.resize(nv);
         for (int m = 0; m < d; m++) {
             for (int v = 0; v < nv; v++)
-                g[v] = p.weight * gOut[b.offset + v * d + m];
+                g[v] = weight * gOut[outOffset + v * d + m];
             for (int u = 0; u < nu; u++) {
-                const double* row = w + p.weightOffset + size_t(u) * nv;
+                const double* row = W + size_t(u) * nv;
                 double s[4] = {0.0, 0.0, 0.0, 0.0};
                 int v = 0;
                 for (; v + 4 <= nv; v += 4)
@@ -470,8 +478,8 @@ void OpenMMENN::linearApplyTranspose(const LinearSpec& lin, int element, const d
                         s[j] += row[v + j] * g[v + j];
                 for (; v < nv; v++)
                     s[0] += row[v] * g[v];
-                gIn[a.offset + u * d + m] += (s[0] + s[1]) + (s[2] + s[3]);
+                gIn[inOffset + u * d + m] += (s[0] + s[1]) + (s[2] + s[3]);
             }
         }
-    }
+    });
 }
