@@ -428,22 +428,6 @@ void ENNModelTables::sphericalHarmonics(const Vec3& v, double* y, double (*dy)[3
         }
 }
 
-namespace {
-
-/** visit(W, path weight, input offset, output offset, d, mul_in, mul_out) for each path of a linear: W its
- *  (mul_in x mul_out) weights, row u contiguous in the output channel. */
-template <class Visit>
-void forEachLinearPath(const LinearSpec& lin, int element, Visit visit) {
-    const double* w = lin.weights.data() + (lin.perElement ? element * lin.weightsPerElement : 0);
-    for (const auto& p : lin.paths) {
-        const auto& a = lin.in.entries[p.in];
-        const auto& b = lin.out.entries[p.out];
-        visit(w + p.weightOffset, p.weight, a.offset, b.offset, a.ir.dim(), a.mul, b.mul);
-    }
-}
-
-} // namespace
-
 void OpenMMENN::linearApply(const LinearSpec& lin, int element, const double* in, double* out) {
     vector<double> sum;
     forEachLinearPath(lin, element, [&](const double* W, double weight, int inOffset, int outOffset, int d, int nu, int nv) {

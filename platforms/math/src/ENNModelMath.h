@@ -15,23 +15,31 @@
 
 namespace OpenMMENN {
 
+/** visit(W, path weight, input offset, output offset, d, mul_in, mul_out) for each path of a linear: W its
+ *  (mul_in x mul_out) weights, row u contiguous in the output channel. `element` picks a per-element weight set. */
+template <class Visit>
+void forEachLinearPath(const LinearSpec& lin, int element, Visit visit) {
+    const double* w = lin.weights.data() + (lin.perElement ? element * lin.weightsPerElement : 0);
+    for (const auto& p : lin.paths) {
+        const auto& a = lin.in.entries[p.in];
+        const auto& b = lin.out.entries[p.out];
+        visit(w + p.weightOffset, p.weight, a.offset, b.offset, a.ir.dim(), a.mul, b.mul);
+    }
+}
+
 /** Calls visit(inIndex, outIndex, coefficient) for each weight of a linear, once per component m:
  *  Linear(in)[outIndex] = sum of coefficient * in[inIndex]. `element` picks a per-element weight set.
  *  The order of the visits does not depend on `element`. */
 template <class Visit>
 void forEachLinearTerm(const LinearSpec& lin, int element, Visit visit) {
-    const double* w = lin.weights.data() + (lin.perElement ? element * lin.weightsPerElement : 0);
-    for (const auto& p : lin.paths) {
-        const auto& a = lin.in.entries[p.in];
-        const auto& b = lin.out.entries[p.out];
-        const int d = a.ir.dim();
-        for (int u = 0; u < a.mul; u++)
-            for (int v = 0; v < b.mul; v++) {
-                const double c = p.weight * w[p.weightOffset + u * b.mul + v];
+    forEachLinearPath(lin, element, [&](const double* W, double weight, int inOffset, int outOffset, int d, int nu, int nv) {
+        for (int u = 0; u < nu; u++)
+            for (int v = 0; v < nv; v++) {
+                const double c = weight * W[u * nv + v];
                 for (int m = 0; m < d; m++)
-                    visit(a.offset + u * d + m, b.offset + v * d + m, c);
+                    visit(inOffset + u * d + m, outOffset + v * d + m, c);
             }
-    }
+    });
 }
 
 /** out += Linear(in) without its bias (the terms of forEachLinearTerm), path by path: for each component m, the
