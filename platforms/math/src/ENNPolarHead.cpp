@@ -655,9 +655,10 @@ ReciprocalDensity reciprocalDensity(const PolarSpec& P, const vector<Vec>& q, co
         first = tape().block(2 * K, [set = rho.set, x, xr, xi, qv, qNodes, xNodes, N, D, K, parallel](vector<double>& adjoint, int first) {
             const vector<Vec3>& k = set->k;
             parallel(N, [&](int i) { // (each atom's own adjoints; the block's read only)
-                vector<double> cs, ss;
+                vector<double> cs, ss, gq(D, 0.0); // (summed here over k, added to the adjoints once)
                 Vec3 dx;
                 set->phases(x[i], cs, ss);
+                const double* qi = &qv[size_t(i) * D];
                 for (int n = 0; n < K; n++) {
                     const double gr = adjoint[first + 2 * n], gi = adjoint[first + 2 * n + 1];
                     if (gr == 0.0 && gi == 0.0)
@@ -666,13 +667,14 @@ ReciprocalDensity reciprocalDensity(const PolarSpec& P, const vector<Vec>& q, co
                     double dPhase = 0.0;
                     for (int lm = 0; lm < D; lm++) {
                         const double a = (*xr)[size_t(n) * D + lm], b = (*xi)[size_t(n) * D + lm];
-                        const int node = qNodes[size_t(i) * D + lm];
-                        if (node >= 0)
-                            adjoint[node] += gr * (a * c + b * s) + gi * (b * c - a * s);
-                        dPhase += qv[size_t(i) * D + lm] * (gr * (b * c - a * s) - gi * (a * c + b * s));
+                        gq[lm] += gr * (a * c + b * s) + gi * (b * c - a * s);
+                        dPhase += qi[lm] * (gr * (b * c - a * s) - gi * (a * c + b * s));
                     }
                     dx += k[n] * dPhase;
                 }
+                for (int lm = 0; lm < D; lm++)
+                    if (qNodes[size_t(i) * D + lm] >= 0)
+                        adjoint[qNodes[size_t(i) * D + lm]] += gq[lm];
                 for (int a = 0; a < 3; a++)
                     if (xNodes[size_t(i) * 3 + a] >= 0)
                         adjoint[xNodes[size_t(i) * 3 + a]] += dx[a];
@@ -763,15 +765,16 @@ vector<Vec> reciprocalFeatures(const PolarSpec& P, const vector<Vec>& q, const v
         for (int a = 0; a < 3; a++)
             xNodes[size_t(i) * 3 + a] = xv[i][a].node;
     parallel(N, [&](int i) {
-        vector<double> cs, ss;
+        vector<double> cs, ss, sum(F, 0.0);
         rho.set->phases(x[i], cs, ss);
         for (int n = 0; n < K; n++) {
             const double c = cs[n], s = ss[n];
-            for (int f = 0; f < F; f++) {
-                const double a = (*fr)[size_t(n) * F + f], b = (*fi)[size_t(n) * F + f];
-                values[size_t(i) * F + f] += re[n] * (a * c + b * s) + im[n] * (b * c - a * s);
-            }
+            const double* a = &(*fr)[size_t(n) * F];
+            const double* b = &(*fi)[size_t(n) * F];
+            for (int f = 0; f < F; f++)
+                sum[f] += re[n] * (a[f] * c + b[f] * s) + im[n] * (b[f] * c - a[f] * s);
         }
+        std::copy(sum.begin(), sum.end(), &values[size_t(i) * F]);
     });
     const int first = tape().block(N * F, [set = rho.set, x, fr, fi, re, im, rhoNodes, xNodes, N, F, K, parallel](vector<double>& adjoint, int first) {
         const vector<Vec3>& k = set->k;
@@ -780,16 +783,19 @@ vector<Vec> reciprocalFeatures(const PolarSpec& P, const vector<Vec>& q, const v
             vector<double> cs, ss;
             Vec3 dx;
             set->phases(x[i], cs, ss);
+            const vector<double> g(adjoint.begin() + first + i * F, adjoint.begin() + first + (i + 1) * F);
             for (int n = 0; n < K; n++) {
                 const double c = cs[n], s = ss[n];
-                double dPhase = 0.0;
+                const double* a = &(*fr)[size_t(n) * F];
+                const double* b = &(*fi)[size_t(n) * F];
+                double gRe = 0.0, gIm = 0.0, dPhase = 0.0;
                 for (int f = 0; f < F; f++) {
-                    const double g = adjoint[first + i * F + f];
-                    const double a = (*fr)[size_t(n) * F + f], b = (*fi)[size_t(n) * F + f];
-                    out[2 * n] += g * (a * c + b * s);
-                    out[2 * n + 1] += g * (b * c - a * s);
-                    dPhase += g * (re[n] * (-a * s + b * c) + im[n] * (-b * s - a * c));
+                    gRe += g[f] * (a[f] * c + b[f] * s);
+                    gIm += g[f] * (b[f] * c - a[f] * s);
+                    dPhase += g[f] * (re[n] * (-a[f] * s + b[f] * c) + im[n] * (-b[f] * s - a[f] * c));
                 }
+                out[2 * n] += gRe;
+                out[2 * n + 1] += gIm;
                 dx += k[n] * dPhase;
             }
             for (int a = 0; a < 3; a++) // (each atom's own adjoints)
