@@ -4,6 +4,8 @@
 #include "openmm/internal/ContextImpl.h"
 #include "CommonENNPolarStructureFactor.h"
 #include "CommonENNPrecision.h"
+#include <algorithm>
+#include <cstdlib>
 
 using namespace OpenMMENN;
 
@@ -17,7 +19,11 @@ void CommonCalcENNForceKernel::initialize(const OpenMM::System& system, const EN
     if (force.hasPolarHead()) { // (a polar head couples to the MM charges itself)
         polar = std::make_unique<ENNPolarEvaluation>(force);
         polar->setStructureFactor(std::make_unique<CommonENNPolarStructureFactor>(cc, work));
-        hostThreads = std::make_unique<OpenMM::ThreadPool>(); // (one thread per core; they sleep between the head's passes)
+        // The head's host threads: OPENMM_CPU_THREADS of them where set (the CPU platform's default too), else one per
+        // core; they sleep between the head's passes.
+        const char* threadsVariable = std::getenv("OPENMM_CPU_THREADS");
+        const int numThreads = threadsVariable && *threadsVariable ? std::max(1, std::atoi(threadsVariable)) : 0;
+        hostThreads = std::make_unique<OpenMM::ThreadPool>(numThreads);
         polar->setParallelFor([threads = hostThreads.get()](int count, const std::function<void(int)>& task) {
             runOnThreadPool(*threads, count, [&](int i, int) { task(i); });
         });

@@ -39,7 +39,7 @@ struct PolarEnvironment {
 };
 
 /** Runs task(i) for i = 0 .. count - 1 on any threads and returns when all are done (a platform's thread pool); the
- *  polar head shares out its atoms' networks with it, and its results do not depend on how. */
+ *  polar head shares out its per-atom work with it, and its results do not depend on how. */
 using ENNParallelFor = std::function<void(int count, const std::function<void(int)>& task)>;
 
 /** A head that reads every layer's output features (PolarMACE's): returns its energy (model units) and, when asked,
@@ -72,7 +72,8 @@ public:
                    std::vector<std::vector<double>>* layerGradients, std::vector<OpenMM::Vec3>* positionGradient,
                    std::vector<OpenMM::Vec3>* environmentGradient, std::vector<double>* multipoles) const;
     const ENNModel& getModel() const { return *model; }
-    /** Where the per-atom networks run (default: one after another on the calling thread). */
+    /** Where the head's per-atom work runs: its per-atom networks and reciprocal sums (default: one after another on
+     *  the calling thread). */
     void setParallelFor(ENNParallelFor runner) { parallel = std::move(runner); }
 
 private:
@@ -105,7 +106,7 @@ public:
     bool coupled() const { return !mmParticles.empty(); }
     /** The platform's structure factor of the MM charges in a periodic cell (the exact sums without one). */
     void setStructureFactor(std::unique_ptr<ENNStructureFactor> sum) { structureFactor = std::move(sum); }
-    /** The platform's threads for the head's per-atom networks (ENNPolarHead::setParallelFor). */
+    /** The platform's threads for the head's per-atom work (ENNPolarHead::setParallelFor). */
     void setParallelFor(ENNParallelFor runner) { head.setParallelFor(std::move(runner)); }
 
 private:
