@@ -318,6 +318,22 @@ vector<Vec> perAtom(const ENNParallelFor& parallel, const vector<Vec>& inputs, c
     return outputs;
 }
 
+/** total[0 .. size) += sum over atoms i = 0 .. n - 1 of what term(i, out) adds to out: the atoms in chunks (their number
+ *  set by n alone) shared out by `parallel`, each chunk's sum added in chunk order, so that results do not depend on
+ *  the threads; memory O(chunks x size), at most 64 chunks. */
+void sumOverAtoms(const ENNParallelFor& parallel, int n, size_t size, const std::function<void(int, double*)>& term, double* total) {
+    const int chunk = std::max(4, (n + 63) / 64), chunks = (n + chunk - 1) / chunk;
+    vector<vector<double>> partial(chunks);
+    parallel(chunks, [&](int c) {
+        partial[c].assign(size, 0.0);
+        for (int i = c * chunk; i < std::min(n, (c + 1) * chunk); i++)
+            term(i, partial[c].data());
+    });
+    for (const vector<double>& p : partial)
+        for (size_t j = 0; j < size; j++)
+            total[j] += p[j];
+}
+
 /** graph-longrange's real-space point charges of a set of Gaussian multipoles (charge and dipole (y, z, x)): each atom
  *  as a charge at its position and, with dipoles, three more displaced by `offset` along x, y and z (finite differences). */
 struct PointCharges {
@@ -370,7 +386,8 @@ double kernel(double d, double w, double softening, double& derivative) {
 /** The MM charges' potential (half of it: one spin channel's share) at sites 0 .. numSites - 1 of every atom for every
  *  probe width, [(atom * numSites + site) * widths + width]: one tape block whose backward pass recomputes the pair
  *  terms, so that memory is O(sites), not O(sites x MM charges). */
-Vec sourcePotentials(const PolarSpec& P, const PointCharges& pc, int numSites, const vector<Vec3>& x, const vector<Vec>& xv, const Sources& sources) {
+Vec sourcePotentials(const PolarSpec& P, const PointCharges& pc, int numSites, const vector<Vec3>& x, const vector<Vec>& xv, const Sources& sources,
+                      const ENNParallelFor& parallel) {
     const int N = static_cast<int>(x.size()), W = static_cast<int>(P.fieldWidths.size());
     const size_t M = sources.size();
     vector<double> values(size_t(N) * numSites * W, 0.0);
@@ -386,10 +403,11 @@ Vec sourcePotentials(const PolarSpec& P, const PointCharges& pc, int numSites, c
             visit(m, q * k, r * (q * P.fieldConstant * dk / d));
         }
     };
-    for (int i = 0; i < N; i++)
+    parallel(N, [&](int i) {
         for (int s = 0; s < numSites; s++)
             for (int w = 0; w < W; w++)
                 pairs(i, s, w, [&](size_t, double value, const Vec3&) { values[(size_t(i) * numSites + s) * W + w] += value; });
+    });
     bool any = false;
     vector<int> xNodes, sourceNodes;
     for (int i = 0; i < N; i++)
@@ -404,22 +422,29 @@ Vec sourcePotentials(const PolarSpec& P, const PointCharges& pc, int numSites, c
         any = any || node >= 0;
     if (!any)
         return asNodes(values, -1);
-    const int first = tape().block(static_cast<int>(values.size()), [pairs, xNodes, sourceNodes, N, numSites, W](vector<double>& adjoint, int first) {
-        for (int i = 0; i < N; i++)
+    const int first = tape().block(static_cast<int>(values.size()), [pairs, xNodes, sourceNodes, N, numSites, W, M, parallel](vector<double>& adjoint,
+                                                                                                                     int first) {
+        vector<double> gSources(3 * M, 0.0); // d/dx of the MM charges, summed over the ML atoms
+        sumOverAtoms(parallel, N, gSources.size(), [&](int i, double* out) {
+            Vec3 dx;
             for (int s = 0; s < numSites; s++)
                 for (int w = 0; w < W; w++) {
                     const double g = adjoint[first + (i * numSites + s) * W + w];
                     if (g == 0.0)
                         continue;
                     pairs(i, s, w, [&](size_t m, double, const Vec3& gradient) {
-                        for (int a = 0; a < 3; a++) {
-                            if (xNodes[3 * i + a] >= 0)
-                                adjoint[xNodes[3 * i + a]] += g * gradient[a];
-                            if (sourceNodes[3 * m + a] >= 0)
-                                adjoint[sourceNodes[3 * m + a]] -= g * gradient[a];
-                        }
+                        dx += gradient * g;
+                        for (int a = 0; a < 3; a++)
+                            out[3 * m + a] -= g * gradient[a];
                     });
                 }
+            for (int a = 0; a < 3; a++) // (each atom's own adjoints)
+                if (xNodes[3 * i + a] >= 0)
+                    adjoint[xNodes[3 * i + a]] += dx[a];
+        }, gSources.data());
+        for (size_t j = 0; j < gSources.size(); j++)
+            if (sourceNodes[j] >= 0)
+                adjoint[sourceNodes[j]] += gSources[j];
     });
     return asNodes(values, first);
 }
@@ -465,12 +490,12 @@ V sitePotential(const PolarSpec& P, const PointCharges& pc, const vector<Vec3>& 
  *  potential of one spin channel's multipoles projected on each atom's probes, l = 0 per width, then l = 1 per width
  *  (y, z, x) from finite differences of the potential at the displaced sites; self terms where the model has them. */
 vector<Vec> electrostaticFeatures(const PolarSpec& P, const vector<Vec>& multipoles, const vector<Vec3>& x, const vector<Vec>& xv,
-                                  const Sources& sources) {
+                                  const Sources& sources, const ENNParallelFor& parallel) {
     const int N = static_cast<int>(x.size()), numWidths = static_cast<int>(P.fieldWidths.size());
     const bool displaced = P.multipoleLmax == 1 || P.fieldLmax == 1;
     const PointCharges pc = pointCharges(multipoles, P.multipoleLmax, displaced, P.featureOffset);
     const int numSites = P.fieldLmax == 1 ? pc.perAtom : 1; // (the sites the features read)
-    const Vec fromSources = sources.size() > 0 ? sourcePotentials(P, pc, numSites, x, xv, sources) : Vec();
+    const Vec fromSources = sources.size() > 0 ? sourcePotentials(P, pc, numSites, x, xv, sources, parallel) : Vec();
     auto sourceAt = [&](int i, int s, int w) { return fromSources.empty() ? nullptr : &fromSources[(size_t(i) * numSites + s) * numWidths + w]; };
     vector<Vec> features(N, Vec(P.fieldDim(), V(0.0)));
     for (int i = 0; i < N; i++) {
@@ -591,22 +616,6 @@ struct ReciprocalDensity {
     std::shared_ptr<const KVectorSet> set;
     vector<V> re, im; // rho(k)
 };
-
-/** total[0 .. size) += sum over atoms i = 0 .. n - 1 of what term(i, out) adds to out: the atoms in chunks (their number
- *  set by n alone) shared out by `parallel`, each chunk's sum added in chunk order, so that results do not depend on
- *  the threads; memory O(chunks x size), at most 64 chunks. */
-void sumOverAtoms(const ENNParallelFor& parallel, int n, size_t size, const std::function<void(int, double*)>& term, double* total) {
-    const int chunk = std::max(4, (n + 63) / 64), chunks = (n + chunk - 1) / chunk;
-    vector<vector<double>> partial(chunks);
-    parallel(chunks, [&](int c) {
-        partial[c].assign(size, 0.0);
-        for (int i = c * chunk; i < std::min(n, (c + 1) * chunk); i++)
-            term(i, partial[c].data());
-    });
-    for (const vector<double>& p : partial)
-        for (size_t j = 0; j < size; j++)
-            total[j] += p[j];
-}
 
 /** rho(k) of multipoles q at x over the k vectors, one tape block whose backward pass recomputes the phases: memory
  *  O(k vectors + atoms), not O(k vectors x atoms) (the MM charges of a large box). re = sum q . (Xr c + Xi s), im = sum
@@ -850,14 +859,17 @@ V reciprocalEnergy(const PolarSpec& P, const vector<Vec>& q, const vector<Vec3>&
 
 /** graph-longrange's GTOElectrostaticEnergy (RealSpaceFiniteDiffereneEnergy, open boundaries): the pair energy of the
  *  point charges of different atoms, and self terms where the model has them. */
-V electrostaticEnergy(const PolarSpec& P, const vector<Vec>& multipoles, const vector<Vec3>& x, const vector<Vec>& xv, const Sources& sources) {
+V electrostaticEnergy(const PolarSpec& P, const vector<Vec>& multipoles, const vector<Vec3>& x, const vector<Vec>& xv, const Sources& sources,
+                      const ENNParallelFor& parallel) {
     const int N = static_cast<int>(x.size());
     const PointCharges pc = pointCharges(multipoles, P.multipoleLmax, P.multipoleLmax == 1, P.energyOffset);
     double value = 0.0;
     vector<vector<double>> dq(N, vector<double>(pc.perAtom, 0.0));
     vector<Vec3> dx(N), dxSources(sources.size());
-    // E(ML + MM) - E(ML) - E(MM): each ML site with each MM charge (graph-longrange's external-source cross energy)
-    for (int i = 0; i < N; i++)
+    // E(ML + MM) - E(ML) - E(MM): each ML site with each MM charge (graph-longrange's external-source cross energy);
+    // cross[0] the energy, cross[1 + 3 m + a] d/dx_m,a, summed over the ML atoms
+    vector<double> cross(1 + 3 * sources.size(), 0.0);
+    sumOverAtoms(parallel, sources.size() > 0 ? N : 0, cross.size(), [&](int i, double* out) {
         for (int s = 0; s < pc.perAtom; s++)
             for (size_t m = 0; m < sources.size(); m++) {
                 const Vec3 r = (x[i] + pc.offsets[s]) - (*sources.x)[m];
@@ -865,12 +877,17 @@ V electrostaticEnergy(const PolarSpec& P, const vector<Vec>& multipoles, const v
                 double dk;
                 const double k = P.fieldConstant * kernel(d, P.multipoleSigma, P.softening, dk);
                 const double qi = pc.charges[i][s].value, qm = (*sources.charges)[m];
-                value += qi * qm * k;
-                dq[i][s] += qm * k;
+                out[0] += qi * qm * k;
+                dq[i][s] += qm * k; // (each atom's own)
                 const Vec3 g = r * (qi * qm * P.fieldConstant * dk / d);
                 dx[i] += g;
-                dxSources[m] -= g;
+                for (int a = 0; a < 3; a++)
+                    out[1 + 3 * m + a] -= g[a];
             }
+    }, cross.data());
+    value += cross[0];
+    for (size_t m = 0; m < sources.size(); m++)
+        dxSources[m] = Vec3(cross[1 + 3 * m], cross[2 + 3 * m], cross[3 + 3 * m]);
     for (int i = 0; i < N; i++)
         for (int j = i + 1; j < N; j++)
             for (int s = 0; s < pc.perAtom; s++)
@@ -1010,7 +1027,7 @@ double ENNPolarHead::compute(const vector<int>& species, const vector<Vec3>& x, 
             for (int n = 0; n < N; n++)
                 channel[n] = Vec(spins[n].begin() + c * D, spins[n].begin() + (c + 1) * D);
             const vector<Vec> features = box ? reciprocalFeatures(P, channel, x, xv, box, sourceDensity.get(), parallel)
-                                             : electrostaticFeatures(P, channel, x, xv, sources);
+                                             : electrostaticFeatures(P, channel, x, xv, sources, parallel);
             for (int n = 0; n < N; n++)
                 for (int k = 0; k < F; k++)
                     potentials[n][c * F + k] = features[n][k] / V(P.fieldNorms[k]);
@@ -1074,7 +1091,7 @@ double ENNPolarHead::compute(const vector<int>& species, const vector<Vec3>& x, 
     for (int n = 0; n < N; n++)
         for (int k = 0; k < D; k++)
             multipoles[n][k] = spins[n][k] + spins[n][D + k];
-    energy += box ? reciprocalEnergy(P, multipoles, x, xv, box, sourceDensity.get(), parallel) : electrostaticEnergy(P, multipoles, x, xv, sources);
+    energy += box ? reciprocalEnergy(P, multipoles, x, xv, box, sourceDensity.get(), parallel) : electrostaticEnergy(P, multipoles, x, xv, sources, parallel);
     if (multipolesOut) {
         multipolesOut->resize(size_t(N) * D);
         for (int n = 0; n < N; n++)
