@@ -453,17 +453,8 @@ void OpenMMENN::linearApplyTranspose(const LinearSpec& lin, int element, const d
         for (int m = 0; m < d; m++) {
             for (int v = 0; v < nv; v++)
                 g[v] = weight * gOut[outOffset + v * d + m];
-            for (int u = 0; u < nu; u++) {
-                const double* row = W + size_t(u) * nv;
-                double s[4] = {0.0, 0.0, 0.0, 0.0};
-                int v = 0;
-                for (; v + 4 <= nv; v += 4)
-                    for (int j = 0; j < 4; j++)
-                        s[j] += row[v + j] * g[v + j];
-                for (; v < nv; v++)
-                    s[0] += row[v] * g[v];
-                gIn[inOffset + u * d + m] += (s[0] + s[1]) + (s[2] + s[3]);
-            }
+            for (int u = 0; u < nu; u++)
+                gIn[inOffset + u * d + m] += sumOfProducts(W + size_t(u) * nv, g.data(), nv);
         }
     });
 }

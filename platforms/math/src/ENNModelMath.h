@@ -42,13 +42,25 @@ void forEachLinearTerm(const LinearSpec& lin, int element, Visit visit) {
     });
 }
 
+/** sum_i a[i] b[i] in four fixed partial sums (so that it vectorizes without reassociating). */
+inline double sumOfProducts(const double* a, const double* b, int n) {
+    double s[4] = {0.0, 0.0, 0.0, 0.0};
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int j = 0; j < 4; j++)
+            s[j] += a[i + j] * b[i + j];
+    for (; i < n; i++)
+        s[0] += a[i] * b[i];
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
 /** out += Linear(in) without its bias (the terms of forEachLinearTerm), path by path: for each component m, the
  *  (mul_in x mul_out) weights times the input channels' m-th components, the inner loop over output channels, whose
  *  weights are contiguous. Double; the path weight is applied once per output, so round-off differs from summing
  *  forEachLinearTerm's terms by a few ulps. */
 void linearApply(const LinearSpec& lin, int element, const double* in, double* out);
 /** gIn += Linear^T(gOut) (linearApply's transpose: its backward pass), each input's dot product over the output
- *  channels in four fixed partial sums. */
+ *  channels by sumOfProducts. */
 void linearApplyTranspose(const LinearSpec& lin, int element, const double* gOut, double* gIn);
 
 /** Feature sizes of one interaction layer (optimized platforms keep them per layer). */
