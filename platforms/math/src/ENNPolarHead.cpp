@@ -177,56 +177,48 @@ Vec biasedReadout(const BiasedReadoutSpec& r, const V* in) {
  *  (t[u, m] = sum_v W[u,v] x2[v, m], or s[u] = sum_v W[u,v] x2[v]), so that a scale path costs mul^2 + mul d, not
  *  mul^2 d. With gOut (the output's gradient), adds the products' gradients to g1 and g2 instead of the output to out. */
 void channelProductPaths(const ChannelProductSpec& tp, const double* x1, const double* x2, double* out, const double* gOut, double* g1, double* g2) {
-    vector<double> x2m, g2m; // a dot path's second factor at one m, and its gradient, contiguous in v
     for (const auto& p : tp.paths) {
         const auto &a = tp.in1.entries[p.in1], &b = tp.in2.entries[p.in2], &c = tp.out.entries[p.out];
         const int d = a.ir.dim(), nu = a.mul, nv = b.mul;
         const double norm = p.weight / std::sqrt(double(d));
         const double* W = &tp.weights[p.weightOffset];
-        if (p.dot) {
-            x2m.resize(nv);
-            g2m.resize(nv);
-            for (int m = 0; m < d; m++) {
-                for (int v = 0; v < nv; v++)
-                    x2m[v] = x2[b.offset + v * d + m];
-                std::fill(g2m.begin(), g2m.end(), 0.0);
-                for (int u = 0; u < nu; u++) {
-                    const double* w = W + size_t(u) * nv;
-                    const double xum = x1[a.offset + u * d + m];
-                    if (!gOut) {
-                        out[c.offset + u] += norm * xum * sumOfProducts(w, x2m.data(), nv);
-                        continue;
-                    }
-                    const double gu = norm * gOut[c.offset + u];
-                    if (gu == 0.0)
-                        continue;
-                    g1[a.offset + u * d + m] += gu * sumOfProducts(w, x2m.data(), nv);
-                    const double coefficient = gu * xum;
-                    for (int v = 0; v < nv; v++)
-                        g2m[v] += coefficient * w[v];
-                }
-                for (int v = 0; gOut && v < nv; v++)
-                    g2[b.offset + v * d + m] += g2m[v];
-            }
-            continue;
-        }
         for (int u = 0; u < nu; u++) {
             const double* w = W + size_t(u) * nv;
             const double* xu = x1 + a.offset + u * d;
-            const double s = sumOfProducts(w, x2 + b.offset, nv);
-            if (!gOut) {
-                for (int m = 0; m < d; m++)
-                    out[c.offset + u * d + m] += norm * xu[m] * s;
-                continue;
+            if (p.dot) {
+                const double gu = gOut ? norm * gOut[c.offset + u] : 0.0;
+                if (gOut && gu == 0.0)
+                    continue;
+                for (int m = 0; m < d; m++) {
+                    double t = 0.0;
+                    for (int v = 0; v < nv; v++)
+                        t += w[v] * x2[b.offset + v * d + m];
+                    if (!gOut) {
+                        out[c.offset + u] += norm * xu[m] * t;
+                        continue;
+                    }
+                    g1[a.offset + u * d + m] += gu * t;
+                    for (int v = 0; v < nv; v++)
+                        g2[b.offset + v * d + m] += gu * w[v] * xu[m];
+                }
+            } else {
+                double s = 0.0;
+                for (int v = 0; v < nv; v++)
+                    s += w[v] * x2[b.offset + v];
+                if (!gOut) {
+                    for (int m = 0; m < d; m++)
+                        out[c.offset + u * d + m] += norm * xu[m] * s;
+                    continue;
+                }
+                double gs = 0.0;
+                for (int m = 0; m < d; m++) {
+                    const double g = norm * gOut[c.offset + u * d + m];
+                    g1[a.offset + u * d + m] += g * s;
+                    gs += g * xu[m];
+                }
+                for (int v = 0; v < nv && gs != 0.0; v++)
+                    g2[b.offset + v] += gs * w[v];
             }
-            double gs = 0.0;
-            for (int m = 0; m < d; m++) {
-                const double g = norm * gOut[c.offset + u * d + m];
-                g1[a.offset + u * d + m] += g * s;
-                gs += g * xu[m];
-            }
-            for (int v = 0; v < nv && gs != 0.0; v++)
-                g2[b.offset + v] += gs * w[v];
         }
     }
 }
