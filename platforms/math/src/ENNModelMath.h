@@ -42,7 +42,7 @@ void forEachLinearTerm(const LinearSpec& lin, int element, Visit visit) {
     });
 }
 
-/** sum_i a[i] b[i] in four fixed partial sums (so that it vectorizes without reassociating). */
+/** sum_i a[i] b[i] in four fixed partial sums (an order fixed by n alone, which the compiler may vectorize). */
 inline double sumOfProducts(const double* a, const double* b, int n) {
     double s[4] = {0.0, 0.0, 0.0, 0.0};
     int i = 0;

@@ -249,6 +249,15 @@ Vec channelProduct(const ChannelProductSpec& tp, const V* x1, const V* x2) {
     return asNodes(out, first);
 }
 
+/** adjoint[nodes[j]] += gradient[j] for j = 0 .. count - 1 (constants, node -1, skipped), in order, on the calling
+ *  thread: the parallel parts of a block's backward pass write their own buffers, and only this touches the tape's
+ *  adjoints, so a node shared between atoms would still be summed correctly. */
+void addToAdjoints(vector<double>& adjoint, const vector<int>& nodes, const double* gradient, size_t count) {
+    for (size_t j = 0; j < count; j++)
+        if (nodes[j] >= 0)
+            adjoint[nodes[j]] += gradient[j];
+}
+
 /** A network applied to each atom on its own, f(n, atom n's inputs) -> atom n's outputs (as many for every atom), as one
  *  tape block over all atoms: each atom's part is recorded on a tape of its own, the atoms shared out by `parallel`;
  *  the block's backward pass replays each atom's tape (shared out too) and adds to the inputs' adjoints in atom order,
@@ -308,9 +317,7 @@ vector<Vec> perAtom(const ENNParallelFor& parallel, const vector<Vec>& inputs, c
             gradients[n].assign(local.begin(), local.begin() + (*inputNodes)[n].size());
         });
         for (int n = 0; n < N; n++)
-            for (size_t i = 0; i < gradients[n].size(); i++)
-                if ((*inputNodes)[n][i] >= 0)
-                    adjoint[(*inputNodes)[n][i]] += gradients[n][i];
+            addToAdjoints(adjoint, (*inputNodes)[n], gradients[n].data(), gradients[n].size());
     });
     for (int n = 0; n < N; n++)
         for (int k = 0; k < outDim; k++)
@@ -425,26 +432,23 @@ Vec sourcePotentials(const PolarSpec& P, const PointCharges& pc, int numSites, c
     const int first = tape().block(static_cast<int>(values.size()), [pairs, xNodes, sourceNodes, N, numSites, W, M, parallel](vector<double>& adjoint,
                                                                                                                      int first) {
         vector<double> gSources(3 * M, 0.0); // d/dx of the MM charges, summed over the ML atoms
+        vector<double> dx(3 * size_t(N), 0.0); // d/dx of each ML atom
         sumOverAtoms(parallel, N, gSources.size(), [&](int i, double* out) {
-            Vec3 dx;
             for (int s = 0; s < numSites; s++)
                 for (int w = 0; w < W; w++) {
                     const double g = adjoint[first + (i * numSites + s) * W + w];
                     if (g == 0.0)
                         continue;
                     pairs(i, s, w, [&](size_t m, double, const Vec3& gradient) {
-                        dx += gradient * g;
-                        for (int a = 0; a < 3; a++)
+                        for (int a = 0; a < 3; a++) {
+                            dx[3 * size_t(i) + a] += g * gradient[a];
                             out[3 * m + a] -= g * gradient[a];
+                        }
                     });
                 }
-            for (int a = 0; a < 3; a++) // (each atom's own adjoints)
-                if (xNodes[3 * i + a] >= 0)
-                    adjoint[xNodes[3 * i + a]] += dx[a];
         }, gSources.data());
-        for (size_t j = 0; j < gSources.size(); j++)
-            if (sourceNodes[j] >= 0)
-                adjoint[sourceNodes[j]] += gSources[j];
+        addToAdjoints(adjoint, xNodes, dx.data(), dx.size());
+        addToAdjoints(adjoint, sourceNodes, gSources.data(), gSources.size());
     });
     return asNodes(values, first);
 }
@@ -663,8 +667,9 @@ ReciprocalDensity reciprocalDensity(const PolarSpec& P, const vector<Vec>& q, co
     if (variable)
         first = tape().block(2 * K, [set = rho.set, x, xr, xi, qv, qNodes, xNodes, N, D, K, parallel](vector<double>& adjoint, int first) {
             const vector<Vec3>& k = set->k;
-            parallel(N, [&](int i) { // (each atom's own adjoints; the block's read only)
-                vector<double> cs, ss, gq(D, 0.0); // (summed here over k, added to the adjoints once)
+            vector<double> gq(size_t(N) * D, 0.0), gx(size_t(N) * 3, 0.0); // each atom's, summed over k in parallel
+            parallel(N, [&](int i) {
+                vector<double> cs, ss;
                 Vec3 dx;
                 set->phases(x[i], cs, ss);
                 const double* qi = &qv[size_t(i) * D];
@@ -676,18 +681,16 @@ ReciprocalDensity reciprocalDensity(const PolarSpec& P, const vector<Vec>& q, co
                     double dPhase = 0.0;
                     for (int lm = 0; lm < D; lm++) {
                         const double a = (*xr)[size_t(n) * D + lm], b = (*xi)[size_t(n) * D + lm];
-                        gq[lm] += gr * (a * c + b * s) + gi * (b * c - a * s);
+                        gq[size_t(i) * D + lm] += gr * (a * c + b * s) + gi * (b * c - a * s);
                         dPhase += qi[lm] * (gr * (b * c - a * s) - gi * (a * c + b * s));
                     }
                     dx += k[n] * dPhase;
                 }
-                for (int lm = 0; lm < D; lm++)
-                    if (qNodes[size_t(i) * D + lm] >= 0)
-                        adjoint[qNodes[size_t(i) * D + lm]] += gq[lm];
                 for (int a = 0; a < 3; a++)
-                    if (xNodes[size_t(i) * 3 + a] >= 0)
-                        adjoint[xNodes[size_t(i) * 3 + a]] += dx[a];
+                    gx[size_t(i) * 3 + a] = dx[a];
             });
+            addToAdjoints(adjoint, qNodes, gq.data(), gq.size());
+            addToAdjoints(adjoint, xNodes, gx.data(), gx.size());
         });
     for (int n = 0; n < K; n++) {
         rho.re.push_back(first < 0 ? V(values[2 * n]) : V(values[2 * n], first + 2 * n));
@@ -788,9 +791,9 @@ vector<Vec> reciprocalFeatures(const PolarSpec& P, const vector<Vec>& q, const v
     const int first = tape().block(N * F, [set = rho.set, x, fr, fi, re, im, rhoNodes, xNodes, N, F, K, parallel](vector<double>& adjoint, int first) {
         const vector<Vec3>& k = set->k;
         vector<double> gRho(2 * size_t(K), 0.0); // d/d(re, im) of rho, summed over the atoms
+        vector<double> dx(3 * size_t(N), 0.0);    // d/dx of each atom
         sumOverAtoms(parallel, N, gRho.size(), [&](int i, double* out) {
             vector<double> cs, ss;
-            Vec3 dx;
             set->phases(x[i], cs, ss);
             const vector<double> g(adjoint.begin() + first + i * F, adjoint.begin() + first + (i + 1) * F);
             for (int n = 0; n < K; n++) {
@@ -805,15 +808,12 @@ vector<Vec> reciprocalFeatures(const PolarSpec& P, const vector<Vec>& q, const v
                 }
                 out[2 * n] += gRe;
                 out[2 * n + 1] += gIm;
-                dx += k[n] * dPhase;
+                for (int a = 0; a < 3; a++)
+                    dx[3 * size_t(i) + a] += k[n][a] * dPhase;
             }
-            for (int a = 0; a < 3; a++) // (each atom's own adjoints)
-                if (xNodes[size_t(i) * 3 + a] >= 0)
-                    adjoint[xNodes[size_t(i) * 3 + a]] += dx[a];
         }, gRho.data());
-        for (int j = 0; j < 2 * K; j++)
-            if (rhoNodes[j] >= 0)
-                adjoint[rhoNodes[j]] += gRho[j];
+        addToAdjoints(adjoint, xNodes, dx.data(), dx.size());
+        addToAdjoints(adjoint, rhoNodes, gRho.data(), gRho.size());
     });
     vector<Vec> features(N, Vec(F));
     for (int i = 0; i < N; i++)
