@@ -9,6 +9,7 @@
 
 #include "CpuENNElectrostatics.h"
 #include "CpuENNPolarMesh.h"
+#include "ENNPolarMeshCase.h"
 #include "ENNPeriodicGeometry.h"
 #include "ENNPlatformComparison.h"
 #include "ReferenceENNElectrostatics.h"
@@ -266,46 +267,10 @@ TEST(CpuPlatform, AbsurdEnergyIsAnOpenMMException) {
 
 } // namespace
 
-// CpuENNPolarMesh (a PolarMACE region's MM structure factor in a cell) against the exact sums S(k) = sum_m q_m
-// exp(-i k . x_m) and the exact gradient of sum_k (gRe Re S + gIm Im S), in a triclinic cell whose k set reaches a
-// different frequency along each axis (every stage of the pruned transform, both blocks of kept z frequencies).
-// Bound: each charge's term is interpolated to (1/7)^5 = 6e-5 of its size at the largest k (CpuENNPolarMesh.h), so
-// |error of S(k)| <= 6e-5 sum |q|; its derivative, d/dx of the same aliased terms, to 6e-5 times the largest |k| of the
-// grid's aliases (2 pi K_a / L_a, 8x the k set's), so per charge <= 6e-5 * 9 |k|max |q_m| sum_k (|gRe| + |gIm|).
-// 1 and 2 threads bitwise the same.
+// CpuENNPolarMesh (a PolarMACE region's MM structure factor in a cell) against the exact sums, within the interpolation
+// bounds of ENNPolarMeshCase.h; 1 and 2 threads bitwise the same.
 TEST(CpuPlatform, PolarMeshAsExactStructureFactor) {
-    const Vec3 box[3] = {Vec3(31.0, 0, 0), Vec3(4.0, 23.0, 0), Vec3(-5.0, 6.0, 27.0)}; // model units (A)
-    std::mt19937 random(7);
-    std::uniform_real_distribution<double> unit(0.0, 1.0);
-    std::vector<Vec3> x;
-    std::vector<double> q;
-    double chargeSum = 0.0;
-    for (int m = 0; m < 400; m++) {
-        x.push_back(box[0] * unit(random) + box[1] * unit(random) + box[2] * unit(random) + Vec3(0, 0, 40.0 * (m % 3 - 1)));
-        q.push_back(unit(random) - 0.5);
-        chargeSum += std::abs(q.back());
-    }
-    Vec3 recip[3];
-    OpenMMENN::reciprocalVectors(box, recip);
-    std::vector<Vec3> k;
-    const double cutoff = 1.3; // 1/A: reaches n = 6, 4 and 5 along the three axes
-    for (int a = 0; a <= 8; a++)
-        for (int b = -8; b <= 8; b++)
-            for (int c = -8; c <= 8; c++) {
-                const bool half = a > 0 || (a == 0 && b > 0) || (a == 0 && b == 0 && c > 0);
-                const Vec3 kv = (recip[0] * a + recip[1] * b + recip[2] * c) * (2 * M_PI);
-                if (half && std::sqrt(kv.dot(kv)) <= cutoff)
-                    k.push_back(kv);
-            }
-    std::vector<double> gRe(k.size()), gIm(k.size());
-    double kMax = 0.0, weights = 0.0;
-    for (size_t i = 0; i < k.size(); i++) {
-        gRe[i] = unit(random) - 0.5;
-        gIm[i] = unit(random) - 0.5;
-        kMax = std::max(kMax, std::sqrt(k[i].dot(k[i])));
-        weights += std::abs(gRe[i]) + std::abs(gIm[i]);
-    }
-    const double interpolation = std::pow(1.0 / 7, 5);
+    const PolarMeshCase test;
     OpenMM::ThreadPool pool(2);
     std::vector<double> re[2], im[2];
     std::vector<Vec3> gradient[2];
@@ -313,33 +278,19 @@ TEST(CpuPlatform, PolarMeshAsExactStructureFactor) {
     for (int run = 0; run < 2; run++) {
         OpenMMENN::CpuENNPolarMesh mesh;
         mesh.setThreads(run == 0 ? nullptr : &pool);
-        mesh.compute(box, x, q, k, re[run], im[run]);
-        mesh.gradient(gRe, gIm, gradient[run]);
+        test.run(mesh, re[run], im[run], gradient[run]);
         std::copy(mesh.gridSize(), mesh.gridSize() + 3, grid);
     }
     EXPECT_TRUE(grid[0] != grid[1] && grid[1] != grid[2] && grid[0] != grid[2]);
     EXPECT_EQ(re[0], re[1]);
     EXPECT_EQ(im[0], im[1]);
-    double worstS = 0.0, worstGradient = 0.0;
-    for (size_t i = 0; i < k.size(); i++) {
-        double exactRe = 0.0, exactIm = 0.0;
-        for (size_t m = 0; m < x.size(); m++) {
-            exactRe += q[m] * std::cos(k[i].dot(x[m]));
-            exactIm -= q[m] * std::sin(k[i].dot(x[m]));
-        }
-        worstS = std::max({worstS, std::abs(re[0][i] - exactRe), std::abs(im[0][i] - exactIm)});
-    }
-    for (size_t m = 0; m < x.size(); m++) {
-        Vec3 exact; // d/dx_m: Re S -> -q k sin(k.x), Im S -> -q k cos(k.x)
-        for (size_t i = 0; i < k.size(); i++)
-            exact -= k[i] * (q[m] * (gRe[i] * std::sin(k[i].dot(x[m])) + gIm[i] * std::cos(k[i].dot(x[m]))));
-        for (int a = 0; a < 3; a++) {
+    for (size_t m = 0; m < test.x.size(); m++)
+        for (int a = 0; a < 3; a++)
             EXPECT_EQ(gradient[0][m][a], gradient[1][m][a]);
-            worstGradient = std::max(worstGradient, std::abs(gradient[0][m][a] - exact[a]) / (std::abs(q[m]) * kMax * weights));
-        }
-    }
-    EXPECT_LT(worstS, interpolation * chargeSum);
-    EXPECT_LT(worstGradient, 9 * interpolation);
-    std::cout << "PolarMesh: |dS| " << worstS / chargeSum << " of sum |q|, gradient " << worstGradient << " of |q| |k|max sum |g| ("
-              << k.size() << " k vectors, grid " << grid[0] << " x " << grid[1] << " x " << grid[2] << ")" << std::endl;
+    double worstS, worstGradient;
+    test.errors(re[0], im[0], gradient[0], worstS, worstGradient);
+    EXPECT_LT(worstS, test.interpolation);
+    EXPECT_LT(worstGradient, 9 * test.interpolation);
+    std::cout << "PolarMesh: |dS| " << worstS << " of sum |q|, gradient " << worstGradient << " of |q| |k|max sum |g| ("
+              << test.k.size() << " k vectors, grid " << grid[0] << " x " << grid[1] << " x " << grid[2] << ")" << std::endl;
 }

@@ -8,7 +8,13 @@
 // (Coulomb, reaction field, PME, GB-OBC2) runs on the device as well; every method is compared,
 // with the chain rule through the device's charge head.
 
+#include "CommonENNPolarMesh.h"
+#include "CpuENNPolarMesh.h"
 #include "ENNPlatformComparison.h"
+#include "ENNPolarMeshCase.h"
+#include "OpenCLContext.h"
+#include "OpenCLPlatform.h"
+#include "openmm/internal/ContextImpl.h"
 
 using namespace enntest;
 
@@ -278,3 +284,68 @@ TEST(OpenCLPlatform, CouplingChargeUpdates) {
 }
 
 } // namespace
+
+namespace {
+
+/** A Context's ContextImpl (Force may reach it: Context's friend). */
+class ContextAccess : public OpenMM::Force {
+public:
+    static OpenMM::ContextImpl& implOf(OpenMM::Context& context) {
+        ContextAccess access;
+        return access.getContextImpl(context);
+    }
+
+protected:
+    OpenMM::ForceImpl* createImpl() const override {
+        return nullptr;
+    }
+};
+
+} // namespace
+
+TEST(OpenCLPlatform, PolarMeshAsExactStructureFactor) {
+    // CommonENNPolarMesh (a PolarMACE region's MM structure factor in a cell on the device: fixed-point spreading, the
+    // pruned DFT) on the case of CpuENNPolarMesh's test (ENNPolarMeshCase.h), in every precision. Double: the same grid
+    // and interpolation as the CPU's mesh, so within round-off of it (1e-10 of sum |q| and of the gradient's scale;
+    // the 2^-40 e fixed-point grid and a DFT against an FFT) and within the interpolation bounds of the exact sums.
+    // Single and mixed: those bounds plus float round-off of the three DFT stages' sums (each of at most 48 terms:
+    // 48 x 6e-8 = 3e-6 of sum |q| a stage, 1e-5 for the three).
+    const PolarMeshCase test;
+    std::vector<double> cpuRe, cpuIm;
+    std::vector<Vec3> cpuGradient;
+    OpenMMENN::CpuENNPolarMesh cpuMesh;
+    test.run(cpuMesh, cpuRe, cpuIm, cpuGradient);
+    for (std::string mode : Precisions) {
+        OpenMM::System system;
+        system.addParticle(1.0);
+        OpenMM::VerletIntegrator integrator(0.001);
+        OpenMM::Context context(system, integrator, openclPlatform(), precision(mode));
+        auto* data = static_cast<OpenMM::OpenCLPlatform::PlatformData*>(ContextAccess::implOf(context).getPlatformData());
+        OpenMMENN::DeviceWork work;
+        OpenMMENN::CommonENNPolarMesh mesh(*data->contexts[0], work);
+        if (!mesh.usable())
+            GTEST_SKIP() << "the OpenCL device has no 64-bit atomic adds";
+        std::vector<double> re, im;
+        std::vector<Vec3> gradient;
+        test.run(mesh, re, im, gradient);
+        for (int a = 0; a < 3; a++)
+            EXPECT_EQ(mesh.gridSize()[a], cpuMesh.gridSize()[a]);
+        double worstS, worstGradient;
+        test.errors(re, im, gradient, worstS, worstGradient);
+        const double roundOff = mode == "double" ? 1e-10 : 1e-5;
+        EXPECT_LT(worstS, test.interpolation + roundOff) << mode;
+        EXPECT_LT(worstGradient, 9 * test.interpolation + roundOff) << mode;
+        double fromCpuS = 0.0, fromCpuGradient = 0.0;
+        for (size_t i = 0; i < test.k.size(); i++)
+            fromCpuS = std::max({fromCpuS, std::abs(re[i] - cpuRe[i]), std::abs(im[i] - cpuIm[i])}) ;
+        for (size_t m = 0; m < test.x.size(); m++)
+            for (int a = 0; a < 3; a++)
+                fromCpuGradient = std::max(fromCpuGradient, std::abs(gradient[m][a] - cpuGradient[m][a]) /
+                                                                (std::abs(test.q[m]) * test.kMax * test.weights));
+        fromCpuS /= test.chargeSum;
+        EXPECT_LT(fromCpuS, roundOff) << mode;
+        EXPECT_LT(fromCpuGradient, roundOff) << mode;
+        std::cout << "PolarMesh " << mode << ": |dS| " << worstS << " of sum |q| (" << fromCpuS << " from the CPU mesh), gradient "
+                  << worstGradient << " of |q| |k|max sum |g| (" << fromCpuGradient << ")" << std::endl;
+    }
+}

@@ -1,4 +1,5 @@
 #include "CommonENNElectrostatics.h"
+#include "CommonENNMesh.h"
 #include "CommonENNCells.h"
 #include "CommonENNKernelSources.h"
 #include "CommonENNPrecision.h"
@@ -18,7 +19,6 @@ using std::vector;
 
 namespace {
 const int ReduceSize = CommonENNKernelSources::ReduceSize;
-const double FixedPointScale = 1099511627776.0;                 // 2^40: PME grid charges to 64-bit integers
 } // namespace
 
 CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, ENNCouplingParameters parameters, int numAtoms,
@@ -147,7 +147,7 @@ CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, ENN
         defines["GRID_X"] = cc.intToString(c.grid[0]);
         defines["GRID_Y"] = cc.intToString(c.grid[1]);
         defines["GRID_Z"] = cc.intToString(c.grid[2]);
-        defines["FIXED_SCALE"] = cc.doubleToString(FixedPointScale);
+        defines["FIXED_SCALE"] = cc.doubleToString(MeshFixedPointScale);
     }
     if (c.implicitSolvent) {
         defines["GB_COULOMB"] = cc.doubleToString(c.gbCoulomb);
@@ -174,7 +174,7 @@ CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, ENN
         defines["ACE_PROBE"] = cc.doubleToString(GBConstants::probe);
     }
     OpenMM::ComputeProgram program = cc.compileProgram(CommonENNKernelSources::ennReduce + CommonENNKernelSources::ennCells +
-                                                       CommonENNKernelSources::ennElectrostatics, defines);
+                                                       CommonENNKernelSources::ennMesh + CommonENNKernelSources::ennElectrostatics, defines);
 
     gatherKernel = program->createKernel("gatherSites");
     gatherKernel->addArg(cc.getPosq());
@@ -209,15 +209,7 @@ CommonENNElectrostatics::CommonENNElectrostatics(OpenMM::ComputeContext& cc, ENN
     }
     if (pme) {
         // The charge spreading needs 64-bit atomics; OpenCL devices may lack them.
-        ComputeArray flag;
-        flag.initialize<int>(cc, 1, "ennAtomicsFlag");
-        cc.clearBuffer(flag);
-        ComputeKernel check = program->createKernel("checkAtomics");
-        check->addArg(flag);
-        check->execute(1);
-        vector<int> supported;
-        flag.download(supported);
-        if (!supported[0])
+        if (!hasAtomicAdds64(cc, program))
             throw OpenMM::OpenMMException("ENNForce: PME on this device needs 64-bit atomic adds (OpenCL: cl_khr_int64_base_atomics)");
         gridML.initialize<long long>(cc, gridSize, "ennGridML");
         gridMM.initialize<long long>(cc, gridSize, "ennGridMM");

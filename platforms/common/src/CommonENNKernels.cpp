@@ -2,6 +2,7 @@
 #include "openmm/OpenMMException.h"
 #include "openmm/common/ContextSelector.h"
 #include "openmm/internal/ContextImpl.h"
+#include "CommonENNPolarMesh.h"
 #include "CommonENNPolarStructureFactor.h"
 #include "CommonENNPrecision.h"
 #include <algorithm>
@@ -18,7 +19,12 @@ void CommonCalcENNForceKernel::initialize(const OpenMM::System& system, const EN
     network = std::make_unique<CommonENNNetwork>(cc, force.getModelPtr(), ml.species, mlOfAtom, ml.periodic, ml.chargeGroups, ml.initialFeatures, work);
     if (force.hasPolarHead()) { // (a polar head couples to the MM charges itself)
         polar = std::make_unique<ENNPolarEvaluation>(force);
-        polar->setStructureFactor(std::make_unique<CommonENNPolarStructureFactor>(cc, work));
+        // The MM charges' structure factor in a cell on a mesh; the exact sums where the device cannot spread charges.
+        auto mesh = std::make_unique<CommonENNPolarMesh>(cc, work);
+        if (mesh->usable())
+            polar->setStructureFactor(std::move(mesh));
+        else
+            polar->setStructureFactor(std::make_unique<CommonENNPolarStructureFactor>(cc, work));
         // The head's host threads: OPENMM_CPU_THREADS of them where set (the CPU platform's default too), else one per
         // core; they sleep between the head's passes.
         const char* threadsVariable = std::getenv("OPENMM_CPU_THREADS");

@@ -2,7 +2,6 @@
 #include "CpuENNParallel.h"
 #include "ENNEwald.h"
 #include "ENNPeriodicGeometry.h"
-#include "ENNSanityBounds.h"
 #include "openmm/OpenMMException.h"
 #include <algorithm>
 #include <cmath>
@@ -11,32 +10,6 @@ using namespace OpenMMENN;
 using OpenMM::Vec3;
 using std::vector;
 typedef std::complex<double> Complex;
-
-namespace {
-
-/** The smallest size >= n with no prime factor above 7 (FFTW's fast sizes). */
-int fftSize(int n) {
-    for (int size = std::max(n, 1);; size++) {
-        int rest = size;
-        for (int p : {2, 3, 5, 7})
-            while (rest % p == 0)
-                rest /= p;
-        if (rest == 1)
-            return size;
-    }
-}
-
-/** Bhat(n) = sum_{j=1}^{4} M_5(j) exp(2 pi i n j / K): with the stencil of pmeStencil (grid point base - j gets M_5(f + j)),
- *  sum_g Q(g) exp(-2 pi i n g / K) = Bhat(n) exp(-2 pi i n u / K) for one charge at u, up to the interpolation error. */
-Complex splineSum(int n, int K) {
-    static const double M5[4] = {1.0 / 24, 11.0 / 24, 11.0 / 24, 1.0 / 24}; // M_5(1..4)
-    Complex sum = 0.0;
-    for (int j = 1; j <= 4; j++)
-        sum += M5[j - 1] * std::polar(1.0, 2 * M_PI * n * j / K);
-    return sum;
-}
-
-} // namespace
 
 CpuENNPolarMesh::~CpuENNPolarMesh() {
     std::lock_guard<std::mutex> lock(fftwPlannerMutex());
@@ -62,19 +35,9 @@ void CpuENNPolarMesh::forEach(int count, const std::function<void(int)>& run) {
 
 void CpuENNPolarMesh::prepare(const Vec3* box, const vector<Vec3>& k) {
     reciprocalVectors(box, recip); // recip[a] . box[b] = delta_ab: k = 2 pi sum_a n_a recip[a]
-    vector<int> n(3 * k.size());
-    int needed[3] = {0, 0, 0};
-    for (size_t i = 0; i < k.size(); i++)
-        for (int a = 0; a < 3; a++) {
-            n[3 * i + a] = static_cast<int>(std::lround(k[i].dot(box[a]) / (2 * M_PI)));
-            needed[a] = std::max(needed[a], std::abs(n[3 * i + a]));
-        }
-    int size[3];
-    for (int a = 0; a < 3; a++)
-        size[a] = fftSize(std::max(8 * needed[a], PMEOrder + 1));
-    if (!(double(size[0]) * size[1] * size[2] <= 8 * ENNSanityBounds::MaxReciprocalKVectors)) // (16 bytes a point)
-        throw OpenMM::OpenMMException("ENNForce: the periodic box needs a PolarMACE mesh of " + std::to_string(size[0]) + " x " +
-                                      std::to_string(size[1]) + " x " + std::to_string(size[2]) + " points (an exploded box?)");
+    const PolarMeshGrid mesh(box, k);
+    const int* size = mesh.size;
+    const int* needed = mesh.reach;
     if (!std::equal(size, size + 3, grid) || !std::equal(needed, needed + 3, reach)) {
         std::lock_guard<std::mutex> lock(fftwPlannerMutex());
         destroyPlans();
@@ -102,17 +65,13 @@ void CpuENNPolarMesh::prepare(const Vec3* box, const vector<Vec3>& k) {
                 keptY.push_back(y);
     }
     index.resize(k.size());
-    splineFactor.resize(k.size());
     for (size_t i = 0; i < k.size(); i++) {
         int g[3];
-        Complex factor = 1.0;
-        for (int a = 0; a < 3; a++) {
-            g[a] = ((n[3 * i + a] % grid[a]) + grid[a]) % grid[a];
-            factor /= splineSum(n[3 * i + a], grid[a]);
-        }
+        for (int a = 0; a < 3; a++)
+            g[a] = ((mesh.n[3 * i + a] % grid[a]) + grid[a]) % grid[a];
         index[i] = (g[0] * grid[1] + g[1]) * grid[2] + g[2];
-        splineFactor[i] = factor;
     }
+    splineFactor = mesh.splineFactor;
 }
 
 void CpuENNPolarMesh::transform(bool lowFrequenciesIn) {

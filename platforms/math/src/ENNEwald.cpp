@@ -1,15 +1,39 @@
 #include "ENNEwald.h"
 #include "ENNPeriodicGeometry.h"
+#include "ENNSanityBounds.h"
 #include "openmm/OpenMMException.h"
 #include <algorithm>
 #include <cmath>
 #include <complex>
+#include <string>
 
 using namespace OpenMMENN;
 using OpenMM::Vec3;
 using std::vector;
 
 namespace {
+
+/** The smallest size >= n with no prime factor above 7 (the fast sizes of FFTW and of OpenMM's FFTs). */
+int fftSize(int n) {
+    for (int size = std::max(n, 1);; size++) {
+        int rest = size;
+        for (int p : {2, 3, 5, 7})
+            while (rest % p == 0)
+                rest /= p;
+        if (rest == 1)
+            return size;
+    }
+}
+
+/** Bhat(n) = sum_{j=1}^{4} M_5(j) exp(2 pi i n j / K): with pmeStencil's stencil (grid point base - j gets M_5(f + j)),
+ *  sum_g Q(g) exp(-2 pi i n g / K) = Bhat(n) exp(-2 pi i n u / K) for one charge at u, up to the interpolation error. */
+std::complex<double> splineSum(int n, int K) {
+    static const double M5[4] = {1.0 / 24, 11.0 / 24, 11.0 / 24, 1.0 / 24}; // M_5(1..4)
+    std::complex<double> sum = 0.0;
+    for (int j = 1; j <= 4; j++)
+        sum += M5[j - 1] * std::polar(1.0, 2 * M_PI * n * j / K);
+    return sum;
+}
 
 /** weight[j] = M_5(f + j) and dweight[j] = M_5'(f + j), j = 0..4 (see pmeStencil): the recursion unrolled. */
 void splineWeights(double f, double weight[PMEOrder], double dweight[PMEOrder]) {
@@ -103,4 +127,22 @@ void OpenMMENN::choosePMEParameters(double cutoff, double tolerance, const Vec3*
     alpha = std::sqrt(-std::log(2 * tolerance)) / cutoff;
     for (int d = 0; d < 3; d++)
         grid[d] = std::max(6, static_cast<int>(std::ceil(2 * alpha * box[d][d] / (3 * std::pow(tolerance, 0.2)))));
+}
+
+PolarMeshGrid::PolarMeshGrid(const Vec3* box, const vector<Vec3>& k) : n(3 * k.size()), splineFactor(k.size(), 1.0) {
+    for (int a = 0; a < 3; a++)
+        reach[a] = 0;
+    for (size_t i = 0; i < k.size(); i++)
+        for (int a = 0; a < 3; a++) { // k . box_a = 2 pi n_a
+            n[3 * i + a] = static_cast<int>(std::lround(k[i].dot(box[a]) / (2 * M_PI)));
+            reach[a] = std::max(reach[a], std::abs(n[3 * i + a]));
+        }
+    for (int a = 0; a < 3; a++)
+        size[a] = fftSize(std::max(8 * reach[a], PMEOrder + 1));
+    if (!(double(size[0]) * size[1] * size[2] <= 8 * ENNSanityBounds::MaxReciprocalKVectors)) // (16 bytes a point)
+        throw OpenMM::OpenMMException("ENNForce: the periodic box needs a PolarMACE mesh of " + std::to_string(size[0]) + " x " +
+                                      std::to_string(size[1]) + " x " + std::to_string(size[2]) + " points (an exploded box?)");
+    for (size_t i = 0; i < k.size(); i++)
+        for (int a = 0; a < 3; a++)
+            splineFactor[i] /= splineSum(n[3 * i + a], size[a]);
 }

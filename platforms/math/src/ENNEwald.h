@@ -9,6 +9,7 @@
 #include "openmm/Vec3.h"
 #include "openmmenn/ENNModel.h"
 #include <cmath>
+#include <complex>
 #include <vector>
 
 namespace OpenMMENN {
@@ -45,6 +46,19 @@ inline double ewaldKernel(const OpenMM::Vec3& m, double alpha) {
 
 /** Energy of the neutralizing background of net charge Q: -k_e pi Q^2 / (2 V alpha^2). */
 double neutralizingBackgroundEnergy(double totalCharge, const OpenMM::Vec3* box, double alpha);
+
+/** The mesh a PolarMACE region's MM structure factor S(k) = sum_m q_m exp(-i k . x_m) is interpolated on (every platform
+ *  but Reference): each k vector's integer indices n (k = 2 pi sum_a n_a recip_a), the largest |n_a| along each axis
+ *  (its reach), a grid 8x finer than the reach (sizes with no prime factor above 7), and each k vector's deconvolution
+ *  1 / prod_a Bhat_a(n_a): with a charge spread on the grid by pmeStencil, F(n) = sum_g Q(g) exp(-2 pi i n . g / K)
+ *  = S(k) Bhat(n) up to the interpolation error, (1/7)^5 of each charge's term at the largest k. Throws
+ *  OpenMMException for a grid beyond ENNSanityBounds (an exploded box). */
+struct PolarMeshGrid {
+    PolarMeshGrid(const OpenMM::Vec3* box, const std::vector<OpenMM::Vec3>& k);
+    int size[3], reach[3];
+    std::vector<int> n;                                // n_0, n_1, n_2 of each k vector
+    std::vector<std::complex<double>> splineFactor;     // 1 / prod_a Bhat_a(n_a) of each k vector
+};
 
 /** alpha and grid chosen from an error tolerance the way OpenMM's NonbondedForce does. */
 void choosePMEParameters(double cutoff, double tolerance, const OpenMM::Vec3* box, double& alpha, int grid[3]);

@@ -14,14 +14,6 @@
 // cutoff, are summed apart. Without one (NoCutoff) every pair is summed. PME charge spreading is the one place with
 // atomics: 64-bit integer adds of fixed-point values, whose sum does not depend on their order.
 
-/** Marks the device able to do the 64-bit atomic adds that charge spreading needs. */
-KERNEL void checkAtomics(GLOBAL int* RESTRICT flag) {
-#ifdef SUPPORTS_64_BIT_ATOMICS
-    if (GLOBAL_ID == 0)
-        flag[0] = 1;
-#endif
-}
-
 DEVICE void addForce(GLOBAL real4* RESTRICT forces, int atom, real3 f) {
     real4 old = forces[atom];
     forces[atom] = make_real4(old.x + f.x, old.y + f.y, old.z + f.z, 0);
@@ -324,34 +316,6 @@ KERNEL void coulombMM(GLOBAL const real4* RESTRICT site, GLOBAL const int* RESTR
 // Z = (ML + MM) + i ML; in k-space both transforms are separated, and the result theta_all + i theta_ML
 // gives the potential of all charges (for the ML particles) and of the ML charges alone (for the MM
 // particles: the MM-MM part belongs to the NonbondedForce).
-
-/** Grid indices and B-spline weights (with derivatives) of one axis: weight j sits at (base - j) mod size. */
-DEVICE void splineWeights(real u, int size, int* base, real* w, real* dw) {
-    const real s = u - floor(u);
-    const real x = s * size;
-    int b = (int) floor(x);
-    const real f = x - b;
-    *base = b >= size ? b - size : b;
-    // m[j] = M_k(f + j), built up from M_2 by M_k(x) = (x M_{k-1}(x) + (k - x) M_{k-1}(x - 1)) / (k - 1).
-    real m[PME_ORDER];
-    for (int j = 0; j < PME_ORDER; j++)
-        m[j] = 0;
-    m[0] = f;
-    m[1] = 1 - f;
-    for (int k = 3; k <= PME_ORDER; k++) {
-        if (k == PME_ORDER)
-            for (int j = 0; j < PME_ORDER; j++)
-                dw[j] = m[j] - (j > 0 ? m[j - 1] : 0);
-        for (int j = k - 1; j >= 0; j--)
-            m[j] = ((f + j) * m[j] + (j > 0 ? (k - f - j) * m[j - 1] : 0)) / (k - 1);
-    }
-    for (int j = 0; j < PME_ORDER; j++)
-        w[j] = m[j];
-}
-
-DEVICE int wrapIndex(int i, int size) {
-    return i < 0 ? i + size : i;
-}
 
 DEVICE void stencil(real4 p, real4 recipA, real4 recipB, real4 recipC, int* base, real* w, real* dw) {
     splineWeights(p.x * recipA.x + p.y * recipA.y + p.z * recipA.z, GRID_X, &base[0], &w[0], &dw[0]);

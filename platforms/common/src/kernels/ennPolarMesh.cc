@@ -1,0 +1,99 @@
+// The structure factor of the MM charges a PolarMACE region is coupled to in a periodic cell, on a mesh
+// (CommonENNPolarMesh): the charges spread by smooth PME's B-splines (ennMesh.cc) onto a fixed-point grid, a DFT pruned to
+// the frequencies the k set reads (one axis at a time), and for the gradient the same steps backwards. The grid follows
+// the box, so its sizes are arguments, not defines: one program serves every grid. Arithmetic in `real`; the spreading's
+// 64-bit atomic adds of fixed-point values give a sum that does not depend on their order.
+
+/** Spreads the charges (w of each position, model units) onto the fixed-point grid (row-major, z fastest). */
+KERNEL void polarMeshSpread(GLOBAL const real4* RESTRICT pos, int numCharges, real4 recipA, real4 recipB, real4 recipC, int gridX, int gridY,
+        int gridZ, GLOBAL mm_ulong* RESTRICT grid) {
+#ifdef SUPPORTS_64_BIT_ATOMICS
+    for (int m = GLOBAL_ID; m < numCharges; m += GLOBAL_SIZE) {
+        const real4 p = pos[m];
+        int base[3];
+        real w[3 * PME_ORDER], dw[3 * PME_ORDER];
+        splineWeights(p.x * recipA.x + p.y * recipA.y + p.z * recipA.z, gridX, &base[0], &w[0], &dw[0]);
+        splineWeights(p.x * recipB.x + p.y * recipB.y + p.z * recipB.z, gridY, &base[1], &w[PME_ORDER], &dw[PME_ORDER]);
+        splineWeights(p.x * recipC.x + p.y * recipC.y + p.z * recipC.z, gridZ, &base[2], &w[2 * PME_ORDER], &dw[2 * PME_ORDER]);
+        for (int a = 0; a < PME_ORDER; a++) {
+            const int ix = wrapIndex(base[0] - a, gridX);
+            for (int b = 0; b < PME_ORDER; b++) {
+                const int iy = wrapIndex(base[1] - b, gridY);
+                const real qxy = p.w * w[a] * w[PME_ORDER + b];
+                for (int c = 0; c < PME_ORDER; c++) {
+                    const int iz = wrapIndex(base[2] - c, gridZ);
+                    const real add = qxy * w[2 * PME_ORDER + c];
+                    ATOMIC_ADD(&grid[(ix * gridY + iy) * gridZ + iz], (mm_ulong) ((mm_long) (add * FIXED_SCALE)));
+                }
+            }
+        }
+    }
+#endif
+}
+
+/** The fixed-point grid as complex values. */
+KERNEL void polarMeshFromFixedPoint(GLOBAL const mm_long* RESTRICT fixed, int size, GLOBAL real2* RESTRICT grid) {
+    for (int k = GLOBAL_ID; k < size; k += GLOBAL_SIZE)
+        grid[k] = make_real2((real) (fixed[k] / (mixed) FIXED_SCALE), 0);
+}
+
+/** One axis of the pruned DFT: out[a, m, b] = sum_j in[a, j, b] exp(-2 pi i p(m, j) / size) for a < outer and b < inner,
+ *  between the axis's grid points 0 .. size - 1 and its kept frequencies -reach .. reach (at index frequency + reach):
+ *  p = (frequency of m) j into frequencies (toFrequencies), (frequency of j) m out of them. twiddle[t] =
+ *  exp(-2 pi i t / size); the phases are exact integers mod size. */
+KERNEL void polarMeshAxis(GLOBAL const real2* RESTRICT in, GLOBAL real2* RESTRICT out, GLOBAL const real2* RESTRICT twiddle, int size,
+        int reach, int outer, int inner, int toFrequencies) {
+    const int kept = 2 * reach + 1, inLength = toFrequencies ? size : kept, outLength = toFrequencies ? kept : size;
+    for (int k = GLOBAL_ID; k < outer * outLength * inner; k += GLOBAL_SIZE) {
+        const int b = k % inner, m = (k / inner) % outLength, a = k / (inner * outLength);
+        GLOBAL const real2* x = in + a * inLength * inner + b;
+        // term j's phase: step j + first (mod size)
+        const int step = toFrequencies ? ((m - reach) % size + size) % size : m;
+        int phase = toFrequencies ? 0 : ((-reach * m) % size + size) % size;
+        real re = 0, im = 0;
+        for (int j = 0; j < inLength; j++) {
+            const real2 v = x[j * inner], t = twiddle[phase];
+            re += v.x * t.x - v.y * t.y;
+            im += v.x * t.y + v.y * t.x;
+            phase += step;
+            if (phase >= size)
+                phase -= size;
+        }
+        out[k] = make_real2(re, im);
+    }
+}
+
+/** d/dx of sum_g Q(g) Phi(g) for each charge, Phi the real part of the grid (the stencil's derivatives along the three
+ *  fractional coordinates, u_a = size_a x . recip_a), into gradient[3m .. 3m + 2]. */
+KERNEL void polarMeshGradient(GLOBAL const real4* RESTRICT pos, int numCharges, real4 recipA, real4 recipB, real4 recipC, int gridX, int gridY,
+        int gridZ, GLOBAL const real2* RESTRICT phi, GLOBAL mixed* RESTRICT gradient) {
+    for (int m = GLOBAL_ID; m < numCharges; m += GLOBAL_SIZE) {
+        const real4 p = pos[m];
+        int base[3];
+        real w[3 * PME_ORDER], dw[3 * PME_ORDER];
+        splineWeights(p.x * recipA.x + p.y * recipA.y + p.z * recipA.z, gridX, &base[0], &w[0], &dw[0]);
+        splineWeights(p.x * recipB.x + p.y * recipB.y + p.z * recipB.z, gridY, &base[1], &w[PME_ORDER], &dw[PME_ORDER]);
+        splineWeights(p.x * recipC.x + p.y * recipC.y + p.z * recipC.z, gridZ, &base[2], &w[2 * PME_ORDER], &dw[2 * PME_ORDER]);
+        real gx = 0, gy = 0, gz = 0;
+        for (int a = 0; a < PME_ORDER; a++) {
+            const int ix = wrapIndex(base[0] - a, gridX);
+            for (int b = 0; b < PME_ORDER; b++) {
+                const int iy = wrapIndex(base[1] - b, gridY);
+                for (int c = 0; c < PME_ORDER; c++) {
+                    const int iz = wrapIndex(base[2] - c, gridZ);
+                    const real value = phi[(ix * gridY + iy) * gridZ + iz].x;
+                    const real wa = w[a], wb = w[PME_ORDER + b], wc = w[2 * PME_ORDER + c];
+                    gx += value * dw[a] * wb * wc;
+                    gy += value * wa * dw[PME_ORDER + b] * wc;
+                    gz += value * wa * wb * dw[2 * PME_ORDER + c];
+                }
+            }
+        }
+        gx *= p.w * gridX;
+        gy *= p.w * gridY;
+        gz *= p.w * gridZ;
+        gradient[3 * m] = recipA.x * gx + recipB.x * gy + recipC.x * gz;
+        gradient[3 * m + 1] = recipA.y * gx + recipB.y * gy + recipC.y * gz;
+        gradient[3 * m + 2] = recipA.z * gx + recipB.z * gy + recipC.z * gz;
+    }
+}
