@@ -35,16 +35,17 @@ CommonENNPolarMesh::CommonENNPolarMesh(OpenMM::ComputeContext& cc, DeviceWork& d
     std::map<std::string, std::string> defines;
     defines["PME_ORDER"] = cc.intToString(PMEOrder);
     defines["FIXED_SCALE"] = cc.doubleToString(MeshFixedPointScale);
+    defines["INVERSE_FIXED_SCALE"] = cc.doubleToString(1.0 / MeshFixedPointScale);
     OpenMM::ComputeProgram program = cc.compileProgram(CommonENNKernelSources::ennMesh + CommonENNKernelSources::ennPolarMesh, defines);
     atomics = hasAtomicAdds64(cc, program);
     spreadKernel = program->createKernel("polarMeshSpread");
-    fromFixedKernel = program->createKernel("polarMeshFromFixedPoint");
+    rowsKernel = program->createKernel("polarMeshRows");
     axisKernel = program->createKernel("polarMeshAxis");
     gradientKernel = program->createKernel("polarMeshGradient");
     for (int i = 0; i < 9; i++) // (set in compute and gradient)
         spreadKernel->addArg();
-    for (int i = 0; i < 3; i++)
-        fromFixedKernel->addArg();
+    for (int i = 0; i < 6; i++)
+        rowsKernel->addArg();
     for (int i = 0; i < 8; i++)
         axisKernel->addArg();
     for (int i = 0; i < 10; i++)
@@ -116,12 +117,13 @@ void CommonENNPolarMesh::compute(const Vec3* box, const vector<Vec3>& x, const v
     spreadKernel->setArg(8, fixedGrid);
     deviceWork.clear(cc, fixedGrid);
     deviceWork.launch(spreadKernel, std::max(1, numCharges));
-    const int points = grid[0] * grid[1] * grid[2];
-    fromFixedKernel->setArg(0, fixedGrid);
-    fromFixedKernel->setArg(1, points);
-    fromFixedKernel->setArg(2, work[0]);
-    deviceWork.launch(fromFixedKernel, points);
-    axisStage(work[0], work[1], 2, grid[0] * grid[1], 1, true);           // z rows of the whole grid
+    rowsKernel->setArg(0, fixedGrid);                                    // z rows of the whole grid
+    rowsKernel->setArg(1, work[1]);
+    rowsKernel->setArg(2, twiddles[2]);
+    rowsKernel->setArg(3, grid[2]);
+    rowsKernel->setArg(4, reach[2]);
+    rowsKernel->setArg(5, grid[0] * grid[1]);
+    deviceWork.launch(rowsKernel, grid[0] * grid[1] * kept[2]);
     axisStage(work[1], work[0], 1, grid[0], kept[2], true);               // y columns at the kept z
     axisStage(work[0], frequencies, 0, 1, kept[1] * kept[2], true);       // x columns at the kept (y, z)
     const vector<double> F = downloadReals(cc, frequencies);

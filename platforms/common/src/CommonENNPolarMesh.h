@@ -48,7 +48,7 @@ private:
     // positions (real4, charge in w); the fixed-point grid; two complex work grids (as pairs of reals); the kept
     // frequencies; each axis's twiddles; the charges' gradients (mixed)
     OpenMM::ComputeArray positions, fixedGrid, work[2], frequencies, twiddles[3], gradients;
-    OpenMM::ComputeKernel spreadKernel, fromFixedKernel, axisKernel, gradientKernel;
+    OpenMM::ComputeKernel spreadKernel, rowsKernel, axisKernel, gradientKernel;
 };
 
 } // namespace OpenMMENN

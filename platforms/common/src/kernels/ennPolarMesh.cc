@@ -31,10 +31,28 @@ KERNEL void polarMeshSpread(GLOBAL const real4* RESTRICT pos, int numCharges, re
 #endif
 }
 
-/** The fixed-point grid as complex values. */
-KERNEL void polarMeshFromFixedPoint(GLOBAL const mm_long* RESTRICT fixed, int size, GLOBAL real2* RESTRICT grid) {
-    for (int k = GLOBAL_ID; k < size; k += GLOBAL_SIZE)
-        grid[k] = make_real2((real) (fixed[k] / (mixed) FIXED_SCALE), 0);
+/** The pruned DFT's first stage: the z rows of the fixed-point grid (real values) into the kept z frequencies, out[r, c]
+ *  = sum_z Q[r, z] exp(-2 pi i (c - reach) z / size) for each row r < rows (as polarMeshAxis, with real input). */
+KERNEL void polarMeshRows(GLOBAL const mm_long* RESTRICT fixed, GLOBAL real2* RESTRICT out, GLOBAL const real2* RESTRICT twiddle, int size,
+        int reach, int rows) {
+    const int kept = 2 * reach + 1;
+    for (int k = GLOBAL_ID; k < rows * kept; k += GLOBAL_SIZE) {
+        const int c = k % kept;
+        GLOBAL const mm_long* x = fixed + (k / kept) * size;
+        const int step = ((c - reach) % size + size) % size;
+        int phase = 0;
+        real re = 0, im = 0;
+        for (int j = 0; j < size; j++) {
+            const real v = (real) (x[j] * (mixed) INVERSE_FIXED_SCALE);
+            const real2 t = twiddle[phase];
+            re += v * t.x;
+            im += v * t.y;
+            phase += step;
+            if (phase >= size)
+                phase -= size;
+        }
+        out[k] = make_real2(re, im);
+    }
 }
 
 /** One axis of the pruned DFT: out[a, m, b] = sum_j in[a, j, b] exp(-2 pi i p(m, j) / size) for a < outer and b < inner,
