@@ -17,7 +17,7 @@ CpuENNPolarMesh::~CpuENNPolarMesh() {
 }
 
 void CpuENNPolarMesh::destroyPlans() {
-    for (fftw_plan* plan : {&rows, &columns[0], &columns[1], &depths[0], &depths[1]}) {
+    for (fftw_plan* plan : {&rows, &rowsBack, &columns, &depths}) {
         if (*plan != nullptr)
             fftw_destroy_plan(*plan);
         *plan = nullptr;
@@ -36,28 +36,23 @@ void CpuENNPolarMesh::forEach(int count, const std::function<void(int)>& run) {
 void CpuENNPolarMesh::prepare(const Vec3* box, const vector<Vec3>& k) {
     reciprocalVectors(box, recip); // recip[a] . box[b] = delta_ab: k = 2 pi sum_a n_a recip[a]
     const PolarMeshGrid mesh(box, k);
-    const int* size = mesh.size;
-    const int* needed = mesh.reach;
-    if (!std::equal(size, size + 3, grid) || !std::equal(needed, needed + 3, reach)) {
+    if (!std::equal(mesh.size, mesh.size + 3, grid) || !std::equal(mesh.reach, mesh.reach + 3, reach)) {
         std::lock_guard<std::mutex> lock(fftwPlannerMutex());
         destroyPlans();
-        std::copy(size, size + 3, grid);
-        std::copy(needed, needed + 3, reach);
-        data.assign(size_t(grid[0]) * grid[1] * grid[2], 0.0);
+        std::copy(mesh.size, mesh.size + 3, grid);
+        std::copy(mesh.reach, mesh.reach + 3, reach);
+        rowLength = grid[2] / 2 + 1;
+        data.assign(size_t(grid[0]) * grid[1] * rowLength, 0.0);
         fftw_complex* raw = reinterpret_cast<fftw_complex*>(data.data());
-        const int flags = FFTW_ESTIMATE | FFTW_UNALIGNED, plane = grid[1] * grid[2];
-        rows = fftw_plan_many_dft(1, &grid[2], grid[1], raw, nullptr, 1, grid[2], raw, nullptr, 1, grid[2], FFTW_FORWARD, flags);
-        bool planned = rows != nullptr;
-        blockStart[0] = 0;
-        blockCount[0] = reach[2] + 1;
-        blockStart[1] = grid[2] - reach[2];
-        blockCount[1] = reach[2];
-        for (int b = 0; b < 2 && blockCount[b] > 0; b++) {
-            columns[b] = fftw_plan_many_dft(1, &grid[1], blockCount[b], raw, nullptr, grid[2], 1, raw, nullptr, grid[2], 1, FFTW_FORWARD, flags);
-            depths[b] = fftw_plan_many_dft(1, &grid[0], blockCount[b], raw, nullptr, plane, 1, raw, nullptr, plane, 1, FFTW_FORWARD, flags);
-            planned = planned && columns[b] != nullptr && depths[b] != nullptr;
-        }
-        if (!planned)
+        double* realRaw = reinterpret_cast<double*>(data.data());
+        const int flags = FFTW_ESTIMATE | FFTW_UNALIGNED, plane = grid[1] * rowLength, padded = 2 * rowLength, kept = reach[2] + 1;
+        // one x plane's z rows, real to complex and back (in place, each row padded to rowLength complex values)
+        rows = fftw_plan_many_dft_r2c(1, &grid[2], grid[1], realRaw, &padded, 1, padded, raw, &rowLength, 1, rowLength, flags);
+        rowsBack = fftw_plan_many_dft_c2r(1, &grid[2], grid[1], raw, &rowLength, 1, rowLength, realRaw, &padded, 1, padded, flags);
+        // one x plane's y columns at the kept z frequencies; one kept y's x columns at them
+        columns = fftw_plan_many_dft(1, &grid[1], kept, raw, nullptr, rowLength, 1, raw, nullptr, rowLength, 1, FFTW_FORWARD, flags);
+        depths = fftw_plan_many_dft(1, &grid[0], kept, raw, nullptr, plane, 1, raw, nullptr, plane, 1, FFTW_FORWARD, flags);
+        if (rows == nullptr || rowsBack == nullptr || columns == nullptr || depths == nullptr)
             throw OpenMM::OpenMMException("ENNForce: FFTW could not plan the PolarMACE mesh transform");
         keptY.clear();
         for (int y = 0; y < grid[1]; y++)
@@ -65,40 +60,46 @@ void CpuENNPolarMesh::prepare(const Vec3* box, const vector<Vec3>& k) {
                 keptY.push_back(y);
     }
     index.resize(k.size());
-    for (size_t i = 0; i < k.size(); i++) {
-        int g[3];
-        for (int a = 0; a < 3; a++)
-            g[a] = ((mesh.n[3 * i + a] % grid[a]) + grid[a]) % grid[a];
-        index[i] = (g[0] * grid[1] + g[1]) * grid[2] + g[2];
+    conjugate.resize(k.size());
+    for (size_t i = 0; i < k.size(); i++) { // n_2 < 0: the real grid's F(n) = conj F(-n)
+        const int* n = &mesh.n[3 * i];
+        const int sign = n[2] < 0 ? -1 : 1;
+        const int g0 = ((sign * n[0]) % grid[0] + grid[0]) % grid[0], g1 = ((sign * n[1]) % grid[1] + grid[1]) % grid[1];
+        index[i] = (size_t(g0) * grid[1] + g1) * rowLength + sign * n[2];
+        conjugate[i] = sign < 0;
     }
     splineFactor = mesh.splineFactor;
 }
 
 void CpuENNPolarMesh::transform(bool lowFrequenciesIn) {
-    // A DFT along each axis in turn; the axes commute, so each stage needs only the lines the others read or fill.
+    // A DFT along each axis in turn; the axes commute, so each stage needs only the lines the others read or fill. The
+    // grid is real: z rows real to complex, keeping z frequencies 0 .. reach (the others are their conjugates).
     fftw_complex* raw = reinterpret_cast<fftw_complex*>(data.data());
-    const size_t plane = size_t(grid[1]) * grid[2];
-    auto zRows = [&]() { forEach(grid[0], [&](int x) { fftw_execute_dft(rows, raw + plane * x, raw + plane * x); }); };
-    auto yColumns = [&]() {
-        forEach(grid[0], [&](int x) {
-            for (int b = 0; b < 2 && blockCount[b] > 0; b++)
-                fftw_execute_dft(columns[b], raw + plane * x + blockStart[b], raw + plane * x + blockStart[b]);
-        });
-    };
+    double* realRaw = reinterpret_cast<double*>(data.data());
+    const size_t plane = size_t(grid[1]) * rowLength;
+    auto yColumns = [&]() { forEach(grid[0], [&](int x) { fftw_execute_dft(columns, raw + plane * x, raw + plane * x); }); };
     auto xColumns = [&]() {
         forEach(static_cast<int>(keptY.size()), [&](int i) {
-            for (int b = 0; b < 2 && blockCount[b] > 0; b++) {
-                fftw_complex* at = raw + size_t(keptY[i]) * grid[2] + blockStart[b];
-                fftw_execute_dft(depths[b], at, at);
-            }
+            fftw_complex* at = raw + size_t(keptY[i]) * rowLength;
+            fftw_execute_dft(depths, at, at);
         });
     };
     if (lowFrequenciesIn) {
         xColumns();
         yColumns();
-        zRows();
+        // Re sum_m B(m) e^{-i m z} = sum_m Re(conj B(m) e^{+i m z}): the complex-to-real transform (sign +) of conj B,
+        // halved above m = 0 (it adds each m > 0 and its conjugate partner)
+        forEach(grid[0], [&](int x) {
+            for (int y = 0; y < grid[1]; y++) {
+                Complex* row = &data[plane * x + size_t(y) * rowLength];
+                row[0] = std::conj(row[0]);
+                for (int m = 1; m <= reach[2]; m++)
+                    row[m] = 0.5 * std::conj(row[m]);
+            }
+            fftw_execute_dft_c2r(rowsBack, raw + plane * x, realRaw + 2 * plane * x);
+        });
     } else {
-        zRows();
+        forEach(grid[0], [&](int x) { fftw_execute_dft_r2c(rows, realRaw + 2 * plane * x, raw + plane * x); });
         yColumns();
         xColumns();
     }
@@ -110,6 +111,8 @@ void CpuENNPolarMesh::compute(const Vec3* box, const vector<Vec3>& x, const vect
     positions = &x;
     charges = &q;
     std::fill(data.begin(), data.end(), Complex(0.0));
+    double* realGrid = reinterpret_cast<double*>(data.data());
+    const size_t padded = 2 * size_t(rowLength);
     int stencil[3 * PMEOrder];
     double weight[3 * PMEOrder], dweight[3 * PMEOrder];
     for (size_t m = 0; m < x.size(); m++) { // Q(g) = sum_m q_m prod_a M_5(K_a u_a - g_a)
@@ -117,7 +120,7 @@ void CpuENNPolarMesh::compute(const Vec3* box, const vector<Vec3>& x, const vect
         for (int i = 0; i < PMEOrder; i++)
             for (int j = 0; j < PMEOrder; j++) {
                 const double w = q[m] * weight[i] * weight[PMEOrder + j];
-                Complex* row = &data[(size_t(stencil[i]) * grid[1] + stencil[PMEOrder + j]) * grid[2]];
+                double* row = &realGrid[(size_t(stencil[i]) * grid[1] + stencil[PMEOrder + j]) * padded];
                 for (int l = 0; l < PMEOrder; l++)
                     row[stencil[2 * PMEOrder + l]] += w * weight[2 * PMEOrder + l];
             }
@@ -126,7 +129,8 @@ void CpuENNPolarMesh::compute(const Vec3* box, const vector<Vec3>& x, const vect
     re.resize(k.size());
     im.resize(k.size());
     for (size_t i = 0; i < k.size(); i++) { // S(n) = F(n) / prod_a Bhat_a(n_a)
-        const Complex s = data[index[i]] * splineFactor[i];
+        const Complex f = conjugate[i] ? std::conj(data[index[i]]) : data[index[i]];
+        const Complex s = f * splineFactor[i];
         re[i] = s.real();
         im[i] = s.imag();
     }
@@ -134,11 +138,16 @@ void CpuENNPolarMesh::compute(const Vec3* box, const vector<Vec3>& x, const vect
 
 void CpuENNPolarMesh::gradient(const vector<double>& gRe, const vector<double>& gIm, vector<Vec3>& gradient) {
     // dE = Re sum_n (gRe - i gIm)(n) dS(n) = sum_g dQ(g) Phi(g), Phi = Re sum_n A(n) exp(-2 pi i n g / K),
-    // A(n) = (gRe - i gIm)(n) / prod_a Bhat_a(n_a): one more forward transform, then the stencils' gradients.
+    // A(n) = (gRe - i gIm)(n) / prod_a Bhat_a(n_a); a term of n_2 < 0 is Re of conj A(n) at -n. One more transform
+    // (to the whole grid, real), then the stencils' gradients.
     std::fill(data.begin(), data.end(), Complex(0.0));
-    for (size_t i = 0; i < index.size(); i++)
-        data[index[i]] += Complex(gRe[i], -gIm[i]) * splineFactor[i];
+    for (size_t i = 0; i < index.size(); i++) {
+        const Complex a = Complex(gRe[i], -gIm[i]) * splineFactor[i];
+        data[index[i]] += conjugate[i] ? std::conj(a) : a;
+    }
     transform(true);
+    const double* phi = reinterpret_cast<const double*>(data.data());
+    const size_t padded = 2 * size_t(rowLength);
     const vector<Vec3>& x = *positions;
     const vector<double>& q = *charges;
     gradient.assign(x.size(), Vec3());
@@ -153,13 +162,13 @@ void CpuENNPolarMesh::gradient(const vector<double>& gRe, const vector<double>& 
             double d[3] = {0, 0, 0}; // dPhi-weighted sums along u_0, u_1, u_2
             for (int i = 0; i < PMEOrder; i++)
                 for (int j = 0; j < PMEOrder; j++) {
-                    const Complex* row = &data[(size_t(stencil[i]) * grid[1] + stencil[PMEOrder + j]) * grid[2]];
+                    const double* row = &phi[(size_t(stencil[i]) * grid[1] + stencil[PMEOrder + j]) * padded];
                     for (int l = 0; l < PMEOrder; l++) {
-                        const double phi = row[stencil[2 * PMEOrder + l]].real();
+                        const double value = row[stencil[2 * PMEOrder + l]];
                         const double w0 = weight[i], w1 = weight[PMEOrder + j], w2 = weight[2 * PMEOrder + l];
-                        d[0] += phi * dweight[i] * w1 * w2;
-                        d[1] += phi * w0 * dweight[PMEOrder + j] * w2;
-                        d[2] += phi * w0 * w1 * dweight[2 * PMEOrder + l];
+                        d[0] += value * dweight[i] * w1 * w2;
+                        d[1] += value * w0 * dweight[PMEOrder + j] * w2;
+                        d[2] += value * w0 * w1 * dweight[2 * PMEOrder + l];
                     }
                 }
             for (int a = 0; a < 3; a++) // u_a = K_a x . recip[a]
