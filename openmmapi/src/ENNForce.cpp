@@ -2,6 +2,7 @@
 #include "openmmenn/ENNModel.h"
 #include "openmmenn/internal/ENNForceImpl.h"
 #include "openmm/OpenMMException.h"
+#include <cmath>
 
 using namespace OpenMMENN;
 using OpenMM::OpenMMException;
@@ -56,6 +57,19 @@ void ENNForce::setSpinMultiplicity(int multiplicity) {
     if (multiplicity < 1)
         throw OpenMM::OpenMMException("ENNForce: the spin multiplicity 2S + 1 must be at least 1, not " + std::to_string(multiplicity));
     spinMultiplicity = multiplicity;
+}
+
+void ENNForce::setExternalField(const OpenMM::Vec3& field) {
+    if (!std::isfinite(field[0]) || !std::isfinite(field[1]) || !std::isfinite(field[2]))
+        throw OpenMMException("ENNForce: the external field must be finite");
+    if (field != OpenMM::Vec3()) {
+        if (!model->hasPolarHead)
+            throw OpenMMException("ENNForce: an external field acts on a PolarMACE model's multipoles; this model has none");
+        if (model->polar.externalFieldProjection.empty())
+            throw OpenMMException("ENNForce: this PolarMACE model file has no external-field projection (converted by an earlier "
+                                  "openmm-enn): convert the model again to apply an external field");
+    }
+    externalField = field;
 }
 
 bool ENNForce::usesChargeAndSpinInputs() const {

@@ -1035,6 +1035,20 @@ std::shared_ptr<const ENNModel> ENNModel::fromBytes(const std::string& bytes) {
         };
         selfTerms(ef.at("feature_self_terms"), P.fieldDim(), P.featureSelfTerms);
         selfTerms(ef.at("energy_self_terms"), P.multipoleDim(), P.energySelfTerms);
+        if (ef.has("external_field_projection")) { // (optional: files converted before it was read have none)
+            Field f = ef.at("external_field_projection");
+            if (f.size() != size_t(P.fieldDim()))
+                f.invalid("needs one [potential, x, y, z] row per field feature entry");
+            for (int i = 0; i < P.fieldDim(); i++) {
+                Field row = f.at(i);
+                if (row.size() != 4)
+                    row.invalid("is [potential, x, y, z]");
+                std::array<double, 4> values;
+                for (int j = 0; j < 4; j++)
+                    values[j] = row.at(j).number();
+                P.externalFieldProjection.push_back(values);
+            }
+        }
         P.includeFeatureSelfInteraction = ef.at("include_feature_self_interaction").boolean();
         P.includeEnergySelfInteraction = ef.at("include_energy_self_interaction").boolean();
         Field rf = ef.at("reciprocal");

@@ -59,12 +59,14 @@ class ENNForceProxy : public OpenMM::SerializationProxy {
 public:
     ENNForceProxy() : SerializationProxy("ENNForce") {}
     void serialize(const void* object, SerializationNode& node) const override {
-        node.setIntProperty("version", 2);
+        node.setIntProperty("version", 3); // 3: the external field (an older reader would drop it, so it refuses the file)
         const ENNForce& force = *reinterpret_cast<const ENNForce*>(object);
         node.setIntProperty("forceGroup", force.getForceGroup());
         node.setBoolProperty("usesPeriodic", force.usesPeriodicBoundaryConditions());
         node.setDoubleProperty("totalCharge", force.getTotalCharge());
         node.setIntProperty("spinMultiplicity", force.getSpinMultiplicity()); // (read as 1 where absent: older files)
+        const OpenMM::Vec3 field = force.getExternalField();
+        node.setDoubleProperty("externalFieldX", field[0]).setDoubleProperty("externalFieldY", field[1]).setDoubleProperty("externalFieldZ", field[2]);
         node.setStringProperty("model", encodeBase64(force.getModelData()));
         SerializationNode& particles = node.createChildNode("Particles");
         for (int i = 0; i < force.getNumParticles(); i++) {
@@ -130,7 +132,7 @@ public:
     }
     void* deserialize(const SerializationNode& node) const override {
         int version = node.getIntProperty("version");
-        if (version != 1 && version != 2)
+        if (version < 1 || version > 3)
             throw OpenMMException("ENNForce: unsupported serialization version " + std::to_string(version));
         ENNForce* force = ENNForce::createFromModelData(decodeBase64(node.getStringProperty("model")));
         try {
@@ -139,6 +141,8 @@ public:
             if (!force->hasLatentCharges() || force->usesChargeAndSpinInputs()) // (a latent-charge model has none to set)
                 force->setTotalCharge(node.getDoubleProperty("totalCharge", 0.0));
             force->setSpinMultiplicity(node.getIntProperty("spinMultiplicity", 1));
+            force->setExternalField(OpenMM::Vec3(node.getDoubleProperty("externalFieldX", 0.0), node.getDoubleProperty("externalFieldY", 0.0),
+                                                 node.getDoubleProperty("externalFieldZ", 0.0)));
             for (const SerializationNode& p : node.getChildNode("Particles").getChildren())
                 force->addParticle(p.getIntProperty("index"), p.getIntProperty("z"));
             for (const SerializationNode& child : node.getChildren())

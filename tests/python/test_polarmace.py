@@ -78,15 +78,16 @@ def boxes():
     return [water_box(3, 3.1, seed=5), water_box(2, 3.1, seed=6, tilt=(1.1, -0.9, 1.4))]
 
 
-def polar_inputs(atoms, r_max, total_charge, multiplicity):
-    """PolarMACE's input dict for `atoms`, periodic where they are (openmmenn.mace.polar_graph)."""
+def polar_inputs(atoms, r_max, total_charge, multiplicity, external_field=None):
+    """PolarMACE's input dict for `atoms`, periodic where they are (openmmenn.mace.polar_graph; external_field in mace's
+    convention, -E in eV/A/e)."""
     return converter.polar_graph(atoms.numbers, atoms.positions, atoms.cell.array if atoms.pbc.any() else None, r_max, ELEMENTS,
-                                 total_charge, multiplicity)
+                                 total_charge, multiplicity, external_field=external_field)
 
 
-def polar_energy_forces(model, atoms, r_max, total_charge, multiplicity, with_dipole=False):
+def polar_energy_forces(model, atoms, r_max, total_charge, multiplicity, with_dipole=False, external_field=None):
     """mace-torch's energy, forces and charges (and with_dipole, the total dipole, e A)."""
-    out = model(polar_inputs(atoms, r_max, total_charge, multiplicity), compute_force=True, training=False)
+    out = model(polar_inputs(atoms, r_max, total_charge, multiplicity, external_field), compute_force=True, training=False)
     result = float(out["energy"].item()), out["forces"].detach().numpy(), out["charges"].detach().numpy()
     return result + (out["dipole"].detach().numpy().reshape(3),) if with_dipole else result
 
@@ -182,6 +183,84 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
         finally:
             torch.set_default_dtype(torch.float64)
         self.check("polar_float32", model, saved=True, states=((0, 1), (-1, 2)))
+
+    def test_external_field_matches_mace(self):
+        """A uniform external field E on the region (ENNForce.setExternalField, kJ/mol/nm/e) against mace-torch given
+        external_field = -E (eV/A/e): the field's potential and field in every update step and -E . dipole in the
+        energy. Molecules neutral, charged and open-shell, and a periodic water box; the POLAR-M layout and the
+        charges-only variant; bounds as check's (1e-7 eV, 1e-8 eV/A, 1e-9 e). The field is 0.05-0.08 V/A per component (a
+        strong applied field), and must move the energy by more than 1e-3 eV (not two zeros). A zero field gives bitwise
+        the energy of a force never given one; a field set through updateParametersInContext the energy of a new Context;
+        CPU and OpenCL (double) the energy of Reference within the platform comparison's bounds."""
+        field_mace = np.array([0.05, -0.03, 0.08])  # eV/A/e, mace's convention: -E
+        ev_per_a = EV * 10.0  # kJ/mol/nm per eV/A
+        field = -field_mace * ev_per_a  # E, kJ/mol/nm/e
+        models = (("field_polar_m", build_polar(seed=3)),
+                  ("field_charges_only", build_polar(seed=4, atomic_multipoles_max_l=0, field_feature_max_l=0, field_feature_norms=[20.0, 20.0])))
+        for name, built in models:
+            path, model = convert_for_test(built, self.folder.name, name, False)
+            cases = [(atoms, state) for atoms in molecules()[:2] for state in ((0, 1), (1, 2), (0, 3))] + [(boxes()[0], (0, 1))]
+            for atoms, (charge, multiplicity) in cases:
+                box = atoms.cell.array if atoms.pbc.any() else None
+                label = f"{name} {atoms.get_chemical_formula()}{' periodic' if box is not None else ''} charge {charge} multiplicity {multiplicity}"
+                e_mace, f_mace, q_mace = polar_energy_forces(model, atoms, float(model.r_max), charge, multiplicity, external_field=field_mace)
+                e_free = polar_energy_forces(model, atoms, float(model.r_max), charge, multiplicity)[0]
+
+                def setup(system, force, b=box):
+                    if b is not None:
+                        periodic_setup(b)(system, force)
+                    force.setExternalField(openmm.Vec3(*field))
+                context, force = polar_context(path, atoms, charge, multiplicity, setup=setup)
+                state = context.getState(getEnergy=True, getForces=True)
+                e_enn = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole) / EV
+                f_enn = state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.angstrom) / EV
+                q_enn = np.array(force.getCharges(context))
+                self.assertLess(abs(e_enn - e_mace), 1e-7, f"{label}: {e_enn} vs {e_mace} eV")
+                self.assertLess(np.abs(f_enn - f_mace).max(), 1e-8, f"{label}: forces")
+                self.assertLess(np.abs(q_enn - q_mace).max(), 1e-9, f"{label}: charges")
+                self.assertGreater(abs(e_mace - e_free), 1e-3, f"{label}: the field moves the energy")
+                if os.environ.get("ENN_PRINT_DIFFERENCES"):
+                    print(f"{label}, field: energy {abs(e_enn - e_mace):.2e} eV (the field's share {e_mace - e_free:.4f}), force "
+                          f"{np.abs(f_enn - f_mace).max():.2e} eV/A, charge {np.abs(q_enn - q_mace).max():.2e} e")
+        # zero field, updates in a Context, the other platforms (the last model, a molecule)
+        atoms = molecules()[0]
+        energy = lambda c: c.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+        never, _ = polar_context(path, atoms, 1, 2)
+        zero, _ = polar_context(path, atoms, 1, 2, setup=lambda system, force: force.setExternalField((0.0, 0.0, 0.0)))
+        self.assertEqual(energy(never), energy(zero))
+        fresh, _ = polar_context(path, atoms, 1, 2, setup=lambda system, force: force.setExternalField(openmm.Vec3(*field)))
+        updated, force = polar_context(path, atoms, 1, 2)
+        force.setExternalField(field * unit.kilojoule_per_mole / unit.nanometer / unit.elementary_charge)
+        force.updateParametersInContext(updated)
+        self.assertEqual(energy(updated), energy(fresh))
+        np.testing.assert_allclose(list(force.getExternalField()), field)
+        for platform, properties, tolerance in [("CPU", {}, 1e-5)] + [("OpenCL", {"Precision": "double"}, 1e-9)] * runnable("OpenCL"):
+            if runnable(platform):
+                other, _ = polar_context(path, atoms, 1, 2, platform=platform, properties=properties,
+                                         setup=lambda system, force: force.setExternalField(openmm.Vec3(*field)))
+                self.assertLess(abs(energy(other) - energy(fresh)), tolerance * abs(energy(fresh)), platform)
+
+    def test_external_field_is_refused_where_it_cannot_act(self):
+        """setExternalField names the problem: a model without a polar head, a model file without the field's
+        projection (one converted before it was read), a non-finite field. A zero field is accepted by any."""
+        path, _ = convert_for_test(build_polar(seed=2, hidden="8x0e+8x1o", edge_irreps="4x0e+4x1o", max_ell=2, interactions=2,
+                                               correlation=2), self.folder.name, "field_refusals", False)
+        force = openmmenn.ENNForce(path)
+        with self.assertRaisesRegex(openmm.OpenMMException, "finite"):
+            force.setExternalField((float("nan"), 0.0, 0.0))
+        from openmmenn import modelfile
+        arch, tensors = modelfile.read(path)
+        del arch["polar"]["electrostatics"]["external_field_projection"]
+        older = os.path.join(self.folder.name, "field_refusals_older.enn")
+        modelfile.write(older, arch, tensors)
+        force = openmmenn.ENNForce(older)
+        force.setExternalField((0.0, 0.0, 0.0))
+        with self.assertRaisesRegex(openmm.OpenMMException, "no external-field projection.*convert the model again"):
+            force.setExternalField((1.0, 0.0, 0.0))
+        plain = openmmenn.ENNForce(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models", "hcno-xtb-small.enn"))
+        plain.setExternalField((0.0, 0.0, 0.0))
+        with self.assertRaisesRegex(openmm.OpenMMException, "PolarMACE"):
+            plain.setExternalField((0.0, 1.0, 0.0))
 
     def test_forces_are_the_gradient(self):
         """Central differences of the energy (h = 1e-4 A; error O(h^2) ~ 1e-7 relative) against the forces, on Reference
@@ -437,6 +516,12 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
         np.testing.assert_array_equal(np.array(charges), np.array(force.getCharges(context)))
         np.testing.assert_array_equal(np.array(dipoles).reshape(-1, 3), force.getDipoles(context, asNumpy=True))
         self.assertGreater(np.abs(np.array(dipoles)).max(), 1e-6)  # (e nm: not all zero)
+        field = (ctypes.c_double * 3)()
+        self.assertEqual(c_api.OpenMM_ENNForce_setExternalField(ctypes.c_void_p(int(force.this)), ctypes.c_double(1.5),
+                                                                ctypes.c_double(-2.0), ctypes.c_double(0.25)), 0)
+        self.assertEqual(c_api.OpenMM_ENNForce_getExternalField(ctypes.c_void_p(int(force.this)), field), 0)
+        self.assertEqual(list(field), [1.5, -2.0, 0.25])
+        self.assertEqual(list(force.getExternalField()), [1.5, -2.0, 0.25])
 
     def test_create_mixed_system(self):
         """createMixedSystem(embedding="electrostatic") with a PolarMACE model: alanine dipeptide (the ML region, a whole
@@ -525,12 +610,15 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
                                                correlation=2), self.folder.name, "serialized", False)
         atoms, mm_positions, mm_charges = self.embedded_systems()[0]
         context, force = self.embedded_context(path, atoms, mm_positions, mm_charges, -1, 2)
+        force.setExternalField((20.0, -10.0, 5.0))  # kJ/mol/nm/e
+        force.updateParametersInContext(context)
         system = openmm.System()
         for _ in range(len(atoms) + len(mm_charges)):
             system.addParticle(1.0)
         system.addForce(openmm.XmlSerializer.deserialize(openmm.XmlSerializer.serialize(force)))
         copy = openmmenn.findENNForce(system)
         self.assertEqual((copy.getTotalCharge(), copy.getSpinMultiplicity(), copy.getNumMMParticles()), (-1, 2, len(mm_charges)))
+        self.assertEqual(list(copy.getExternalField()), [20.0, -10.0, 5.0])
         other = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
         other.setPositions(np.concatenate([atoms.positions, mm_positions]) * 0.1)
         energies = [c.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole) for c in (context, other)]
@@ -549,6 +637,8 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
             "one source map": (lambda a: a["polar"]["spin_sources"].pop(), "polar.spin_sources"),
             "no steps": (lambda a: a["polar"].update(field_updates=[]), "polar.field_updates"),
             "self term": (lambda a: a["polar"]["electrostatics"]["energy_self_terms"].append([0, 9, 1.0]), "energy_self_terms"),
+            "external field rows": (lambda a: a["polar"]["electrostatics"]["external_field_projection"].pop(), "external_field_projection"),
+            "external field row": (lambda a: a["polar"]["electrostatics"]["external_field_projection"][0].pop(), r"external_field_projection\[0\]"),
             "product kind": (lambda a: a["polar"]["field_updates"][0]["tp_out"]["paths"][-1].__setitem__(4, "dot"), "tp_out.paths"),
             "charge head too": (lambda a: a.update(charge_head={"readout": a["layers"][-1]["readout"], "coulomb": {"included": False}}), "charge head or a polar head"),
             "bias outside the head": (lambda a: a["layers"][0]["linear_up"].update(bias=a["polar"]["fukui"]["linear_mid"]["bias"]),

@@ -56,6 +56,8 @@ def _value_in(value, unit):
 %ignore OpenMMENN::ENNForce::getGBNeckTables;
 %ignore OpenMMENN::ENNForce::getChargeGroupParameters;
 %ignore OpenMMENN::ENNForce::getDipoles;
+%ignore OpenMMENN::ENNForce::setExternalField;
+%ignore OpenMMENN::ENNForce::getExternalField;
 
 // Quantities are accepted wherever OpenMM accepts them; plain numbers are in OpenMM's units (nm, e, kJ/mol).
 %pythonprepend OpenMMENN::ENNForce::ENNForce %{
@@ -122,6 +124,22 @@ def _value_in(value, unit):
         from openmm import Vec3
         return [Vec3(*row) for row in dipoles]
 
+    def setExternalField(self, field):
+        """A uniform external electric field E on a PolarMACE model's ML region (the force on a charge q is qE): three
+        numbers or a Vec3 in kJ/mol/nm/e, or a Quantity of such (1 V/nm = 96.485 kJ/mol/nm/e). The multipoles respond
+        to it in every update step and the energy gains -E . dipole; it does not act on MM atoms. Needs a model file
+        converted with the field's projection; changeable in a Context with updateParametersInContext."""
+        if hasattr(field, "value_in_unit"):
+            import openmm.unit as u
+            field = field.value_in_unit(u.kilojoule_per_mole / u.nanometer / u.elementary_charge)
+        x, y, z = (float(v) for v in field)
+        self._setExternalField(x, y, z)
+
+    def getExternalField(self):
+        """The external electric field on the ML region: a Vec3 in kJ/mol/nm/e."""
+        from openmm import Vec3
+        return Vec3(*self._externalField())
+
     def getChargeGroupParameters(self, index):
         """The particles (indices within this force) and charge (e) of charge group `index`, as [particles, charge]."""
         return [list(self._chargeGroupParticles(index)), self._chargeGroupCharge(index)]
@@ -143,6 +161,13 @@ def _value_in(value, unit):
         double charge;
         $self->getChargeGroupParameters(index, members, charge);
         return members;
+    }
+    void _setExternalField(double x, double y, double z) {
+        $self->setExternalField(OpenMM::Vec3(x, y, z));
+    }
+    std::vector<double> _externalField() const {
+        const OpenMM::Vec3 field = $self->getExternalField();
+        return {field[0], field[1], field[2]};
     }
     std::vector<double> _dipolesFlat(OpenMM::Context& context) const {
         std::vector<double> flat;

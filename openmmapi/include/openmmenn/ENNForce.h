@@ -69,6 +69,15 @@ public:
     int getSpinMultiplicity() const { return spinMultiplicity; }
     /** Set the spin multiplicity (at least 1); changeable in a Context with updateParametersInContext. */
     void setSpinMultiplicity(int multiplicity);
+    /** A uniform external electric field E (kJ/mol/nm/e: the force on a charge q is qE) on the ML region of a PolarMACE
+     *  model: its potential and field enter every field-update step (the multipoles respond to it) and the energy gains
+     *  -E . (sum_i q_i x_i + sum_i p_i), the region's dipole at the Context's positions, as the model was built to take
+     *  it (mace's external_field is -E). It acts on the ML region only: a field on MM atoms is a force of its own (e.g. a
+     *  CustomExternalForce). Needs a model file that holds the field's projection (converted by this version); changeable
+     *  in a Context with updateParametersInContext. Default zero. */
+    void setExternalField(const OpenMM::Vec3& field);
+    /** The external electric field on the ML region (kJ/mol/nm/e). */
+    OpenMM::Vec3 getExternalField() const { return externalField; }
     /** Whether the model reads the total charge and the spin multiplicity as inputs (a joint embedding). */
     bool usesChargeAndSpinInputs() const;
     /** Whether the total charge matters to the model: its predicted charges are constrained to it, or it reads it as an
@@ -309,6 +318,7 @@ private:
     std::vector<Particle> particles;
     double totalCharge = 0.0;
     int spinMultiplicity = 1;
+    OpenMM::Vec3 externalField;
     bool usePeriodic = false;
 };
 

@@ -288,6 +288,11 @@ struct PolarSpec {
     bool includeFeatureSelfInteraction = false, includeEnergySelfInteraction = false;
     double kspaceCutoff = 0.0;                // inverse length
     GaussianBasisSpec densityBasis, featureBasis; // one width (sigma); one per probe width
+    /** A uniform external field's projection on the probes (graph-longrange's DisplacedGTOExternalFieldBlock), per feature
+     *  entry: the coefficients of the external potential at the atom (relative to the region's mean position) and of
+     *  the potential's gradient x, y, z; each spin channel's features get half of it. Empty: the file has none (converted
+     *  before openmm-enn read it), and no external field can be applied. */
+    std::vector<std::array<double, 4>> externalFieldProjection;
     int multipoleDim() const { return (multipoleLmax + 1) * (multipoleLmax + 1); }
     int fieldDim() const { return static_cast<int>(fieldWidths.size()) * (fieldLmax + 1) * (fieldLmax + 1); }
 };

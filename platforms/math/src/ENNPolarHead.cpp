@@ -4,6 +4,7 @@
 #include "ENNSanityBounds.h"
 #include "openmm/OpenMMException.h"
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <memory>
 
@@ -949,7 +950,7 @@ ENNPolarHead::ENNPolarHead(std::shared_ptr<const ENNModel> modelPtr) : model(std
 
 double ENNPolarHead::compute(const vector<int>& species, const vector<Vec3>& x, const vector<const vector<double>*>& layerOutputs,
                                       const Vec3* box, const PolarEnvironment* environment, double totalCharge, int multiplicity,
-                                      vector<vector<double>>* layerGradients, vector<Vec3>* positionGradient,
+                                      const Vec3& externalField, vector<vector<double>>* layerGradients, vector<Vec3>* positionGradient,
                                       vector<Vec3>* environmentGradient, vector<double>* multipolesOut) const {
     const ENNModel& m = *model;
     const PolarSpec& P = m.polar;
@@ -1018,8 +1019,28 @@ double ENNPolarHead::compute(const vector<int>& species, const vector<Vec3>& x, 
     applyFukui(spins, weights, target, D);
     const vector<Vec> initialSpins = spins;
 
-    // ---- AgnosticEmbeddedOneBodyVariableUpdate steps ----
+    // ---- a uniform external field (DisplacedGTOExternalFieldBlock): the potential F . (x - mean x) at each atom and the
+    // field F itself, projected on the probes; half in each spin channel's features ----
     const int F = P.fieldDim();
+    const bool applied = externalField != Vec3();
+    vector<Vec> external(applied ? N : 0, Vec(F, V(0.0)));
+    if (applied) {
+        Vec mean(3, V(0.0));
+        for (int n = 0; n < N; n++)
+            for (int a = 0; a < 3; a++)
+                mean[a] += xv[n][a] / double(N);
+        for (int n = 0; n < N; n++) {
+            V potential(0.0);
+            for (int a = 0; a < 3; a++)
+                potential += (xv[n][a] - mean[a]) * externalField[a];
+            for (int k = 0; k < F; k++) {
+                const std::array<double, 4>& c = P.externalFieldProjection[k];
+                external[n][k] = (potential * c[0] + (c[1] * externalField[0] + c[2] * externalField[1] + c[3] * externalField[2])) * 0.5;
+            }
+        }
+    }
+
+    // ---- AgnosticEmbeddedOneBodyVariableUpdate steps ----
     vector<Vec> potentials(N, Vec(2 * F));
     for (const FieldUpdateSpec& u : P.fieldUpdates) {
         for (int c = 0; c < 2; c++) {
@@ -1030,7 +1051,7 @@ double ENNPolarHead::compute(const vector<int>& species, const vector<Vec3>& x, 
                                              : electrostaticFeatures(P, channel, x, xv, sources, parallel);
             for (int n = 0; n < N; n++)
                 for (int k = 0; k < F; k++)
-                    potentials[n][c * F + k] = features[n][k] / V(P.fieldNorms[k]);
+                    potentials[n][c * F + k] = (applied ? features[n][k] + external[n][k] : features[n][k]) / V(P.fieldNorms[k]);
         }
         vector<Vec> stepInputs(N); // atom n: its potentials (2F), mixed features (dim), spin multipoles (2D)
         for (int n = 0; n < N; n++) {
@@ -1092,6 +1113,15 @@ double ENNPolarHead::compute(const vector<int>& species, const vector<Vec3>& x, 
         for (int k = 0; k < D; k++)
             multipoles[n][k] = spins[n][k] + spins[n][D + k];
     energy += box ? reciprocalEnergy(P, multipoles, x, xv, box, sourceDensity.get(), parallel) : electrostaticEnergy(P, multipoles, x, xv, sources, parallel);
+    // ---- the external field's energy: F . (the region's dipole, sum_n q_n x_n + p_n, p in (y, z, x) order) ----
+    for (int n = 0; n < N && applied; n++)
+        for (int a = 0; a < 3; a++) {
+            const int dipoleEntry[3] = {3, 1, 2}; // (x, y, z) among (q, p_y, p_z, p_x)
+            V term = multipoles[n][0] * xv[n][a];
+            if (P.multipoleLmax >= 1)
+                term += multipoles[n][dipoleEntry[a]];
+            energy += term * externalField[a];
+        }
     if (multipolesOut) {
         multipolesOut->resize(size_t(N) * D);
         for (int n = 0; n < N; n++)
@@ -1124,6 +1154,9 @@ double ENNPolarHead::compute(const vector<int>& species, const vector<Vec3>& x, 
 }
 
 ENNPolarEvaluation::ENNPolarEvaluation(const ENNForce& force) : head(force.getModelPtr()) {
+    // E (kJ/mol/nm/e) to the model's units, negated: mace's external_field is the potential's gradient, -E
+    const ENNModel& m = force.getModel();
+    externalField = force.getExternalField() * (-m.lengthToNm / m.energyToKJPerMol);
     for (int i = 0; i < force.getNumMMParticles(); i++) {
         int particle;
         double charge;
@@ -1138,6 +1171,7 @@ void ENNPolarEvaluation::update(const ENNForce& force) {
     if (fresh.mmParticles != mmParticles)
         throw OpenMM::OpenMMException("ENNForce: updateParametersInContext cannot change which particles are MM charges");
     mmCharges = fresh.mmCharges;
+    externalField = fresh.externalField;
 }
 
 LayerFeatureHead ENNPolarEvaluation::at(const vector<Vec3>& positions, const Vec3* box, const ENNParticles& ml) {
@@ -1161,7 +1195,7 @@ LayerFeatureHead ENNPolarEvaluation::at(const vector<Vec3>& positions, const Vec
         gradient.clear();
         environmentGradient.clear();
         const double energy = head.compute(ml.species, local, outputs, box ? cell : nullptr, coupled() ? &environment : nullptr,
-                                           ml.chargeGroups.total(), ml.spinMultiplicity, gradients, gradients ? &gradient : nullptr,
+                                           ml.chargeGroups.total(), ml.spinMultiplicity, externalField, gradients, gradients ? &gradient : nullptr,
                                            gradients ? &environmentGradient : nullptr, &multipoles);
         ml.checkCharges(charges());
         return energy;

@@ -61,6 +61,8 @@ public:
      * @param layerOutputs   each layer's output features, [atom][feature]
      * @param totalCharge    the total charge (e)
      * @param multiplicity   the spin multiplicity 2S + 1
+     * @param externalField  a uniform external field as the model takes it (mace's external_field: the gradient of the
+     *                       external potential, energy / length / e in model units; zero: none)
      * @param layerGradients if not null, receives dE/d(layerOutputs[t]) for every layer
      * @param positionGradient if not null, receives the direct dE/dx of each atom (through the electrostatics)
      * @param environmentGradient if not null (with an environment), receives dE/dx of each MM charge
@@ -68,7 +70,7 @@ public:
      */
     double compute(const std::vector<int>& species, const std::vector<OpenMM::Vec3>& positions,
                    const std::vector<const std::vector<double>*>& layerOutputs, const OpenMM::Vec3* box,
-                   const PolarEnvironment* environment, double totalCharge, int multiplicity,
+                   const PolarEnvironment* environment, double totalCharge, int multiplicity, const OpenMM::Vec3& externalField,
                    std::vector<std::vector<double>>* layerGradients, std::vector<OpenMM::Vec3>* positionGradient,
                    std::vector<OpenMM::Vec3>* environmentGradient, std::vector<double>* multipoles) const;
     const ENNModel& getModel() const { return *model; }
@@ -89,7 +91,7 @@ private:
 class ENNPolarEvaluation {
 public:
     explicit ENNPolarEvaluation(const ENNForce& force);
-    /** updateParametersInContext: the new MM charges; throws if the MM particles changed. */
+    /** updateParametersInContext: the new MM charges and external field; throws if the MM particles changed. */
     void update(const ENNForce& force);
     /** The head at the Context's positions and box (nm; box null: open boundaries) for the ML particles `ml`, to pass
      *  to a network's compute. Throws OpenMMException naming an MM particle with a non-finite position. */
@@ -115,6 +117,7 @@ private:
     std::vector<double> mmCharges;
     std::vector<OpenMM::Vec3> gradient, environmentGradient;
     std::vector<double> multipoles;
+    OpenMM::Vec3 externalField; // as the model takes it (ENNPolarHead::compute)
     std::unique_ptr<ENNStructureFactor> structureFactor;
 };
 

@@ -75,6 +75,10 @@ OpenMM_ENN_Status OpenMM_ENNForce_getTotalCharge(const OpenMM_ENNForce* force, d
 /** The spin multiplicity 2S + 1 that a model with a spin input reads (ENNForce::setSpinMultiplicity; at least 1). */
 OpenMM_ENN_Status OpenMM_ENNForce_setSpinMultiplicity(OpenMM_ENNForce* force, int multiplicity);
 OpenMM_ENN_Status OpenMM_ENNForce_getSpinMultiplicity(const OpenMM_ENNForce* force, int* multiplicity);
+/** A uniform external electric field (kJ/mol/nm/e) on a PolarMACE model's ML region (ENNForce::setExternalField). */
+OpenMM_ENN_Status OpenMM_ENNForce_setExternalField(OpenMM_ENNForce* force, double x, double y, double z);
+/** The external field's x, y, z (kJ/mol/nm/e) into field[0..2]. */
+OpenMM_ENN_Status OpenMM_ENNForce_getExternalField(const OpenMM_ENNForce* force, double* field);
 /** Whether the ML region is periodic (0 or 1). */
 OpenMM_ENN_Status OpenMM_ENNForce_setUsesPeriodicBoundaryConditions(OpenMM_ENNForce* force, int periodic);
 OpenMM_ENN_Status OpenMM_ENNForce_usesPeriodicBoundaryConditions(const OpenMM_ENNForce* force, int* periodic);

@@ -162,6 +162,19 @@ OpenMM_ENN_Status OpenMM_ENNForce_getSpinMultiplicity(const OpenMM_ENNForce* for
     return guarded([&] { *require(multiplicity, "multiplicity") = cast(force)->getSpinMultiplicity(); });
 }
 
+OpenMM_ENN_Status OpenMM_ENNForce_setExternalField(OpenMM_ENNForce* force, double x, double y, double z) {
+    return guarded([&] { cast(force)->setExternalField(OpenMM::Vec3(x, y, z)); });
+}
+
+OpenMM_ENN_Status OpenMM_ENNForce_getExternalField(const OpenMM_ENNForce* force, double* field) {
+    return guarded([&] {
+        const OpenMM::Vec3 value = cast(force)->getExternalField();
+        double* out = require(field, "field");
+        for (int a = 0; a < 3; a++)
+            out[a] = value[a];
+    });
+}
+
 OpenMM_ENN_Status OpenMM_ENNForce_setUsesPeriodicBoundaryConditions(OpenMM_ENNForce* force, int periodic) {
     return guarded([&] { cast(force)->setUsesPeriodicBoundaryConditions(periodic != 0); });
 }

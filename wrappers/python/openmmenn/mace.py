@@ -252,6 +252,10 @@ def _polar_head(desc, sd, add, linear):
         "l0_factors": [float(x) for x in sd[f"{fp}.l0_factors"].reshape(-1)],
         "l1_factors": [float(x) for x in sd[f"{fp}.l1_factors"].reshape(-1)],
         "feature_self_terms": self_terms(rec["feature_self"]), "energy_self_terms": self_terms(rec["energy_self"]),
+        # a uniform external field's projection on the probes (DisplacedGTOExternalFieldBlock's matrix, whose columns act on
+        # (potential, field z, x, y)): per feature entry [potential, x, y, z]
+        "external_field_projection": [[float(row[0]), float(row[2]), float(row[3]), float(row[1])]
+                                      for row in sd[es["external_field_key"]]],
         "include_feature_self_interaction": es["include_feature_self_interaction"],
         "include_energy_self_interaction": es["include_energy_self_interaction"],
         # periodic cells: graph-longrange's reciprocal-space sums over its k vectors with |k| <= kspace_cutoff
@@ -760,6 +764,9 @@ def _describe_polar(model, lin, gate, radial_mlp):
             "dot_q": uvu(ee.dot_products_q, "local_electron_energy.dot_products_q"),
             "dot_v": uvu(ee.dot_products_v, "local_electron_energy.dot_products_v"),
             "mlp": radial_mlp(ee.mlp, "local_electron_energy.mlp")}
+    need(model.external_field_contribution, "DisplacedGTOExternalFieldBlock", "external-field block")
+    if tuple(model.external_field_contribution.matrix.shape) != (model.field_feature_norms.numel(), 4):
+        raise ValueError("PolarMACE: the external-field block's projection does not match the field features")
     features = model.electric_potential_descriptor.realspace_features
     energy = model.coulomb_energy.realspace_energy
     if energy.density_smearing_width != model.atomic_multipoles_smearing_width:
@@ -768,6 +775,7 @@ def _describe_polar(model, lin, gate, radial_mlp):
         "feature_offset": float(features.offset), "energy_offset": float(energy.offset),
         "include_feature_self_interaction": bool(features.include_self_interaction),
         "include_energy_self_interaction": bool(energy.include_self_interaction),
+        "external_field_key": "external_field_contribution.matrix",
         "feature_prefix": "electric_potential_descriptor.realspace_features",
         "energy_prefix": "coulomb_energy.realspace_energy",
         "reciprocal": {"kspace_cutoff_key": "kspace_cutoff", "density_basis": "coulomb_energy.density_basis",
@@ -872,8 +880,9 @@ def mace_graph(numbers, positions, cell, r_max, elements, head=0, dtype=None):
             "head": torch.tensor([head]), "pbc": torch.tensor([[cell is not None and bool(cell.any())] * 3])}
 
 
-def polar_graph(numbers, positions, cell, r_max, elements, total_charge=0, multiplicity=1, dtype=None):
-    """mace_graph with PolarMACE's inputs: the total charge and spin multiplicity, no external field, and a cell, rcell
+def polar_graph(numbers, positions, cell, r_max, elements, total_charge=0, multiplicity=1, dtype=None, external_field=None):
+    """mace_graph with PolarMACE's inputs: the total charge and spin multiplicity, the external field (mace's convention:
+    the external potential's gradient, -E, in eV/A/e; None: zero), and a cell, rcell
     (2 pi inv(cell)^T, as mace's AtomicData has it) and volume even with open boundaries (cell None: graph-longrange's
     k-vector set-up fails on a zero cell; with pbc False it is unused). Needs torch."""
     import torch
@@ -881,7 +890,7 @@ def polar_graph(numbers, positions, cell, r_max, elements, total_charge=0, multi
     data = mace_graph(numbers, positions, cell, r_max, elements, dtype=dtype)
     box = torch.tensor(np.asarray(cell), dtype=dtype) if cell is not None else torch.eye(3, dtype=dtype) * 30.0
     data.update({"total_charge": torch.tensor([float(total_charge)], dtype=dtype), "total_spin": torch.tensor([float(multiplicity)], dtype=dtype),
-                 "fermi_level": torch.tensor([0.0], dtype=dtype), "external_field": torch.zeros(1, 3, dtype=dtype), "cell": box,
+                 "fermi_level": torch.tensor([0.0], dtype=dtype), "external_field": torch.tensor(np.reshape(external_field if external_field is not None else np.zeros(3), (1, 3)), dtype=dtype), "cell": box,
                  "rcell": 2 * np.pi * torch.linalg.inv(box.T), "volume": torch.linalg.det(box).reshape(1)})
     return data
 
