@@ -17,19 +17,6 @@ using OpenMM::Vec3;
 using std::vector;
 typedef std::complex<double> Complex;
 
-namespace {
-
-/** Makes `array` hold `elements` (at least one), keeping it where it is already that size. */
-void sizeArray(OpenMM::ComputeContext& cc, ComputeArray& array, int elements, int elementSize, const char* name) {
-    elements = std::max(1, elements);
-    if (!array.isInitialized())
-        array.initialize(cc, elements, elementSize, name);
-    else if (static_cast<int>(array.getSize()) != elements)
-        array.resize(elements);
-}
-
-} // namespace
-
 CommonENNPolarMesh::CommonENNPolarMesh(OpenMM::ComputeContext& cc, DeviceWork& deviceWork) : cc(cc), deviceWork(deviceWork) {
     OpenMM::ContextSelector selector(cc);
     std::map<std::string, std::string> defines;

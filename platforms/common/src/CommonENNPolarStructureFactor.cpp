@@ -21,19 +21,13 @@ CommonENNPolarStructureFactor::CommonENNPolarStructureFactor(OpenMM::ComputeCont
 void CommonENNPolarStructureFactor::resize(int n, int K) {
     n = std::max(1, n);
     K = std::max(1, K);
-    auto size = [&](OpenMM::ComputeArray& a, int elements, int elementSize, const char* name) {
-        if (!a.isInitialized())
-            a.initialize(cc, elements, elementSize, name);
-        else if (static_cast<int>(a.getSize()) != elements)
-            a.resize(elements);
-    };
     const int real4 = 4 * realSize(cc), mixed = mixedSize(cc);
-    size(positions, n, real4, "ennPolarMMPositions");
-    size(charges, n, realSize(cc), "ennPolarMMCharges");
-    size(gradients, 3 * n, mixed, "ennPolarMMGradients");
-    size(kvectors, K, real4, "ennPolarKVectors");
-    size(structure, 2 * K, mixed, "ennPolarStructure");
-    size(weights, 2 * K, mixed, "ennPolarStructureWeights");
+    sizeArray(cc, positions, n, real4, "ennPolarMMPositions");
+    sizeArray(cc, charges, n, realSize(cc), "ennPolarMMCharges");
+    sizeArray(cc, gradients, 3 * n, mixed, "ennPolarMMGradients");
+    sizeArray(cc, kvectors, K, real4, "ennPolarKVectors");
+    sizeArray(cc, structure, 2 * K, mixed, "ennPolarStructure");
+    sizeArray(cc, weights, 2 * K, mixed, "ennPolarStructureWeights");
     for (OpenMM::ComputeKernel* kernel : {&structureKernel, &gradientKernel}) {
         (*kernel)->setArg(0, positions);
         (*kernel)->setArg(1, charges);

@@ -63,6 +63,15 @@ inline void setReal4Arg(const OpenMM::ComputeContext& cc, OpenMM::ComputeKernel&
         kernel->setArg(index, OpenMM::mm_float4(v[0], v[1], v[2], 0));
 }
 
+/** Makes `array` hold `elements` elements (at least one) of `elementSize` bytes, keeping it where it is already that size. */
+inline void sizeArray(OpenMM::ComputeContext& cc, OpenMM::ComputeArray& array, int elements, int elementSize, const char* name) {
+    elements = std::max(1, elements);
+    if (!array.isInitialized())
+        array.initialize(cc, elements, elementSize, name);
+    else if (static_cast<int>(array.getSize()) != elements)
+        array.resize(elements);
+}
+
 /** Uploads doubles to an array of elements of one to four components (interleaved), as double or as float. */
 inline void uploadValues(OpenMM::ComputeArray& array, const std::vector<double>& values, bool asDouble) {
     if (values.size() * sizeof(double) != size_t(array.getSize()) * array.getElementSize() * (asDouble ? 1 : 2))

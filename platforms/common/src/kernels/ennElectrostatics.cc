@@ -317,12 +317,6 @@ KERNEL void coulombMM(GLOBAL const real4* RESTRICT site, GLOBAL const int* RESTR
 // gives the potential of all charges (for the ML particles) and of the ML charges alone (for the MM
 // particles: the MM-MM part belongs to the NonbondedForce).
 
-DEVICE void stencil(real4 p, real4 recipA, real4 recipB, real4 recipC, int* base, real* w, real* dw) {
-    splineWeights(p.x * recipA.x + p.y * recipA.y + p.z * recipA.z, GRID_X, &base[0], &w[0], &dw[0]);
-    splineWeights(p.x * recipB.x + p.y * recipB.y + p.z * recipB.z, GRID_Y, &base[1], &w[PME_ORDER], &dw[PME_ORDER]);
-    splineWeights(p.x * recipC.x + p.y * recipC.y + p.z * recipC.z, GRID_Z, &base[2], &w[2 * PME_ORDER], &dw[2 * PME_ORDER]);
-}
-
 KERNEL void pmeSpread(GLOBAL const real4* RESTRICT site, real4 recipA, real4 recipB, real4 recipC, GLOBAL mm_ulong* RESTRICT gridML,
         GLOBAL mm_ulong* RESTRICT gridMM) {
 #ifdef SUPPORTS_64_BIT_ATOMICS
@@ -330,7 +324,7 @@ KERNEL void pmeSpread(GLOBAL const real4* RESTRICT site, real4 recipA, real4 rec
         const real4 p = site[s];
         int base[3];
         real w[3 * PME_ORDER], dw[3 * PME_ORDER];
-        stencil(p, recipA, recipB, recipC, base, w, dw);
+        meshStencil(p, recipA, recipB, recipC, GRID_X, GRID_Y, GRID_Z, base, w, dw);
         GLOBAL mm_ulong* grid = s < NUM_ML ? gridML : gridMM;
         for (int a = 0; a < PME_ORDER; a++) {
             const int ix = wrapIndex(base[0] - a, GRID_X);
@@ -427,7 +421,7 @@ KERNEL void pmeInterpolate(GLOBAL const real4* RESTRICT site, GLOBAL const int* 
         const real4 p = site[s];
         int base[3];
         real w[3 * PME_ORDER], dw[3 * PME_ORDER];
-        stencil(p, recipA, recipB, recipC, base, w, dw);
+        meshStencil(p, recipA, recipB, recipC, GRID_X, GRID_Y, GRID_Z, base, w, dw);
         real phi = 0, gx = 0, gy = 0, gz = 0;
         for (int a = 0; a < PME_ORDER; a++) {
             const int ix = wrapIndex(base[0] - a, GRID_X);

@@ -38,4 +38,12 @@ DEVICE void splineWeights(real u, int size, int* base, real* w, real* dw) {
 DEVICE int wrapIndex(int i, int size) {
     return i < 0 ? i + size : i;
 }
+
+/** The stencil of a charge at p on a grid of the given sizes (recipA, B, C: the reciprocal box vectors, fractional
+ *  coordinate u = p . recip): splineWeights along each axis, weights and derivatives at [axis * PME_ORDER + j]. */
+DEVICE void meshStencil(real4 p, real4 recipA, real4 recipB, real4 recipC, int gridX, int gridY, int gridZ, int* base, real* w, real* dw) {
+    splineWeights(p.x * recipA.x + p.y * recipA.y + p.z * recipA.z, gridX, &base[0], &w[0], &dw[0]);
+    splineWeights(p.x * recipB.x + p.y * recipB.y + p.z * recipB.z, gridY, &base[1], &w[PME_ORDER], &dw[PME_ORDER]);
+    splineWeights(p.x * recipC.x + p.y * recipC.y + p.z * recipC.z, gridZ, &base[2], &w[2 * PME_ORDER], &dw[2 * PME_ORDER]);
+}
 #endif

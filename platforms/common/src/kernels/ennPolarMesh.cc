@@ -12,9 +12,7 @@ KERNEL void polarMeshSpread(GLOBAL const real4* RESTRICT pos, int numCharges, re
         const real4 p = pos[m];
         int base[3];
         real w[3 * PME_ORDER], dw[3 * PME_ORDER];
-        splineWeights(p.x * recipA.x + p.y * recipA.y + p.z * recipA.z, gridX, &base[0], &w[0], &dw[0]);
-        splineWeights(p.x * recipB.x + p.y * recipB.y + p.z * recipB.z, gridY, &base[1], &w[PME_ORDER], &dw[PME_ORDER]);
-        splineWeights(p.x * recipC.x + p.y * recipC.y + p.z * recipC.z, gridZ, &base[2], &w[2 * PME_ORDER], &dw[2 * PME_ORDER]);
+        meshStencil(p, recipA, recipB, recipC, gridX, gridY, gridZ, base, w, dw);
         for (int a = 0; a < PME_ORDER; a++) {
             const int ix = wrapIndex(base[0] - a, gridX);
             for (int b = 0; b < PME_ORDER; b++) {
@@ -89,9 +87,7 @@ KERNEL void polarMeshGradient(GLOBAL const real4* RESTRICT pos, int numCharges, 
         const real4 p = pos[m];
         int base[3];
         real w[3 * PME_ORDER], dw[3 * PME_ORDER];
-        splineWeights(p.x * recipA.x + p.y * recipA.y + p.z * recipA.z, gridX, &base[0], &w[0], &dw[0]);
-        splineWeights(p.x * recipB.x + p.y * recipB.y + p.z * recipB.z, gridY, &base[1], &w[PME_ORDER], &dw[PME_ORDER]);
-        splineWeights(p.x * recipC.x + p.y * recipC.y + p.z * recipC.z, gridZ, &base[2], &w[2 * PME_ORDER], &dw[2 * PME_ORDER]);
+        meshStencil(p, recipA, recipB, recipC, gridX, gridY, gridZ, base, w, dw);
         real gx = 0, gy = 0, gz = 0;
         for (int a = 0; a < PME_ORDER; a++) {
             const int ix = wrapIndex(base[0] - a, gridX);
