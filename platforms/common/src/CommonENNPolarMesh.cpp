@@ -33,7 +33,7 @@ CommonENNPolarMesh::CommonENNPolarMesh(OpenMM::ComputeContext& cc, DeviceWork& d
         spreadKernel->addArg();
     for (int i = 0; i < 6; i++)
         rowsKernel->addArg();
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < 10; i++)
         axisKernel->addArg();
     for (int i = 0; i < 10; i++)
         gradientKernel->addArg();
@@ -45,13 +45,16 @@ void CommonENNPolarMesh::prepare(const Vec3* box, const vector<Vec3>& k) {
     if (!std::equal(mesh.size, mesh.size + 3, grid) || !std::equal(mesh.reach, mesh.reach + 3, reach)) {
         std::copy(mesh.size, mesh.size + 3, grid);
         std::copy(mesh.reach, mesh.reach + 3, reach);
-        for (int a = 0; a < 3; a++)
-            kept[a] = 2 * reach[a] + 1;
+        for (int a = 0; a < 3; a++) { // x and y: -reach .. reach; z: 0 .. reach (the grid is real: F(-n) = conj F(n))
+            firstFrequency[a] = a == 2 ? 0 : -reach[a];
+            kept[a] = a == 2 ? reach[a] + 1 : 2 * reach[a] + 1;
+        }
         const int points = grid[0] * grid[1] * grid[2], real = realSize(cc);
         sizeArray(cc, fixedGrid, points, sizeof(long long), "ennPolarMeshFixedGrid");
-        sizeArray(cc, work[0], 2 * points, real, "ennPolarMeshWorkA");
-        sizeArray(cc, work[1], 2 * points, real, "ennPolarMeshWorkB");
+        sizeArray(cc, rows, 2 * grid[0] * grid[1] * kept[2], real, "ennPolarMeshRows");
+        sizeArray(cc, columns, 2 * grid[0] * kept[1] * kept[2], real, "ennPolarMeshColumns");
         sizeArray(cc, frequencies, 2 * kept[0] * kept[1] * kept[2], real, "ennPolarMeshFrequencies");
+        sizeArray(cc, potential, points, real, "ennPolarMeshPotential");
         for (int a = 0; a < 3; a++) { // exp(-2 pi i t / size), t = 0 .. size - 1
             vector<double> twiddle;
             for (int t = 0; t < grid[a]; t++)
@@ -61,9 +64,12 @@ void CommonENNPolarMesh::prepare(const Vec3* box, const vector<Vec3>& k) {
         }
     }
     compactIndex.resize(k.size());
-    for (size_t i = 0; i < k.size(); i++) {
+    conjugate.resize(k.size());
+    for (size_t i = 0; i < k.size(); i++) { // n_2 < 0: F(n) = conj F(-n)
         const int* n = &mesh.n[3 * i];
-        compactIndex[i] = ((n[0] + reach[0]) * kept[1] + n[1] + reach[1]) * kept[2] + n[2] + reach[2];
+        const int sign = n[2] < 0 ? -1 : 1;
+        compactIndex[i] = ((sign * n[0] + reach[0]) * kept[1] + sign * n[1] + reach[1]) * kept[2] + sign * n[2];
+        conjugate[i] = sign < 0;
     }
     splineFactor = mesh.splineFactor;
 }
@@ -77,15 +83,17 @@ void CommonENNPolarMesh::setGridArgs(ComputeKernel& kernel) {
     }
 }
 
-void CommonENNPolarMesh::axisStage(ComputeArray& in, ComputeArray& out, int axis, int outer, int inner, bool toFrequencies) {
+void CommonENNPolarMesh::axisStage(ComputeArray& in, ComputeArray& out, int axis, int outer, int inner, bool toFrequencies, bool realOut) {
     axisKernel->setArg(0, in);
     axisKernel->setArg(1, out);
     axisKernel->setArg(2, twiddles[axis]);
     axisKernel->setArg(3, grid[axis]);
-    axisKernel->setArg(4, reach[axis]);
-    axisKernel->setArg(5, outer);
-    axisKernel->setArg(6, inner);
-    axisKernel->setArg(7, toFrequencies ? 1 : 0);
+    axisKernel->setArg(4, firstFrequency[axis]);
+    axisKernel->setArg(5, kept[axis]);
+    axisKernel->setArg(6, outer);
+    axisKernel->setArg(7, inner);
+    axisKernel->setArg(8, toFrequencies ? 1 : 0);
+    axisKernel->setArg(9, realOut ? 1 : 0);
     deviceWork.launch(axisKernel, outer * inner * (toFrequencies ? kept[axis] : grid[axis]));
 }
 
@@ -104,42 +112,44 @@ void CommonENNPolarMesh::compute(const Vec3* box, const vector<Vec3>& x, const v
     spreadKernel->setArg(8, fixedGrid);
     deviceWork.clear(cc, fixedGrid);
     deviceWork.launch(spreadKernel, std::max(1, numCharges));
-    rowsKernel->setArg(0, fixedGrid);                                    // z rows of the whole grid
-    rowsKernel->setArg(1, work[1]);
+    rowsKernel->setArg(0, fixedGrid);                                       // z rows of the whole grid
+    rowsKernel->setArg(1, rows);
     rowsKernel->setArg(2, twiddles[2]);
     rowsKernel->setArg(3, grid[2]);
-    rowsKernel->setArg(4, reach[2]);
+    rowsKernel->setArg(4, kept[2]);
     rowsKernel->setArg(5, grid[0] * grid[1]);
     deviceWork.launch(rowsKernel, grid[0] * grid[1] * kept[2]);
-    axisStage(work[1], work[0], 1, grid[0], kept[2], true);               // y columns at the kept z
-    axisStage(work[0], frequencies, 0, 1, kept[1] * kept[2], true);       // x columns at the kept (y, z)
+    axisStage(rows, columns, 1, grid[0], kept[2], true, false);              // y columns at the kept z
+    axisStage(columns, frequencies, 0, 1, kept[1] * kept[2], true, false);   // x columns at the kept (y, z)
     const vector<double> F = downloadReals(cc, frequencies);
     deviceWork.transfer();
     re.resize(k.size());
     im.resize(k.size());
     for (size_t i = 0; i < k.size(); i++) { // S(n) = F(n) / prod_a Bhat_a(n_a)
-        const Complex s = Complex(F[2 * compactIndex[i]], F[2 * compactIndex[i] + 1]) * splineFactor[i];
+        const Complex f(F[2 * compactIndex[i]], F[2 * compactIndex[i] + 1]);
+        const Complex s = (conjugate[i] ? std::conj(f) : f) * splineFactor[i];
         re[i] = s.real();
         im[i] = s.imag();
     }
 }
 
 void CommonENNPolarMesh::gradient(const vector<double>& gRe, const vector<double>& gIm, vector<Vec3>& gradient) {
-    // As CpuENNPolarMesh: A(n) = (gRe - i gIm)(n) / prod_a Bhat_a(n_a) at the kept frequencies, Phi = Re of its transform
-    // (the same sign) over the whole grid, then each charge's stencil derivatives.
+    // As CpuENNPolarMesh: A(n) = (gRe - i gIm)(n) / prod_a Bhat_a(n_a) at the kept frequencies (a term of n_2 < 0 as the
+    // conjugate at -n: the same real part), Phi = Re of its transform (the same sign) over the whole grid, then each
+    // charge's stencil derivatives.
     OpenMM::ContextSelector selector(cc);
     vector<double> A(frequencies.getSize(), 0.0);
     for (size_t i = 0; i < compactIndex.size(); i++) {
         const Complex a = Complex(gRe[i], -gIm[i]) * splineFactor[i];
         A[2 * compactIndex[i]] += a.real();
-        A[2 * compactIndex[i] + 1] += a.imag();
+        A[2 * compactIndex[i] + 1] += conjugate[i] ? -a.imag() : a.imag();
     }
     uploadReals(cc, frequencies, A);
-    axisStage(frequencies, work[0], 0, 1, kept[1] * kept[2], false);      // x at the kept (y, z)
-    axisStage(work[0], work[1], 1, grid[0], kept[2], false);              // y at the kept z
-    axisStage(work[1], work[0], 2, grid[0] * grid[1], 1, false);          // z: the whole grid
+    axisStage(frequencies, columns, 0, 1, kept[1] * kept[2], false, false);  // x at the kept (y, z)
+    axisStage(columns, rows, 1, grid[0], kept[2], false, false);             // y at the kept z
+    axisStage(rows, potential, 2, grid[0] * grid[1], 1, false, true);        // z: the whole grid, real
     setGridArgs(gradientKernel);
-    gradientKernel->setArg(8, work[0]);
+    gradientKernel->setArg(8, potential);
     gradientKernel->setArg(9, gradients);
     deviceWork.launch(gradientKernel, std::max(1, numCharges));
     const vector<double> g = downloadMixed(cc, gradients);

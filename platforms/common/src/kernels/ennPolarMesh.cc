@@ -29,15 +29,13 @@ KERNEL void polarMeshSpread(GLOBAL const real4* RESTRICT pos, int numCharges, re
 #endif
 }
 
-/** The pruned DFT's first stage: the z rows of the fixed-point grid (real values) into the kept z frequencies, out[r, c]
- *  = sum_z Q[r, z] exp(-2 pi i (c - reach) z / size) for each row r < rows (as polarMeshAxis, with real input). */
+/** The pruned DFT's first stage: the z rows of the fixed-point grid (real values) into z frequencies 0 .. count - 1 (the
+ *  grid is real: the others are their conjugates), out[r, c] = sum_z Q[r, z] exp(-2 pi i c z / size) for each row r < rows. */
 KERNEL void polarMeshRows(GLOBAL const mm_long* RESTRICT fixed, GLOBAL real2* RESTRICT out, GLOBAL const real2* RESTRICT twiddle, int size,
-        int reach, int rows) {
-    const int kept = 2 * reach + 1;
-    for (int k = GLOBAL_ID; k < rows * kept; k += GLOBAL_SIZE) {
-        const int c = k % kept;
-        GLOBAL const mm_long* x = fixed + (k / kept) * size;
-        const int step = ((c - reach) % size + size) % size;
+        int count, int rows) {
+    for (int k = GLOBAL_ID; k < rows * count; k += GLOBAL_SIZE) {
+        const int c = k % count;
+        GLOBAL const mm_long* x = fixed + (k / count) * size;
         int phase = 0;
         real re = 0, im = 0;
         for (int j = 0; j < size; j++) {
@@ -45,7 +43,7 @@ KERNEL void polarMeshRows(GLOBAL const mm_long* RESTRICT fixed, GLOBAL real2* RE
             const real2 t = twiddle[phase];
             re += v * t.x;
             im += v * t.y;
-            phase += step;
+            phase += c;
             if (phase >= size)
                 phase -= size;
         }
@@ -54,18 +52,18 @@ KERNEL void polarMeshRows(GLOBAL const mm_long* RESTRICT fixed, GLOBAL real2* RE
 }
 
 /** One axis of the pruned DFT: out[a, m, b] = sum_j in[a, j, b] exp(-2 pi i p(m, j) / size) for a < outer and b < inner,
- *  between the axis's grid points 0 .. size - 1 and its kept frequencies -reach .. reach (at index frequency + reach):
- *  p = (frequency of m) j into frequencies (toFrequencies), (frequency of j) m out of them. twiddle[t] =
- *  exp(-2 pi i t / size); the phases are exact integers mod size. */
+ *  between the axis's grid points 0 .. size - 1 and `count` kept frequencies first, first + 1, ... (at index frequency -
+ *  first): p = (frequency of m) j into frequencies (toFrequencies), (frequency of j) m out of them; realOut: only the
+ *  real part, into a real array. twiddle[t] = exp(-2 pi i t / size); the phases are exact integers mod size. */
 KERNEL void polarMeshAxis(GLOBAL const real2* RESTRICT in, GLOBAL real2* RESTRICT out, GLOBAL const real2* RESTRICT twiddle, int size,
-        int reach, int outer, int inner, int toFrequencies) {
-    const int kept = 2 * reach + 1, inLength = toFrequencies ? size : kept, outLength = toFrequencies ? kept : size;
+        int first, int count, int outer, int inner, int toFrequencies, int realOut) {
+    const int inLength = toFrequencies ? size : count, outLength = toFrequencies ? count : size;
     for (int k = GLOBAL_ID; k < outer * outLength * inner; k += GLOBAL_SIZE) {
         const int b = k % inner, m = (k / inner) % outLength, a = k / (inner * outLength);
         GLOBAL const real2* x = in + a * inLength * inner + b;
-        // term j's phase: step j + first (mod size)
-        const int step = toFrequencies ? ((m - reach) % size + size) % size : m;
-        int phase = toFrequencies ? 0 : ((-reach * m) % size + size) % size;
+        // term j's phase: step j + start (mod size)
+        const int step = toFrequencies ? ((m + first) % size + size) % size : m;
+        int phase = toFrequencies ? 0 : ((first * m) % size + size) % size;
         real re = 0, im = 0;
         for (int j = 0; j < inLength; j++) {
             const real2 v = x[j * inner], t = twiddle[phase];
@@ -75,14 +73,17 @@ KERNEL void polarMeshAxis(GLOBAL const real2* RESTRICT in, GLOBAL real2* RESTRIC
             if (phase >= size)
                 phase -= size;
         }
-        out[k] = make_real2(re, im);
+        if (realOut)
+            ((GLOBAL real*) out)[k] = re;
+        else
+            out[k] = make_real2(re, im);
     }
 }
 
-/** d/dx of sum_g Q(g) Phi(g) for each charge, Phi the real part of the grid (the stencil's derivatives along the three
- *  fractional coordinates, u_a = size_a x . recip_a), into gradient[3m .. 3m + 2]. */
+/** d/dx of sum_g Q(g) Phi(g) for each charge, Phi a real grid (the stencil's derivatives along the three fractional
+ *  coordinates, u_a = size_a x . recip_a), into gradient[3m .. 3m + 2]. */
 KERNEL void polarMeshGradient(GLOBAL const real4* RESTRICT pos, int numCharges, real4 recipA, real4 recipB, real4 recipC, int gridX, int gridY,
-        int gridZ, GLOBAL const real2* RESTRICT phi, GLOBAL mixed* RESTRICT gradient) {
+        int gridZ, GLOBAL const real* RESTRICT phi, GLOBAL mixed* RESTRICT gradient) {
     for (int m = GLOBAL_ID; m < numCharges; m += GLOBAL_SIZE) {
         const real4 p = pos[m];
         int base[3];
@@ -95,7 +96,7 @@ KERNEL void polarMeshGradient(GLOBAL const real4* RESTRICT pos, int numCharges, 
                 const int iy = wrapIndex(base[1] - b, gridY);
                 for (int c = 0; c < PME_ORDER; c++) {
                     const int iz = wrapIndex(base[2] - c, gridZ);
-                    const real value = phi[(ix * gridY + iy) * gridZ + iz].x;
+                    const real value = phi[(ix * gridY + iy) * gridZ + iz];
                     const real wa = w[a], wb = w[PME_ORDER + b], wc = w[2 * PME_ORDER + c];
                     gx += value * dw[a] * wb * wc;
                     gy += value * wa * dw[PME_ORDER + b] * wc;
