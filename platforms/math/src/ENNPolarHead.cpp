@@ -595,7 +595,8 @@ std::shared_ptr<const KVectorSet> graphLongrangeKVectors(const Vec3* box, double
 }
 
 /** A Gaussian basis's Fourier coefficients at k, [width][lm], real and imaginary parts: amplitude |k|^l exp(-sigma^2 k^2
- *  / 2) Y_lm(k / |k|) (-i)^l, Y of (k_y, k_z, k_x) with e3nn's integral normalisation. */
+ *  / 2) Y_lm(k / |k|) (-i)^l, Y of (k_y, k_z, k_x) with e3nn's integral normalisation: real for l = 0, imaginary for
+ *  l = 1 (which the reciprocal sums use: each entry's other part is zero). */
 void basisCoefficients(const GaussianBasisSpec& basis, const Vec3& k, vector<vector<double>>& re, vector<vector<double>>& im) {
     const double k2 = k.dot(k), modulus = std::sqrt(k2);
     const double y0 = 1 / std::sqrt(4 * M_PI), y1 = std::sqrt(3 / (4 * M_PI)) / modulus;
@@ -654,19 +655,29 @@ ReciprocalDensity reciprocalDensity(const PolarSpec& P, const vector<Vec>& q, co
             variable = variable || xv[i][a].node >= 0;
         }
     }
+    // With the charge's coefficient a real and the dipole's b imaginary (basisCoefficients): q . (Xr c + Xi s) =
+    // QA c + QB s and q . (Xi c - Xr s) = QB c - QA s, QA = q_0 a_0, QB = sum_{lm >= 1} q_lm b_lm.
+    auto charge = [xr, D](const double* qi, int n) { return qi[0] * (*xr)[size_t(n) * D]; };
+    auto dipole = [xi, D](const double* qi, int n) {
+        double sum = 0.0;
+        for (int lm = 1; lm < D; lm++)
+            sum += qi[lm] * (*xi)[size_t(n) * D + lm];
+        return sum;
+    };
     sumOverAtoms(parallel, N, values.size(), [&](int i, double* out) {
         vector<double> c, s;
         rho.set->phases(x[i], c, s);
-        for (int n = 0; n < K; n++)
-            for (int lm = 0; lm < D; lm++) {
-                const double a = (*xr)[size_t(n) * D + lm], b = (*xi)[size_t(n) * D + lm], qi = qv[size_t(i) * D + lm];
-                out[2 * n] += qi * (a * c[n] + b * s[n]);
-                out[2 * n + 1] += qi * (b * c[n] - a * s[n]);
-            }
+        const double* qi = &qv[size_t(i) * D];
+        for (int n = 0; n < K; n++) {
+            const double QA = charge(qi, n), QB = dipole(qi, n);
+            out[2 * n] += QA * c[n] + QB * s[n];
+            out[2 * n + 1] += QB * c[n] - QA * s[n];
+        }
     }, values.data());
     int first = -1;
     if (variable)
-        first = tape().block(2 * K, [set = rho.set, x, xr, xi, qv, qNodes, xNodes, N, D, K, parallel](vector<double>& adjoint, int first) {
+        first = tape().block(2 * K, [set = rho.set, x, xr, xi, qv, qNodes, xNodes, N, D, K, parallel, charge, dipole](vector<double>& adjoint,
+                                                                                                                      int first) {
             const vector<Vec3>& k = set->k;
             vector<double> gq(size_t(N) * D, 0.0), gx(size_t(N) * 3, 0.0); // each atom's, summed over k in parallel
             parallel(N, [&](int i) {
@@ -674,18 +685,18 @@ ReciprocalDensity reciprocalDensity(const PolarSpec& P, const vector<Vec>& q, co
                 Vec3 dx;
                 set->phases(x[i], cs, ss);
                 const double* qi = &qv[size_t(i) * D];
+                double* g = &gq[size_t(i) * D];
                 for (int n = 0; n < K; n++) {
                     const double gr = adjoint[first + 2 * n], gi = adjoint[first + 2 * n + 1];
                     if (gr == 0.0 && gi == 0.0)
                         continue;
-                    const double c = cs[n], s = ss[n];
-                    double dPhase = 0.0;
-                    for (int lm = 0; lm < D; lm++) {
-                        const double a = (*xr)[size_t(n) * D + lm], b = (*xi)[size_t(n) * D + lm];
-                        gq[size_t(i) * D + lm] += gr * (a * c + b * s) + gi * (b * c - a * s);
-                        dPhase += qi[lm] * (gr * (b * c - a * s) - gi * (a * c + b * s));
-                    }
-                    dx += k[n] * dPhase;
+                    const double c = cs[n], s = ss[n], QA = charge(qi, n), QB = dipole(qi, n);
+                    // d/dq_0 = a_0 (gr c - gi s), d/dq_lm = b_lm (gr s + gi c); the phase's: gr (QB c - QA s) - gi (QA c + QB s)
+                    g[0] += (*xr)[size_t(n) * D] * (gr * c - gi * s);
+                    const double toDipole = gr * s + gi * c;
+                    for (int lm = 1; lm < D; lm++)
+                        g[lm] += (*xi)[size_t(n) * D + lm] * toDipole;
+                    dx += k[n] * (gr * (QB * c - QA * s) - gi * (QA * c + QB * s));
                 }
                 for (int a = 0; a < 3; a++)
                     gx[size_t(i) * 3 + a] = dx[a];
@@ -777,19 +788,25 @@ vector<Vec> reciprocalFeatures(const PolarSpec& P, const vector<Vec>& q, const v
     for (int i = 0; i < N; i++)
         for (int a = 0; a < 3; a++)
             xNodes[size_t(i) * 3 + a] = xv[i][a].node;
+    // The l = 0 features' coefficients (the first `scalars`) are real and the l = 1 features' imaginary (basisCoefficients):
+    // feature f = sum_k a_f (re c - im s) or b_f (re s + im c).
+    const int scalars = numWidths;
     parallel(N, [&](int i) {
         vector<double> cs, ss, sum(F, 0.0);
         rho.set->phases(x[i], cs, ss);
         for (int n = 0; n < K; n++) {
-            const double c = cs[n], s = ss[n];
+            const double c = cs[n], s = ss[n], P = re[n] * c - im[n] * s, Q = re[n] * s + im[n] * c;
             const double* a = &(*fr)[size_t(n) * F];
             const double* b = &(*fi)[size_t(n) * F];
-            for (int f = 0; f < F; f++)
-                sum[f] += re[n] * (a[f] * c + b[f] * s) + im[n] * (b[f] * c - a[f] * s);
+            for (int f = 0; f < scalars; f++)
+                sum[f] += a[f] * P;
+            for (int f = scalars; f < F; f++)
+                sum[f] += b[f] * Q;
         }
         std::copy(sum.begin(), sum.end(), &values[size_t(i) * F]);
     });
-    const int first = tape().block(N * F, [set = rho.set, x, fr, fi, re, im, rhoNodes, xNodes, N, F, K, parallel](vector<double>& adjoint, int first) {
+    const int first = tape().block(N * F, [set = rho.set, x, fr, fi, re, im, rhoNodes, xNodes, N, F, K, scalars, parallel](vector<double>& adjoint,
+                                                                                                                          int first) {
         const vector<Vec3>& k = set->k;
         vector<double> gRho(2 * size_t(K), 0.0); // d/d(re, im) of rho, summed over the atoms
         vector<double> dx(3 * size_t(N), 0.0);    // d/dx of each atom
@@ -801,14 +818,14 @@ vector<Vec> reciprocalFeatures(const PolarSpec& P, const vector<Vec>& q, const v
                 const double c = cs[n], s = ss[n];
                 const double* a = &(*fr)[size_t(n) * F];
                 const double* b = &(*fi)[size_t(n) * F];
-                double gRe = 0.0, gIm = 0.0, dPhase = 0.0;
-                for (int f = 0; f < F; f++) {
-                    gRe += g[f] * (a[f] * c + b[f] * s);
-                    gIm += g[f] * (b[f] * c - a[f] * s);
-                    dPhase += g[f] * (re[n] * (-a[f] * s + b[f] * c) + im[n] * (-b[f] * s - a[f] * c));
-                }
-                out[2 * n] += gRe;
-                out[2 * n + 1] += gIm;
+                double GA = 0.0, GB = 0.0; // sum_f g_f a_f over the l = 0 features, g_f b_f over the l = 1 ones
+                for (int f = 0; f < scalars; f++)
+                    GA += g[f] * a[f];
+                for (int f = scalars; f < F; f++)
+                    GB += g[f] * b[f];
+                out[2 * n] += GA * c + GB * s;
+                out[2 * n + 1] += GB * c - GA * s;
+                const double dPhase = re[n] * (GB * c - GA * s) - im[n] * (GA * c + GB * s);
                 for (int a = 0; a < 3; a++)
                     dx[3 * size_t(i) + a] += k[n][a] * dPhase;
             }
