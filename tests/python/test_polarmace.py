@@ -188,17 +188,24 @@ class TestPolarMACE(test_mace_torch.MACEComparison):
         """A uniform external field E on the region (ENNForce.setExternalField, kJ/mol/nm/e) against mace-torch given
         external_field = -E (eV/A/e): the field's potential and field in every update step and -E . dipole in the
         energy. Molecules neutral, charged and open-shell, and a periodic water box; the POLAR-M layout and the
-        charges-only variant; bounds as check's (1e-7 eV, 1e-8 eV/A, 1e-9 e). The field is 0.05-0.08 V/A per component (a
+        charges-only variant, live float64 modules and a float32 model saved to a .model file; bounds as check's (1e-7 eV,
+        1e-8 eV/A, 1e-9 e). The field is 0.05-0.08 V/A per component (a
         strong applied field), and must move the energy by more than 1e-3 eV (not two zeros). A zero field gives bitwise
         the energy of a force never given one; a field set through updateParametersInContext the energy of a new Context;
         CPU and OpenCL (double) the energy of Reference within the platform comparison's bounds."""
         field_mace = np.array([0.05, -0.03, 0.08])  # eV/A/e, mace's convention: -E
         ev_per_a = EV * 10.0  # kJ/mol/nm per eV/A
         field = -field_mace * ev_per_a  # E, kJ/mol/nm/e
-        models = (("field_polar_m", build_polar(seed=3)),
-                  ("field_charges_only", build_polar(seed=4, atomic_multipoles_max_l=0, field_feature_max_l=0, field_feature_norms=[20.0, 20.0])))
-        for name, built in models:
-            path, model = convert_for_test(built, self.folder.name, name, False)
+        torch.set_default_dtype(torch.float32)
+        try:
+            float32_model = build_polar(seed=5)
+        finally:
+            torch.set_default_dtype(torch.float64)
+        models = (("field_polar_m", build_polar(seed=3), False),
+                  ("field_charges_only", build_polar(seed=4, atomic_multipoles_max_l=0, field_feature_max_l=0, field_feature_norms=[20.0, 20.0]), False),
+                  ("field_float32", float32_model, True))
+        for name, built, saved in models:
+            path, model = convert_for_test(built, self.folder.name, name, saved)
             cases = [(atoms, state) for atoms in molecules()[:2] for state in ((0, 1), (1, 2), (0, 3))] + [(boxes()[0], (0, 1))]
             for atoms, (charge, multiplicity) in cases:
                 box = atoms.cell.array if atoms.pbc.any() else None

@@ -45,10 +45,8 @@ void CommonENNPolarMesh::prepare(const Vec3* box, const vector<Vec3>& k) {
     if (!std::equal(mesh.size, mesh.size + 3, grid) || !std::equal(mesh.reach, mesh.reach + 3, reach)) {
         std::copy(mesh.size, mesh.size + 3, grid);
         std::copy(mesh.reach, mesh.reach + 3, reach);
-        for (int a = 0; a < 3; a++) { // x and y: -reach .. reach; z: 0 .. reach (the grid is real: F(-n) = conj F(n))
-            firstFrequency[a] = a == 2 ? 0 : -reach[a];
+        for (int a = 0; a < 3; a++) // x and y: -reach .. reach; z: 0 .. reach (the grid is real: F(-n) = conj F(n))
             kept[a] = a == 2 ? reach[a] + 1 : 2 * reach[a] + 1;
-        }
         const int points = grid[0] * grid[1] * grid[2], real = realSize(cc);
         sizeArray(cc, fixedGrid, points, sizeof(long long), "ennPolarMeshFixedGrid");
         sizeArray(cc, rows, 2 * grid[0] * grid[1] * kept[2], real, "ennPolarMeshRows");
@@ -64,13 +62,11 @@ void CommonENNPolarMesh::prepare(const Vec3* box, const vector<Vec3>& k) {
         }
     }
     compactIndex.resize(k.size());
-    conjugate.resize(k.size());
-    for (size_t i = 0; i < k.size(); i++) { // n_2 < 0: F(n) = conj F(-n)
+    for (size_t i = 0; i < k.size(); i++) { // (n_2 >= 0: PolarMeshGrid's)
         const int* n = &mesh.n[3 * i];
-        const int sign = n[2] < 0 ? -1 : 1;
-        compactIndex[i] = ((sign * n[0] + reach[0]) * kept[1] + sign * n[1] + reach[1]) * kept[2] + sign * n[2];
-        conjugate[i] = sign < 0;
+        compactIndex[i] = ((n[0] + reach[0]) * kept[1] + n[1] + reach[1]) * kept[2] + n[2];
     }
+    conjugate = mesh.conjugate;
     splineFactor = mesh.splineFactor;
 }
 
@@ -88,7 +84,7 @@ void CommonENNPolarMesh::axisStage(ComputeArray& in, ComputeArray& out, int axis
     axisKernel->setArg(1, out);
     axisKernel->setArg(2, twiddles[axis]);
     axisKernel->setArg(3, grid[axis]);
-    axisKernel->setArg(4, firstFrequency[axis]);
+    axisKernel->setArg(4, axis == 2 ? 0 : -reach[axis]); // the first kept frequency
     axisKernel->setArg(5, kept[axis]);
     axisKernel->setArg(6, outer);
     axisKernel->setArg(7, inner);

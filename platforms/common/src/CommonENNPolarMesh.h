@@ -43,12 +43,12 @@ private:
     OpenMM::ComputeContext& cc;
     DeviceWork& deviceWork;
     bool atomics = false;
-    // per axis: the grid's size, the k set's reach, and the kept frequencies first .. first + kept - 1 (x and y: -reach ..
-    // reach; z: 0 .. reach, the grid being real)
-    int grid[3] = {0, 0, 0}, reach[3] = {-1, -1, -1}, firstFrequency[3] = {0, 0, 0}, kept[3] = {0, 0, 0}, numCharges = 0;
+    // per axis: the grid's size, the k set's reach, and how many frequencies are kept (x and y: -reach .. reach; z: 0 ..
+    // reach, the grid being real)
+    int grid[3] = {0, 0, 0}, reach[3] = {-1, -1, -1}, kept[3] = {0, 0, 0}, numCharges = 0;
     OpenMM::Vec3 recip[3];
-    std::vector<int> compactIndex;                    // per k vector: its place among the kept frequencies (of -n where n_2 < 0)
-    std::vector<bool> conjugate;                      // per k vector: n_2 < 0, its F the conjugate of F(-n)
+    std::vector<int> compactIndex;                    // per k vector: its place among the kept frequencies (PolarMeshGrid's n)
+    std::vector<bool> conjugate;                      // per k vector: PolarMeshGrid's
     std::vector<std::complex<double>> splineFactor;    // per k vector: 1 / prod_a Bhat_a(n_a)
     // positions (real4, charge in w); the fixed-point grid; the z rows at the kept z and the y columns at the kept (y, z)
     // (complex, as pairs of reals); the kept frequencies; the gradient's real grid Phi; each axis's twiddles; the charges'

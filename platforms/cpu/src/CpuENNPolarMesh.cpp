@@ -60,14 +60,12 @@ void CpuENNPolarMesh::prepare(const Vec3* box, const vector<Vec3>& k) {
                 keptY.push_back(y);
     }
     index.resize(k.size());
-    conjugate.resize(k.size());
-    for (size_t i = 0; i < k.size(); i++) { // n_2 < 0: the real grid's F(n) = conj F(-n)
+    for (size_t i = 0; i < k.size(); i++) { // (n_2 >= 0: PolarMeshGrid's)
         const int* n = &mesh.n[3 * i];
-        const int sign = n[2] < 0 ? -1 : 1;
-        const int g0 = ((sign * n[0]) % grid[0] + grid[0]) % grid[0], g1 = ((sign * n[1]) % grid[1] + grid[1]) % grid[1];
-        index[i] = (size_t(g0) * grid[1] + g1) * rowLength + sign * n[2];
-        conjugate[i] = sign < 0;
+        const int g0 = (n[0] % grid[0] + grid[0]) % grid[0], g1 = (n[1] % grid[1] + grid[1]) % grid[1];
+        index[i] = (size_t(g0) * grid[1] + g1) * rowLength + n[2];
     }
+    conjugate = mesh.conjugate;
     splineFactor = mesh.splineFactor;
 }
 

@@ -48,8 +48,8 @@ private:
     // x planes of y rows of rowLength = grid[2] / 2 + 1 complex values: the real grid, each row padded, or its transform
     std::vector<std::complex<double>> data;
     OpenMM::Vec3 recip[3];
-    std::vector<size_t> index;                     // per k vector: its grid point (of -n where n_2 < 0)
-    std::vector<bool> conjugate;                   // per k vector: n_2 < 0, its F the conjugate of F(-n)
+    std::vector<size_t> index;                     // per k vector: its grid point (PolarMeshGrid's n, n_2 >= 0)
+    std::vector<bool> conjugate;                   // per k vector: PolarMeshGrid's
     std::vector<std::complex<double>> splineFactor; // per k vector: 1 / prod_a Bhat_a(n_a)
     const std::vector<OpenMM::Vec3>* positions = nullptr;
     const std::vector<double>* charges = nullptr;

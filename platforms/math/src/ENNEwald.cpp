@@ -142,7 +142,12 @@ PolarMeshGrid::PolarMeshGrid(const Vec3* box, const vector<Vec3>& k) : n(3 * k.s
     if (!(double(size[0]) * size[1] * size[2] <= 8 * ENNSanityBounds::MaxReciprocalKVectors)) // (16 bytes a point)
         throw OpenMM::OpenMMException("ENNForce: the periodic box needs a PolarMACE mesh of " + std::to_string(size[0]) + " x " +
                                       std::to_string(size[1]) + " x " + std::to_string(size[2]) + " points (an exploded box?)");
-    for (size_t i = 0; i < k.size(); i++)
+    conjugate.resize(k.size());
+    for (size_t i = 0; i < k.size(); i++) {
         for (int a = 0; a < 3; a++)
             splineFactor[i] /= splineSum(n[3 * i + a], size[a]);
+        conjugate[i] = n[3 * i + 2] < 0;
+        for (int a = 0; a < 3 && conjugate[i]; a++)
+            n[3 * i + a] = -n[3 * i + a];
+    }
 }

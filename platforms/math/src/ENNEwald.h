@@ -51,13 +51,15 @@ double neutralizingBackgroundEnergy(double totalCharge, const OpenMM::Vec3* box,
  *  but Reference): each k vector's integer indices n (k = 2 pi sum_a n_a recip_a), the largest |n_a| along each axis
  *  (its reach), a grid 8x finer than the reach (sizes with no prime factor above 7), and each k vector's deconvolution
  *  1 / prod_a Bhat_a(n_a): with a charge spread on the grid by pmeStencil, F(n) = sum_g Q(g) exp(-2 pi i n . g / K)
- *  = S(k) Bhat(n) up to the interpolation error, (1/7)^5 of each charge's term at the largest k. Throws
- *  OpenMMException for a grid beyond ENNSanityBounds (an exploded box). */
+ *  = S(k) Bhat(n) up to the interpolation error, (1/7)^5 of each charge's term at the largest k. The grid is real, so
+ *  F(n) = conj F(-n): a platform transforms only z frequencies 0 .. reach, and a k vector with n_2 < 0 is read as the
+ *  conjugate at -n. Throws OpenMMException for a grid beyond ENNSanityBounds (an exploded box). */
 struct PolarMeshGrid {
     PolarMeshGrid(const OpenMM::Vec3* box, const std::vector<OpenMM::Vec3>& k);
     int size[3], reach[3];
-    std::vector<int> n;                                // n_0, n_1, n_2 of each k vector
-    std::vector<std::complex<double>> splineFactor;     // 1 / prod_a Bhat_a(n_a) of each k vector
+    std::vector<int> n;                                // n_0, n_1, n_2 >= 0 of each k vector, or of -k where k's n_2 < 0
+    std::vector<bool> conjugate;                       // per k vector: its n_2 < 0, F(n) the conjugate of F at the n above
+    std::vector<std::complex<double>> splineFactor;     // 1 / prod_a Bhat_a(n_a) of each k vector (of k itself)
 };
 
 /** alpha and grid chosen from an error tolerance the way OpenMM's NonbondedForce does. */

@@ -319,27 +319,13 @@ KERNEL void coulombMM(GLOBAL const real4* RESTRICT site, GLOBAL const int* RESTR
 
 KERNEL void pmeSpread(GLOBAL const real4* RESTRICT site, real4 recipA, real4 recipB, real4 recipC, GLOBAL mm_ulong* RESTRICT gridML,
         GLOBAL mm_ulong* RESTRICT gridMM) {
-#ifdef SUPPORTS_64_BIT_ATOMICS
     for (int s = GLOBAL_ID; s < NUM_SITES; s += GLOBAL_SIZE) {
         const real4 p = site[s];
         int base[3];
         real w[3 * PME_ORDER], dw[3 * PME_ORDER];
         meshStencil(p, recipA, recipB, recipC, GRID_X, GRID_Y, GRID_Z, base, w, dw);
-        GLOBAL mm_ulong* grid = s < NUM_ML ? gridML : gridMM;
-        for (int a = 0; a < PME_ORDER; a++) {
-            const int ix = wrapIndex(base[0] - a, GRID_X);
-            for (int b = 0; b < PME_ORDER; b++) {
-                const int iy = wrapIndex(base[1] - b, GRID_Y);
-                const real qxy = p.w * w[a] * w[PME_ORDER + b];
-                for (int c = 0; c < PME_ORDER; c++) {
-                    const int iz = wrapIndex(base[2] - c, GRID_Z);
-                    const real add = qxy * w[2 * PME_ORDER + c];
-                    ATOMIC_ADD(&grid[(ix * GRID_Y + iy) * GRID_Z + iz], (mm_ulong) ((mm_long) (add * FIXED_SCALE)));
-                }
-            }
-        }
+        meshSpread(p.w, base, w, GRID_X, GRID_Y, GRID_Z, s < NUM_ML ? gridML : gridMM);
     }
-#endif
 }
 
 /** Z = (ML + MM) + i ML from the fixed-point grids, which are cleared for the next step. */
@@ -421,32 +407,13 @@ KERNEL void pmeInterpolate(GLOBAL const real4* RESTRICT site, GLOBAL const int* 
         const real4 p = site[s];
         int base[3];
         real w[3 * PME_ORDER], dw[3 * PME_ORDER];
+        real3 g;
         meshStencil(p, recipA, recipB, recipC, GRID_X, GRID_Y, GRID_Z, base, w, dw);
-        real phi = 0, gx = 0, gy = 0, gz = 0;
-        for (int a = 0; a < PME_ORDER; a++) {
-            const int ix = wrapIndex(base[0] - a, GRID_X);
-            for (int b = 0; b < PME_ORDER; b++) {
-                const int iy = wrapIndex(base[1] - b, GRID_Y);
-                for (int c = 0; c < PME_ORDER; c++) {
-                    const int iz = wrapIndex(base[2] - c, GRID_Z);
-                    const real2 t = theta[(ix * GRID_Y + iy) * GRID_Z + iz];
-                    const real value = s < NUM_ML ? t.x : t.y;
-                    const real wa = w[a], wb = w[PME_ORDER + b], wc = w[2 * PME_ORDER + c];
-                    phi += value * wa * wb * wc;
-                    gx += value * dw[a] * wb * wc;
-                    gy += value * wa * dw[PME_ORDER + b] * wc;
-                    gz += value * wa * wb * dw[2 * PME_ORDER + c];
-                }
-            }
-        }
-        gx *= GRID_X;
-        gy *= GRID_Y;
-        gz *= GRID_Z;
-        const real3 f = make_real3(-p.w * (recipA.x * gx + recipB.x * gy + recipC.x * gz), -p.w * (recipA.y * gx + recipB.y * gy + recipC.y * gz),
-                                   -p.w * (recipA.z * gx + recipB.z * gy + recipC.z * gz));
+        const real phi = meshInterpolate(base, w, dw, recipA, recipB, recipC, GRID_X, GRID_Y, GRID_Z, (GLOBAL const real*) theta, 2,
+                                         s < NUM_ML ? 0 : 1, &g);
         if (s < NUM_ML)
             potential[s] += phi;
-        addForce(extraForces, siteAtom[s], f);
+        addForce(extraForces, siteAtom[s], make_real3(-p.w * g.x, -p.w * g.y, -p.w * g.z));
     }
 }
 

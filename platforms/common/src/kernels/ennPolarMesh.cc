@@ -7,26 +7,13 @@
 /** Spreads the charges (w of each position, model units) onto the fixed-point grid (row-major, z fastest). */
 KERNEL void polarMeshSpread(GLOBAL const real4* RESTRICT pos, int numCharges, real4 recipA, real4 recipB, real4 recipC, int gridX, int gridY,
         int gridZ, GLOBAL mm_ulong* RESTRICT grid) {
-#ifdef SUPPORTS_64_BIT_ATOMICS
     for (int m = GLOBAL_ID; m < numCharges; m += GLOBAL_SIZE) {
         const real4 p = pos[m];
         int base[3];
         real w[3 * PME_ORDER], dw[3 * PME_ORDER];
         meshStencil(p, recipA, recipB, recipC, gridX, gridY, gridZ, base, w, dw);
-        for (int a = 0; a < PME_ORDER; a++) {
-            const int ix = wrapIndex(base[0] - a, gridX);
-            for (int b = 0; b < PME_ORDER; b++) {
-                const int iy = wrapIndex(base[1] - b, gridY);
-                const real qxy = p.w * w[a] * w[PME_ORDER + b];
-                for (int c = 0; c < PME_ORDER; c++) {
-                    const int iz = wrapIndex(base[2] - c, gridZ);
-                    const real add = qxy * w[2 * PME_ORDER + c];
-                    ATOMIC_ADD(&grid[(ix * gridY + iy) * gridZ + iz], (mm_ulong) ((mm_long) (add * FIXED_SCALE)));
-                }
-            }
-        }
+        meshSpread(p.w, base, w, gridX, gridY, gridZ, grid);
     }
-#endif
 }
 
 /** The pruned DFT's first stage: the z rows of the fixed-point grid (real values) into z frequencies 0 .. count - 1 (the
@@ -88,27 +75,11 @@ KERNEL void polarMeshGradient(GLOBAL const real4* RESTRICT pos, int numCharges, 
         const real4 p = pos[m];
         int base[3];
         real w[3 * PME_ORDER], dw[3 * PME_ORDER];
+        real3 g;
         meshStencil(p, recipA, recipB, recipC, gridX, gridY, gridZ, base, w, dw);
-        real gx = 0, gy = 0, gz = 0;
-        for (int a = 0; a < PME_ORDER; a++) {
-            const int ix = wrapIndex(base[0] - a, gridX);
-            for (int b = 0; b < PME_ORDER; b++) {
-                const int iy = wrapIndex(base[1] - b, gridY);
-                for (int c = 0; c < PME_ORDER; c++) {
-                    const int iz = wrapIndex(base[2] - c, gridZ);
-                    const real value = phi[(ix * gridY + iy) * gridZ + iz];
-                    const real wa = w[a], wb = w[PME_ORDER + b], wc = w[2 * PME_ORDER + c];
-                    gx += value * dw[a] * wb * wc;
-                    gy += value * wa * dw[PME_ORDER + b] * wc;
-                    gz += value * wa * wb * dw[2 * PME_ORDER + c];
-                }
-            }
-        }
-        gx *= p.w * gridX;
-        gy *= p.w * gridY;
-        gz *= p.w * gridZ;
-        gradient[3 * m] = recipA.x * gx + recipB.x * gy + recipC.x * gz;
-        gradient[3 * m + 1] = recipA.y * gx + recipB.y * gy + recipC.y * gz;
-        gradient[3 * m + 2] = recipA.z * gx + recipB.z * gy + recipC.z * gz;
+        meshInterpolate(base, w, dw, recipA, recipB, recipC, gridX, gridY, gridZ, phi, 1, 0, &g);
+        gradient[3 * m] = p.w * g.x;
+        gradient[3 * m + 1] = p.w * g.y;
+        gradient[3 * m + 2] = p.w * g.z;
     }
 }
